@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// Exit codes (SPEC section 6).
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// usageError is bad usage: exit code 2 and a hint to read --help.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, args []string, io stdio, getenv func(string) string) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "[--name NAME] [--description D]", "run a headless peer: holds messages for absent names, keeps NAME's inbox", runServe},
+		{"status", "[--json] [--watch]", "show the mesh: peers, names, hosts, states, forwarding names", runStatus},
+		{"version", "", "print the version", runVersion},
+	}
+}
+
+const topUsage = `paf-peer: a peer of the paf mesh, for AI agent sessions to talk to each other.
+
+Usage: paf-peer COMMAND [flags]
+
+Commands:
+%s
+Run 'paf-peer COMMAND --help' for a command's flags.
+`
+
+func printUsage(w io.Writer) {
+	var b strings.Builder
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, topUsage, b.String())
+}
+
+// run executes one command line and returns the process exit code. Errors
+// are one line on stderr; stdout carries only the command's output.
+func run(ctx context.Context, args []string, io stdio, getenv func(string) string) int {
+	if len(args) == 0 {
+		printUsage(io.err)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		printUsage(io.out)
+		return exitOK
+	case "-v", "--version":
+		args[0] = "version"
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], io, getenv)
+		var ue *usageError
+		switch {
+		case err == nil:
+			return exitOK
+		case errors.Is(err, flag.ErrHelp):
+			return exitOK
+		case errors.As(err, &ue):
+			fmt.Fprintf(io.err, "paf-peer %s: %s (see 'paf-peer %s --help')\n", c.name, ue.msg, c.name)
+			return exitUsage
+		default:
+			fmt.Fprintf(io.err, "paf-peer %s: %s\n", c.name, oneLine(err.Error()))
+			return exitFail
+		}
+	}
+	fmt.Fprintf(io.err, "paf-peer: unknown command %q (run 'paf-peer --help' for the list)\n", args[0])
+	return exitUsage
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// flagSet is a flag.FlagSet that reports errors as one-line usage errors
+// instead of printing the whole usage, and prints the usage only for --help.
+type flagSet struct {
+	*flag.FlagSet
+	help func()
+}
+
+func newFlagSet(name, args string, std stdio) *flagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &flagSet{FlagSet: fs, help: func() {
+		fmt.Fprintf(std.out, "Usage: paf-peer %s %s\n\nFlags:\n", name, args)
+		fs.SetOutput(std.out)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}}
+}
+
+// parseFlags parses args, allowing flags after positional arguments too
+// (`paf-peer send bob hi --json`), and returns the positional arguments.
+func parseFlags(fs *flagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.help()
+				return nil, err
+			}
+			return nil, usagef("%v", err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func runVersion(_ context.Context, args []string, io stdio, _ func(string) string) error {
+	fs := newFlagSet("version", "", io)
+	if rest, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	fmt.Fprintf(io.out, "paf-peer %s\n", version)
+	return nil
+}

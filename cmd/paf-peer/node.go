@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/paf-mesh/paf-mesh/discovery"
+	"github.com/paf-mesh/paf-mesh/internal/keys"
+	"github.com/paf-mesh/paf-mesh/internal/statedir"
+	"github.com/paf-mesh/paf-mesh/mesh"
+)
+
+// node is one running peer: its state slot, keys, mesh membership, local
+// rendezvous entry and control socket, wired together. This is the only
+// place the packages meet.
+type node struct {
+	set    *settings
+	log    *slog.Logger
+	slot   *statedir.Slot
+	keys   *keys.Keys
+	peer   *mesh.Peer
+	local  *discovery.Local
+	advert *discovery.Advert
+	ctl    *controlServer
+	events chan mesh.Event
+	cancel func()
+	done   chan struct{}
+}
+
+type nodeOptions struct {
+	Name        string
+	Description string
+	// Quiet: a short-lived helper peer (a shell command acting as a name):
+	// it does not advertise itself in the run dir or serve a control socket.
+	Quiet bool
+}
+
+func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger) (n *node, err error) {
+	n = &node{set: s, log: log, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			n.Close()
+			n = nil
+		}
+	}()
+	if n.slot, err = statedir.Open(s.StateDir); err != nil {
+		return nil, err
+	}
+	n.keys = s.Keys
+	if n.keys == nil {
+		if n.keys, err = keys.LocalKeys(s.StateDir); err != nil {
+			return nil, err
+		}
+	}
+	if n.local, err = discovery.NewLocal(s.RunDir, log); err != nil {
+		return nil, err
+	}
+	sources := discovery.Multi(n.local, discovery.Static(s.Join))
+
+	cfg := mesh.DefaultLocalConfig()
+	if s.Secure {
+		cfg = mesh.DefaultLANConfig()
+	}
+	cfg.Logger = log
+	cfg.StateDir = n.slot.Dir()
+	cfg.Memberlist.BindAddr = s.Bind.Addr().String()
+	cfg.Memberlist.BindPort = int(s.Bind.Port())
+	cfg.Memberlist.AdvertisePort = int(s.Bind.Port())
+	cfg.Memberlist.SecretKey = n.keys.Gossip
+	cfg.Meta = mesh.Meta{Description: o.Description, Secure: s.Secure, Version: version}
+	cfg.Discover = func() []string {
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		cands, err := sources.Candidates(dctx)
+		if err != nil {
+			log.Debug("discovery", "err", err)
+		}
+		addrs := make([]string, 0, len(cands))
+		for _, c := range cands {
+			addrs = append(addrs, c.Addr)
+		}
+		return addrs
+	}
+	if n.peer, err = mesh.New(cfg); err != nil {
+		return nil, err
+	}
+	n.local.Self = n.peer.ID()
+
+	// Learn the mesh before claiming, so a taken name is refused at once.
+	n.peer.Discover()
+	if len(s.Join) > 0 && len(n.peer.Members()) <= 1 {
+		log.Warn("no seed answered; running alone until one does", "seeds", s.Join)
+	}
+	if o.Name != "" {
+		if err = n.peer.Claim(ctx, o.Name); err != nil {
+			return nil, err
+		}
+	}
+
+	if !o.Quiet {
+		sock := filepath.Join(s.RunDir, n.peer.ID()+".sock")
+		if n.ctl, err = listenControl(sock, n, log); err != nil {
+			return nil, err
+		}
+		if n.advert, err = n.local.Advertise(n.entry()); err != nil {
+			return nil, err
+		}
+	}
+	n.events = make(chan mesh.Event, 256)
+	cancelSub := n.peer.Subscribe(n.events)
+	evctx, cancel := context.WithCancel(context.Background())
+	n.cancel = func() { cancel(); cancelSub() }
+	go n.watch(evctx)
+	return n, nil
+}
+
+func (n *node) entry() discovery.Entry {
+	e := discovery.Entry{ID: n.peer.ID(), Addr: n.peer.Addr(), Name: n.peer.Name(), PID: os.Getpid()}
+	if n.ctl != nil {
+		e.Control = n.ctl.path
+	}
+	return e
+}
+
+// watch logs what a user wants to know about and keeps the rendezvous entry's
+// informational name current.
+func (n *node) watch(ctx context.Context) {
+	defer close(n.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-n.events:
+			switch e.Type {
+			case mesh.EventNameLost:
+				n.log.Error("lost our name to another peer that claimed it at the same time", "name", e.Name, "owner", e.PeerID)
+			case mesh.EventPeerJoined, mesh.EventPeerLeft, mesh.EventPeerFailed:
+				n.log.Info(e.Type.String(), "peer", e.PeerID)
+			case mesh.EventNameClaimed, mesh.EventNameReleased, mesh.EventNameRenamed:
+				n.log.Info(e.Type.String(), "name", e.Name, "peer", e.PeerID, "to", e.To)
+			}
+			if n.advert != nil && (e.Type == mesh.EventNameClaimed || e.Type == mesh.EventNameReleased || e.Type == mesh.EventNameLost) {
+				if err := n.advert.Update(n.entry()); err != nil {
+					n.log.Debug("update rendezvous entry", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// Close leaves the mesh and releases everything, in reverse order of start.
+func (n *node) Close() {
+	if n.cancel != nil {
+		n.cancel()
+		<-n.done
+	}
+	if n.advert != nil {
+		n.advert.Close()
+	}
+	if n.ctl != nil {
+		n.ctl.Close()
+	}
+	if n.peer != nil {
+		n.peer.Close()
+	}
+	if n.slot != nil {
+		n.slot.Close()
+	}
+}
+
+func normalizeName(s string) (string, error) {
+	n, err := mesh.NormalizeName(s)
+	if err != nil {
+		return "", errors.New(err.Error())
+	}
+	return n, nil
+}

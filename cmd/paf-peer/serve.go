@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+)
+
+func runServe(ctx context.Context, args []string, io stdio, getenv func(string) string) error {
+	fs := newFlagSet("serve", "[--name NAME] [--description D] [flags]", io)
+	var cf commonFlags
+	cf.register(fs, true)
+	desc := fs.String("description", "", "what this peer is for, shown to others (env PAF_DESCRIPTION)")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	s, err := cf.resolve(getenv)
+	if err != nil {
+		return err
+	}
+	if *desc == "" {
+		*desc = getenv("PAF_DESCRIPTION")
+	}
+	log := s.logger(io.err)
+	noticeMode(io, s)
+	n, err := startNode(ctx, s, nodeOptions{Name: s.Name, Description: *desc}, log)
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "peer", n.peer.ID(), "name", n.peer.Name(), "addr", n.peer.Addr(), "mode", s.mode(), "state_dir", n.slot.Dir())
+	<-ctx.Done()
+	log.Info("leaving the mesh")
+	n.Close()
+	return nil
+}
+
+// noticeMode is the one-line notice of SPEC section 7: in open mode the mesh
+// never leaves this machine.
+func noticeMode(io stdio, s *settings) {
+	if s.Secure {
+		fmt.Fprintln(io.err, "paf-peer: secure mode: the mesh may span the LAN; gossip is encrypted and messages authenticated with keys from the shared secret")
+		return
+	}
+	fmt.Fprintln(io.err, "paf-peer: open mode: no shared secret, so the mesh stays on this machine (loopback only); set PAF_SECRET to reach peers on the LAN")
+}

@@ -1,0 +1,29 @@
+// Package discovery finds candidate addresses for the mesh to join.
+//
+// A [Source] yields [Candidate] addresses; the mesh polls its sources about once a second
+// and tries to join whatever they return. Sources today:
+//
+//   - [Local]: a rendezvous directory (the "run dir") shared by all peers of one user on one
+//     machine. Each peer advertises itself with an [Advert], a small JSON file named
+//     <id>.json, and reads the others' files.
+//   - [Static]: seed addresses from --join / PAF_JOIN, parsed by [ParseSeeds].
+//
+// [Multi] combines sources. mDNS will be one more Source.
+//
+// # Liveness of local entries
+//
+// Liveness never depends on PIDs (they are recycled) or timestamps (clocks jump, processes
+// stall). Instead every advertiser holds an advisory flock on its entry file for its whole
+// life. The kernel drops that lock when the process dies, however it dies, so "the file is
+// locked" means exactly "its owner is alive". An entry is written to a temp file in the same
+// directory, locked, fsynced and only then renamed into place, and a rewrite ([Advert.Update])
+// renames a new locked file over the old one before letting the old lock go, so a reader never
+// sees a live peer's entry unlocked. Readers take a non-blocking shared lock: if they get it the
+// owner is gone, and they delete the stale file after re-checking that the path still names the
+// same file (a fresh replacement is never deleted). Corrupt entries and entries of a future
+// format version are logged once at Warn and skipped, and removed when unlocked. Files that do
+// not end in ".json" are ignored; crashed writers' temp files are swept once they are old.
+//
+// The package imports no other package of this project, and starts no goroutines. Locking uses
+// flock(2), so it builds on Unix systems only.
+package discovery

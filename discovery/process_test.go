@@ -1,0 +1,86 @@
+package discovery
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// childEnv makes the test binary act as a peer in another process that advertises itself in
+// the named run dir, prints "ready", and lives until killed or until its stdin closes.
+const childEnv = "PAF_DISCOVERY_TEST_CHILD_DIR"
+
+func runChildAdvertiser(dir string) int {
+	l, err := NewLocal(dir, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	a, err := l.Advertise(Entry{ID: "child", Addr: "127.0.0.1:7946"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	_ = a.Close()
+	return 0
+}
+
+// TestDeadProcessEntryIsRemoved runs the advertiser in a real second process and kills it with
+// SIGKILL, which gives it no chance to clean up: only the kernel's release of the flock tells
+// the reader that the peer is gone.
+func TestDeadProcessEntryIsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	cmd.Stderr = tWriter{t}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "ready" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("child said %q, %v", line, err)
+	}
+
+	l, err := NewLocal(dir, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := l.Entries()
+	if err != nil || len(es) != 1 || es[0].ID != "child" || es[0].PID != cmd.Process.Pid {
+		t.Fatalf("Entries = %+v, %v; want the child's entry with its pid", es, err)
+	}
+
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait() // "signal: killed" is expected
+	path := filepath.Join(dir, "child.json")
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("a killed peer's file should still be there before a scan: %v", err)
+	}
+	if got := entryIDs(t, l); !slices.Equal(got, nil) {
+		t.Fatalf("Entries after kill = %q, want none", got)
+	}
+	if exists(path) {
+		t.Fatal("the dead peer's entry was not removed")
+	}
+}

@@ -1,0 +1,153 @@
+package mesh
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// tlog is a slog writer into t.Log that goes quiet once the test is over, so
+// a straggling memberlist goroutine cannot log into a finished test.
+type tlog struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *tlog) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(string(b[:len(b)-1]))
+	}
+	return len(b), nil
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	w := &tlog{t: t}
+	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: testLogLevel}))
+}
+
+// testConfig is DefaultLocalConfig with timers shortened for tests and the
+// logger writing to t.Log.
+func testConfig(t testing.TB) *Config {
+	c := DefaultLocalConfig()
+	c.Logger = testLogger(t)
+	c.NameGrace = 500 * time.Millisecond
+	c.Retain = 5 * time.Second
+	ml := c.Memberlist
+	// Fast enough to keep failure tests short, slow enough that a loaded
+	// 2-core machine running -race does not see false suspicions.
+	ml.ProbeInterval = 500 * time.Millisecond
+	ml.ProbeTimeout = 400 * time.Millisecond
+	ml.GossipInterval = 50 * time.Millisecond
+	ml.PushPullInterval = 2 * time.Second
+	ml.TCPTimeout = 2 * time.Second
+	return c
+}
+
+func newPeer(t testing.TB, c *Config) *Peer {
+	t.Helper()
+	p, err := New(c)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// cluster starts n peers that join the first one.
+func cluster(t testing.TB, n int, mod func(i int, c *Config)) []*Peer {
+	t.Helper()
+	ps := make([]*Peer, n)
+	for i := range ps {
+		c := testConfig(t)
+		if mod != nil {
+			mod(i, c)
+		}
+		ps[i] = newPeer(t, c)
+		if i > 0 {
+			// Retry: on a loaded machine under -race one push/pull can
+			// time out; a real peer's discovery loop retries the same way.
+			var err error
+			for try := 0; try < 5; try++ {
+				if _, err = ps[i].Join(ps[try%i].Addr()); err == nil {
+					break
+				}
+			}
+			if err != nil {
+				t.Fatalf("join peer %d: %v", i, err)
+			}
+		}
+	}
+	return ps
+}
+
+// waitFor polls cond until it holds or timeout passes, then fails with what.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// aliveCount counts live members: alive, or suspect (not declared dead).
+func aliveCount(p *Peer) int {
+	n := 0
+	for _, m := range p.Members() {
+		if m.State == MemberAlive || m.State == MemberSuspect {
+			n++
+		}
+	}
+	return n
+}
+
+func allSee(ps []*Peer, f func(p *Peer) bool) bool {
+	for _, p := range ps {
+		if !f(p) {
+			return false
+		}
+	}
+	return true
+}
+
+func ownerID(p *Peer, name string) string {
+	m, ok := p.Owner(name)
+	if !ok {
+		return ""
+	}
+	return m.ID
+}
+
+// crash stops p the way SIGKILL would: no leave message, no goodbye.
+func (p *Peer) crash() {
+	p.closeOnce.Do(func() {
+		close(p.stop)
+		p.wg.Wait()
+		p.closeErr = p.ml.Shutdown()
+	})
+}
+
+var bg = context.Background()
+
+// testLogLevel is Warn; PAF_TEST_DEBUG=1 shows everything.
+var testLogLevel = func() slog.Level {
+	if os.Getenv("PAF_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
+}()

@@ -1,0 +1,419 @@
+package mesh
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestConverge50(t *testing.T) {
+	if testing.Short() {
+		t.Skip("50 peers: skipped in -short")
+	}
+	ps := cluster(t, 50, nil)
+	waitFor(t, 30*time.Second, "all 50 peers to see 50 alive", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 50 })
+	})
+}
+
+func TestClaimSeenByAll(t *testing.T) {
+	ps := cluster(t, 10, nil)
+	waitFor(t, 10*time.Second, "convergence", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 10 })
+	})
+	if err := ps[3].Claim(bg, "Alice"); err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	if got := ps[3].Name(); got != "alice" {
+		t.Fatalf("Name() = %q, want the normalised %q", got, "alice")
+	}
+	waitFor(t, 5*time.Second, "every peer to see alice owned by peer 3", func() bool {
+		return allSee(ps, func(p *Peer) bool { return ownerID(p, "alice") == ps[3].ID() })
+	})
+	m, _ := ps[7].Owner("alice")
+	if m.Meta.Host == "" {
+		t.Errorf("owner metadata has no host: %+v", m.Meta)
+	}
+
+	// A second claim of the same name by another peer is refused, naming the holder.
+	err := ps[5].Claim(bg, "alice")
+	if !errors.Is(err, ErrNameTaken) {
+		t.Fatalf("second claim: got %v, want ErrNameTaken", err)
+	}
+	if !strings.Contains(err.Error(), ps[3].ID()) {
+		t.Errorf("error %q does not name the holder %s", err, ps[3].ID())
+	}
+	// Claiming what one already holds is a no-op.
+	if err := ps[3].Claim(bg, "alice"); err != nil {
+		t.Errorf("re-claim own name: %v", err)
+	}
+}
+
+func TestConcurrentClaimsConverge(t *testing.T) {
+	for round := 0; round < 3; round++ {
+		t.Run(fmt.Sprint("round", round), func(t *testing.T) {
+			ps := cluster(t, 8, nil)
+			waitFor(t, 10*time.Second, "convergence", func() bool {
+				return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 8 })
+			})
+			evs := make([]chan Event, len(ps))
+			for i, p := range ps {
+				evs[i] = make(chan Event, 256)
+				p.Subscribe(evs[i])
+			}
+			// Four peers claim one name at the same instant.
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			claimed := make([]bool, 4)
+			for i, p := range ps[:4] {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					// It may succeed locally, or fail if gossip was quicker;
+					// either way the mesh must settle on one owner.
+					claimed[i] = p.Claim(bg, "contested") == nil
+				}()
+			}
+			close(start)
+			wg.Wait()
+
+			var owner string
+			waitFor(t, 10*time.Second, "one owner of contested on every peer, held by that peer alone", func() bool {
+				owner = ownerID(ps[0], "contested")
+				if owner == "" {
+					return false
+				}
+				holders := 0
+				for _, p := range ps {
+					if ownerID(p, "contested") != owner {
+						return false
+					}
+					if p.Name() == "contested" {
+						holders++
+					}
+				}
+				return holders == 1
+			})
+			// Every claimant whose claim had succeeded but that is not the
+			// owner was told it lost the name.
+			told := 0
+			for i, p := range ps[:4] {
+				if p.ID() == owner || !claimed[i] {
+					continue
+				}
+				waitFor(t, 5*time.Second, fmt.Sprintf("peer %d to be told it lost the name", i), func() bool {
+					for {
+						select {
+						case e := <-evs[i]:
+							if e.Type == EventNameLost && e.Name == "contested" {
+								return true
+							}
+						default:
+							return false
+						}
+					}
+				})
+				told++
+			}
+			t.Logf("owner %s; %d losers were told", owner, told)
+		})
+	}
+}
+
+func TestInvalidNames(t *testing.T) {
+	p := newPeer(t, testConfig(t))
+	for name, in := range map[string]string{
+		"empty":         "",
+		"too long":      strings.Repeat("a", 65),
+		"space":         "bad name",
+		"slash":         "a/b",
+		"leading dot":   ".hidden",
+		"leading dash":  "-x",
+		"unicode":       "zoë",
+		"control chars": "a\x00b",
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := p.Claim(bg, in)
+			if !errors.Is(err, ErrInvalidName) {
+				t.Fatalf("Claim(%q) = %v, want ErrInvalidName", in, err)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+	for in, want := range map[string]string{
+		"Alice":                 "alice",
+		"  bob  ":               "bob",
+		"a":                     "a",
+		"9lives":                "9lives",
+		"x.y_z-1":               "x.y_z-1",
+		strings.Repeat("b", 64): strings.Repeat("b", 64),
+	} {
+		got, err := NormalizeName(in)
+		if err != nil || got != want {
+			t.Errorf("NormalizeName(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestRenameForwardsEverywhereAndExpires(t *testing.T) {
+	ps := cluster(t, 6, func(i int, c *Config) { c.ForwardTTL = 2 * time.Second })
+	waitFor(t, 10*time.Second, "convergence", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 6 })
+	})
+	if err := ps[2].Rename(bg, "robert"); !errors.Is(err, ErrNoName) {
+		t.Fatalf("rename without a name: %v, want ErrNoName", err)
+	}
+	if err := ps[2].Claim(bg, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ps[2].Rename(bg, "robert"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "every peer to route bob to robert", func() bool {
+		return allSee(ps, func(p *Peer) bool {
+			r, err := p.Resolve("bob")
+			return err == nil && r.Online && r.Name == "robert" && r.Owner.ID == ps[2].ID() &&
+				len(r.Via) == 1 && r.Via[0] == "bob" && len(p.Forwards()) == 1
+		})
+	})
+	if _, ok := ps[0].Owner("bob"); ok {
+		t.Errorf("bob still has an owner after the rename")
+	}
+	waitFor(t, 6*time.Second, "the forward to expire on every peer", func() bool {
+		return allSee(ps, func(p *Peer) bool {
+			r, _ := p.Resolve("bob")
+			return len(p.Forwards()) == 0 && r.Name == "bob" && !r.Online
+		})
+	})
+}
+
+func TestClaimingAForwardedNameCancelsTheForward(t *testing.T) {
+	ps := cluster(t, 4, nil)
+	waitFor(t, 10*time.Second, "convergence", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 4 })
+	})
+	must(t, ps[1].Claim(bg, "bob"))
+	must(t, ps[1].Rename(bg, "robert"))
+	waitFor(t, 5*time.Second, "forward everywhere", func() bool {
+		return allSee(ps, func(p *Peer) bool { return len(p.Forwards()) == 1 })
+	})
+	must(t, ps[3].Claim(bg, "bob"))
+	waitFor(t, 5*time.Second, "bob to route to its new owner everywhere, forward gone", func() bool {
+		return allSee(ps, func(p *Peer) bool {
+			r, _ := p.Resolve("bob")
+			return r.Online && r.Owner.ID == ps[3].ID() && len(r.Via) == 0 && len(p.Forwards()) == 0
+		})
+	})
+}
+
+func TestForwardChain(t *testing.T) {
+	ps := cluster(t, 3, nil)
+	waitFor(t, 10*time.Second, "convergence", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 3 })
+	})
+	must(t, ps[0].Claim(bg, "a1"))
+	must(t, ps[0].Rename(bg, "a2"))
+	must(t, ps[0].Rename(bg, "a3"))
+	waitFor(t, 5*time.Second, "a1 -> a2 -> a3 on every peer", func() bool {
+		return allSee(ps, func(p *Peer) bool {
+			r, _ := p.Resolve("a1")
+			return r.Online && r.Name == "a3" && strings.Join(r.Via, ",") == "a1,a2"
+		})
+	})
+	// Renaming back to a1 cancels a1's forward, which would otherwise loop.
+	must(t, ps[0].Rename(bg, "a1"))
+	waitFor(t, 5*time.Second, "a3 -> a1 direct, a1 owned", func() bool {
+		return allSee(ps, func(p *Peer) bool {
+			r1, _ := p.Resolve("a1")
+			r3, _ := p.Resolve("a3")
+			return r1.Online && len(r1.Via) == 0 && r3.Name == "a1" && r3.Online
+		})
+	})
+}
+
+func TestNameReleasedAfterOwnerFails(t *testing.T) {
+	ps := cluster(t, 5, nil)
+	waitFor(t, 10*time.Second, "convergence", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 5 })
+	})
+	must(t, ps[4].Claim(bg, "ghost"))
+	waitFor(t, 5*time.Second, "claim seen", func() bool {
+		return allSee(ps, func(p *Peer) bool { return ownerID(p, "ghost") == ps[4].ID() })
+	})
+	dead := ps[4].ID()
+	ps[4].crash()
+	rest := ps[:4]
+	waitFor(t, 15*time.Second, "the crashed peer to be dead and its name free on every peer", func() bool {
+		return allSee(rest, func(p *Peer) bool {
+			m, ok := p.Member(dead)
+			return ok && m.State == MemberDead && ownerID(p, "ghost") == ""
+		})
+	})
+	must(t, ps[1].Claim(bg, "ghost"))
+	waitFor(t, 5*time.Second, "new claim seen", func() bool {
+		return allSee(rest, func(p *Peer) bool { return ownerID(p, "ghost") == ps[1].ID() })
+	})
+}
+
+func TestNameHeldDuringGrace(t *testing.T) {
+	ps := cluster(t, 3, func(i int, c *Config) { c.NameGrace = time.Hour })
+	waitFor(t, 10*time.Second, "convergence", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 3 })
+	})
+	must(t, ps[2].Claim(bg, "ghost"))
+	waitFor(t, 5*time.Second, "claim seen", func() bool { return ownerID(ps[0], "ghost") == ps[2].ID() })
+	ps[2].crash()
+	waitFor(t, 15*time.Second, "peer dead", func() bool {
+		m, _ := ps[0].Member(ps[2].ID())
+		return m.State == MemberDead
+	})
+	err := ps[0].Claim(bg, "ghost")
+	if !errors.Is(err, ErrNameTaken) || !strings.Contains(err.Error(), "released in") {
+		t.Fatalf("claim during grace: %v, want ErrNameTaken saying when it is released", err)
+	}
+}
+
+func TestLeaveReleasesAtOnce(t *testing.T) {
+	ps := cluster(t, 3, func(i int, c *Config) { c.NameGrace = time.Hour })
+	waitFor(t, 10*time.Second, "convergence", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 3 })
+	})
+	must(t, ps[2].Claim(bg, "leaver"))
+	waitFor(t, 5*time.Second, "claim seen", func() bool {
+		return allSee(ps[:2], func(p *Peer) bool { return ownerID(p, "leaver") == ps[2].ID() })
+	})
+	id := ps[2].ID()
+	must(t, ps[2].Close())
+	must(t, ps[2].Close()) // idempotent
+	waitFor(t, 5*time.Second, "left and released (despite an hour of grace)", func() bool {
+		return allSee(ps[:2], func(p *Peer) bool {
+			m, ok := p.Member(id)
+			return ok && m.State == MemberLeft && ownerID(p, "leaver") == ""
+		})
+	})
+}
+
+func TestForwardsSurviveRestart(t *testing.T) {
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	ps := cluster(t, 3, func(i int, c *Config) { c.StateDir = dirs[i] })
+	waitFor(t, 10*time.Second, "convergence", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 3 })
+	})
+	must(t, ps[0].Claim(bg, "old"))
+	must(t, ps[0].Rename(bg, "new"))
+	waitFor(t, 5*time.Second, "forward everywhere", func() bool {
+		return allSee(ps, func(p *Peer) bool { return len(p.Forwards()) == 1 })
+	})
+
+	// A restarted peer reads its own copy back from disk, even alone.
+	must(t, ps[1].Close())
+	c := testConfig(t)
+	c.StateDir = dirs[1]
+	alone := newPeer(t, c)
+	if fs := alone.Forwards(); len(fs) != 1 || fs[0].From != "old" || fs[0].To != "new" {
+		t.Fatalf("restarted peer forwards = %+v, want old -> new", fs)
+	}
+	must(t, alone.Close())
+
+	// A peer restarted with no state learns the table when it joins.
+	fresh := newPeer(t, testConfig(t))
+	if _, err := fresh.Join(ps[2].Addr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a fresh peer to learn the forward at join", func() bool {
+		r, _ := fresh.Resolve("old")
+		return r.Name == "new" && r.Online
+	})
+}
+
+func TestEventsOnJoinFailLeave(t *testing.T) {
+	a := newPeer(t, testConfig(t))
+	ch := make(chan Event, 256)
+	cancel := a.Subscribe(ch)
+	defer cancel()
+	b := newPeer(t, testConfig(t))
+	if _, err := b.Join(a.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	must(t, b.Claim(bg, "bee"))
+	want := map[EventType]bool{EventPeerJoined: false, EventNameClaimed: false}
+	waitForEvents(t, ch, want, b.ID())
+	must(t, b.Close())
+	want = map[EventType]bool{EventPeerLeft: false, EventNameReleased: false}
+	waitForEvents(t, ch, want, b.ID())
+}
+
+func waitForEvents(t *testing.T, ch <-chan Event, want map[EventType]bool, id string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		done := true
+		for _, seen := range want {
+			done = done && seen
+		}
+		if done {
+			return
+		}
+		select {
+		case e := <-ch:
+			if e.PeerID == id {
+				if _, ok := want[e.Type]; ok {
+					want[e.Type] = true
+				}
+			}
+		case <-deadline:
+			t.Fatalf("events still missing: %v", want)
+		}
+	}
+}
+
+func TestUnreachableJoinFailsClearly(t *testing.T) {
+	p := newPeer(t, testConfig(t))
+	n, err := p.Join("127.0.0.1:1")
+	if err == nil || n != 0 {
+		t.Fatalf("join of a closed port: n=%d err=%v, want an error", n, err)
+	}
+	if !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Errorf("error %q does not name the address", err)
+	}
+	if p.Stats().JoinFailures == 0 {
+		t.Errorf("join failure not counted")
+	}
+}
+
+func TestDiscoverJoinsAndHeals(t *testing.T) {
+	var mu sync.Mutex
+	var addrs []string
+	discover := func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), addrs...) }
+	ps := make([]*Peer, 4)
+	for i := range ps {
+		c := testConfig(t)
+		c.Discover = discover
+		c.DiscoverInterval = 100 * time.Millisecond
+		ps[i] = newPeer(t, c)
+	}
+	// Publish addresses only after all started: each started alone, as two
+	// peers starting at one instant do; polling must bring them together.
+	mu.Lock()
+	for _, p := range ps {
+		addrs = append(addrs, p.Addr())
+	}
+	addrs = append(addrs, "127.0.0.1:1") // a dead address is skipped, not fatal
+	mu.Unlock()
+	waitFor(t, 10*time.Second, "discovery to join all four", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 4 })
+	})
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

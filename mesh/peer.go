@@ -1,0 +1,754 @@
+package mesh
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+var (
+	// ErrNameTaken: another live peer holds the name.
+	ErrNameTaken = errors.New("name taken")
+	// ErrNoName: the operation needs this peer to hold a name first.
+	ErrNoName = errors.New("this peer holds no name")
+	// ErrClosed: the peer was closed.
+	ErrClosed = errors.New("mesh: peer closed")
+)
+
+// MemberState is a peer's liveness as this peer sees it.
+type MemberState int
+
+const (
+	MemberAlive MemberState = iota
+	MemberSuspect
+	MemberDead
+	MemberLeft
+)
+
+func (s MemberState) String() string {
+	switch s {
+	case MemberAlive:
+		return "alive"
+	case MemberSuspect:
+		return "suspect"
+	case MemberDead:
+		return "dead"
+	case MemberLeft:
+		return "left"
+	}
+	return "unknown"
+}
+
+// Member is a snapshot of one peer.
+type Member struct {
+	ID    string
+	Addr  string // memberlist (gossip) address, host:port
+	State MemberState
+	Since time.Time // when State last changed
+	Meta  Meta
+	Self  bool
+}
+
+// holdsName reports whether m still holds its name at now: live peers do, a
+// failed one for grace after it failed, a departed one not at all.
+func (m *Member) holdsName(now time.Time, grace time.Duration) bool {
+	switch m.State {
+	case MemberAlive, MemberSuspect:
+		return true
+	case MemberDead:
+		return now.Sub(m.Since) < grace
+	}
+	return false
+}
+
+// claimsBefore orders two claims of one name: the earlier claim wins, the
+// lower peer id breaks ties. Every peer applies the same rule to the same
+// gossiped metadata, so all agree on the owner without talking about it.
+func (m *Member) claimsBefore(o *Member) bool {
+	if m.Meta.ClaimedAt != o.Meta.ClaimedAt {
+		return m.Meta.ClaimedAt < o.Meta.ClaimedAt
+	}
+	return m.ID < o.ID
+}
+
+// Stats counts things worth seeing in status.
+type Stats struct {
+	BadMeta       uint64 // node metadata that failed to decode
+	BadBroadcasts uint64 // broadcasts and state that failed to decode
+	DroppedEvents uint64 // events not delivered because a subscriber was full
+	JoinFailures  uint64
+}
+
+// Peer is one member of the mesh. Its methods are safe for concurrent use.
+type Peer struct {
+	cfg   Config
+	log   *slog.Logger
+	id    string
+	addr  string // our gossip address, fixed once bound
+	live  atomic.Int32
+	ml    *memberlist.Memberlist
+	queue *memberlist.TransmitLimitedQueue
+	now   func() time.Time
+
+	mu       sync.Mutex
+	self     Meta
+	members  map[string]*Member
+	owners   map[string]string // name -> peer id
+	forwards forwardTable
+	dirty    bool // forwards changed since last persisted
+	subs     map[chan<- Event]struct{}
+	stats    Stats
+	failing  map[string]bool // discovery addresses that failed, to log once
+
+	discoverMu sync.Mutex // one discovery round at a time
+
+	kick      chan struct{} // wake the loop to re-announce our metadata
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a peer: it binds memberlist's listeners and begins gossiping,
+// alone until it joins others (through Config.Discover or Join).
+func New(cfg *Config) (*Peer, error) {
+	if cfg == nil {
+		cfg = DefaultLocalConfig()
+	}
+	c := *cfg
+	if c.Memberlist == nil {
+		c.Memberlist = DefaultLocalConfig().Memberlist
+	}
+	ml := *c.Memberlist // our own copy: New sets fields on it
+	c.Memberlist = &ml
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.ID == "" {
+		c.ID = newID()
+	}
+	if c.Meta.Host == "" {
+		c.Meta.Host, _ = os.Hostname()
+	}
+	if c.Retain < c.NameGrace {
+		c.Retain = c.NameGrace
+	}
+	p := &Peer{
+		cfg:      c,
+		log:      c.Logger.With("peer", c.ID),
+		id:       c.ID,
+		now:      time.Now,
+		members:  make(map[string]*Member),
+		owners:   make(map[string]string),
+		forwards: make(forwardTable),
+		subs:     make(map[chan<- Event]struct{}),
+		failing:  make(map[string]bool),
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+	}
+	p.self = c.Meta
+	p.self.Name, p.self.ClaimedAt = "", 0
+	if err := p.loadForwards(); err != nil {
+		// A damaged file costs us only our copy: the mesh has the rest.
+		p.log.Warn("ignoring unreadable forwarding state", "err", err)
+	}
+
+	d := &delegate{p: p}
+	ml.Name = c.ID
+	ml.Delegate = d
+	ml.Events = d
+	ml.LogOutput = nil
+	ml.Logger = newMemberlistLogger(p.log, p.observeLog)
+	p.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes:       p.numLive,
+		RetransmitMult: ml.RetransmitMult,
+	}
+	list, err := memberlist.Create(&ml)
+	if err != nil {
+		return nil, fmt.Errorf("mesh: start gossip on %s: %w", net.JoinHostPort(ml.BindAddr, strconv.Itoa(ml.BindPort)), err)
+	}
+	p.ml = list
+	n := list.LocalNode()
+	p.addr = net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+
+	p.wg.Add(1)
+	go p.loop()
+	if c.Discover != nil {
+		p.wg.Add(1)
+		go p.discoverLoop()
+	}
+	return p, nil
+}
+
+func newID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		// crypto/rand does not fail on supported platforms.
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// ID is this peer's id.
+func (p *Peer) ID() string { return p.id }
+
+// Addr is this peer's gossip address (host:port), what others join.
+func (p *Peer) Addr() string { return p.addr }
+
+// Join contacts the given addresses and merges their view of the mesh. It
+// returns how many answered; an error only when none did.
+func (p *Peer) Join(addrs ...string) (int, error) {
+	if len(addrs) == 0 {
+		return 0, nil
+	}
+	n, err := p.ml.Join(addrs)
+	if err != nil {
+		p.mu.Lock()
+		p.stats.JoinFailures++
+		p.mu.Unlock()
+		return n, fmt.Errorf("mesh: join %v: %w", addrs, err)
+	}
+	return n, nil
+}
+
+// Close leaves the mesh gracefully (others see it at once, not after a
+// failure timeout), stops gossip and waits for the peer's goroutines. It is
+// idempotent.
+func (p *Peer) Close() error {
+	p.closeOnce.Do(func() {
+		close(p.stop)
+		p.wg.Wait()
+		p.mu.Lock()
+		p.self.Leaving = true
+		p.mu.Unlock()
+		if err := p.ml.UpdateNode(500 * time.Millisecond); err != nil {
+			p.log.Debug("announce leaving", "err", err)
+		}
+		if err := p.ml.Leave(time.Second); err != nil {
+			p.log.Debug("leave", "err", err)
+		}
+		p.closeErr = p.ml.Shutdown()
+		p.mu.Lock()
+		snap := p.snapshotLocked()
+		p.mu.Unlock()
+		p.persist(snap)
+	})
+	return p.closeErr
+}
+
+// Subscribe delivers events to ch until the returned cancel is called. Events
+// are sent without blocking the gossip loop: when ch is full the event is
+// dropped and counted in Stats.DroppedEvents, so size ch for bursts (a few
+// hundred) and use Members/Owner to resynchronise after a drop.
+func (p *Peer) Subscribe(ch chan<- Event) (cancel func()) {
+	p.mu.Lock()
+	p.subs[ch] = struct{}{}
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		delete(p.subs, ch)
+		p.mu.Unlock()
+	}
+}
+
+func (p *Peer) emitLocked(evs ...Event) {
+	for _, e := range evs {
+		p.log.Debug("event", "event", e.String())
+		for ch := range p.subs {
+			select {
+			case ch <- e:
+			default:
+				p.stats.DroppedEvents++
+			}
+		}
+	}
+}
+
+// Stats returns counters since start.
+func (p *Peer) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stats
+}
+
+// Self returns this peer as a member.
+func (p *Peer) Self() Member {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Member{ID: p.id, Addr: p.addr, State: MemberAlive, Meta: p.self, Self: true}
+}
+
+// Name is the name this peer holds, "" for none.
+func (p *Peer) Name() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.self.Name
+}
+
+// Members returns every peer known, including failed and departed ones still
+// retained, sorted by name and then id.
+func (p *Peer) Members() []Member {
+	p.mu.Lock()
+	out := make([]Member, 0, len(p.members))
+	for _, m := range p.members {
+		c := *m
+		if c.ID == p.id {
+			c.Meta, c.Self = p.self, true
+		}
+		out = append(out, c)
+	}
+	p.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Meta.Name != out[j].Meta.Name {
+			return out[i].Meta.Name < out[j].Meta.Name
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Member returns the peer with the given id.
+func (p *Peer) Member(id string) (Member, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, ok := p.members[id]
+	if !ok {
+		return Member{}, false
+	}
+	c := *m
+	if c.ID == p.id {
+		c.Meta, c.Self = p.self, true
+	}
+	return c, true
+}
+
+// Owner returns the peer holding name, if any.
+func (p *Peer) Owner(name string) (Member, bool) {
+	p.mu.Lock()
+	id, ok := p.owners[name]
+	p.mu.Unlock()
+	if !ok {
+		return Member{}, false
+	}
+	return p.Member(id)
+}
+
+// Forwards returns the forwards in force, sorted by the old name.
+func (p *Peer) Forwards() []Forward {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.forwards.live()
+}
+
+// maxForwardHops bounds how far Resolve follows a -> b -> c renames.
+const maxForwardHops = 8
+
+// Route is where a message for a name should go.
+type Route struct {
+	Name   string   // the name to deliver to, after following forwards
+	Via    []string // the forwarded names passed through, oldest first; empty if direct
+	Owner  Member   // valid when Online
+	Online bool     // a live peer holds Name
+}
+
+// Resolve finds where a message for name goes: to its owner when one is
+// online; otherwise along forwards (a live owner always beats a forward);
+// otherwise nowhere yet (Online false), for store-and-forward to keep.
+func (p *Peer) Resolve(name string) (Route, error) {
+	n, err := NormalizeName(name)
+	if err != nil {
+		return Route{}, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := Route{Name: n}
+	seen := map[string]bool{}
+	for hop := 0; ; hop++ {
+		if id, ok := p.owners[r.Name]; ok {
+			if m := p.members[id]; m != nil && (m.State == MemberAlive || m.State == MemberSuspect) {
+				r.Owner, r.Online = *m, true
+				if id == p.id {
+					r.Owner.Meta, r.Owner.Self = p.self, true
+				}
+			}
+			return r, nil
+		}
+		f, ok := p.forwards[r.Name]
+		if !ok || f.To == "" || seen[f.To] || hop >= maxForwardHops || !f.Expires.After(p.now()) {
+			return r, nil
+		}
+		seen[r.Name] = true
+		r.Via = append(r.Via, r.Name)
+		r.Name = f.To
+	}
+}
+
+// Claim makes this peer the holder of name, releasing any name it held
+// before (without forwarding: use Rename for that). It fails with
+// ErrNameTaken, naming the holder, when another live peer holds it.
+//
+// Two peers that claim one name at once may both succeed here; gossip then
+// settles on one owner everywhere within a gossip round or two, and the
+// other peer gets EventNameLost.
+func (p *Peer) Claim(ctx context.Context, name string) error {
+	n, err := NormalizeName(name)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.self.Name == n {
+		p.mu.Unlock()
+		return nil
+	}
+	if err := p.takenLocked(n); err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	now := p.now()
+	p.self.Name, p.self.ClaimedAt = n, now.UnixMilli()
+	var bcast []Forward
+	if f, ok := p.forwards[n]; ok && f.To != "" {
+		// The name is in use again: its old forward would steal its mail.
+		bcast = append(bcast, p.tombstoneLocked(n, now))
+	}
+	p.recomputeLocked(now)
+	p.mu.Unlock()
+	p.broadcastForwards(bcast)
+	return p.announce(ctx)
+}
+
+// Release gives up the name this peer holds, if any.
+func (p *Peer) Release(ctx context.Context) error {
+	p.mu.Lock()
+	if p.self.Name == "" {
+		p.mu.Unlock()
+		return nil
+	}
+	p.self.Name, p.self.ClaimedAt = "", 0
+	p.recomputeLocked(p.now())
+	p.mu.Unlock()
+	return p.announce(ctx)
+}
+
+// Rename moves this peer's name to newName; the old name forwards to the new
+// one for Config.ForwardTTL.
+func (p *Peer) Rename(ctx context.Context, newName string) error {
+	n, err := NormalizeName(newName)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	old := p.self.Name
+	switch {
+	case old == "":
+		p.mu.Unlock()
+		return fmt.Errorf("mesh: rename to %q: %w; claim a name first", n, ErrNoName)
+	case old == n:
+		p.mu.Unlock()
+		return nil
+	}
+	if err := p.takenLocked(n); err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	now := p.now()
+	p.self.Name, p.self.ClaimedAt = n, now.UnixMilli()
+	fwd := Forward{From: old, To: n, Expires: now.Add(p.cfg.ForwardTTL), Stamp: now.UnixNano(), Origin: p.id}
+	bcast := []Forward{fwd}
+	if f, ok := p.forwards[n]; ok && f.To != "" {
+		bcast = append(bcast, p.tombstoneLocked(n, now))
+	}
+	p.applyForwardLocked(fwd, now)
+	p.recomputeLocked(now)
+	p.mu.Unlock()
+	p.broadcastForwards(bcast)
+	return p.announce(ctx)
+}
+
+// takenLocked returns ErrNameTaken, with the holder's details, when a peer
+// other than this one holds n.
+func (p *Peer) takenLocked(n string) error {
+	id, ok := p.owners[n]
+	if !ok || id == p.id {
+		return nil
+	}
+	m := p.members[id]
+	if m == nil {
+		return nil
+	}
+	host := m.Meta.Host
+	if host == "" {
+		host = "unknown host"
+	}
+	switch m.State {
+	case MemberDead:
+		left := p.cfg.NameGrace - p.now().Sub(m.Since)
+		return fmt.Errorf("%w: %q was held by peer %s on %s, which failed %s ago; it is released in %s, try again then",
+			ErrNameTaken, n, id, host, p.now().Sub(m.Since).Round(time.Second), left.Round(100*time.Millisecond))
+	default:
+		return fmt.Errorf("%w: %q is held by peer %s on %s (%s); choose another name", ErrNameTaken, n, id, host, m.State)
+	}
+}
+
+// tombstoneLocked cancels the forward from name and returns the tombstone to
+// broadcast.
+func (p *Peer) tombstoneLocked(name string, now time.Time) Forward {
+	exp := now.Add(p.cfg.ForwardTTL)
+	if f, ok := p.forwards[name]; ok && f.Expires.After(exp) {
+		exp = f.Expires
+	}
+	t := Forward{From: name, Expires: exp, Stamp: now.UnixNano(), Origin: p.id}
+	p.applyForwardLocked(t, now)
+	return t
+}
+
+// applyForwardLocked merges f into the table and emits the matching event.
+func (p *Peer) applyForwardLocked(f Forward, now time.Time) bool {
+	if !p.forwards.apply(f, now) {
+		return false
+	}
+	p.dirty = true
+	if f.To != "" {
+		p.emitLocked(Event{Type: EventNameRenamed, PeerID: f.Origin, Name: f.From, To: f.To})
+	}
+	return true
+}
+
+// SetMeta changes what this peer announces (description, activity, relay
+// address, held counts...). Name and ClaimedAt are kept: names change only
+// through Claim, Rename and Release.
+func (p *Peer) SetMeta(ctx context.Context, update func(*Meta)) error {
+	p.mu.Lock()
+	m := p.self
+	update(&m)
+	m.Name, m.ClaimedAt, m.Leaving = p.self.Name, p.self.ClaimedAt, p.self.Leaving
+	changed := m != p.self
+	p.self = m
+	p.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return p.announce(ctx)
+}
+
+// announce re-advertises our metadata and waits (bounded by ctx and one
+// second) for the update to leave this peer, so a claim is on its way to the
+// mesh when Claim returns.
+func (p *Peer) announce(ctx context.Context) error {
+	select {
+	case <-p.stop:
+		return ErrClosed
+	default:
+	}
+	timeout := time.Second
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = max(time.Until(dl), time.Millisecond)
+	}
+	if err := p.ml.UpdateNode(timeout); err != nil {
+		// The update is queued either way; a timeout only means no peer has
+		// acknowledged it yet (for example, we are alone).
+		p.log.Debug("metadata update not yet gossiped", "err", err)
+	}
+	return ctx.Err()
+}
+
+// broadcastForwards queues forwards for gossip to every peer.
+func (p *Peer) broadcastForwards(fs []Forward) {
+	for _, f := range fs {
+		if b, err := encodeBroadcast(msgForward, f); err == nil {
+			p.queue.QueueBroadcast(&forwardBroadcast{from: f.From, msg: b})
+		}
+	}
+}
+
+// numLive is the node count the broadcast queue scales retransmits by.
+// It must not call memberlist: the queue is read from inside memberlist.
+func (p *Peer) numLive() int {
+	return int(p.live.Load())
+}
+
+// recomputeLocked derives name owners from member metadata, emits the
+// changes, and gives up our own name if we lost a concurrent claim.
+func (p *Peer) recomputeLocked(now time.Time) {
+	best := make(map[string]*Member)
+	for _, m := range p.members {
+		c := m
+		if m.ID == p.id {
+			c = &Member{ID: p.id, State: MemberAlive, Meta: p.self}
+		}
+		if c.Meta.Name == "" || !c.holdsName(now, p.cfg.NameGrace) {
+			continue
+		}
+		if cur := best[c.Meta.Name]; cur == nil || c.claimsBefore(cur) {
+			best[c.Meta.Name] = c
+		}
+	}
+	if _, ok := p.members[p.id]; !ok && p.self.Name != "" {
+		// Before memberlist has told us about ourselves.
+		if cur := best[p.self.Name]; cur == nil {
+			best[p.self.Name] = &Member{ID: p.id, Meta: p.self}
+		}
+	}
+	live := 0
+	for _, m := range p.members {
+		if m.State == MemberAlive || m.State == MemberSuspect {
+			live++
+		}
+	}
+	p.live.Store(int32(live))
+	owners := make(map[string]string, len(best))
+	for name, m := range best {
+		owners[name] = m.ID
+		if old, ok := p.owners[name]; !ok || old != m.ID {
+			p.emitLocked(Event{Type: EventNameClaimed, Name: name, PeerID: m.ID})
+		}
+	}
+	for name, id := range p.owners {
+		if _, ok := owners[name]; !ok {
+			p.emitLocked(Event{Type: EventNameReleased, Name: name, PeerID: id})
+		}
+	}
+	p.owners = owners
+	if n := p.self.Name; n != "" && owners[n] != p.id {
+		winner := owners[n]
+		p.log.Warn("lost a concurrent claim of our name", "name", n, "owner", winner)
+		p.self.Name, p.self.ClaimedAt = "", 0
+		p.emitLocked(Event{Type: EventNameLost, Name: n, PeerID: winner})
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// loop runs the peer's housekeeping: name grace periods, forward expiry,
+// retention, persistence, and re-announcing after a lost claim.
+func (p *Peer) loop() {
+	defer p.wg.Done()
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.kick:
+			if err := p.announce(context.Background()); err != nil && !errors.Is(err, ErrClosed) {
+				p.log.Warn("re-announce", "err", err)
+			}
+		case <-t.C:
+			p.tick()
+		}
+	}
+}
+
+func (p *Peer) tick() {
+	now := p.now()
+	p.mu.Lock()
+	for _, f := range p.forwards.expire(now) {
+		p.dirty = true
+		p.emitLocked(Event{Type: EventForwardExpired, Name: f.From, To: f.To, PeerID: f.Origin})
+	}
+	for id, m := range p.members {
+		if (m.State == MemberDead || m.State == MemberLeft) && now.Sub(m.Since) > p.cfg.Retain {
+			delete(p.members, id)
+		}
+	}
+	p.recomputeLocked(now)
+	snap := p.snapshotLocked()
+	p.mu.Unlock()
+	p.persist(snap)
+}
+
+// discoverLoop joins whatever discovery finds that we do not know yet.
+func (p *Peer) discoverLoop() {
+	defer p.wg.Done()
+	interval := p.cfg.DiscoverInterval
+	if interval <= 0 {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.Discover()
+		}
+	}
+}
+
+// Discover runs one discovery round now: it asks Config.Discover for
+// addresses and joins those of peers not known yet. New does not discover by
+// itself before its first DiscoverInterval; a caller that wants to see the
+// mesh at once (to check a name before claiming it) calls Discover after New.
+func (p *Peer) Discover() {
+	if p.cfg.Discover == nil {
+		return
+	}
+	p.discoverMu.Lock()
+	defer p.discoverMu.Unlock()
+	known := map[string]bool{p.Addr(): true}
+	p.mu.Lock()
+	for _, m := range p.members {
+		if m.State == MemberAlive || m.State == MemberSuspect {
+			known[m.Addr] = true
+		}
+	}
+	p.mu.Unlock()
+	for _, addr := range p.cfg.Discover() {
+		if known[addr] {
+			continue
+		}
+		select {
+		case <-p.stop:
+			return
+		default:
+		}
+		_, err := p.ml.Join([]string{addr})
+		p.mu.Lock()
+		wasFailing := p.failing[addr]
+		if err != nil {
+			p.stats.JoinFailures++
+			p.failing[addr] = true
+		} else {
+			delete(p.failing, addr)
+		}
+		p.mu.Unlock()
+		switch {
+		case err != nil && !wasFailing:
+			p.log.Warn("cannot reach peer; will keep trying", "addr", addr, "err", err)
+		case err == nil && wasFailing:
+			p.log.Info("reached peer", "addr", addr)
+		}
+	}
+}
+
+// observeLog picks up what memberlist only says in its logs: that our own
+// probe of a peer failed (suspect).
+func (p *Peer) observeLog(_ slog.Level, line string) {
+	const pre, post = "Suspect ", " has failed, no acks received"
+	if len(line) <= len(pre)+len(post) || line[:len(pre)] != pre || line[len(line)-len(post):] != post {
+		return
+	}
+	id := line[len(pre) : len(line)-len(post)]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if m := p.members[id]; m != nil && m.State == MemberAlive {
+		m.State, m.Since = MemberSuspect, p.now()
+		p.emitLocked(Event{Type: EventPeerSuspect, PeerID: id})
+	}
+}

@@ -1,0 +1,412 @@
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// readBufSize is the bufio.Reader of a connection: many small frames per read syscall.
+	readBufSize = 64 << 10
+	// maxQueued is how many bytes of encoded frames may wait for the writer before a request
+	// waits (or, on a served connection, before the next request is read). It is enough to
+	// coalesce a thousand 1 KiB frames per write while bounding what a slow peer can pin.
+	maxQueued = 1 << 20
+	// keepBufCap: buffers grown beyond this by a large frame are dropped after use instead of
+	// kept for the life of the connection.
+	keepBufCap = 1 << 20
+	// writeTimeout bounds one write: a peer that stops reading (stopped or wedged) loses the
+	// connection, and its requests fail with ErrUnreachable instead of queueing forever.
+	writeTimeout = 10 * time.Second
+)
+
+var errNoHandler = errors.New("relay: this peer does not serve requests")
+
+// conn is one established connection. An outbound conn (we dialled) carries our requests and
+// their responses; an inbound conn carries the other peer's requests and our responses.
+//
+// Two goroutines run it: the read loop (which, inbound, calls the Handler) and the writer,
+// which drains every frame queued meanwhile with one Write, so frames are coalesced while a
+// write is in progress and a lone frame is written at once.
+type conn struct {
+	t       *Transport
+	nc      net.Conn
+	br      *bufio.Reader
+	peerID  string
+	session [sessionLen]byte
+	inbound bool
+
+	// Owned by the read loop.
+	rbuf    []byte
+	recvSeq uint64
+
+	done      chan struct{} // closed by close
+	closeOnce sync.Once
+
+	// nextID is the last request id issued (outbound).
+	nextID atomic.Uint64
+
+	wmu     sync.Mutex
+	wclosed bool          // guarded by wmu: no more frames
+	cause   error         // guarded by wmu: why the connection closed
+	out     []byte        // guarded by wmu: encoded frames waiting for the writer
+	scratch []byte        // guarded by wmu: a payload being assembled
+	sendSeq uint64        // guarded by wmu: sequence number of the last frame queued
+	space   chan struct{} // guarded by wmu: closed when the writer takes a full buffer
+	kick    chan struct{} // capacity 1: out is not empty
+
+	mu      sync.Mutex
+	pending map[uint64]*call // guarded by mu: outbound requests awaiting a response; nil once closed
+}
+
+func newConn(t *Transport, nc net.Conn, br *bufio.Reader, rbuf []byte, peerID string, session [sessionLen]byte, inbound bool) *conn {
+	c := &conn{
+		t: t, nc: nc, br: br, rbuf: rbuf, peerID: peerID, session: session, inbound: inbound,
+		done:  make(chan struct{}),
+		space: make(chan struct{}),
+		kick:  make(chan struct{}, 1),
+	}
+	if !inbound {
+		c.pending = make(map[uint64]*call)
+	}
+	return c
+}
+
+// call is one request awaiting its response. Calls are pooled: a call goes back to the pool
+// only when no one can send on ch any more.
+type call struct {
+	c  *conn
+	id uint64
+	ch chan callResult // capacity 1; receives exactly one result per use
+}
+
+type callResult struct {
+	body []byte
+	err  error
+}
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan callResult, 1)} }}
+
+func releaseCall(cl *call) {
+	cl.c, cl.id = nil, 0
+	callPool.Put(cl)
+}
+
+// startCall registers a request and queues it.
+func (c *conn) startCall(ctx context.Context, body []byte) (*call, error) {
+	cl := callPool.Get().(*call)
+	cl.c, cl.id = c, c.nextID.Add(1)
+	c.mu.Lock()
+	if c.pending == nil {
+		c.mu.Unlock()
+		releaseCall(cl)
+		return nil, c.lostErr()
+	}
+	c.pending[cl.id] = cl
+	c.mu.Unlock()
+
+	var hdr [requestHdrLen]byte
+	binary.BigEndian.PutUint64(hdr[:], cl.id)
+	if err := c.enqueue(ctx, frameRequest, hdr[:], body, true); err != nil {
+		if !c.forget(cl.id) {
+			<-cl.ch // close already owns the call and is sending its result
+		}
+		releaseCall(cl)
+		return nil, err
+	}
+	return cl, nil
+}
+
+// forget removes request id from the pending set; false means it was not there, so a result is
+// being (or was) sent on its channel.
+func (c *conn) forget(id uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.pending[id]; ok {
+		delete(c.pending, id)
+		return true
+	}
+	return false
+}
+
+// wait returns the call's result, or the ctx error. The call must not be used afterwards.
+func (cl *call) wait(ctx context.Context) ([]byte, error) {
+	select {
+	case r := <-cl.ch:
+		releaseCall(cl)
+		return r.body, r.err
+	case <-ctx.Done():
+		c := cl.c
+		if !c.forget(cl.id) {
+			// The result raced the context; it is more useful than the context error.
+			r := <-cl.ch
+			releaseCall(cl)
+			return r.body, r.err
+		}
+		releaseCall(cl)
+		// A response that arrives later is dropped by the read loop.
+		return nil, fmt.Errorf("relay: request to %s: %w", c.peerID, ctx.Err())
+	}
+}
+
+// closeCause is why the connection closed; nil while it is open.
+func (c *conn) closeCause() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.cause
+}
+
+// lostErr is the error of a request that the connection failed.
+func (c *conn) lostErr() error {
+	if c.t.ctx.Err() != nil {
+		return ErrClosed
+	}
+	return fmt.Errorf("relay: connection to %s lost (%v): %w", c.peerID, c.closeCause(), ErrUnreachable)
+}
+
+// enqueue encodes one frame whose payload is hdr||body onto the send buffer and wakes the
+// writer. Requests (wait) wait while the buffer is full; responses never do: a served
+// connection stops reading requests instead (waitSpace), which bounds them.
+func (c *conn) enqueue(ctx context.Context, typ FrameType, hdr, body []byte, wait bool) error {
+	c.wmu.Lock()
+	for wait && !c.wclosed && len(c.out) >= maxQueued {
+		space := c.space
+		c.wmu.Unlock()
+		select {
+		case <-space:
+		case <-c.done:
+		case <-ctx.Done():
+			return fmt.Errorf("relay: request to %s: waiting to send: %w", c.peerID, ctx.Err())
+		}
+		c.wmu.Lock()
+	}
+	if c.wclosed {
+		c.wmu.Unlock()
+		return c.lostErr()
+	}
+	c.scratch = append(append(c.scratch[:0], hdr...), body...)
+	f := Frame{Type: typ, Time: c.t.now(), Nonce: sessionNonce(c.session, c.sendSeq+1), Payload: c.scratch}
+	out, err := c.t.codec.AppendFrame(c.out, &f)
+	if cap(c.scratch) > keepBufCap {
+		c.scratch = nil
+	}
+	if err != nil {
+		c.wmu.Unlock()
+		return fmt.Errorf("relay: to %s: %w", c.peerID, err)
+	}
+	c.out = out
+	c.sendSeq++
+	c.wmu.Unlock()
+	c.t.stats.framesOut.Add(1)
+	select {
+	case c.kick <- struct{}{}:
+	default: // the writer is already due to run
+	}
+	return nil
+}
+
+// waitSpace blocks the read loop of a served connection while its responses are not drained,
+// so a peer that sends requests but does not read responses cannot grow our memory.
+func (c *conn) waitSpace() {
+	c.wmu.Lock()
+	for !c.wclosed && len(c.out) >= maxQueued {
+		space := c.space
+		c.wmu.Unlock()
+		select {
+		case <-space:
+		case <-c.done:
+		}
+		c.wmu.Lock()
+	}
+	c.wmu.Unlock()
+}
+
+// writeLoop writes whatever is queued, one Write per batch, until the connection closes.
+func (c *conn) writeLoop() {
+	var spare []byte // the buffer not in use by the senders; owned by this goroutine
+	for {
+		select {
+		case <-c.kick:
+		case <-c.done:
+			return
+		}
+		c.wmu.Lock()
+		buf := c.out
+		c.out = spare[:0]
+		if len(buf) >= maxQueued {
+			close(c.space)
+			c.space = make(chan struct{})
+		}
+		c.wmu.Unlock()
+		if len(buf) == 0 {
+			spare = buf
+			continue
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := c.nc.Write(buf); err != nil {
+			c.close(fmt.Errorf("write: %w", err))
+			return
+		}
+		if cap(buf) > keepBufCap {
+			buf = nil
+		}
+		spare = buf
+	}
+}
+
+// readLoop reads and dispatches frames until the connection fails, then closes it. A refused
+// frame is counted and logged.
+func (c *conn) readLoop() {
+	err := c.readFrames()
+	if r, ok := errors.AsType[*rejection](err); ok {
+		c.t.reject(r.reason, c.nc.RemoteAddr(), c.peerID, r.err)
+	}
+	c.close(err)
+}
+
+func (c *conn) readFrames() error {
+	for {
+		if c.inbound {
+			c.waitSpace()
+		}
+		f, buf, err := c.t.codec.ReadFrame(c.br, c.rbuf)
+		c.rbuf = buf
+		if err != nil {
+			if reason, ok := codecReason(err); ok {
+				return &rejection{reason: reason, err: err}
+			}
+			return err
+		}
+		c.t.stats.framesIn.Add(1)
+		c.recvSeq++
+		if want := sessionNonce(c.session, c.recvSeq); f.Nonce != want {
+			return &rejection{reason: reasonSequence, err: fmt.Errorf(
+				"relay: frame nonce %x, want %x: a replayed, re-ordered or injected frame", f.Nonce, want)}
+		}
+		if c.inbound {
+			err = c.handleRequest(&f)
+		} else {
+			err = c.handleResponse(&f)
+		}
+		if err != nil {
+			return err
+		}
+		if cap(c.rbuf) > keepBufCap {
+			c.rbuf = nil
+		}
+	}
+}
+
+func (c *conn) handleRequest(f *Frame) error {
+	if f.Type != frameRequest {
+		return &rejection{reason: reasonProtocol, err: fmt.Errorf("relay: frame type %d on a served connection, want a request", f.Type)}
+	}
+	id, body, err := decodeRequest(f.Payload)
+	if err != nil {
+		return &rejection{reason: reasonProtocol, err: err}
+	}
+	h := c.t.cfg.Handler
+	if h == nil {
+		c.respond(id, nil, errNoHandler)
+		return nil
+	}
+	h.HandleRequest(c.peerID, body, c.responder(id))
+	return nil
+}
+
+// responder is the respond func given to the Handler for request id.
+func (c *conn) responder(id uint64) func([]byte, error) {
+	var answered atomic.Bool
+	return func(resp []byte, err error) {
+		if answered.Swap(true) {
+			c.t.log.Error("relay: handler answered a request twice; the second answer is ignored",
+				"peer", c.peerID, "request", id)
+			return
+		}
+		c.respond(id, resp, err)
+	}
+}
+
+func (c *conn) respond(id uint64, resp []byte, herr error) {
+	var hdr [responseHdrLen]byte
+	binary.BigEndian.PutUint64(hdr[:], id)
+	if herr != nil {
+		hdr[8] = statusError
+		resp = []byte(herr.Error())
+	}
+	err := c.enqueue(context.Background(), frameResponse, hdr[:], resp, false)
+	if errors.Is(err, ErrFrameTooLarge) {
+		// The caller must hear something, or it waits for its context.
+		hdr[8] = statusError
+		msg := fmt.Sprintf("relay: response of %d bytes is over the maximum of %d", len(resp), c.t.codec.MaxPayload()-responseHdrLen)
+		err = c.enqueue(context.Background(), frameResponse, hdr[:], []byte(msg), false)
+	}
+	if err != nil {
+		c.t.log.Debug("relay: response dropped", "peer", c.peerID, "request", id, "err", err)
+	}
+}
+
+func (c *conn) handleResponse(f *Frame) error {
+	if f.Type != frameResponse {
+		return &rejection{reason: reasonProtocol, err: fmt.Errorf("relay: frame type %d on a dialled connection, want a response", f.Type)}
+	}
+	id, status, body, err := decodeResponse(f.Payload)
+	if err != nil {
+		return &rejection{reason: reasonProtocol, err: err}
+	}
+	c.mu.Lock()
+	cl := c.pending[id]
+	if cl != nil {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+	if cl == nil {
+		if id > c.nextID.Load() {
+			return &rejection{reason: reasonProtocol, err: fmt.Errorf("relay: response to request %d, which was never sent", id)}
+		}
+		return nil // its caller gave up (context ended)
+	}
+	var r callResult
+	switch {
+	case status == statusError:
+		r.err = &RemoteError{Msg: strings.ToValidUTF8(string(body), "\uFFFD")}
+	case len(body) > 0:
+		r.body = bytes.Clone(body) // body aliases the read buffer
+	}
+	cl.ch <- r
+	return nil
+}
+
+// close closes the connection once, for cause, and fails its pending requests.
+func (c *conn) close(cause error) {
+	c.closeOnce.Do(func() {
+		c.wmu.Lock()
+		c.wclosed, c.cause, c.out, c.scratch = true, cause, nil, nil
+		c.wmu.Unlock()
+		close(c.done)
+		c.nc.Close()
+		// Forget the connection before failing its requests, so that a caller retrying at
+		// once dials anew (or finds the peer in backoff) instead of finding this one.
+		c.t.connClosed(c)
+		if !c.inbound {
+			lost := c.lostErr()
+			c.mu.Lock()
+			pending := c.pending
+			c.pending = nil
+			c.mu.Unlock()
+			for _, cl := range pending {
+				cl.ch <- callResult{err: lost}
+			}
+		}
+		c.t.log.Debug("relay: connection closed", "peer", c.peerID, "inbound", c.inbound, "cause", cause)
+	})
+}

@@ -1,0 +1,305 @@
+package relay
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"math"
+	"sync"
+	"time"
+)
+
+// Wire format of one frame, all integers big-endian:
+//
+//	u32  length of everything after this field (version..mac)
+//	u8   version (FrameVersion)
+//	u8   type (opaque to the codec, but 0 is invalid)
+//	i64  sent time, unix milliseconds
+//	16B  nonce
+//	...  payload
+//	32B  HMAC-SHA256(key, every byte after the length and before the mac)
+//
+// The length prefix is not covered by the MAC on purpose: it is implied by the covered bytes
+// (a changed length shifts where the MAC is read from, so the MAC fails).
+
+// FrameVersion is the only frame version this codec speaks.
+const FrameVersion = 1
+
+const (
+	lenPrefixLen  = 4
+	nonceLen      = 16
+	macLen        = sha256.Size
+	headerLen     = 1 + 1 + 8 + nonceLen // version, type, time, nonce
+	frameOverhead = headerLen + macLen   // body bytes that are not payload
+
+	// Offsets inside the body (the bytes after the length prefix).
+	offVersion = 0
+	offType    = 1
+	offTime    = 2
+	offNonce   = 10
+	offPayload = headerLen
+)
+
+// Codec defaults and limits.
+const (
+	// DefaultMaxPayload allows an 8 MiB message body plus 64 KiB of headroom for the message
+	// metadata that travels with it in the same frame.
+	DefaultMaxPayload = 8<<20 + 64<<10
+	// DefaultWindow is the clock skew accepted either way (SPEC section 7): wide enough for
+	// machines without tight NTP, narrow enough that replays must happen soon after capture,
+	// which is what bounds the ReplayGuard's memory.
+	DefaultWindow = 2 * time.Minute
+	// MinKeyLen is the shortest HMAC key accepted: HMAC-SHA256's full strength needs 32 bytes.
+	MinKeyLen = 32
+	// maxMaxPayload keeps the body length representable in the u32 length prefix.
+	maxMaxPayload = math.MaxUint32 - frameOverhead
+	// minReadBuf is the capacity ReadFrame allocates when the caller gives no buffer: it holds a
+	// typical message so that the common first frames do not each reallocate.
+	minReadBuf = 4 << 10
+)
+
+// FrameType tells the layer above what a frame's payload is. The codec only refuses type 0, so
+// that an all-zero header can never be mistaken for a frame.
+type FrameType uint8
+
+// Frame is one decoded or to-be-encoded frame.
+type Frame struct {
+	Type FrameType
+	// Time is when the frame was sent. It has millisecond precision on the wire and must be
+	// within the codec's Window of the receiver's clock.
+	Time time.Time
+	// Nonce makes every frame unique so that a ReplayGuard can refuse a repeated one. Use
+	// NewNonce.
+	Nonce [16]byte
+	// Payload is opaque to the codec. On decode it aliases the input buffer.
+	Payload []byte
+}
+
+// Sentinel errors for frames that are refused. They are returned wrapped with detail; test
+// with errors.Is. Each of them means the connection should be dropped.
+var (
+	// ErrFrameTooLarge: a payload over MaxPayload, on encode or announced by a length prefix.
+	ErrFrameTooLarge = errors.New("relay: frame too large")
+	// ErrFrameTruncated: the stream ended inside a frame, or a frame is shorter than its fixed
+	// header and MAC. When the stream ended, io.ErrUnexpectedEOF is wrapped as well.
+	ErrFrameTruncated = errors.New("relay: frame truncated")
+	// ErrBadVersion: a frame version other than FrameVersion.
+	ErrBadVersion = errors.New("relay: unknown frame version")
+	// ErrBadType: frame type 0.
+	ErrBadType = errors.New("relay: invalid frame type")
+	// ErrBadMAC: the frame was not made with this mesh's key, or was altered. This is what a
+	// peer with the wrong secret produces.
+	ErrBadMAC = errors.New("relay: frame authentication failed")
+	// ErrStale: the frame time is outside the accepted window of the local clock.
+	ErrStale = errors.New("relay: frame time outside the accepted window")
+	// ErrReplay: a nonce seen before (see ReplayGuard).
+	ErrReplay = errors.New("relay: replayed frame")
+)
+
+// CodecConfig configures a Codec. The zero value of every field except Key means its default.
+type CodecConfig struct {
+	// Key is the HMAC-SHA256 key (keys.Keys.Relay), at least MinKeyLen bytes. Required. It is
+	// copied.
+	Key []byte
+	// MaxPayload is the largest payload accepted, in bytes; default DefaultMaxPayload. A frame
+	// announcing more is refused before its body is read.
+	MaxPayload int
+	// Window is the clock skew accepted either way; default DefaultWindow.
+	Window time.Duration
+	// Now is the clock; default time.Now. Tests inject a fake clock.
+	Now func() time.Time
+}
+
+// Codec encodes and verifies frames for one key. It is safe for concurrent use.
+type Codec struct {
+	maxPayload int
+	window     time.Duration
+	now        func() time.Time
+	// macs pools keyed HMAC states: hmac.New hashes the key and allocates, which would dominate
+	// the cost of a small frame.
+	macs sync.Pool // of *macState
+}
+
+// macState is a pooled HMAC with room for its sum, so computing a MAC allocates nothing.
+type macState struct {
+	h   hash.Hash
+	sum [macLen]byte
+}
+
+// NewCodec returns a Codec for cfg, applying defaults. It fails for a key shorter than
+// MinKeyLen or a negative or out-of-range limit.
+func NewCodec(cfg CodecConfig) (*Codec, error) {
+	if len(cfg.Key) < MinKeyLen {
+		return nil, fmt.Errorf("relay: codec key is %d bytes, need at least %d", len(cfg.Key), MinKeyLen)
+	}
+	switch {
+	case cfg.MaxPayload < 0 || uint64(cfg.MaxPayload) > maxMaxPayload:
+		return nil, fmt.Errorf("relay: codec MaxPayload %d out of range [0, %d]", cfg.MaxPayload, uint64(maxMaxPayload))
+	case cfg.MaxPayload == 0:
+		cfg.MaxPayload = DefaultMaxPayload
+	}
+	switch {
+	case cfg.Window < 0:
+		return nil, fmt.Errorf("relay: codec Window %v is negative", cfg.Window)
+	case cfg.Window == 0:
+		cfg.Window = DefaultWindow
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	key := bytes.Clone(cfg.Key)
+	c := &Codec{maxPayload: cfg.MaxPayload, window: cfg.Window, now: cfg.Now}
+	c.macs.New = func() any { return &macState{h: hmac.New(sha256.New, key)} }
+	return c, nil
+}
+
+// MaxPayload is the largest payload this codec encodes or accepts.
+func (c *Codec) MaxPayload() int { return c.maxPayload }
+
+// Window is the clock skew this codec accepts either way.
+func (c *Codec) Window() time.Duration { return c.window }
+
+// NewNonce returns a random frame nonce.
+func NewNonce() [16]byte {
+	var n [16]byte
+	// crypto/rand.Read never returns an error (it aborts the program if the OS fails it).
+	_, _ = rand.Read(n[:])
+	return n
+}
+
+// sign returns a pooled state holding the MAC of b; give it back with c.macs.Put.
+func (c *Codec) sign(b []byte) *macState {
+	st := c.macs.Get().(*macState)
+	st.h.Reset()
+	st.h.Write(b) // hash.Hash.Write never returns an error
+	st.h.Sum(st.sum[:0])
+	return st
+}
+
+// AppendFrame appends the encoded frame, length prefix included, to dst and returns the
+// extended slice, so the caller can send it with one Write. It errors only for type 0
+// (ErrBadType) or a payload over MaxPayload (ErrFrameTooLarge); dst is then returned
+// unchanged. f.Payload must not overlap dst's spare capacity. With enough capacity in dst it
+// does not allocate.
+func (c *Codec) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
+	if f.Type == 0 {
+		return dst, fmt.Errorf("%w: type 0", ErrBadType)
+	}
+	if len(f.Payload) > c.maxPayload {
+		return dst, fmt.Errorf("%w: payload is %d bytes, max %d", ErrFrameTooLarge, len(f.Payload), c.maxPayload)
+	}
+	bodyLen := frameOverhead + len(f.Payload)
+	start := len(dst)
+	if need := start + lenPrefixLen + bodyLen; need > cap(dst) {
+		grown := make([]byte, start, max(need, 2*cap(dst)))
+		copy(grown, dst)
+		dst = grown
+	}
+	dst = dst[:start+lenPrefixLen+bodyLen]
+	binary.BigEndian.PutUint32(dst[start:], uint32(bodyLen))
+	body := dst[start+lenPrefixLen:]
+	body[offVersion] = FrameVersion
+	body[offType] = byte(f.Type)
+	binary.BigEndian.PutUint64(body[offTime:], uint64(f.Time.UnixMilli()))
+	copy(body[offNonce:], f.Nonce[:])
+	macAt := offPayload + copy(body[offPayload:], f.Payload)
+	st := c.sign(body[:macAt])
+	copy(body[macAt:], st.sum[:])
+	c.macs.Put(st)
+	return dst, nil
+}
+
+// ReadFrame reads exactly one frame from r and verifies it like DecodeFrame. The announced
+// length is checked before anything is allocated or read for the body, so a hostile length
+// costs nothing. buf is used for the body when its capacity suffices and is returned (possibly
+// reallocated) for the next call; the returned Payload aliases it, so it is only valid until
+// buf is reused. A stream that ends cleanly before a frame returns io.EOF itself; one that ends
+// inside a frame returns ErrFrameTruncated wrapping io.ErrUnexpectedEOF. Other read errors are
+// wrapped as they are.
+func (c *Codec) ReadFrame(r io.Reader, buf []byte) (Frame, []byte, error) {
+	if cap(buf) < lenPrefixLen {
+		buf = make([]byte, 0, minReadBuf)
+	}
+	buf = buf[:lenPrefixLen]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		switch {
+		case err == io.EOF:
+			return Frame{}, buf, io.EOF // between frames: the peer closed cleanly
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return Frame{}, buf, fmt.Errorf("%w: stream ended inside the length prefix: %w", ErrFrameTruncated, err)
+		default:
+			return Frame{}, buf, fmt.Errorf("relay: read frame length: %w", err)
+		}
+	}
+	n := binary.BigEndian.Uint32(buf)
+	if err := c.checkLen(uint64(n)); err != nil {
+		return Frame{}, buf, err
+	}
+	if int(n) > cap(buf) {
+		// Grow geometrically so a stream of slowly growing frames does not reallocate each time.
+		buf = make([]byte, max(int(n), min(2*cap(buf), frameOverhead+c.maxPayload)))
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return Frame{}, buf, fmt.Errorf("%w: stream ended before the %d announced bytes: %w",
+				ErrFrameTruncated, n, io.ErrUnexpectedEOF)
+		}
+		return Frame{}, buf, fmt.Errorf("relay: read frame body: %w", err)
+	}
+	f, err := c.DecodeFrame(buf)
+	return f, buf, err
+}
+
+// checkLen validates a body length (everything after the length prefix).
+func (c *Codec) checkLen(n uint64) error {
+	if n < frameOverhead {
+		return fmt.Errorf("%w: %d bytes, a frame has at least %d", ErrFrameTruncated, n, frameOverhead)
+	}
+	if n-frameOverhead > uint64(c.maxPayload) {
+		return fmt.Errorf("%w: payload of %d bytes, max %d", ErrFrameTooLarge, n-frameOverhead, c.maxPayload)
+	}
+	return nil
+}
+
+// DecodeFrame verifies one frame given as the bytes after its length prefix (b is the whole
+// body). It checks, in order: length, version, type, MAC (in constant time), then the time
+// window. The returned Payload aliases b.
+func (c *Codec) DecodeFrame(b []byte) (Frame, error) {
+	if err := c.checkLen(uint64(len(b))); err != nil {
+		return Frame{}, err
+	}
+	if v := b[offVersion]; v != FrameVersion {
+		return Frame{}, fmt.Errorf("%w: %d (this peer speaks %d; upgrade the older peer)", ErrBadVersion, v, FrameVersion)
+	}
+	if b[offType] == 0 {
+		return Frame{}, fmt.Errorf("%w: type 0", ErrBadType)
+	}
+	macAt := len(b) - macLen
+	st := c.sign(b[:macAt])
+	ok := hmac.Equal(st.sum[:], b[macAt:])
+	c.macs.Put(st)
+	if !ok {
+		return Frame{}, fmt.Errorf("%w: wrong key (different mesh secret?) or altered frame", ErrBadMAC)
+	}
+	t := time.UnixMilli(int64(binary.BigEndian.Uint64(b[offTime:])))
+	// Sub saturates instead of overflowing, so absurd times land outside the window.
+	if skew := t.Sub(c.now()); skew > c.window || skew < -c.window {
+		return Frame{}, fmt.Errorf("%w: frame time is %v from the local clock, window is ±%v; check the clocks",
+			ErrStale, skew.Round(time.Millisecond), c.window)
+	}
+	f := Frame{
+		Type: FrameType(b[offType]),
+		Time: t,
+		// Cap the payload so an append by the caller cannot overwrite the MAC in b.
+		Payload: b[offPayload:macAt:macAt],
+	}
+	copy(f.Nonce[:], b[offNonce:offPayload])
+	return f, nil
+}
