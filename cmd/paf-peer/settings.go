@@ -3,8 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
