@@ -22,7 +22,10 @@ func TestConverge50(t *testing.T) {
 		c.Memberlist.ProbeTimeout = 500 * time.Millisecond
 		c.Memberlist.GossipInterval = 100 * time.Millisecond
 	})
-	defer func() { ok, mn, st := countSeeing(ps, 50); t.Logf("%d peers see all 50; the least informed sees %d; states %v", ok, mn, st) }()
+	defer func() {
+		ok, mn, st := countSeeing(ps, 50)
+		t.Logf("%d peers see all 50; the least informed sees %d; states %v", ok, mn, st)
+	}()
 	t.Logf("50 peers started and joined in %s", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
 	waitFor(t, 60*time.Second, "all 50 peers to see 50 alive", func() bool {
