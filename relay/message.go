@@ -1,0 +1,184 @@
+package relay
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/paf-mesh/paf-mesh/mesh"
+)
+
+// Kind says what a message is for, so an agent can tell a conversation's
+// opening from a reply, a change of focus or its end.
+type Kind uint8
+
+const (
+	KindMessage Kind = iota + 1
+	KindReply
+	KindRefocus
+	KindEnd
+	KindSystem
+)
+
+var kindNames = [...]string{KindMessage: "message", KindReply: "reply", KindRefocus: "refocus", KindEnd: "end", KindSystem: "system"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// ParseKind is the inverse of Kind.String.
+func ParseKind(s string) (Kind, error) {
+	for k, n := range kindNames {
+		if n != "" && n == s {
+			return Kind(k), nil
+		}
+	}
+	return 0, fmt.Errorf("relay: unknown message kind %q (want message, reply, refocus, end or system)", s)
+}
+
+// Message is one message between agents.
+type Message struct {
+	ID             string    // ULID: unique, and sorts by send time
+	From           string    // sender's name
+	To             string    // recipient's name, after following forwards
+	ForwardedFrom  string    // the name it was sent to, when a forward redirected it
+	Kind           Kind      //
+	Body           string    // UTF-8 text
+	SentAt         time.Time // sender's clock, millisecond precision
+	ConversationID string    // optional
+	Intent         string    // the conversation's focus, when there is one
+	Broadcast      bool      // sent to everyone online
+
+	// Set by the receiving peer, never sent.
+	File string // where a large body was saved; Body is then a preview
+}
+
+// Limits on the metadata fields, far above real use; they only bound what a
+// hostile peer can make us store.
+const (
+	maxMsgIDLen  = 64
+	maxIntentLen = 4 << 10
+)
+
+// Request types inside the transport's request body.
+const (
+	reqDeliver byte = 1 // a Message for a name this peer holds
+)
+
+const messageVersion = 1
+
+var errBadMessage = errors.New("relay: malformed message")
+
+// appendMessage encodes m: version, request type, flags, sent-at (unix ms),
+// kind, then length-prefixed strings. Binary rather than JSON because a
+// message is decoded on every delivery, and because encoding/json would
+// silently replace invalid UTF-8 instead of letting us refuse it.
+func appendMessage(dst []byte, m *Message) []byte {
+	var flags byte
+	if m.Broadcast {
+		flags |= 1
+	}
+	dst = append(dst, messageVersion, reqDeliver, flags, byte(m.Kind))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(m.SentAt.UnixMilli()))
+	for _, s := range []string{m.ID, m.From, m.To, m.ForwardedFrom, m.ConversationID, m.Intent} {
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
+		dst = append(dst, s...)
+	}
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Body)))
+	return append(dst, m.Body...)
+}
+
+// decodeMessage decodes and validates a message from another peer. Every
+// string must be valid UTF-8 and every name a valid name; the body must fit
+// maxBody.
+func decodeMessage(b []byte, maxBody int) (*Message, error) {
+	if len(b) < 12 {
+		return nil, fmt.Errorf("%w: %d bytes is too short", errBadMessage, len(b))
+	}
+	if b[0] != messageVersion {
+		return nil, fmt.Errorf("%w: version %d, this peer speaks %d", errBadMessage, b[0], messageVersion)
+	}
+	if b[1] != reqDeliver {
+		return nil, fmt.Errorf("%w: request type %d", errBadMessage, b[1])
+	}
+	m := &Message{Broadcast: b[2]&1 != 0, Kind: Kind(b[3])}
+	if b[2]&^1 != 0 {
+		return nil, fmt.Errorf("%w: unknown flags %#x", errBadMessage, b[2])
+	}
+	if m.Kind < KindMessage || m.Kind > KindSystem {
+		return nil, fmt.Errorf("%w: kind %d", errBadMessage, b[3])
+	}
+	m.SentAt = time.UnixMilli(int64(binary.BigEndian.Uint64(b[4:12])))
+	off := 12
+	fields := []*string{&m.ID, &m.From, &m.To, &m.ForwardedFrom, &m.ConversationID, &m.Intent}
+	for _, f := range fields {
+		if len(b)-off < 2 {
+			return nil, fmt.Errorf("%w: truncated", errBadMessage)
+		}
+		n := int(binary.BigEndian.Uint16(b[off:]))
+		off += 2
+		if len(b)-off < n {
+			return nil, fmt.Errorf("%w: truncated", errBadMessage)
+		}
+		*f = string(b[off : off+n])
+		off += n
+	}
+	if len(b)-off < 4 {
+		return nil, fmt.Errorf("%w: truncated", errBadMessage)
+	}
+	n := int64(binary.BigEndian.Uint32(b[off:]))
+	off += 4
+	if n > int64(maxBody) {
+		return nil, fmt.Errorf("%w: body of %d bytes exceeds the limit of %d", errBadMessage, n, maxBody)
+	}
+	if int64(len(b)-off) != n {
+		return nil, fmt.Errorf("%w: body length %d does not match the %d bytes that follow", errBadMessage, n, len(b)-off)
+	}
+	m.Body = string(b[off:])
+	if err := m.validate(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// validate checks what a receiver must not trust: names, id, UTF-8.
+func (m *Message) validate() error {
+	if m.ID == "" || len(m.ID) > maxMsgIDLen || !printableASCII(m.ID) {
+		return fmt.Errorf("%w: bad id", errBadMessage)
+	}
+	if n, err := mesh.NormalizeName(m.From); err != nil || n != m.From {
+		return fmt.Errorf("%w: bad sender name", errBadMessage)
+	}
+	if n, err := mesh.NormalizeName(m.To); err != nil || n != m.To {
+		return fmt.Errorf("%w: bad recipient name", errBadMessage)
+	}
+	if m.ForwardedFrom != "" {
+		if n, err := mesh.NormalizeName(m.ForwardedFrom); err != nil || n != m.ForwardedFrom {
+			return fmt.Errorf("%w: bad forwarded-from name", errBadMessage)
+		}
+	}
+	if len(m.ConversationID) > maxMsgIDLen || !printableASCII(m.ConversationID) {
+		return fmt.Errorf("%w: bad conversation id", errBadMessage)
+	}
+	if len(m.Intent) > maxIntentLen || !utf8.ValidString(m.Intent) {
+		return fmt.Errorf("%w: intent is not UTF-8 text of at most %d bytes", errBadMessage, maxIntentLen)
+	}
+	if !utf8.ValidString(m.Body) {
+		return fmt.Errorf("%w: body is not valid UTF-8", errBadMessage)
+	}
+	return nil
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}

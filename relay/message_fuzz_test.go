@@ -1,0 +1,67 @@
+package relay
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+)
+
+func FuzzDecodeMessage(f *testing.F) {
+	good := &Message{ID: "01HZY0000000000000000000AB", From: "alice", To: "bob", ForwardedFrom: "robert",
+		Kind: KindReply, Body: "héllo", SentAt: time.UnixMilli(1700000000000), ConversationID: "c1", Intent: "billing"}
+	f.Add(appendMessage(nil, good))
+	f.Add(appendMessage(nil, &Message{ID: "x", From: "a", To: "b", Kind: KindMessage}))
+	bad := appendMessage(nil, good)
+	bad[len(bad)-1] = 0xff // invalid UTF-8 in the body
+	f.Add(bad)
+	f.Add([]byte{1, 1, 0, 1})
+	f.Add([]byte{2, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeMessage(b, 1<<20)
+		if err != nil {
+			if !errors.Is(err, errBadMessage) {
+				t.Fatalf("error not marked as a bad message: %v", err)
+			}
+			return
+		}
+		if m.validate() != nil {
+			t.Fatalf("decoded an invalid message")
+		}
+		// Canonical: what decodes re-encodes to the same bytes.
+		if again := appendMessage(nil, m); !bytes.Equal(again, b) {
+			t.Fatalf("re-encoding differs")
+		}
+	})
+}
+
+func TestDecodeMessageRejects(t *testing.T) {
+	good := &Message{ID: "01HZY0000000000000000000AB", From: "alice", To: "bob", Kind: KindMessage, Body: "hi", SentAt: time.UnixMilli(1)}
+	enc := func(mod func(m *Message)) []byte {
+		c := *good
+		mod(&c)
+		return appendMessage(nil, &c)
+	}
+	for name, b := range map[string][]byte{
+		"invalid utf8 body":   enc(func(m *Message) { m.Body = "\xc3\x28" }),
+		"invalid utf8 intent": enc(func(m *Message) { m.Intent = "\xff" }),
+		"upper-case name":     enc(func(m *Message) { m.From = "Alice" }),
+		"empty id":            enc(func(m *Message) { m.ID = "" }),
+		"id with spaces":      enc(func(m *Message) { m.ID = "a b" }),
+		"kind 0":              enc(func(m *Message) { m.Kind = 0 }),
+		"kind 9":              enc(func(m *Message) { m.Kind = 9 }),
+		"unknown version":     append([]byte{9}, appendMessage(nil, good)[1:]...),
+		"truncated":           appendMessage(nil, good)[:20],
+		"trailing garbage":    append(appendMessage(nil, good), 'x'),
+		"over the body limit": enc(func(m *Message) { m.Body = string(make([]byte, 2000)) }),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := decodeMessage(b, 1000); !errors.Is(err, errBadMessage) {
+				t.Fatalf("accepted or wrong error: %v", err)
+			}
+		})
+	}
+	if _, err := decodeMessage(appendMessage(nil, good), 1000); err != nil {
+		t.Fatalf("good message refused: %v", err)
+	}
+}

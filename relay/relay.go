@@ -1,0 +1,562 @@
+package relay
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/oklog/ulid/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/paf-mesh/paf-mesh/mesh"
+)
+
+// Directory is what the relay needs of the mesh: who holds which name and
+// where their relay listens. *mesh.Peer implements it.
+type Directory interface {
+	ID() string
+	Name() string
+	Resolve(name string) (mesh.Route, error)
+	Owner(name string) (mesh.Member, bool)
+	Member(id string) (mesh.Member, bool)
+	Members() []mesh.Member
+}
+
+var _ Directory = (*mesh.Peer)(nil)
+
+// Errors a caller acts on.
+var (
+	ErrTooLarge    = errors.New("message too large")
+	ErrNotOnline   = errors.New("recipient not online")
+	ErrRateLimited = errors.New("rate limited")
+	ErrToSelf      = errors.New("cannot send to yourself")
+	ErrBadText     = errors.New("message is not valid UTF-8 text")
+)
+
+// Config configures a Relay.
+type Config struct {
+	Dir        Directory
+	Key        []byte // relay HMAC key, from internal/keys
+	ListenAddr string // host:port; port 0 picks one
+	// StateRoot is the shared state dir: inboxes live in StateRoot/inbox,
+	// large bodies in StateRoot/files.
+	StateRoot string
+	// MaxBody is the largest body accepted (SPEC: 8 MiB).
+	MaxBody int
+	// LargeBody: received bodies over this are saved to a file and the
+	// agent sees a preview (SPEC: 10 KiB).
+	LargeBody int
+	// Rate and Burst bound what one sending peer may deliver to this peer:
+	// generous for agents (who send a few messages a minute), tight enough
+	// that a runaway loop cannot fill a disk.
+	Rate  rate.Limit
+	Burst int
+	// DeliverTimeout bounds one delivery attempt, retries included.
+	DeliverTimeout time.Duration
+	Logger         *slog.Logger
+	Now            func() time.Time
+}
+
+// DefaultConfig returns the defaults of SPEC sections 3 and 7.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:     "127.0.0.1:0",
+		MaxBody:        8 << 20,
+		LargeBody:      10 << 10,
+		Rate:           1000,
+		Burst:          2000,
+		DeliverTimeout: 10 * time.Second,
+	}
+}
+
+// Relay sends and receives messages for the names this peer holds.
+type Relay struct {
+	cfg Config
+	log *slog.Logger
+	tr  *Transport
+	dir Directory
+
+	mu       sync.Mutex
+	inboxes  map[string]*inbox
+	limiters map[string]*rate.Limiter // by sending peer id
+	closed   bool
+	stats    Stats
+
+	entropy io.Reader
+	idMu    sync.Mutex
+}
+
+// Stats counts deliveries, for status.
+type Stats struct {
+	Delivered, Received, Duplicates, Refused, RateLimited uint64
+}
+
+// New starts a relay listening on cfg.ListenAddr.
+func New(cfg Config) (*Relay, error) {
+	def := DefaultConfig()
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = def.MaxBody
+	}
+	if cfg.LargeBody <= 0 {
+		cfg.LargeBody = def.LargeBody
+	}
+	if cfg.Rate == 0 {
+		cfg.Rate, cfg.Burst = def.Rate, def.Burst
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = max(1, int(cfg.Rate))
+	}
+	if cfg.DeliverTimeout <= 0 {
+		cfg.DeliverTimeout = def.DeliverTimeout
+	}
+	if cfg.ListenAddr == "" {
+		cfg.ListenAddr = def.ListenAddr
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Dir == nil || cfg.StateRoot == "" {
+		return nil, errors.New("relay: Config.Dir and Config.StateRoot are required")
+	}
+	r := &Relay{
+		cfg: cfg, log: cfg.Logger, dir: cfg.Dir,
+		inboxes:  make(map[string]*inbox),
+		limiters: make(map[string]*rate.Limiter),
+		entropy:  ulid.Monotonic(ulidEntropy{}, 0),
+	}
+	tr, err := NewTransport(TransportConfig{
+		ID: cfg.Dir.ID(), Key: cfg.Key, ListenAddr: cfg.ListenAddr,
+		MaxPayload: cfg.MaxBody + 64<<10, Handler: r, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.tr = tr
+	return r, nil
+}
+
+// Addr is the relay's listen address, to announce in the mesh metadata.
+func (r *Relay) Addr() string { return r.tr.Addr() }
+
+// TransportStats exposes the transport's counters (rejected frames...).
+func (r *Relay) TransportStats() TransportStats { return r.tr.Stats() }
+
+// Stats returns delivery counters.
+func (r *Relay) Stats() Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stats
+}
+
+// Close stops the relay and closes the inboxes after their pending writes.
+func (r *Relay) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	err := r.tr.Close()
+	r.mu.Lock()
+	ibs := r.inboxes
+	r.inboxes = map[string]*inbox{}
+	r.mu.Unlock()
+	for _, ib := range ibs {
+		err = errors.Join(err, ib.close())
+	}
+	return err
+}
+
+func (r *Relay) newID() string {
+	r.idMu.Lock()
+	defer r.idMu.Unlock()
+	return ulid.MustNew(ulid.Timestamp(r.cfg.Now()), r.entropy).String()
+}
+
+// Outgoing is a message to send.
+type Outgoing struct {
+	From           string // must be the name this peer holds
+	To             string
+	Body           string
+	Kind           Kind // default KindMessage
+	ConversationID string
+	Intent         string
+}
+
+// Result says what happened to a sent message.
+type Result struct {
+	ID            string `json:"id"`
+	Status        string `json:"status"` // "delivered" or "stored"
+	Holders       int    `json:"holders"`
+	To            string `json:"to"`                       // the name it went to, after forwards
+	ForwardedFrom string `json:"forwarded_from,omitempty"` // the name it was sent to, when forwarded
+}
+
+// Send delivers a message to the peer holding its recipient's name (after
+// following forwards) and returns once that peer has it on disk. The message
+// is at-least-once on the wire and exactly-once for the recipient: a retry
+// after a lost acknowledgement is recognised by its id.
+func (r *Relay) Send(ctx context.Context, o Outgoing) (Result, error) {
+	m, err := r.prepare(o)
+	if err != nil {
+		return Result{}, err
+	}
+	return r.deliver(ctx, m)
+}
+
+func (r *Relay) prepare(o Outgoing) (*Message, error) {
+	if o.From == "" || o.From != r.dir.Name() {
+		if r.dir.Name() == "" {
+			return nil, fmt.Errorf("relay: this peer holds no name yet: %w", mesh.ErrNoName)
+		}
+		return nil, fmt.Errorf("relay: this peer holds %q, so it cannot send as %q", r.dir.Name(), o.From)
+	}
+	if len(o.Body) > r.cfg.MaxBody {
+		return nil, fmt.Errorf("%w: %d bytes, the limit is %d; send a file path instead, or split it", ErrTooLarge, len(o.Body), r.cfg.MaxBody)
+	}
+	if o.Kind == 0 {
+		o.Kind = KindMessage
+	}
+	m := &Message{
+		ID: r.newID(), From: o.From, Kind: o.Kind, Body: o.Body,
+		SentAt: r.cfg.Now().Truncate(time.Millisecond), ConversationID: o.ConversationID, Intent: o.Intent,
+	}
+	to, err := mesh.NormalizeName(o.To)
+	if err != nil {
+		return nil, err
+	}
+	m.To = to
+	if err := m.validateOutgoing(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Message) validateOutgoing() error {
+	if err := m.validate(); err != nil {
+		if !utf8Valid(m.Body) || !utf8Valid(m.Intent) {
+			return fmt.Errorf("%w; send text, or a file path for binary data", ErrBadText)
+		}
+		return err
+	}
+	return nil
+}
+
+// deliver routes m and hands it to the recipient's peer, retrying while the
+// route is settling (a rename or claim still gossiping) until DeliverTimeout.
+func (r *Relay) deliver(ctx context.Context, m *Message) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.DeliverTimeout)
+	defer cancel()
+	original := m.To
+	backoff := 20 * time.Millisecond
+	for {
+		route, err := r.dir.Resolve(original)
+		if err != nil {
+			return Result{}, err
+		}
+		if route.Name == m.From {
+			return Result{}, fmt.Errorf("%w (%q is this peer's own name)", ErrToSelf, route.Name)
+		}
+		if !route.Online {
+			return Result{ID: m.ID, To: route.Name}, fmt.Errorf("%w: no peer holds %q right now; it could not be delivered", ErrNotOnline, route.Name)
+		}
+		m.To = route.Name
+		if len(route.Via) > 0 {
+			m.ForwardedFrom = route.Via[0]
+		}
+		err = r.deliverTo(ctx, route.Owner, m)
+		if err == nil {
+			r.mu.Lock()
+			r.stats.Delivered++
+			r.mu.Unlock()
+			return Result{ID: m.ID, Status: "delivered", To: m.To, ForwardedFrom: m.ForwardedFrom}, nil
+		}
+		var re *RemoteError
+		switch {
+		case errors.As(err, &re) && re.Msg == errRateLimitedText:
+			return Result{}, fmt.Errorf("%w: %s's peer refuses more messages from this peer for now; wait a few seconds and retry", ErrRateLimited, m.To)
+		case errors.As(err, &re) && !retryableRemote(re.Msg):
+			return Result{}, fmt.Errorf("relay: %s refused the message: %s", m.To, re.Msg)
+		case errors.Is(err, ErrTooLarge):
+			return Result{}, err
+		}
+		// Unreachable, or the route moved under us: look again.
+		r.log.Debug("delivery attempt failed; retrying", "to", m.To, "id", m.ID, "err", err)
+		select {
+		case <-ctx.Done():
+			return Result{ID: m.ID, To: m.To}, fmt.Errorf("relay: deliver to %q: %w (last error: %v)", m.To, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 500*time.Millisecond)
+	}
+}
+
+// deliverTo hands m to one peer; the local peer is served without a network
+// round trip.
+func (r *Relay) deliverTo(ctx context.Context, owner mesh.Member, m *Message) error {
+	if owner.ID == r.dir.ID() {
+		ch := make(chan error, 1)
+		r.accept(r.dir.ID(), m, func(err error) { ch <- err })
+		select {
+		case err := <-ch:
+			if err != nil {
+				return &RemoteError{Msg: err.Error()}
+			}
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if owner.Meta.RelayAddr == "" {
+		return fmt.Errorf("%w: peer %s announces no relay address", ErrUnreachable, owner.ID)
+	}
+	body := appendMessage(make([]byte, 0, 64+len(m.Body)+len(m.Intent)), m)
+	_, err := r.tr.Request(ctx, owner.ID, owner.Meta.RelayAddr, body)
+	return err
+}
+
+// Texts of refusals a sender acts on. They cross the wire as RemoteError.
+const (
+	errRateLimitedText = "rate limited"
+	errNotHereText     = "not here: this peer does not hold the recipient's name"
+	errUnknownSender   = "unknown sender: the sender's name is not bound to the sending peer"
+)
+
+// retryableRemote: refusals that a moment of gossip can cure.
+func retryableRemote(msg string) bool {
+	return msg == errNotHereText || msg == errUnknownSender || msg == errInboxClosed.Error()
+}
+
+// HandleRequest implements Handler: a message from another peer.
+func (r *Relay) HandleRequest(from string, body []byte, respond func([]byte, error)) {
+	m, err := decodeMessage(body, r.cfg.MaxBody)
+	if err != nil {
+		r.refused()
+		r.log.Warn("refusing a malformed message", "peer", from, "err", err)
+		respond(nil, err)
+		return
+	}
+	r.accept(from, m, func(err error) { respond(nil, err) })
+}
+
+func (r *Relay) refused() {
+	r.mu.Lock()
+	r.stats.Refused++
+	r.mu.Unlock()
+}
+
+// accept checks a message addressed to this peer and queues it for the
+// recipient's inbox; done is called once it is durable or refused.
+func (r *Relay) accept(fromPeer string, m *Message, done func(error)) {
+	if !r.allow(fromPeer) {
+		r.mu.Lock()
+		r.stats.RateLimited++
+		r.mu.Unlock()
+		done(errors.New(errRateLimitedText))
+		return
+	}
+	if !r.senderBound(fromPeer, m.From) {
+		r.refused()
+		done(errors.New(errUnknownSender))
+		return
+	}
+	if r.dir.Name() != m.To {
+		done(errors.New(errNotHereText))
+		return
+	}
+	ib, err := r.inbox(m.To)
+	if err != nil {
+		done(err)
+		return
+	}
+	ib.add(m, func(err error) {
+		if err == nil {
+			r.mu.Lock()
+			r.stats.Received++
+			r.mu.Unlock()
+		}
+		done(err)
+	})
+}
+
+// senderBound reports whether peer may send as name: it holds the name, or
+// held it until a rename or claim that gossip has not brought here yet.
+func (r *Relay) senderBound(peer, name string) bool {
+	if o, ok := r.dir.Owner(name); ok && o.ID == peer {
+		return true
+	}
+	if m, ok := r.dir.Member(peer); ok && m.Meta.Name == name {
+		return true // its claim is ahead of our view of ownership
+	}
+	// Renamed away from name since sending: the forward leads to it.
+	if route, err := r.dir.Resolve(name); err == nil && route.Online && route.Owner.ID == peer {
+		return true
+	}
+	return false
+}
+
+// allow applies the per-sending-peer token bucket.
+func (r *Relay) allow(peer string) bool {
+	if peer == r.dir.ID() {
+		return true
+	}
+	r.mu.Lock()
+	l, ok := r.limiters[peer]
+	if !ok {
+		if len(r.limiters) > 4096 { // forget idle peers rather than grow forever
+			r.limiters = make(map[string]*rate.Limiter)
+		}
+		l = rate.NewLimiter(r.cfg.Rate, r.cfg.Burst)
+		r.limiters[peer] = l
+	}
+	r.mu.Unlock()
+	return l.AllowN(r.cfg.Now(), 1)
+}
+
+// inbox returns the open inbox of name, opening it on first use.
+func (r *Relay) inbox(name string) (*inbox, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if ib, ok := r.inboxes[name]; ok {
+		return ib, nil
+	}
+	ib, err := openInbox(r.cfg.StateRoot, name, r.cfg.LargeBody, r.cfg.Now)
+	if err != nil {
+		return nil, err
+	}
+	r.inboxes[name] = ib
+	return ib, nil
+}
+
+// Check returns the unread messages of name, oldest first, and marks them
+// read. name must be held by this peer.
+func (r *Relay) Check(name string) ([]Message, error) {
+	ib, err := r.ownInbox(name)
+	if err != nil {
+		return nil, err
+	}
+	return ib.take()
+}
+
+// Peek returns the unread messages of name without marking them read.
+func (r *Relay) Peek(name string) ([]Message, error) {
+	ib, err := r.ownInbox(name)
+	if err != nil {
+		return nil, err
+	}
+	return ib.peek()
+}
+
+// Unread is the number of unread messages of name.
+func (r *Relay) Unread(name string) int {
+	ib, err := r.ownInbox(name)
+	if err != nil {
+		return 0
+	}
+	n, _ := ib.state()
+	return n
+}
+
+// Wait blocks until name has at least one unread message, or ctx ends.
+func (r *Relay) Wait(ctx context.Context, name string) error {
+	ib, err := r.ownInbox(name)
+	if err != nil {
+		return err
+	}
+	for {
+		n, changed := ib.state()
+		if n > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+func (r *Relay) ownInbox(name string) (*inbox, error) {
+	if name == "" || name != r.dir.Name() {
+		return nil, fmt.Errorf("relay: this peer does not hold %q: %w", name, mesh.ErrNoName)
+	}
+	return r.inbox(name)
+}
+
+// CloseInbox closes the inbox of a name this peer no longer holds, so the
+// next holder (maybe another process) can open it.
+func (r *Relay) CloseInbox(name string) error {
+	r.mu.Lock()
+	ib, ok := r.inboxes[name]
+	delete(r.inboxes, name)
+	r.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return ib.close()
+}
+
+// BroadcastResult says who got a broadcast.
+type BroadcastResult struct {
+	Delivered []string          `json:"delivered"`
+	Failed    map[string]string `json:"failed,omitempty"` // name -> error
+}
+
+// Broadcast sends body to every named peer online now except this one, in
+// parallel, and reports who got it.
+func (r *Relay) Broadcast(ctx context.Context, from, body string) (BroadcastResult, error) {
+	var names []string
+	for _, m := range r.dir.Members() {
+		if m.Meta.Name != "" && m.Meta.Name != from && (m.State == mesh.MemberAlive || m.State == mesh.MemberSuspect) {
+			names = append(names, m.Meta.Name)
+		}
+	}
+	sort.Strings(names)
+	res := BroadcastResult{Delivered: []string{}, Failed: map[string]string{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, name := range names {
+		m, err := r.prepare(Outgoing{From: from, To: name, Body: body})
+		if err != nil {
+			return res, err // the same for every recipient: size, text, our name
+		}
+		m.Broadcast = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := r.deliver(ctx, m)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				res.Failed[name] = err.Error()
+			} else {
+				res.Delivered = append(res.Delivered, name)
+			}
+		}()
+	}
+	wg.Wait()
+	sort.Strings(res.Delivered)
+	return res, nil
+}
+
+// ulidEntropy feeds ULIDs from crypto/rand: ids must not be guessable, or a
+// peer could pre-empt another's message id and have it dropped as a duplicate.
+type ulidEntropy struct{}
+
+func (ulidEntropy) Read(p []byte) (int, error) { return cryptorand.Read(p) }
+
+func utf8Valid(s string) bool { return utf8.ValidString(s) }
