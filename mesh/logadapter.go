@@ -39,6 +39,10 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
+	if strings.Contains(line, "use of closed network connection") {
+		// memberlist's goroutines racing its own Shutdown: expected noise.
+		level = slog.LevelDebug
+	}
 	if w.observe != nil {
 		w.observe(level, line)
 	}

@@ -255,6 +255,47 @@ func (ib *inbox) take() ([]Message, error) {
 	return out, nil
 }
 
+// remove deletes the unread messages with the given ids (read elsewhere: a
+// client that showed them acknowledges them), and returns how many it removed.
+func (ib *inbox) remove(ids []string) (int, error) {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	removed := 0
+	err := ib.db.Update(func(tx *bbolt.Tx) error {
+		removed = 0
+		u := tx.Bucket(bucketUnread)
+		var keys [][]byte
+		err := u.ForEach(func(k, v []byte) error {
+			var m struct{ ID string }
+			if json.Unmarshal(v, &m) == nil && want[m.ID] {
+				keys = append(keys, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := u.Delete(k); err != nil {
+				return err
+			}
+		}
+		removed = len(keys)
+		return nil
+	})
+	if err != nil || removed == 0 {
+		return 0, err
+	}
+	ib.mu.Lock()
+	ib.unread -= removed
+	close(ib.changed)
+	ib.changed = make(chan struct{})
+	ib.mu.Unlock()
+	return removed, nil
+}
+
 // peek returns unread messages without removing them.
 func (ib *inbox) peek() ([]Message, error) {
 	var out []Message

@@ -461,6 +461,17 @@ func (r *Relay) Peek(name string) ([]Message, error) {
 	return ib.peek()
 }
 
+// Ack marks the given messages of name read: the second half of Peek, for a
+// client that must show messages before they are gone (a crash between the
+// two leaves them unread rather than lost).
+func (r *Relay) Ack(name string, ids []string) (int, error) {
+	ib, err := r.ownInbox(name)
+	if err != nil {
+		return 0, err
+	}
+	return ib.remove(ids)
+}
+
 // Unread is the number of unread messages of name.
 func (r *Relay) Unread(name string) int {
 	ib, err := r.ownInbox(name)

@@ -42,6 +42,9 @@ func commands() []command {
 	return []command{
 		{"serve", "[--name NAME] [--description D]", "run a headless peer: holds messages for absent names, keeps NAME's inbox", runServe},
 		{"status", "[--json] [--watch]", "show the mesh: peers, names, hosts, states, forwarding names", runStatus},
+		{"send", "--as NAME TO MESSAGE [--json]", "send a message as NAME (MESSAGE - reads stdin)", runSend},
+		{"check", "--as NAME [--json]", "print NAME's unread messages and mark them read", runCheck},
+		{"listen", "--as NAME [--timeout S] [--json]", "wait for a message for NAME, print it and mark it read", runListen},
 		{"version", "", "print the version", runVersion},
 	}
 }

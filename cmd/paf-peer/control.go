@@ -12,6 +12,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/relay"
 )
 
 // The control socket lets the shell commands (status, and later send, check,
@@ -28,12 +30,23 @@ const maxControlRequest = 20 << 20
 type controlRequest struct {
 	V  int    `json:"v"`
 	Op string `json:"op"`
+	// For send, check, ack, listen (see ops.go).
+	As      string   `json:"as,omitempty"`
+	To      string   `json:"to,omitempty"`
+	Message string   `json:"message,omitempty"`
+	Timeout float64  `json:"timeout,omitempty"` // seconds; 0: until the client goes away
+	IDs     []string `json:"ids,omitempty"`
 }
 
 type controlResponse struct {
 	V      int           `json:"v"`
 	Error  string        `json:"error,omitempty"`
 	Status *statusReport `json:"status,omitempty"`
+	// For send.
+	Result *relay.Result `json:"result,omitempty"`
+	// For check and listen.
+	Messages []jsonMessage `json:"messages,omitempty"`
+	Unread   int           `json:"unread,omitempty"`
 }
 
 // decodeControlRequest reads one request; it is fuzzed.
@@ -101,13 +114,22 @@ func (s *controlServer) handle(c net.Conn) {
 		resp.Error = err.Error()
 	} else {
 		_ = c.SetReadDeadline(time.Time{})
+		// The client sends nothing after its request: a read that returns
+		// means it went away (Ctrl-C on `paf-peer listen`), so stop waiting.
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			var b [1]byte
+			_, _ = c.Read(b[:])
+			cancel()
+		}()
 		switch req.Op {
 		case "status":
 			r := s.n.status()
 			resp.Status = &r
 		default:
-			resp.Error = fmt.Sprintf("control: unknown op %q", req.Op)
+			s.n.op(ctx, req, &resp)
 		}
+		cancel()
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	if err := json.NewEncoder(c).Encode(resp); err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/internal/statedir"
 	"github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/relay"
 )
 
 // node is one running peer: its state slot, keys, mesh membership, local
@@ -23,6 +26,7 @@ type node struct {
 	slot   *statedir.Slot
 	keys   *keys.Keys
 	peer   *mesh.Peer
+	relay  *relay.Relay
 	local  *discovery.Local
 	advert *discovery.Advert
 	ctl    *controlServer
@@ -47,12 +51,18 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 			n = nil
 		}
 	}()
-	if n.slot, err = statedir.Open(s.StateDir); err != nil {
-		return nil, err
+	// A short-lived helper peer keeps no state of its own: it must not
+	// adopt (and then abandon) what a dead peer left in the state dir.
+	if !o.Quiet {
+		if n.slot, err = statedir.Open(s.StateDir); err != nil {
+			return nil, err
+		}
+	} else if err = os.MkdirAll(s.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir %s: %w; fix its permissions or choose another with --state-dir / PAF_STATE_DIR", s.StateDir, err)
 	}
 	n.keys = s.Keys
 	if n.keys == nil {
-		if n.keys, err = keys.LocalKeys(s.StateDir); err != nil {
+		if n.keys, err = keys.LocalKeys(s.RunDir); err != nil {
 			return nil, err
 		}
 	}
@@ -66,7 +76,9 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 		cfg = mesh.DefaultLANConfig()
 	}
 	cfg.Logger = log
-	cfg.StateDir = n.slot.Dir()
+	if n.slot != nil {
+		cfg.StateDir = n.slot.Dir()
+	}
 	cfg.Memberlist.BindAddr = s.Bind.Addr().String()
 	cfg.Memberlist.BindPort = int(s.Bind.Port())
 	cfg.Memberlist.AdvertisePort = int(s.Bind.Port())
@@ -89,6 +101,16 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 		return nil, err
 	}
 	n.local.Self = n.peer.ID()
+
+	rc := relay.DefaultConfig()
+	rc.Dir, rc.Key, rc.StateRoot, rc.Logger = n.peer, n.keys.Relay, s.StateDir, log
+	rc.ListenAddr = net.JoinHostPort(s.Bind.Addr().String(), "0")
+	if n.relay, err = relay.New(rc); err != nil {
+		return nil, err
+	}
+	if err = n.peer.SetMeta(ctx, func(m *mesh.Meta) { m.RelayAddr = n.relay.Addr() }); err != nil {
+		return nil, err
+	}
 
 	// Learn the mesh before claiming, so a taken name is refused at once.
 	n.peer.Discover()
@@ -138,6 +160,7 @@ func (n *node) watch(ctx context.Context) {
 			switch e.Type {
 			case mesh.EventNameLost:
 				n.log.Error("lost our name to another peer that claimed it at the same time", "name", e.Name, "owner", e.PeerID)
+				n.relay.CloseInbox(e.Name) // the winner's process may need the file
 			case mesh.EventPeerJoined, mesh.EventPeerLeft, mesh.EventPeerFailed:
 				n.log.Info(e.Type.String(), "peer", e.PeerID)
 			case mesh.EventNameClaimed, mesh.EventNameReleased, mesh.EventNameRenamed:
@@ -164,8 +187,13 @@ func (n *node) Close() {
 	if n.ctl != nil {
 		n.ctl.Close()
 	}
+	// Leave the mesh first, so senders stop routing here, then let the relay
+	// finish what is in flight.
 	if n.peer != nil {
 		n.peer.Close()
+	}
+	if n.relay != nil {
+		n.relay.Close()
 	}
 	if n.slot != nil {
 		n.slot.Close()
