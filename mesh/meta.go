@@ -54,6 +54,9 @@ type Meta struct {
 	// event delegate that a node is gone but not whether it left or failed,
 	// so the peer says so itself; others release its name at once.
 	Leaving bool `json:"x,omitempty"`
+	// Transient marks a short-lived peer (a shell command acting as a name
+	// for a moment): it is never chosen to hold messages for others.
+	Transient bool `json:"t,omitempty"`
 	V       int  `json:"v"`
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -19,8 +20,14 @@ import (
 )
 
 // TestMain checks every test in package relay for leaked goroutines. The codec starts none;
-// the connection code built on it does.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// the connection code built on it does. With PAF_BENCH_CHILD set, the binary is instead the
+// receiving process of a cross-process benchmark (xproc_child_test.go).
+func TestMain(m *testing.M) {
+	if role := os.Getenv(xprocChildEnv); role != "" {
+		os.Exit(xprocChildMain(role))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 var (
 	testKey  = bytes.Repeat([]byte{0x42}, 32)

@@ -68,6 +68,15 @@ const (
 // Request types inside the transport's request body.
 const (
 	reqDeliver byte = 1 // a Message for a name this peer holds
+	reqStore   byte = 2 // a Message to hold for a name that is offline
+	reqDrop    byte = 3 // forget held messages: a nameList (handed over)
+	reqCount   byte = 4 // how many messages do you hold for this name
+)
+
+// Message flags on the wire.
+const (
+	flagBroadcast = 1 << 0
+	flagReplica   = 1 << 1 // from a holder, not the author: a copy to another holder (reqStore) or a handover (reqDeliver)
 )
 
 const messageVersion = 1
@@ -79,11 +88,18 @@ var errBadMessage = errors.New("relay: malformed message")
 // message is decoded on every delivery, and because encoding/json would
 // silently replace invalid UTF-8 instead of letting us refuse it.
 func appendMessage(dst []byte, m *Message) []byte {
+	return appendMessageAs(dst, reqDeliver, m, false)
+}
+
+func appendMessageAs(dst []byte, typ byte, m *Message, replica bool) []byte {
 	var flags byte
 	if m.Broadcast {
-		flags |= 1
+		flags |= flagBroadcast
 	}
-	dst = append(dst, messageVersion, reqDeliver, flags, byte(m.Kind))
+	if replica {
+		flags |= flagReplica
+	}
+	dst = append(dst, messageVersion, typ, flags, byte(m.Kind))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(m.SentAt.UnixMilli()))
 	for _, s := range []string{m.ID, m.From, m.To, m.ForwardedFrom, m.ConversationID, m.Intent} {
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
@@ -97,53 +113,61 @@ func appendMessage(dst []byte, m *Message) []byte {
 // string must be valid UTF-8 and every name a valid name; the body must fit
 // maxBody.
 func decodeMessage(b []byte, maxBody int) (*Message, error) {
+	m, _, err := decodeMessageAs(b, reqDeliver, maxBody)
+	return m, err
+}
+
+// decodeMessageAs decodes a message sent as request type typ, and reports
+// whether it is a holder's replica.
+func decodeMessageAs(b []byte, typ byte, maxBody int) (*Message, bool, error) {
 	if len(b) < 12 {
-		return nil, fmt.Errorf("%w: %d bytes is too short", errBadMessage, len(b))
+		return nil, false, fmt.Errorf("%w: %d bytes is too short", errBadMessage, len(b))
 	}
 	if b[0] != messageVersion {
-		return nil, fmt.Errorf("%w: version %d, this peer speaks %d", errBadMessage, b[0], messageVersion)
+		return nil, false, fmt.Errorf("%w: version %d, this peer speaks %d", errBadMessage, b[0], messageVersion)
 	}
-	if b[1] != reqDeliver {
-		return nil, fmt.Errorf("%w: request type %d", errBadMessage, b[1])
+	if b[1] != typ {
+		return nil, false, fmt.Errorf("%w: request type %d", errBadMessage, b[1])
 	}
-	m := &Message{Broadcast: b[2]&1 != 0, Kind: Kind(b[3])}
-	if b[2]&^1 != 0 {
-		return nil, fmt.Errorf("%w: unknown flags %#x", errBadMessage, b[2])
+	m := &Message{Broadcast: b[2]&flagBroadcast != 0, Kind: Kind(b[3])}
+	replica := b[2]&flagReplica != 0
+	if b[2]&^(flagBroadcast|flagReplica) != 0 {
+		return nil, false, fmt.Errorf("%w: unknown flags %#x", errBadMessage, b[2])
 	}
 	if m.Kind < KindMessage || m.Kind > KindSystem {
-		return nil, fmt.Errorf("%w: kind %d", errBadMessage, b[3])
+		return nil, false, fmt.Errorf("%w: kind %d", errBadMessage, b[3])
 	}
 	m.SentAt = time.UnixMilli(int64(binary.BigEndian.Uint64(b[4:12])))
 	off := 12
 	fields := []*string{&m.ID, &m.From, &m.To, &m.ForwardedFrom, &m.ConversationID, &m.Intent}
 	for _, f := range fields {
 		if len(b)-off < 2 {
-			return nil, fmt.Errorf("%w: truncated", errBadMessage)
+			return nil, false, fmt.Errorf("%w: truncated", errBadMessage)
 		}
 		n := int(binary.BigEndian.Uint16(b[off:]))
 		off += 2
 		if len(b)-off < n {
-			return nil, fmt.Errorf("%w: truncated", errBadMessage)
+			return nil, false, fmt.Errorf("%w: truncated", errBadMessage)
 		}
 		*f = string(b[off : off+n])
 		off += n
 	}
 	if len(b)-off < 4 {
-		return nil, fmt.Errorf("%w: truncated", errBadMessage)
+		return nil, false, fmt.Errorf("%w: truncated", errBadMessage)
 	}
 	n := int64(binary.BigEndian.Uint32(b[off:]))
 	off += 4
 	if n > int64(maxBody) {
-		return nil, fmt.Errorf("%w: body of %d bytes exceeds the limit of %d", errBadMessage, n, maxBody)
+		return nil, false, fmt.Errorf("%w: body of %d bytes exceeds the limit of %d", errBadMessage, n, maxBody)
 	}
 	if int64(len(b)-off) != n {
-		return nil, fmt.Errorf("%w: body length %d does not match the %d bytes that follow", errBadMessage, n, len(b)-off)
+		return nil, false, fmt.Errorf("%w: body length %d does not match the %d bytes that follow", errBadMessage, n, len(b)-off)
 	}
 	m.Body = string(b[off:])
 	if err := m.validate(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return m, nil
+	return m, replica, nil
 }
 
 // validate checks what a receiver must not trust: names, id, UTF-8.

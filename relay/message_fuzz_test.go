@@ -18,7 +18,14 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add([]byte{1, 1, 0, 1})
 	f.Add([]byte{2, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := decodeMessage(b, 1<<20)
+		if len(b) > 1 && (b[1] == reqStore) {
+			m, replica, err := decodeMessageAs(b, reqStore, 1<<20)
+			if err == nil && !bytes.Equal(appendMessageAs(nil, reqStore, m, replica), b) {
+				t.Fatalf("store re-encoding differs")
+			}
+			return
+		}
+		m, replica, err := decodeMessageAs(b, reqDeliver, 1<<20)
 		if err != nil {
 			if !errors.Is(err, errBadMessage) {
 				t.Fatalf("error not marked as a bad message: %v", err)
@@ -29,7 +36,7 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatalf("decoded an invalid message")
 		}
 		// Canonical: what decodes re-encodes to the same bytes.
-		if again := appendMessage(nil, m); !bytes.Equal(again, b) {
+		if again := appendMessageAs(nil, reqDeliver, m, replica); !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding differs")
 		}
 	})

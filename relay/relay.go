@@ -60,19 +60,47 @@ type Config struct {
 	Burst int
 	// DeliverTimeout bounds one delivery attempt, retries included.
 	DeliverTimeout time.Duration
-	Logger         *slog.Logger
-	Now            func() time.Time
+
+	// HolderDir is this peer's own state slot, where it keeps messages it
+	// holds for offline names. Empty: this peer never holds (a transient
+	// peer, whose Meta.Transient keeps others from choosing it).
+	HolderDir string
+	// Replicas is how many peers hold each stored message (SPEC: 3).
+	Replicas int
+	// StoreTTL is how long a stored message waits (SPEC: 30 days).
+	StoreTTL time.Duration
+	// Quota is how many messages one holder keeps for one name: enough for
+	// any real backlog, small enough that a loop cannot fill the disk.
+	Quota int
+	// HoldInterval is how often holders look for recipients that came
+	// online and for membership changes (they are also woken at once when
+	// a message is stored); HandoverStagger is how long each lower-ranked
+	// holder waits before handing over in case the first did not.
+	HoldInterval    time.Duration
+	HandoverStagger time.Duration
+	ExpiryInterval  time.Duration
+	// OnHeldChange, when set, is called (from the holding goroutine) when
+	// the number of messages held changes, to announce it in the mesh.
+	OnHeldChange func(msgs, names int)
+	Logger       *slog.Logger
+	Now          func() time.Time
 }
 
 // DefaultConfig returns the defaults of SPEC sections 3 and 7.
 func DefaultConfig() Config {
 	return Config{
-		ListenAddr:     "127.0.0.1:0",
-		MaxBody:        8 << 20,
-		LargeBody:      10 << 10,
-		Rate:           1000,
-		Burst:          2000,
-		DeliverTimeout: 10 * time.Second,
+		ListenAddr:      "127.0.0.1:0",
+		MaxBody:         8 << 20,
+		LargeBody:       10 << 10,
+		Rate:            1000,
+		Burst:           2000,
+		DeliverTimeout:  10 * time.Second,
+		Replicas:        3,
+		StoreTTL:        30 * 24 * time.Hour,
+		Quota:           10000,
+		HoldInterval:    250 * time.Millisecond,
+		HandoverStagger: 2 * time.Second,
+		ExpiryInterval:  time.Minute,
 	}
 }
 
@@ -91,11 +119,18 @@ type Relay struct {
 
 	entropy io.Reader
 	idMu    sync.Mutex
+
+	held     *heldStore // nil when this peer does not hold
+	holdKick chan struct{}
+	lastHeld [2]int // last totals reported to OnHeldChange
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // Stats counts deliveries, for status.
 type Stats struct {
-	Delivered, Received, Duplicates, Refused, RateLimited uint64
+	Delivered, Stored, Received, Refused, RateLimited uint64
+	HandedOver, Expired                               uint64
 }
 
 // New starts a relay listening on cfg.ListenAddr.
@@ -119,6 +154,21 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = def.ListenAddr
 	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = def.Replicas
+	}
+	if cfg.StoreTTL <= 0 {
+		cfg.StoreTTL = def.StoreTTL
+	}
+	if cfg.HoldInterval <= 0 {
+		cfg.HoldInterval = def.HoldInterval
+	}
+	if cfg.HandoverStagger <= 0 {
+		cfg.HandoverStagger = def.HandoverStagger
+	}
+	if cfg.ExpiryInterval <= 0 {
+		cfg.ExpiryInterval = def.ExpiryInterval
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -133,15 +183,31 @@ func New(cfg Config) (*Relay, error) {
 		inboxes:  make(map[string]*inbox),
 		limiters: make(map[string]*rate.Limiter),
 		entropy:  ulid.Monotonic(ulidEntropy{}, 0),
+		holdKick: make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+	}
+	if cfg.HolderDir != "" {
+		h, err := openHeld(cfg.HolderDir, cfg.Now)
+		if err != nil {
+			return nil, err
+		}
+		r.held = h
 	}
 	tr, err := NewTransport(TransportConfig{
 		ID: cfg.Dir.ID(), Key: cfg.Key, ListenAddr: cfg.ListenAddr,
 		MaxPayload: cfg.MaxBody + 64<<10, Handler: r, Logger: cfg.Logger,
 	})
 	if err != nil {
+		if r.held != nil {
+			r.held.close()
+		}
 		return nil, err
 	}
 	r.tr = tr
+	if r.held != nil {
+		r.wg.Add(1)
+		go r.holdLoop()
+	}
 	return r, nil
 }
 
@@ -167,7 +233,12 @@ func (r *Relay) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
+	close(r.stop)
+	r.wg.Wait()
 	err := r.tr.Close()
+	if r.held != nil {
+		err = errors.Join(err, r.held.close())
+	}
 	r.mu.Lock()
 	ibs := r.inboxes
 	r.inboxes = map[string]*inbox{}
@@ -212,7 +283,7 @@ func (r *Relay) Send(ctx context.Context, o Outgoing) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return r.deliver(ctx, m)
+	return r.deliver(ctx, m, true)
 }
 
 func (r *Relay) prepare(o Outgoing) (*Message, error) {
@@ -255,7 +326,7 @@ func (m *Message) validateOutgoing() error {
 
 // deliver routes m and hands it to the recipient's peer, retrying while the
 // route is settling (a rename or claim still gossiping) until DeliverTimeout.
-func (r *Relay) deliver(ctx context.Context, m *Message) (Result, error) {
+func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.DeliverTimeout)
 	defer cancel()
 	original := m.To
@@ -269,7 +340,21 @@ func (r *Relay) deliver(ctx context.Context, m *Message) (Result, error) {
 			return Result{}, fmt.Errorf("%w (%q is this peer's own name)", ErrToSelf, route.Name)
 		}
 		if !route.Online {
-			return Result{ID: m.ID, To: route.Name}, fmt.Errorf("%w: no peer holds %q right now; it could not be delivered", ErrNotOnline, route.Name)
+			if !mayStore {
+				return Result{ID: m.ID, To: route.Name}, fmt.Errorf("%w: no peer holds %q right now", ErrNotOnline, route.Name)
+			}
+			m.To = route.Name
+			if len(route.Via) > 0 {
+				m.ForwardedFrom = route.Via[0]
+			}
+			n, err := r.store(ctx, m)
+			if err != nil {
+				return Result{ID: m.ID, To: m.To}, err
+			}
+			r.mu.Lock()
+			r.stats.Stored++
+			r.mu.Unlock()
+			return Result{ID: m.ID, Status: "stored", Holders: n, To: m.To, ForwardedFrom: m.ForwardedFrom}, nil
 		}
 		m.To = route.Name
 		if len(route.Via) > 0 {
@@ -305,9 +390,14 @@ func (r *Relay) deliver(ctx context.Context, m *Message) (Result, error) {
 // deliverTo hands m to one peer; the local peer is served without a network
 // round trip.
 func (r *Relay) deliverTo(ctx context.Context, owner mesh.Member, m *Message) error {
+	return r.deliverAs(ctx, owner, m, false)
+}
+
+// deliverAs is deliverTo, marking the message as a holder's handover.
+func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, handover bool) error {
 	if owner.ID == r.dir.ID() {
 		ch := make(chan error, 1)
-		r.accept(r.dir.ID(), m, func(err error) { ch <- err })
+		r.accept(r.dir.ID(), m, handover, func(err error) { ch <- err })
 		select {
 		case err := <-ch:
 			if err != nil {
@@ -321,7 +411,7 @@ func (r *Relay) deliverTo(ctx context.Context, owner mesh.Member, m *Message) er
 	if owner.Meta.RelayAddr == "" {
 		return fmt.Errorf("%w: peer %s announces no relay address", ErrUnreachable, owner.ID)
 	}
-	body := appendMessage(make([]byte, 0, 64+len(m.Body)+len(m.Intent)), m)
+	body := appendMessageAs(make([]byte, 0, 64+len(m.Body)+len(m.Intent)), reqDeliver, m, handover)
 	_, err := r.tr.Request(ctx, owner.ID, owner.Meta.RelayAddr, body)
 	return err
 }
@@ -340,14 +430,27 @@ func retryableRemote(msg string) bool {
 
 // HandleRequest implements Handler: a message from another peer.
 func (r *Relay) HandleRequest(from string, body []byte, respond func([]byte, error)) {
-	m, err := decodeMessage(body, r.cfg.MaxBody)
+	if len(body) >= 2 {
+		switch body[1] {
+		case reqStore:
+			respond(nil, r.handleStore(from, body))
+			return
+		case reqDrop:
+			respond(nil, r.handleDrop(body))
+			return
+		case reqCount:
+			respond(r.handleCount(body))
+			return
+		}
+	}
+	m, handover, err := decodeMessageAs(body, reqDeliver, r.cfg.MaxBody)
 	if err != nil {
 		r.refused()
 		r.log.Warn("refusing a malformed message", "peer", from, "err", err)
 		respond(nil, err)
 		return
 	}
-	r.accept(from, m, func(err error) { respond(nil, err) })
+	r.accept(from, m, handover, func(err error) { respond(nil, err) })
 }
 
 func (r *Relay) refused() {
@@ -358,7 +461,10 @@ func (r *Relay) refused() {
 
 // accept checks a message addressed to this peer and queues it for the
 // recipient's inbox; done is called once it is durable or refused.
-func (r *Relay) accept(fromPeer string, m *Message, done func(error)) {
+//
+// handover marks a stored message handed over by a holder rather than sent
+// by its author: the holder checked the author when it took the message.
+func (r *Relay) accept(fromPeer string, m *Message, handover bool, done func(error)) {
 	if !r.allow(fromPeer) {
 		r.mu.Lock()
 		r.stats.RateLimited++
@@ -366,7 +472,9 @@ func (r *Relay) accept(fromPeer string, m *Message, done func(error)) {
 		done(errors.New(errRateLimitedText))
 		return
 	}
-	if !r.senderBound(fromPeer, m.From) {
+	// System notices (a stored message expired) come from a holder, not
+	// from an agent; every other message must come from its sender's peer.
+	if !handover && m.Kind != KindSystem && !r.senderBound(fromPeer, m.From) {
 		r.refused()
 		done(errors.New(errUnknownSender))
 		return
@@ -508,6 +616,43 @@ func (r *Relay) ownInbox(name string) (*inbox, error) {
 	return r.inbox(name)
 }
 
+// MoveInbox moves the unread messages of old into the inbox of new, in
+// order, after this peer renamed itself from old to new, and closes old's
+// inbox. The messages keep their ids, so nothing is shown twice.
+func (r *Relay) MoveInbox(old, new string) error {
+	if r.dir.Name() != new {
+		return fmt.Errorf("relay: this peer does not hold %q: %w", new, mesh.ErrNoName)
+	}
+	src, err := r.inbox(old)
+	if err != nil {
+		return err
+	}
+	dst, err := r.inbox(new)
+	if err != nil {
+		return err
+	}
+	ms, err := src.peek()
+	if err != nil {
+		return err
+	}
+	errs := make(chan error, len(ms))
+	for i := range ms {
+		m := ms[i]
+		dst.add(&m, func(err error) { errs <- err })
+	}
+	ids := make([]string, len(ms))
+	for i := range ms {
+		ids[i] = ms[i].ID
+		if err := <-errs; err != nil {
+			return fmt.Errorf("relay: move unread messages from %q to %q: %w", old, new, err)
+		}
+	}
+	if _, err := src.remove(ids); err != nil {
+		return err
+	}
+	return r.CloseInbox(old)
+}
+
 // CloseInbox closes the inbox of a name this peer no longer holds, so the
 // next holder (maybe another process) can open it.
 func (r *Relay) CloseInbox(name string) error {
@@ -549,7 +694,7 @@ func (r *Relay) Broadcast(ctx context.Context, from, body string) (BroadcastResu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := r.deliver(ctx, m)
+			_, err := r.deliver(ctx, m, false)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {

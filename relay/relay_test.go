@@ -67,6 +67,7 @@ func startNode(t testing.TB, root string, opts ...nodeOpt) *node {
 	cfg := DefaultConfig()
 	cfg.Dir, cfg.Key, cfg.StateRoot, cfg.Logger = p, relayKey, root, relayLogger(t)
 	cfg.DeliverTimeout = 5 * time.Second
+	cfg.HandoverStagger = 300 * time.Millisecond
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -254,7 +255,7 @@ func TestRefusals(t *testing.T) {
 		want error
 	}{
 		"to self":         {Outgoing{From: "alice", To: "alice", Body: "x"}, ErrToSelf},
-		"not online":      {Outgoing{From: "alice", To: "nobody", Body: "x"}, ErrNotOnline},
+		"nobody can hold": {Outgoing{From: "alice", To: "nobody", Body: "x"}, ErrNoHolders},
 		"bad utf8":        {Outgoing{From: "alice", To: "bob", Body: "a\xffb"}, ErrBadText},
 		"bad name":        {Outgoing{From: "alice", To: "b b", Body: "x"}, mesh.ErrInvalidName},
 		"not our name":    {Outgoing{From: "bob", To: "alice", Body: "x"}, nil},
@@ -284,7 +285,7 @@ func TestRetryAfterLostAckShownOnce(t *testing.T) {
 	// Deliver the same message three times, as a sender that never saw the
 	// acknowledgement would.
 	for i := 0; i < 3; i++ {
-		if _, err := ns[0].relay.deliver(ctx, m); err != nil {
+		if _, err := ns[0].relay.deliver(ctx, m, false); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -293,7 +294,7 @@ func TestRetryAfterLostAckShownOnce(t *testing.T) {
 		t.Fatalf("shown %d times", len(msgs))
 	}
 	// Even after it was read, a late retry is still recognised.
-	if _, err := ns[0].relay.deliver(ctx, m); err != nil {
+	if _, err := ns[0].relay.deliver(ctx, m, false); err != nil {
 		t.Fatal(err)
 	}
 	if msgs, _ := ns[1].relay.Check("bob"); len(msgs) != 0 {
@@ -445,4 +446,8 @@ func TestWaitWakesOnArrival(t *testing.T) {
 	if err := ns[1].relay.Wait(c, "bob"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled wait on an empty inbox: %v", err)
 	}
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
 }

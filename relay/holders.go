@@ -1,0 +1,541 @@
+package relay
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/paf-mesh/paf-mesh/mesh"
+)
+
+// Store-and-forward. A message for a name no live peer holds is kept by R
+// holders chosen by rendezvous hashing of the recipient name over the live
+// peers that may hold (not transient ones), so every peer agrees who holds
+// what without asking. Each holder persists its copy (held.go). Holders
+// watch the mesh: when the name (or a name it forwards to) comes online, the
+// first-ranked holder hands the messages over in send order, and after the
+// recipient acknowledged them every holder drops its copy; when membership
+// changes, holders copy what they hold to the new holder set and drop copies
+// they no longer need. Messages expire after StoreTTL; their senders are
+// told if online, and the count shows in status.
+
+// ErrQuota is returned when the recipient's store quota is full.
+var ErrQuota = errors.New("store quota reached")
+
+// ErrNoHolders: nobody could take the message.
+var ErrNoHolders = errors.New("no peer could store the message")
+
+// holdersFor ranks the peers that may hold messages for name and returns the
+// first n. Rendezvous (highest random weight) hashing: when a peer joins or
+// leaves, only the names it ranks first for move.
+func holdersFor(name string, members []mesh.Member, n int) []mesh.Member {
+	type scored struct {
+		m     mesh.Member
+		score uint64
+	}
+	var cands []scored
+	for _, m := range members {
+		if m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect {
+			continue
+		}
+		if m.Meta.Transient || m.Meta.Leaving || m.Meta.RelayAddr == "" {
+			continue
+		}
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		h.Write([]byte{0})
+		h.Write([]byte(m.ID))
+		cands = append(cands, scored{m, h.Sum64()})
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].score != cands[j].score {
+			return cands[i].score > cands[j].score
+		}
+		return cands[i].m.ID < cands[j].m.ID
+	})
+	out := make([]mesh.Member, 0, n)
+	for i := 0; i < len(cands) && i < n; i++ {
+		out = append(out, cands[i].m)
+	}
+	return out
+}
+
+// store asks the holders of m.To to keep m and returns how many confirmed.
+func (r *Relay) store(ctx context.Context, m *Message) (int, error) {
+	holders := holdersFor(m.To, r.dir.Members(), r.cfg.Replicas)
+	if len(holders) == 0 {
+		return 0, fmt.Errorf("%w: no peer that can hold messages is online", ErrNoHolders)
+	}
+	errs := make([]error, len(holders))
+	var wg sync.WaitGroup
+	for i, h := range holders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.storeAt(ctx, h, m, false)
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	quota := 0
+	var last error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case isQuota(err):
+			quota++
+			last = err
+		default:
+			last = err
+		}
+	}
+	if ok > 0 {
+		return ok, nil
+	}
+	if quota > 0 {
+		return 0, fmt.Errorf("%w: %q has too many messages waiting; wait until it comes online and reads them", ErrQuota, m.To)
+	}
+	return 0, fmt.Errorf("%w: %v", ErrNoHolders, last)
+}
+
+func isQuota(err error) bool {
+	var re *RemoteError
+	return errors.Is(err, errQuota) || errors.As(err, &re) && strings.Contains(re.Msg, errQuota.Error())
+}
+
+// storeAt stores m at one holder (locally without a round trip).
+func (r *Relay) storeAt(ctx context.Context, h mesh.Member, m *Message, replica bool) error {
+	if h.ID == r.dir.ID() {
+		return r.holdLocal(m)
+	}
+	_, err := r.tr.Request(ctx, h.ID, h.Meta.RelayAddr, appendMessageAs(nil, reqStore, m, replica))
+	return err
+}
+
+func (r *Relay) holdLocal(m *Message) error {
+	if r.held == nil {
+		return errors.New("this peer does not hold messages for others")
+	}
+	added, err := r.held.put(m, r.cfg.StoreTTL, r.cfg.Quota)
+	if err != nil {
+		return err
+	}
+	if added {
+		r.kickHolding()
+	}
+	return nil
+}
+
+// handleStore serves reqStore from another peer.
+func (r *Relay) handleStore(from string, body []byte) error {
+	m, replica, err := decodeMessageAs(body, reqStore, r.cfg.MaxBody)
+	if err != nil {
+		r.refused()
+		return err
+	}
+	if !r.allow(from) {
+		return errors.New(errRateLimitedText)
+	}
+	if !replica && m.Kind != KindSystem && !r.senderBound(from, m.From) {
+		r.refused()
+		return errors.New(errUnknownSender)
+	}
+	return r.holdLocal(m)
+}
+
+// A nameList is the payload of reqDrop and reqCount: version, type, the
+// name, then ids (u16 count, each u16-length-prefixed).
+func appendNameList(dst []byte, typ byte, name string, ids []string) []byte {
+	dst = append(dst, messageVersion, typ)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(name)))
+	dst = append(dst, name...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(ids)))
+	for _, id := range ids {
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(id)))
+		dst = append(dst, id...)
+	}
+	return dst
+}
+
+const maxDropIDs = 65535
+
+func decodeNameList(b []byte, typ byte) (string, []string, error) {
+	if len(b) < 4 || b[0] != messageVersion || b[1] != typ {
+		return "", nil, fmt.Errorf("%w: bad name list header", errBadMessage)
+	}
+	off := 2
+	str := func() (string, error) {
+		if len(b)-off < 2 {
+			return "", fmt.Errorf("%w: truncated", errBadMessage)
+		}
+		n := int(binary.BigEndian.Uint16(b[off:]))
+		off += 2
+		if len(b)-off < n {
+			return "", fmt.Errorf("%w: truncated", errBadMessage)
+		}
+		s := string(b[off : off+n])
+		off += n
+		return s, nil
+	}
+	name, err := str()
+	if err != nil {
+		return "", nil, err
+	}
+	if n, err := mesh.NormalizeName(name); err != nil || n != name {
+		return "", nil, fmt.Errorf("%w: bad name", errBadMessage)
+	}
+	if len(b)-off < 2 {
+		return "", nil, fmt.Errorf("%w: truncated", errBadMessage)
+	}
+	count := int(binary.BigEndian.Uint16(b[off:]))
+	off += 2
+	ids := make([]string, 0, min(count, 1024))
+	for i := 0; i < count; i++ {
+		id, err := str()
+		if err != nil {
+			return "", nil, err
+		}
+		if id == "" || len(id) > maxMsgIDLen || !printableASCII(id) {
+			return "", nil, fmt.Errorf("%w: bad id", errBadMessage)
+		}
+		ids = append(ids, id)
+	}
+	if off != len(b) {
+		return "", nil, fmt.Errorf("%w: trailing bytes", errBadMessage)
+	}
+	return name, ids, nil
+}
+
+// HeldCount is how many messages this peer holds for name.
+func (r *Relay) HeldCount(name string) int {
+	if r.held == nil {
+		return 0
+	}
+	return r.held.count(name)
+}
+
+// HeldTotals is how many messages this peer holds, for how many names.
+func (r *Relay) HeldTotals() (msgs, names int) {
+	if r.held == nil {
+		return 0, 0
+	}
+	return r.held.totals()
+}
+
+// AdoptHeld merges the held messages of a dead peer's state (its held.db)
+// into this peer's, so they survive every session closing.
+func (r *Relay) AdoptHeld(path string) (int, error) {
+	if r.held == nil {
+		return 0, errors.New("relay: this peer does not hold messages")
+	}
+	n, err := r.held.adopt(path)
+	if n > 0 {
+		r.kickHolding()
+	}
+	return n, err
+}
+
+func (r *Relay) kickHolding() {
+	select {
+	case r.holdKick <- struct{}{}:
+	default:
+	}
+}
+
+// holdLoop hands over, re-replicates and expires held messages.
+func (r *Relay) holdLoop() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.cfg.HoldInterval)
+	defer t.Stop()
+	var lastView string
+	lastExpiry := time.Time{}
+	onlineSince := map[string]time.Time{}
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		case <-r.holdKick:
+		}
+		members := r.dir.Members()
+		view := holderView(members)
+		viewChanged := view != lastView
+		lastView = view
+		now := r.cfg.Now()
+		for _, name := range r.held.names() {
+			route, err := r.dir.Resolve(name)
+			if err != nil {
+				continue
+			}
+			if route.Online {
+				since, ok := onlineSince[name]
+				if !ok {
+					since = now
+					onlineSince[name] = now
+				}
+				// The first-ranked holder hands over at once; the others
+				// wait their turn, by when the first has usually told them
+				// to drop their copies. A holder outside the current set
+				// (a stale copy) goes last.
+				rank := r.cfg.Replicas
+				for i, h := range holdersFor(name, members, r.cfg.Replicas) {
+					if h.ID == r.dir.ID() {
+						rank = i
+					}
+				}
+				if now.Sub(since) >= time.Duration(rank)*r.cfg.HandoverStagger {
+					r.handover(name, route, members)
+				}
+				continue
+			}
+			delete(onlineSince, name)
+			if viewChanged {
+				r.rereplicate(name, members)
+			}
+		}
+		if now.Sub(lastExpiry) >= r.cfg.ExpiryInterval {
+			lastExpiry = now
+			r.expire()
+		}
+		if r.cfg.OnHeldChange != nil {
+			msgs, names := r.held.totals()
+			if msgs != r.lastHeld[0] || names != r.lastHeld[1] {
+				r.lastHeld = [2]int{msgs, names}
+				r.cfg.OnHeldChange(msgs, names)
+			}
+		}
+	}
+}
+
+// holderView identifies the set of peers that may hold, to notice changes.
+func holderView(members []mesh.Member) string {
+	var ids []string
+	for _, h := range holdersFor("", members, len(members)) {
+		ids = append(ids, h.ID)
+	}
+	sort.Strings(ids)
+	return strings.Join(ids, ",")
+}
+
+// handover delivers everything held for name to its recipient (route), in
+// send order, pipelined on one connection, then drops the delivered copies
+// here and at the other holders.
+func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
+	recs, err := r.held.list(name)
+	if err != nil || len(recs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DeliverTimeout)
+	defer cancel()
+	var delivered []string
+	for i := 0; i < len(recs); {
+		// Batches bound how much is in flight for a large backlog.
+		end := min(i+256, len(recs))
+		ok := r.deliverBatch(ctx, route, name, recs[i:end])
+		delivered = append(delivered, ok...)
+		if len(ok) < end-i {
+			break // stop at the first failure: order matters; retry next round
+		}
+		i = end
+	}
+	if len(delivered) == 0 {
+		return
+	}
+	if err := r.held.drop(name, delivered); err != nil {
+		r.log.Warn("drop handed-over messages", "name", name, "err", err)
+	}
+	r.mu.Lock()
+	r.stats.HandedOver += uint64(len(delivered))
+	r.mu.Unlock()
+	r.log.Info("handed over stored messages", "name", name, "to", route.Name, "count", len(delivered))
+	drop := appendNameList(nil, reqDrop, name, delivered)
+	for _, m := range members {
+		if m.ID == r.dir.ID() || m.Meta.Transient || m.Meta.RelayAddr == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
+			continue
+		}
+		go func() {
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, _ = r.tr.Request(dctx, m.ID, m.Meta.RelayAddr, drop)
+		}()
+	}
+}
+
+// deliverBatch delivers recs in order and returns the ids that were
+// acknowledged, a prefix of recs.
+func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string, recs []heldRecord) []string {
+	msgs := make([]*Message, len(recs))
+	for i := range recs {
+		m := recs[i].Msg
+		m.File = ""
+		if route.Name != name {
+			m.To, m.ForwardedFrom = route.Name, name
+		}
+		msgs[i] = &m
+	}
+	var ok []string
+	if route.Owner.ID == r.dir.ID() {
+		for _, m := range msgs {
+			if r.deliverAs(ctx, route.Owner, m, true) != nil {
+				return ok
+			}
+			ok = append(ok, m.ID)
+		}
+		return ok
+	}
+	calls := make([]*call, 0, len(msgs))
+	for _, m := range msgs {
+		c, err := r.tr.startRequest(ctx, route.Owner.ID, route.Owner.Meta.RelayAddr, appendMessageAs(nil, reqDeliver, m, true))
+		if err != nil {
+			break
+		}
+		calls = append(calls, c)
+	}
+	failed := false
+	for i, c := range calls {
+		_, err := c.wait(ctx)
+		if err == nil && !failed {
+			ok = append(ok, msgs[i].ID)
+		} else {
+			failed = true
+		}
+	}
+	return ok
+}
+
+// handleDrop serves reqDrop: another holder handed these over.
+func (r *Relay) handleDrop(body []byte) error {
+	name, ids, err := decodeNameList(body, reqDrop)
+	if err != nil {
+		r.refused()
+		return err
+	}
+	if r.held == nil {
+		return nil
+	}
+	return r.held.drop(name, ids)
+}
+
+// handleCount serves reqCount: how many messages are held here for a name.
+func (r *Relay) handleCount(body []byte) ([]byte, error) {
+	name, _, err := decodeNameList(body, reqCount)
+	if err != nil {
+		r.refused()
+		return nil, err
+	}
+	return []byte(strconv.Itoa(r.HeldCount(name))), nil
+}
+
+// rereplicate copies what this peer holds for name to the current holder
+// set, and drops the local copy when this peer is no longer in it and every
+// holder confirmed.
+func (r *Relay) rereplicate(name string, members []mesh.Member) {
+	recs, err := r.held.list(name)
+	if err != nil || len(recs) == 0 {
+		return
+	}
+	holders := holdersFor(name, members, r.cfg.Replicas)
+	self := false
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DeliverTimeout)
+	defer cancel()
+	allOK := len(holders) > 0
+	for _, h := range holders {
+		if h.ID == r.dir.ID() {
+			self = true
+			continue
+		}
+		for _, rec := range recs {
+			m := rec.Msg
+			if err := r.storeAt(ctx, h, &m, true); err != nil {
+				allOK = false
+				r.log.Debug("re-replicate", "name", name, "holder", h.ID, "err", err)
+				break
+			}
+		}
+	}
+	if !self && allOK {
+		ids := make([]string, len(recs))
+		for i, rec := range recs {
+			ids[i] = rec.Msg.ID
+		}
+		if err := r.held.drop(name, ids); err == nil {
+			r.log.Debug("moved held messages to their new holders", "name", name, "count", len(ids))
+		}
+	}
+}
+
+// expire drops messages past their expiry and tells their senders, when
+// online, with a system message whose id derives from the expired message's,
+// so the sender sees one notice however many holders send it.
+func (r *Relay) expire() {
+	recs, err := r.held.expired()
+	if err != nil || len(recs) == 0 {
+		return
+	}
+	byName := map[string][]string{}
+	for _, rec := range recs {
+		m := rec.Msg
+		byName[m.To] = append(byName[m.To], m.ID)
+		r.mu.Lock()
+		r.stats.Expired++
+		r.mu.Unlock()
+		r.log.Warn("stored message expired undelivered", "id", m.ID, "from", m.From, "to", m.To)
+		notice := &Message{
+			ID: "X" + m.ID, From: m.To, To: m.From, Kind: KindSystem, SentAt: r.cfg.Now().Truncate(time.Millisecond),
+			Body: fmt.Sprintf("Your message %s to %s, sent %s, expired undelivered after %s: %q",
+				m.ID, m.To, m.SentAt.UTC().Format(time.RFC3339), r.cfg.StoreTTL, preview(m.Body, 200)),
+		}
+		if route, err := r.dir.Resolve(m.From); err == nil && route.Online {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := r.deliverTo(ctx, route.Owner, notice); err != nil {
+				r.log.Debug("expiry notice", "to", m.From, "err", err)
+			}
+			cancel()
+		}
+	}
+	for name, ids := range byName {
+		_ = r.held.drop(name, ids)
+	}
+}
+
+// Collect waits until no live holder keeps messages for name (they hand them
+// over as soon as the name is online), or ctx ends. A brief peer (`paf-peer
+// check --as NAME`) calls it before reading the inbox.
+func (r *Relay) Collect(ctx context.Context, name string) error {
+	req := appendNameList(nil, reqCount, name, nil)
+	for {
+		pending := 0
+		for _, m := range r.dir.Members() {
+			if m.Meta.Transient || m.Meta.RelayAddr == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
+				continue
+			}
+			if m.ID == r.dir.ID() {
+				pending += r.HeldCount(name)
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			resp, err := r.tr.Request(cctx, m.ID, m.Meta.RelayAddr, req)
+			cancel()
+			if err == nil {
+				n, _ := strconv.Atoi(string(resp))
+				pending += n
+			}
+		}
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("relay: %d stored messages for %q not handed over yet: %w", pending, name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

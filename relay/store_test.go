@@ -1,0 +1,244 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// holder gives a node a state slot of its own, so it holds messages.
+func holder(dir string) nodeOpt {
+	return func(c *Config) { c.HolderDir = dir }
+}
+
+// startHolders starts n joined peers that hold messages, named as given
+// ("" for none), and returns them once every peer sees every other.
+func startHolders(t *testing.T, names []string, opts ...nodeOpt) []*node {
+	t.Helper()
+	ns := make([]*node, len(names))
+	for i := range names {
+		o := append([]nodeOpt{holder(filepath.Join(t.TempDir(), "slot"))}, opts...)
+		ns[i] = startNode(t, "", o...)
+		if i > 0 {
+			if _, err := ns[i].peer.Join(ns[0].peer.Addr()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if names[i] != "" {
+			if err := ns[i].peer.Claim(ctx, names[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitFor(t, 10*time.Second, "every peer to see every other with its relay", func() bool {
+		for _, n := range ns {
+			count := 0
+			for _, m := range n.peer.Members() {
+				if m.Meta.RelayAddr != "" {
+					count++
+				}
+			}
+			if count != len(ns) {
+				return false
+			}
+		}
+		return true
+	})
+	return ns
+}
+
+// recipient starts a peer that joins ns and claims name.
+func recipient(t *testing.T, ns []*node, name string) *node {
+	t.Helper()
+	r := startNode(t, "", holder(filepath.Join(t.TempDir(), "slot")))
+	if _, err := r.peer.Join(ns[0].peer.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.peer.Claim(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestFutureMessage(t *testing.T) {
+	ns := startHolders(t, []string{"a", "b", "c"})
+	res, err := ns[0].relay.Send(ctx, Outgoing{From: "a", To: "nessa", Body: "welcome"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != "stored" || res.Holders != 3 {
+		t.Fatalf("result %+v, want stored by 3 holders", res)
+	}
+	total := 0
+	for _, n := range ns {
+		total += n.relay.HeldCount("nessa")
+	}
+	if total != 3 {
+		t.Fatalf("%d copies held, want 3", total)
+	}
+	nessa := recipient(t, ns, "nessa")
+	c, cancel := contextWithTimeout(10 * time.Second)
+	defer cancel()
+	if err := nessa.relay.Collect(c, "nessa"); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := nessa.relay.Check("nessa")
+	if len(msgs) != 1 || msgs[0].Body != "welcome" || msgs[0].From != "a" {
+		t.Fatalf("nessa got %+v", msgs)
+	}
+	waitFor(t, 10*time.Second, "every holder to drop its copy", func() bool {
+		for _, n := range ns {
+			if n.relay.HeldCount("nessa") != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if msgs, _ := nessa.relay.Check("nessa"); len(msgs) != 0 {
+		t.Fatalf("shown twice: %+v", msgs)
+	}
+}
+
+func TestHolderLoss(t *testing.T) {
+	ns := startHolders(t, []string{"a", "", "", "", ""})
+	const n = 100
+	for i := 0; i < n; i++ {
+		if res, err := ns[0].relay.Send(ctx, Outgoing{From: "a", To: "late", Body: fmt.Sprint(i)}); err != nil || res.Status != "stored" {
+			t.Fatalf("send %d: %+v %v", i, res, err)
+		}
+	}
+	// Kill two of the holders (never the sender, so the test can go on).
+	killed := 0
+	for _, nd := range ns[1:] {
+		if nd.relay.HeldCount("late") > 0 && killed < 2 {
+			nd.close()
+			killed++
+		}
+	}
+	if killed < 1 {
+		t.Fatalf("no holder among the non-senders")
+	}
+	rest := []*node{ns[0]}
+	for _, nd := range ns[1:] {
+		if nd.relay.held != nil && !nd.relay.closed {
+			rest = append(rest, nd)
+		}
+	}
+	late := recipient(t, rest, "late")
+	c, cancel := contextWithTimeout(20 * time.Second)
+	defer cancel()
+	if err := late.relay.Collect(c, "late"); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := late.relay.Check("late")
+	if len(msgs) != n {
+		t.Fatalf("got %d of %d", len(msgs), n)
+	}
+	for i, m := range msgs {
+		if m.Body != fmt.Sprint(i) {
+			t.Fatalf("message %d is %q: out of order or duplicated", i, m.Body)
+		}
+	}
+}
+
+func TestTotalRestart(t *testing.T) {
+	slots := []string{filepath.Join(t.TempDir(), "s0"), filepath.Join(t.TempDir(), "s1")}
+	a := startNode(t, "", holder(slots[0]))
+	b := startNode(t, "", holder(slots[1]))
+	if _, err := b.peer.Join(a.peer.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	must(t, a.peer.Claim(ctx, "a"))
+	waitFor(t, 5*time.Second, "both see both relays", func() bool {
+		return len(holdersFor("x", a.peer.Members(), 3)) == 2
+	})
+	for i := 0; i < 5; i++ {
+		if res, err := a.relay.Send(ctx, Outgoing{From: "a", To: "sleeper", Body: fmt.Sprint(i)}); err != nil || res.Holders != 2 {
+			t.Fatalf("send: %+v %v", res, err)
+		}
+	}
+	a.close()
+	b.close()
+	// Days later: one new peer, on the state one of them left, then the recipient.
+	c := startNode(t, "", holder(slots[1]))
+	if got := c.relay.HeldCount("sleeper"); got != 5 {
+		t.Fatalf("restarted peer holds %d, want 5", got)
+	}
+	s := recipient(t, []*node{c}, "sleeper")
+	cc, cancel := contextWithTimeout(10 * time.Second)
+	defer cancel()
+	must(t, s.relay.Collect(cc, "sleeper"))
+	msgs, _ := s.relay.Check("sleeper")
+	if len(msgs) != 5 || msgs[0].Body != "0" || msgs[4].Body != "4" {
+		t.Fatalf("after total restart: %+v", msgs)
+	}
+}
+
+func TestExpiryTellsSender(t *testing.T) {
+	ns := startHolders(t, []string{"a", "b"}, func(c *Config) {
+		c.StoreTTL = 200 * time.Millisecond
+		c.ExpiryInterval = 50 * time.Millisecond
+	})
+	if _, err := ns[0].relay.Send(ctx, Outgoing{From: "a", To: "never", Body: "are you there?"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the sender to be told", func() bool { return ns[0].relay.Unread("a") > 0 })
+	msgs, _ := ns[0].relay.Check("a")
+	if len(msgs) != 1 || msgs[0].Kind != KindSystem || !strings.Contains(msgs[0].Body, "expired") || !strings.Contains(msgs[0].Body, "never") {
+		t.Fatalf("notice %+v, want one system notice about the expiry", msgs)
+	}
+	waitFor(t, 10*time.Second, "every holder to drop and count the expired message", func() bool {
+		for _, n := range ns {
+			if n.relay.HeldCount("never") != 0 || n.relay.Stats().Expired == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if msgs, _ := ns[0].relay.Check("a"); len(msgs) != 0 {
+		t.Fatalf("the sender was told more than once: %+v", msgs)
+	}
+}
+
+func TestQuota(t *testing.T) {
+	ns := startHolders(t, []string{"a", "b"}, func(c *Config) { c.Quota = 2 })
+	for i := 0; i < 2; i++ {
+		if _, err := ns[0].relay.Send(ctx, Outgoing{From: "a", To: "busy", Body: "x"}); err != nil {
+			t.Fatalf("within quota: %v", err)
+		}
+	}
+	_, err := ns[0].relay.Send(ctx, Outgoing{From: "a", To: "busy", Body: "one too many"})
+	if !errors.Is(err, ErrQuota) || !strings.Contains(err.Error(), "busy") {
+		t.Fatalf("past the quota: %v, want ErrQuota naming the recipient", err)
+	}
+}
+
+func TestRenameHandsOverToNewName(t *testing.T) {
+	ns := startHolders(t, []string{"a", ""})
+	if _, err := ns[0].relay.Send(ctx, Outgoing{From: "a", To: "bob", Body: "for bob"}); err != nil {
+		t.Fatal(err)
+	}
+	// bob renamed while away (a forward bob -> robert exists) and robert
+	// comes online: the stored message follows the forward.
+	b := recipient(t, ns, "bob")
+	must(t, b.peer.Rename(ctx, "robert"))
+	must(t, b.relay.MoveInbox("bob", "robert")) // what a peer does after renaming
+	c, cancel := contextWithTimeout(10 * time.Second)
+	defer cancel()
+	must(t, b.relay.Collect(c, "bob"))
+	must(t, b.relay.MoveInbox("bob", "robert")) // in case it arrived before the rename
+	msgs, _ := b.relay.Check("robert")
+	if len(msgs) != 1 || msgs[0].Body != "for bob" {
+		t.Fatalf("robert got %+v", msgs)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,404 @@
+package relay
+
+// Cross-process benchmarks for SPEC section 10: the sender is this process, the receiver a
+// child process (this test binary re-executed, see xproc_child_test.go), on loopback, with
+// secure-mode keys. Each figure is reported beside baselines measured in the same run: raw TCP
+// ping-pong between the same two processes (BenchmarkXProcRawTCP) and a bare bbolt commit
+// (BenchmarkFsyncBaseline), which is what a relay acknowledgement waits for.
+//
+// One benchmark iteration is a whole sampling run of a fixed number of messages, so run them
+// with -benchtime 1x:
+//
+//	go test -run '^$' -bench 'XProc|FsyncBaseline' -benchtime 1x -timeout 15m ./relay/
+//
+// Latencies are percentiles over every message of the run, in microseconds; ns/op is the mean
+// time per message. PAF_BENCH_CHILD_CPUPROFILE=<path> makes every child write a CPU profile
+// to <path>.<benchmark name> (go test's -cpuprofile covers the sending process).
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// xprocSize is a message size and how many messages a latency run sends.
+type xprocSize struct {
+	name    string
+	n       int
+	samples int // sequential round trips of a transport or raw TCP run
+	sends   int // sequential Relay.Sends (each waits for the receiver's fsync)
+}
+
+var xprocSizes = []xprocSize{
+	{name: "1KiB", n: 1 << 10, samples: 20000, sends: 10000},
+	{name: "64KiB", n: 64 << 10, samples: 5000, sends: 2000},
+}
+
+const (
+	// xprocWarmup round trips precede each latency run, untimed: connections, buffers and the
+	// receiver's inbox file are warm when sampling starts.
+	xprocWarmup = 200
+	// xprocRunTimeout bounds a whole run, so that a wedged child fails the benchmark.
+	xprocRunTimeout = 5 * time.Minute
+)
+
+// xprocRawBaseline holds the raw TCP one-way p50 and p99 (µs) by size, measured by
+// BenchmarkXProcRawTCP earlier in the same run, so later benchmarks can report their ratio to
+// it.
+var xprocRawBaseline = map[string][2]float64{}
+
+// xprocReportRatio reports p50 and p99 over the raw TCP one-way of the same size, when the
+// baseline ran before in this process.
+func xprocReportRatio(b *testing.B, size string, p50, p99 float64) {
+	if base, ok := xprocRawBaseline[size]; ok && base[0] > 0 && base[1] > 0 {
+		b.ReportMetric(p50/base[0], "p50-x-rawtcp")
+		b.ReportMetric(p99/base[1], "p99-x-rawtcp")
+	}
+}
+
+// xprocReportMean sets ns/op to the mean time per message.
+func xprocReportMean(b *testing.B, msgs int) {
+	if msgs > 0 {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(msgs), "ns/op")
+	}
+}
+
+// BenchmarkXProcRawTCP is the latency baseline: length-prefixed ping-pong over plain loopback
+// TCP with an echo child; one-way is half the round trip.
+func BenchmarkXProcRawTCP(b *testing.B) {
+	for _, sz := range xprocSizes {
+		b.Run(sz.name, func(b *testing.B) {
+			_, ready := xprocSpawn(b, "tcpecho")
+			nc, err := net.Dial("tcp", ready[0])
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { nc.Close() })
+			br := bufio.NewReaderSize(nc, 64<<10) // as the relay reads
+			out := make([]byte, 4+sz.n)
+			binary.BigEndian.PutUint32(out, uint32(sz.n))
+			copy(out[4:], xprocText(sz.n))
+			in := make([]byte, len(out))
+			roundTrip := func() error {
+				if _, err := nc.Write(out); err != nil {
+					return err
+				}
+				_, err := io.ReadFull(br, in)
+				return err
+			}
+			for range xprocWarmup {
+				if err := roundTrip(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			rtts := make([]time.Duration, 0, b.N*sz.samples)
+			b.ResetTimer()
+			for range b.N {
+				for range sz.samples {
+					start := time.Now()
+					if err := roundTrip(); err != nil {
+						b.Fatal(err)
+					}
+					rtts = append(rtts, time.Since(start))
+				}
+			}
+			b.StopTimer()
+			if string(in) != string(out) {
+				b.Fatal("the echo differs from what was sent")
+			}
+			xprocReportMean(b, len(rtts))
+			p50, p99 := xprocReportPcts(b, "oneway", rtts, 2)
+			xprocReportPcts(b, "rtt", rtts, 1)
+			xprocRawBaseline[sz.name] = [2]float64{p50, p99}
+		})
+	}
+}
+
+// BenchmarkXProcTransportOneWay is the wire-level one-way latency: sequential Transport
+// requests (HMAC-framed, secure keys) to a child whose handler acknowledges at once, no inbox.
+// The child times each request from the sender's stamp, taken just before Request, to the
+// moment its handler sees it (oneway); halfrtt is the sender's round trip / 2.
+func BenchmarkXProcTransportOneWay(b *testing.B) {
+	for _, sz := range xprocSizes {
+		b.Run(sz.name, func(b *testing.B) {
+			tr, id, addr, child := xprocTransportPair(b)
+			ctx, cancel := context.WithTimeout(context.Background(), xprocRunTimeout)
+			defer cancel()
+			body := xprocText(sz.n)
+			send := func() (time.Duration, error) {
+				now := time.Now()
+				xprocPutStamp(body, now.UnixNano())
+				_, err := tr.Request(ctx, id, addr, body)
+				return time.Since(now), err
+			}
+			for range xprocWarmup {
+				if _, err := send(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			child.report(b) // forget the warm-up
+			rtts := make([]time.Duration, 0, b.N*sz.samples)
+			b.ResetTimer()
+			for range b.N {
+				for range sz.samples {
+					d, err := send()
+					if err != nil {
+						b.Fatal(err)
+					}
+					rtts = append(rtts, d)
+				}
+			}
+			b.StopTimer()
+			rep := child.report(b)
+			if len(rep.Wire) != len(rtts) {
+				b.Fatalf("the child timed %d requests, %d were sent", len(rep.Wire), len(rtts))
+			}
+			xprocReportMean(b, len(rtts))
+			p50, p99 := xprocReportPcts(b, "oneway", xprocDurations(rep.Wire), 1)
+			xprocReportPcts(b, "halfrtt", rtts, 2)
+			xprocReportRatio(b, sz.name, p50, p99)
+		})
+	}
+}
+
+// BenchmarkXProcRelaySend: sequential Relay.Send to bench-rx in the child. Send returns once
+// the receiver has the message on disk (group-committed bbolt, fsync), so rtt is the
+// acknowledged round trip and ackoneway half of it. The child also times each message from
+// the sender's stamp (the body starts with it; taken just before Send) to its relay's
+// HandleRequest (deliver: the relay's one-way) and to its answer after the inbox commit
+// (durable). 64 KiB is over the default LargeBody (10 KiB), so it is also written to its own
+// file with an fsync of its own, as in the product.
+func BenchmarkXProcRelaySend(b *testing.B) {
+	for _, sz := range xprocSizes {
+		b.Run(sz.name, func(b *testing.B) {
+			n, child := xprocRelayPair(b)
+			ctx, cancel := context.WithTimeout(context.Background(), xprocRunTimeout)
+			defer cancel()
+			buf := xprocText(sz.n)
+			send := func() (time.Duration, error) {
+				now := time.Now()
+				xprocPutStamp(buf, now.UnixNano())
+				_, err := n.relay.Send(ctx, Outgoing{From: xprocTxName, To: xprocRxName, Body: string(buf)})
+				return time.Since(now), err
+			}
+			for range xprocWarmup {
+				if _, err := send(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			child.report(b)
+			rtts := make([]time.Duration, 0, b.N*sz.sends)
+			b.ResetTimer()
+			for range b.N {
+				for range sz.sends {
+					d, err := send()
+					if err != nil {
+						b.Fatal(err)
+					}
+					rtts = append(rtts, d)
+				}
+			}
+			b.StopTimer()
+			rep := child.report(b)
+			if len(rep.Wire) != len(rtts) {
+				b.Fatalf("the receiver timed %d messages, %d were sent", len(rep.Wire), len(rtts))
+			}
+			xprocReportMean(b, len(rtts))
+			xprocReportPcts(b, "rtt", rtts, 1)
+			xprocReportPcts(b, "ackoneway", rtts, 2)
+			p50, p99 := xprocReportPcts(b, "deliver", xprocDurations(rep.Wire), 1)
+			xprocReportPcts(b, "durable", xprocDurations(rep.Answered), 1)
+			xprocReportRatio(b, sz.name, p50, p99)
+		})
+	}
+}
+
+// BenchmarkXProcRelayThroughput: 64 goroutines doing Relay.Send concurrently to bench-rx in
+// the child, each send acknowledged after the receiver's inbox commit; the receiver
+// group-commits whatever arrived during the previous commit.
+func BenchmarkXProcRelayThroughput(b *testing.B) {
+	for _, tc := range []struct {
+		name                string
+		size, msgs, workers int
+	}{
+		{name: "1KiB", size: 1 << 10, msgs: 20000, workers: 64},
+		{name: "1MiB", size: 1 << 20, msgs: 256, workers: 64},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			n, _ := xprocRelayPair(b)
+			ctx, cancel := context.WithTimeout(context.Background(), xprocRunTimeout)
+			defer cancel()
+			body := string(xprocText(tc.size)) // no stamp: the receiver does not time these
+			send := func(int) error {
+				_, err := n.relay.Send(ctx, Outgoing{From: xprocTxName, To: xprocRxName, Body: body})
+				return err
+			}
+			if err := xprocRun(tc.workers, tc.workers, send); err != nil { // warm up
+				b.Fatal(err)
+			}
+			before := n.relay.Stats().Delivered
+			b.ResetTimer()
+			for range b.N {
+				if err := xprocRun(tc.workers, tc.msgs, send); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			total := b.N * tc.msgs
+			if got := n.relay.Stats().Delivered - before; got != uint64(total) {
+				b.Fatalf("%d messages acknowledged, want %d", got, total)
+			}
+			secs := b.Elapsed().Seconds()
+			xprocReportMean(b, total)
+			b.ReportMetric(float64(total)/secs, "msgs/s")
+			b.ReportMetric(float64(total)*float64(tc.size)/secs/1e6, "MB/s")
+		})
+	}
+}
+
+// BenchmarkXProcTransportThroughput: acknowledged 1 KiB Transport requests to a child whose
+// handler acknowledges at once (no inbox): what the relay's throughput would be without its
+// disk. goroutines-64 is 64 concurrent blocking Requests (as BenchmarkXProcRelayThroughput);
+// window-256 is one goroutine keeping 256 requests in flight.
+func BenchmarkXProcTransportThroughput(b *testing.B) {
+	const size, msgs = 1 << 10, 100000
+	setup := func(b *testing.B) (*Transport, string, string, context.Context) {
+		tr, id, addr, _ := xprocTransportPair(b)
+		ctx, cancel := context.WithTimeout(context.Background(), xprocRunTimeout)
+		b.Cleanup(cancel)
+		return tr, id, addr, ctx
+	}
+	report := func(b *testing.B) {
+		total := b.N * msgs
+		secs := b.Elapsed().Seconds()
+		xprocReportMean(b, total)
+		b.ReportMetric(float64(total)/secs, "msgs/s")
+		b.ReportMetric(float64(total)*size/secs/1e6, "MB/s")
+	}
+	b.Run("1KiB-goroutines-64", func(b *testing.B) {
+		tr, id, addr, ctx := setup(b)
+		body := xprocText(size)
+		send := func(int) error {
+			_, err := tr.Request(ctx, id, addr, body)
+			return err
+		}
+		if err := xprocRun(64, 1000, send); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for range b.N {
+			if err := xprocRun(64, msgs, send); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		report(b)
+	})
+	b.Run("1KiB-window-256", func(b *testing.B) {
+		const window = 256
+		tr, id, addr, ctx := setup(b)
+		body := xprocText(size)
+		ring := make([]*call, window)
+		run := func(count int) error {
+			for i := range count {
+				if cl := ring[i%window]; cl != nil {
+					ring[i%window] = nil
+					if _, err := cl.wait(ctx); err != nil {
+						return err
+					}
+				}
+				cl, err := tr.startRequest(ctx, id, addr, body)
+				if err != nil {
+					return err
+				}
+				ring[i%window] = cl
+			}
+			for i, cl := range ring {
+				if cl != nil {
+					ring[i] = nil
+					if _, err := cl.wait(ctx); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+		if err := run(1000); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for range b.N {
+			if err := run(msgs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		report(b)
+	})
+}
+
+// BenchmarkFsyncBaseline is the disk baseline of a relay acknowledgement, on the filesystem of
+// the benchmarks' temp dirs (where the receiver's inbox lives): a bare bbolt Update putting
+// one 1 KiB value (what one inbox commit of one message costs; bbolt syncs twice per commit:
+// data pages, then meta page) and a bare 1 KiB append plus fsync.
+func BenchmarkFsyncBaseline(b *testing.B) {
+	const samples = 2000
+	val := xprocText(1 << 10)
+	measure := func(b *testing.B, op func(i int) error) {
+		for i := range xprocWarmup {
+			if err := op(i); err != nil {
+				b.Fatal(err)
+			}
+		}
+		ds := make([]time.Duration, 0, b.N*samples)
+		b.ResetTimer()
+		for i := range b.N * samples {
+			start := time.Now()
+			if err := op(xprocWarmup + i); err != nil {
+				b.Fatal(err)
+			}
+			ds = append(ds, time.Since(start))
+		}
+		b.StopTimer()
+		xprocReportMean(b, len(ds))
+		xprocReportPcts(b, "commit", ds, 1)
+	}
+	b.Run("bbolt-update-1KiB", func(b *testing.B) {
+		db, err := bbolt.Open(filepath.Join(b.TempDir(), "fsync.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		bucket := []byte("b")
+		measure(b, func(i int) error {
+			return db.Update(func(tx *bbolt.Tx) error {
+				bk, err := tx.CreateBucketIfNotExists(bucket)
+				if err != nil {
+					return err
+				}
+				return bk.Put(binary.BigEndian.AppendUint64(nil, uint64(i)), val)
+			})
+		})
+	})
+	b.Run("file-append-fsync-1KiB", func(b *testing.B) {
+		f, err := os.Create(filepath.Join(b.TempDir(), "fsync.dat"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { f.Close() })
+		measure(b, func(int) error {
+			if _, err := f.Write(val); err != nil {
+				return err
+			}
+			return f.Sync()
+		})
+	})
+}
