@@ -78,6 +78,14 @@ func (a *actor) send(ctx context.Context, to, msg string) (relay.Result, error) 
 // wait is set) without marking them read.
 func (a *actor) messages(ctx context.Context, wait bool, timeout time.Duration) ([]jsonMessage, error) {
 	if a.n != nil {
+		// A brief peer: the holders of messages for this name hand them
+		// over now that it is online; wait (briefly) for that.
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := a.n.relay.Collect(cctx, a.name)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("collect stored messages: %w", err)
+		}
 		if wait {
 			wctx := ctx
 			if timeout > 0 {

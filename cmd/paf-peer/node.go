@@ -83,7 +83,7 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	cfg.Memberlist.BindPort = int(s.Bind.Port())
 	cfg.Memberlist.AdvertisePort = int(s.Bind.Port())
 	cfg.Memberlist.SecretKey = n.keys.Gossip
-	cfg.Meta = mesh.Meta{Description: o.Description, Secure: s.Secure, Version: version}
+	cfg.Meta = mesh.Meta{Description: o.Description, Secure: s.Secure, Version: version, Transient: o.Quiet}
 	cfg.Discover = func() []string {
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -105,6 +105,14 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	rc := relay.DefaultConfig()
 	rc.Dir, rc.Key, rc.StateRoot, rc.Logger = n.peer, n.keys.Relay, s.StateDir, log
 	rc.ListenAddr = net.JoinHostPort(s.Bind.Addr().String(), "0")
+	if n.slot != nil {
+		rc.HolderDir = n.slot.Dir()
+		rc.OnHeldChange = func(msgs, names int) {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = n.peer.SetMeta(sctx, func(m *mesh.Meta) { m.Held, m.HeldNames = msgs, names })
+		}
+	}
 	if n.relay, err = relay.New(rc); err != nil {
 		return nil, err
 	}
@@ -132,6 +140,9 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 			return nil, err
 		}
 	}
+	if n.slot != nil {
+		n.adoptOrphans()
+	}
 	n.events = make(chan mesh.Event, 256)
 	cancelSub := n.peer.Subscribe(n.events)
 	evctx, cancel := context.WithCancel(context.Background())
@@ -148,14 +159,54 @@ func (n *node) entry() discovery.Entry {
 	return e
 }
 
+// adoptOrphans takes over the held messages of peers that died (their state
+// slots are unlocked) and removes their slots, so that messages survive every
+// session closing. It runs at start and then every minute: a peer that dies
+// while others run is adopted by one of them.
+func (n *node) adoptOrphans() {
+	orphans, err := statedir.Orphans(n.set.StateDir)
+	if err != nil {
+		n.log.Debug("look for orphaned state", "err", err)
+		return
+	}
+	for _, dir := range orphans {
+		slot, err := statedir.LockOrphan(dir)
+		if err != nil {
+			continue // another live peer got it first
+		}
+		held := filepath.Join(dir, "held.db")
+		if _, err := os.Stat(held); err == nil {
+			got, err := n.relay.AdoptHeld(held)
+			if err != nil {
+				n.log.Warn("cannot adopt held messages of a dead peer; leaving them in place", "dir", dir, "err", err)
+				slot.Close()
+				continue
+			}
+			if got > 0 {
+				n.log.Info("adopted messages held by a peer that is gone", "count", got, "from", dir)
+			}
+		}
+		// Unlink the lock first, so nobody adopts what is being removed.
+		_ = os.Remove(filepath.Join(dir, "lock"))
+		slot.Close()
+		_ = os.RemoveAll(dir)
+	}
+}
+
 // watch logs what a user wants to know about and keeps the rendezvous entry's
 // informational name current.
 func (n *node) watch(ctx context.Context) {
 	defer close(n.done)
+	adopt := time.NewTicker(time.Minute)
+	defer adopt.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-adopt.C:
+			if n.slot != nil {
+				n.adoptOrphans()
+			}
 		case e := <-n.events:
 			switch e.Type {
 			case mesh.EventNameLost:
