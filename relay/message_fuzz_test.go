@@ -72,3 +72,24 @@ func TestDecodeMessageRejects(t *testing.T) {
 		t.Fatalf("good message refused: %v", err)
 	}
 }
+
+func FuzzDecodeNameList(f *testing.F) {
+	f.Add(appendNameList(nil, reqDrop, "bob", []string{"01A", "01B"}))
+	f.Add(appendNameList(nil, reqCount, "bob", nil))
+	f.Add([]byte{1, 3, 0, 3, 'B', 'O', 'B', 0, 0})
+	f.Add([]byte{1, 3, 0, 1, 'b', 0, 1, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, typ := range []byte{reqDrop, reqCount} {
+			name, ids, err := decodeNameList(b, typ)
+			if err != nil {
+				if !errors.Is(err, errBadMessage) {
+					t.Fatalf("error not marked as bad: %v", err)
+				}
+				continue
+			}
+			if !bytes.Equal(appendNameList(nil, typ, name, ids), b) {
+				t.Fatalf("re-encoding differs")
+			}
+		}
+	})
+}
