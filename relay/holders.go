@@ -255,6 +255,10 @@ func (r *Relay) holdLoop() {
 	defer r.wg.Done()
 	t := time.NewTicker(r.cfg.HoldInterval)
 	defer t.Stop()
+	// A claim, rename or membership change is worth acting on at once: a
+	// recipient that just came online should not wait for the next tick.
+	events := make(chan mesh.Event, 64)
+	defer r.dir.Subscribe(events)()
 	var lastView string
 	lastExpiry := time.Time{}
 	onlineSince := map[string]time.Time{}
@@ -264,6 +268,15 @@ func (r *Relay) holdLoop() {
 			return
 		case <-t.C:
 		case <-r.holdKick:
+		case <-events:
+		drain:
+			for {
+				select {
+				case <-events:
+				default:
+					break drain
+				}
+			}
 		}
 		members := r.dir.Members()
 		view := holderView(members)

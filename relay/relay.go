@@ -27,6 +27,9 @@ type Directory interface {
 	Owner(name string) (mesh.Member, bool)
 	Member(id string) (mesh.Member, bool)
 	Members() []mesh.Member
+	// Subscribe delivers membership and name events without blocking; see
+	// mesh.Peer.Subscribe.
+	Subscribe(ch chan<- mesh.Event) (cancel func())
 }
 
 var _ Directory = (*mesh.Peer)(nil)
