@@ -12,7 +12,7 @@ build:
 
 # The test command README.md gives and .ci/run runs.
 test:
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -p 1 -timeout 15m $(PKGS)
 
 race: test
 

@@ -124,6 +124,9 @@ func (d *delegate) update(n *memberlist.Node, ev EventType) {
 	}
 	now := p.now()
 	m := p.members[n.Name]
+	if m != nil && m.State == MemberLeft && (err != nil || meta.Leaving) {
+		return // a repeat of the same goodbye
+	}
 	if m == nil {
 		m = &Member{ID: n.Name, Since: now}
 		p.members[n.Name] = m
@@ -142,7 +145,7 @@ func (d *delegate) update(n *memberlist.Node, ev EventType) {
 	if m.Meta.Leaving && !m.Self {
 		// Gone as far as we are concerned: release its name now rather
 		// than when memberlist's leave message arrives.
-		m.State, ev = MemberLeft, EventPeerLeft
+		m.State, m.Since, ev = MemberLeft, now, EventPeerLeft
 	}
 	p.emitLocked(Event{Type: ev, PeerID: n.Name})
 	p.recomputeLocked(now)

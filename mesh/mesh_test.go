@@ -14,13 +14,18 @@ func TestConverge50(t *testing.T) {
 		t.Skip("50 peers: skipped in -short")
 	}
 	start := time.Now()
-	// memberlist's own timers for a local mesh: the point is that the
-	// product's settings converge, and 50 peers under -race on 2 cores is
-	// load enough without test-only fast timers.
+	// The LAN preset's timers (slower probes, longer suspicion): 50 peers
+	// under -race on a loaded 2-core machine starve each other of CPU, and
+	// the local preset's tight probe timeouts then declare live peers dead.
+	// The point here is that 50 peers converge, not how fast (see the
+	// benchmarks for that).
 	ps := cluster(t, 50, func(i int, c *Config) {
-		c.Memberlist.ProbeInterval = time.Second
-		c.Memberlist.ProbeTimeout = 500 * time.Millisecond
-		c.Memberlist.GossipInterval = 100 * time.Millisecond
+		lan := DefaultLANConfig().Memberlist
+		c.Memberlist.ProbeInterval = lan.ProbeInterval
+		c.Memberlist.ProbeTimeout = lan.ProbeTimeout
+		c.Memberlist.SuspicionMult = lan.SuspicionMult
+		c.Memberlist.GossipInterval = lan.GossipInterval
+		c.Memberlist.TCPTimeout = 5 * time.Second
 	})
 	defer func() {
 		ok, mn, st := countSeeing(ps, 50)
@@ -28,7 +33,7 @@ func TestConverge50(t *testing.T) {
 	}()
 	t.Logf("50 peers started and joined in %s", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	waitFor(t, 60*time.Second, "all 50 peers to see 50 alive", func() bool {
+	waitFor(t, 90*time.Second, "all 50 peers to see 50 alive", func() bool {
 		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 50 })
 	})
 	t.Logf("converged %s later", time.Since(start).Round(time.Millisecond))

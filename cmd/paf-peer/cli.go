@@ -40,6 +40,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"mcp", "[--name NAME] [--description D]", "run as the MCP server (stdio) of one agent session: a peer of the mesh", runMCP},
 		{"serve", "[--name NAME] [--description D]", "run a headless peer: holds messages for absent names, keeps NAME's inbox", runServe},
 		{"status", "[--json] [--watch]", "show the mesh: peers, names, hosts, states, forwarding names", runStatus},
 		{"send", "--as NAME TO MESSAGE [--json]", "send a message as NAME (MESSAGE - reads stdin)", runSend},

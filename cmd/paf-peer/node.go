@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -43,12 +43,11 @@ type nodeOptions struct {
 	Quiet bool
 }
 
-func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger) (n *node, err error) {
-	n = &node{set: s, log: log, done: make(chan struct{})}
+func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger) (_ *node, err error) {
+	n := &node{set: s, log: log, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
-			n.Close()
-			n = nil
+			n.Close() // whatever was started, in reverse order
 		}
 	}()
 	// A short-lived helper peer keeps no state of its own: it must not
@@ -60,14 +59,17 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	} else if err = os.MkdirAll(s.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir %s: %w; fix its permissions or choose another with --state-dir / PAF_STATE_DIR", s.StateDir, err)
 	}
+	if n.local, err = discovery.NewLocal(s.RunDir, log); err != nil {
+		return nil, fmt.Errorf("run dir: %w; choose another with --run-dir / PAF_RUN_DIR", err)
+	}
 	n.keys = s.Keys
 	if n.keys == nil {
 		if n.keys, err = keys.LocalKeys(s.RunDir); err != nil {
 			return nil, err
 		}
 	}
-	if n.local, err = discovery.NewLocal(s.RunDir, log); err != nil {
-		return nil, err
+	if !o.Quiet {
+		removeStaleSockets(n.local)
 	}
 	sources := discovery.Multi(n.local, discovery.Static(s.Join))
 
@@ -157,6 +159,27 @@ func (n *node) entry() discovery.Entry {
 		e.Control = n.ctl.path
 	}
 	return e
+}
+
+// removeStaleSockets deletes control sockets left in the run dir by peers that
+// died (their rendezvous entries are gone: discovery removes those). A
+// socket younger than a minute is spared: its peer may be starting, between
+// listening and advertising.
+func removeStaleSockets(local *discovery.Local) {
+	entries, err := local.Entries()
+	if err != nil {
+		return
+	}
+	live := map[string]bool{}
+	for _, e := range entries {
+		live[e.ID+".sock"] = true
+	}
+	socks, _ := filepath.Glob(filepath.Join(local.Dir(), "*.sock"))
+	for _, p := range socks {
+		if st, err := os.Stat(p); err == nil && !live[filepath.Base(p)] && time.Since(st.ModTime()) > time.Minute {
+			_ = os.Remove(p)
+		}
+	}
 }
 
 // adoptOrphans takes over the held messages of peers that died (their state

@@ -25,11 +25,12 @@ func runServe(ctx context.Context, args []string, io stdio, getenv func(string) 
 		*desc = getenv("PAF_DESCRIPTION")
 	}
 	log := s.logger(io.err)
-	noticeMode(io, s)
 	n, err := startNode(ctx, s, nodeOptions{Name: s.Name, Description: *desc}, log)
 	if err != nil {
 		return err
 	}
+	// After the start, so that a peer that cannot start says so in one line.
+	noticeMode(io, s)
 	log.Info("serving", "peer", n.peer.ID(), "name", n.peer.Name(), "addr", n.peer.Addr(), "mode", s.mode(), "state_dir", n.slot.Dir())
 	<-ctx.Done()
 	log.Info("leaving the mesh")

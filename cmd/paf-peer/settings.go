@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,12 +20,18 @@ import (
 // flag wins over the environment, which wins over the default.
 type commonFlags struct {
 	secretFile, name, stateDir, runDir, bind, join, mdns, logLevel string
+	// nameSet: --name was given, even as "", which is then an invalid name
+	// rather than "no name" (`--name "$NAME"` with NAME unset is a mistake).
+	nameSet bool
 }
 
 func (c *commonFlags) register(fs *flagSet, withName bool) {
 	fs.StringVar(&c.secretFile, "secret-file", "", "file holding the shared secret (mode 0600); env PAF_SECRET or IPC_SHARED_SECRET holds it directly")
 	if withName {
-		fs.StringVar(&c.name, "name", "", "name to claim at start (env PAF_NAME)")
+		fs.Func("name", "name to claim at start (env PAF_NAME)", func(v string) error {
+			c.name, c.nameSet = v, true
+			return nil
+		})
 	}
 	fs.StringVar(&c.stateDir, "state-dir", "", "state directory (env PAF_STATE_DIR; default $XDG_STATE_HOME/paf or ~/.local/state/paf)")
 	fs.StringVar(&c.runDir, "run-dir", "", "local rendezvous directory (env PAF_RUN_DIR; default $XDG_RUNTIME_DIR/paf, else STATE_DIR/run)")
@@ -50,7 +55,9 @@ type settings struct {
 }
 
 // resolve applies flags, then environment, then defaults, and checks the
-// result. Every error is one line that says what to do.
+// result. Every error is one line that says what to do; a value that does not
+// parse is a usage error (exit 2), a well-formed setting this mode refuses is
+// a plain error (exit 1).
 func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 	pick := func(flagVal, env string) string {
 		if flagVal != "" {
@@ -62,15 +69,16 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 	var err error
 
 	if s.LogLevel, err = parseLevel(pick(c.logLevel, "PAF_LOG_LEVEL")); err != nil {
-		return nil, err
+		return nil, usagef("%v", err)
 	}
 
 	s.StateDir = pick(c.stateDir, "PAF_STATE_DIR")
 	if s.StateDir == "" {
 		base := getenv("XDG_STATE_HOME")
 		if base == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
+			// getenv, not os.UserHomeDir: every setting comes through getenv.
+			home := getenv("HOME")
+			if home == "" {
 				return nil, fmt.Errorf("no state dir: $HOME is not set; give one with --state-dir or PAF_STATE_DIR")
 			}
 			base = filepath.Join(home, ".local", "state")
@@ -86,9 +94,12 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 		}
 	}
 
-	if s.Name = pick(c.name, "PAF_NAME"); s.Name != "" {
+	if s.Name = pick(c.name, "PAF_NAME"); c.nameSet {
+		s.Name = c.name // even "": an explicit empty --name is an error, not PAF_NAME
+	}
+	if s.Name != "" || c.nameSet {
 		if s.Name, err = normalizeName(s.Name); err != nil {
-			return nil, err
+			return nil, usagef("%v", err)
 		}
 	}
 
@@ -118,14 +129,14 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 		}
 	}
 	if s.Bind, err = parseBind(bind); err != nil {
-		return nil, err
+		return nil, usagef("%v", err)
 	}
 	if !s.Secure && !s.Bind.Addr().IsLoopback() {
 		return nil, fmt.Errorf("bind address %s would expose the mesh beyond this machine, which needs a shared secret: set PAF_SECRET (or --secret-file), or bind to 127.0.0.1", s.Bind)
 	}
 
 	if s.Join, err = discovery.ParseSeeds(pick(c.join, "PAF_JOIN")); err != nil {
-		return nil, err
+		return nil, usagef("--join: %v", err)
 	}
 	if !s.Secure {
 		for _, j := range s.Join {
@@ -146,7 +157,7 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 	case "off", "false", "0", "no":
 		s.MDNS = false
 	default:
-		return nil, fmt.Errorf("--mdns %q: want on or off", m)
+		return nil, usagef("--mdns %q: want on or off", m)
 	}
 	return s, nil
 }

@@ -97,6 +97,9 @@ func runStatus(ctx context.Context, args []string, io stdio, getenv func(string)
 	for {
 		r, err := fetchStatus(ctx, s)
 		if err != nil {
+			if *watch && ctx.Err() != nil {
+				return nil // interrupted while asking: the normal end of --watch
+			}
 			return err
 		}
 		if *watch && !*jsonOut {

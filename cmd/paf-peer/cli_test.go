@@ -1,0 +1,312 @@
+package main
+
+// In-process tests of the command line: exit codes, usage, and how flags,
+// environment and defaults combine. Nothing here starts a peer.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// runIn runs one command line in process with env as the whole environment.
+func runIn(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	getenv := func(k string) string { return env[k] }
+	code = run(context.Background(), args, stdio{in: strings.NewReader(""), out: &out, err: &errb}, getenv)
+	return out.String(), errb.String(), code
+}
+
+// tempEnv is an environment whose every default directory is private to t.
+func tempEnv(t *testing.T) map[string]string {
+	dir := t.TempDir()
+	return map[string]string{
+		"HOME":          filepath.Join(dir, "home"),
+		"PAF_STATE_DIR": filepath.Join(dir, "state"),
+		"PAF_RUN_DIR":   filepath.Join(dir, "run"),
+	}
+}
+
+func TestRunUsage(t *testing.T) {
+	tests := map[string]struct {
+		args     []string
+		wantCode int
+		wantOut  string // substring of stdout ("" : stdout must be empty)
+		wantErr  string // substring of stderr ("" : stderr must be empty)
+	}{
+		"no command":          {args: nil, wantCode: 2, wantErr: "Usage: paf-peer COMMAND"},
+		"--help":              {args: []string{"--help"}, wantCode: 0, wantOut: "Usage: paf-peer COMMAND"},
+		"-h":                  {args: []string{"-h"}, wantCode: 0, wantOut: "Commands:"},
+		"help":                {args: []string{"help"}, wantCode: 0, wantOut: "serve"},
+		"version":             {args: []string{"version"}, wantCode: 0, wantOut: "paf-peer " + version + "\n"},
+		"--version":           {args: []string{"--version"}, wantCode: 0, wantOut: "paf-peer " + version + "\n"},
+		"version extra":       {args: []string{"version", "now"}, wantCode: 2, wantErr: `unexpected argument "now"`},
+		"unknown command":     {args: []string{"frobnicate"}, wantCode: 2, wantErr: `unknown command "frobnicate"`},
+		"unknown serve flag":  {args: []string{"serve", "--frob"}, wantCode: 2, wantErr: "-frob"},
+		"unknown status flag": {args: []string{"status", "--frob"}, wantCode: 2, wantErr: "-frob"},
+		"flag without value":  {args: []string{"serve", "--name"}, wantCode: 2, wantErr: "-name"},
+		"serve --help":        {args: []string{"serve", "--help"}, wantCode: 0, wantOut: "Usage: paf-peer serve"},
+		"status --help":       {args: []string{"status", "--help"}, wantCode: 0, wantOut: "-watch"},
+		"status extra":        {args: []string{"status", "now"}, wantCode: 2, wantErr: `unexpected argument "now"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			out, errOut, code := runIn(t, tempEnv(t), tc.args...)
+			if code != tc.wantCode {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.wantCode, out, errOut)
+			}
+			check := func(stream, got, want string) {
+				t.Helper()
+				if want == "" && got != "" {
+					t.Errorf("%s: %q, want nothing", stream, got)
+				}
+				if !strings.Contains(got, want) {
+					t.Errorf("%s: %q does not contain %q", stream, got, want)
+				}
+			}
+			check("stdout", out, tc.wantOut)
+			check("stderr", errOut, tc.wantErr)
+			if code == 2 && len(tc.args) > 0 {
+				// A usage error is one line that says where to look.
+				if ls := lines(errOut); len(ls) != 1 || !strings.Contains(ls[0], "--help") {
+					t.Errorf("usage error should be one line pointing to --help, got:\n%s", errOut)
+				}
+			}
+		})
+	}
+}
+
+// The settings of SPEC section 6: a flag wins over the environment, which
+// wins over the default.
+func TestResolvePrecedence(t *testing.T) {
+	type want struct {
+		name, stateDir, runDir, bind string
+		join                         []string
+		mdns, secure                 bool
+		level                        slog.Level
+	}
+	tests := map[string]struct {
+		args []string
+		env  map[string]string
+		want want
+	}{
+		"defaults": {
+			env:  map[string]string{"HOME": "/h"},
+			want: want{stateDir: "/h/.local/state/paf", runDir: "/h/.local/state/paf/run", bind: "127.0.0.1:0"},
+		},
+		"XDG dirs": {
+			env:  map[string]string{"HOME": "/h", "XDG_STATE_HOME": "/xs", "XDG_RUNTIME_DIR": "/xr"},
+			want: want{stateDir: "/xs/paf", runDir: "/xr/paf", bind: "127.0.0.1:0"},
+		},
+		"run dir defaults to the state dir's run/": {
+			env:  map[string]string{"PAF_STATE_DIR": "/s"},
+			want: want{stateDir: "/s", runDir: "/s/run", bind: "127.0.0.1:0"},
+		},
+		"environment": {
+			env: map[string]string{
+				"HOME": "/h", "PAF_NAME": "Env", "PAF_STATE_DIR": "/es", "PAF_RUN_DIR": "/er",
+				"PAF_BIND": "127.0.0.2:7000", "PAF_JOIN": "127.0.0.1:1, localhost:2", "PAF_MDNS": "off", "PAF_LOG_LEVEL": "DEBUG",
+			},
+			want: want{name: "env", stateDir: "/es", runDir: "/er", bind: "127.0.0.2:7000",
+				join: []string{"127.0.0.1:1", "localhost:2"}, level: slog.LevelDebug},
+		},
+		"flags beat the environment": {
+			args: []string{"--name", "Flag", "--state-dir", "/fs", "--run-dir", "/fr", "--bind", "localhost:7001",
+				"--join", "[::1]:3", "--mdns", "off", "--log-level", "warn"},
+			env: map[string]string{
+				"HOME": "/h", "PAF_NAME": "env", "PAF_STATE_DIR": "/es", "PAF_RUN_DIR": "/er",
+				"PAF_BIND": "127.0.0.2:7000", "PAF_JOIN": "127.0.0.1:1", "PAF_MDNS": "on", "PAF_LOG_LEVEL": "debug",
+			},
+			// PAF_MDNS=on alone would be refused in open mode: the flag wins first.
+			want: want{name: "flag", stateDir: "/fs", runDir: "/fr", bind: "127.0.0.1:7001",
+				join: []string{"[::1]:3"}, level: slog.LevelWarn},
+		},
+		"secret from the environment": {
+			env:  map[string]string{"HOME": "/h", "PAF_SECRET": "correct horse battery staple, but longer"},
+			want: want{stateDir: "/h/.local/state/paf", runDir: "/h/.local/state/paf/run", bind: "0.0.0.0:0", secure: true, mdns: true},
+		},
+		"legacy secret variable": {
+			env:  map[string]string{"HOME": "/h", "IPC_SHARED_SECRET": "correct horse battery staple, but longer"},
+			want: want{stateDir: "/h/.local/state/paf", runDir: "/h/.local/state/paf/run", bind: "0.0.0.0:0", secure: true, mdns: true},
+		},
+		"secret with mdns off and a LAN seed": {
+			args: []string{"--mdns", "off", "--join", "10.1.2.3:7946"},
+			env:  map[string]string{"HOME": "/h", "PAF_SECRET": "correct horse battery staple, but longer"},
+			want: want{stateDir: "/h/.local/state/paf", runDir: "/h/.local/state/paf/run", bind: "0.0.0.0:0",
+				join: []string{"10.1.2.3:7946"}, secure: true},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			fs := newFlagSet("serve", "", stdio{out: &bytes.Buffer{}, err: &bytes.Buffer{}})
+			var cf commonFlags
+			cf.register(fs, true)
+			if _, err := parseFlags(fs, tc.args); err != nil {
+				t.Fatal(err)
+			}
+			s, err := cf.resolve(func(k string) string { return tc.env[k] })
+			if err != nil {
+				t.Fatalf("resolve: %v", err)
+			}
+			got := want{name: s.Name, stateDir: s.StateDir, runDir: s.RunDir, bind: s.Bind.String(),
+				join: s.Join, mdns: s.MDNS, secure: s.Secure, level: s.LogLevel}
+			if got.name != tc.want.name || got.stateDir != tc.want.stateDir || got.runDir != tc.want.runDir ||
+				got.bind != tc.want.bind || !slices.Equal(got.join, tc.want.join) || got.mdns != tc.want.mdns ||
+				got.secure != tc.want.secure || got.level != tc.want.level {
+				t.Fatalf("resolved\n %+v\nwant\n %+v", got, tc.want)
+			}
+			if s.Secure != (s.Keys != nil) {
+				t.Errorf("secure %v but keys %v", s.Secure, s.Keys)
+			}
+			if s.Secure && s.mode() != "secure" || !s.Secure && s.mode() != "open" {
+				t.Errorf("mode %q with secure %v", s.mode(), s.Secure)
+			}
+		})
+	}
+}
+
+// Bad settings are refused before anything starts, in one line on stderr,
+// with exit 2 for a value that does not parse and 1 for one this mode
+// refuses.
+func TestRunBadSettings(t *testing.T) {
+	secretFile := func(t *testing.T, mode os.FileMode) string {
+		p := filepath.Join(t.TempDir(), "secret")
+		if err := os.WriteFile(p, []byte("correct horse battery staple, but longer\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := map[string]struct {
+		cmd      string
+		args     func(t *testing.T) []string
+		env      map[string]string
+		unset    []string // variables of tempEnv to remove
+		wantCode int
+		want     string
+	}{
+		"empty --name":         {args: argv("--name", ""), wantCode: 2, want: "must not be empty"},
+		"empty --name=":        {args: argv("--name="), env: map[string]string{"PAF_NAME": "ok"}, wantCode: 2, want: "must not be empty"},
+		"long name":            {args: argv("--name", strings.Repeat("a", 65)), wantCode: 2, want: "limit is 64"},
+		"bad character":        {args: argv("--name", "a*b"), wantCode: 2, want: "a-z 0-9 . _ -"},
+		"bad PAF_NAME":         {env: map[string]string{"PAF_NAME": "_x"}, wantCode: 2, want: "start with a letter or digit"},
+		"bad --join":           {args: argv("--join", "127.0.0.1"), wantCode: 2, want: "--join"},
+		"bad --bind":           {args: argv("--bind", "127.0.0.1"), wantCode: 2, want: "ip:port"},
+		"bind not an ip":       {args: argv("--bind", "example.com:1"), wantCode: 2, want: "not an IP address"},
+		"bad PAF_LOG_LEVEL":    {env: map[string]string{"PAF_LOG_LEVEL": "chatty"}, wantCode: 2, want: "chatty"},
+		"bad PAF_MDNS":         {env: map[string]string{"PAF_MDNS": "sometimes"}, wantCode: 2, want: "on or off"},
+		"LAN bind, no secret":  {args: argv("--bind", "192.168.1.2:0"), wantCode: 1, want: "PAF_SECRET"},
+		"LAN seed, no secret":  {args: argv("--join", "127.0.0.1:1,10.1.2.3:7946"), wantCode: 1, want: "10.1.2.3:7946"},
+		"mdns on, no secret":   {env: map[string]string{"PAF_MDNS": "on"}, wantCode: 1, want: "PAF_SECRET"},
+		"blank PAF_SECRET":     {env: map[string]string{"PAF_SECRET": "   "}, wantCode: 1, want: "PAF_SECRET"},
+		"missing secret file":  {args: argv("--secret-file", "/nonexistent/s"), wantCode: 1, want: "/nonexistent/s"},
+		"no HOME, no dirs set": {unset: []string{"HOME", "PAF_STATE_DIR", "PAF_RUN_DIR"}, wantCode: 1, want: "--state-dir"},
+		"loose secret file": {
+			args:     func(t *testing.T) []string { return []string{"--secret-file", secretFile(t, 0o644)} },
+			wantCode: 1, want: "chmod 600",
+		},
+		"status, bad --join": {cmd: "status", args: argv("--join", "x:y"), wantCode: 2, want: "--join"},
+		"status, LAN bind":   {cmd: "status", args: argv("--bind", "0.0.0.0:0"), wantCode: 1, want: "PAF_SECRET"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cmd := tc.cmd
+			if cmd == "" {
+				cmd = "serve"
+			}
+			env := tempEnv(t)
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			for _, k := range tc.unset {
+				delete(env, k)
+			}
+			args := []string{cmd}
+			if tc.args != nil {
+				args = append(args, tc.args(t)...)
+			}
+			out, errOut, code := runIn(t, env, args...)
+			if code != tc.wantCode {
+				t.Fatalf("%q: exit %d, want %d\nstderr: %s", args, code, tc.wantCode, errOut)
+			}
+			ls := lines(errOut)
+			if len(ls) != 1 || !strings.HasPrefix(ls[0], "paf-peer "+cmd+": ") || !strings.Contains(ls[0], tc.want) {
+				t.Fatalf("stderr should be one line \"paf-peer %s: ...%s...\", got:\n%s", cmd, tc.want, errOut)
+			}
+			if out != "" {
+				t.Errorf("stdout: %q, want nothing", out)
+			}
+		})
+	}
+}
+
+func argv(a ...string) func(*testing.T) []string {
+	return func(*testing.T) []string { return a }
+}
+
+// status with no peer running, in process: exit 0 and a message, in text and
+// in JSON of the SPEC's shape.
+func TestRunStatusNoPeer(t *testing.T) {
+	env := tempEnv(t)
+	out, errOut, code := runIn(t, env, "status")
+	if code != 0 || !strings.Contains(out, "no paf-peer is running") || errOut != "" {
+		t.Fatalf("status: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	out, errOut, code = runIn(t, env, "status", "--json")
+	if code != 0 || errOut != "" {
+		t.Fatalf("status --json: exit %d\nstderr: %s", code, errOut)
+	}
+	var st jsonStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if st.Self != nil || st.Peers == nil || len(st.Peers) != 0 || st.Forwards == nil || st.Mode != "open" || st.Message == "" {
+		t.Fatalf("status --json with no peer: %s", out)
+	}
+}
+
+// The bind address keeps the IP form memberlist needs.
+func TestParseBind(t *testing.T) {
+	tests := map[string]struct {
+		in   string
+		want netip.AddrPort
+		bad  bool
+	}{
+		"loopback":      {in: "127.0.0.1:0", want: netip.MustParseAddrPort("127.0.0.1:0")},
+		"localhost":     {in: "localhost:7946", want: netip.MustParseAddrPort("127.0.0.1:7946")},
+		"ipv6":          {in: "[::1]:5", want: netip.MustParseAddrPort("[::1]:5")},
+		"v4-mapped":     {in: "[::ffff:127.0.0.1]:5", want: netip.MustParseAddrPort("127.0.0.1:5")},
+		"no port":       {in: "127.0.0.1", bad: true},
+		"port too big":  {in: "127.0.0.1:65536", bad: true},
+		"named host":    {in: "example.com:1", bad: true},
+		"empty":         {in: "", bad: true},
+		"negative port": {in: "127.0.0.1:-1", bad: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := parseBind(tc.in)
+			if tc.bad {
+				if err == nil {
+					t.Fatalf("parseBind(%q) = %v, want an error", tc.in, got)
+				}
+				if !strings.Contains(err.Error(), tc.in) {
+					t.Errorf("error %q does not name the input %q", err, tc.in)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("parseBind(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
