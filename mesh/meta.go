@@ -57,7 +57,7 @@ type Meta struct {
 	// Transient marks a short-lived peer (a shell command acting as a name
 	// for a moment): it is never chosen to hold messages for others.
 	Transient bool `json:"t,omitempty"`
-	V       int  `json:"v"`
+	V         int  `json:"v"`
 }
 
 var errMetaTooNew = errors.New("mesh: node metadata from a newer version")

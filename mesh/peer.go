@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,9 @@ type Stats struct {
 	BadBroadcasts uint64 // broadcasts and state that failed to decode
 	DroppedEvents uint64 // events not delivered because a subscriber was full
 	JoinFailures  uint64
+	// RejectedGossip counts gossip that failed to decrypt or authenticate:
+	// a peer with another secret (or none) trying to talk to this mesh.
+	RejectedGossip uint64
 }
 
 // Peer is one member of the mesh. Its methods are safe for concurrent use.
@@ -740,6 +744,14 @@ func (p *Peer) Discover() {
 // observeLog picks up what memberlist only says in its logs: that our own
 // probe of a peer failed (suspect).
 func (p *Peer) observeLog(_ slog.Level, line string) {
+	if strings.Contains(line, "no installed keys could decrypt") || strings.Contains(line, "Decrypt packet failed") ||
+		strings.Contains(line, "encryption is configured but remote state is not encrypted") ||
+		strings.Contains(line, "remote state is encrypted and encryption is not configured") {
+		p.mu.Lock()
+		p.stats.RejectedGossip++
+		p.mu.Unlock()
+		return
+	}
 	const pre, post = "Suspect ", " has failed, no acks received"
 	if len(line) <= len(pre)+len(post) || line[:len(pre)] != pre || line[len(line)-len(post):] != post {
 		return

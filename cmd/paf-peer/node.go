@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/discovery"
@@ -30,6 +32,7 @@ type node struct {
 	local  *discovery.Local
 	advert *discovery.Advert
 	ctl    *controlServer
+	mdns   atomic.Pointer[discovery.MDNS]
 	events chan mesh.Event
 	cancel func()
 	done   chan struct{}
@@ -71,7 +74,7 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	if !o.Quiet {
 		removeStaleSockets(n.local)
 	}
-	sources := discovery.Multi(n.local, discovery.Static(s.Join))
+	static := discovery.Static(s.Join)
 
 	cfg := mesh.DefaultLocalConfig()
 	if s.Secure {
@@ -89,6 +92,10 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	cfg.Discover = func() []string {
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
+		sources := discovery.Multi(n.local, static)
+		if m := n.mdns.Load(); m != nil {
+			sources = discovery.Multi(n.local, m, static)
+		}
 		cands, err := sources.Candidates(dctx)
 		if err != nil {
 			log.Debug("discovery", "err", err)
@@ -118,8 +125,14 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	if n.relay, err = relay.New(rc); err != nil {
 		return nil, err
 	}
-	if err = n.peer.SetMeta(ctx, func(m *mesh.Meta) { m.RelayAddr = n.relay.Addr() }); err != nil {
+	relayAddr := advertisable(n.relay.Addr(), n.peer.Addr())
+	if err = n.peer.SetMeta(ctx, func(m *mesh.Meta) { m.RelayAddr = relayAddr }); err != nil {
 		return nil, err
+	}
+	if s.MDNS && !o.Quiet {
+		if err = n.startMDNS(); err != nil {
+			return nil, err
+		}
 	}
 
 	// Learn the mesh before claiming, so a taken name is refused at once.
@@ -159,6 +172,75 @@ func (n *node) entry() discovery.Entry {
 		e.Control = n.ctl.path
 	}
 	return e
+}
+
+// advertisable turns a listen address on an unspecified IP (0.0.0.0:port)
+// into one others can dial, using the IP memberlist advertises for gossip.
+func advertisable(listen, gossip string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if ghost, _, err := net.SplitHostPort(gossip); err == nil {
+			return net.JoinHostPort(ghost, port)
+		}
+	}
+	return listen
+}
+
+// startMDNS announces this peer on the LAN and browses for others of the
+// same mesh (same secret), on the interfaces the bind address allows: the
+// one that has it, or every multicast interface that is up when bound to
+// all addresses. Never on loopback: the run dir covers this machine.
+func (n *node) startMDNS() error {
+	ifaces, err := mdnsInterfaces(n.set.Bind.Addr())
+	if err != nil {
+		return err
+	}
+	if len(ifaces) == 0 {
+		n.log.Warn("mDNS: no multicast interface for the bind address; peers on the LAN will not find this one by themselves (use --join)", "bind", n.set.Bind)
+		return nil
+	}
+	m, err := discovery.NewMDNS(discovery.MDNSConfig{
+		Interfaces: ifaces, MeshID: n.keys.MeshID, PeerID: n.peer.ID(), Addr: n.peer.Addr(),
+		Version: version, Logger: n.log,
+	})
+	if err != nil {
+		return fmt.Errorf("mDNS: %w", err)
+	}
+	n.mdns.Store(m)
+	names := make([]string, len(ifaces))
+	for i, ifc := range ifaces {
+		names[i] = ifc.Name
+	}
+	n.log.Info("mDNS: announcing and browsing", "interfaces", names, "mesh", n.keys.MeshID)
+	return nil
+}
+
+func mdnsInterfaces(bind netip.Addr) ([]net.Interface, error) {
+	all, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("mDNS: list interfaces: %w", err)
+	}
+	var out []net.Interface
+	for _, ifc := range all {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagMulticast == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		if bind.IsUnspecified() {
+			out = append(out, ifc)
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().Unmap() == bind.Unmap() {
+				out = append(out, ifc)
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 // removeStaleSockets deletes control sockets left in the run dir by peers that
@@ -254,6 +336,9 @@ func (n *node) Close() {
 	if n.cancel != nil {
 		n.cancel()
 		<-n.done
+	}
+	if m := n.mdns.Load(); m != nil {
+		m.Close()
 	}
 	if n.advert != nil {
 		n.advert.Close()
