@@ -43,6 +43,8 @@ type statusReport struct {
 	Mode     string          `json:"mode"`
 	Peers    []statusPeer    `json:"peers"`
 	Forwards []statusForward `json:"forwards"`
+	// Counters of the reporting peer: what it refused or lost sight of.
+	Counters map[string]uint64 `json:"counters,omitempty"`
 	// Message is set when there is nothing to report (no peer running).
 	Message string `json:"message,omitempty"`
 }
@@ -70,6 +72,17 @@ func (n *node) status() statusReport {
 	r := statusReport{Self: &self, Mode: n.set.mode(), Peers: []statusPeer{}, Forwards: []statusForward{}}
 	for _, m := range n.peer.Members() {
 		r.Peers = append(r.Peers, toStatusPeer(m))
+	}
+	ms, rs, ts := n.peer.Stats(), n.relay.Stats(), n.relay.TransportStats()
+	var rejectedFrames uint64
+	for _, c := range ts.Rejected {
+		rejectedFrames += c
+	}
+	r.Counters = map[string]uint64{
+		"rejected_gossip": ms.RejectedGossip, "rejected_frames": rejectedFrames,
+		"refused_messages": rs.Refused, "rate_limited": rs.RateLimited,
+		"delivered": rs.Delivered, "stored": rs.Stored, "received": rs.Received,
+		"handed_over": rs.HandedOver, "expired": rs.Expired, "dropped_events": ms.DroppedEvents,
 	}
 	for _, f := range n.peer.Forwards() {
 		r.Forwards = append(r.Forwards, statusForward{From: f.From, To: f.To, ExpiresAt: f.Expires.UTC().Format(time.RFC3339)})
@@ -194,6 +207,15 @@ func printStatus(w io.Writer, r *statusReport, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, p.Activity, p.Host, p.Addr, stored, p.ID, clipText(p.Description, 40))
 	}
 	tw.Flush()
+	var notes []string
+	for _, k := range []string{"expired", "rejected_gossip", "rejected_frames", "refused_messages", "rate_limited"} {
+		if v := r.Counters[k]; v > 0 {
+			notes = append(notes, fmt.Sprintf("%s %d", strings.ReplaceAll(k, "_", " "), v))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\nthis peer has seen: %s\n", strings.Join(notes, ", "))
+	}
 	if len(r.Forwards) > 0 {
 		fmt.Fprintln(w, "\nforwarding names:")
 		for _, f := range r.Forwards {
