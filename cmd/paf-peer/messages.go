@@ -31,25 +31,46 @@ func actAs(ctx context.Context, s *settings, name string, log *slog.Logger) (*ac
 		return nil, usagef("--as: %v", err)
 	}
 	a := &actor{name: name}
-	if local, err := discovery.NewLocal(s.RunDir, nil); err == nil {
-		if entries, err := local.Entries(); err == nil {
-			for _, e := range entries {
-				if e.Name == name && e.Control != "" {
-					a.ctl = e.Control
-					return a, nil
-				}
-			}
-		}
+	if a.ctl = localHolder(s, name); a.ctl != "" {
+		return a, nil
 	}
 	n, err := startNode(ctx, s, nodeOptions{Name: name, Quiet: true}, log)
-	if err != nil {
-		if errors.Is(err, mesh.ErrNameTaken) {
-			return nil, fmt.Errorf("%v; a peer elsewhere holds it, so act as %s from that peer's machine, or use your own name", err, name)
+	if errors.Is(err, mesh.ErrNameTaken) {
+		// Maybe a peer on this machine that started a moment ago: its
+		// entry may just have appeared. Look again before giving up.
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			if a.ctl = localHolder(s, name); a.ctl != "" {
+				return a, nil
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
+		return nil, fmt.Errorf("%v; a peer elsewhere holds it, so act as %s from that peer's machine, or use your own name", err, name)
+	}
+	if err != nil {
 		return nil, err
 	}
 	a.n = n
 	return a, nil
+}
+
+// localHolder returns the control socket of the live peer on this machine
+// that holds name, or "".
+func localHolder(s *settings, name string) string {
+	local, err := discovery.NewLocal(s.RunDir, nil)
+	if err != nil {
+		return ""
+	}
+	entries, err := local.Entries()
+	if err != nil {
+		return ""
+	}
+	for _, e := range entries {
+		if e.Name == name && e.Control != "" {
+			return e.Control
+		}
+	}
+	return ""
 }
 
 func (a *actor) close() {
@@ -245,6 +266,9 @@ func readMessages(ctx context.Context, cmd, usage string, wait bool, args []stri
 	ms, err := a.messages(ctx, wait, d)
 	if err != nil {
 		return err
+	}
+	if ms == nil {
+		ms = []jsonMessage{}
 	}
 	if f.jsonOut {
 		err = json.NewEncoder(io.out).Encode(map[string]any{"messages": ms})

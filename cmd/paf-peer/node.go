@@ -322,7 +322,11 @@ func (n *node) watch(ctx context.Context) {
 			case mesh.EventNameClaimed, mesh.EventNameReleased, mesh.EventNameRenamed:
 				n.log.Info(e.Type.String(), "name", e.Name, "peer", e.PeerID, "to", e.To)
 			}
-			if n.advert != nil && (e.Type == mesh.EventNameClaimed || e.Type == mesh.EventNameReleased || e.Type == mesh.EventNameLost) {
+			// Rewrite our rendezvous entry only when our own name changed:
+			// readers scanning the run dir retry around a rewrite, but there
+			// is no need to make them.
+			ours := e.PeerID == n.peer.ID() || e.Type == mesh.EventNameLost
+			if n.advert != nil && ours && (e.Type == mesh.EventNameClaimed || e.Type == mesh.EventNameReleased || e.Type == mesh.EventNameLost || e.Type == mesh.EventNameRenamed) {
 				if err := n.advert.Update(n.entry()); err != nil {
 					n.log.Debug("update rendezvous entry", "err", err)
 				}
