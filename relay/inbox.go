@@ -65,7 +65,13 @@ func openInbox(root, name string, largeBody int, now func() time.Time) (*inbox, 
 		return nil, fmt.Errorf("relay: inbox dir: %w", err)
 	}
 	path := filepath.Join(dir, name+".db")
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout: 2 * time.Second,
+		// The freelist is rebuilt at open instead of written on every
+		// commit: one page write fewer per batch of messages.
+		NoFreelistSync: true,
+		FreelistType:   bbolt.FreelistMapType,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("relay: open inbox of %q (%s): %w", name, path, err)
 	}
@@ -136,6 +142,9 @@ func (ib *inbox) commit(batch []pendingMsg) {
 	added := 0
 	err := ib.db.Update(func(tx *bbolt.Tx) error {
 		u, s := tx.Bucket(bucketUnread), tx.Bucket(bucketSeen)
+		// Keys only grow (sequence numbers; ULIDs mostly): fill pages full
+		// rather than half, writing fewer pages per message.
+		u.FillPercent, s.FillPercent = 1.0, 0.9
 		added = 0
 		now := ib.now()
 		for i, p := range batch {

@@ -12,17 +12,25 @@ package relay
 //	go test -run '^$' -bench 'XProc|FsyncBaseline' -benchtime 1x -timeout 15m ./relay/
 //
 // Latencies are percentiles over every message of the run, in microseconds; ns/op is the mean
-// time per message. PAF_BENCH_CHILD_CPUPROFILE=<path> makes every child write a CPU profile
-// to <path>.<benchmark name> (go test's -cpuprofile covers the sending process).
+// time per message (in paced runs, pause included). Runs named *-paced-500us pause between
+// round trips, so that both processes go idle as they do between relay sends (which wait for
+// an fsync): waking an idle process costs tens of microseconds, and those runs are the fair
+// baseline of a relay send's one-way time (p50-x-rawtcp-paced).
+//
+// PAF_BENCH_CHILD_CPUPROFILE=<path> makes every child write a CPU profile to
+// <path>.<benchmark name> (go test's -cpuprofile covers the sending process).
 
 import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,12 +43,25 @@ type xprocSize struct {
 	n       int
 	samples int // sequential round trips of a transport or raw TCP run
 	sends   int // sequential Relay.Sends (each waits for the receiver's fsync)
+	// pace, when set, is a pause between round trips (not a synchronisation: think time), so
+	// that both processes go idle between messages as they do between relay sends, which
+	// each wait about half a millisecond for the receiver's fsync.
+	pace time.Duration
 }
 
 var xprocSizes = []xprocSize{
 	{name: "1KiB", n: 1 << 10, samples: 20000, sends: 10000},
 	{name: "64KiB", n: 64 << 10, samples: 5000, sends: 2000},
 }
+
+// xprocPacedSizes are the latency runs with think time, for the transport and raw TCP: the
+// fair baselines of a relay send's one-way time.
+var xprocPacedSizes = []xprocSize{
+	{name: "1KiB" + xprocPaced, n: 1 << 10, samples: 5000, pace: 500 * time.Microsecond},
+}
+
+// xprocPaced suffixes the name of a paced run.
+const xprocPaced = "-paced-500us"
 
 const (
 	// xprocWarmup round trips precede each latency run, untimed: connections, buffers and the
@@ -55,12 +76,19 @@ const (
 // it.
 var xprocRawBaseline = map[string][2]float64{}
 
-// xprocReportRatio reports p50 and p99 over the raw TCP one-way of the same size, when the
-// baseline ran before in this process.
-func xprocReportRatio(b *testing.B, size string, p50, p99 float64) {
+// xprocReportRatio reports p50 and p99 over the raw TCP one-way of the run named size, when
+// that baseline ran before in this process, as p50-x-rawtcp<suffix> and p99-x-rawtcp<suffix>.
+func xprocReportRatio(b *testing.B, size, suffix string, p50, p99 float64) {
 	if base, ok := xprocRawBaseline[size]; ok && base[0] > 0 && base[1] > 0 {
-		b.ReportMetric(p50/base[0], "p50-x-rawtcp")
-		b.ReportMetric(p99/base[1], "p99-x-rawtcp")
+		b.ReportMetric(p50/base[0], "p50-x-rawtcp"+suffix)
+		b.ReportMetric(p99/base[1], "p99-x-rawtcp"+suffix)
+	}
+}
+
+// xprocPause waits d, if any: think time between two round trips of a paced run.
+func xprocPause(d time.Duration) {
+	if d > 0 {
+		time.Sleep(d)
 	}
 }
 
@@ -74,7 +102,7 @@ func xprocReportMean(b *testing.B, msgs int) {
 // BenchmarkXProcRawTCP is the latency baseline: length-prefixed ping-pong over plain loopback
 // TCP with an echo child; one-way is half the round trip.
 func BenchmarkXProcRawTCP(b *testing.B) {
-	for _, sz := range xprocSizes {
+	for _, sz := range slices.Concat(xprocSizes, xprocPacedSizes) {
 		b.Run(sz.name, func(b *testing.B) {
 			_, ready := xprocSpawn(b, "tcpecho")
 			nc, err := net.Dial("tcp", ready[0])
@@ -103,6 +131,7 @@ func BenchmarkXProcRawTCP(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				for range sz.samples {
+					xprocPause(sz.pace)
 					start := time.Now()
 					if err := roundTrip(); err != nil {
 						b.Fatal(err)
@@ -127,7 +156,7 @@ func BenchmarkXProcRawTCP(b *testing.B) {
 // The child times each request from the sender's stamp, taken just before Request, to the
 // moment its handler sees it (oneway); halfrtt is the sender's round trip / 2.
 func BenchmarkXProcTransportOneWay(b *testing.B) {
-	for _, sz := range xprocSizes {
+	for _, sz := range slices.Concat(xprocSizes, xprocPacedSizes) {
 		b.Run(sz.name, func(b *testing.B) {
 			tr, id, addr, child := xprocTransportPair(b)
 			ctx, cancel := context.WithTimeout(context.Background(), xprocRunTimeout)
@@ -149,6 +178,7 @@ func BenchmarkXProcTransportOneWay(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				for range sz.samples {
+					xprocPause(sz.pace)
 					d, err := send()
 					if err != nil {
 						b.Fatal(err)
@@ -164,7 +194,7 @@ func BenchmarkXProcTransportOneWay(b *testing.B) {
 			xprocReportMean(b, len(rtts))
 			p50, p99 := xprocReportPcts(b, "oneway", xprocDurations(rep.Wire), 1)
 			xprocReportPcts(b, "halfrtt", rtts, 2)
-			xprocReportRatio(b, sz.name, p50, p99)
+			xprocReportRatio(b, sz.name, "", p50, p99)
 		})
 	}
 }
@@ -216,14 +246,18 @@ func BenchmarkXProcRelaySend(b *testing.B) {
 			xprocReportPcts(b, "ackoneway", rtts, 2)
 			p50, p99 := xprocReportPcts(b, "deliver", xprocDurations(rep.Wire), 1)
 			xprocReportPcts(b, "durable", xprocDurations(rep.Answered), 1)
-			xprocReportRatio(b, sz.name, p50, p99)
+			xprocReportRatio(b, sz.name, "", p50, p99)
+			xprocReportRatio(b, sz.name+xprocPaced, "-paced", p50, p99)
 		})
 	}
 }
 
 // BenchmarkXProcRelayThroughput: 64 goroutines doing Relay.Send concurrently to bench-rx in
 // the child, each send acknowledged after the receiver's inbox commit; the receiver
-// group-commits whatever arrived during the previous commit.
+// group-commits whatever arrived during the previous commit. Every body is stamped, so the
+// child also reports, under this load, the time from each Send call to its relay's
+// HandleRequest (deliver) and to its acknowledgement after the commit (durable): their
+// difference is the time spent in the inbox.
 func BenchmarkXProcRelayThroughput(b *testing.B) {
 	for _, tc := range []struct {
 		name                string
@@ -233,17 +267,24 @@ func BenchmarkXProcRelayThroughput(b *testing.B) {
 		{name: "1MiB", size: 1 << 20, msgs: 256, workers: 64},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			n, _ := xprocRelayPair(b)
+			n, child := xprocRelayPair(b)
 			ctx, cancel := context.WithTimeout(context.Background(), xprocRunTimeout)
 			defer cancel()
-			body := string(xprocText(tc.size)) // no stamp: the receiver does not time these
+			text := xprocText(tc.size)
 			send := func(int) error {
-				_, err := n.relay.Send(ctx, Outgoing{From: xprocTxName, To: xprocRxName, Body: body})
+				var sb strings.Builder
+				sb.Grow(len(text))
+				var stamp [xprocStampLen]byte
+				xprocPutStamp(stamp[:], time.Now().UnixNano())
+				sb.Write(stamp[:])
+				sb.Write(text[xprocStampLen:])
+				_, err := n.relay.Send(ctx, Outgoing{From: xprocTxName, To: xprocRxName, Body: sb.String()})
 				return err
 			}
 			if err := xprocRun(tc.workers, tc.workers, send); err != nil { // warm up
 				b.Fatal(err)
 			}
+			child.report(b)
 			before := n.relay.Stats().Delivered
 			b.ResetTimer()
 			for range b.N {
@@ -256,10 +297,16 @@ func BenchmarkXProcRelayThroughput(b *testing.B) {
 			if got := n.relay.Stats().Delivered - before; got != uint64(total) {
 				b.Fatalf("%d messages acknowledged, want %d", got, total)
 			}
+			rep := child.report(b)
+			if len(rep.Wire) != total {
+				b.Fatalf("the receiver timed %d messages, %d were sent", len(rep.Wire), total)
+			}
 			secs := b.Elapsed().Seconds()
 			xprocReportMean(b, total)
 			b.ReportMetric(float64(total)/secs, "msgs/s")
 			b.ReportMetric(float64(total)*float64(tc.size)/secs/1e6, "MB/s")
+			xprocReportPcts(b, "deliver", xprocDurations(rep.Wire), 1)
+			xprocReportPcts(b, "durable", xprocDurations(rep.Answered), 1)
 		})
 	}
 }
@@ -346,13 +393,17 @@ func BenchmarkXProcTransportThroughput(b *testing.B) {
 }
 
 // BenchmarkFsyncBaseline is the disk baseline of a relay acknowledgement, on the filesystem of
-// the benchmarks' temp dirs (where the receiver's inbox lives): a bare bbolt Update putting
-// one 1 KiB value (what one inbox commit of one message costs; bbolt syncs twice per commit:
-// data pages, then meta page) and a bare 1 KiB append plus fsync.
+// the benchmarks' temp dirs (where the receiver's inbox lives):
+//   - bbolt-update-1KiB: a bare bbolt Update putting one 1 KiB value, the least an inbox commit
+//     of one message costs (bbolt syncs twice per commit: data pages, then the meta page);
+//   - file-append-fsync-1KiB: a bare 1 KiB append plus fsync;
+//   - bbolt-batch-64x1KiB-fill50/-fill100: commits shaped like an inbox commit of 64 messages
+//     (64 sequence-keyed ~1.1 KiB records plus 64 ULID-like keys in a second bucket), with
+//     bbolt's default FillPercent and with 1.0 (right for append-only keys); msgs/s is 64 over
+//     the mean commit time, the ceiling of an inbox that receives batches of 64.
 func BenchmarkFsyncBaseline(b *testing.B) {
-	const samples = 2000
 	val := xprocText(1 << 10)
-	measure := func(b *testing.B, op func(i int) error) {
+	measure := func(b *testing.B, samples int, op func(i int) error) {
 		for i := range xprocWarmup {
 			if err := op(i); err != nil {
 				b.Fatal(err)
@@ -378,7 +429,7 @@ func BenchmarkFsyncBaseline(b *testing.B) {
 		}
 		b.Cleanup(func() { db.Close() })
 		bucket := []byte("b")
-		measure(b, func(i int) error {
+		measure(b, 2000, func(i int) error {
 			return db.Update(func(tx *bbolt.Tx) error {
 				bk, err := tx.CreateBucketIfNotExists(bucket)
 				if err != nil {
@@ -394,11 +445,50 @@ func BenchmarkFsyncBaseline(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { f.Close() })
-		measure(b, func(int) error {
+		measure(b, 2000, func(int) error {
 			if _, err := f.Write(val); err != nil {
 				return err
 			}
 			return f.Sync()
 		})
 	})
+	for _, fill := range []float64{0.5, 1.0} {
+		b.Run(fmt.Sprintf("bbolt-batch-64x1KiB-fill%.0f", fill*100), func(b *testing.B) {
+			const batch, commits = 64, 500
+			db, err := bbolt.Open(filepath.Join(b.TempDir(), "batch.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { db.Close() })
+			rec := xprocText(1100) // a 1 KiB body as the inbox's JSON record
+			seen := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixMilli()))
+			seq := 0
+			measure(b, commits, func(int) error {
+				return db.Update(func(tx *bbolt.Tx) error {
+					u, err := tx.CreateBucketIfNotExists(bucketUnread)
+					if err != nil {
+						return err
+					}
+					s, err := tx.CreateBucketIfNotExists(bucketSeen)
+					if err != nil {
+						return err
+					}
+					u.FillPercent, s.FillPercent = fill, fill
+					for range batch {
+						seq++
+						if err := u.Put(binary.BigEndian.AppendUint64(nil, uint64(seq)), rec); err != nil {
+							return err
+						}
+						if err := s.Put(fmt.Appendf(nil, "01JBENCHMARK%014d", seq), seen); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			})
+			b.ReportMetric(batch*1e9/(float64(b.Elapsed().Nanoseconds())/float64(b.N*commits)), "msgs/s")
+			st := db.Stats()
+			b.ReportMetric(float64(st.TxStats.GetWrite())/float64(seq), "pagewrites/msg")
+		})
+	}
 }

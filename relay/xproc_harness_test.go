@@ -33,6 +33,8 @@ type xprocChild struct {
 	stdin  io.WriteCloser
 	lines  chan string // the child's stdout, line by line; closed at EOF
 	stderr *xprocBuffer
+
+	stopOnce sync.Once
 }
 
 // xprocBuffer collects a child's stderr (written by exec's copying goroutine).
@@ -91,7 +93,12 @@ func xprocSpawn(tb testing.TB, role string, env ...string) (*xprocChild, []strin
 }
 
 // stop closes the child's stdin (it exits on EOF), waits for it, and kills it if it lingers.
+// Only the first call does anything.
 func (c *xprocChild) stop(tb testing.TB) {
+	c.stopOnce.Do(func() { c.stopNow(tb) })
+}
+
+func (c *xprocChild) stopNow(tb testing.TB) {
 	c.stdin.Close()
 	exited := make(chan error, 1)
 	go func() {
