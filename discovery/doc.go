@@ -7,8 +7,11 @@
 //     machine. Each peer advertises itself with an [Advert], a small JSON file named
 //     <id>.json, and reads the others' files.
 //   - [Static]: seed addresses from --join / PAF_JOIN, parsed by [ParseSeeds].
+//   - [MDNS]: peers of the same mesh on the LAN, announced and browsed as _paf._tcp on
+//     explicitly given interfaces only, with a mesh id derived from the shared secret in the
+//     TXT record so that meshes with different secrets ignore each other.
 //
-// [Multi] combines sources. mDNS will be one more Source.
+// [Multi] combines sources.
 //
 // # Liveness of local entries
 //
@@ -24,6 +27,6 @@
 // format version are logged once at Warn and skipped, and removed when unlocked. Files that do
 // not end in ".json" are ignored; crashed writers' temp files are swept once they are old.
 //
-// The package imports no other package of this project, and starts no goroutines. Locking uses
-// flock(2), so it builds on Unix systems only.
+// The package imports no other package of this project. Only [MDNS] starts goroutines (its
+// browse loop; Close waits for them). Locking uses flock(2), so it builds on Unix systems only.
 package discovery

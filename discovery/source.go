@@ -16,7 +16,7 @@ const (
 type Candidate struct {
 	ID     string // peer id when known ("" for static seeds)
 	Addr   string // host:port of the peer's memberlist (gossip) endpoint
-	Source string // "local", "static", later "mdns"
+	Source string // SourceLocal, SourceStatic or SourceMDNS
 }
 
 // Source yields candidates. Candidates must return promptly (it is polled every second or so)

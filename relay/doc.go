@@ -8,4 +8,17 @@
 // an oversize length is rejected before anything is allocated for it. Frames that open a
 // connection are also checked against a ReplayGuard, so a captured handshake cannot be
 // replayed within the window. Decoding never panics on any input (fuzzed).
+//
+// A Transport keeps one persistent connection per remote peer for its own requests
+// (responses come back on it; the other side dials its own): a handshake binds the
+// connection to the two peer ids and a session id, and every later frame carries that
+// session id and a strictly increasing sequence number as its nonce, so a replayed,
+// reordered or injected frame breaks the sequence and closes the connection. Requests are
+// pipelined and handled in order per connection.
+//
+// A Relay sends Messages over it. A message is acknowledged only once the recipient's
+// peer has it on disk (inbox.go: a per-name bbolt file with group commit), carries a ULID,
+// and is de-duplicated at the recipient, so it is shown exactly once. Messages for names
+// no live peer holds are kept by Config.Replicas holders and handed over when the name
+// appears (holders.go, held.go).
 package relay
