@@ -46,6 +46,7 @@ func commands() []command {
 		{"send", "--as NAME TO MESSAGE [--json]", "send a message as NAME (MESSAGE - reads stdin)", runSend},
 		{"check", "--as NAME [--json]", "print NAME's unread messages and mark them read", runCheck},
 		{"listen", "--as NAME [--timeout S] [--json]", "wait for a message for NAME, print it and mark it read", runListen},
+		{"hook", "[--as NAME]", "a Claude Code hook command: tells the session about unread messages", runHook},
 		{"version", "", "print the version", runVersion},
 	}
 }
@@ -90,6 +91,8 @@ func run(ctx context.Context, args []string, io stdio, getenv func(string) strin
 		switch {
 		case err == nil:
 			return exitOK
+		case errors.As(err, new(hookWake)):
+			return exitUsage // 2: for a Stop hook, "go on", with the note already on stderr
 		case errors.Is(err, flag.ErrHelp):
 			return exitOK
 		case errors.As(err, &ue):

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/paf-mesh/paf-mesh/discovery"
+)
+
+// hookInput is the part of a Claude Code hook's stdin JSON we use.
+type hookInput struct {
+	SessionID     string `json:"session_id"`
+	HookEventName string `json:"hook_event_name"`
+}
+
+// maxHookInput bounds what we read from stdin: hook inputs are small, but a
+// UserPromptSubmit carries the whole prompt.
+const maxHookInput = 8 << 20
+
+// runHook is `paf-peer hook`: a Claude Code hook command. For
+// UserPromptSubmit and SessionStart it adds a note about unread messages to
+// the model's context; for Stop (configured with asyncRewake) it exits 2 with
+// the note on stderr, which wakes an idle session. Messages stay unread: the
+// agent reads them with paf_check, so each is shown in full exactly once.
+//
+// The name is --as, else PAF_NAME, else the name held by the `paf-peer mcp`
+// peer that the same Claude Code process started (our parent is its parent).
+func runHook(ctx context.Context, args []string, io stdio, getenv func(string) string) error {
+	fs := newFlagSet("hook", "[--as NAME]   (reads the hook's JSON on stdin)", io)
+	var cf commonFlags
+	cf.register(fs, false)
+	as := fs.String("as", "", "the name whose messages to report (default: PAF_NAME, else this session's mcp peer)")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	var in hookInput
+	b, err := readAllLimited(io.in, maxHookInput)
+	if err != nil {
+		return fmt.Errorf("read hook input: %w", err)
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return fmt.Errorf("hook input is not JSON (%v): run paf-peer hook as a Claude Code hook command, which passes the event on stdin", err)
+	}
+	switch in.HookEventName {
+	case "UserPromptSubmit", "SessionStart", "Stop":
+	default:
+		return nil // nothing to add for other events
+	}
+	if cf.logLevel == "" {
+		cf.logLevel = "error"
+	}
+	s, err := cf.resolve(getenv)
+	if err != nil {
+		return err
+	}
+	name := *as
+	if name == "" {
+		name = getenv("PAF_NAME")
+	}
+	ctl := ""
+	if name != "" {
+		if name, err = normalizeName(name); err != nil {
+			return usagef("--as: %v", err)
+		}
+		ctl = localHolder(s, name)
+	} else {
+		name, ctl = siblingPeer(s, os.Getppid())
+	}
+	if ctl == "" {
+		return nil // no peer of ours is running: nothing to report
+	}
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	resp, err := callControl(cctx, ctl, controlRequest{Op: "check", As: name})
+	if err != nil || len(resp.Messages) == 0 {
+		return nil // a hook must never get in the way of the session
+	}
+	note := unreadNote(name, resp.Messages)
+	if in.HookEventName == "Stop" {
+		fmt.Fprintln(io.err, note)
+		return hookWake{}
+	}
+	out := map[string]any{"hookSpecificOutput": map[string]string{
+		"hookEventName": in.HookEventName, "additionalContext": note,
+	}}
+	return json.NewEncoder(io.out).Encode(out)
+}
+
+// hookWake makes run exit 2 without printing an error line: for a Stop hook,
+// exit 2 with the message on stderr is how Claude Code is asked to go on.
+type hookWake struct{}
+
+func (hookWake) Error() string { return "" }
+
+func readAllLimited(r io.Reader, n int64) ([]byte, error) {
+	if r == nil {
+		return nil, fmt.Errorf("no stdin")
+	}
+	b, err := io.ReadAll(io.LimitReader(r, n+1))
+	if err == nil && int64(len(b)) > n {
+		return nil, fmt.Errorf("more than %d bytes on stdin", n)
+	}
+	return b, err
+}
+
+// unreadNote summarises unread messages for the model: who wrote, a preview,
+// and what to call to read them.
+func unreadNote(name string, ms []jsonMessage) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "paf: %d unread message(s) for %s.", len(ms), name)
+	for i, m := range ms {
+		if i == 5 {
+			fmt.Fprintf(&b, " …and %d more.", len(ms)-5)
+			break
+		}
+		fmt.Fprintf(&b, " From %s: %q.", m.From, clipText(m.Body, 120))
+	}
+	b.WriteString(" Call paf_check (or paf_listen) to read them in full and reply.")
+	return b.String()
+}
+
+// siblingPeer finds the live peer on this machine started by the same parent
+// process as this hook (the Claude Code session), and returns its name and
+// control socket.
+func siblingPeer(s *settings, ppid int) (string, string) {
+	local, err := discovery.NewLocal(s.RunDir, nil)
+	if err != nil {
+		return "", ""
+	}
+	entries, err := local.Entries()
+	if err != nil {
+		return "", ""
+	}
+	for _, e := range entries {
+		if e.Name != "" && e.Control != "" && parentOf(e.PID) == ppid {
+			return e.Name, e.Control
+		}
+	}
+	return "", ""
+}
+
+// parentOf returns the parent pid of pid from /proc (Linux), or -1.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	p, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return p
+}
