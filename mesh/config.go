@@ -67,7 +67,7 @@ func DefaultLocalConfig() *Config {
 		NameGrace:        3 * time.Second,
 		ForwardTTL:       2 * time.Hour,
 		Retain:           30 * time.Second,
-		DiscoverInterval: time.Second,
+		DiscoverInterval: 500 * time.Millisecond,
 		Memberlist:       ml,
 	}
 }
@@ -83,7 +83,7 @@ func DefaultLANConfig() *Config {
 		NameGrace:        5 * time.Second,
 		ForwardTTL:       2 * time.Hour,
 		Retain:           60 * time.Second,
-		DiscoverInterval: 2 * time.Second,
+		DiscoverInterval: 500 * time.Millisecond, // new mDNS answers are joined promptly
 		Memberlist:       ml,
 	}
 }

@@ -115,7 +115,7 @@ type Peer struct {
 	dirty    bool // forwards changed since last persisted
 	subs     map[chan<- Event]struct{}
 	stats    Stats
-	failing  map[string]bool // discovery addresses that failed, to log once
+	failing  map[string]*backoff // discovery addresses that failed: when to try again
 
 	discoverMu sync.Mutex // one discovery round at a time
 
@@ -159,7 +159,7 @@ func New(cfg *Config) (*Peer, error) {
 		owners:   make(map[string]string),
 		forwards: make(forwardTable),
 		subs:     make(map[chan<- Event]struct{}),
-		failing:  make(map[string]bool),
+		failing:  make(map[string]*backoff),
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
@@ -713,9 +713,16 @@ func (p *Peer) Discover() {
 		}
 	}
 	p.mu.Unlock()
+	now := time.Now()
 	for _, addr := range p.cfg.Discover() {
 		if known[addr] {
 			continue
+		}
+		p.mu.Lock()
+		b := p.failing[addr]
+		p.mu.Unlock()
+		if b != nil && now.Before(b.next) {
+			continue // failed recently: a dead address must not stall every round
 		}
 		select {
 		case <-p.stop:
@@ -724,21 +731,35 @@ func (p *Peer) Discover() {
 		}
 		_, err := p.ml.Join([]string{addr})
 		p.mu.Lock()
-		wasFailing := p.failing[addr]
 		if err != nil {
 			p.stats.JoinFailures++
-			p.failing[addr] = true
+			if b == nil {
+				b = &backoff{wait: time.Second}
+				p.failing[addr] = b
+			} else {
+				b.wait = min(2*b.wait, 30*time.Second)
+			}
+			b.next = time.Now().Add(b.wait)
+			if len(p.failing) > 1024 { // addresses come and go; forget old failures
+				clear(p.failing)
+			}
 		} else {
 			delete(p.failing, addr)
 		}
 		p.mu.Unlock()
 		switch {
-		case err != nil && !wasFailing:
+		case err != nil && b.wait == time.Second:
 			p.log.Warn("cannot reach peer; will keep trying", "addr", addr, "err", err)
-		case err == nil && wasFailing:
+		case err == nil && b != nil:
 			p.log.Info("reached peer", "addr", addr)
 		}
 	}
+}
+
+// backoff spaces out join attempts to an address that failed.
+type backoff struct {
+	next time.Time
+	wait time.Duration
 }
 
 // observeLog picks up what memberlist only says in its logs: that our own

@@ -133,6 +133,7 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 		if err = n.startMDNS(); err != nil {
 			return nil, err
 		}
+		n.awaitMDNS(ctx)
 	}
 
 	// Learn the mesh before claiming, so a taken name is refused at once.
@@ -216,6 +217,27 @@ func (n *node) startMDNS() error {
 	}
 	n.log.Info("mDNS: announcing and browsing", "interfaces", names, "mesh", n.keys.MeshID)
 	return nil
+}
+
+// awaitMDNS gives mDNS a moment to hear from peers already on the LAN, so
+// that the first discovery round (and the name claim after it) sees them: a
+// name held on another host is then refused at start instead of lost later.
+// The first peer of a mesh waits the whole second, once.
+func (n *node) awaitMDNS(ctx context.Context) {
+	m := n.mdns.Load()
+	if m == nil {
+		return
+	}
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if c, _ := m.Candidates(ctx); len(c) > 0 {
+			// Others answer within milliseconds of each other; wait a
+			// little for the rest before the first discovery round.
+			time.Sleep(100 * time.Millisecond)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func mdnsInterfaces(bind netip.Addr) ([]net.Interface, error) {

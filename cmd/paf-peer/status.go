@@ -84,6 +84,12 @@ func (n *node) status() statusReport {
 		"delivered": rs.Delivered, "stored": rs.Stored, "received": rs.Received,
 		"handed_over": rs.HandedOver, "expired": rs.Expired, "dropped_events": ms.DroppedEvents,
 	}
+	if m := n.mdns.Load(); m != nil {
+		st := m.Stats()
+		r.Counters["mdns_peers"] = uint64(st.Peers)
+		r.Counters["mdns_foreign_mesh"] = st.ForeignMesh
+		r.Counters["mdns_malformed"] = st.Malformed
+	}
 	for _, f := range n.peer.Forwards() {
 		r.Forwards = append(r.Forwards, statusForward{From: f.From, To: f.To, ExpiresAt: f.Expires.UTC().Format(time.RFC3339)})
 	}
@@ -208,7 +214,7 @@ func printStatus(w io.Writer, r *statusReport, now time.Time) {
 	}
 	tw.Flush()
 	var notes []string
-	for _, k := range []string{"expired", "rejected_gossip", "rejected_frames", "refused_messages", "rate_limited"} {
+	for _, k := range []string{"expired", "rejected_gossip", "rejected_frames", "refused_messages", "rate_limited", "mdns_foreign_mesh"} {
 		if v := r.Counters[k]; v > 0 {
 			notes = append(notes, fmt.Sprintf("%s %d", strings.ReplaceAll(k, "_", " "), v))
 		}
