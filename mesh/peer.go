@@ -497,15 +497,33 @@ func (p *Peer) takenLocked(n string) error {
 	if host == "" {
 		host = "unknown host"
 	}
-	switch m.State {
-	case MemberDead:
-		left := p.cfg.NameGrace - p.now().Sub(m.Since)
-		return fmt.Errorf("%w: %q was held by peer %s on %s, which failed %s ago; it is released in %s, try again then",
-			ErrNameTaken, n, id, host, p.now().Sub(m.Since).Round(time.Second), left.Round(100*time.Millisecond))
-	default:
-		return fmt.Errorf("%w: %q is held by peer %s on %s (%s); choose another name", ErrNameTaken, n, id, host, m.State)
+	e := &NameTakenError{Name: n, Holder: id, Host: host, State: m.State}
+	if m.State == MemberDead {
+		e.ReleasedIn = p.cfg.NameGrace - p.now().Sub(m.Since)
+		e.failedAgo = p.now().Sub(m.Since)
 	}
+	return e
 }
+
+// NameTakenError says who holds a name; errors.Is(err, ErrNameTaken) holds.
+type NameTakenError struct {
+	Name, Holder, Host string
+	State              MemberState
+	// ReleasedIn is set when the holder failed and the name is only held for
+	// its grace period: a claim after that succeeds.
+	ReleasedIn time.Duration
+	failedAgo  time.Duration
+}
+
+func (e *NameTakenError) Error() string {
+	if e.State == MemberDead {
+		return fmt.Sprintf("%v: %q was held by peer %s on %s, which failed %s ago; it is released in %s, try again then",
+			ErrNameTaken, e.Name, e.Holder, e.Host, e.failedAgo.Round(time.Second), e.ReleasedIn.Round(100*time.Millisecond))
+	}
+	return fmt.Sprintf("%v: %q is held by peer %s on %s (%s); choose another name", ErrNameTaken, e.Name, e.Holder, e.Host, e.State)
+}
+
+func (e *NameTakenError) Unwrap() error { return ErrNameTaken }
 
 // tombstoneLocked cancels the forward from name and returns the tombstone to
 // broadcast.

@@ -142,7 +142,20 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 		log.Warn("no seed answered; running alone until one does", "seeds", s.Join)
 	}
 	if o.Name != "" {
-		if err = n.peer.Claim(ctx, o.Name); err != nil {
+		err = n.peer.Claim(ctx, o.Name)
+		// A session restarted right after a crash finds its old peer's name
+		// still in its grace period: wait for it rather than fail.
+		var nte *mesh.NameTakenError
+		if errors.As(err, &nte) && nte.ReleasedIn > 0 && nte.ReleasedIn < 30*time.Second {
+			log.Info("name held by a peer that failed; waiting for its release", "name", o.Name, "wait", nte.ReleasedIn.Round(time.Millisecond))
+			select {
+			case <-time.After(nte.ReleasedIn + 200*time.Millisecond):
+				err = n.peer.Claim(ctx, o.Name)
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
