@@ -47,6 +47,7 @@ func commands() []command {
 		{"check", "--as NAME [--json]", "print NAME's unread messages and mark them read", runCheck},
 		{"listen", "--as NAME [--timeout S] [--json]", "wait for a message for NAME, print it and mark it read", runListen},
 		{"hook", "[--as NAME]", "a Claude Code hook command: tells the session about unread messages", runHook},
+		{"demo", "[--verbose]", "play a conversation, a future message, a rename and a broadcast between in-process peers", runDemo},
 		{"version", "", "print the version", runVersion},
 	}
 }

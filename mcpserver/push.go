@@ -1,0 +1,287 @@
+package mcpserver
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/relay"
+)
+
+// The background work of a session: pushing arrivals to the client,
+// announcing the session's activity, ending idle conversations, and
+// following the mesh for the peers resource.
+
+const (
+	channelMethod = "notifications/claude/channel"
+	inboxURI      = "paf://inbox"
+	peersURI      = "paf://peers"
+)
+
+// waitReady waits for the backend without a deadline; false when ctx ended
+// or the peer failed to start.
+func (s *Server) waitReady(ctx context.Context) bool {
+	return s.b.Ready(ctx) == nil
+}
+
+// pushLoop sends each arriving message once as a Claude Code channel
+// notification (SPEC section 5), and tells subscribers when the inbox
+// changed. Pushed messages stay unread.
+func (s *Server) pushLoop(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-s.clientReady:
+	}
+	if !s.waitReady(ctx) {
+		return
+	}
+	for {
+		var changed <-chan struct{}
+		if name := s.b.Name(); name != "" {
+			_, ch, err := s.b.InboxState(name)
+			if err == nil {
+				changed = ch
+				s.pushNew(name)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		case <-s.pushKick:
+		}
+	}
+}
+
+// pushNew pushes the unread messages not pushed yet.
+func (s *Server) pushNew(name string) {
+	msgs, err := s.b.Peek(name)
+	if err != nil {
+		s.log.Debug("push: read inbox", "err", err)
+		return
+	}
+	var fresh []relay.Message
+	forwards := s.b.Forwards()
+	ended := false
+	s.mu.Lock()
+	now := s.cfg.Now()
+	unread := make(map[string]bool, len(msgs))
+	for _, m := range msgs {
+		unread[m.ID] = true
+		if s.pushed[m.ID] {
+			continue
+		}
+		s.pushed[m.ID] = true
+		fresh = append(fresh, m)
+		// An arrival is activity in its conversation, read or not yet; an
+		// end ends it at once, so this side neither sends in it nor ends it
+		// again for idleness.
+		if cl := s.classifyLocked(&m, forwards); cl.conv != nil && cl.conv.open() {
+			cl.conv.LastActivity = now
+			if m.Kind == relay.KindEnd {
+				cl.conv.Ended, cl.conv.EndedBy, cl.conv.EndedAt = true, m.From, now
+				ended = true
+			}
+		}
+	}
+	gone := false
+	for id := range s.pushed {
+		if !unread[id] {
+			delete(s.pushed, id)
+			gone = true
+		}
+	}
+	sub := s.subscribed[inboxURI]
+	if ended {
+		s.bumpLocked()
+	}
+	s.mu.Unlock()
+	if ended {
+		kick(s.presenceKick)
+	}
+	for _, m := range fresh {
+		s.mcp.SendNotificationToAllClients(channelMethod, channelParams(m))
+	}
+	if sub && (len(fresh) > 0 || gone) {
+		s.resourceUpdated(inboxURI)
+	}
+}
+
+// channelParams is the notifications/claude/channel payload for m: the
+// text as content, and the facts as meta, whose keys are letters, digits
+// and underscores only (Claude Code drops other keys).
+func channelParams(m relay.Message) map[string]any {
+	content := m.Body
+	if m.File != "" {
+		content += "\n(the full text is in " + m.File + ")"
+	}
+	meta := map[string]any{
+		"from":       m.From,
+		"message_id": m.ID,
+		"sent_at":    stamp(m.SentAt),
+		"kind":       m.Kind.String(),
+	}
+	for k, v := range map[string]string{
+		"conversation_id": m.ConversationID, "intent": m.Intent,
+		"forwarded_from": m.ForwardedFrom, "file": m.File,
+	} {
+		if v != "" {
+			meta[k] = v
+		}
+	}
+	if m.Broadcast {
+		meta["broadcast"] = "true"
+	}
+	return map[string]any{"content": content, "meta": meta}
+}
+
+func (s *Server) resourceUpdated(uri string) {
+	s.mcp.SendNotificationToAllClients(mcp.MethodNotificationResourceUpdated, map[string]any{"uri": uri})
+}
+
+// notify tells this session's agent something no message carries (its own
+// conversation ended for idleness, its name lost): in the next tool result,
+// and pushed at once.
+func (s *Server) notify(text string, meta map[string]any) {
+	s.mu.Lock()
+	s.notices = append(s.notices, text)
+	if len(s.notices) > 20 {
+		s.notices = s.notices[len(s.notices)-20:]
+	}
+	s.bumpLocked()
+	s.mu.Unlock()
+	meta["from"] = "paf"
+	meta["kind"] = "notice"
+	meta["sent_at"] = stamp(s.cfg.Now())
+	select {
+	case <-s.clientReady:
+		s.mcp.SendNotificationToAllClients(channelMethod, map[string]any{"content": text, "meta": meta})
+	default:
+	}
+}
+
+// presence is what this session announces about itself.
+type presence struct {
+	activity mesh.Activity
+	focus    string
+}
+
+// presenceLoop announces the session's activity (SPEC section 5): busy with
+// the focus of its latest open conversation while it has one, listening
+// while a paf_listen is blocked, idle otherwise. Announcing waits for the
+// gossip, so it runs here rather than in the handlers.
+func (s *Server) presenceLoop(ctx context.Context) {
+	if !s.waitReady(ctx) {
+		return
+	}
+	var last presence
+	first := true
+	for {
+		s.mu.Lock()
+		want := presence{activity: mesh.ActivityIdle}
+		if c := s.latestOpenLocked(); c != nil {
+			want = presence{activity: mesh.ActivityBusy, focus: clip(c.Intent, 200)}
+		} else if s.listening > 0 {
+			want.activity = mesh.ActivityListening
+		}
+		s.mu.Unlock()
+		if first || want != last {
+			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := s.b.SetActivity(sctx, want.activity, want.focus)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				s.log.Debug("announce activity", "err", err)
+			} else {
+				last, first = want, false
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.presenceKick:
+		}
+	}
+}
+
+// idleLoop ends conversations idle for Config.IdleTimeout, telling both
+// sides.
+func (s *Server) idleLoop(ctx context.Context) {
+	every := min(max(s.cfg.IdleTimeout/10, 10*time.Millisecond), time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		now := s.cfg.Now()
+		var idle []*conversation
+		for _, c := range s.convs {
+			if c.open() && now.Sub(c.LastActivity) >= s.cfg.IdleTimeout {
+				idle = append(idle, c)
+			}
+		}
+		s.mu.Unlock()
+		if len(idle) == 0 || !s.waitReady(ctx) {
+			continue
+		}
+		reason := "nothing was said in it for " + ago(s.cfg.IdleTimeout)
+		s.endConvs(ctx, idle, "idle", reason)
+		for _, c := range idle {
+			s.notify(fmt.Sprintf("Conversation %s with %s ended: %s.", c.ID, c.Peer, reason),
+				map[string]any{"conversation_id": c.ID})
+		}
+	}
+}
+
+// eventLoop follows the mesh: it tells subscribers of paf://peers when the
+// membership changes, wakes the push loop when names move, and tells the
+// agent when its name was lost to a concurrent claim.
+func (s *Server) eventLoop(ctx context.Context) {
+	if !s.waitReady(ctx) {
+		return
+	}
+	ch := make(chan mesh.Event, 256)
+	cancel := s.b.Subscribe(ch)
+	defer cancel()
+	for {
+		var e mesh.Event
+		select {
+		case <-ctx.Done():
+			return
+		case e = <-ch:
+		}
+		batch := []mesh.Event{e}
+	drain: // one notification for a burst of events
+		for {
+			select {
+			case e := <-ch:
+				batch = append(batch, e)
+			default:
+				break drain
+			}
+		}
+		for _, e := range batch {
+			switch e.Type {
+			case mesh.EventNameLost:
+				s.notify(fmt.Sprintf("This session lost its name %s to another peer that claimed it at the same moment. Register another name with paf_register.", e.Name),
+					map[string]any{})
+				s.nameChanged()
+			case mesh.EventNameClaimed, mesh.EventNameReleased, mesh.EventNameRenamed:
+				kick(s.pushKick)
+			}
+		}
+		s.mu.Lock()
+		sub := s.subscribed[peersURI]
+		s.mu.Unlock()
+		if sub {
+			s.resourceUpdated(peersURI)
+		}
+	}
+}

@@ -1,0 +1,262 @@
+package mcpserver
+
+import (
+	"context"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// The tools of SPEC section 5. Descriptions are short: the whole tools/list
+// goes into the model's context in every session, so it stays under 8 KB.
+
+var toolNames = []string{
+	"paf_register", "paf_rename", "paf_list_sessions", "paf_send", "paf_broadcast", "paf_check",
+	"paf_listen", "paf_connect", "paf_wait_response", "paf_respond", "paf_refocus", "paf_end_session",
+}
+
+// argSummary is what each tool takes, for the message about arguments that
+// did not match the schema.
+var argSummary = map[string]string{
+	"paf_register":      "name (required), description",
+	"paf_rename":        "new_name (required)",
+	"paf_list_sessions": "no arguments",
+	"paf_send":          "to and message (required), conversation_id, my_name",
+	"paf_broadcast":     "message (required)",
+	"paf_check":         "no arguments",
+	"paf_listen":        "session_name, description, timeout_seconds (1-3600)",
+	"paf_connect":       "target_session and intent (required), my_name",
+	"paf_wait_response": "conversation_id, timeout_seconds (1-3600)",
+	"paf_respond":       "message (required), conversation_id, session_name",
+	"paf_refocus":       "new_intent (required), conversation_id",
+	"paf_end_session":   "conversation_id",
+}
+
+type (
+	registerArgs struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+	}
+	renameArgs struct {
+		NewName string `json:"new_name"`
+	}
+	noArgs   struct{}
+	sendArgs struct {
+		To             string `json:"to"`
+		Message        string `json:"message"`
+		ConversationID string `json:"conversation_id"`
+		MyName         string `json:"my_name"`
+	}
+	broadcastArgs struct {
+		Message string `json:"message"`
+	}
+	listenArgs struct {
+		SessionName    string   `json:"session_name"`
+		Description    string   `json:"description"`
+		TimeoutSeconds *float64 `json:"timeout_seconds"`
+	}
+	connectArgs struct {
+		TargetSession string `json:"target_session"`
+		Intent        string `json:"intent"`
+		MyName        string `json:"my_name"`
+	}
+	waitArgs struct {
+		ConversationID string   `json:"conversation_id"`
+		TimeoutSeconds *float64 `json:"timeout_seconds"`
+	}
+	respondArgs struct {
+		Message        string `json:"message"`
+		ConversationID string `json:"conversation_id"`
+		SessionName    string `json:"session_name"`
+	}
+	refocusArgs struct {
+		ConversationID string `json:"conversation_id"`
+		NewIntent      string `json:"new_intent"`
+	}
+	endArgs struct {
+		ConversationID string `json:"conversation_id"`
+	}
+)
+
+// hints sets all four annotations explicitly: mcp-go defaults the ones left
+// out to destructive and open-world, which would make clients ask the user
+// before every call. Nothing here destroys anything, and everything stays
+// inside the mesh.
+func hints(readOnly, idempotent bool) mcp.ToolOption {
+	return mcp.WithToolAnnotation(mcp.ToolAnnotation{
+		ReadOnlyHint:    mcp.ToBoolPtr(readOnly),
+		DestructiveHint: mcp.ToBoolPtr(false),
+		IdempotentHint:  mcp.ToBoolPtr(idempotent),
+		OpenWorldHint:   mcp.ToBoolPtr(false),
+	})
+}
+
+const (
+	descName    = "Your session name: 1-64 chars a-z 0-9 . _ -"
+	descMyName  = "Your name, registered if you have none yet"
+	descConvID  = "Conversation id (default: the latest)"
+	descTimeout = "Seconds to wait, 1-3600 (default 50)"
+)
+
+func (s *Server) addTools() {
+	add := func(t mcp.Tool, h server.ToolHandlerFunc) {
+		s.tools[t.Name] = true
+		s.mcp.AddTool(t, h)
+	}
+	add(mcp.NewTool("paf_register",
+		mcp.WithDescription("Claim a session name so others can reach you. Shows who is online and your unread count."),
+		mcp.WithString("name", mcp.Required(), mcp.Description(descName)),
+		mcp.WithString("description", mcp.Description("What you can help with, shown to others")),
+		hints(false, true),
+	), handle(s, "paf_register", s.register))
+	add(mcp.NewTool("paf_rename",
+		mcp.WithDescription("Change your session name. Messages to the old name are forwarded to the new one for 2 hours."),
+		mcp.WithString("new_name", mcp.Required(), mcp.Description(descName)),
+		hints(false, true),
+	), handle(s, "paf_rename", s.rename))
+	add(mcp.NewTool("paf_list_sessions",
+		mcp.WithDescription("List the sessions online: name, description, host, listening or busy, idle time, conversation focus; and renamed names."),
+		hints(true, true),
+	), handle(s, "paf_list_sessions", s.listSessions))
+	add(mcp.NewTool("paf_send",
+		mcp.WithDescription("Send a message to a session, online or not (then it is stored and delivered when the name appears). Goes into your open conversation with it, if any."),
+		mcp.WithString("to", mcp.Required(), mcp.Description("Recipient session name")),
+		mcp.WithString("message", mcp.Required(), mcp.Description("Text to send")),
+		mcp.WithString("conversation_id", mcp.Description("Conversation to send in (default: your open one with the recipient)")),
+		mcp.WithString("my_name", mcp.Description(descMyName)),
+		hints(false, false),
+	), handle(s, "paf_send", s.send))
+	add(mcp.NewTool("paf_broadcast",
+		mcp.WithDescription("Send a message to every named session online now."),
+		mcp.WithString("message", mcp.Required(), mcp.Description("Text to send")),
+		hints(false, false),
+	), handle(s, "paf_broadcast", s.broadcast))
+	add(mcp.NewTool("paf_check",
+		mcp.WithDescription("Return all unread messages at once, without waiting, and mark them read."),
+		hints(true, false),
+	), handle(s, "paf_check", s.check))
+	add(mcp.NewTool("paf_listen",
+		mcp.WithDescription("Wait for messages (registering first if names are given). Returns when one arrives or on timeout: then call it again."),
+		mcp.WithString("session_name", mcp.Description(descMyName)),
+		mcp.WithString("description", mcp.Description("What you can help with, shown to others")),
+		mcp.WithNumber("timeout_seconds", mcp.Description(descTimeout)),
+		hints(false, false),
+	), handle(s, "paf_listen", s.listen))
+	add(mcp.NewTool("paf_connect",
+		mcp.WithDescription("Open a conversation with a session about an intent (the focus both sides see). Returns its conversation_id; then paf_send your question."),
+		mcp.WithString("target_session", mcp.Required(), mcp.Description("Session to talk to")),
+		mcp.WithString("intent", mcp.Required(), mcp.Description("What the conversation is for, in a sentence")),
+		mcp.WithString("my_name", mcp.Description(descMyName)),
+		hints(false, false),
+	), handle(s, "paf_connect", s.connect))
+	add(mcp.NewTool("paf_wait_response",
+		mcp.WithDescription("Wait for the reply in a conversation (or in any of yours). Returns on arrival or timeout: then call it again."),
+		mcp.WithString("conversation_id", mcp.Description("Conversation to wait in (default: any)")),
+		mcp.WithNumber("timeout_seconds", mcp.Description(descTimeout)),
+		hints(false, false),
+	), handle(s, "paf_wait_response", s.waitResponse))
+	add(mcp.NewTool("paf_respond",
+		mcp.WithDescription("Reply in a conversation: the latest one unless conversation_id is given."),
+		mcp.WithString("message", mcp.Required(), mcp.Description("Your reply")),
+		mcp.WithString("conversation_id", mcp.Description(descConvID)),
+		mcp.WithString("session_name", mcp.Description(descMyName)),
+		hints(false, false),
+	), handle(s, "paf_respond", s.respond))
+	add(mcp.NewTool("paf_refocus",
+		mcp.WithDescription("Change a conversation's intent; the other side is told."),
+		mcp.WithString("new_intent", mcp.Required(), mcp.Description("The new focus")),
+		mcp.WithString("conversation_id", mcp.Description(descConvID)),
+		hints(false, false),
+	), handle(s, "paf_refocus", s.refocus))
+	add(mcp.NewTool("paf_end_session",
+		mcp.WithDescription("End a conversation (the other side is told). Without an id: stop listening and end all your conversations."),
+		mcp.WithString("conversation_id", mcp.Description("Conversation to end (default: all)")),
+		hints(false, true),
+	), handle(s, "paf_end_session", s.endSession))
+}
+
+// reply is a handler's successful outcome: text for the model and the same
+// facts as structuredContent.
+type reply struct {
+	text string
+	data map[string]any
+}
+
+// handle wraps a typed handler: it waits (bounded) for the peer to be up,
+// runs fn, and completes the result with the notices and the unread line
+// every result carries.
+func handle[T any](s *Server, tool string, fn func(context.Context, mcp.CallToolRequest, T) (*reply, error)) server.ToolHandlerFunc {
+	return mcp.NewTypedToolHandler(func(ctx context.Context, req mcp.CallToolRequest, args T) (*mcp.CallToolResult, error) {
+		if err := s.ready(ctx); err != nil {
+			return errorResult(tool, err), nil
+		}
+		r, err := fn(ctx, req, args)
+		if err != nil {
+			res := errorResult(tool, err)
+			s.complete(res, res.StructuredContent.(map[string]any))
+			return res, nil
+		}
+		res := mcp.NewToolResultText(r.text)
+		if r.data == nil {
+			r.data = map[string]any{}
+		}
+		s.complete(res, r.data)
+		res.StructuredContent = r.data
+		return res, nil
+	})
+}
+
+// complete appends the pending notices and the unread line.
+func (s *Server) complete(res *mcp.CallToolResult, data map[string]any) {
+	s.mu.Lock()
+	notices := s.notices
+	s.notices = nil
+	s.mu.Unlock()
+	unread := s.unread()
+	tc := res.Content[0].(mcp.TextContent)
+	var extra []string
+	for _, n := range notices {
+		extra = append(extra, "Notice: "+n)
+	}
+	if l := unreadLine(unread); l != "" {
+		extra = append(extra, l)
+	}
+	if len(extra) > 0 {
+		tc.Text = strings.TrimRight(tc.Text, "\n") + "\n\n" + strings.Join(extra, "\n")
+		res.Content[0] = tc
+	}
+	data["unread"] = unread
+	if len(notices) > 0 {
+		data["notices"] = notices
+	}
+}
+
+// unread is the number of unread messages of this session's name.
+func (s *Server) unread() int {
+	name := s.b.Name()
+	if name == "" {
+		return 0
+	}
+	n, _, err := s.b.InboxState(name)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// ready waits, at most Config.JoinWait, for the peer to be up.
+func (s *Server) ready(ctx context.Context) error {
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.JoinWait)
+	defer cancel()
+	err := s.b.Ready(wctx)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case wctx.Err() != nil:
+		return errJoining
+	}
+	return userErrorf("This peer could not start: %s. Restart the MCP server (paf-peer mcp); its log on stderr says more.", trimPkg(err))
+}
