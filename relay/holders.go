@@ -112,12 +112,30 @@ func isQuota(err error) bool {
 }
 
 // storeAt stores m at one holder (locally without a round trip).
+//
+// A holder that has not yet heard (by gossip) that the sender holds its name
+// refuses with a retryable error; storeAt retries those for a moment, as
+// deliver does.
 func (r *Relay) storeAt(ctx context.Context, h mesh.Member, m *Message, replica bool) error {
 	if h.ID == r.dir.ID() {
 		return r.holdLocal(m)
 	}
-	_, err := r.tr.Request(ctx, h.ID, h.Meta.RelayAddr, appendMessageAs(nil, reqStore, m, replica))
-	return err
+	body := appendMessageAs(nil, reqStore, m, replica)
+	backoff := 20 * time.Millisecond
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		_, err := r.tr.Request(ctx, h.ID, h.Meta.RelayAddr, body)
+		var re *RemoteError
+		if err == nil || !errors.As(err, &re) || !retryableRemote(re.Msg) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
 }
 
 func (r *Relay) holdLocal(m *Message) error {
