@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"sort"
@@ -683,9 +684,17 @@ func (p *Peer) tick() {
 		p.dirty = true
 		p.emitLocked(Event{Type: EventForwardExpired, Name: f.From, To: f.To, PeerID: f.Origin})
 	}
+	// A suspicion ends in a death (NotifyLeave) or a refutation, which
+	// memberlist reports to no delegate when the metadata is unchanged. So a
+	// peer still suspect well past memberlist's longest suspicion timeout was
+	// refuted: it is alive.
+	refuted := p.maxSuspicion()
 	for id, m := range p.members {
 		if (m.State == MemberDead || m.State == MemberLeft) && now.Sub(m.Since) > p.cfg.Retain {
 			delete(p.members, id)
+		}
+		if m.State == MemberSuspect && now.Sub(m.Since) > refuted {
+			m.State, m.Since = MemberAlive, now
 		}
 	}
 	p.recomputeLocked(now)
@@ -778,6 +787,16 @@ func (p *Peer) Discover() {
 type backoff struct {
 	next time.Time
 	wait time.Duration
+}
+
+// maxSuspicion bounds how long memberlist keeps a peer suspect before it is
+// declared dead: SuspicionMaxTimeoutMult times the base timeout
+// (SuspicionMult * log10(n) * ProbeInterval), plus a probe interval of slack.
+func (p *Peer) maxSuspicion() time.Duration {
+	ml := p.cfg.Memberlist
+	n := max(float64(p.live.Load()), 10)
+	base := time.Duration(float64(ml.SuspicionMult) * math.Log10(n) * float64(ml.ProbeInterval))
+	return time.Duration(max(ml.SuspicionMaxTimeoutMult, 1))*base + ml.ProbeInterval
 }
 
 // observeLog picks up what memberlist only says in its logs: that our own
