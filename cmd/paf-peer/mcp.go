@@ -16,23 +16,9 @@ import (
 // and the tools wait for it (bounded), so a slow start never delays the
 // client's initialize.
 func runMCP(ctx context.Context, args []string, io stdio, getenv func(string) string) error {
-	fs := newFlagSet("mcp", "[--name NAME] [--description D] [flags]", io)
-	var cf commonFlags
-	cf.register(fs, true)
-	desc := fs.String("description", "", "what this session is for, shown to others (env PAF_DESCRIPTION)")
-	rest, err := parseFlags(fs, args)
+	s, desc, err := peerFlags("mcp", "what this session is for, shown to others", args, io, getenv)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usagef("unexpected argument %q", rest[0])
-	}
-	s, err := cf.resolve(getenv)
-	if err != nil {
-		return err
-	}
-	if *desc == "" {
-		*desc = getenv("PAF_DESCRIPTION")
 	}
 	// stdout is the MCP channel: from here on nothing else may write there.
 	out, restore := guardStdout(io)
@@ -42,7 +28,7 @@ func runMCP(ctx context.Context, args []string, io stdio, getenv func(string) st
 	b := &mcpBackend{readyCh: make(chan struct{}), done: make(chan struct{})}
 	startCtx, cancelStart := context.WithCancel(ctx)
 	defer cancelStart()
-	go b.start(startCtx, s, nodeOptions{Description: *desc}, log, io)
+	go b.start(startCtx, s, nodeOptions{Description: desc}, log, io)
 
 	srv := mcpserver.New(mcpserver.Config{Backend: b, Logger: log, Version: version})
 	err = srv.ServeStdio(ctx, io.in, out)

@@ -6,26 +6,12 @@ import (
 )
 
 func runServe(ctx context.Context, args []string, io stdio, getenv func(string) string) error {
-	fs := newFlagSet("serve", "[--name NAME] [--description D] [flags]", io)
-	var cf commonFlags
-	cf.register(fs, true)
-	desc := fs.String("description", "", "what this peer is for, shown to others (env PAF_DESCRIPTION)")
-	rest, err := parseFlags(fs, args)
+	s, desc, err := peerFlags("serve", "what this peer is for, shown to others", args, io, getenv)
 	if err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usagef("unexpected argument %q", rest[0])
-	}
-	s, err := cf.resolve(getenv)
-	if err != nil {
-		return err
-	}
-	if *desc == "" {
-		*desc = getenv("PAF_DESCRIPTION")
 	}
 	log := s.logger(io.err)
-	n, err := startNode(ctx, s, nodeOptions{Name: s.Name, Description: *desc}, log)
+	n, err := startNode(ctx, s, nodeOptions{Name: s.Name, Description: desc}, log)
 	if err != nil {
 		return err
 	}
@@ -46,4 +32,28 @@ func noticeMode(io stdio, s *settings) {
 		return
 	}
 	fmt.Fprintln(io.err, "paf-peer: open mode: no shared secret, so the mesh stays on this machine (loopback only); set PAF_SECRET to reach peers on the LAN")
+}
+
+// peerFlags parses the flags of a command that runs a long-lived peer (serve,
+// mcp): the common flags, --name and --description, no arguments.
+func peerFlags(cmd, descHelp string, args []string, io stdio, getenv func(string) string) (*settings, string, error) {
+	fs := newFlagSet(cmd, "[--name NAME] [--description D] [flags]", io)
+	var cf commonFlags
+	cf.register(fs, true)
+	desc := fs.String("description", "", descHelp+" (env PAF_DESCRIPTION)")
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(rest) > 0 {
+		return nil, "", usagef("unexpected argument %q", rest[0])
+	}
+	s, err := cf.resolve(getenv)
+	if err != nil {
+		return nil, "", err
+	}
+	if *desc == "" {
+		*desc = getenv("PAF_DESCRIPTION")
+	}
+	return s, *desc, nil
 }
