@@ -26,33 +26,17 @@ type shown struct {
 }
 
 // msgJSON is a message in structuredContent: the shape of `paf-peer check
-// --json` (SPEC section 6), plus what this session made of it.
+// --json` (SPEC section 6, relay.JSONMessage), plus what this session made of it.
 type msgJSON struct {
-	ID              string `json:"id"`
-	From            string `json:"from"`
-	To              string `json:"to"`
-	Body            string `json:"body"`
-	Kind            string `json:"kind"`
-	ConversationID  string `json:"conversation_id,omitempty"`
-	Intent          string `json:"intent,omitempty"`
-	SentAt          string `json:"sent_at"`
-	ForwardedFrom   string `json:"forwarded_from,omitempty"`
-	File            string `json:"file,omitempty"`
-	Broadcast       bool   `json:"broadcast,omitempty"`
-	NewConversation bool   `json:"new_conversation,omitempty"`
+	relay.JSONMessage
+	NewConversation bool `json:"new_conversation,omitempty"`
 	// NotInConversation: it names a conversation this session has with
 	// someone else, so it was not taken as part of it.
 	NotInConversation bool `json:"not_in_conversation,omitempty"`
 }
 
 func toMsgJSON(it shown) msgJSON {
-	m := it.m
-	return msgJSON{
-		ID: m.ID, From: m.From, To: m.To, Body: m.Body, Kind: m.Kind.String(),
-		ConversationID: m.ConversationID, Intent: m.Intent, SentAt: stamp(m.SentAt),
-		ForwardedFrom: m.ForwardedFrom, File: m.File, Broadcast: m.Broadcast,
-		NewConversation: it.cl.opens, NotInConversation: it.cl.foreign,
-	}
+	return msgJSON{JSONMessage: it.m.JSON(), NewConversation: it.cl.opens, NotInConversation: it.cl.foreign}
 }
 
 func stamp(t time.Time) string {

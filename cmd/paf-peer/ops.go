@@ -8,30 +8,13 @@ import (
 	"github.com/paf-mesh/paf-mesh/relay"
 )
 
-// jsonMessage is one message in `check --json` and `listen --json` (SPEC
-// section 6). Empty fields are omitted.
-type jsonMessage struct {
-	ID             string `json:"id"`
-	From           string `json:"from"`
-	To             string `json:"to"`
-	Body           string `json:"body"`
-	Kind           string `json:"kind"`
-	ConversationID string `json:"conversation_id,omitempty"`
-	Intent         string `json:"intent,omitempty"`
-	SentAt         string `json:"sent_at"`
-	ForwardedFrom  string `json:"forwarded_from,omitempty"`
-	File           string `json:"file,omitempty"`
-	Broadcast      bool   `json:"broadcast,omitempty"`
-}
+// jsonMessage is one message in `check --json` and `listen --json`.
+type jsonMessage = relay.JSONMessage
 
 func toJSONMessages(ms []relay.Message) []jsonMessage {
 	out := make([]jsonMessage, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, jsonMessage{
-			ID: m.ID, From: m.From, To: m.To, Body: m.Body, Kind: m.Kind.String(),
-			ConversationID: m.ConversationID, Intent: m.Intent, SentAt: m.SentAt.UTC().Format(time.RFC3339Nano),
-			ForwardedFrom: m.ForwardedFrom, File: m.File, Broadcast: m.Broadcast,
-		})
+	for i := range ms {
+		out = append(out, ms[i].JSON())
 	}
 	return out
 }
