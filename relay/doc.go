@@ -17,7 +17,8 @@
 // pipelined and handled in order per connection.
 //
 // A Relay sends Messages over it. A message is acknowledged only once the recipient's
-// peer has it on disk (inbox.go: a per-name bbolt file with group commit), carries a ULID,
+// peer has it on disk (inbox.go, inboxlog.go: a per-name append-only log with group commit,
+// and a bbolt file of ids already received), carries a ULID,
 // and is de-duplicated at the recipient, so it is shown exactly once. Messages for names
 // no live peer holds are kept by Config.Replicas holders and handed over when the name
 // appears (holders.go, held.go).

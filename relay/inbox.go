@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,40 +17,65 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// An inbox is the persistent unread mailbox of one name, in its own bbolt
-// file under the state root (inbox/<name>.db), so that whichever process
-// holds the name next, on this machine, finds what was left unread.
+// An inbox is the persistent unread mailbox of one name, under the state
+// root, so that whichever process holds the name next, on this machine, finds
+// what was left unread: the unread messages in an append-only log
+// (inbox/<name>.log, see inboxLog), and the ids of messages already received,
+// for de-duplication, in a bbolt file (inbox/<name>.db).
 //
-// Writes go through one writer goroutine that commits everything queued in
-// one transaction (one fsync) and only then acknowledges each message: a
-// message acknowledged to its sender is on disk, and a burst costs one fsync
-// instead of one per message. Arrival order is kept, so messages from one
-// sender, which arrive in send order, stay in send order.
+// One writer goroutine owns every write. It appends everything queued to the
+// log with one fdatasync and only then acknowledges each message: a message
+// acknowledged to its sender is on disk, and a burst costs one sync instead
+// of one per message. Reading appends a "read" record, also synced before
+// the messages are returned, so a message is shown once. When the inbox is
+// quiet the writer copies new ids into bbolt and empties (or rewrites) the
+// log. Arrival order is kept, so messages from one sender, which arrive in
+// send order, stay in send order.
 type inbox struct {
 	name      string
 	db        *bbolt.DB
+	log       *inboxLog
 	filesDir  string
 	largeBody int
 	now       func() time.Time
 
-	mu        sync.Mutex
-	pending   []pendingMsg
-	unread    int
-	changed   chan struct{} // closed and replaced whenever unread changes
-	closed    bool
-	lastPrune time.Time // guarded by the db's write lock (only take prunes)
-	wake      chan struct{}
-	done      chan struct{}
+	mu      sync.Mutex
+	pending []pendingMsg
+	unread  int
+	changed chan struct{} // closed and replaced whenever unread changes
+	closed  bool
+	wake    chan struct{}
+	jobs    chan func()
+	done    chan struct{}
+
+	// Owned by the writer goroutine.
+	refs      []msgRef         // the unread messages, in arrival order
+	liveBytes int64            // bytes of their records in the log
+	newIDs    map[string]int64 // ids in the log and not yet in bbolt: arrival, Unix ms
+	idle      *time.Timer      // fires when the inbox has been quiet for tidyAfter
+	lastPrune time.Time
 }
 
+// pendingMsg is a message waiting for the writer, already encoded.
 type pendingMsg struct {
-	m    *Message
+	id   string
+	rec  []byte      // the stored form (JSON), or nil if encoding failed
+	err  error       // why it could not be encoded
 	done func(error) // called once the message is durable (or refused)
 }
 
+// msgRef locates an unread message's record in the log.
+type msgRef struct {
+	id  string
+	off int64
+	n   int // whole record, header included
+}
+
 var (
+	bucketSeen = []byte("seen")
+	// bucketUnread held unread messages before the log did; an inbox that
+	// still has it is moved into the log at open.
 	bucketUnread = []byte("unread")
-	bucketSeen   = []byte("seen")
 )
 
 // seenRetention is how long message ids are remembered for de-duplication:
@@ -59,6 +86,17 @@ const seenRetention = 31 * 24 * time.Hour
 // previewLen is how much of a large body the agent sees inline.
 const previewLen = 1000
 
+const (
+	// tidyAfter is how long an inbox is quiet before the writer copies new
+	// ids into bbolt and empties or compacts the log.
+	tidyAfter = 500 * time.Millisecond
+	// maxNewIDs bounds the ids kept in memory between two copies.
+	maxNewIDs = 65536
+	// compactAt is the log size above which a log that is mostly read
+	// messages is rewritten with only the unread ones.
+	compactAt = 1 << 20
+)
+
 func openInbox(root, name string, largeBody int, now func() time.Time) (*inbox, error) {
 	dir := filepath.Join(root, "inbox")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -68,7 +106,7 @@ func openInbox(root, name string, largeBody int, now func() time.Time) (*inbox, 
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout: 2 * time.Second,
 		// The freelist is rebuilt at open instead of written on every
-		// commit: one page write fewer per batch of messages.
+		// commit: one page write fewer per commit.
 		NoFreelistSync: true,
 		FreelistType:   bbolt.FreelistMapType,
 	})
@@ -80,37 +118,137 @@ func openInbox(root, name string, largeBody int, now func() time.Time) (*inbox, 
 		filesDir: filepath.Join(root, "files", name),
 		changed:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
+		jobs:     make(chan func()),
 		done:     make(chan struct{}),
+		newIDs:   make(map[string]int64),
 	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		u, err := tx.CreateBucketIfNotExists(bucketUnread)
-		if err != nil {
-			return err
+	if err := ib.load(filepath.Join(dir, name+".log")); err != nil {
+		if ib.log != nil {
+			ib.log.close()
 		}
-		if _, err := tx.CreateBucketIfNotExists(bucketSeen); err != nil {
-			return err
-		}
-		ib.unread = u.Stats().KeyN
-		return nil
-	})
-	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("relay: init inbox of %q: %w", name, err)
+		return nil, fmt.Errorf("relay: open inbox of %q: %w", name, err)
 	}
+	ib.unread = len(ib.refs)
+	ib.idle = time.NewTimer(tidyAfter)
 	go ib.writer()
 	return ib, nil
 }
 
+// load reads the log back (what is unread is every message added and not
+// read since) and moves in messages left in bbolt by an older version.
+func (ib *inbox) load(logPath string) error {
+	log, recs, err := openInboxLog(logPath)
+	if err != nil {
+		return err
+	}
+	ib.log = log
+	at := ib.now().UnixMilli()
+	read := make(map[string]bool)
+	var adds []msgRef
+	for _, r := range recs {
+		switch r.payload[0] {
+		case recAdd:
+			var m struct{ ID string }
+			if err := json.Unmarshal(r.payload[1:], &m); err != nil || m.ID == "" {
+				return fmt.Errorf("the log %s holds a corrupt record at byte %d: %v", log.path, r.off, err)
+			}
+			if _, dup := ib.newIDs[m.ID]; dup {
+				continue
+			}
+			ib.newIDs[m.ID] = at
+			adds = append(adds, msgRef{id: m.ID, off: r.off, n: logHeaderLen + len(r.payload)})
+		case recRead:
+			var ids []string
+			if err := json.Unmarshal(r.payload[1:], &ids); err != nil {
+				return fmt.Errorf("the log %s holds a corrupt record at byte %d: %v", log.path, r.off, err)
+			}
+			for _, id := range ids {
+				read[id] = true
+			}
+		default:
+			return fmt.Errorf("the log %s holds a record of unknown type %q at byte %d", log.path, r.payload[0], r.off)
+		}
+	}
+	for _, r := range adds {
+		if !read[r.id] {
+			ib.refs = append(ib.refs, r)
+			ib.liveBytes += int64(r.n)
+		}
+	}
+	err = ib.db.Update(func(tx *bbolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketSeen); err != nil {
+			return err
+		}
+		return ib.moveLegacy(tx)
+	})
+	if err != nil {
+		return err
+	}
+	return ib.tidy()
+}
+
+// moveLegacy moves the messages of an older version's "unread" bucket into
+// the log, then drops the bucket (in tx, after the log is synced).
+func (ib *inbox) moveLegacy(tx *bbolt.Tx) error {
+	u := tx.Bucket(bucketUnread)
+	if u == nil {
+		return nil
+	}
+	var buf []byte
+	var added []msgRef
+	err := u.ForEach(func(_, v []byte) error {
+		var m struct{ ID string }
+		if err := json.Unmarshal(v, &m); err != nil || m.ID == "" {
+			return fmt.Errorf("bbolt holds a corrupt unread message: %v", err)
+		}
+		if _, dup := ib.newIDs[m.ID]; dup {
+			return nil // moved before, and the bucket drop was lost
+		}
+		ib.newIDs[m.ID] = ib.now().UnixMilli()
+		start := len(buf)
+		buf = appendLogRecord(buf, recAdd, v)
+		added = append(added, msgRef{id: m.ID, off: int64(start), n: len(buf) - start})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(buf) > 0 {
+		at, err := ib.log.write(buf)
+		if err != nil {
+			return err
+		}
+		for _, r := range added {
+			r.off += at
+			ib.refs = append(ib.refs, r)
+			ib.liveBytes += int64(r.n)
+		}
+	}
+	return tx.DeleteBucket(bucketUnread)
+}
+
 // add queues m; done is called when it is on disk, with nil also for a
-// duplicate (already received: the sender may stop retrying).
+// duplicate (already received: the sender may stop retrying). The stored
+// form is prepared here, on the caller's goroutine, so that many
+// connections encode in parallel and the writer only writes.
 func (ib *inbox) add(m *Message, done func(error)) {
+	p := pendingMsg{id: m.ID, done: done}
+	rec := *m
+	if len(rec.Body) > ib.largeBody {
+		// A retry of a message already stored rewrites the same file.
+		p.err = ib.saveLarge(&rec)
+	}
+	if p.err == nil {
+		p.rec, p.err = json.Marshal(&rec)
+	}
 	ib.mu.Lock()
 	if ib.closed {
 		ib.mu.Unlock()
 		done(errInboxClosed)
 		return
 	}
-	ib.pending = append(ib.pending, pendingMsg{m, done})
+	ib.pending = append(ib.pending, p)
 	select { // under mu: close closes wake under mu too
 	case ib.wake <- struct{}{}:
 	default:
@@ -122,74 +260,278 @@ var errInboxClosed = errors.New("relay: inbox closed (the name moved); retry")
 
 func (ib *inbox) writer() {
 	defer close(ib.done)
+	defer ib.idle.Stop()
 	for {
-		_, open := <-ib.wake
-		ib.mu.Lock()
-		batch := ib.pending
-		ib.pending = nil
-		ib.mu.Unlock()
-		if len(batch) > 0 {
-			ib.commit(batch)
-		}
-		if !open {
-			return
+		select {
+		case _, open := <-ib.wake:
+			ib.mu.Lock()
+			batch := ib.pending
+			ib.pending = nil
+			ib.mu.Unlock()
+			if len(batch) > 0 {
+				ib.commit(batch)
+				ib.idle.Reset(tidyAfter)
+			}
+			if !open {
+				_ = ib.tidy() // best effort: the log is as good
+				return
+			}
+			if len(ib.newIDs) >= maxNewIDs {
+				_ = ib.tidy()
+			}
+		case job := <-ib.jobs:
+			job()
+		case <-ib.idle.C:
+			// An error leaves everything in the log, which is as
+			// durable; the next tidy tries again.
+			_ = ib.tidy()
 		}
 	}
 }
 
+// commit writes a batch of arriving messages to the log, then acknowledges
+// each one (or reports why it could not be stored).
 func (ib *inbox) commit(batch []pendingMsg) {
 	results := make([]error, len(batch))
-	added := 0
-	err := ib.db.Update(func(tx *bbolt.Tx) error {
-		u, s := tx.Bucket(bucketUnread), tx.Bucket(bucketSeen)
-		// Keys only grow (sequence numbers; ULIDs mostly): fill pages full
-		// rather than half, writing fewer pages per message.
-		u.FillPercent, s.FillPercent = 1.0, 0.9
-		added = 0
-		now := ib.now()
+	var buf []byte
+	var added []msgRef
+	inBatch := make(map[string]bool, len(batch))
+	err := ib.db.View(func(tx *bbolt.Tx) error {
+		s := tx.Bucket(bucketSeen)
 		for i, p := range batch {
-			results[i] = nil
-			id := []byte(p.m.ID)
-			if s.Get(id) != nil {
-				continue // a retry of a message we have: acknowledge again
-			}
-			rec := *p.m
-			if len(rec.Body) > ib.largeBody {
-				if err := ib.saveLarge(&rec); err != nil {
-					results[i] = err
-					continue
-				}
-			}
-			b, err := json.Marshal(&rec)
-			if err != nil {
-				results[i] = err
+			if p.err != nil {
+				results[i] = p.err
 				continue
 			}
-			seq, _ := u.NextSequence()
-			if err := u.Put(binary.BigEndian.AppendUint64(nil, seq), b); err != nil {
-				return err
+			if _, ok := ib.newIDs[p.id]; ok || inBatch[p.id] || s.Get([]byte(p.id)) != nil {
+				continue // a retry of a message we have: acknowledge again
 			}
-			if err := s.Put(id, binary.BigEndian.AppendUint64(nil, uint64(now.UnixMilli()))); err != nil {
-				return err
-			}
-			added++
+			inBatch[p.id] = true
+			start := len(buf)
+			buf = appendLogRecord(buf, recAdd, p.rec)
+			added = append(added, msgRef{id: p.id, off: int64(start), n: len(buf) - start})
 		}
 		return nil
 	})
+	var at int64
+	if err == nil && len(buf) > 0 {
+		at, err = ib.log.write(buf)
+	}
+	if err != nil {
+		err = fmt.Errorf("relay: store in inbox of %q: %w", ib.name, err)
+		for _, p := range batch {
+			p.done(err)
+		}
+		return
+	}
+	arrived := ib.now().UnixMilli()
+	for _, r := range added {
+		r.off += at
+		ib.refs = append(ib.refs, r)
+		ib.liveBytes += int64(r.n)
+		ib.newIDs[r.id] = arrived
+	}
+	// Counted (and waiters woken) before the senders hear: a sender told
+	// "delivered" can rely on the recipient seeing the message.
+	if len(added) > 0 {
+		ib.changeUnread(len(added))
+	}
 	for i, p := range batch {
+		p.done(results[i])
+	}
+}
+
+// changeUnread adds delta to the unread count and tells whoever waits.
+func (ib *inbox) changeUnread(delta int) {
+	ib.mu.Lock()
+	ib.unread += delta
+	close(ib.changed)
+	ib.changed = make(chan struct{})
+	ib.mu.Unlock()
+}
+
+// tidy (writer only) copies the new ids into bbolt, then empties the log if
+// nothing in it is unread, or rewrites it with only the unread messages if
+// most of it is read.
+func (ib *inbox) tidy() error {
+	if len(ib.newIDs) > 0 || ib.now().Sub(ib.lastPrune) > time.Hour {
+		err := ib.db.Update(func(tx *bbolt.Tx) error {
+			s := tx.Bucket(bucketSeen)
+			s.FillPercent = 0.9 // ids are ULIDs, which mostly grow
+			// In key order: bbolt inserts into sorted pages, and random
+			// order makes each insert move the rest of a page.
+			for _, id := range slices.Sorted(maps.Keys(ib.newIDs)) {
+				at := ib.newIDs[id]
+				if err := s.Put([]byte(id), binary.BigEndian.AppendUint64(nil, uint64(at))); err != nil {
+					return err
+				}
+			}
+			if now := ib.now(); now.Sub(ib.lastPrune) > time.Hour {
+				ib.lastPrune = now
+				return ib.pruneSeen(tx)
+			}
+			return nil
+		})
 		if err != nil {
-			p.done(fmt.Errorf("relay: store in inbox of %q: %w", ib.name, err))
+			return fmt.Errorf("relay: record received ids of %q: %w", ib.name, err)
+		}
+		clear(ib.newIDs)
+	}
+	switch {
+	case len(ib.refs) == 0:
+		ib.liveBytes = 0
+		return ib.log.reset()
+	case ib.log.size > compactAt && ib.liveBytes < ib.log.size/2:
+		return ib.compact()
+	}
+	return nil
+}
+
+// compact rewrites the log with only the unread messages' records.
+func (ib *inbox) compact() error {
+	buf := make([]byte, 0, ib.liveBytes)
+	refs := make([]msgRef, len(ib.refs))
+	for i, r := range ib.refs {
+		b, err := ib.log.read(r.off, r.n)
+		if err != nil {
+			return err
+		}
+		refs[i] = msgRef{id: r.id, off: int64(len(buf)), n: r.n}
+		buf = append(buf, b...)
+	}
+	if err := ib.log.replace(buf); err != nil {
+		return err
+	}
+	ib.refs = refs
+	return nil
+}
+
+// inWriter runs job on the writer goroutine, which owns the log.
+func (ib *inbox) inWriter(job func()) error {
+	ran := make(chan struct{})
+	select {
+	case ib.jobs <- func() { job(); close(ran) }:
+		<-ran
+		return nil
+	case <-ib.done:
+		return errInboxClosed
+	}
+}
+
+// messages (writer only) reads the records of refs back.
+func (ib *inbox) messages(refs []msgRef) ([]Message, error) {
+	if len(refs) == 0 {
+		return nil, nil
+	}
+	first, last := refs[0], refs[len(refs)-1]
+	span, err := ib.log.read(first.off, int(last.off-first.off)+last.n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Message, 0, len(refs))
+	for _, r := range refs {
+		rel := r.off - first.off
+		recs, valid := decodeLogRecords(span[rel : rel+int64(r.n)])
+		if len(recs) != 1 || valid != r.n || recs[0][0] != recAdd {
+			return nil, fmt.Errorf("relay: inbox of %q: the log %s is damaged at byte %d", ib.name, ib.log.path, r.off)
+		}
+		var m Message
+		if err := json.Unmarshal(recs[0][1:], &m); err != nil {
+			return nil, fmt.Errorf("relay: inbox of %q holds a corrupt record: %w", ib.name, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// markRead (writer only) records that the messages of refs were read and
+// drops them from the unread ones; keep says which of ib.refs stay.
+func (ib *inbox) markRead(read []msgRef, keep func(msgRef) bool) error {
+	ids := make([]string, len(read))
+	for i, r := range read {
+		ids[i] = r.id
+	}
+	body, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	if _, err := ib.log.write(appendLogRecord(nil, recRead, body)); err != nil {
+		return err
+	}
+	rest := ib.refs[:0]
+	for _, r := range ib.refs {
+		if keep(r) {
+			rest = append(rest, r)
 		} else {
-			p.done(results[i])
+			ib.liveBytes -= int64(r.n)
 		}
 	}
-	if err == nil && added > 0 {
-		ib.mu.Lock()
-		ib.unread += added
-		close(ib.changed)
-		ib.changed = make(chan struct{})
-		ib.mu.Unlock()
+	clear(ib.refs[len(rest):])
+	ib.refs = rest
+	ib.changeUnread(-len(read))
+	ib.idle.Reset(tidyAfter)
+	return nil
+}
+
+// take returns every unread message in arrival order and marks them read;
+// their ids stay remembered for de-duplication.
+func (ib *inbox) take() ([]Message, error) {
+	if n, _ := ib.state(); n == 0 {
+		return nil, nil
 	}
+	var out []Message
+	var err error
+	if werr := ib.inWriter(func() {
+		read := slices.Clone(ib.refs)
+		if out, err = ib.messages(read); err != nil || len(read) == 0 {
+			return
+		}
+		err = ib.markRead(read, func(msgRef) bool { return false })
+	}); werr != nil {
+		return nil, werr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// remove marks read the unread messages with the given ids (read elsewhere:
+// a client that showed them acknowledges them), and returns how many.
+func (ib *inbox) remove(ids []string) (int, error) {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	removed := 0
+	var err error
+	if werr := ib.inWriter(func() {
+		var read []msgRef
+		for _, r := range ib.refs {
+			if want[r.id] {
+				read = append(read, r)
+			}
+		}
+		if len(read) == 0 {
+			return
+		}
+		if err = ib.markRead(read, func(r msgRef) bool { return !want[r.id] }); err == nil {
+			removed = len(read)
+		}
+	}); werr != nil {
+		return 0, werr
+	}
+	return removed, err
+}
+
+// peek returns the unread messages without marking them read.
+func (ib *inbox) peek() ([]Message, error) {
+	var out []Message
+	var err error
+	if werr := ib.inWriter(func() { out, err = ib.messages(ib.refs) }); werr != nil {
+		return nil, werr
+	}
+	return out, err
 }
 
 // saveLarge writes a large body to its own file (0600) and replaces it in rec
@@ -225,100 +567,6 @@ func preview(s string, n int) string {
 		cut--
 	}
 	return strings.TrimRight(s[:cut], " \n")
-}
-
-// take returns every unread message in arrival order and removes them from
-// the inbox; their ids stay remembered for de-duplication.
-func (ib *inbox) take() ([]Message, error) {
-	var out []Message
-	err := ib.db.Update(func(tx *bbolt.Tx) error {
-		out = out[:0]
-		u := tx.Bucket(bucketUnread)
-		c := u.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			var m Message
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("relay: inbox of %q holds a corrupt record: %w", ib.name, err)
-			}
-			out = append(out, m)
-		}
-		for k, _ := c.First(); k != nil; k, _ = c.First() {
-			if err := u.Delete(k); err != nil {
-				return err
-			}
-		}
-		if now := ib.now(); now.Sub(ib.lastPrune) > time.Hour {
-			ib.lastPrune = now
-			return ib.pruneSeen(tx)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	ib.mu.Lock()
-	ib.unread = 0
-	close(ib.changed)
-	ib.changed = make(chan struct{})
-	ib.mu.Unlock()
-	return out, nil
-}
-
-// remove deletes the unread messages with the given ids (read elsewhere: a
-// client that showed them acknowledges them), and returns how many it removed.
-func (ib *inbox) remove(ids []string) (int, error) {
-	want := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		want[id] = true
-	}
-	removed := 0
-	err := ib.db.Update(func(tx *bbolt.Tx) error {
-		removed = 0
-		u := tx.Bucket(bucketUnread)
-		var keys [][]byte
-		err := u.ForEach(func(k, v []byte) error {
-			var m struct{ ID string }
-			if json.Unmarshal(v, &m) == nil && want[m.ID] {
-				keys = append(keys, append([]byte(nil), k...))
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if err := u.Delete(k); err != nil {
-				return err
-			}
-		}
-		removed = len(keys)
-		return nil
-	})
-	if err != nil || removed == 0 {
-		return 0, err
-	}
-	ib.mu.Lock()
-	ib.unread -= removed
-	close(ib.changed)
-	ib.changed = make(chan struct{})
-	ib.mu.Unlock()
-	return removed, nil
-}
-
-// peek returns unread messages without removing them.
-func (ib *inbox) peek() ([]Message, error) {
-	var out []Message
-	err := ib.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketUnread).ForEach(func(_, v []byte) error {
-			var m Message
-			if err := json.Unmarshal(v, &m); err != nil {
-				return err
-			}
-			out = append(out, m)
-			return nil
-		})
-	})
-	return out, err
 }
 
 // pruneSeen forgets ids older than seenRetention.
@@ -359,5 +607,5 @@ func (ib *inbox) close() error {
 	close(ib.wake)
 	ib.mu.Unlock()
 	<-ib.done
-	return ib.db.Close()
+	return errors.Join(ib.log.close(), ib.db.Close())
 }

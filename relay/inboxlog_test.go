@@ -1,0 +1,343 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// addSync adds m to ib and returns the result its sender would get.
+func addSync(ib *inbox, m *Message) error {
+	errc := make(chan error, 1)
+	ib.add(m, func(err error) { errc <- err })
+	return <-errc
+}
+
+func testMessage(i int) *Message {
+	return &Message{
+		ID: fmt.Sprintf("01TEST%020d", i), From: "alice", To: "bob", Kind: KindMessage,
+		Body: fmt.Sprintf("message %d", i), SentAt: time.Unix(1_700_000_000, 0).UTC(),
+	}
+}
+
+// writeLog writes the log of name under root as a process that died would
+// have left it: the records of recs (a *Message is an add record, a []string
+// a read record), then tail.
+func writeLog(t *testing.T, root, name string, recs []any, tail []byte) {
+	t.Helper()
+	var buf []byte
+	for _, r := range recs {
+		typ := byte(recAdd)
+		if _, ok := r.([]string); ok {
+			typ = recRead
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf = appendLogRecord(buf, typ, b)
+	}
+	buf = append(buf, tail...)
+	dir := filepath.Join(root, "inbox")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".log"), buf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ids(ms []Message) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.ID
+	}
+	return out
+}
+
+func TestInboxLogRecordRoundTrip(t *testing.T) {
+	payloads := [][]byte{[]byte("a"), {}, bytes.Repeat([]byte("x"), 70000), []byte(`{"ID":"x"}`)}
+	var buf []byte
+	for _, p := range payloads {
+		buf = appendLogRecord(buf, recAdd, p)
+	}
+	whole := len(buf)
+	recs, valid := decodeLogRecords(buf)
+	if valid != whole || len(recs) != len(payloads) {
+		t.Fatalf("decoded %d records, %d of %d bytes", len(recs), valid, whole)
+	}
+	for i := range payloads {
+		if recs[i][0] != recAdd || !bytes.Equal(recs[i][1:], payloads[i]) {
+			t.Fatalf("record %d differs", i)
+		}
+	}
+	cases := map[string]struct {
+		data      []byte
+		wantRecs  int
+		wantValid int
+	}{
+		"empty":               {nil, 0, 0},
+		"short header":        {buf[:5], 0, 0},
+		"torn last payload":   {buf[:whole-1], 3, whole - len(payloads[3]) - logHeaderLen - 1},
+		"flipped byte":        {flip(buf, logHeaderLen), 0, 0},
+		"zeros after":         {append(append([]byte(nil), buf...), make([]byte, 64)...), 4, whole},
+		"length over limit":   {[]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}, 0, 0},
+		"length past the end": {[]byte{0, 0, 0, 9, 0, 0, 0, 0, 1}, 0, 0},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			recs, valid := decodeLogRecords(tc.data)
+			if len(recs) != tc.wantRecs || valid != tc.wantValid {
+				t.Fatalf("got %d records, %d valid bytes; want %d, %d", len(recs), valid, tc.wantRecs, tc.wantValid)
+			}
+		})
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	c := append([]byte(nil), b...)
+	c[i] ^= 0x40
+	return c
+}
+
+// A process that acknowledged messages and died: the next open finds every
+// one not read, once, in order; a torn record at the end (never
+// acknowledged) is dropped, and ids it had not yet copied to bbolt still
+// de-duplicate.
+func TestInboxRecoversFromLog(t *testing.T) {
+	root := t.TempDir()
+	m := func(i int) *Message { return testMessage(i) }
+	torn := appendLogRecord(nil, recAdd, []byte(`{"ID":"01TORN"}`))
+	writeLog(t, root, "bob", []any{m(0), m(1), []string{m(0).ID}, m(2), m(3), m(2), []string{m(3).ID}, m(4)}, torn[:len(torn)-3])
+
+	ib, err := openInbox(root, "bob", 10<<10, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ib.close()
+	if n, _ := ib.state(); n != 3 {
+		t.Fatalf("unread after recovery = %d, want 3", n)
+	}
+	for i := range 5 { // retries of read and unread messages alike
+		must(t, addSync(ib, m(i)))
+	}
+	if n, _ := ib.state(); n != 3 {
+		t.Fatalf("retries of recovered messages were counted: unread %d", n)
+	}
+	got, err := ib.take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{m(1).ID, m(2).ID, m(4).ID}
+	if fmt.Sprint(ids(got)) != fmt.Sprint(want) {
+		t.Fatalf("recovered %v, want %v", ids(got), want)
+	}
+	waitFor(t, 10*time.Second, "the read log to be emptied", func() bool {
+		fi, err := os.Stat(filepath.Join(root, "inbox", "bob.log"))
+		return err == nil && fi.Size() == 0
+	})
+	for i := range 5 { // now remembered in bbolt only
+		must(t, addSync(ib, m(i)))
+	}
+	if n, _ := ib.state(); n != 0 {
+		t.Fatalf("a message already read was taken again: unread %d", n)
+	}
+}
+
+// A restart keeps unread messages, and reads survive it too.
+func TestInboxRestart(t *testing.T) {
+	root := t.TempDir()
+	ib, err := openInbox(root, "bob", 10<<10, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		must(t, addSync(ib, testMessage(i)))
+	}
+	if n, err := ib.remove([]string{testMessage(3).ID, testMessage(7).ID}); err != nil || n != 2 {
+		t.Fatalf("remove: %d %v", n, err)
+	}
+	must(t, ib.close())
+	ib, err = openInbox(root, "bob", 10<<10, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ib.close()
+	got, err := ib.take()
+	if err != nil || len(got) != 8 {
+		t.Fatalf("after restart: %v, %v", ids(got), err)
+	}
+	for _, m := range got {
+		if m.ID == testMessage(3).ID || m.ID == testMessage(7).ID {
+			t.Fatalf("a message marked read came back: %s", m.ID)
+		}
+	}
+}
+
+// An inbox written by the previous version (unread messages in bbolt) is
+// moved into the log at open, once.
+func TestInboxMovesLegacyUnread(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "inbox")
+	must(t, os.MkdirAll(dir, 0o700))
+	db, err := bbolt.Open(filepath.Join(dir, "bob.db"), 0o600, nil)
+	must(t, err)
+	must(t, db.Update(func(tx *bbolt.Tx) error {
+		u, err := tx.CreateBucket(bucketUnread)
+		if err != nil {
+			return err
+		}
+		for i := range 3 {
+			b, _ := json.Marshal(testMessage(i))
+			if err := u.Put([]byte{0, 0, 0, 0, 0, 0, 0, byte(i + 1)}, b); err != nil {
+				return err
+			}
+		}
+		_, err = tx.CreateBucket(bucketSeen)
+		return err
+	}))
+	must(t, db.Close())
+	for range 2 { // the second open finds nothing more to move
+		ib, err := openInbox(root, "bob", 10<<10, time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := ib.state(); n != 3 {
+			t.Fatalf("unread = %d, want 3", n)
+		}
+		must(t, ib.close())
+	}
+}
+
+func TestInboxRefusesCorruptLogRecord(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "inbox")
+	must(t, os.MkdirAll(dir, 0o700))
+	must(t, os.WriteFile(filepath.Join(dir, "bob.log"), appendLogRecord(nil, recAdd, []byte("not json")), 0o600))
+	_, err := openInbox(root, "bob", 10<<10, time.Now)
+	if err == nil {
+		t.Fatal("an inbox whose log holds a checksummed record that is not a message opened without error")
+	}
+	if want := "corrupt record"; !bytes.Contains([]byte(err.Error()), []byte(want)) {
+		t.Fatalf("error %q does not say %q", err, want)
+	}
+}
+
+// Messages are de-duplicated whether the first copy is in the same batch or
+// already in the log (TestInboxRecoversFromLog covers ids kept in bbolt), and
+// readers see messages as soon as they are acknowledged.
+func TestInboxDedupAcrossLogAndStore(t *testing.T) {
+	ib, err := openInbox(t.TempDir(), "bob", 10<<10, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ib.close()
+	var wg sync.WaitGroup
+	for range 3 { // three copies of 1..20, concurrently
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 1; i <= 20; i++ {
+				if err := addSync(ib, testMessage(i)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n, _ := ib.state(); n != 20 {
+		t.Fatalf("unread = %d, want 20", n)
+	}
+	peeked, err := ib.peek()
+	if err != nil || len(peeked) != 20 {
+		t.Fatalf("peek: %d messages, %v", len(peeked), err)
+	}
+	for i := 1; i <= 20; i++ { // retries, after a peek
+		must(t, addSync(ib, testMessage(i)))
+	}
+	if n, err := ib.remove([]string{testMessage(5).ID}); err != nil || n != 1 {
+		t.Fatalf("remove: %d %v", n, err)
+	}
+	got, err := ib.take()
+	if err != nil || len(got) != 19 {
+		t.Fatalf("take: %d messages, %v", len(got), err)
+	}
+	for i := range got[1:] {
+		if got[i].ID >= got[i+1].ID {
+			t.Fatalf("out of order: %v", ids(got))
+		}
+	}
+}
+
+// A log that is mostly read is rewritten with only the unread messages, and
+// they still read back whole and in order.
+func TestInboxCompactsLog(t *testing.T) {
+	root := t.TempDir()
+	ib, err := openInbox(root, "bob", 10<<10, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ib.close()
+	const n = 1500 // about 1.7 MB of records: over compactAt
+	var read []string
+	for i := range n {
+		m := testMessage(i)
+		m.Body = strings.Repeat("y", 1000)
+		must(t, addSync(ib, m))
+		if i%10 != 0 {
+			read = append(read, m.ID)
+		}
+	}
+	if got, err := ib.remove(read); err != nil || got != len(read) {
+		t.Fatalf("remove: %d, %v", got, err)
+	}
+	logPath := filepath.Join(root, "inbox", "bob.log")
+	waitFor(t, 10*time.Second, "the log to be compacted", func() bool {
+		fi, err := os.Stat(logPath)
+		return err == nil && fi.Size() < compactAt/2
+	})
+	got, err := ib.take()
+	if err != nil || len(got) != n/10 {
+		t.Fatalf("take: %d, %v", len(got), err)
+	}
+	for i, m := range got {
+		if m.ID != testMessage(i*10).ID || len(m.Body) != 1000 {
+			t.Fatalf("message %d after compaction: %s, %d bytes", i, m.ID, len(m.Body))
+		}
+	}
+}
+
+// FuzzDecodeLogRecords: whatever a damaged log holds, reading it never
+// panics, and the records it accepts are exactly the valid prefix.
+func FuzzDecodeLogRecords(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(appendLogRecord(nil, recAdd, []byte(`{"ID":"01A"}`)))
+	f.Add(appendLogRecord(appendLogRecord(nil, recRead, []byte(`["a"]`)), recAdd, []byte("bc"))[:21])
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		recs, valid := decodeLogRecords(data)
+		for _, r := range recs {
+			if len(r) == 0 {
+				t.Fatal("an empty record was accepted")
+			}
+		}
+		if valid < 0 || valid > len(data) {
+			t.Fatalf("valid = %d of %d bytes", valid, len(data))
+		}
+		var again []byte
+		for _, r := range recs {
+			again = appendLogRecord(again, r[0], r[1:])
+		}
+		if !bytes.Equal(again, data[:valid]) {
+			t.Fatal("the accepted records do not re-encode to the valid prefix")
+		}
+	})
+}
