@@ -55,6 +55,9 @@ func testConfig(t testing.TB) *Config {
 	// 2-core machine running -race does not see false suspicions.
 	ml.ProbeInterval = 500 * time.Millisecond
 	ml.ProbeTimeout = 400 * time.Millisecond
+	// With these short probes, the preset's SuspicionMult of 2 would give
+	// a peer starved by -race on a loaded machine only 1 s to refute.
+	ml.SuspicionMult = 3
 	ml.GossipInterval = 50 * time.Millisecond
 	ml.PushPullInterval = 2 * time.Second
 	ml.TCPTimeout = 2 * time.Second
