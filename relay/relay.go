@@ -101,7 +101,7 @@ func DefaultConfig() Config {
 		Replicas:        3,
 		StoreTTL:        30 * 24 * time.Hour,
 		Quota:           10000,
-		HoldInterval:    250 * time.Millisecond,
+		HoldInterval:    time.Second, // a fallback: claims, joins and stores wake holders at once
 		HandoverStagger: 2 * time.Second,
 		ExpiryInterval:  time.Minute,
 	}
