@@ -34,8 +34,16 @@ fuzz:
 	  done; \
 	done; rm -f .fuzz.out
 
+# The benchmark runner (bench/README.md): every SPEC section 10 row with its baseline (raw
+# TCP, stock memberlist, embedded NATS) measured in the same run; writes bench/results.json,
+# bench/results.md and bench/charts/. bench-quick: < 1 min, writes *-quick outputs.
+# BENCHFLAGS passes flags, e.g. BENCHFLAGS='--only relay -v' or '--compare old.json'.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 20m $(PKGS)
+	cd bench && $(GO) run ./cmd/pafbench $(BENCHFLAGS)
+
+.PHONY: bench-quick
+bench-quick:
+	cd bench && $(GO) run ./cmd/pafbench --quick $(BENCHFLAGS)
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }

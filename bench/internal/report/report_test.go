@@ -1,0 +1,501 @@
+package report
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/paf-mesh/paf-mesh/bench/internal/benchout"
+)
+
+// ok is a successful benchmark with metrics given as unit, value pairs.
+func ok(pkg, name string, kv ...any) Bench {
+	b := Bench{Ref: Ref{pkg, name}, Status: StatusOK, Iterations: 1}
+	for i := 0; i+1 < len(kv); i += 2 {
+		b.Metrics = append(b.Metrics, benchout.Metric{Unit: kv[i].(string), Value: kv[i+1].(float64)})
+	}
+	return b
+}
+
+func rowSpec(t *testing.T, key string) RowSpec {
+	t.Helper()
+	for _, r := range Rows() {
+		if r.Key == key {
+			return r
+		}
+	}
+	t.Fatalf("no row %q", key)
+	return RowSpec{}
+}
+
+func TestSpecShape(t *testing.T) {
+	keys := map[string]bool{}
+	spec := 0
+	for _, r := range Rows() {
+		if keys[r.Key] || r.Key == "" || r.Judge == nil || len(r.Measured) == 0 {
+			t.Errorf("row %q: duplicate key, or no judge or measured metric", r.Key)
+		}
+		keys[r.Key] = true
+		if !strings.HasPrefix(r.Title, "  ↳") {
+			spec++
+		}
+		for _, label := range r.Ratios {
+			var m, b bool
+			for _, x := range r.Measured {
+				m = m || x.Label == label
+			}
+			for _, x := range r.Baseline {
+				b = b || x.Label == label
+			}
+			if !m || !b {
+				t.Errorf("row %q: ratio %q has no measured or baseline value of that label", r.Key, label)
+			}
+		}
+	}
+	if spec != 11 {
+		t.Errorf("%d SPEC rows, want the 11 of SPEC section 10", spec)
+	}
+	for _, c := range Curves() {
+		if keys["curve:"+c.Key] || len(c.Xs) == 0 || len(c.Series) == 0 || c.Unit == "" || c.YLabel == "" {
+			t.Errorf("curve %q malformed", c.Key)
+		}
+		keys["curve:"+c.Key] = true
+	}
+}
+
+func TestBuildRow(t *testing.T) {
+	relay1K := func(p50, p99 float64) Bench {
+		return ok(PkgRelay, "BenchmarkXProcRelaySend/1KiB", "p50-deliver-us", p50, "p99-deliver-us", p99, "ns/op", 1.0)
+	}
+	raw1K := ok(PkgRelay, "BenchmarkXProcRawTCP/1KiB", "p50-oneway-us", 10.0, "p99-oneway-us", 50.0)
+	tests := map[string]struct {
+		row         string
+		benches     []Bench
+		verdict     string
+		note        string
+		ratios      int
+		baselines   int
+		measuredLen int
+	}{
+		"relay latency met": {
+			row: "relay-latency", benches: []Bench{relay1K(25, 140), raw1K},
+			verdict: Met, ratios: 2, measuredLen: 2, baselines: 2,
+		},
+		"relay latency missed on the ratio alone": {
+			row: "relay-latency", benches: []Bench{relay1K(40, 140), raw1K},
+			verdict: Missed, ratios: 2, measuredLen: 2, baselines: 2,
+		},
+		"relay latency missed on p99": {
+			row: "relay-latency", benches: []Bench{relay1K(10, 501), raw1K},
+			verdict: Missed, ratios: 2, measuredLen: 2, baselines: 2,
+		},
+		"relay latency without its baseline: judged on the absolute targets": {
+			row: "relay-latency", benches: []Bench{relay1K(40, 140)},
+			verdict: Met, note: "ratio not judged: no raw TCP baseline", measuredLen: 2, baselines: 0,
+		},
+		"missing: no output": {
+			row: "relay-latency", benches: []Bench{raw1K},
+			verdict: Missing, note: "no output from BenchmarkXProcRelaySend/1KiB", baselines: 2,
+		},
+		"missing: metric not reported": {
+			row:     "relay-latency",
+			benches: []Bench{ok(PkgRelay, "BenchmarkXProcRelaySend/1KiB", "p50-deliver-us", 10.0), raw1K},
+			verdict: Missing, note: "BenchmarkXProcRelaySend/1KiB reported no p99-deliver-us", measuredLen: 1, baselines: 2, ratios: 1,
+		},
+		"missing: failed": {
+			row:     "handover",
+			benches: []Bench{{Ref: Ref{PkgRelay, "BenchmarkHandover/msgs-1"}, Status: StatusFailed, Reason: "boom"}},
+			verdict: Missing, note: "BenchmarkHandover/msgs-1 failed", baselines: 0,
+		},
+		"skipped by its parent, with its reason": {
+			row:     "lan-discovery",
+			benches: []Bench{{Ref: Ref{PkgPeer, "BenchmarkLANDiscovery"}, Status: StatusSkipped, Reason: "needs root"}},
+			verdict: Skipped, note: "needs root", baselines: 0,
+		},
+		"vs NATS faster": {
+			row:     "relay-latency-vs-nats",
+			benches: []Bench{relay1K(20, 60), ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 30.0, NATSOneWayP99Unit, 90.0)},
+			verdict: Met, ratios: 2, measuredLen: 2, baselines: 2,
+		},
+		"vs NATS slower at p99": {
+			row:     "relay-latency-vs-nats",
+			benches: []Bench{relay1K(20, 100), ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 30.0, NATSOneWayP99Unit, 90.0)},
+			verdict: Missed, ratios: 2, measuredLen: 2, baselines: 2,
+		},
+		"vs NATS without NATS": {
+			row: "relay-latency-vs-nats", benches: []Bench{relay1K(20, 100)},
+			verdict: Missing, note: "no NATS baseline", measuredLen: 2, baselines: 0,
+		},
+		"throughput missed": {
+			row: "relay-throughput",
+			benches: []Bench{
+				ok(PkgRelay, "BenchmarkXProcRelayThroughput/1KiB", "msgs/s", 19150.0),
+				ok(PkgRelay, "BenchmarkXProcTransportThroughput/1KiB-goroutines-64", "msgs/s", 80000.0),
+			},
+			verdict: Missed, ratios: 1, measuredLen: 1, baselines: 1,
+		},
+		"idle peer has no baseline": {
+			row:     "mcp-idle",
+			benches: []Bench{ok(PkgPeer, "BenchmarkMCPIdle", "rss-a-MB", 18.0, "cpu-a-%", 0.4)},
+			verdict: Met, measuredLen: 2, baselines: 0,
+		},
+		"idle peer over its CPU": {
+			row:     "mcp-idle",
+			benches: []Bench{ok(PkgPeer, "BenchmarkMCPIdle", "rss-a-MB", 18.0, "cpu-a-%", 0.51)},
+			verdict: Missed, measuredLen: 2, baselines: 0,
+		},
+		"optional metric absent is not missing": {
+			row: "names",
+			benches: []Bench{
+				ok(PkgMesh, "BenchmarkNamePropagation/peers-100", "ms/claim-mean", 330.0, "ms/claim-max", 470.0),
+				ok(PkgMesh, "BenchmarkStockPropagation/peers-100", "ms/update-mean", 300.0),
+			},
+			verdict: Met, ratios: 1, measuredLen: 2, baselines: 1,
+		},
+		"handover judged on p99": {
+			row: "handover",
+			benches: []Bench{ok(PkgRelay, "BenchmarkHandover/msgs-1",
+				"ms/handover-p50", 140.0, "ms/handover-p99", 510.0, "ms/direct-p50", 2.3)},
+			verdict: Missed, ratios: 1, measuredLen: 2, baselines: 1,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var res Results
+			res.Add(tc.benches...)
+			row := BuildRow(rowSpec(t, tc.row), &res)
+			if row.Verdict != tc.verdict || row.Note != tc.note {
+				t.Errorf("verdict %q (%q), want %q (%q)", row.Verdict, row.Note, tc.verdict, tc.note)
+			}
+			if len(row.Ratios) != tc.ratios || len(row.Measured) != tc.measuredLen || len(row.Baseline) != tc.baselines {
+				t.Errorf("row %+v: want %d ratios, %d measured, %d baseline values", row, tc.ratios, tc.measuredLen, tc.baselines)
+			}
+		})
+	}
+}
+
+func TestAddOutput(t *testing.T) {
+	var res Results
+	res.AddOutput(PkgPeer, benchout.Output{
+		Results: []benchout.Result{{Name: "BenchmarkMCPStartToInitialize", Iterations: 1, Metrics: []benchout.Metric{{Value: 17, Unit: "init-p50-ms"}}}},
+		Skipped: map[string]string{"BenchmarkLANDiscovery": "lan_test.go:12: setup\nlan_test.go:14: needs root (netns)"},
+		Failed:  map[string]string{"BenchmarkLocalDiscovery": "x_test.go:1: boom"},
+	})
+	list := res.List()
+	if len(list) != 3 {
+		t.Fatalf("%d benchmarks: %+v", len(list), list)
+	}
+	if list[1].Status != StatusSkipped || list[1].Reason != "needs root (netns)" {
+		t.Errorf("skip recorded as %+v", list[1])
+	}
+	if list[2].Status != StatusFailed {
+		t.Errorf("failure recorded as %+v", list[2])
+	}
+	res.Add(ok(PkgPeer, "BenchmarkMCPStartToInitialize", "init-p50-ms", 18.0))
+	if v, found, _, _ := res.metric(Ref{PkgPeer, "BenchmarkMCPStartToInitialize"}, "init-p50-ms"); !found || v != 18 || len(res.List()) != 3 {
+		t.Errorf("a later entry did not replace the earlier: %v %v %+v", v, found, res.List())
+	}
+}
+
+func TestSelectAndNeeds(t *testing.T) {
+	tests := map[string]struct {
+		only           string
+		rows, curves   []string
+		wantErr        bool
+		needs, notNeed []Ref
+	}{
+		"everything": {only: "", rows: nil, curves: nil},
+		"one row and its curve": {
+			only: "^membership$", rows: []string{"membership"}, curves: []string{"membership"},
+			needs:   []Ref{{PkgMesh, "BenchmarkConvergence/peers-100"}, {PkgMesh, "BenchmarkStockConvergence/peers-200"}},
+			notNeed: []Ref{{PkgMesh, "BenchmarkFailureDetection/peers-100"}},
+		},
+		"vs NATS lines": {
+			only: "vs-nats", rows: []string{"relay-latency-vs-nats", "relay-latency-64k-vs-nats", "relay-throughput-vs-nats"},
+			needs: []Ref{{PkgNATS, NATSOneWay64K}, {PkgNATS, NATSRequestReply}, {PkgRelay, "BenchmarkXProcRelaySend/64KiB"}},
+		},
+		"bad regex": {only: "(", wantErr: true},
+		"no match":  {only: "nothing-is-called-this", wantErr: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			rows, curves, err := Select(tc.only)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v", err)
+			}
+			if err != nil {
+				return
+			}
+			if tc.only == "" {
+				if len(rows) != len(Rows()) || len(curves) != len(Curves()) {
+					t.Fatalf("everything: %d rows, %d curves", len(rows), len(curves))
+				}
+				return
+			}
+			var gotRows, gotCurves []string
+			for _, r := range rows {
+				gotRows = append(gotRows, r.Key)
+			}
+			for _, c := range curves {
+				gotCurves = append(gotCurves, c.Key)
+			}
+			if !reflect.DeepEqual(gotRows, tc.rows) || !reflect.DeepEqual(gotCurves, tc.curves) {
+				t.Fatalf("selected rows %v curves %v, want %v %v", gotRows, gotCurves, tc.rows, tc.curves)
+			}
+			needs := Needs(rows, curves)
+			seen := map[Ref]bool{}
+			for _, r := range needs {
+				if seen[r] {
+					t.Errorf("%v needed twice", r)
+				}
+				seen[r] = true
+			}
+			for _, r := range tc.needs {
+				if !seen[r] {
+					t.Errorf("%v not needed; needs = %v", r, needs)
+				}
+			}
+			for _, r := range tc.notNeed {
+				if seen[r] {
+					t.Errorf("%v needed", r)
+				}
+			}
+		})
+	}
+}
+
+func TestBuildCurve(t *testing.T) {
+	var res Results
+	res.Add(
+		ok(PkgMesh, "BenchmarkConvergence/peers-10", "ms/total", 120.0),
+		ok(PkgMesh, "BenchmarkConvergence/peers-100", "ms/total", 1800.0),
+		ok(PkgMesh, "BenchmarkStockConvergence/peers-10", "ms/total", 100.0),
+	)
+	var spec CurveSpec
+	for _, c := range Curves() {
+		if c.Key == "membership" {
+			spec = c
+		}
+	}
+	c := BuildCurve(spec, &res)
+	want := []Point{{X: 10, Y: 120, Source: "mesh:BenchmarkConvergence/peers-10 ms/total"}, {X: 100, Y: 1800, Source: "mesh:BenchmarkConvergence/peers-100 ms/total"}}
+	if !reflect.DeepEqual(c.Series[0].Points, want) || len(c.Series[1].Points) != 1 || c.Empty() {
+		t.Fatalf("curve %+v", c)
+	}
+	if y, ok := c.Series[0].At(100); !ok || y != 1800 {
+		t.Errorf("At(100) = %v %v", y, ok)
+	}
+	if _, ok := c.Series[0].At(50); ok {
+		t.Error("At(50) found a point that was not measured")
+	}
+	h, rows := c.CurveTable()
+	if len(h) != 3 || len(rows) != 4 || rows[1][1] != "—" || rows[2][1] != "1,800" {
+		t.Errorf("table %v %v", h, rows)
+	}
+	if !BuildCurve(spec, &Results{}).Empty() {
+		t.Error("a curve without results is not empty")
+	}
+}
+
+// sampleReport is a report with a bit of everything.
+func sampleReport() *Report {
+	var res Results
+	res.Add(
+		ok(PkgRelay, "BenchmarkXProcRelaySend/1KiB", "p50-deliver-us", 41.2, "p99-deliver-us", 154.0),
+		ok(PkgRelay, "BenchmarkXProcRawTCP/1KiB", "p50-oneway-us", 9.1, "p99-oneway-us", 24.9),
+		ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 32.0, NATSOneWayP99Unit, 101.0),
+		ok(PkgMesh, "BenchmarkConvergence/peers-100", "ms/total", 1730.0),
+		Bench{Ref: Ref{PkgPeer, "BenchmarkLANDiscovery"}, Status: StatusSkipped, Reason: "needs root"},
+	)
+	rows, curves := Build(Rows(), Curves(), &res)
+	return &Report{
+		Format: FormatVersion, Date: time.Date(2026, 11, 22, 4, 30, 0, 0, time.UTC), Commit: "84b42f7-dirty",
+		Mode: "full", Machine: Machine{NProc: 2, GOMAXPROCS: 2, CPU: "Xeon", Kernel: "6.18", GoVersion: "go1.26.8"},
+		LoadStart: [3]float64{1.5, 1, 0.5}, LoadEnd: [3]float64{2, 1.2, 0.6}, Seconds: 192.3,
+		Rows: rows, Curves: curves, Benchmarks: res.List(),
+		Processes: []Process{{Pkg: PkgRelay, Bench: "^(X)$", Seconds: 1.5}},
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	r := sampleReport()
+	path := filepath.Join(t.TempDir(), "results.json")
+	if err := r.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(`\u003c`)) || !bytes.Contains(raw, []byte("< NATS")) {
+		t.Error("JSON text is escaped for HTML")
+	}
+	got, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip differs:\n got %+v\nwant %+v", got, r)
+	}
+	for name, in := range map[string]string{
+		"not json":      "{",
+		"other version": `{"format": 99}`,
+		"no format":     `{"rows": []}`,
+	} {
+		if _, err := Decode([]byte(in)); !errors.Is(err, ErrFormat) {
+			t.Errorf("%s: err = %v, want ErrFormat", name, err)
+		}
+	}
+	if _, err := ReadFile(filepath.Join(t.TempDir(), "none.json")); err == nil {
+		t.Error("reading a missing file succeeded")
+	}
+}
+
+func TestWriteText(t *testing.T) {
+	var buf bytes.Buffer
+	sampleReport().WriteText(&buf)
+	out := buf.String()
+	for _, want := range []string{
+		"date: 2026-11-22 04:30:00 UTC", "commit: 84b42f7-dirty", "2 CPUs (GOMAXPROCS 2), Xeon, Linux 6.18, go1.26.8",
+		"start 1.50 1.00 0.50, end 2.00 1.20 0.60", "run time: 3m12.3s",
+		"| relay one-way latency, 1 KiB, separate processes, secure ", "| p50 ≤ 100 µs, p99 ≤ 500 µs, ≤ 3× raw TCP ", "| p50 41.2 µs, p99 154 µs ",
+		"raw TCP one-way: p50 9.10 µs, p99 24.9 µs", "p50 4.53×, p99 6.18×", "MISSED",
+		"NATS: p50 32.0 µs, p99 101 µs", "1.73 s", "skipped (needs root)", "missing (no output from BenchmarkMCPIdle)",
+		"Membership convergence: all see all (ms)", "| 100   | 1,730", "(no data: its benchmarks are missing)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q:\n%s", want, out)
+		}
+	}
+	// Every table line of the summary has the same width.
+	width := -1
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "| SPEC row") {
+			width = len([]rune(l))
+			continue
+		}
+		if width > 0 && strings.HasPrefix(l, "|") {
+			if len([]rune(l)) != width {
+				t.Errorf("misaligned line %q", l)
+			}
+		} else if width > 0 {
+			break
+		}
+	}
+}
+
+func TestWriteMarkdown(t *testing.T) {
+	var buf bytes.Buffer
+	sampleReport().WriteMarkdown(&buf, map[string]string{"membership": "bench/charts/membership.png"})
+	out := buf.String()
+	for _, want := range []string{"## Summary against SPEC section 10", "- commit: 84b42f7-dirty", "| SPEC row",
+		"### Membership convergence: all see all (ms)", "![Membership convergence: all see all](bench/charts/membership.png)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "names.png") {
+		t.Error("markdown links a chart that was not written")
+	}
+}
+
+func TestCompare(t *testing.T) {
+	old := sampleReport()
+	cur := sampleReport()
+	cur.Commit = "abc1234"
+	cur.Mode = "quick"
+	// The relay got 10% slower at p50; membership lost its result; a new NATS figure appeared.
+	var res Results
+	res.Add(
+		ok(PkgRelay, "BenchmarkXProcRelaySend/1KiB", "p50-deliver-us", 41.2*1.1, "p99-deliver-us", 154.0),
+		ok(PkgRelay, "BenchmarkXProcRawTCP/1KiB", "p50-oneway-us", 9.1, "p99-oneway-us", 24.9),
+		ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 32.0, NATSOneWayP99Unit, 101.0),
+		ok(PkgNATS, NATSRequestReply, NATSMsgsUnit, 40000.0),
+	)
+	cur.Rows, cur.Curves = Build(Rows(), Curves(), &res)
+	changes := Compare(old, cur)
+	byKey := map[string]Change{}
+	for _, c := range changes {
+		if _, dup := byKey[c.Key]; dup {
+			t.Errorf("%q listed twice", c.Key)
+		}
+		byKey[c.Key] = c
+	}
+	if c := byKey["relay-latency p50"]; c.Old == nil || c.New == nil || !c.HasPct || c.Percent < 9.99 || c.Percent > 10.01 {
+		t.Errorf("relay p50 change %+v", c)
+	}
+	if c := byKey["relay-latency p99"]; !c.HasPct || c.Percent != 0 {
+		t.Errorf("relay p99 change %+v", c)
+	}
+	if c, found := byKey["membership"]; !found || c.Old == nil || c.New != nil {
+		t.Errorf("membership (only in old) %+v", c)
+	}
+	if c, found := byKey["relay-throughput-vs-nats baseline NATS"]; !found || c.Old != nil || c.New == nil || c.HasPct {
+		t.Errorf("NATS throughput (only in new) %+v; changes %v", c, changes)
+	}
+	if _, found := byKey["relay-latency-vs-nats p50"]; found {
+		t.Error("the vs NATS line's relay figures are listed again")
+	}
+	var buf bytes.Buffer
+	WriteComparison(&buf, old, cur)
+	out := buf.String()
+	for _, want := range []string{"old: 84b42f7-dirty", "new: abc1234", "different modes", "| relay-latency p50", "+10.0%",
+		"| membership    | met         | missing"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("comparison lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestFormat(t *testing.T) {
+	tests := map[string]struct {
+		v    Value
+		want string
+	}{
+		"microseconds":       {Value{Value: 41.23, Unit: "us"}, "41.2 µs"},
+		"small microseconds": {Value{Value: 9.1, Unit: "us"}, "9.10 µs"},
+		"milliseconds":       {Value{Value: 325, Unit: "ms"}, "325 ms"},
+		"seconds":            {Value{Value: 8340, Unit: "ms"}, "8.34 s"},
+		"rate":               {Value{Value: 19150.4, Unit: "msgs/s"}, "19,150 msg/s"},
+		"million":            {Value{Value: 1234567, Unit: "msgs/s"}, "1,234,567 msg/s"},
+		"percent":            {Value{Value: 0.45, Unit: "%"}, "0.45%"},
+		"ratio":              {Value{Value: 1.8, Unit: "x"}, "1.80×"},
+		"other unit":         {Value{Value: 17.7, Unit: "MB"}, "17.7 MB"},
+		"zero":               {Value{Value: 0, Unit: ""}, "0"},
+		"negative thousands": {Value{Value: -2500, Unit: ""}, "-2,500"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := FormatValue(tc.v); got != tc.want {
+				t.Fatalf("FormatValue(%+v) = %q, want %q", tc.v, got, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzDecode: --compare reads a JSON file someone hands it; whatever it holds, Decode must
+// not panic, and a report it accepts must render.
+func FuzzDecode(f *testing.F) {
+	b, err := sampleReport().Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte(`{"format":1,"rows":[{"key":"x","measured":[{"name":"p50","value":1,"unit":"us"}]}],"curves":[{"key":"c","xs":[1],"series":[{"name":"s","points":[{"x":1,"y":2}]}]}]}`))
+	f.Add([]byte(`{"format":1}`))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r, err := Decode(in)
+		if err != nil {
+			return
+		}
+		var buf bytes.Buffer
+		r.WriteText(&buf)
+		r.WriteMarkdown(&buf, nil)
+		WriteComparison(&buf, r, r)
+	})
+}

@@ -1,0 +1,134 @@
+package report
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/paf-mesh/paf-mesh/bench/internal/benchout"
+)
+
+// Package names used in Refs: the product's packages as built, and the runner's own NATS
+// baseline.
+const (
+	PkgRelay = "relay"
+	PkgMesh  = "mesh"
+	PkgPeer  = "cmd/paf-peer"
+	PkgNATS  = "nats"
+)
+
+// Ref names one benchmark of a package, sub-benchmarks included ("BenchmarkX/1KiB").
+type Ref struct {
+	Pkg  string `json:"pkg"`
+	Name string `json:"name"`
+}
+
+func (r Ref) String() string { return r.Pkg + ":" + r.Name }
+
+// Status of a benchmark in a run.
+const (
+	StatusOK      = "ok"
+	StatusSkipped = "skipped"
+	StatusFailed  = "failed"
+)
+
+// Bench is one benchmark's outcome in a run: its metrics, or why it has none.
+type Bench struct {
+	Ref
+	Status     string            `json:"status"`
+	Reason     string            `json:"reason,omitempty"` // of a skip or failure
+	Iterations int               `json:"iterations,omitempty"`
+	Metrics    []benchout.Metric `json:"metrics,omitempty"`
+}
+
+// Results is everything a run measured, looked up by Ref.
+type Results struct {
+	list []Bench
+}
+
+// Add records benchmarks; a later entry for the same Ref replaces an earlier one.
+func (rs *Results) Add(b ...Bench) {
+	for _, x := range b {
+		if i := slices.IndexFunc(rs.list, func(y Bench) bool { return y.Ref == x.Ref }); i >= 0 {
+			rs.list[i] = x
+			continue
+		}
+		rs.list = append(rs.list, x)
+	}
+}
+
+// AddOutput records a benchmark process's parsed output for package pkg: every result, skip
+// and failure.
+func (rs *Results) AddOutput(pkg string, out benchout.Output) {
+	for _, r := range out.Results {
+		rs.Add(Bench{Ref: Ref{pkg, r.Name}, Status: StatusOK, Iterations: r.Iterations, Metrics: r.Metrics})
+	}
+	for _, name := range sortedKeys(out.Skipped) {
+		rs.Add(Bench{Ref: Ref{pkg, name}, Status: StatusSkipped, Reason: skipReason(out.Skipped[name])})
+	}
+	for _, name := range sortedKeys(out.Failed) {
+		rs.Add(Bench{Ref: Ref{pkg, name}, Status: StatusFailed, Reason: out.Failed[name]})
+	}
+}
+
+// List returns every benchmark recorded, in the order they were added.
+func (rs *Results) List() []Bench { return slices.Clone(rs.list) }
+
+// lookup returns ref's own entry, or the skip or failure of a parent benchmark (a skipped
+// BenchmarkX covers BenchmarkX/sub).
+func (rs *Results) lookup(ref Ref) (Bench, bool) {
+	var parent *Bench
+	for i := range rs.list {
+		b := &rs.list[i]
+		if b.Pkg != ref.Pkg {
+			continue
+		}
+		if b.Name == ref.Name {
+			return *b, true
+		}
+		if b.Status != StatusOK && strings.HasPrefix(ref.Name, b.Name+"/") {
+			parent = b
+		}
+	}
+	if parent != nil {
+		return *parent, true
+	}
+	return Bench{}, false
+}
+
+// metric returns ref's metric unit, or the status explaining its absence ("" when the
+// benchmark left no trace at all).
+func (rs *Results) metric(ref Ref, unit string) (v float64, ok bool, status, reason string) {
+	b, found := rs.lookup(ref)
+	if !found {
+		return 0, false, "", ""
+	}
+	if b.Status != StatusOK {
+		return 0, false, b.Status, b.Reason
+	}
+	for i := len(b.Metrics) - 1; i >= 0; i-- {
+		if b.Metrics[i].Unit == unit {
+			return b.Metrics[i].Value, true, StatusOK, ""
+		}
+	}
+	return 0, false, StatusOK, ""
+}
+
+// logPrefix is the "file_test.go:123: " a test log line starts with.
+var logPrefix = regexp.MustCompile(`^\S+\.go:\d+: `)
+
+// skipReason makes a skip's log short enough for a table cell: its last line, without the
+// file:line prefix.
+func skipReason(log string) string {
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	return logPrefix.ReplaceAllString(strings.TrimSpace(lines[len(lines)-1]), "")
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

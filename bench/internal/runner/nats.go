@@ -1,0 +1,74 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/paf-mesh/paf-mesh/bench/internal/benchout"
+	"github.com/paf-mesh/paf-mesh/bench/internal/report"
+	"github.com/paf-mesh/paf-mesh/bench/natsbase"
+)
+
+// runNATS runs the NATS baseline cases that refs name, each recorded as a benchmark of the
+// package "nats". It returns the processes (one per case) and whether all succeeded.
+func (r *run) runNATS(ctx context.Context, refs []report.Ref) ([]report.Process, bool) {
+	var names []string
+	for _, ref := range refs {
+		if ref.Pkg == report.PkgNATS {
+			names = append(names, ref.Name)
+		}
+	}
+	lat, tput := natsbase.Cases(r.cfg.Quick)
+	lat = slices.DeleteFunc(lat, func(c natsbase.LatencyCase) bool { return !slices.Contains(names, c.Name()) })
+	tput = slices.DeleteFunc(tput, func(c natsbase.ThroughputCase) bool { return !slices.Contains(names, c.Name()) })
+	if len(lat)+len(tput) == 0 {
+		return nil, true
+	}
+	cfg := natsbase.Config{Exe: r.cfg.Exe}
+	if r.cfg.Verbose {
+		cfg.Stderr = r.cfg.Stderr
+	}
+	r.progress("running the NATS baseline, cases: %d", len(lat)+len(tput))
+	srv, err := natsbase.Start(cfg)
+	if err != nil {
+		fmt.Fprintf(r.cfg.Stderr, "pafbench: NATS baseline: %v\n", err)
+		return []report.Process{{Pkg: report.PkgNATS, Bench: "server", ExitCode: -1, Error: err.Error()}}, false
+	}
+	defer srv.Close()
+	var procs []report.Process
+	ok := true
+	record := func(name string, start time.Time, err error, metrics ...benchout.Metric) {
+		p := report.Process{Pkg: report.PkgNATS, Bench: name, Seconds: time.Since(start).Seconds()}
+		if err != nil {
+			ok = false
+			p.ExitCode, p.Error = -1, err.Error()
+			fmt.Fprintf(r.cfg.Stderr, "pafbench: NATS baseline %s failed: %v\n", name, err)
+			r.results.Add(report.Bench{Ref: report.Ref{Pkg: report.PkgNATS, Name: name}, Status: report.StatusFailed, Reason: err.Error()})
+		} else {
+			r.results.Add(report.Bench{Ref: report.Ref{Pkg: report.PkgNATS, Name: name}, Status: report.StatusOK, Iterations: 1, Metrics: metrics})
+		}
+		procs = append(procs, p)
+	}
+	for _, c := range lat {
+		start := time.Now()
+		res, err := srv.Latency(ctx, c)
+		record(c.Name(), start, err,
+			benchout.Metric{Value: us(res.P50), Unit: report.NATSOneWayP50Unit},
+			benchout.Metric{Value: us(res.P99), Unit: report.NATSOneWayP99Unit},
+			benchout.Metric{Value: us(res.Mean), Unit: "mean-oneway-us"},
+			benchout.Metric{Value: float64(res.Samples), Unit: "samples"})
+	}
+	for _, c := range tput {
+		start := time.Now()
+		res, err := srv.Throughput(ctx, c)
+		record(c.Name(), start, err,
+			benchout.Metric{Value: res.MsgsPerSec, Unit: report.NATSMsgsUnit},
+			benchout.Metric{Value: float64(res.Msgs), Unit: "msgs"})
+	}
+	r.progress("  NATS baseline done")
+	return procs, ok
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

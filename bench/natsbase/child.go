@@ -1,0 +1,138 @@
+package natsbase
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// ChildEnv, when set in the environment, makes the process a publishing child: its value is
+// the job (JSON). Callers check IsChild first thing in main (or TestMain) and then exit with
+// ChildMain's code.
+const ChildEnv = "PAFBENCH_NATS_CHILD"
+
+// Job modes.
+const (
+	modeLatency    = "latency"
+	modeThroughput = "throughput"
+)
+
+// job is what a child does: Workers goroutines sharing one connection each send Warmup
+// untimed requests, wait for all to be warm, then send Count timed ones.
+type job struct {
+	Mode    string `json:"mode"`
+	URL     string `json:"url"`
+	Size    int    `json:"size"`
+	Workers int    `json:"workers"`
+	Count   int    `json:"count"`
+	Warmup  int    `json:"warmup"`
+}
+
+// maxJobMsgs bounds what a child accepts to send, so that a garbled job cannot run for ever.
+const maxJobMsgs = 10_000_000
+
+// parseJob decodes and checks a job.
+func parseJob(spec string) (job, error) {
+	var j job
+	if err := json.Unmarshal([]byte(spec), &j); err != nil {
+		return j, fmt.Errorf("natsbase: child job: %w", err)
+	}
+	switch {
+	case j.Mode != modeLatency && j.Mode != modeThroughput:
+		return j, fmt.Errorf("natsbase: child job: unknown mode %q", j.Mode)
+	case j.URL == "":
+		return j, errors.New("natsbase: child job: no url")
+	case j.Size < stampLen || j.Size > 8<<20:
+		return j, fmt.Errorf("natsbase: child job: size %d out of range", j.Size)
+	case j.Workers < 1 || j.Workers > 4096:
+		return j, fmt.Errorf("natsbase: child job: %d workers out of range", j.Workers)
+	case j.Count < 1 || j.Warmup < 0 || j.Count > maxJobMsgs/j.Workers || j.Warmup > maxJobMsgs/j.Workers:
+		return j, fmt.Errorf("natsbase: child job: count %d, warm-up %d out of range", j.Count, j.Warmup)
+	}
+	return j, nil
+}
+
+// IsChild reports whether this process was started as a publishing child.
+func IsChild() bool { return os.Getenv(ChildEnv) != "" }
+
+// ChildMain runs the child's job and returns the process exit code. It prints
+// "done <elapsed ns of the timed part>" on stdout; errors go to stderr.
+func ChildMain() int {
+	j, err := parseJob(os.Getenv(ChildEnv))
+	if err == nil {
+		var d time.Duration
+		if d, err = runJob(context.Background(), j); err == nil {
+			fmt.Printf("done %d\n", d.Nanoseconds())
+			return 0
+		}
+	}
+	fmt.Fprintln(os.Stderr, err)
+	return 1
+}
+
+// requestTimeout bounds one request: a lost message fails the case instead of hanging it.
+const requestTimeout = 30 * time.Second
+
+func runJob(ctx context.Context, j job) (time.Duration, error) {
+	nc, err := nats.Connect(j.URL, nats.Name("pafbench-pub"), nats.NoReconnect())
+	if err != nil {
+		return 0, fmt.Errorf("natsbase: child: connect %s: %w", j.URL, err)
+	}
+	defer nc.Close()
+	subject := tputSubject
+	if j.Mode == modeLatency {
+		subject = latSubject
+	}
+	var (
+		warm, done sync.WaitGroup
+		start      = make(chan struct{})
+		errs       = make(chan error, j.Workers)
+	)
+	warm.Add(j.Workers)
+	done.Add(j.Workers)
+	for range j.Workers {
+		go func() {
+			defer done.Done()
+			buf := make([]byte, j.Size)
+			for i := range buf {
+				buf[i] = 'a' + byte(i%26)
+			}
+			send := func(subj string) error {
+				rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+				defer cancel()
+				binary.BigEndian.PutUint64(buf, uint64(time.Now().UnixNano()))
+				_, err := nc.RequestWithContext(rctx, subj, buf)
+				return err
+			}
+			var err error
+			for i := 0; i < j.Warmup && err == nil; i++ {
+				err = send(warmSubject)
+			}
+			warm.Done()
+			<-start
+			for i := 0; i < j.Count && err == nil; i++ {
+				err = send(subject)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	warm.Wait()
+	t0 := time.Now()
+	close(start)
+	done.Wait()
+	elapsed := time.Since(t0)
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, fmt.Errorf("natsbase: child: request: %w", err)
+	}
+	return elapsed, nil
+}

@@ -1,0 +1,122 @@
+package natsbase
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Config is the configuration of a baseline Server.
+type Config struct {
+	// Exe is the executable re-executed as the publishing child; it must call ChildMain when
+	// IsChild is true before doing anything else. Default: os.Executable().
+	Exe string
+	// Timeout bounds one case, child included. Default 2 minutes.
+	Timeout time.Duration
+	// Stderr, when set, also receives the child's stderr as it is written.
+	Stderr io.Writer
+	// Logger receives progress at debug level. Default: discard.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return c, fmt.Errorf("natsbase: find own executable: %w", err)
+		}
+		c.Exe = exe
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 2 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// LatencyCase is one one-way latency measurement.
+type LatencyCase struct {
+	Size       int // message size in bytes, stamp included (at least 8)
+	Publishers int // concurrent publishers
+	Samples    int // timed messages over all publishers (rounded up to a multiple of Publishers)
+	Warmup     int // untimed messages over all publishers, sent first
+}
+
+// Name is the case's name in results, e.g. "OneWay/1KiB/publishers-8".
+func (c LatencyCase) Name() string {
+	return fmt.Sprintf("OneWay/%s/publishers-%d", SizeName(c.Size), c.Publishers)
+}
+
+// ThroughputCase is one request-reply throughput measurement.
+type ThroughputCase struct {
+	Size       int // request size in bytes
+	Requesters int // concurrent requesters
+	Msgs       int // timed requests over all requesters (rounded up to a multiple of Requesters)
+	Warmup     int // untimed requests over all requesters, sent first
+}
+
+// Name is the case's name in results, e.g. "RequestReply/1KiB/requesters-64".
+func (c ThroughputCase) Name() string {
+	return fmt.Sprintf("RequestReply/%s/requesters-%d", SizeName(c.Size), c.Requesters)
+}
+
+// SizeName writes a byte count as the benchmarks name sizes: "1KiB", "64KiB", "1MiB", "100B".
+func SizeName(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// LatencyResult is the outcome of a LatencyCase.
+type LatencyResult struct {
+	Case    LatencyCase
+	Samples int // messages timed
+	P50     time.Duration
+	P99     time.Duration
+	Mean    time.Duration
+}
+
+// ThroughputResult is the outcome of a ThroughputCase.
+type ThroughputResult struct {
+	Case       ThroughputCase
+	Msgs       int           // requests answered in the timed part
+	Elapsed    time.Duration // of the timed part, measured by the child
+	MsgsPerSec float64
+}
+
+// Cases returns the baseline's cases: one-way latency for 1 KiB and 64 KiB with one
+// publisher, 1 KiB with 8 and 64 publishers, and 1 KiB request-reply throughput with 64
+// requesters. Full mode takes about 10,000 samples for 1 KiB with one publisher and fewer for
+// 64 KiB and for concurrency; quick mode a tenth of each.
+func Cases(quick bool) ([]LatencyCase, []ThroughputCase) {
+	div := 1
+	if quick {
+		div = 10
+	}
+	lat := []LatencyCase{
+		{Size: 1 << 10, Publishers: 1, Samples: 10000 / div, Warmup: 500 / div},
+		{Size: 64 << 10, Publishers: 1, Samples: 2000 / div, Warmup: 200 / div},
+		{Size: 1 << 10, Publishers: 8, Samples: 4000 / div, Warmup: 400 / div},
+		{Size: 1 << 10, Publishers: 64, Samples: 6400 / div, Warmup: 640 / div},
+	}
+	tput := []ThroughputCase{
+		{Size: 1 << 10, Requesters: 64, Msgs: 20000 / div, Warmup: 2000 / div},
+	}
+	return lat, tput
+}
+
+// perWorker splits total over workers, rounding up, at least one each.
+func perWorker(total, workers int) int {
+	if workers < 1 {
+		return 0
+	}
+	return max(1, (total+workers-1)/workers)
+}
