@@ -39,6 +39,10 @@ type inbox struct {
 	largeBody int
 	now       func() time.Time
 
+	// fileMu is held by the writer while it empties or replaces the log,
+	// and by readers outside the writer (peek) while they read it.
+	fileMu sync.RWMutex
+
 	mu      sync.Mutex
 	pending []pendingMsg
 	unread  int
@@ -48,8 +52,11 @@ type inbox struct {
 	jobs    chan func()
 	done    chan struct{}
 
+	// refs are the unread messages, in arrival order: changed by the
+	// writer under mu, read by others under mu (and fileMu, for offsets).
+	refs []msgRef
+
 	// Owned by the writer goroutine.
-	refs      []msgRef         // the unread messages, in arrival order
 	liveBytes int64            // bytes of their records in the log
 	newIDs    map[string]int64 // ids in the log and not yet in bbolt: arrival, Unix ms
 	idle      *time.Timer      // fires when the inbox has been quiet for tidyAfter
@@ -95,6 +102,8 @@ const (
 	// compactAt is the log size above which a log that is mostly read
 	// messages is rewritten with only the unread ones.
 	compactAt = 1 << 20
+	// compactBusyAt is the same for an inbox that is never quiet.
+	compactBusyAt = 4 << 20
 )
 
 func openInbox(root, name string, largeBody int, now func() time.Time) (*inbox, error) {
@@ -276,7 +285,9 @@ func (ib *inbox) writer() {
 				_ = ib.tidy() // best effort: the log is as good
 				return
 			}
-			if len(ib.newIDs) >= maxNewIDs {
+			// A busy inbox is never quiet for tidyAfter: tidy it when
+			// memory or a mostly read log grows large.
+			if len(ib.newIDs) >= maxNewIDs || (ib.log.size > compactBusyAt && ib.liveBytes < ib.log.size/2) {
 				_ = ib.tidy()
 			}
 		case job := <-ib.jobs:
@@ -325,9 +336,13 @@ func (ib *inbox) commit(batch []pendingMsg) {
 		return
 	}
 	arrived := ib.now().UnixMilli()
+	ib.mu.Lock()
 	for _, r := range added {
 		r.off += at
 		ib.refs = append(ib.refs, r)
+	}
+	ib.mu.Unlock()
+	for _, r := range added {
 		ib.liveBytes += int64(r.n)
 		ib.newIDs[r.id] = arrived
 	}
@@ -380,6 +395,8 @@ func (ib *inbox) tidy() error {
 	switch {
 	case len(ib.refs) == 0:
 		ib.liveBytes = 0
+		ib.fileMu.Lock()
+		defer ib.fileMu.Unlock()
 		return ib.log.reset()
 	case ib.log.size > compactAt && ib.liveBytes < ib.log.size/2:
 		return ib.compact()
@@ -399,10 +416,14 @@ func (ib *inbox) compact() error {
 		refs[i] = msgRef{id: r.id, off: int64(len(buf)), n: r.n}
 		buf = append(buf, b...)
 	}
+	ib.fileMu.Lock()
+	defer ib.fileMu.Unlock()
 	if err := ib.log.replace(buf); err != nil {
 		return err
 	}
+	ib.mu.Lock()
 	ib.refs = refs
+	ib.mu.Unlock()
 	return nil
 }
 
@@ -418,7 +439,8 @@ func (ib *inbox) inWriter(job func()) error {
 	}
 }
 
-// messages (writer only) reads the records of refs back.
+// messages reads the records of refs back (writer, or a reader holding
+// fileMu).
 func (ib *inbox) messages(refs []msgRef) ([]Message, error) {
 	if len(refs) == 0 {
 		return nil, nil
@@ -458,6 +480,7 @@ func (ib *inbox) markRead(read []msgRef, keep func(msgRef) bool) error {
 	if _, err := ib.log.write(appendLogRecord(nil, recRead, body)); err != nil {
 		return err
 	}
+	ib.mu.Lock()
 	rest := ib.refs[:0]
 	for _, r := range ib.refs {
 		if keep(r) {
@@ -468,6 +491,7 @@ func (ib *inbox) markRead(read []msgRef, keep func(msgRef) bool) error {
 	}
 	clear(ib.refs[len(rest):])
 	ib.refs = rest
+	ib.mu.Unlock()
 	ib.changeUnread(-len(read))
 	ib.idle.Reset(tidyAfter)
 	return nil
@@ -524,14 +548,21 @@ func (ib *inbox) remove(ids []string) (int, error) {
 	return removed, err
 }
 
-// peek returns the unread messages without marking them read.
+// peek returns the unread messages without marking them read. It reads
+// beside the writer rather than queueing behind it: a client that shows
+// messages as they arrive (channel push) must see them before a concurrent
+// listen has had them marked read.
 func (ib *inbox) peek() ([]Message, error) {
-	var out []Message
-	var err error
-	if werr := ib.inWriter(func() { out, err = ib.messages(ib.refs) }); werr != nil {
-		return nil, werr
+	ib.fileMu.RLock()
+	defer ib.fileMu.RUnlock()
+	ib.mu.Lock()
+	closed := ib.closed
+	refs := slices.Clone(ib.refs)
+	ib.mu.Unlock()
+	if closed {
+		return nil, errInboxClosed
 	}
-	return out, err
+	return ib.messages(refs)
 }
 
 // saveLarge writes a large body to its own file (0600) and replaces it in rec
@@ -607,5 +638,7 @@ func (ib *inbox) close() error {
 	close(ib.wake)
 	ib.mu.Unlock()
 	<-ib.done
+	ib.fileMu.Lock() // no peek is reading the log
+	defer ib.fileMu.Unlock()
 	return errors.Join(ib.log.close(), ib.db.Close())
 }

@@ -341,3 +341,60 @@ func FuzzDecodeLogRecords(f *testing.F) {
 		}
 	})
 }
+
+// Peeks run beside the writer (not queued behind it): while messages arrive,
+// are read and the log is compacted, every peek sees whole messages in
+// arrival order.
+func TestInboxPeekBesideWriter(t *testing.T) {
+	ib, err := openInbox(t.TempDir(), "bob", 10<<10, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ib.close()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(done)
+		for i := range 5000 { // over compactBusyAt
+			m := testMessage(i)
+			m.Body = strings.Repeat("z", 1200)
+			if err := addSync(ib, m); err != nil {
+				t.Error(err)
+				return
+			}
+			if i%4 != 0 { // mostly read: the log gets compacted on the way
+				if _, err := ib.remove([]string{m.ID}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	})
+	peeks := 0
+	for {
+		select {
+		case <-done:
+			wg.Wait()
+			if peeks == 0 {
+				t.Fatal("no peek ran")
+			}
+			var size int64
+			must(t, ib.inWriter(func() { size = ib.log.size }))
+			if size >= compactBusyAt {
+				t.Fatalf("the log was never compacted: %d bytes", size)
+			}
+			return
+		default:
+		}
+		ms, err := ib.peek()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ms {
+			if len(ms[i].Body) != 1200 || (i > 0 && ms[i-1].ID >= ms[i].ID) {
+				t.Fatalf("peek %d: message %d is %s with %d bytes", peeks, i, ms[i].ID, len(ms[i].Body))
+			}
+		}
+		peeks++
+	}
+}
