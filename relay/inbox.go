@@ -166,7 +166,7 @@ func (ib *inbox) load(logPath string) error {
 				continue
 			}
 			ib.newIDs[m.ID] = at
-			adds = append(adds, msgRef{id: m.ID, off: r.off, n: logHeaderLen + len(r.payload)})
+			adds = append(adds, msgRef{id: m.ID, off: r.off, n: recHeaderLen + len(r.payload)})
 		case recRead:
 			var ids []string
 			if err := json.Unmarshal(r.payload[1:], &ids); err != nil {
@@ -216,7 +216,7 @@ func (ib *inbox) moveLegacy(tx *bbolt.Tx) error {
 		}
 		ib.newIDs[m.ID] = ib.now().UnixMilli()
 		start := len(buf)
-		buf = appendLogRecord(buf, recAdd, v)
+		buf = appendLogRecord(buf, ib.log.gen, recAdd, v)
 		added = append(added, msgRef{id: m.ID, off: int64(start), n: len(buf) - start})
 		return nil
 	})
@@ -280,6 +280,7 @@ func (ib *inbox) writer() {
 			if len(batch) > 0 {
 				ib.commit(batch)
 				ib.idle.Reset(tidyAfter)
+				_ = ib.log.growAhead() // if it fails, the next write grows the file itself
 			}
 			if !open {
 				_ = ib.tidy() // best effort: the log is as good
@@ -319,7 +320,7 @@ func (ib *inbox) commit(batch []pendingMsg) {
 			}
 			inBatch[p.id] = true
 			start := len(buf)
-			buf = appendLogRecord(buf, recAdd, p.rec)
+			buf = appendLogRecord(buf, ib.log.gen, recAdd, p.rec)
 			added = append(added, msgRef{id: p.id, off: int64(start), n: len(buf) - start})
 		}
 		return nil
@@ -413,7 +414,7 @@ func (ib *inbox) compact() error {
 		if err != nil {
 			return err
 		}
-		refs[i] = msgRef{id: r.id, off: int64(len(buf)), n: r.n}
+		refs[i] = msgRef{id: r.id, off: fileHeaderLen + int64(len(buf)), n: r.n}
 		buf = append(buf, b...)
 	}
 	ib.fileMu.Lock()
@@ -453,7 +454,7 @@ func (ib *inbox) messages(refs []msgRef) ([]Message, error) {
 	out := make([]Message, 0, len(refs))
 	for _, r := range refs {
 		rel := r.off - first.off
-		recs, valid := decodeLogRecords(span[rel : rel+int64(r.n)])
+		recs, valid := decodeLogRecords(span[rel:rel+int64(r.n)], ib.log.gen)
 		if len(recs) != 1 || valid != r.n || recs[0][0] != recAdd {
 			return nil, fmt.Errorf("relay: inbox of %q: the log %s is damaged at byte %d", ib.name, ib.log.path, r.off)
 		}
@@ -477,7 +478,7 @@ func (ib *inbox) markRead(read []msgRef, keep func(msgRef) bool) error {
 	if err != nil {
 		return err
 	}
-	if _, err := ib.log.write(appendLogRecord(nil, recRead, body)); err != nil {
+	if _, err := ib.log.write(appendLogRecord(nil, ib.log.gen, recRead, body)); err != nil {
 		return err
 	}
 	ib.mu.Lock()

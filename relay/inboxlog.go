@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,44 +16,69 @@ import (
 // An inboxLog is the file that holds an inbox's unread messages: an
 // append-only log of records, each a message that arrived ("add") or a list
 // of message ids that were read ("read"). What is unread is every added
-// message not read since. When nothing is unread the log is emptied; when
+// message not read since. When nothing is unread the log starts over; when
 // most of it is read it is rewritten with only the unread messages.
 //
 // Acknowledging a message needs it on disk. Appending a batch here costs one
 // sequential write and one fdatasync, where a bbolt commit costs two
 // fdatasyncs and several scattered page writes (about 3.4 KB written per
-// 1 KiB message), so a burst of messages is acknowledged several times
-// faster.
+// 1 KiB message). The file is also kept ahead of the records, filled with
+// zeros: overwriting blocks already written needs no metadata change, which
+// halves the cost of fdatasync on ext4 (measured: 88 µs against 176 µs at
+// the median for a 24 KiB append).
 //
-// A record on disk is
+// The file starts with a header:
 //
-//	length  uint32, big endian: of the payload (1 or more bytes)
-//	crc     uint32, big endian: CRC-32C (Castagnoli) of the payload
-//	payload: a type byte ('A' add, 'R' read), then the message as JSON
-//	         (add) or the ids that were read, JSON array (read)
+//	magic       8 bytes, "PAFINBX1"
+//	generation  uint32, big endian
+//	reserved    4 zero bytes
 //
-// Reading stops at the first record that is short or fails its checksum: a
-// write torn by a crash was never acknowledged (the fdatasync did not
-// return), so neither it nor anything after it is needed.
+// then records:
+//
+//	length      uint32, big endian: of the payload (1 or more bytes)
+//	generation  uint32, big endian: the header's, when the record was written
+//	crc         uint32, big endian: CRC-32C (Castagnoli) of the payload
+//	payload     a type byte ('A' add, 'R' read), then the message as JSON
+//	            (add) or the ids that were read, as a JSON array (read)
+//
+// Reading stops at the first record that is short, of another generation or
+// fails its checksum. A write torn by a crash was never acknowledged (the
+// fdatasync did not return), so neither it nor anything after it is needed;
+// zeros end the log; and records left over from before the log started over
+// carry an older generation.
 type inboxLog struct {
-	f    *os.File
-	path string
-	size int64 // bytes of whole records; the next record goes here
+	f     *os.File
+	path  string
+	gen   uint32
+	size  int64 // end of the whole records; the next record goes here
+	alloc int64 // bytes of the file, written (zeros past size)
 }
 
 const (
-	logHeaderLen = 8
+	fileHeaderLen = 16
+	recHeaderLen  = 12
 	// maxLogRecord bounds one record's payload when reading, so that a
 	// corrupt length cannot make the reader allocate gigabytes. Records are
 	// small (large bodies go to their own files); this leaves room for a
 	// raised LargeBody and for long read lists.
 	maxLogRecord = 64 << 20
 
+	// The zeros kept ahead: the file grows by allocStep when less than
+	// allocAhead is left; a log that starts over beyond allocKeep is cut
+	// back to it.
+	allocStep  = 1 << 20
+	allocAhead = 512 << 10
+	allocKeep  = 2 << 20
+
 	recAdd  = 'A'
 	recRead = 'R'
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+var (
+	logMagic   = []byte("PAFINBX1")
+	castagnoli = crc32.MakeTable(crc32.Castagnoli)
+	zeros      = make([]byte, 256<<10)
+)
 
 // logRecord is one whole record read back: its payload and where the
 // record starts in the file.
@@ -62,7 +88,7 @@ type logRecord struct {
 }
 
 // openInboxLog opens (creating if needed) the log at path and returns its
-// whole records, in order. A torn tail is cut off.
+// records, in order.
 func openInboxLog(path string) (*inboxLog, []logRecord, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -73,70 +99,129 @@ func openInboxLog(path string) (*inboxLog, []logRecord, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("relay: read inbox log %s: %w", path, err)
 	}
-	payloads, valid := decodeLogRecords(data)
+	l := &inboxLog{f: f, path: path, gen: 1, size: fileHeaderLen, alloc: int64(len(data))}
+	if len(data) == 0 {
+		if err := l.writeHeader(); err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+		l.alloc = fileHeaderLen
+		return l, nil, nil
+	}
+	if len(data) < fileHeaderLen || !bytes.Equal(data[:len(logMagic)], logMagic) {
+		f.Close()
+		return nil, nil, fmt.Errorf("relay: %s is not an inbox log (no %q header); move it away to start the inbox empty", path, logMagic)
+	}
+	l.gen = binary.BigEndian.Uint32(data[8:])
+	payloads, valid := decodeLogRecords(data[fileHeaderLen:], l.gen)
 	recs := make([]logRecord, len(payloads))
-	off := int64(0)
+	off := int64(fileHeaderLen)
 	for i, p := range payloads {
 		recs[i] = logRecord{off: off, payload: p}
-		off += int64(logHeaderLen + len(p))
+		off += int64(recHeaderLen + len(p))
 	}
-	l := &inboxLog{f: f, path: path, size: int64(valid)}
-	if valid != len(data) {
-		if err := f.Truncate(int64(valid)); err != nil {
-			f.Close()
-			return nil, nil, fmt.Errorf("relay: trim inbox log %s: %w", path, err)
-		}
-	}
+	l.size = int64(fileHeaderLen + valid)
 	return l, recs, nil
 }
 
-// decodeLogRecords returns the payloads of the whole, intact records at the
-// start of data and how many bytes they take.
-func decodeLogRecords(data []byte) (payloads [][]byte, valid int) {
+func (l *inboxLog) writeHeader() error {
+	var h [fileHeaderLen]byte
+	copy(h[:], logMagic)
+	binary.BigEndian.PutUint32(h[8:], l.gen)
+	if _, err := l.f.WriteAt(h[:], 0); err != nil {
+		return fmt.Errorf("relay: write inbox log header %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// decodeLogRecords returns the payloads of the whole, intact records of
+// generation gen at the start of data and how many bytes they take.
+func decodeLogRecords(data []byte, gen uint32) (payloads [][]byte, valid int) {
 	for off := 0; ; {
-		if len(data)-off < logHeaderLen {
+		if len(data)-off < recHeaderLen {
 			return payloads, off
 		}
 		n := binary.BigEndian.Uint32(data[off:])
-		sum := binary.BigEndian.Uint32(data[off+4:])
-		// No record is empty, and an empty one would be all zeros,
-		// checksum included: a run of zeros (a file extended but never
-		// written) ends the log.
-		if n == 0 || n > maxLogRecord || uint64(len(data)-off-logHeaderLen) < uint64(n) {
+		g := binary.BigEndian.Uint32(data[off+4:])
+		sum := binary.BigEndian.Uint32(data[off+8:])
+		if n == 0 || n > maxLogRecord || g != gen || uint64(len(data)-off-recHeaderLen) < uint64(n) {
 			return payloads, off
 		}
-		payload := data[off+logHeaderLen : off+logHeaderLen+int(n)]
+		payload := data[off+recHeaderLen : off+recHeaderLen+int(n)]
 		if crc32.Checksum(payload, castagnoli) != sum {
 			return payloads, off
 		}
 		payloads = append(payloads, payload)
-		off += logHeaderLen + int(n)
+		off += recHeaderLen + int(n)
 	}
 }
 
-// appendLogRecord appends one record of type typ holding body to buf.
-func appendLogRecord(buf []byte, typ byte, body []byte) []byte {
+// appendLogRecord appends one record of generation gen and type typ holding
+// body to buf.
+func appendLogRecord(buf []byte, gen uint32, typ byte, body []byte) []byte {
 	crc := crc32.Update(crc32.Update(0, castagnoli, []byte{typ}), castagnoli, body)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(1+len(body)))
+	buf = binary.BigEndian.AppendUint32(buf, gen)
 	buf = binary.BigEndian.AppendUint32(buf, crc)
 	buf = append(buf, typ)
 	return append(buf, body...)
 }
 
-// write appends buf (whole records) and waits until it is on disk. It
-// returns where buf starts. On an error the log is cut back to where it was,
-// so that a half-written batch, which nobody was told is stored, does not
-// come back at the next open.
+// write appends buf (whole records of this generation) and waits until it
+// is on disk. It returns where buf starts.
 func (l *inboxLog) write(buf []byte) (int64, error) {
 	at := l.size
-	if _, err := l.f.WriteAt(buf, at); err != nil {
-		return 0, errors.Join(fmt.Errorf("relay: write inbox log %s: %w", l.path, err), l.f.Truncate(at))
+	if err := l.reserve(at + int64(len(buf))); err != nil {
+		return 0, err
 	}
-	if err := unix.Fdatasync(int(l.f.Fd())); err != nil {
-		return 0, errors.Join(fmt.Errorf("relay: sync inbox log %s: %w", l.path, err), l.f.Truncate(at))
+	_, err := l.f.WriteAt(buf, at)
+	if err == nil {
+		err = unix.Fdatasync(int(l.f.Fd()))
+	}
+	if err != nil {
+		// Nobody is told these records are stored: zero them, so that a
+		// shorter batch written here next cannot leave a tail of them
+		// that reads back as records.
+		_, zerr := l.f.WriteAt(make([]byte, len(buf)), at)
+		return 0, errors.Join(fmt.Errorf("relay: write inbox log %s: %w", l.path, err), zerr)
 	}
 	l.size += int64(len(buf))
 	return at, nil
+}
+
+// reserve makes the file at least end bytes long by writing zeros (at
+// least allocStep more). The fdatasync of the records that follow makes the
+// zeros durable too.
+func (l *inboxLog) reserve(end int64) error {
+	if end <= l.alloc {
+		return nil
+	}
+	want := max(end, l.alloc+allocStep)
+	for off := l.alloc; off < want; {
+		n := int(min(int64(len(zeros)), want-off))
+		if _, err := l.f.WriteAt(zeros[:n], off); err != nil {
+			return fmt.Errorf("relay: grow inbox log %s: %w", l.path, err)
+		}
+		off += int64(n)
+	}
+	l.alloc = want
+	return nil
+}
+
+// growAhead keeps allocAhead zeros ahead of the records, and syncs them, so
+// that growing the file rarely falls on a batch that someone waits for. The
+// writer calls it after answering a batch.
+func (l *inboxLog) growAhead() error {
+	if l.alloc-l.size >= allocAhead {
+		return nil
+	}
+	if err := l.reserve(l.size + allocAhead + allocStep); err != nil {
+		return err
+	}
+	if err := unix.Fdatasync(int(l.f.Fd())); err != nil {
+		return fmt.Errorf("relay: sync inbox log %s: %w", l.path, err)
+	}
+	return nil
 }
 
 // read returns n bytes at off.
@@ -148,36 +233,54 @@ func (l *inboxLog) read(off int64, n int) ([]byte, error) {
 	return b, nil
 }
 
-// reset empties the log: nothing in it is unread any more. Its records
-// need not be kept, so there is nothing to sync: if the truncation is lost
-// in a crash, the reopened log says again that everything was read.
+// reset starts the log over: nothing in it is unread any more. The next
+// generation makes the old records unreadable without erasing them. It
+// needs no sync of its own: if the new header is lost in a crash, the old
+// records say again that everything was read.
 func (l *inboxLog) reset() error {
-	if l.size == 0 {
+	if l.size == fileHeaderLen {
 		return nil
 	}
-	if err := l.f.Truncate(0); err != nil {
-		return fmt.Errorf("relay: empty inbox log %s: %w", l.path, err)
+	l.gen++
+	if err := l.writeHeader(); err != nil {
+		return err
 	}
-	l.size = 0
+	l.size = fileHeaderLen
+	if l.alloc > allocKeep {
+		if err := l.f.Truncate(allocKeep); err != nil {
+			return fmt.Errorf("relay: shrink inbox log %s: %w", l.path, err)
+		}
+		l.alloc = allocKeep
+	}
 	return nil
 }
 
-// replace swaps the log for one holding exactly buf (whole records), crash
-// safely: written to a temporary file, synced, renamed over the log.
-func (l *inboxLog) replace(buf []byte) error {
+// replace swaps the log for one holding exactly recs (whole records of this
+// generation), crash safely: written to a temporary file, synced, renamed
+// over the log.
+func (l *inboxLog) replace(recs []byte) error {
 	tmp := l.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("relay: rewrite inbox log %s: %w", l.path, err)
 	}
-	_, werr := f.Write(buf)
-	serr := f.Sync()
-	if err := errors.Join(werr, serr); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("relay: rewrite inbox log %s: %w", l.path, err)
+	nl := &inboxLog{f: f, path: l.path, gen: l.gen, size: fileHeaderLen}
+	err = nl.writeHeader()
+	if err == nil {
+		_, err = f.WriteAt(recs, fileHeaderLen)
 	}
-	if err := os.Rename(tmp, l.path); err != nil {
+	if err == nil {
+		nl.size += int64(len(recs))
+		nl.alloc = nl.size
+		err = nl.reserve(nl.size + allocAhead)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = os.Rename(tmp, l.path)
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("relay: rewrite inbox log %s: %w", l.path, err)
@@ -187,8 +290,7 @@ func (l *inboxLog) replace(buf []byte) error {
 		d.Close()
 	}
 	l.f.Close()
-	l.f = f
-	l.size = int64(len(buf))
+	*l = *nl
 	return nil
 }
 

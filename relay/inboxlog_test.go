@@ -33,7 +33,8 @@ func testMessage(i int) *Message {
 // a read record), then tail.
 func writeLog(t *testing.T, root, name string, recs []any, tail []byte) {
 	t.Helper()
-	var buf []byte
+	buf := append([]byte(nil), logMagic...)
+	buf = append(buf, 0, 0, 0, 1, 0, 0, 0, 0) // generation 1
 	for _, r := range recs {
 		typ := byte(recAdd)
 		if _, ok := r.([]string); ok {
@@ -43,7 +44,7 @@ func writeLog(t *testing.T, root, name string, recs []any, tail []byte) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		buf = appendLogRecord(buf, typ, b)
+		buf = appendLogRecord(buf, 1, typ, b)
 	}
 	buf = append(buf, tail...)
 	dir := filepath.Join(root, "inbox")
@@ -67,10 +68,10 @@ func TestInboxLogRecordRoundTrip(t *testing.T) {
 	payloads := [][]byte{[]byte("a"), {}, bytes.Repeat([]byte("x"), 70000), []byte(`{"ID":"x"}`)}
 	var buf []byte
 	for _, p := range payloads {
-		buf = appendLogRecord(buf, recAdd, p)
+		buf = appendLogRecord(buf, 7, recAdd, p)
 	}
 	whole := len(buf)
-	recs, valid := decodeLogRecords(buf)
+	recs, valid := decodeLogRecords(buf, 7)
 	if valid != whole || len(recs) != len(payloads) {
 		t.Fatalf("decoded %d records, %d of %d bytes", len(recs), valid, whole)
 	}
@@ -86,15 +87,16 @@ func TestInboxLogRecordRoundTrip(t *testing.T) {
 	}{
 		"empty":               {nil, 0, 0},
 		"short header":        {buf[:5], 0, 0},
-		"torn last payload":   {buf[:whole-1], 3, whole - len(payloads[3]) - logHeaderLen - 1},
-		"flipped byte":        {flip(buf, logHeaderLen), 0, 0},
+		"torn last payload":   {buf[:whole-1], 3, whole - len(payloads[3]) - recHeaderLen - 1},
+		"flipped byte":        {flip(buf, recHeaderLen), 0, 0},
 		"zeros after":         {append(append([]byte(nil), buf...), make([]byte, 64)...), 4, whole},
-		"length over limit":   {[]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}, 0, 0},
-		"length past the end": {[]byte{0, 0, 0, 9, 0, 0, 0, 0, 1}, 0, 0},
+		"older generation":    {append(append([]byte(nil), buf...), appendLogRecord(nil, 6, recAdd, []byte("x"))...), 4, whole},
+		"length over limit":   {[]byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 7, 0, 0, 0, 0}, 0, 0},
+		"length past the end": {[]byte{0, 0, 0, 9, 0, 0, 0, 7, 0, 0, 0, 0, 1}, 0, 0},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			recs, valid := decodeLogRecords(tc.data)
+			recs, valid := decodeLogRecords(tc.data, 7)
 			if len(recs) != tc.wantRecs || valid != tc.wantValid {
 				t.Fatalf("got %d records, %d valid bytes; want %d, %d", len(recs), valid, tc.wantRecs, tc.wantValid)
 			}
@@ -115,7 +117,7 @@ func flip(b []byte, i int) []byte {
 func TestInboxRecoversFromLog(t *testing.T) {
 	root := t.TempDir()
 	m := func(i int) *Message { return testMessage(i) }
-	torn := appendLogRecord(nil, recAdd, []byte(`{"ID":"01TORN"}`))
+	torn := appendLogRecord(nil, 1, recAdd, []byte(`{"ID":"01TORN"}`))
 	writeLog(t, root, "bob", []any{m(0), m(1), []string{m(0).ID}, m(2), m(3), m(2), []string{m(3).ID}, m(4)}, torn[:len(torn)-3])
 
 	ib, err := openInbox(root, "bob", 10<<10, time.Now)
@@ -140,9 +142,10 @@ func TestInboxRecoversFromLog(t *testing.T) {
 	if fmt.Sprint(ids(got)) != fmt.Sprint(want) {
 		t.Fatalf("recovered %v, want %v", ids(got), want)
 	}
-	waitFor(t, 10*time.Second, "the read log to be emptied", func() bool {
-		fi, err := os.Stat(filepath.Join(root, "inbox", "bob.log"))
-		return err == nil && fi.Size() == 0
+	waitFor(t, 10*time.Second, "the read log to start over", func() bool {
+		var size int64
+		must(t, ib.inWriter(func() { size = ib.log.size }))
+		return size == fileHeaderLen
 	})
 	for i := range 5 { // now remembered in bbolt only
 		must(t, addSync(ib, m(i)))
@@ -221,7 +224,7 @@ func TestInboxRefusesCorruptLogRecord(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "inbox")
 	must(t, os.MkdirAll(dir, 0o700))
-	must(t, os.WriteFile(filepath.Join(dir, "bob.log"), appendLogRecord(nil, recAdd, []byte("not json")), 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, "bob.log"), append([]byte("PAFINBX1\x00\x00\x00\x01\x00\x00\x00\x00"), appendLogRecord(nil, 1, recAdd, []byte("not json"))...), 0o600))
 	_, err := openInbox(root, "bob", 10<<10, time.Now)
 	if err == nil {
 		t.Fatal("an inbox whose log holds a checksummed record that is not a message opened without error")
@@ -299,10 +302,10 @@ func TestInboxCompactsLog(t *testing.T) {
 	if got, err := ib.remove(read); err != nil || got != len(read) {
 		t.Fatalf("remove: %d, %v", got, err)
 	}
-	logPath := filepath.Join(root, "inbox", "bob.log")
 	waitFor(t, 10*time.Second, "the log to be compacted", func() bool {
-		fi, err := os.Stat(logPath)
-		return err == nil && fi.Size() < compactAt/2
+		var size int64
+		must(t, ib.inWriter(func() { size = ib.log.size }))
+		return size < compactAt/2
 	})
 	got, err := ib.take()
 	if err != nil || len(got) != n/10 {
@@ -319,11 +322,11 @@ func TestInboxCompactsLog(t *testing.T) {
 // panics, and the records it accepts are exactly the valid prefix.
 func FuzzDecodeLogRecords(f *testing.F) {
 	f.Add([]byte{})
-	f.Add(appendLogRecord(nil, recAdd, []byte(`{"ID":"01A"}`)))
-	f.Add(appendLogRecord(appendLogRecord(nil, recRead, []byte(`["a"]`)), recAdd, []byte("bc"))[:21])
+	f.Add(appendLogRecord(nil, 1, recAdd, []byte(`{"ID":"01A"}`)))
+	f.Add(appendLogRecord(appendLogRecord(nil, 1, recRead, []byte(`["a"]`)), 1, recAdd, []byte("bc"))[:25])
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		recs, valid := decodeLogRecords(data)
+		recs, valid := decodeLogRecords(data, 1)
 		for _, r := range recs {
 			if len(r) == 0 {
 				t.Fatal("an empty record was accepted")
@@ -334,7 +337,7 @@ func FuzzDecodeLogRecords(f *testing.F) {
 		}
 		var again []byte
 		for _, r := range recs {
-			again = appendLogRecord(again, r[0], r[1:])
+			again = appendLogRecord(again, 1, r[0], r[1:])
 		}
 		if !bytes.Equal(again, data[:valid]) {
 			t.Fatal("the accepted records do not re-encode to the valid prefix")
@@ -396,5 +399,52 @@ func TestInboxPeekBesideWriter(t *testing.T) {
 			}
 		}
 		peeks++
+	}
+}
+
+// A file that is not an inbox log is refused with a message that says what
+// to do, and nothing in it is overwritten.
+func TestInboxRefusesForeignLog(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "inbox")
+	must(t, os.MkdirAll(dir, 0o700))
+	path := filepath.Join(dir, "bob.log")
+	must(t, os.WriteFile(path, []byte("something else entirely"), 0o600))
+	_, err := openInbox(root, "bob", 10<<10, time.Now)
+	if err == nil || !strings.Contains(err.Error(), "not an inbox log") || !strings.Contains(err.Error(), "move it away") {
+		t.Fatalf("err = %v", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "something else entirely" {
+		t.Fatal("the foreign file was changed")
+	}
+}
+
+// After the log starts over, records of the older generation left past the
+// new end are never read back, even when a new record ends exactly where an
+// old one did.
+func TestInboxLogStartOverIgnoresOldRecords(t *testing.T) {
+	root := t.TempDir()
+	ib, err := openInbox(root, "bob", 10<<10, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		must(t, addSync(ib, testMessage(i)))
+	}
+	if got, err := ib.take(); err != nil || len(got) != 5 {
+		t.Fatalf("take: %d %v", len(got), err)
+	}
+	must(t, ib.inWriter(func() { must(t, ib.tidy()) })) // starts over
+	must(t, addSync(ib, testMessage(0)))                // a retry: known, not added
+	must(t, addSync(ib, testMessage(10)))               // same size as message 0's record
+	must(t, ib.close())
+	ib, err = openInbox(root, "bob", 10<<10, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ib.close()
+	got, err := ib.take()
+	if err != nil || fmt.Sprint(ids(got)) != fmt.Sprint([]string{testMessage(10).ID}) {
+		t.Fatalf("after restart: %v, %v", ids(got), err)
 	}
 }
