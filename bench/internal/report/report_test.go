@@ -72,7 +72,7 @@ func TestBuildRow(t *testing.T) {
 	relay1K := func(p50, p99 float64) Bench {
 		return ok(PkgRelay, "BenchmarkXProcRelaySend/1KiB", "p50-deliver-us", p50, "p99-deliver-us", p99, "ns/op", 1.0)
 	}
-	raw1K := ok(PkgRelay, "BenchmarkXProcRawTCP/1KiB", "p50-oneway-us", 10.0, "p99-oneway-us", 50.0)
+	raw1K := ok(PkgRelay, "BenchmarkXProcRawTCP/1KiB-paced-500us", "p50-oneway-us", 10.0, "p99-oneway-us", 50.0)
 	tests := map[string]struct {
 		row         string
 		benches     []Bench
@@ -307,7 +307,7 @@ func sampleReport() *Report {
 	var res Results
 	res.Add(
 		ok(PkgRelay, "BenchmarkXProcRelaySend/1KiB", "p50-deliver-us", 41.2, "p99-deliver-us", 154.0),
-		ok(PkgRelay, "BenchmarkXProcRawTCP/1KiB", "p50-oneway-us", 9.1, "p99-oneway-us", 24.9),
+		ok(PkgRelay, "BenchmarkXProcRawTCP/1KiB-paced-500us", "p50-oneway-us", 9.1, "p99-oneway-us", 24.9),
 		ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 32.0, NATSOneWayP99Unit, 101.0),
 		ok(PkgMesh, "BenchmarkConvergence/peers-100", "ms/total", 1730.0),
 		Bench{Ref: Ref{PkgPeer, "BenchmarkLANDiscovery"}, Status: StatusSkipped, Reason: "needs root"},
@@ -364,7 +364,7 @@ func TestWriteText(t *testing.T) {
 		"date: 2026-11-22 04:30:00 UTC", "commit: 84b42f7-dirty", "2 CPUs (GOMAXPROCS 2), Xeon, Linux 6.18, go1.26.8",
 		"start 1.50 1.00 0.50, end 2.00 1.20 0.60", "run time: 3m12.3s",
 		"| relay one-way latency, 1 KiB, separate processes, secure ", "| p50 ≤ 100 µs, p99 ≤ 500 µs, ≤ 3× raw TCP ", "| p50 41.2 µs, p99 154 µs ",
-		"raw TCP one-way: p50 9.10 µs, p99 24.9 µs", "p50 4.53×, p99 6.18×", "MISSED",
+		"raw TCP one-way, paced: p50 9.10 µs, p99 24.9 µs", "p50 4.53×, p99 6.18×", "MISSED",
 		"NATS: p50 32.0 µs, p99 101 µs", "1.73 s", "skipped (needs root)", "missing (no output from BenchmarkMCPIdle)",
 		"Membership convergence: all see all (ms)", "| 100   | 1,730", "(no data: its benchmarks are missing)",
 	} {
@@ -413,7 +413,7 @@ func TestCompare(t *testing.T) {
 	var res Results
 	res.Add(
 		ok(PkgRelay, "BenchmarkXProcRelaySend/1KiB", "p50-deliver-us", 41.2*1.1, "p99-deliver-us", 154.0),
-		ok(PkgRelay, "BenchmarkXProcRawTCP/1KiB", "p50-oneway-us", 9.1, "p99-oneway-us", 24.9),
+		ok(PkgRelay, "BenchmarkXProcRawTCP/1KiB-paced-500us", "p50-oneway-us", 9.1, "p99-oneway-us", 24.9),
 		ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 32.0, NATSOneWayP99Unit, 101.0),
 		ok(PkgNATS, NATSRequestReply, NATSMsgsUnit, 40000.0),
 	)
