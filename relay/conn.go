@@ -64,7 +64,6 @@ type conn struct {
 	out     []byte        // guarded by wmu: encoded frames waiting for the writer
 	writing bool          // guarded by wmu: a goroutine is writing and will drain out
 	spare   []byte        // owned by whoever is writing: the buffer not in use by the senders
-	scratch []byte        // guarded by wmu: a payload being assembled
 	sendSeq uint64        // guarded by wmu: sequence number of the last frame queued
 	space   chan struct{} // guarded by wmu: closed when the writer takes a full buffer
 	kick    chan struct{} // capacity 1: out is not empty
@@ -199,12 +198,8 @@ func (c *conn) enqueue(ctx context.Context, typ FrameType, hdr, body []byte, wai
 		c.wmu.Unlock()
 		return c.lostErr()
 	}
-	c.scratch = append(append(c.scratch[:0], hdr...), body...)
-	f := Frame{Type: typ, Time: c.t.now(), Nonce: sessionNonce(c.session, c.sendSeq+1), Payload: c.scratch}
-	out, err := c.t.codec.AppendFrame(c.out, &f)
-	if cap(c.scratch) > keepBufCap {
-		c.scratch = nil
-	}
+	f := Frame{Type: typ, Time: c.t.now(), Nonce: sessionNonce(c.session, c.sendSeq+1)}
+	out, err := c.t.codec.appendFrame(c.out, &f, hdr, body)
 	if err != nil {
 		c.wmu.Unlock()
 		return fmt.Errorf("relay: to %s: %w", c.peerID, err)
@@ -416,7 +411,7 @@ func (c *conn) handleResponse(f *Frame) error {
 func (c *conn) close(cause error) {
 	c.closeOnce.Do(func() {
 		c.wmu.Lock()
-		c.wclosed, c.cause, c.out, c.scratch = true, cause, nil, nil
+		c.wclosed, c.cause, c.out = true, cause, nil
 		c.wmu.Unlock()
 		close(c.done)
 		c.nc.Close()

@@ -188,13 +188,21 @@ func (c *Codec) sign(b []byte) *macState {
 // unchanged. f.Payload must not overlap dst's spare capacity. With enough capacity in dst it
 // does not allocate.
 func (c *Codec) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
+	return c.appendFrame(dst, f, f.Payload, nil)
+}
+
+// appendFrame is AppendFrame for a payload given in two parts (a request or
+// response header and its body), which it copies straight into dst: a large
+// body is copied once, not first assembled elsewhere. f.Payload is ignored.
+func (c *Codec) appendFrame(dst []byte, f *Frame, part1, part2 []byte) ([]byte, error) {
 	if f.Type == 0 {
 		return dst, fmt.Errorf("%w: type 0", ErrBadType)
 	}
-	if len(f.Payload) > c.maxPayload {
-		return dst, fmt.Errorf("%w: payload is %d bytes, max %d", ErrFrameTooLarge, len(f.Payload), c.maxPayload)
+	payloadLen := len(part1) + len(part2)
+	if payloadLen > c.maxPayload {
+		return dst, fmt.Errorf("%w: payload is %d bytes, max %d", ErrFrameTooLarge, payloadLen, c.maxPayload)
 	}
-	bodyLen := frameOverhead + len(f.Payload)
+	bodyLen := frameOverhead + payloadLen
 	start := len(dst)
 	if need := start + lenPrefixLen + bodyLen; need > cap(dst) {
 		grown := make([]byte, start, max(need, 2*cap(dst)))
@@ -208,7 +216,8 @@ func (c *Codec) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
 	body[offType] = byte(f.Type)
 	binary.BigEndian.PutUint64(body[offTime:], uint64(f.Time.UnixMilli()))
 	copy(body[offNonce:], f.Nonce[:])
-	macAt := offPayload + copy(body[offPayload:], f.Payload)
+	macAt := offPayload + copy(body[offPayload:], part1)
+	macAt += copy(body[macAt:], part2)
 	st := c.sign(body[:macAt])
 	copy(body[macAt:], st.sum[:])
 	c.macs.Put(st)
