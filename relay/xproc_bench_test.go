@@ -17,6 +17,11 @@ package relay
 // an fsync): waking an idle process costs tens of microseconds, and those runs are the fair
 // baseline of a relay send's one-way time (p50-x-rawtcp-paced).
 //
+// `make bench` (bench/cmd/pafbench) parses the metric names of XProcRawTCP, XProcRelaySend,
+// XProcRelayConcurrent, XProcRelayThroughput and XProcTransportThroughput: they are a contract.
+// PAF_BENCH_QUICK=1 (its quick mode) keeps every sub-benchmark and takes about a tenth of the
+// samples (each benchmark's comment gives the counts, full / quick).
+//
 // PAF_BENCH_CHILD_CPUPROFILE=<path> makes every child write a CPU profile to
 // <path>.<benchmark name> (go test's -cpuprofile covers the sending process).
 
@@ -24,6 +29,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -31,6 +37,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,15 +56,31 @@ type xprocSize struct {
 	pace time.Duration
 }
 
-var xprocSizes = []xprocSize{
-	{name: "1KiB", n: 1 << 10, samples: 20000, sends: 10000},
-	{name: "64KiB", n: 64 << 10, samples: 5000, sends: 2000},
+// xprocSizes are the latency runs: 1 KiB with 20,000 / 2,000 round trips (full / quick) or
+// 10,000 / 1,000 relay sends, 64 KiB with 5,000 / 500 round trips or 2,000 / 200 sends.
+func xprocSizes() []xprocSize {
+	return []xprocSize{
+		{name: "1KiB", n: 1 << 10, samples: benchCount(20000, 2000), sends: benchCount(10000, 1000)},
+		{name: "64KiB", n: 64 << 10, samples: benchCount(5000, 500), sends: benchCount(2000, 200)},
+	}
 }
 
 // xprocPacedSizes are the latency runs with think time, for the transport and raw TCP: the
-// fair baselines of a relay send's one-way time.
-var xprocPacedSizes = []xprocSize{
-	{name: "1KiB" + xprocPaced, n: 1 << 10, samples: 5000, pace: 500 * time.Microsecond},
+// fair baselines of a relay send's one-way time. 5,000 / 500 round trips.
+func xprocPacedSizes() []xprocSize {
+	return []xprocSize{
+		{name: "1KiB" + xprocPaced, n: 1 << 10, samples: benchCount(5000, 500), pace: 500 * time.Microsecond},
+	}
+}
+
+// xprocRelayPacedSizes are relay sends with the same think time after each acknowledgement,
+// so that every message starts from idle processes: the runs compared with NATS paced alike
+// (make bench's relay-vs-NATS rows). 4,000 / 400 and 1,000 / 100 sends.
+func xprocRelayPacedSizes() []xprocSize {
+	return []xprocSize{
+		{name: "1KiB" + xprocPaced, n: 1 << 10, sends: benchCount(4000, 400), pace: 500 * time.Microsecond},
+		{name: "64KiB" + xprocPaced, n: 64 << 10, sends: benchCount(1000, 100), pace: 500 * time.Microsecond},
+	}
 }
 
 // xprocPaced suffixes the name of a paced run.
@@ -102,7 +125,7 @@ func xprocReportMean(b *testing.B, msgs int) {
 // BenchmarkXProcRawTCP is the latency baseline: length-prefixed ping-pong over plain loopback
 // TCP with an echo child; one-way is half the round trip.
 func BenchmarkXProcRawTCP(b *testing.B) {
-	for _, sz := range slices.Concat(xprocSizes, xprocPacedSizes) {
+	for _, sz := range slices.Concat(xprocSizes(), xprocPacedSizes()) {
 		b.Run(sz.name, func(b *testing.B) {
 			_, ready := xprocSpawn(b, "tcpecho")
 			nc, err := net.Dial("tcp", ready[0])
@@ -156,7 +179,7 @@ func BenchmarkXProcRawTCP(b *testing.B) {
 // The child times each request from the sender's stamp, taken just before Request, to the
 // moment its handler sees it (oneway); halfrtt is the sender's round trip / 2.
 func BenchmarkXProcTransportOneWay(b *testing.B) {
-	for _, sz := range slices.Concat(xprocSizes, xprocPacedSizes) {
+	for _, sz := range slices.Concat(xprocSizes(), xprocPacedSizes()) {
 		b.Run(sz.name, func(b *testing.B) {
 			tr, id, addr, child := xprocTransportPair(b)
 			ctx, cancel := context.WithTimeout(context.Background(), xprocRunTimeout)
@@ -200,14 +223,14 @@ func BenchmarkXProcTransportOneWay(b *testing.B) {
 }
 
 // BenchmarkXProcRelaySend: sequential Relay.Send to bench-rx in the child. Send returns once
-// the receiver has the message on disk (group-committed bbolt, fsync), so rtt is the
+// the receiver has the message on disk (the group-committed inbox log, fdatasync), so rtt is the
 // acknowledged round trip and ackoneway half of it. The child also times each message from
 // the sender's stamp (the body starts with it; taken just before Send) to its relay's
 // HandleRequest (deliver: the relay's one-way) and to its answer after the inbox commit
 // (durable). 64 KiB is over the default LargeBody (10 KiB), so it is also written to its own
 // file with an fsync of its own, as in the product.
 func BenchmarkXProcRelaySend(b *testing.B) {
-	for _, sz := range xprocSizes {
+	for _, sz := range slices.Concat(xprocSizes(), xprocRelayPacedSizes()) {
 		b.Run(sz.name, func(b *testing.B) {
 			n, child := xprocRelayPair(b)
 			ctx, cancel := context.WithTimeout(context.Background(), xprocRunTimeout)
@@ -229,6 +252,7 @@ func BenchmarkXProcRelaySend(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				for range sz.sends {
+					xprocPause(sz.pace)
 					d, err := send()
 					if err != nil {
 						b.Fatal(err)
@@ -252,19 +276,101 @@ func BenchmarkXProcRelaySend(b *testing.B) {
 	}
 }
 
+// xprocConcurrentMsgs is how many messages each run of BenchmarkXProcRelayConcurrent sends in
+// all, whatever the number of senders: 5,000 / 1,000 (full / quick).
+func xprocConcurrentMsgs() int { return benchCount(5000, 1000) }
+
+// BenchmarkXProcRelayConcurrent: the relay's latency curve under load. C goroutines (senders-C)
+// each do sequential Relay.Sends of 1 KiB to bench-rx in the child, one receiver child for all
+// three runs. Reported over every message of a run: p50/p99-deliver-us, from the stamp taken
+// just before Send to the child's relay handler (as BenchmarkXProcRelaySend), and
+// p50/p99-ack-us, from the Send call to its return in the sender (acknowledged once durable in
+// the receiver's inbox, so group commits show here); msgs/s is the acknowledged rate.
+// 5,000 / 1,000 messages per run in all (full / quick), after C x 20 untimed warm-up sends.
+func BenchmarkXProcRelayConcurrent(b *testing.B) {
+	b.Run("1KiB", func(b *testing.B) {
+		const size = 1 << 10
+		n, child := xprocRelayPair(b)
+		ctx, cancel := context.WithTimeout(context.Background(), xprocRunTimeout)
+		defer cancel()
+		text := xprocText(size)
+		for _, senders := range []int{1, 8, 64} {
+			b.Run(fmt.Sprintf("senders-%d", senders), func(b *testing.B) {
+				var mu sync.Mutex
+				var acks []time.Duration
+				send := func(timed bool) error {
+					buf := make([]byte, len(text))
+					copy(buf, text)
+					now := time.Now()
+					xprocPutStamp(buf, now.UnixNano())
+					_, err := n.relay.Send(ctx, Outgoing{From: xprocTxName, To: xprocRxName, Body: string(buf)})
+					took := time.Since(now)
+					if err == nil && timed {
+						mu.Lock()
+						acks = append(acks, took)
+						mu.Unlock()
+					}
+					return err
+				}
+				if err := xprocSenders(senders, senders*20, func() error { return send(false) }); err != nil {
+					b.Fatal(err)
+				}
+				child.report(b) // forget the warm-up
+				total := b.N * xprocConcurrentMsgs()
+				b.ResetTimer()
+				if err := xprocSenders(senders, total, func() error { return send(true) }); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				rep := child.report(b)
+				if len(rep.Wire) != total || len(acks) != total {
+					b.Fatalf("%d messages acknowledged, the receiver timed %d, %d were sent", len(acks), len(rep.Wire), total)
+				}
+				xprocReportMean(b, total)
+				b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "msgs/s")
+				xprocReportPcts(b, "deliver", xprocDurations(rep.Wire), 1)
+				xprocReportPcts(b, "ack", acks, 1)
+			})
+		}
+	})
+}
+
+// xprocSenders runs total calls of send from senders goroutines, each sending its share one
+// after another (the first total%senders send one more), and returns the first error.
+func xprocSenders(senders, total int, send func() error) error {
+	errs := make([]error, senders)
+	var wg sync.WaitGroup
+	for g := range senders {
+		share := total / senders
+		if g < total%senders {
+			share++
+		}
+		wg.Go(func() {
+			for range share {
+				if errs[g] = send(); errs[g] != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // BenchmarkXProcRelayThroughput: 64 goroutines doing Relay.Send concurrently to bench-rx in
 // the child, each send acknowledged after the receiver's inbox commit; the receiver
 // group-commits whatever arrived during the previous commit. Every body is stamped, so the
 // child also reports, under this load, the time from each Send call to its relay's
 // HandleRequest (deliver) and to its acknowledgement after the commit (durable): their
-// difference is the time spent in the inbox.
+// difference is the time spent in the inbox. 1 KiB: 20,000 / 4,000 messages (full / quick);
+// 1 MiB: 256 / 64.
 func BenchmarkXProcRelayThroughput(b *testing.B) {
 	for _, tc := range []struct {
 		name                string
 		size, msgs, workers int
 	}{
-		{name: "1KiB", size: 1 << 10, msgs: 20000, workers: 64},
-		{name: "1MiB", size: 1 << 20, msgs: 256, workers: 64},
+		{name: "1KiB", size: 1 << 10, msgs: benchCount(20000, 4000), workers: 64},
+		{name: "1MiB", size: 1 << 20, msgs: benchCount(256, 64), workers: 64},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			n, child := xprocRelayPair(b)
@@ -314,9 +420,11 @@ func BenchmarkXProcRelayThroughput(b *testing.B) {
 // BenchmarkXProcTransportThroughput: acknowledged 1 KiB Transport requests to a child whose
 // handler acknowledges at once (no inbox): what the relay's throughput would be without its
 // disk. goroutines-64 is 64 concurrent blocking Requests (as BenchmarkXProcRelayThroughput);
-// window-256 is one goroutine keeping 256 requests in flight.
+// window-256 is one goroutine keeping 256 requests in flight. 100,000 / 20,000 requests (full /
+// quick).
 func BenchmarkXProcTransportThroughput(b *testing.B) {
-	const size, msgs = 1 << 10, 100000
+	const size = 1 << 10
+	msgs := benchCount(100000, 20000)
 	setup := func(b *testing.B) (*Transport, string, string, context.Context) {
 		tr, id, addr, _ := xprocTransportPair(b)
 		ctx, cancel := context.WithTimeout(context.Background(), xprocRunTimeout)
@@ -429,7 +537,7 @@ func BenchmarkFsyncBaseline(b *testing.B) {
 		}
 		b.Cleanup(func() { db.Close() })
 		bucket := []byte("b")
-		measure(b, 2000, func(i int) error {
+		measure(b, benchCount(2000, 300), func(i int) error {
 			return db.Update(func(tx *bbolt.Tx) error {
 				bk, err := tx.CreateBucketIfNotExists(bucket)
 				if err != nil {
@@ -445,7 +553,7 @@ func BenchmarkFsyncBaseline(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { f.Close() })
-		measure(b, 2000, func(int) error {
+		measure(b, benchCount(2000, 300), func(int) error {
 			if _, err := f.Write(val); err != nil {
 				return err
 			}
@@ -454,7 +562,8 @@ func BenchmarkFsyncBaseline(b *testing.B) {
 	})
 	for _, fill := range []float64{0.5, 1.0} {
 		b.Run(fmt.Sprintf("bbolt-batch-64x1KiB-fill%.0f", fill*100), func(b *testing.B) {
-			const batch, commits = 64, 500
+			const batch = 64
+			commits := benchCount(500, 100)
 			db, err := bbolt.Open(filepath.Join(b.TempDir(), "batch.db"), 0o600, &bbolt.Options{Timeout: time.Second})
 			if err != nil {
 				b.Fatal(err)

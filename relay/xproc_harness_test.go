@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +26,18 @@ const (
 	// killed.
 	xprocExitTimeout = 10 * time.Second
 )
+
+// benchQuick reports whether PAF_BENCH_QUICK=1 asks for the quick run (make bench --quick):
+// the benchmarks then take fewer samples, as each one's comment says.
+func benchQuick() bool { return os.Getenv("PAF_BENCH_QUICK") == "1" }
+
+// benchCount is full, or quick in quick mode.
+func benchCount(full, quick int) int {
+	if benchQuick() {
+		return quick
+	}
+	return full
+}
 
 // xprocChild is a child process running one role.
 type xprocChild struct {
@@ -173,6 +186,7 @@ func xprocRelayPair(tb testing.TB) (*xprocNode, *xprocChild) {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(waitMemberlistProbes) // after n.close: cleanups run last in, first out
 	tb.Cleanup(n.close)
 	if _, err := n.peer.Join(ready[0]); err != nil {
 		tb.Fatal(err)
@@ -191,6 +205,29 @@ func xprocRelayPair(tb testing.TB) (*xprocNode, *xprocChild) {
 	}
 	child.report(tb)
 	return n, child
+}
+
+// memberlistProbe is the top frame of the goroutine of a memberlist probe in flight.
+const memberlistProbe = "github.com/hashicorp/memberlist.(*Memberlist).probeNode("
+
+// waitMemberlistProbes waits (up to 10 s) until no memberlist probe is in flight. Shutdown does
+// not wait for one: it ends on its own once its probe interval is over (scaled up by Lifeguard
+// on a busy machine). Benchmarks that close peers call it last, so that the leak check of
+// TestMain does not take a probe still running for a leaked goroutine.
+func waitMemberlistProbes() {
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 1<<20)
+	for time.Now().Before(deadline) {
+		n := runtime.Stack(buf, true)
+		if n == len(buf) {
+			buf = make([]byte, 2*len(buf)) // truncated: look again with room
+			continue
+		}
+		if !bytes.Contains(buf[:n], []byte(memberlistProbe)) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+	}
 }
 
 // xprocTransportPair starts a transport child and a Transport in this process, connected.

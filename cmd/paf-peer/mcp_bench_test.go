@@ -9,6 +9,10 @@ package main
 //
 //	go test -run '^$' -bench MCP -benchtime 1x -timeout 10m ./cmd/paf-peer/
 //
+// `make bench` (bench/cmd/pafbench) parses the metric names: they are a
+// contract. PAF_BENCH_QUICK=1 (its quick mode) takes fewer samples, as each
+// benchmark's comment says.
+//
 // Run without -race: the race detector multiplies CPU, memory and latency.
 // Should the test binary have been built with -race all the same, the
 // benchmarks build and measure a paf-peer without it.
@@ -39,13 +43,6 @@ import (
 )
 
 const (
-	// benchStarts is how many process starts BenchmarkMCPStartToInitialize
-	// times per iteration.
-	benchStarts = 20
-	// benchRounds is how many send-to-listen round trips
-	// BenchmarkMCPSendToListen times per iteration (and trivial calls for
-	// its baseline).
-	benchRounds = 200
 	// benchWarmup rounds run first and are not counted: the first messages
 	// also open the relay's connection between the peers.
 	benchWarmup = 10
@@ -55,15 +52,38 @@ const (
 	// already there and return at once, which shows as a lower figure, so
 	// this is generous.
 	listenHeadStart = 20 * time.Millisecond
-	// idleSettle and idleWindow: an idle peer is measured after it has
-	// settled (joined, gossip steady), over a window long enough for
-	// memberlist's periodic probes and gossip to be counted.
-	idleSettle = 5 * time.Second
-	idleWindow = 10 * time.Second
 	// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat:
 	// 100 on every Linux configuration Go supports (the stdlib has no
 	// sysconf(_SC_CLK_TCK) to ask).
 	clockTicks = 100
+)
+
+// benchQuick reports whether PAF_BENCH_QUICK=1 asks for the quick run.
+func benchQuick() bool { return os.Getenv("PAF_BENCH_QUICK") == "1" }
+
+// benchCount is full, or quick in quick mode.
+func benchCount[T any](full, quick T) T {
+	if benchQuick() {
+		return quick
+	}
+	return full
+}
+
+var (
+	// benchStarts is how many process starts BenchmarkMCPStartToInitialize
+	// times per iteration: 20, quick 5.
+	benchStarts = benchCount(20, 5)
+	// benchRounds is how many send-to-listen round trips
+	// BenchmarkMCPSendToListen times per iteration (and trivial calls for
+	// its baseline): 200, quick 50.
+	benchRounds = benchCount(200, 50)
+	// idleSettle and idleWindow: an idle peer is measured after it has
+	// settled (joined, gossip steady), over a window long enough for
+	// memberlist's periodic probes and gossip to be counted: 5 s and 10 s,
+	// quick 1 s and 3 s (the CPU figure is then coarse: /proc counts CPU
+	// time in 10 ms ticks, 0.33% of a 3 s window).
+	idleSettle = benchCount(5*time.Second, time.Second)
+	idleWindow = benchCount(10*time.Second, 3*time.Second)
 )
 
 var (
