@@ -70,9 +70,9 @@ func DefaultLocalConfig() *Config {
 	ml.BindPort = 0
 	ml.AdvertisePort = 0
 	return &Config{
-		NameGrace:        3 * time.Second,
-		ForwardTTL:       2 * time.Hour,
-		Retain:           30 * time.Second,
+		NameGrace:  3 * time.Second,
+		ForwardTTL: 2 * time.Hour,
+		Retain:     30 * time.Second,
 		// Only a heal: a new peer reads the run dir at start and joins
 		// at once, and the others learn of it by gossip. Each round
 		// reads the run dir, the largest share of an idle peer's CPU.
