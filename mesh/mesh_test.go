@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -454,4 +455,35 @@ func countSeeing(ps []*Peer, n int) (ok int, min int, states map[MemberState]int
 		}
 	}
 	return ok, min, states
+}
+
+// Metadata updates from several goroutines at once (presence from the MCP
+// server, held counts from the relay, a claim) are serialised: memberlist's
+// UpdateNode is not safe to run concurrently (found by -race), and every
+// update still reaches the other peers.
+func TestConcurrentMetadataUpdates(t *testing.T) {
+	ps := cluster(t, 2, nil)
+	a, b := ps[0], ps[1]
+	var wg sync.WaitGroup
+	for g := range 3 {
+		wg.Go(func() {
+			for i := range 20 {
+				if err := a.SetMeta(context.Background(), func(m *Meta) { m.Held = g*100 + i }); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		if err := a.Claim(context.Background(), "busy"); err != nil {
+			t.Error(err)
+		}
+	})
+	wg.Wait()
+	must(t, a.SetMeta(context.Background(), func(m *Meta) { m.Held = 7 }))
+	waitFor(t, 10*time.Second, "b to see a's last metadata and its claim", func() bool {
+		m, ok := b.Member(a.ID())
+		return ok && m.Meta.Held == 7 && m.Meta.Name == "busy"
+	})
 }

@@ -108,6 +108,10 @@ type Peer struct {
 	queue *memberlist.TransmitLimitedQueue
 	now   func() time.Time
 
+	// announceMu serialises our metadata updates: memberlist's UpdateNode
+	// reads our node's state outside its lock and must not run twice at once.
+	announceMu sync.Mutex
+
 	mu       sync.Mutex
 	self     Meta
 	members  map[string]*Member
@@ -564,7 +568,14 @@ func (p *Peer) SetMeta(ctx context.Context, update func(*Meta)) error {
 	if !changed {
 		return nil
 	}
-	return p.announce(ctx)
+	// Presence (activity, focus) needs no wait for the gossip to leave:
+	// the caller goes on, and a claim waiting behind it is not delayed.
+	ctx, cancel := context.WithTimeout(ctx, time.Millisecond)
+	defer cancel()
+	if err := p.announce(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
 }
 
 // announce re-advertises our metadata and waits (bounded by ctx and one
@@ -576,6 +587,8 @@ func (p *Peer) announce(ctx context.Context) error {
 		return ErrClosed
 	default:
 	}
+	p.announceMu.Lock()
+	defer p.announceMu.Unlock()
 	timeout := time.Second
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = max(time.Until(dl), time.Millisecond)
