@@ -2,11 +2,13 @@ package natsbase
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +35,13 @@ type job struct {
 	Workers int    `json:"workers"`
 	Count   int    `json:"count"`
 	Warmup  int    `json:"warmup"`
+	// PaceNS is think time in nanoseconds after each reply (latency mode).
+	PaceNS int64 `json:"pace_ns,omitempty"`
+	// CA, when set, is the PEM of the only certificate the child trusts: it then connects
+	// with TLS 1.3 to a "tls://" URL and verifies the server against it.
+	CA string `json:"ca,omitempty"`
+
+	tlsConf *tls.Config // from CA, set by parseJob
 }
 
 // maxJobMsgs bounds what a child accepts to send, so that a garbled job cannot run for ever.
@@ -53,8 +62,18 @@ func parseJob(spec string) (job, error) {
 		return j, fmt.Errorf("natsbase: child job: size %d out of range", j.Size)
 	case j.Workers < 1 || j.Workers > 4096:
 		return j, fmt.Errorf("natsbase: child job: %d workers out of range", j.Workers)
+	case j.PaceNS < 0 || j.PaceNS > int64(time.Second):
+		return j, fmt.Errorf("natsbase: child job: pace %d ns out of range [0, 1 s]", j.PaceNS)
 	case j.Count < 1 || j.Warmup < 0 || j.Count > maxJobMsgs/j.Workers || j.Warmup > maxJobMsgs/j.Workers:
 		return j, fmt.Errorf("natsbase: child job: count %d, warm-up %d out of range", j.Count, j.Warmup)
+	case (j.CA != "") != strings.HasPrefix(j.URL, "tls://"):
+		return j, fmt.Errorf("natsbase: child job: url %q needs a CA exactly when it is tls://", j.URL)
+	}
+	if j.CA != "" {
+		var err error
+		if j.tlsConf, err = clientTLS([]byte(j.CA)); err != nil {
+			return j, fmt.Errorf("natsbase: child job: %w", err)
+		}
 	}
 	return j, nil
 }
@@ -81,7 +100,11 @@ func ChildMain() int {
 const requestTimeout = 30 * time.Second
 
 func runJob(ctx context.Context, j job) (time.Duration, error) {
-	nc, err := nats.Connect(j.URL, nats.Name("pafbench-pub"), nats.NoReconnect())
+	opts := []nats.Option{nats.Name("pafbench-pub"), nats.NoReconnect()}
+	if j.tlsConf != nil {
+		opts = append(opts, nats.Secure(j.tlsConf))
+	}
+	nc, err := nats.Connect(j.URL, opts...)
 	if err != nil {
 		return 0, fmt.Errorf("natsbase: child: connect %s: %w", j.URL, err)
 	}
@@ -109,6 +132,9 @@ func runJob(ctx context.Context, j job) (time.Duration, error) {
 				defer cancel()
 				binary.BigEndian.PutUint64(buf, uint64(time.Now().UnixNano()))
 				_, err := nc.RequestWithContext(rctx, subj, buf)
+				if j.PaceNS > 0 {
+					time.Sleep(time.Duration(j.PaceNS)) // think time, not synchronisation
+				}
 				return err
 			}
 			var err error

@@ -4,6 +4,12 @@
 // executable re-executed with ChildEnv set), so that every message crosses a process boundary
 // as it does in the relay benchmarks.
 //
+// A second embedded server takes only TLS 1.3 clients, for the relay (which authenticates
+// every frame) to be compared with a broker at comparable security: its certificate is a
+// self-signed ECDSA P-256 one for 127.0.0.1, made afresh by Start; the subscriber and the
+// child (which gets the certificate's PEM in its job) trust it alone and verify it, so both
+// hops of a TLS case are encrypted and authenticated. No client certificates.
+//
 // What it measures:
 //   - one-way latency (Latency): each publisher stamps a message with time.Now().UnixNano() in
 //     its first 8 bytes and sends it as a NATS request; the subscriber takes now - stamp the

@@ -44,11 +44,26 @@ type LatencyCase struct {
 	Publishers int // concurrent publishers
 	Samples    int // timed messages over all publishers (rounded up to a multiple of Publishers)
 	Warmup     int // untimed messages over all publishers, sent first
+	// TLS runs the case against the TLS server: both hops (publisher -> server ->
+	// subscriber) over TLS 1.3, each client verifying the server's certificate.
+	TLS bool
+	// Pace is think time after each reply before the next message, so that every
+	// message starts from idle processes, as the relay benchmark's paced runs do
+	// (BenchmarkXProcRelaySend/1KiB-paced-500us). Zero sends back to back.
+	Pace time.Duration
 }
 
-// Name is the case's name in results, e.g. "OneWay/1KiB/publishers-8".
+// Name is the case's name in results, e.g. "OneWay/1KiB/publishers-8", with "/tls" added
+// for a TLS case: "OneWay/1KiB/publishers-1/tls".
 func (c LatencyCase) Name() string {
-	return fmt.Sprintf("OneWay/%s/publishers-%d", SizeName(c.Size), c.Publishers)
+	name := fmt.Sprintf("OneWay/%s/publishers-%d", SizeName(c.Size), c.Publishers)
+	if c.Pace > 0 {
+		name += fmt.Sprintf("/paced-%dus", c.Pace.Microseconds())
+	}
+	if c.TLS {
+		name += "/tls"
+	}
+	return name
 }
 
 // ThroughputCase is one request-reply throughput measurement.
@@ -93,9 +108,10 @@ type ThroughputResult struct {
 }
 
 // Cases returns the baseline's cases: one-way latency for 1 KiB and 64 KiB with one
-// publisher, 1 KiB with 8 and 64 publishers, and 1 KiB request-reply throughput with 64
-// requesters. Full mode takes about 10,000 samples for 1 KiB with one publisher and fewer for
-// 64 KiB and for concurrency; quick mode a tenth of each.
+// publisher, plain and over TLS, 1 KiB with 8 and 64 publishers, and 1 KiB request-reply
+// throughput with 64 requesters. Full mode takes about 10,000 samples for 1 KiB with one
+// publisher and fewer for 64 KiB and for concurrency; quick mode a tenth of each. A TLS case
+// takes as many samples as its plain twin.
 func Cases(quick bool) ([]LatencyCase, []ThroughputCase) {
 	div := 1
 	if quick {
@@ -104,6 +120,12 @@ func Cases(quick bool) ([]LatencyCase, []ThroughputCase) {
 	lat := []LatencyCase{
 		{Size: 1 << 10, Publishers: 1, Samples: 10000 / div, Warmup: 500 / div},
 		{Size: 64 << 10, Publishers: 1, Samples: 2000 / div, Warmup: 200 / div},
+		{Size: 1 << 10, Publishers: 1, Samples: 10000 / div, Warmup: 500 / div, TLS: true},
+		{Size: 64 << 10, Publishers: 1, Samples: 2000 / div, Warmup: 200 / div, TLS: true},
+		{Size: 1 << 10, Publishers: 1, Samples: 4000 / div, Warmup: 200 / div, Pace: PaceFair},
+		{Size: 64 << 10, Publishers: 1, Samples: 2000 / div, Warmup: 100 / div, Pace: PaceFair},
+		{Size: 1 << 10, Publishers: 1, Samples: 4000 / div, Warmup: 200 / div, Pace: PaceFair, TLS: true},
+		{Size: 64 << 10, Publishers: 1, Samples: 2000 / div, Warmup: 100 / div, Pace: PaceFair, TLS: true},
 		{Size: 1 << 10, Publishers: 8, Samples: 4000 / div, Warmup: 400 / div},
 		{Size: 1 << 10, Publishers: 64, Samples: 6400 / div, Warmup: 640 / div},
 	}
@@ -112,6 +134,10 @@ func Cases(quick bool) ([]LatencyCase, []ThroughputCase) {
 	}
 	return lat, tput
 }
+
+// PaceFair is the think time of the paced cases: the same as the relay's and raw TCP's paced
+// benchmarks, so that all three start every message from idle processes.
+const PaceFair = 500 * time.Microsecond
 
 // perWorker splits total over workers, rounding up, at least one each.
 func perWorker(total, workers int) int {

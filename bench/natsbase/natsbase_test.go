@@ -2,6 +2,8 @@ package natsbase
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"os"
 	"strings"
@@ -31,11 +33,20 @@ func TestRoundTrip(t *testing.T) {
 		"one publisher, 1 KiB":    {Size: 1 << 10, Publishers: 1, Samples: 50, Warmup: 5},
 		"one publisher, 64 KiB":   {Size: 64 << 10, Publishers: 1, Samples: 20, Warmup: 2},
 		"4 publishers, rounds up": {Size: 1 << 10, Publishers: 4, Samples: 10, Warmup: 4},
+		"TLS, 1 KiB":              {Size: 1 << 10, Publishers: 1, Samples: 50, Warmup: 5, TLS: true},
+		"TLS, 64 KiB":             {Size: 64 << 10, Publishers: 1, Samples: 20, Warmup: 2, TLS: true},
+		"paced, 1 KiB":            {Size: 1 << 10, Publishers: 1, Samples: 20, Warmup: 2, Pace: 10 * time.Millisecond},
+		"paced over TLS, 64 KiB":  {Size: 64 << 10, Publishers: 1, Samples: 10, Warmup: 2, Pace: 10 * time.Millisecond, TLS: true},
 	} {
 		t.Run(name, func(t *testing.T) {
+			start := time.Now()
 			r, err := s.Latency(ctx, c)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// Think time follows every message, warm-up included: a lower bound, whatever the load.
+			if floor := time.Duration(c.Samples+c.Warmup) * c.Pace; time.Since(start) < floor {
+				t.Errorf("case took %v, less than its think time alone (%v): not paced", time.Since(start), floor)
 			}
 			if want := perWorker(c.Samples, c.Publishers) * c.Publishers; r.Samples != want {
 				t.Errorf("samples %d, want %d", r.Samples, want)
@@ -45,6 +56,26 @@ func TestRoundTrip(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the TLS subscriber is on TLS 1.3", func(t *testing.T) {
+		st, err := s.secure.nc.TLSConnectionState()
+		if err != nil || !st.HandshakeComplete || st.Version != tls.VersionTLS13 {
+			t.Fatalf("subscriber TLS state %+v, %v", st, err)
+		}
+		if !strings.HasPrefix(s.TLSURL(), "tls://127.0.0.1:") || !strings.HasPrefix(s.URL(), "nats://127.0.0.1:") {
+			t.Errorf("urls %q %q", s.URL(), s.TLSURL())
+		}
+	})
+	t.Run("a child that trusts another certificate is refused", func(t *testing.T) {
+		_, other, err := selfSigned()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.runChild(ctx, job{Mode: modeLatency, URL: s.TLSURL(), CA: string(other), Size: 1024, Workers: 1, Count: 1})
+		if !errors.Is(err, ErrChild) || !strings.Contains(err.Error(), "certificate") {
+			t.Fatalf("err = %v, want ErrChild for an unknown certificate", err)
+		}
+		s.takeSamples()
+	})
 	t.Run("throughput", func(t *testing.T) {
 		c := ThroughputCase{Size: 1 << 10, Requesters: 8, Msgs: 200, Warmup: 16}
 		r, err := s.Throughput(ctx, c)
@@ -76,6 +107,11 @@ func TestChildFailure(t *testing.T) {
 }
 
 func TestParseJob(t *testing.T) {
+	_, caPEM, err := selfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := json.Marshal(string(caPEM))
 	tests := map[string]struct {
 		spec    string
 		wantErr string
@@ -90,12 +126,22 @@ func TestParseJob(t *testing.T) {
 		"no messages":     {spec: `{"mode":"latency","url":"u","size":1024,"workers":1,"count":0}`, wantErr: "count"},
 		"far too many":    {spec: `{"mode":"latency","url":"u","size":1024,"workers":100,"count":1000000}`, wantErr: "count"},
 		"negative warmup": {spec: `{"mode":"latency","url":"u","size":1024,"workers":1,"count":1,"warmup":-1}`, wantErr: "warm-up"},
+		"tls":             {spec: `{"mode":"latency","url":"tls://127.0.0.1:4222","size":1024,"workers":1,"count":1,"ca":` + string(ca) + `}`},
+		"tls without ca":  {spec: `{"mode":"latency","url":"tls://127.0.0.1:4222","size":1024,"workers":1,"count":1}`, wantErr: "needs a CA"},
+		"ca without tls":  {spec: `{"mode":"latency","url":"nats://127.0.0.1:4222","size":1024,"workers":1,"count":1,"ca":` + string(ca) + `}`, wantErr: "needs a CA"},
+		"ca not pem":      {spec: `{"mode":"latency","url":"tls://127.0.0.1:4222","size":1024,"workers":1,"count":1,"ca":"x"}`, wantErr: "no certificate"},
+		"paced":           {spec: `{"mode":"latency","url":"u","size":1024,"workers":1,"count":1,"pace_ns":500000}`},
+		"negative pace":   {spec: `{"mode":"latency","url":"u","size":1024,"workers":1,"count":1,"pace_ns":-1}`, wantErr: "pace"},
+		"pace over 1 s":   {spec: `{"mode":"latency","url":"u","size":1024,"workers":1,"count":1,"pace_ns":1000000001}`, wantErr: "pace"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			_, err := parseJob(tc.spec)
+			j, err := parseJob(tc.spec)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("err = %v, want %q", err, tc.wantErr)
+			}
+			if err == nil && (j.tlsConf != nil) != (j.CA != "") {
+				t.Fatalf("CA %q but TLS config %v", j.CA, j.tlsConf)
 			}
 		})
 	}
@@ -145,7 +191,13 @@ func TestStats(t *testing.T) {
 func TestNames(t *testing.T) {
 	lat, tput := Cases(false)
 	qlat, qtput := Cases(true)
-	want := []string{"OneWay/1KiB/publishers-1", "OneWay/64KiB/publishers-1", "OneWay/1KiB/publishers-8", "OneWay/1KiB/publishers-64"}
+	want := []string{"OneWay/1KiB/publishers-1", "OneWay/64KiB/publishers-1", "OneWay/1KiB/publishers-1/tls", "OneWay/64KiB/publishers-1/tls",
+		"OneWay/1KiB/publishers-1/paced-500us", "OneWay/64KiB/publishers-1/paced-500us",
+		"OneWay/1KiB/publishers-1/paced-500us/tls", "OneWay/64KiB/publishers-1/paced-500us/tls",
+		"OneWay/1KiB/publishers-8", "OneWay/1KiB/publishers-64"}
+	if len(lat) != len(want) || len(qlat) != len(want) {
+		t.Fatalf("%d latency cases (quick %d), want %d", len(lat), len(qlat), len(want))
+	}
 	for i, c := range lat {
 		if c.Name() != want[i] || qlat[i].Name() != want[i] {
 			t.Errorf("case %d named %q (quick %q), want %q", i, c.Name(), qlat[i].Name(), want[i])
@@ -156,6 +208,18 @@ func TestNames(t *testing.T) {
 	}
 	if lat[0].Samples != 10000 {
 		t.Errorf("1 KiB one publisher: %d samples, want 10000", lat[0].Samples)
+	}
+	for _, base := range []int{0, 4} { // back to back, then paced
+		for i, plain := range lat[base : base+2] {
+			if sec := lat[base+2+i]; !sec.TLS || plain.TLS || sec.Samples != plain.Samples || sec.Warmup != plain.Warmup || sec.Size != plain.Size || sec.Pace != plain.Pace {
+				t.Errorf("TLS case %+v is not the twin of %+v", sec, plain)
+			}
+		}
+	}
+	for _, c := range lat[4:8] {
+		if c.Pace != PaceFair {
+			t.Errorf("%s: pace %v, want %v", c.Name(), c.Pace, PaceFair)
+		}
 	}
 	if tput[0].Name() != "RequestReply/1KiB/requesters-64" || qtput[0].Msgs*10 != tput[0].Msgs {
 		t.Errorf("throughput cases %+v %+v", tput, qtput)
@@ -174,14 +238,27 @@ func FuzzParseJob(f *testing.F) {
 	f.Add(`{"mode":"throughput","url":"u","size":8,"workers":4096,"count":2441}`)
 	f.Add(`{"mode":"latency","url":"u","size":1024,"workers":1,"count":-1}`)
 	f.Add(`null`)
+	f.Add(`{"mode":"latency","url":"u","size":1024,"workers":1,"count":1,"pace_ns":500000}`)
+	f.Add(`{"mode":"latency","url":"u","size":1024,"workers":1,"count":1,"pace_ns":-500000}`)
+	if _, caPEM, err := selfSigned(); err == nil {
+		ca, _ := json.Marshal(string(caPEM))
+		f.Add(`{"mode":"latency","url":"tls://127.0.0.1:4222","size":1024,"workers":1,"count":1,"ca":` + string(ca) + `}`)
+		f.Add(`{"mode":"latency","url":"nats://127.0.0.1:4222","size":1024,"workers":1,"count":1,"ca":` + string(ca) + `}`)
+	}
+	f.Add(`{"mode":"latency","url":"tls://127.0.0.1:4222","size":1024,"workers":1,"count":1,"ca":"-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"}`)
 	f.Fuzz(func(t *testing.T, spec string) {
 		j, err := parseJob(spec)
 		if err != nil {
 			return
 		}
 		if j.Size < stampLen || j.Workers < 1 || j.Count < 1 || j.Warmup < 0 ||
-			j.Workers*j.Count > maxJobMsgs || j.Workers*j.Warmup > maxJobMsgs || j.URL == "" {
+			j.Workers*j.Count > maxJobMsgs || j.Workers*j.Warmup > maxJobMsgs || j.URL == "" ||
+			j.PaceNS < 0 || j.PaceNS > int64(time.Second) {
 			t.Fatalf("accepted an out-of-range job %+v", j)
+		}
+		if (j.CA != "") != (j.tlsConf != nil) || (j.CA != "") != strings.HasPrefix(j.URL, "tls://") ||
+			j.tlsConf != nil && (j.tlsConf.InsecureSkipVerify || j.tlsConf.RootCAs == nil || j.tlsConf.MinVersion != tls.VersionTLS13) {
+			t.Fatalf("accepted a job with an inconsistent TLS setup %+v", j)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -36,62 +37,101 @@ var ack = []byte("ok")
 // ErrChild is wrapped by the errors of a publishing child that failed.
 var ErrChild = errors.New("natsbase: child failed")
 
-// Server is an embedded NATS server with the timing subscriber connected to it.
+// Server is the embedded NATS baseline: two servers, one plain and one that takes only
+// TLS 1.3 clients, each with the timing subscriber connected to it.
 type Server struct {
-	cfg Config
-	ns  *server.Server
-	nc  *nats.Conn
-	sub *nats.Subscription
+	cfg    Config
+	plain  broker
+	secure broker
+	caPEM  []byte // the secure server's self-signed certificate, the clients' only root
 
 	mu      sync.Mutex
 	samples []time.Duration // one-way times of latSubject messages since the last reset
 }
 
-// Start starts the embedded server on 127.0.0.1 (random port) and subscribes to it.
+// broker is one embedded server and the subscriber's connection to it.
+type broker struct {
+	ns *server.Server
+	nc *nats.Conn
+}
+
+// Start starts the embedded servers on 127.0.0.1 (random ports), a plain one and one with
+// TLS 1.3 (a fresh self-signed ECDSA P-256 certificate for 127.0.0.1, no client
+// certificates), and subscribes to both, over TLS to the second.
 func Start(cfg Config) (*Server, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
+	cert, caPEM, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	subTLS, err := clientTLS(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, caPEM: caPEM}
+	if s.plain, err = s.startBroker(nil, nil); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.secure, err = s.startBroker(serverTLS(cert), subTLS); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("natsbase: tls: %w", err)
+	}
+	cfg.Logger.Debug("nats baseline servers up", "url", s.plain.ns.ClientURL(), "tls-url", s.secure.ns.ClientURL())
+	return s, nil
+}
+
+// startBroker starts one server (with TLS when srvTLS is set) and connects the subscriber
+// to it (with TLS when subTLS is set). On error, what was started is in the broker, for Close.
+func (s *Server) startBroker(srvTLS, subTLS *tls.Config) (broker, error) {
+	var b broker
 	ns, err := server.NewServer(&server.Options{
 		Host:       "127.0.0.1",
 		Port:       server.RANDOM_PORT,
 		NoLog:      true,
 		NoSigs:     true,
 		MaxPayload: 8 << 20,
+		TLSConfig:  srvTLS,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("natsbase: new server: %w", err)
+		return b, fmt.Errorf("natsbase: new server: %w", err)
 	}
+	b.ns = ns
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-		return nil, errors.New("natsbase: server not ready within 10s")
+		return b, errors.New("natsbase: server not ready within 10s")
 	}
-	s := &Server{cfg: cfg, ns: ns}
-	s.nc, err = nats.Connect(ns.ClientURL(), nats.Name("pafbench-sub"), nats.NoReconnect())
-	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("natsbase: connect subscriber: %w", err)
+	opts := []nats.Option{nats.Name("pafbench-sub"), nats.NoReconnect()}
+	if subTLS != nil {
+		opts = append(opts, nats.Secure(subTLS))
 	}
-	s.sub, err = s.nc.Subscribe(subjects, s.deliver)
+	if b.nc, err = nats.Connect(ns.ClientURL(), opts...); err != nil {
+		return b, fmt.Errorf("natsbase: connect subscriber: %w", err)
+	}
+	sub, err := b.nc.Subscribe(subjects, s.deliver)
 	if err == nil {
-		err = s.sub.SetPendingLimits(-1, -1) // never drop: publishers wait for replies anyway
+		err = sub.SetPendingLimits(-1, -1) // never drop: publishers wait for replies anyway
 	}
 	if err == nil {
-		err = s.nc.Flush()
+		err = b.nc.Flush()
 	}
 	if err != nil {
-		s.Close()
-		return nil, fmt.Errorf("natsbase: subscribe: %w", err)
+		return b, fmt.Errorf("natsbase: subscribe: %w", err)
 	}
-	cfg.Logger.Debug("nats baseline server up", "url", ns.ClientURL())
-	return s, nil
+	return b, nil
 }
 
-// URL is the server's client URL.
-func (s *Server) URL() string { return s.ns.ClientURL() }
+// URL is the plain server's client URL.
+func (s *Server) URL() string { return s.plain.ns.ClientURL() }
+
+// TLSURL is the TLS server's client URL ("tls://127.0.0.1:port").
+func (s *Server) TLSURL() string { return s.secure.ns.ClientURL() }
+
+// CAPEM is the PEM of the TLS server's self-signed certificate, which its clients trust.
+func (s *Server) CAPEM() []byte { return s.caPEM }
 
 // deliver is the subscriber: time a stamped latency message first, then acknowledge.
 func (s *Server) deliver(m *nats.Msg) {
@@ -105,13 +145,17 @@ func (s *Server) deliver(m *nats.Msg) {
 	_ = m.Respond(ack) // a lost reply shows as the child's request timing out
 }
 
-// Close stops the subscriber and the server.
+// Close stops the subscribers and the servers.
 func (s *Server) Close() {
-	if s.nc != nil {
-		s.nc.Close()
+	for _, b := range []broker{s.plain, s.secure} {
+		if b.nc != nil {
+			b.nc.Close()
+		}
+		if b.ns != nil {
+			b.ns.Shutdown()
+			b.ns.WaitForShutdown()
+		}
 	}
-	s.ns.Shutdown()
-	s.ns.WaitForShutdown()
 }
 
 // takeSamples returns the samples recorded since the last call and forgets them.
@@ -129,11 +173,15 @@ func (s *Server) Latency(ctx context.Context, c LatencyCase) (LatencyResult, err
 		return LatencyResult{}, fmt.Errorf("natsbase: %s: bad case %+v", c.Name(), c)
 	}
 	per := perWorker(c.Samples, c.Publishers)
-	s.takeSamples()
-	if _, err := s.runChild(ctx, job{
+	j := job{
 		Mode: modeLatency, URL: s.URL(), Size: c.Size, Workers: c.Publishers,
-		Count: per, Warmup: perWorker(c.Warmup, c.Publishers),
-	}); err != nil {
+		Count: per, Warmup: perWorker(c.Warmup, c.Publishers), PaceNS: c.Pace.Nanoseconds(),
+	}
+	if c.TLS {
+		j.URL, j.CA = s.TLSURL(), string(s.caPEM)
+	}
+	s.takeSamples()
+	if _, err := s.runChild(ctx, j); err != nil {
 		return LatencyResult{}, fmt.Errorf("natsbase: %s: %w", c.Name(), err)
 	}
 	ds := s.takeSamples()

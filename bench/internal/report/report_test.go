@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +61,28 @@ func TestSpecShape(t *testing.T) {
 	if spec != 11 {
 		t.Errorf("%d SPEC rows, want the 11 of SPEC section 10", spec)
 	}
+	// A relay-vs-NATS latency line compares runs paced alike: relay "X/1KiB-paced-500us"
+	// against NATS "OneWay/1KiB/publishers-1/paced-500us[/tls]", of the same size.
+	relayPace := regexp.MustCompile(`^BenchmarkXProcRelaySend/(\w+)-(paced-\d+us)$`)
+	natsPace := regexp.MustCompile(`^OneWay/(\w+)/publishers-1/(paced-\d+us)(/tls)?$`)
+	natsRows := 0
+	for _, r := range Rows() {
+		if len(r.Baseline) == 0 || r.Baseline[0].Pkg != PkgNATS || r.Baseline[0].Unit != NATSOneWayP50Unit {
+			continue
+		}
+		natsRows++
+		for _, m := range r.Measured {
+			for _, b := range r.Baseline {
+				rm, bm := relayPace.FindStringSubmatch(m.Name), natsPace.FindStringSubmatch(b.Name)
+				if rm == nil || bm == nil || rm[1] != bm[1] || rm[2] != bm[2] || !strings.Contains(r.Title, "both paced 500 µs") {
+					t.Errorf("row %q compares %s with %s (%q): not paced alike", r.Key, m.Name, b.Name, r.Title)
+				}
+			}
+		}
+	}
+	if natsRows != 4 {
+		t.Errorf("%d relay-vs-NATS latency rows, want 4 (1 KiB and 64 KiB, plain and TLS)", natsRows)
+	}
 	for _, c := range Curves() {
 		if keys["curve:"+c.Key] || len(c.Xs) == 0 || len(c.Series) == 0 || c.Unit == "" || c.YLabel == "" {
 			t.Errorf("curve %q malformed", c.Key)
@@ -73,6 +96,10 @@ func TestBuildRow(t *testing.T) {
 		return ok(PkgRelay, "BenchmarkXProcRelaySend/1KiB", "p50-deliver-us", p50, "p99-deliver-us", p99, "ns/op", 1.0)
 	}
 	raw1K := ok(PkgRelay, "BenchmarkXProcRawTCP/1KiB-paced-500us", "p50-oneway-us", 10.0, "p99-oneway-us", 50.0)
+	// The vs-NATS rows read the relay paced like the NATS cases, not the back-to-back run.
+	relayPaced := func(size string, p50, p99 float64) Bench {
+		return ok(PkgRelay, "BenchmarkXProcRelaySend/"+size+"-paced-500us", "p50-deliver-us", p50, "p99-deliver-us", p99, "ns/op", 1.0)
+	}
 	tests := map[string]struct {
 		row         string
 		benches     []Bench
@@ -119,17 +146,90 @@ func TestBuildRow(t *testing.T) {
 		},
 		"vs NATS faster": {
 			row:     "relay-latency-vs-nats",
-			benches: []Bench{relay1K(20, 60), ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 30.0, NATSOneWayP99Unit, 90.0)},
+			benches: []Bench{relayPaced("1KiB", 20, 60), ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 30.0, NATSOneWayP99Unit, 90.0)},
 			verdict: Met, ratios: 2, measuredLen: 2, baselines: 2,
 		},
 		"vs NATS slower at p99": {
 			row:     "relay-latency-vs-nats",
-			benches: []Bench{relay1K(20, 100), ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 30.0, NATSOneWayP99Unit, 90.0)},
+			benches: []Bench{relayPaced("1KiB", 20, 100), ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 30.0, NATSOneWayP99Unit, 90.0)},
 			verdict: Missed, ratios: 2, measuredLen: 2, baselines: 2,
 		},
 		"vs NATS without NATS": {
-			row: "relay-latency-vs-nats", benches: []Bench{relay1K(20, 100)},
+			row: "relay-latency-vs-nats", benches: []Bench{relayPaced("1KiB", 20, 100)},
 			verdict: Missing, note: "no NATS baseline", measuredLen: 2, baselines: 0,
+		},
+		"vs NATS reads only the paced relay run": {
+			row:     "relay-latency-vs-nats",
+			benches: []Bench{relay1K(20, 60), ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 30.0, NATSOneWayP99Unit, 90.0)},
+			verdict: Missing, note: "no output from BenchmarkXProcRelaySend/1KiB-paced-500us", baselines: 2,
+		},
+		"vs NATS reads only the paced NATS case": {
+			row: "relay-latency-vs-nats",
+			benches: []Bench{
+				relayPaced("1KiB", 20, 60),
+				ok(PkgNATS, "OneWay/1KiB/publishers-1", NATSOneWayP50Unit, 30.0, NATSOneWayP99Unit, 90.0),
+			},
+			verdict: Missing, note: "no NATS baseline", measuredLen: 2, baselines: 0,
+		},
+		"vs NATS, 64 KiB, faster": {
+			row:     "relay-latency-64k-vs-nats",
+			benches: []Bench{relayPaced("64KiB", 70, 250), ok(PkgNATS, NATSOneWay64K, NATSOneWayP50Unit, 80.0, NATSOneWayP99Unit, 300.0)},
+			verdict: Met, ratios: 2, measuredLen: 2, baselines: 2,
+		},
+		"vs NATS, 64 KiB, slower at p50": {
+			row:     "relay-latency-64k-vs-nats",
+			benches: []Bench{relayPaced("64KiB", 80, 250), ok(PkgNATS, NATSOneWay64K, NATSOneWayP50Unit, 80.0, NATSOneWayP99Unit, 300.0)},
+			verdict: Missed, ratios: 2, measuredLen: 2, baselines: 2,
+		},
+		"vs NATS, 64 KiB, reads only its own size": {
+			row: "relay-latency-64k-vs-nats",
+			benches: []Bench{
+				relayPaced("1KiB", 20, 60), ok(PkgRelay, "BenchmarkXProcRelaySend/64KiB", "p50-deliver-us", 70.0, "p99-deliver-us", 250.0),
+				ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 80.0, NATSOneWayP99Unit, 300.0),
+			},
+			verdict: Missing, note: "no output from BenchmarkXProcRelaySend/64KiB-paced-500us", baselines: 0,
+		},
+		"vs NATS, 64 KiB, without NATS": {
+			row: "relay-latency-64k-vs-nats", benches: []Bench{relayPaced("64KiB", 70, 250)},
+			verdict: Missing, note: "no NATS baseline", measuredLen: 2, baselines: 0,
+		},
+		"vs NATS over TLS faster": {
+			row:     "relay-latency-vs-nats-tls",
+			benches: []Bench{relayPaced("1KiB", 20, 60), ok(PkgNATS, NATSOneWay1KTLS, NATSOneWayP50Unit, 40.0, NATSOneWayP99Unit, 120.0)},
+			verdict: Met, ratios: 2, measuredLen: 2, baselines: 2,
+		},
+		"vs NATS over TLS slower at p99": {
+			row:     "relay-latency-vs-nats-tls",
+			benches: []Bench{relayPaced("1KiB", 20, 120), ok(PkgNATS, NATSOneWay1KTLS, NATSOneWayP50Unit, 40.0, NATSOneWayP99Unit, 120.0)},
+			verdict: Missed, ratios: 2, measuredLen: 2, baselines: 2,
+		},
+		"vs NATS over TLS reads only the TLS case": {
+			row:     "relay-latency-vs-nats-tls",
+			benches: []Bench{relayPaced("1KiB", 20, 60), ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 30.0, NATSOneWayP99Unit, 90.0)},
+			verdict: Missing, note: "no NATS over TLS baseline", measuredLen: 2, baselines: 0,
+		},
+		"vs NATS over TLS reads only the paced TLS case": {
+			row: "relay-latency-vs-nats-tls",
+			benches: []Bench{
+				relayPaced("1KiB", 20, 60),
+				ok(PkgNATS, "OneWay/1KiB/publishers-1/tls", NATSOneWayP50Unit, 40.0, NATSOneWayP99Unit, 120.0),
+			},
+			verdict: Missing, note: "no NATS over TLS baseline", measuredLen: 2, baselines: 0,
+		},
+		"vs NATS over TLS, 64 KiB, faster": {
+			row:     "relay-latency-64k-vs-nats-tls",
+			benches: []Bench{relayPaced("64KiB", 70, 250), ok(PkgNATS, NATSOneWay64KTLS, NATSOneWayP50Unit, 80.0, NATSOneWayP99Unit, 300.0)},
+			verdict: Met, ratios: 2, measuredLen: 2, baselines: 2,
+		},
+		"vs NATS over TLS, 64 KiB, slower at p50": {
+			row:     "relay-latency-64k-vs-nats-tls",
+			benches: []Bench{relayPaced("64KiB", 90, 200), ok(PkgNATS, NATSOneWay64KTLS, NATSOneWayP50Unit, 80.0, NATSOneWayP99Unit, 300.0)},
+			verdict: Missed, ratios: 2, measuredLen: 2, baselines: 2,
+		},
+		"vs NATS over TLS, 64 KiB, without the paced relay run": {
+			row:     "relay-latency-64k-vs-nats-tls",
+			benches: []Bench{ok(PkgNATS, NATSOneWay64KTLS, NATSOneWayP50Unit, 80.0, NATSOneWayP99Unit, 300.0)},
+			verdict: Missing, note: "no output from BenchmarkXProcRelaySend/64KiB-paced-500us", baselines: 2,
 		},
 		"throughput missed": {
 			row: "relay-throughput",
@@ -215,9 +315,34 @@ func TestSelectAndNeeds(t *testing.T) {
 			needs:   []Ref{{PkgMesh, "BenchmarkConvergence/peers-100"}, {PkgMesh, "BenchmarkStockConvergence/peers-200"}},
 			notNeed: []Ref{{PkgMesh, "BenchmarkFailureDetection/peers-100"}},
 		},
-		"vs NATS lines": {
-			only: "vs-nats", rows: []string{"relay-latency-vs-nats", "relay-latency-64k-vs-nats", "relay-throughput-vs-nats"},
-			needs: []Ref{{PkgNATS, NATSOneWay64K}, {PkgNATS, NATSRequestReply}, {PkgRelay, "BenchmarkXProcRelaySend/64KiB"}},
+		"vs NATS lines: both sides paced": {
+			only: "vs-nats", rows: []string{"relay-latency-vs-nats", "relay-latency-64k-vs-nats", "relay-latency-vs-nats-tls", "relay-latency-64k-vs-nats-tls", "relay-throughput-vs-nats"},
+			needs: []Ref{
+				{PkgNATS, NATSOneWay1K}, {PkgNATS, NATSOneWay64K}, {PkgNATS, NATSOneWay1KTLS}, {PkgNATS, NATSOneWay64KTLS}, {PkgNATS, NATSRequestReply},
+				{PkgRelay, "BenchmarkXProcRelaySend/1KiB-paced-500us"}, {PkgRelay, "BenchmarkXProcRelaySend/64KiB-paced-500us"},
+			},
+			notNeed: []Ref{
+				{PkgRelay, "BenchmarkXProcRelaySend/1KiB"}, {PkgRelay, "BenchmarkXProcRelaySend/64KiB"},
+				{PkgNATS, "OneWay/1KiB/publishers-1"}, {PkgNATS, "OneWay/64KiB/publishers-1/tls"},
+			},
+		},
+		"the relay latency row reads the back-to-back relay against paced raw TCP": {
+			only: "^relay-latency$", rows: []string{"relay-latency"},
+			needs:   []Ref{{PkgRelay, "BenchmarkXProcRelaySend/1KiB"}, {PkgRelay, "BenchmarkXProcRawTCP/1KiB-paced-500us"}},
+			notNeed: []Ref{{PkgRelay, "BenchmarkXProcRelaySend/1KiB-paced-500us"}, {PkgNATS, NATSOneWay1K}},
+		},
+		"the relay sizes curve is back to back, NATS over TLS included": {
+			only: "^relay-sizes$", curves: []string{"relay-sizes"},
+			needs: []Ref{
+				{PkgRelay, "BenchmarkXProcRelaySend/1KiB"}, {PkgRelay, "BenchmarkXProcRelaySend/64KiB"},
+				{PkgRelay, "BenchmarkXProcRawTCP/1KiB"}, {PkgRelay, "BenchmarkXProcRawTCP/64KiB"},
+				{PkgNATS, "OneWay/1KiB/publishers-1"}, {PkgNATS, "OneWay/64KiB/publishers-1"},
+				{PkgNATS, "OneWay/1KiB/publishers-1/tls"}, {PkgNATS, "OneWay/64KiB/publishers-1/tls"},
+			},
+			notNeed: []Ref{
+				{PkgNATS, NATSRequestReply}, {PkgNATS, NATSOneWay1K}, {PkgNATS, NATSOneWay64K}, {PkgNATS, NATSOneWay1KTLS}, {PkgNATS, NATSOneWay64KTLS},
+				{PkgRelay, "BenchmarkXProcRelaySend/1KiB-paced-500us"}, {PkgRelay, "BenchmarkXProcRawTCP/1KiB-paced-500us"},
+			},
 		},
 		"bad regex": {only: "(", wantErr: true},
 		"no match":  {only: "nothing-is-called-this", wantErr: true},
@@ -308,7 +433,10 @@ func sampleReport() *Report {
 	res.Add(
 		ok(PkgRelay, "BenchmarkXProcRelaySend/1KiB", "p50-deliver-us", 41.2, "p99-deliver-us", 154.0),
 		ok(PkgRelay, "BenchmarkXProcRawTCP/1KiB-paced-500us", "p50-oneway-us", 9.1, "p99-oneway-us", 24.9),
+		ok(PkgRelay, "BenchmarkXProcRelaySend/1KiB-paced-500us", "p50-deliver-us", 61.0, "p99-deliver-us", 180.0),
 		ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 32.0, NATSOneWayP99Unit, 101.0),
+		ok(PkgNATS, NATSOneWay1KTLS, NATSOneWayP50Unit, 122.0, NATSOneWayP99Unit, 244.0),
+		ok(PkgNATS, "OneWay/1KiB/publishers-1", NATSOneWayP50Unit, 17.5, NATSOneWayP99Unit, 33.0),
 		ok(PkgMesh, "BenchmarkConvergence/peers-100", "ms/total", 1730.0),
 		Bench{Ref: Ref{PkgPeer, "BenchmarkLANDiscovery"}, Status: StatusSkipped, Reason: "needs root"},
 	)
@@ -365,7 +493,14 @@ func TestWriteText(t *testing.T) {
 		"start 1.50 1.00 0.50, end 2.00 1.20 0.60", "run time: 3m12.3s",
 		"| relay one-way latency, 1 KiB, separate processes, secure ", "| p50 ≤ 100 µs, p99 ≤ 500 µs, ≤ 3× raw TCP ", "| p50 41.2 µs, p99 154 µs ",
 		"raw TCP one-way, paced: p50 9.10 µs, p99 24.9 µs", "p50 4.53×, p99 6.18×", "MISSED",
-		"NATS: p50 32.0 µs, p99 101 µs", "1.73 s", "skipped (needs root)", "missing (no output from BenchmarkMCPIdle)",
+		"|   ↳ vs NATS pub→sub, 1 KiB, both paced 500 µs ", "| p50 61.0 µs, p99 180 µs ",
+		"NATS: p50 32.0 µs, p99 101 µs", "p50 1.91×, p99 1.78×", "1.73 s",
+		"|   ↳ vs NATS over TLS pub→sub, 1 KiB, both paced 500 µs ", "| < NATS over TLS (p50 and p99) ",
+		"NATS over TLS: p50 122 µs, p99 244 µs", "p50 0.5×, p99 0.738× ", "| met ",
+		"|   ↳ vs NATS over TLS pub→sub, 64 KiB, both paced 500 µs ", "missing (no output from BenchmarkXProcRelaySend/64KiB-paced-500us)",
+		"skipped (needs root)", "missing (no output from BenchmarkMCPIdle)",
+		// The sizes curve shows the back-to-back runs, not the paced ones of the rows.
+		"| 1                  | 41.2      | 154       | —           | —           | 17.5     | 33.0     | —",
 		"Membership convergence: all see all (ms)", "| 100   | 1,730", "(no data: its benchmarks are missing)",
 	} {
 		if !strings.Contains(out, want) {
@@ -414,7 +549,9 @@ func TestCompare(t *testing.T) {
 	res.Add(
 		ok(PkgRelay, "BenchmarkXProcRelaySend/1KiB", "p50-deliver-us", 41.2*1.1, "p99-deliver-us", 154.0),
 		ok(PkgRelay, "BenchmarkXProcRawTCP/1KiB-paced-500us", "p50-oneway-us", 9.1, "p99-oneway-us", 24.9),
+		ok(PkgRelay, "BenchmarkXProcRelaySend/1KiB-paced-500us", "p50-deliver-us", 61.0, "p99-deliver-us", 180.0),
 		ok(PkgNATS, NATSOneWay1K, NATSOneWayP50Unit, 32.0, NATSOneWayP99Unit, 101.0),
+		ok(PkgNATS, NATSOneWay1KTLS, NATSOneWayP50Unit, 122.0, NATSOneWayP99Unit, 244.0),
 		ok(PkgNATS, NATSRequestReply, NATSMsgsUnit, 40000.0),
 	)
 	cur.Rows, cur.Curves = Build(Rows(), Curves(), &res)
@@ -438,8 +575,16 @@ func TestCompare(t *testing.T) {
 	if c, found := byKey["relay-throughput-vs-nats baseline NATS"]; !found || c.Old != nil || c.New == nil || c.HasPct {
 		t.Errorf("NATS throughput (only in new) %+v; changes %v", c, changes)
 	}
-	if _, found := byKey["relay-latency-vs-nats p50"]; found {
-		t.Error("the vs NATS line's relay figures are listed again")
+	if c := byKey["relay-latency-vs-nats-tls baseline NATS over TLS p50"]; c.Old == nil || c.New == nil || !c.HasPct || c.Percent != 0 {
+		t.Errorf("NATS over TLS p50 change %+v", c)
+	}
+	// The vs-NATS lines read the paced relay run, other figures than relay-latency's: listed
+	// once, under the first line that shows them.
+	if c := byKey["relay-latency-vs-nats p50"]; c.Old == nil || c.New == nil || !c.HasPct || c.Percent != 0 {
+		t.Errorf("paced relay p50 change %+v", c)
+	}
+	if _, found := byKey["relay-latency-vs-nats-tls p50"]; found {
+		t.Error("the vs NATS over TLS line's relay figures are listed again")
 	}
 	var buf bytes.Buffer
 	WriteComparison(&buf, old, cur)

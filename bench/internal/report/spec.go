@@ -97,8 +97,12 @@ func (r RowSpec) Refs() []Ref {
 
 // Names of the NATS baseline's cases (natsbase.LatencyCase.Name and ThroughputCase.Name).
 const (
-	NATSOneWay1K      = "OneWay/1KiB/publishers-1"
-	NATSOneWay64K     = "OneWay/64KiB/publishers-1"
+	// The relay-vs-NATS rows compare runs paced alike (500 µs of think time before each
+	// message, on both sides), so that neither side has warm processes the other lacks.
+	NATSOneWay1K      = "OneWay/1KiB/publishers-1/paced-500us"
+	NATSOneWay64K     = "OneWay/64KiB/publishers-1/paced-500us"
+	NATSOneWay1KTLS   = "OneWay/1KiB/publishers-1/paced-500us/tls"
+	NATSOneWay64KTLS  = "OneWay/64KiB/publishers-1/paced-500us/tls"
 	NATSOneWayFmt     = "OneWay/1KiB/publishers-%s"
 	NATSRequestReply  = "RequestReply/1KiB/requesters-64"
 	NATSOneWayP50Unit = "p50-oneway-us"
@@ -119,15 +123,20 @@ func Rows() []RowSpec {
 		m(PkgRelay, "BenchmarkXProcRelaySend/1KiB", "p50-deliver-us", "p50", "us"),
 		m(PkgRelay, "BenchmarkXProcRelaySend/1KiB", "p99-deliver-us", "p99", "us"),
 	}
-	relay64K := []M{
-		m(PkgRelay, "BenchmarkXProcRelaySend/64KiB", "p50-deliver-us", "p50", "us"),
-		m(PkgRelay, "BenchmarkXProcRelaySend/64KiB", "p99-deliver-us", "p99", "us"),
+	// Paced like the NATS cases of the vs-NATS rows.
+	relay1KPaced := []M{
+		m(PkgRelay, "BenchmarkXProcRelaySend/1KiB-paced-500us", "p50-deliver-us", "p50", "us"),
+		m(PkgRelay, "BenchmarkXProcRelaySend/1KiB-paced-500us", "p99-deliver-us", "p99", "us"),
+	}
+	relay64KPaced := []M{
+		m(PkgRelay, "BenchmarkXProcRelaySend/64KiB-paced-500us", "p50-deliver-us", "p50", "us"),
+		m(PkgRelay, "BenchmarkXProcRelaySend/64KiB-paced-500us", "p99-deliver-us", "p99", "us"),
 	}
 	relayTput := []M{m(PkgRelay, "BenchmarkXProcRelayThroughput/1KiB", "msgs/s", "", "msgs/s")}
 	return []RowSpec{
 		{
 			Key: "relay-latency", Title: "relay one-way latency, 1 KiB, separate processes, secure",
-			Target:   "p50 ≤ 100 µs, p99 ≤ 500 µs, ≤ 3× raw TCP",
+			Target: "p50 ≤ 100 µs, p99 ≤ 500 µs, ≤ 3× raw TCP",
 			// The baseline is raw TCP paced 500 µs apart: a relay send waits for the
 			// receiver's fsync before the next, so both processes idle between messages
 			// and every message pays the wake-up; back-to-back raw TCP does not.
@@ -147,8 +156,12 @@ func Rows() []RowSpec {
 				return verdict(ok && r50 <= 3 && r99 <= 3), ""
 			},
 		},
-		natsLatencyRow("relay-latency-vs-nats", "1 KiB", relay1K, NATSOneWay1K),
-		natsLatencyRow("relay-latency-64k-vs-nats", "64 KiB", relay64K, NATSOneWay64K),
+		natsLatencyRow("relay-latency-vs-nats", "NATS", "1 KiB", relay1KPaced, NATSOneWay1K),
+		natsLatencyRow("relay-latency-64k-vs-nats", "NATS", "64 KiB", relay64KPaced, NATSOneWay64K),
+		// The relay authenticates every frame (SPEC section 7); NATS over TLS 1.3 is the
+		// broker at comparable security.
+		natsLatencyRow("relay-latency-vs-nats-tls", "NATS over TLS", "1 KiB", relay1KPaced, NATSOneWay1KTLS),
+		natsLatencyRow("relay-latency-64k-vs-nats-tls", "NATS over TLS", "64 KiB", relay64KPaced, NATSOneWay64KTLS),
 		{
 			Key: "relay-throughput", Title: "relay throughput, 1 KiB, acknowledged, 64 senders",
 			Target: "≥ 50,000 msg/s", Measured: relayTput, BaselineName: "transport alone",
@@ -276,11 +289,12 @@ func Rows() []RowSpec {
 }
 
 // natsLatencyRow is a "vs NATS" line: the relay's one-way latency against NATS publish to
-// subscriber delivery for the same size, which a direct path should beat (issue 7).
-func natsLatencyRow(key, size string, relay []M, natsCase string) RowSpec {
+// subscriber delivery for the same size, which a direct path should beat (issue 7). broker
+// names the NATS variant: "NATS" or "NATS over TLS".
+func natsLatencyRow(key, broker, size string, relay []M, natsCase string) RowSpec {
 	return RowSpec{
-		Key: key, Title: "  ↳ vs NATS pub→sub, " + size,
-		Target: "< NATS (p50 and p99)", Measured: relay, BaselineName: "NATS",
+		Key: key, Title: "  ↳ vs " + broker + " pub→sub, " + size + ", both paced 500 µs",
+		Target: "< " + broker + " (p50 and p99)", Measured: relay, BaselineName: broker,
 		Baseline: []M{
 			m(PkgNATS, natsCase, NATSOneWayP50Unit, "p50", "us"),
 			m(PkgNATS, natsCase, NATSOneWayP99Unit, "p99", "us"),
@@ -290,7 +304,7 @@ func natsLatencyRow(key, size string, relay []M, natsCase string) RowSpec {
 			r50, ok50 := v.R("p50")
 			r99, ok99 := v.R("p99")
 			if !ok50 || !ok99 {
-				return Missing, "no NATS baseline"
+				return Missing, "no " + broker + " baseline"
 			}
 			return verdict(r50 < 1 && r99 < 1), ""
 		},
@@ -322,7 +336,9 @@ func Curves() []CurveSpec {
 			},
 		},
 		{
-			Key: "relay-sizes", Title: "Relay one-way latency by message size, one sender",
+			// Back to back on every side (the paced runs are in the vs-NATS rows): the
+			// relay's own figures beside raw TCP and NATS, plain and over TLS, as sent.
+			Key: "relay-sizes", Title: "Relay one-way latency by message size, one sender, back to back",
 			XLabel: "message size (KiB)", YLabel: "one-way latency", Unit: "us", Xs: []XPoint{{1, "1KiB"}, {64, "64KiB"}},
 			Series: []SeriesSpec{
 				{Name: "relay p50", Pkg: PkgRelay, NameFmt: "BenchmarkXProcRelaySend/%s", Unit: "p50-deliver-us"},
@@ -331,6 +347,8 @@ func Curves() []CurveSpec {
 				{Name: "raw TCP p99", Pkg: PkgRelay, NameFmt: "BenchmarkXProcRawTCP/%s", Unit: "p99-oneway-us", Baseline: true},
 				{Name: "NATS p50", Pkg: PkgNATS, NameFmt: "OneWay/%s/publishers-1", Unit: NATSOneWayP50Unit, Baseline: true},
 				{Name: "NATS p99", Pkg: PkgNATS, NameFmt: "OneWay/%s/publishers-1", Unit: NATSOneWayP99Unit, Baseline: true},
+				{Name: "NATS TLS p50", Pkg: PkgNATS, NameFmt: "OneWay/%s/publishers-1/tls", Unit: NATSOneWayP50Unit, Baseline: true},
+				{Name: "NATS TLS p99", Pkg: PkgNATS, NameFmt: "OneWay/%s/publishers-1/tls", Unit: NATSOneWayP99Unit, Baseline: true},
 			},
 		},
 		{

@@ -56,6 +56,17 @@ func TestPlan(t *testing.T) {
 				{"mesh", "^(BenchmarkConvergence)$/^(peers-100)$"},
 			},
 		},
+		"relay latency and its vs-NATS lines: back to back and paced sends, paced raw TCP": {
+			refs: []report.Ref{
+				r("relay", "BenchmarkXProcRelaySend/1KiB"), r("relay", "BenchmarkXProcRawTCP/1KiB-paced-500us"),
+				r("relay", "BenchmarkXProcRelaySend/1KiB-paced-500us"), r("nats", report.NATSOneWay1K),
+				r("relay", "BenchmarkXProcRelaySend/64KiB-paced-500us"), r("nats", report.NATSOneWay64K),
+			},
+			want: []proc{
+				{"relay", "^(BenchmarkXProcRelaySend)$/^(1KiB|1KiB-paced-500us|64KiB-paced-500us)$"},
+				{"relay", "^(BenchmarkXProcRawTCP)$/^(1KiB-paced-500us)$"},
+			},
+		},
 		"a whole benchmark wanted: all its subs": {
 			refs: []report.Ref{r("relay", "BenchmarkHandover/msgs-1"), r("relay", "BenchmarkHandover")},
 			want: []proc{{"relay", "^(BenchmarkHandover)$"}},
@@ -204,8 +215,16 @@ func BenchmarkXProcRawTCP(b *testing.B) {
 }
 
 func BenchmarkXProcRelaySend(b *testing.B) {
-	for _, s := range []string{"1KiB", "64KiB"} {
+	for _, s := range []string{"1KiB", "64KiB", "1KiB-paced-500us", "64KiB-paced-500us"} {
 		b.Run(s, func(b *testing.B) {
+			switch s {
+			case "64KiB", "64KiB-paced-500us":
+				b.Fatal("not selected: must not run")
+			case "1KiB-paced-500us":
+				b.ReportMetric(35, "p50-deliver-us")
+				b.ReportMetric(70, "p99-deliver-us")
+				return
+			}
 			b.ReportMetric(25, "p50-deliver-us")
 			b.ReportMetric(55, "p99-deliver-us")
 		})
@@ -281,6 +300,7 @@ func TestRun(t *testing.T) {
 	for _, want := range []string{
 		"commit: unknown", "mode: quick run",
 		"p50 25.0 µs, p99 55.0 µs", "raw TCP one-way, paced: p50 10.0 µs, p99 20.0 µs", "p50 2.50×, p99 2.75×",
+		"|   ↳ vs NATS pub→sub, 1 KiB, both paced 500 µs ", "| p50 35.0 µs, p99 70.0 µs ", // the paced relay run
 		"median 5.00 ms", // PAF_BENCH_QUICK reached the benchmark
 		"skipped (needs root (netns))",
 		"stock memberlist: 1.80 s", "| 200   | 4,000    | —",
@@ -307,8 +327,20 @@ func TestRun(t *testing.T) {
 			t.Errorf("row %s: verdict %q, want %q", k, verdicts[k], v)
 		}
 	}
-	if v := verdicts["relay-latency-vs-nats"]; v != report.Met && v != report.Missed {
-		t.Errorf("vs NATS verdict %q: the NATS baseline did not run", v)
+	for _, k := range []string{"relay-latency-vs-nats", "relay-latency-vs-nats-tls"} {
+		if v := verdicts[k]; v != report.Met && v != report.Missed {
+			t.Errorf("row %s: verdict %q: the NATS baseline did not run", k, v)
+		}
+	}
+	// Only the NATS cases the selected rows read ran: the paced ones.
+	var natsRan []string
+	for _, b := range rep.Benchmarks {
+		if b.Pkg == report.PkgNATS && b.Status == report.StatusOK {
+			natsRan = append(natsRan, b.Name)
+		}
+	}
+	if want := []string{report.NATSOneWay1K, report.NATSOneWay1KTLS}; !reflect.DeepEqual(natsRan, want) {
+		t.Errorf("NATS cases run %q, want %q", natsRan, want)
 	}
 	md, err := os.ReadFile(cfg.Markdown)
 	if err != nil || !bytes.Contains(md, []byte("](charts/membership.png)")) && !bytes.Contains(md, []byte("membership.png)")) {
