@@ -23,13 +23,13 @@ import (
 // (inbox/<name>.log, see inboxLog), and the ids of messages already received,
 // for de-duplication, in a bbolt file (inbox/<name>.db).
 //
-// One writer goroutine owns every write. It appends everything queued to the
-// log with one fdatasync and only then acknowledges each message: a message
-// acknowledged to its sender is on disk, and a burst costs one sync instead
-// of one per message. Reading appends a "read" record, also synced before
-// the messages are returned, so a message is shown once. When the inbox is
-// quiet the writer copies new ids into bbolt and empties (or rewrites) the
-// log. Arrival order is kept, so messages from one sender, which arrive in
+// Arriving messages are written by one writer goroutine. It appends
+// everything queued to the log with one fdatasync and only then acknowledges
+// each message: a message acknowledged to its sender is on disk, and a burst
+// costs one sync instead of one per message. A reader marks messages read
+// itself (under logMu): it appends a "read" record, also synced before the
+// messages are returned, so a message is shown once. When the inbox is quiet
+// the writer copies new ids into bbolt and empties (or rewrites) the log. Arrival order is kept, so messages from one sender, which arrive in
 // send order, stay in send order.
 type inbox struct {
 	name      string
@@ -49,14 +49,19 @@ type inbox struct {
 	changed chan struct{} // closed and replaced whenever unread changes
 	closed  bool
 	wake    chan struct{}
-	jobs    chan func()
 	done    chan struct{}
 
 	// refs are the unread messages, in arrival order: changed by the
 	// writer under mu, read by others under mu (and fileMu, for offsets).
 	refs []msgRef
 
-	// Owned by the writer goroutine.
+	// logMu is held by whoever works on the log: the writer goroutine for
+	// arrivals and tidying, a reader marking messages read (take, remove)
+	// on its own goroutine, with no hand-off to the writer and back. It
+	// guards the log and the fields below.
+	logMu   sync.Mutex
+	logDone bool // the writer has stopped; the log is closed or closing
+
 	liveBytes int64            // bytes of their records in the log
 	newIDs    map[string]int64 // ids in the log and not yet in bbolt: arrival, Unix ms
 	idle      *time.Timer      // fires when the inbox has been quiet for tidyAfter
@@ -127,7 +132,6 @@ func openInbox(root, name string, largeBody int, now func() time.Time) (*inbox, 
 		filesDir: filepath.Join(root, "files", name),
 		changed:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
-		jobs:     make(chan func()),
 		done:     make(chan struct{}),
 		newIDs:   make(map[string]int64),
 	}
@@ -277,6 +281,7 @@ func (ib *inbox) writer() {
 			batch := ib.pending
 			ib.pending = nil
 			ib.mu.Unlock()
+			ib.logMu.Lock()
 			if len(batch) > 0 {
 				ib.commit(batch)
 				ib.idle.Reset(tidyAfter)
@@ -284,6 +289,8 @@ func (ib *inbox) writer() {
 			}
 			if !open {
 				_ = ib.tidy() // best effort: the log is as good
+				ib.logDone = true
+				ib.logMu.Unlock()
 				return
 			}
 			// A busy inbox is never quiet for tidyAfter: tidy it when
@@ -291,12 +298,13 @@ func (ib *inbox) writer() {
 			if len(ib.newIDs) >= maxNewIDs || (ib.log.size > compactBusyAt && ib.liveBytes < ib.log.size/2) {
 				_ = ib.tidy()
 			}
-		case job := <-ib.jobs:
-			job()
+			ib.logMu.Unlock()
 		case <-ib.idle.C:
 			// An error leaves everything in the log, which is as
 			// durable; the next tidy tries again.
+			ib.logMu.Lock()
 			_ = ib.tidy()
+			ib.logMu.Unlock()
 		}
 	}
 }
@@ -366,7 +374,7 @@ func (ib *inbox) changeUnread(delta int) {
 	ib.mu.Unlock()
 }
 
-// tidy (writer only) copies the new ids into bbolt, then empties the log if
+// tidy (under logMu) copies the new ids into bbolt, then empties the log if
 // nothing in it is unread, or rewrites it with only the unread messages if
 // most of it is read.
 func (ib *inbox) tidy() error {
@@ -428,20 +436,18 @@ func (ib *inbox) compact() error {
 	return nil
 }
 
-// inWriter runs job on the writer goroutine, which owns the log.
-func (ib *inbox) inWriter(job func()) error {
-	ran := make(chan struct{})
-	select {
-	case ib.jobs <- func() { job(); close(ran) }:
-		<-ran
-		return nil
-	case <-ib.done:
+// withLog runs job holding logMu, unless the writer has stopped.
+func (ib *inbox) withLog(job func()) error {
+	ib.logMu.Lock()
+	defer ib.logMu.Unlock()
+	if ib.logDone {
 		return errInboxClosed
 	}
+	job()
+	return nil
 }
 
-// messages reads the records of refs back (writer, or a reader holding
-// fileMu).
+// messages reads the records of refs back (under logMu, or holding fileMu).
 func (ib *inbox) messages(refs []msgRef) ([]Message, error) {
 	if len(refs) == 0 {
 		return nil, nil
@@ -467,7 +473,7 @@ func (ib *inbox) messages(refs []msgRef) ([]Message, error) {
 	return out, nil
 }
 
-// markRead (writer only) records that the messages of refs were read and
+// markRead (under logMu) records that the messages of refs were read and
 // drops them from the unread ones; keep says which of ib.refs stay.
 func (ib *inbox) markRead(read []msgRef, keep func(msgRef) bool) error {
 	ids := make([]string, len(read))
@@ -506,7 +512,7 @@ func (ib *inbox) take() ([]Message, error) {
 	}
 	var out []Message
 	var err error
-	if werr := ib.inWriter(func() {
+	if werr := ib.withLog(func() {
 		read := slices.Clone(ib.refs)
 		if out, err = ib.messages(read); err != nil || len(read) == 0 {
 			return
@@ -530,7 +536,7 @@ func (ib *inbox) remove(ids []string) (int, error) {
 	}
 	removed := 0
 	var err error
-	if werr := ib.inWriter(func() {
+	if werr := ib.withLog(func() {
 		var read []msgRef
 		for _, r := range ib.refs {
 			if want[r.id] {

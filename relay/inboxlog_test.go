@@ -144,7 +144,7 @@ func TestInboxRecoversFromLog(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the read log to start over", func() bool {
 		var size int64
-		must(t, ib.inWriter(func() { size = ib.log.size }))
+		must(t, ib.withLog(func() { size = ib.log.size }))
 		return size == fileHeaderLen
 	})
 	for i := range 5 { // now remembered in bbolt only
@@ -304,7 +304,7 @@ func TestInboxCompactsLog(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the log to be compacted", func() bool {
 		var size int64
-		must(t, ib.inWriter(func() { size = ib.log.size }))
+		must(t, ib.withLog(func() { size = ib.log.size }))
 		return size < compactAt/2
 	})
 	got, err := ib.take()
@@ -382,7 +382,7 @@ func TestInboxPeekBesideWriter(t *testing.T) {
 				t.Fatal("no peek ran")
 			}
 			var size int64
-			must(t, ib.inWriter(func() { size = ib.log.size }))
+			must(t, ib.withLog(func() { size = ib.log.size }))
 			if size >= compactBusyAt {
 				t.Fatalf("the log was never compacted: %d bytes", size)
 			}
@@ -434,9 +434,9 @@ func TestInboxLogStartOverIgnoresOldRecords(t *testing.T) {
 	if got, err := ib.take(); err != nil || len(got) != 5 {
 		t.Fatalf("take: %d %v", len(got), err)
 	}
-	must(t, ib.inWriter(func() { must(t, ib.tidy()) })) // starts over
-	must(t, addSync(ib, testMessage(0)))                // a retry: known, not added
-	must(t, addSync(ib, testMessage(10)))               // same size as message 0's record
+	must(t, ib.withLog(func() { must(t, ib.tidy()) })) // starts over
+	must(t, addSync(ib, testMessage(0)))               // a retry: known, not added
+	must(t, addSync(ib, testMessage(10)))              // same size as message 0's record
 	must(t, ib.close())
 	ib, err = openInbox(root, "bob", 10<<10, time.Now)
 	if err != nil {
