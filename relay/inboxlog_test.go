@@ -14,6 +14,16 @@ import (
 	"go.etcd.io/bbolt"
 )
 
+// openTestInbox opens the inbox of "bob" under root.
+func openTestInbox(t *testing.T, root string) *inbox {
+	t.Helper()
+	ib, err := openInbox(root, "bob", 10<<10, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ib
+}
+
 // addSync adds m to ib and returns the result its sender would get.
 func addSync(ib *inbox, m *Message) error {
 	errc := make(chan error, 1)
@@ -120,10 +130,7 @@ func TestInboxRecoversFromLog(t *testing.T) {
 	torn := appendLogRecord(nil, 1, recAdd, []byte(`{"ID":"01TORN"}`))
 	writeLog(t, root, "bob", []any{m(0), m(1), []string{m(0).ID}, m(2), m(3), m(2), []string{m(3).ID}, m(4)}, torn[:len(torn)-3])
 
-	ib, err := openInbox(root, "bob", 10<<10, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ib := openTestInbox(t, root)
 	defer ib.close()
 	if n, _ := ib.state(); n != 3 {
 		t.Fatalf("unread after recovery = %d, want 3", n)
@@ -158,10 +165,7 @@ func TestInboxRecoversFromLog(t *testing.T) {
 // A restart keeps unread messages, and reads survive it too.
 func TestInboxRestart(t *testing.T) {
 	root := t.TempDir()
-	ib, err := openInbox(root, "bob", 10<<10, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ib := openTestInbox(t, root)
 	for i := range 10 {
 		must(t, addSync(ib, testMessage(i)))
 	}
@@ -169,10 +173,7 @@ func TestInboxRestart(t *testing.T) {
 		t.Fatalf("remove: %d %v", n, err)
 	}
 	must(t, ib.close())
-	ib, err = openInbox(root, "bob", 10<<10, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ib = openTestInbox(t, root)
 	defer ib.close()
 	got, err := ib.take()
 	if err != nil || len(got) != 8 {
@@ -209,10 +210,7 @@ func TestInboxMovesLegacyUnread(t *testing.T) {
 	}))
 	must(t, db.Close())
 	for range 2 { // the second open finds nothing more to move
-		ib, err := openInbox(root, "bob", 10<<10, time.Now)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ib := openTestInbox(t, root)
 		if n, _ := ib.state(); n != 3 {
 			t.Fatalf("unread = %d, want 3", n)
 		}
@@ -238,10 +236,7 @@ func TestInboxRefusesCorruptLogRecord(t *testing.T) {
 // already in the log (TestInboxRecoversFromLog covers ids kept in bbolt), and
 // readers see messages as soon as they are acknowledged.
 func TestInboxDedupAcrossLogAndStore(t *testing.T) {
-	ib, err := openInbox(t.TempDir(), "bob", 10<<10, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ib := openTestInbox(t, t.TempDir())
 	defer ib.close()
 	var wg sync.WaitGroup
 	for range 3 { // three copies of 1..20, concurrently
@@ -284,10 +279,7 @@ func TestInboxDedupAcrossLogAndStore(t *testing.T) {
 // they still read back whole and in order.
 func TestInboxCompactsLog(t *testing.T) {
 	root := t.TempDir()
-	ib, err := openInbox(root, "bob", 10<<10, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ib := openTestInbox(t, root)
 	defer ib.close()
 	const n = 1500 // about 1.7 MB of records: over compactAt
 	var read []string
@@ -349,10 +341,7 @@ func FuzzDecodeLogRecords(f *testing.F) {
 // are read and the log is compacted, every peek sees whole messages in
 // arrival order.
 func TestInboxPeekBesideWriter(t *testing.T) {
-	ib, err := openInbox(t.TempDir(), "bob", 10<<10, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ib := openTestInbox(t, t.TempDir())
 	defer ib.close()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -424,10 +413,7 @@ func TestInboxRefusesForeignLog(t *testing.T) {
 // old one did.
 func TestInboxLogStartOverIgnoresOldRecords(t *testing.T) {
 	root := t.TempDir()
-	ib, err := openInbox(root, "bob", 10<<10, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ib := openTestInbox(t, root)
 	for i := range 5 {
 		must(t, addSync(ib, testMessage(i)))
 	}
@@ -438,10 +424,7 @@ func TestInboxLogStartOverIgnoresOldRecords(t *testing.T) {
 	must(t, addSync(ib, testMessage(0)))               // a retry: known, not added
 	must(t, addSync(ib, testMessage(10)))              // same size as message 0's record
 	must(t, ib.close())
-	ib, err = openInbox(root, "bob", 10<<10, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ib = openTestInbox(t, root)
 	defer ib.close()
 	got, err := ib.take()
 	if err != nil || fmt.Sprint(ids(got)) != fmt.Sprint([]string{testMessage(10).ID}) {
