@@ -56,6 +56,9 @@ func startNode(t testing.TB, root string, opts ...nodeOpt) *node {
 	mc.Logger = relayLogger(t)
 	mc.Memberlist.ProbeInterval = 500 * time.Millisecond
 	mc.Memberlist.ProbeTimeout = 400 * time.Millisecond
+	// With these short probes, the preset's SuspicionMult of 2 would give a
+	// peer starved by -race on a loaded machine only 1 s to refute.
+	mc.Memberlist.SuspicionMult = 3
 	mc.Memberlist.GossipInterval = 50 * time.Millisecond
 	p, err := mesh.New(mc)
 	if err != nil {
