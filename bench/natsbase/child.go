@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -82,17 +83,20 @@ func parseJob(spec string) (job, error) {
 func IsChild() bool { return os.Getenv(ChildEnv) != "" }
 
 // ChildMain runs the child's job and returns the process exit code. It prints
-// "done <elapsed ns of the timed part>" on stdout; errors go to stderr.
-func ChildMain() int {
+// "done <elapsed ns of the timed part>" on stdout, the pipe its parent reads;
+// errors go to stderr.
+func ChildMain() int { return childMain(os.Stdout, os.Stderr) }
+
+func childMain(out, errOut io.Writer) int {
 	j, err := parseJob(os.Getenv(ChildEnv))
 	if err == nil {
 		var d time.Duration
 		if d, err = runJob(context.Background(), j); err == nil {
-			fmt.Printf("done %d\n", d.Nanoseconds())
+			fmt.Fprintf(out, "done %d\n", d.Nanoseconds())
 			return 0
 		}
 	}
-	fmt.Fprintln(os.Stderr, err)
+	fmt.Fprintln(errOut, err)
 	return 1
 }
 
