@@ -115,6 +115,26 @@ func xprocPause(d time.Duration) {
 	}
 }
 
+// xprocTimed is the timed part of a latency run: n sequential calls of send per benchmark
+// iteration, each after pace of think time, and their durations. It resets the timer first
+// and stops it after.
+func xprocTimed(b *testing.B, n int, pace time.Duration, send func() (time.Duration, error)) []time.Duration {
+	ds := make([]time.Duration, 0, b.N*n)
+	b.ResetTimer()
+	for range b.N {
+		for range n {
+			xprocPause(pace)
+			d, err := send()
+			if err != nil {
+				b.Fatal(err)
+			}
+			ds = append(ds, d)
+		}
+	}
+	b.StopTimer()
+	return ds
+}
+
 // xprocReportMean sets ns/op to the mean time per message.
 func xprocReportMean(b *testing.B, msgs int) {
 	if msgs > 0 {
@@ -150,19 +170,11 @@ func BenchmarkXProcRawTCP(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			rtts := make([]time.Duration, 0, b.N*sz.samples)
-			b.ResetTimer()
-			for range b.N {
-				for range sz.samples {
-					xprocPause(sz.pace)
-					start := time.Now()
-					if err := roundTrip(); err != nil {
-						b.Fatal(err)
-					}
-					rtts = append(rtts, time.Since(start))
-				}
-			}
-			b.StopTimer()
+			rtts := xprocTimed(b, sz.samples, sz.pace, func() (time.Duration, error) {
+				start := time.Now()
+				err := roundTrip()
+				return time.Since(start), err
+			})
 			if string(in) != string(out) {
 				b.Fatal("the echo differs from what was sent")
 			}
@@ -197,19 +209,7 @@ func BenchmarkXProcTransportOneWay(b *testing.B) {
 				}
 			}
 			child.report(b) // forget the warm-up
-			rtts := make([]time.Duration, 0, b.N*sz.samples)
-			b.ResetTimer()
-			for range b.N {
-				for range sz.samples {
-					xprocPause(sz.pace)
-					d, err := send()
-					if err != nil {
-						b.Fatal(err)
-					}
-					rtts = append(rtts, d)
-				}
-			}
-			b.StopTimer()
+			rtts := xprocTimed(b, sz.samples, sz.pace, send)
 			rep := child.report(b)
 			if len(rep.Wire) != len(rtts) {
 				b.Fatalf("the child timed %d requests, %d were sent", len(rep.Wire), len(rtts))
@@ -248,19 +248,7 @@ func BenchmarkXProcRelaySend(b *testing.B) {
 				}
 			}
 			child.report(b)
-			rtts := make([]time.Duration, 0, b.N*sz.sends)
-			b.ResetTimer()
-			for range b.N {
-				for range sz.sends {
-					xprocPause(sz.pace)
-					d, err := send()
-					if err != nil {
-						b.Fatal(err)
-					}
-					rtts = append(rtts, d)
-				}
-			}
-			b.StopTimer()
+			rtts := xprocTimed(b, sz.sends, sz.pace, send)
 			rep := child.report(b)
 			if len(rep.Wire) != len(rtts) {
 				b.Fatalf("the receiver timed %d messages, %d were sent", len(rep.Wire), len(rtts))
