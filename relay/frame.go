@@ -173,55 +173,73 @@ func NewNonce() [16]byte {
 	return n
 }
 
-// sign returns a pooled state holding the MAC of b; give it back with c.macs.Put.
-func (c *Codec) sign(b []byte) *macState {
-	st := c.macs.Get().(*macState)
-	st.h.Reset()
-	st.h.Write(b) // hash.Hash.Write never returns an error
-	st.h.Sum(st.sum[:0])
-	return st
-}
-
 // AppendFrame appends the encoded frame, length prefix included, to dst and returns the
 // extended slice, so the caller can send it with one Write. It errors only for type 0
 // (ErrBadType) or a payload over MaxPayload (ErrFrameTooLarge); dst is then returned
 // unchanged. f.Payload must not overlap dst's spare capacity. With enough capacity in dst it
 // does not allocate.
 func (c *Codec) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
-	return c.appendFrame(dst, f, f.Payload, nil)
+	return c.appendFrame(dst, f, f.Payload, nil, nil)
 }
 
-// appendFrame is AppendFrame for a payload given in two parts (a request or
-// response header and its body), which it copies straight into dst: a large
-// body is copied once, not first assembled elsewhere. f.Payload is ignored.
-func (c *Codec) appendFrame(dst []byte, f *Frame, part1, part2 []byte) ([]byte, error) {
+// appendFrame is AppendFrame for a payload given in parts (a request or response header, then
+// the body, possibly in two pieces), which it copies straight into dst: a large body is copied
+// once, not first assembled elsewhere. f.Payload is ignored.
+func (c *Codec) appendFrame(dst []byte, f *Frame, part1, part2, part3 []byte) ([]byte, error) {
+	return c.appendParts(dst, f, part1, part2, part3, true)
+}
+
+// appendParts appends a frame whose payload is part1||part2||part3. Complete, it copies part3
+// and appends the MAC. Otherwise it stops after part2: the caller writes part3 (not copied)
+// and then the frame's MAC (macOf of the bytes after the length prefix, and part3), so that
+// a large body is neither copied nor made to wait for its MAC before it goes (see
+// conn.drainLocked). It errors for type 0 or a payload over MaxPayload, returning dst
+// unchanged.
+func (c *Codec) appendParts(dst []byte, f *Frame, part1, part2, part3 []byte, complete bool) ([]byte, error) {
 	if f.Type == 0 {
 		return dst, fmt.Errorf("%w: type 0", ErrBadType)
 	}
-	payloadLen := len(part1) + len(part2)
+	payloadLen := len(part1) + len(part2) + len(part3)
 	if payloadLen > c.maxPayload {
 		return dst, fmt.Errorf("%w: payload is %d bytes, max %d", ErrFrameTooLarge, payloadLen, c.maxPayload)
 	}
-	bodyLen := frameOverhead + payloadLen
 	start := len(dst)
-	if need := start + lenPrefixLen + bodyLen; need > cap(dst) {
+	n := lenPrefixLen + frameOverhead + payloadLen
+	if !complete {
+		n -= len(part3) + macLen
+	}
+	if need := start + n; need > cap(dst) {
 		grown := make([]byte, start, max(need, 2*cap(dst)))
 		copy(grown, dst)
 		dst = grown
 	}
-	dst = dst[:start+lenPrefixLen+bodyLen]
-	binary.BigEndian.PutUint32(dst[start:], uint32(bodyLen))
+	dst = dst[:start+n]
+	binary.BigEndian.PutUint32(dst[start:], uint32(frameOverhead+payloadLen))
 	body := dst[start+lenPrefixLen:]
 	body[offVersion] = FrameVersion
 	body[offType] = byte(f.Type)
 	binary.BigEndian.PutUint64(body[offTime:], uint64(f.Time.UnixMilli()))
 	copy(body[offNonce:], f.Nonce[:])
-	macAt := offPayload + copy(body[offPayload:], part1)
-	macAt += copy(body[macAt:], part2)
-	st := c.sign(body[:macAt])
-	copy(body[macAt:], st.sum[:])
-	c.macs.Put(st)
+	at := offPayload + copy(body[offPayload:], part1)
+	at += copy(body[at:], part2)
+	if complete {
+		macAt := at + copy(body[at:], part3)
+		mac := c.macOf(body[:macAt], nil)
+		copy(body[macAt:], mac[:])
+	}
 	return dst, nil
+}
+
+// macOf returns the MAC of a frame whose bytes after the length prefix are head||tail.
+func (c *Codec) macOf(head, tail []byte) [macLen]byte {
+	st := c.macs.Get().(*macState)
+	st.h.Reset()
+	st.h.Write(head) // hash.Hash.Write never returns an error
+	st.h.Write(tail)
+	st.h.Sum(st.sum[:0]) // into the pooled state: a local array would escape to the heap
+	sum := st.sum
+	c.macs.Put(st)
+	return sum
 }
 
 // ReadFrame reads exactly one frame from r and verifies it like DecodeFrame. The announced
@@ -255,14 +273,36 @@ func (c *Codec) ReadFrame(r io.Reader, buf []byte) (Frame, []byte, error) {
 		buf = make([]byte, max(int(n), min(2*cap(buf), frameOverhead+c.maxPayload)))
 	}
 	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
+	// The MAC is computed over the bytes as they arrive rather than once all are in: a sender
+	// puts a large frame on the wire before its MAC (conn.drainLocked), so both ends hash at
+	// the same time instead of one after the other. Nothing is trusted before the MAC is
+	// checked in decodeFrame.
+	st := c.macs.Get().(*macState)
+	defer c.macs.Put(st)
+	st.h.Reset()
+	macAt := int(n) - macLen
+	for got, hashed, empty := 0, 0, 0; got < int(n); {
+		k, err := r.Read(buf[got:])
+		got += k
+		if k == 0 && err == nil {
+			if empty++; empty == 100 { // as io.ReadFull's bufio would: a reader that never gives data
+				err = io.ErrNoProgress
+			}
+		}
+		if h := min(got, macAt); h > hashed {
+			st.h.Write(buf[hashed:h]) // hash.Hash.Write never returns an error
+			hashed = h
+		}
+		if err == nil || got == int(n) {
+			continue
+		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return Frame{}, buf, fmt.Errorf("%w: stream ended before the %d announced bytes: %w",
 				ErrFrameTruncated, n, io.ErrUnexpectedEOF)
 		}
 		return Frame{}, buf, fmt.Errorf("relay: read frame body: %w", err)
 	}
-	f, err := c.DecodeFrame(buf)
+	f, err := c.decodeFrame(buf, st.h.Sum(st.sum[:0]))
 	return f, buf, err
 }
 
@@ -281,6 +321,12 @@ func (c *Codec) checkLen(n uint64) error {
 // body). It checks, in order: length, version, type, MAC (in constant time), then the time
 // window. The returned Payload aliases b.
 func (c *Codec) DecodeFrame(b []byte) (Frame, error) {
+	return c.decodeFrame(b, nil)
+}
+
+// decodeFrame is DecodeFrame given the MAC the codec computes over b's covered bytes, when
+// the caller has it already (ReadFrame hashes as it reads); with nil it computes it.
+func (c *Codec) decodeFrame(b []byte, sum []byte) (Frame, error) {
 	if err := c.checkLen(uint64(len(b))); err != nil {
 		return Frame{}, err
 	}
@@ -291,10 +337,11 @@ func (c *Codec) DecodeFrame(b []byte) (Frame, error) {
 		return Frame{}, fmt.Errorf("%w: type 0", ErrBadType)
 	}
 	macAt := len(b) - macLen
-	st := c.sign(b[:macAt])
-	ok := hmac.Equal(st.sum[:], b[macAt:])
-	c.macs.Put(st)
-	if !ok {
+	if sum == nil {
+		mac := c.macOf(b[:macAt], nil)
+		sum = mac[:]
+	}
+	if !hmac.Equal(sum, b[macAt:]) {
 		return Frame{}, fmt.Errorf("%w: wrong key (different mesh secret?) or altered frame", ErrBadMAC)
 	}
 	t := time.UnixMilli(int64(binary.BigEndian.Uint64(b[offTime:])))

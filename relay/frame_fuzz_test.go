@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -178,5 +179,46 @@ func FuzzReadFrame(f *testing.F) {
 			}
 		}
 		t.Fatal("ReadFrame kept returning frames without consuming the stream")
+	})
+}
+
+// FuzzReadFrameInPieces: ReadFrame hashes a frame as its bytes arrive, so the verdict must not
+// depend on how the stream is cut: read whole and one byte at a time, a stream gives the same
+// frames and the same error.
+func FuzzReadFrameInPieces(f *testing.F) {
+	bodies := fuzzSeedBodies(f)
+	for _, b := range bodies {
+		f.Add(withPrefix(b))
+	}
+	valid := withPrefix(bodies[0])
+	f.Add(append(bytes.Clone(valid), withPrefix(bodies[6])...)) // good, then bad MAC
+	f.Add(append(bytes.Clone(valid), valid[:len(valid)/2]...))  // good, then truncated
+	c := newTestCodec(f, CodecConfig{MaxPayload: fuzzMaxPayload})
+	readAll := func(r io.Reader) (frames []Frame, err error) {
+		var buf []byte
+		for {
+			var fr Frame
+			if fr, buf, err = c.ReadFrame(r, buf); err != nil {
+				return frames, err
+			}
+			fr.Payload = bytes.Clone(fr.Payload)
+			frames = append(frames, fr)
+		}
+	}
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		whole, errWhole := readAll(bytes.NewReader(stream))
+		pieces, errPieces := readAll(iotest.OneByteReader(bytes.NewReader(stream)))
+		if errWhole.Error() != errPieces.Error() {
+			t.Fatalf("read whole: %v; one byte at a time: %v", errWhole, errPieces)
+		}
+		if len(whole) != len(pieces) {
+			t.Fatalf("read whole: %d frames; one byte at a time: %d", len(whole), len(pieces))
+		}
+		for i := range whole {
+			if !whole[i].Time.Equal(pieces[i].Time) || whole[i].Type != pieces[i].Type ||
+				whole[i].Nonce != pieces[i].Nonce || !bytes.Equal(whole[i].Payload, pieces[i].Payload) {
+				t.Fatalf("frame %d differs between reading whole and one byte at a time", i)
+			}
+		}
 	})
 }

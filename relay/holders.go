@@ -424,7 +424,8 @@ func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string,
 	}
 	calls := make([]*call, 0, len(msgs))
 	for _, m := range msgs {
-		c, err := r.tr.startRequest(ctx, route.Owner.ID, route.Owner.Meta.RelayAddr, appendMessageAs(nil, reqDeliver, m, true))
+		head, body := messageParts(reqDeliver, m, true)
+		c, err := r.tr.startRequest(ctx, route.Owner.ID, route.Owner.Meta.RelayAddr, head, body)
 		if err != nil {
 			break
 		}

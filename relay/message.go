@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/paf-mesh/paf-mesh/mesh"
 )
@@ -92,6 +93,18 @@ func appendMessage(dst []byte, m *Message) []byte {
 }
 
 func appendMessageAs(dst []byte, typ byte, m *Message, replica bool) []byte {
+	return append(appendMessageHead(dst, typ, m, replica), m.Body...)
+}
+
+// messageParts is the encoding of m in two parts, its body last and not copied: a transport
+// request sends a large body from the message's own memory (Transport.request).
+func messageParts(typ byte, m *Message, replica bool) (head, body []byte) {
+	head = appendMessageHead(make([]byte, 0, 128), typ, m, replica)
+	return head, unsafe.Slice(unsafe.StringData(m.Body), len(m.Body)) // read, never written
+}
+
+// appendMessageHead is appendMessageAs up to the body, which comes last.
+func appendMessageHead(dst []byte, typ byte, m *Message, replica bool) []byte {
 	var flags byte
 	if m.Broadcast {
 		flags |= flagBroadcast
@@ -105,8 +118,7 @@ func appendMessageAs(dst []byte, typ byte, m *Message, replica bool) []byte {
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
 		dst = append(dst, s...)
 	}
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Body)))
-	return append(dst, m.Body...)
+	return binary.BigEndian.AppendUint32(dst, uint32(len(m.Body)))
 }
 
 // decodeMessage decodes and validates a message from another peer. Every

@@ -414,8 +414,8 @@ func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, ha
 	if owner.Meta.RelayAddr == "" {
 		return fmt.Errorf("%w: peer %s announces no relay address", ErrUnreachable, owner.ID)
 	}
-	body := appendMessageAs(make([]byte, 0, 64+len(m.Body)+len(m.Intent)), reqDeliver, m, handover)
-	_, err := r.tr.Request(ctx, owner.ID, owner.Meta.RelayAddr, body)
+	head, body := messageParts(reqDeliver, m, handover)
+	_, err := r.tr.request(ctx, owner.ID, owner.Meta.RelayAddr, head, body)
 	return err
 }
 
@@ -719,3 +719,4 @@ type ulidEntropy struct{}
 func (ulidEntropy) Read(p []byte) (int, error) { return cryptorand.Read(p) }
 
 func utf8Valid(s string) bool { return utf8.ValidString(s) }
+

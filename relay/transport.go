@@ -258,30 +258,36 @@ func (t *Transport) Addr() string { return t.addr }
 // Safe for concurrent use; concurrent requests to one peer are pipelined on one connection in
 // call order.
 func (t *Transport) Request(ctx context.Context, id, addr string, body []byte) ([]byte, error) {
-	cl, err := t.startRequest(ctx, id, addr, body)
+	return t.request(ctx, id, addr, body, nil)
+}
+
+// request is Request for a body given as head||tail; a large tail is sent from the caller's
+// memory without being copied (it is not used once request returns).
+func (t *Transport) request(ctx context.Context, id, addr string, head, tail []byte) ([]byte, error) {
+	cl, err := t.startRequest(ctx, id, addr, head, tail)
 	if err != nil {
 		return nil, err
 	}
 	return cl.wait(ctx)
 }
 
-// startRequest queues body for peer id and returns once it is queued on the connection,
+// startRequest queues the body head||tail for peer id and returns once it is queued on the connection,
 // without waiting for the response: requests started one after another (by one goroutine, or
 // ordered by other means) are sent, and handed to the peer's Handler, in that order. Finish
 // every returned call with call.wait exactly once. It may block to dial (bounded by
 // DialTimeout and HandshakeTimeout) or while the connection's send buffer is full.
-func (t *Transport) startRequest(ctx context.Context, id, addr string, body []byte) (*call, error) {
+func (t *Transport) startRequest(ctx context.Context, id, addr string, head, tail []byte) (*call, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("relay: request to %s: %w", id, err)
 	}
-	if max := t.codec.MaxPayload() - requestHdrLen; len(body) > max {
-		return nil, fmt.Errorf("relay: request to %s: body of %d bytes, max %d: %w", id, len(body), max, ErrFrameTooLarge)
+	if n, max := len(head)+len(tail), t.codec.MaxPayload()-requestHdrLen; n > max {
+		return nil, fmt.Errorf("relay: request to %s: body of %d bytes, max %d: %w", id, n, max, ErrFrameTooLarge)
 	}
 	c, err := t.getConn(ctx, id, addr)
 	if err != nil {
 		return nil, err
 	}
-	return c.startCall(ctx, body)
+	return c.startCall(ctx, head, tail)
 }
 
 // getConn returns the established connection to id at addr, dialling it if needed.

@@ -129,7 +129,7 @@ func BenchmarkRequestThroughput1K(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			cl, err := a.startRequest(ctx, "b", srv.Addr(), body)
+			cl, err := a.startRequest(ctx, "b", srv.Addr(), body, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

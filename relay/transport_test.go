@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -210,7 +211,7 @@ func TestTransportPipelinedInCallOrder(t *testing.T) {
 	// One goroutine issues all requests without waiting for any response.
 	calls := make([]*call, n)
 	for i := range calls {
-		cl, err := a.startRequest(ctx, "b", b.Addr(), tpOrderBody(uint64(i), 0))
+		cl, err := a.startRequest(ctx, "b", b.Addr(), tpOrderBody(uint64(i), 0), nil)
 		if err != nil {
 			t.Fatalf("startRequest %d: %v", i, err)
 		}
@@ -247,7 +248,7 @@ func TestTransportConcurrentRequests(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				body := tpOrderBody(uint64(i), byte(g))
-				cl, err := a.startRequest(ctx, "b", b.Addr(), body)
+				cl, err := a.startRequest(ctx, "b", b.Addr(), body, nil)
 				close(started)
 				if err != nil {
 					errs <- err
@@ -427,6 +428,51 @@ func TestTransportLargeBodiesPipelined(t *testing.T) {
 				errs <- err
 			}
 		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// A request body sent in two parts, its large tail referenced rather than copied when the
+// sending goroutine writes it (conn.drainLocked), must be on the wire, or copied, by the time
+// startRequest returns: the caller may reuse its memory at once. Concurrent senders make
+// both paths happen (a direct write with the MAC after the body, and a copy queued behind
+// another goroutine's write).
+func TestTransportRequestTailNotRetained(t *testing.T) {
+	const senders, rounds = 8, 20
+	a, b := tpNew(t, "a", nil, nil), tpNew(t, "b", tpEcho, nil)
+	ctx := tpCtx(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for s := range senders {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(s), 7))
+			tail := make([]byte, lateMACMin+s*1000)
+			for r := range rounds {
+				head := []byte(fmt.Sprintf("sender %d round %d:", s, r))
+				for i := range tail {
+					tail[i] = byte(rng.Uint32())
+				}
+				want := append(bytes.Clone(head), tail...)
+				cl, err := a.startRequest(ctx, "b", b.Addr(), head, tail)
+				if err != nil {
+					errs <- err
+					return
+				}
+				clear(tail) // the caller's memory is its own again
+				got, err := cl.wait(ctx)
+				if err == nil && !bytes.Equal(got, want) {
+					err = fmt.Errorf("sender %d round %d: the peer got a body that differs from the one sent", s, r)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
 	}
 	wg.Wait()
 	close(errs)
