@@ -719,4 +719,3 @@ type ulidEntropy struct{}
 func (ulidEntropy) Read(p []byte) (int, error) { return cryptorand.Read(p) }
 
 func utf8Valid(s string) bool { return utf8.ValidString(s) }
-
