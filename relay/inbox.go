@@ -68,10 +68,14 @@ type inbox struct {
 	lastPrune time.Time
 }
 
+// storedOverhead is room enough for a stored message's encoding besides its
+// body, intent and file path (ids, names, lengths).
+const storedOverhead = 256
+
 // pendingMsg is a message waiting for the writer, already encoded.
 type pendingMsg struct {
 	id   string
-	rec  []byte      // the stored form (JSON), or nil if encoding failed
+	rec  []byte      // the stored form (appendStored), or nil if encoding failed
 	err  error       // why it could not be encoded
 	done func(error) // called once the message is durable (or refused)
 }
@@ -161,10 +165,10 @@ func (ib *inbox) load(logPath string) error {
 	var adds []msgRef
 	for _, r := range recs {
 		switch r.payload[0] {
-		case recAdd:
-			var m struct{ ID string }
-			if err := json.Unmarshal(r.payload[1:], &m); err != nil || m.ID == "" {
-				return fmt.Errorf("the log %s holds a corrupt record at byte %d: %v", log.path, r.off, err)
+		case recAdd, recMsg:
+			m, err := decodeLogMessage(r.payload)
+			if err != nil {
+				return fmt.Errorf("the log %s holds a corrupt record at byte %d: %w", log.path, r.off, err)
 			}
 			if _, dup := ib.newIDs[m.ID]; dup {
 				continue
@@ -253,7 +257,7 @@ func (ib *inbox) add(m *Message, done func(error)) {
 		p.err = ib.saveLarge(&rec)
 	}
 	if p.err == nil {
-		p.rec, p.err = json.Marshal(&rec)
+		p.rec, p.err = appendStored(make([]byte, 0, storedOverhead+len(rec.Body)+len(rec.Intent)+len(rec.File)), &rec)
 	}
 	ib.mu.Lock()
 	if ib.closed {
@@ -313,7 +317,11 @@ func (ib *inbox) writer() {
 // each one (or reports why it could not be stored).
 func (ib *inbox) commit(batch []pendingMsg) {
 	results := make([]error, len(batch))
-	var buf []byte
+	size := 0
+	for _, p := range batch {
+		size += recHeaderLen + 1 + len(p.rec)
+	}
+	buf := make([]byte, 0, size)
 	var added []msgRef
 	inBatch := make(map[string]bool, len(batch))
 	err := ib.db.View(func(tx *bbolt.Tx) error {
@@ -328,7 +336,7 @@ func (ib *inbox) commit(batch []pendingMsg) {
 			}
 			inBatch[p.id] = true
 			start := len(buf)
-			buf = appendLogRecord(buf, ib.log.gen, recAdd, p.rec)
+			buf = appendLogRecord(buf, ib.log.gen, recMsg, p.rec)
 			added = append(added, msgRef{id: p.id, off: int64(start), n: len(buf) - start})
 		}
 		return nil
@@ -461,16 +469,35 @@ func (ib *inbox) messages(refs []msgRef) ([]Message, error) {
 	for _, r := range refs {
 		rel := r.off - first.off
 		recs, valid := decodeLogRecords(span[rel:rel+int64(r.n)], ib.log.gen)
-		if len(recs) != 1 || valid != r.n || recs[0][0] != recAdd {
+		if len(recs) != 1 || valid != r.n {
 			return nil, fmt.Errorf("relay: inbox of %q: the log %s is damaged at byte %d", ib.name, ib.log.path, r.off)
 		}
-		var m Message
-		if err := json.Unmarshal(recs[0][1:], &m); err != nil {
-			return nil, fmt.Errorf("relay: inbox of %q holds a corrupt record: %w", ib.name, err)
+		m, err := decodeLogMessage(recs[0])
+		if err != nil {
+			return nil, fmt.Errorf("relay: inbox of %q holds a corrupt record at byte %d of %s: %w", ib.name, r.off, ib.log.path, err)
 		}
 		out = append(out, m)
 	}
 	return out, nil
+}
+
+// decodeLogMessage decodes the message of a log record's payload (its type
+// byte first): recMsg, or recAdd as older versions wrote it.
+func decodeLogMessage(payload []byte) (Message, error) {
+	switch payload[0] {
+	case recMsg:
+		return decodeStored(payload[1:])
+	case recAdd:
+		var m Message
+		if err := json.Unmarshal(payload[1:], &m); err != nil {
+			return Message{}, err
+		}
+		if m.ID == "" {
+			return Message{}, errors.New("a message without an id")
+		}
+		return m, nil
+	}
+	return Message{}, fmt.Errorf("a record of type %q, not a message", payload[0])
 }
 
 // markRead (under logMu) records that the messages of refs were read and

@@ -70,7 +70,10 @@ const (
 	allocAhead = 512 << 10
 	allocKeep  = 2 << 20
 
+	// Record types. recAdd (a message as JSON) is what logs written before
+	// recMsg hold; it is still read.
 	recAdd  = 'A'
+	recMsg  = 'M' // a message: appendStored
 	recRead = 'R'
 )
 

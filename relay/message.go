@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -121,6 +122,43 @@ func appendMessageHead(dst []byte, typ byte, m *Message, replica bool) []byte {
 	return binary.BigEndian.AppendUint32(dst, uint32(len(m.Body)))
 }
 
+// appendStored encodes m as an inbox stores it: the receiver's own File (u16
+// length, then the path) and then the message's wire encoding. Binary for the
+// same reasons as appendMessage, and because the inbox encodes every arriving
+// message on the connection's goroutine. A File path longer than 64 KiB is an
+// error (no file system makes one).
+func appendStored(dst []byte, m *Message) ([]byte, error) {
+	if len(m.File) > math.MaxUint16 {
+		return dst, fmt.Errorf("relay: large-message file path of %d bytes is too long", len(m.File))
+	}
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.File)))
+	dst = append(dst, m.File...)
+	return appendMessageAs(dst, reqDeliver, m, false), nil
+}
+
+// decodeStored decodes a record made by appendStored, validating it as a
+// message from the network: the log is checksummed, but a file on disk is
+// input like any other.
+func decodeStored(b []byte) (Message, error) {
+	if len(b) < 2 || len(b)-2 < int(binary.BigEndian.Uint16(b)) {
+		return Message{}, fmt.Errorf("%w: stored record truncated", errBadMessage)
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	file := string(b[2 : 2+n])
+	if !utf8.ValidString(file) {
+		return Message{}, fmt.Errorf("%w: stored file path is not UTF-8", errBadMessage)
+	}
+	m, replica, err := decodeMessageAs(b[2+n:], reqDeliver, maxLogRecord)
+	if err != nil {
+		return Message{}, err
+	}
+	if replica {
+		return Message{}, fmt.Errorf("%w: a stored message marked as a holder's replica", errBadMessage)
+	}
+	m.File = file
+	return *m, nil
+}
+
 // decodeMessage decodes and validates a message from another peer. Every
 // string must be valid UTF-8 and every name a valid name; the body must fit
 // maxBody.
@@ -150,9 +188,12 @@ func decodeMessageAs(b []byte, typ byte, maxBody int) (*Message, bool, error) {
 		return nil, false, fmt.Errorf("%w: kind %d", errBadMessage, b[3])
 	}
 	m.SentAt = time.UnixMilli(int64(binary.BigEndian.Uint64(b[4:12])))
+	// The six fields are located first and then copied with one allocation
+	// (they are parts of one string); the body has its own, so that keeping a
+	// field (an id, for de-duplication) does not keep the body.
+	var at [6][2]int
 	off := 12
-	fields := []*string{&m.ID, &m.From, &m.To, &m.ForwardedFrom, &m.ConversationID, &m.Intent}
-	for _, f := range fields {
+	for i := range at {
 		if len(b)-off < 2 {
 			return nil, false, fmt.Errorf("%w: truncated", errBadMessage)
 		}
@@ -161,21 +202,24 @@ func decodeMessageAs(b []byte, typ byte, maxBody int) (*Message, bool, error) {
 		if len(b)-off < n {
 			return nil, false, fmt.Errorf("%w: truncated", errBadMessage)
 		}
-		*f = string(b[off : off+n])
+		at[i] = [2]int{off, off + n}
 		off += n
 	}
 	if len(b)-off < 4 {
 		return nil, false, fmt.Errorf("%w: truncated", errBadMessage)
 	}
 	n := int64(binary.BigEndian.Uint32(b[off:]))
-	off += 4
 	if n > int64(maxBody) {
 		return nil, false, fmt.Errorf("%w: body of %d bytes exceeds the limit of %d", errBadMessage, n, maxBody)
 	}
-	if int64(len(b)-off) != n {
-		return nil, false, fmt.Errorf("%w: body length %d does not match the %d bytes that follow", errBadMessage, n, len(b)-off)
+	if int64(len(b)-off-4) != n {
+		return nil, false, fmt.Errorf("%w: body length %d does not match the %d bytes that follow", errBadMessage, n, len(b)-off-4)
 	}
-	m.Body = string(b[off:])
+	fields := string(b[12:off])
+	for i, f := range []*string{&m.ID, &m.From, &m.To, &m.ForwardedFrom, &m.ConversationID, &m.Intent} {
+		*f = fields[at[i][0]-12 : at[i][1]-12]
+	}
+	m.Body = string(b[off+4:])
 	if err := m.validate(); err != nil {
 		return nil, false, err
 	}
