@@ -64,6 +64,7 @@ type inbox struct {
 
 	liveBytes int64            // bytes of their records in the log
 	newIDs    map[string]int64 // ids in the log and not yet in bbolt: arrival, Unix ms
+	wbuf      []byte           // the writer's batch buffer, kept up to maxWriteBuf
 	idle      *time.Timer      // fires when the inbox has been quiet for tidyAfter
 	lastPrune time.Time
 }
@@ -72,9 +73,31 @@ type inbox struct {
 // body, intent and file path (ids, names, lengths).
 const storedOverhead = 256
 
+// recPool recycles the buffers of pendingMsg.rec (and ib.wbuf is kept for
+// the writer's batches): under load every message would otherwise cost two
+// allocations of its size, and the garbage collector was a fifth of a busy
+// receiver's CPU.
+// Buffers that a large message grew past maxPooledRec are left to the
+// collector.
+var recPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const (
+	maxPooledRec = 64 << 10
+	maxWriteBuf  = 1 << 20
+)
+
+// putRec returns a buffer to recPool, holding b (whose memory it is).
+func putRec(bp *[]byte, b []byte) {
+	if cap(b) <= maxPooledRec {
+		*bp = b[:0]
+		recPool.Put(bp)
+	}
+}
+
 // pendingMsg is a message waiting for the writer, already encoded.
 type pendingMsg struct {
 	id   string
+	buf  *[]byte     // rec's memory, from recPool
 	rec  []byte      // the stored form (appendStored), or nil if encoding failed
 	err  error       // why it could not be encoded
 	done func(error) // called once the message is durable (or refused)
@@ -257,7 +280,12 @@ func (ib *inbox) add(m *Message, done func(error)) {
 		p.err = ib.saveLarge(&rec)
 	}
 	if p.err == nil {
-		p.rec, p.err = appendStored(make([]byte, 0, storedOverhead+len(rec.Body)+len(rec.Intent)+len(rec.File)), &rec)
+		p.buf = recPool.Get().(*[]byte)
+		b := (*p.buf)[:0]
+		if need := storedOverhead + len(rec.Body) + len(rec.Intent) + len(rec.File); cap(b) < need {
+			b = make([]byte, 0, need)
+		}
+		p.rec, p.err = appendStored(b, &rec)
 	}
 	ib.mu.Lock()
 	if ib.closed {
@@ -321,7 +349,20 @@ func (ib *inbox) commit(batch []pendingMsg) {
 	for _, p := range batch {
 		size += recHeaderLen + 1 + len(p.rec)
 	}
-	buf := make([]byte, 0, size)
+	buf := ib.wbuf[:0]
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	defer func() {
+		if cap(buf) <= maxWriteBuf {
+			ib.wbuf = buf[:0]
+		}
+		for _, p := range batch {
+			if p.buf != nil {
+				putRec(p.buf, p.rec)
+			}
+		}
+	}()
 	var added []msgRef
 	inBatch := make(map[string]bool, len(batch))
 	err := ib.db.View(func(tx *bbolt.Tx) error {
