@@ -97,9 +97,10 @@ func newConn(t *Transport, nc net.Conn, br *bufio.Reader, rbuf []byte, peerID st
 // call is one request awaiting its response. Calls are pooled: a call goes back to the pool
 // only when no one can send on ch any more.
 type call struct {
-	c  *conn
-	id uint64
-	ch chan callResult // capacity 1; receives exactly one result per use
+	c     *conn
+	id    uint64
+	ch    chan callResult // capacity 1; receives exactly one result per use
+	timer *time.Timer     // for waitFor's timeout; made at first use, stopped between uses
 }
 
 type callResult struct {
@@ -152,23 +153,50 @@ func (c *conn) forget(id uint64) bool {
 }
 
 // wait returns the call's result, or the ctx error. The call must not be used afterwards.
-func (cl *call) wait(ctx context.Context) ([]byte, error) {
+func (cl *call) wait(ctx context.Context) ([]byte, error) { return cl.waitFor(ctx, 0) }
+
+// waitFor is wait, giving up after timeout too (0: never) with an error that
+// wraps context.DeadlineExceeded. A bound of the call's own instead of a
+// context.WithTimeout per request: the call and its timer are pooled, where a
+// context costs allocations and its parent's lock on every request.
+func (cl *call) waitFor(ctx context.Context, timeout time.Duration) ([]byte, error) {
+	var expired <-chan time.Time
+	if timeout > 0 {
+		if cl.timer == nil {
+			cl.timer = time.NewTimer(timeout)
+		} else {
+			cl.timer.Reset(timeout) // stopped when the call was last finished
+		}
+		expired = cl.timer.C
+	}
+	var err error
 	select {
 	case r := <-cl.ch:
-		releaseCall(cl)
+		cl.finish()
 		return r.body, r.err
 	case <-ctx.Done():
-		c := cl.c
-		if !c.forget(cl.id) {
-			// The result raced the context; it is more useful than the context error.
-			r := <-cl.ch
-			releaseCall(cl)
-			return r.body, r.err
-		}
-		releaseCall(cl)
-		// A response that arrives later is dropped by the read loop.
-		return nil, fmt.Errorf("relay: request to %s: %w", c.peerID, ctx.Err())
+		err = ctx.Err()
+	case <-expired:
+		err = fmt.Errorf("no answer within %v: %w", timeout, context.DeadlineExceeded)
 	}
+	c := cl.c
+	if !c.forget(cl.id) {
+		// The result raced the context; it is more useful than the context error.
+		r := <-cl.ch
+		cl.finish()
+		return r.body, r.err
+	}
+	cl.finish()
+	// A response that arrives later is dropped by the read loop.
+	return nil, fmt.Errorf("relay: request to %s: %w", c.peerID, err)
+}
+
+// finish stops the call's timer and returns the call to the pool.
+func (cl *call) finish() {
+	if cl.timer != nil {
+		cl.timer.Stop() // since Go 1.23, no stale expiry is left in C
+	}
+	releaseCall(cl)
 }
 
 // closeCause is why the connection closed; nil while it is open.

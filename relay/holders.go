@@ -415,7 +415,7 @@ func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string,
 	var ok []string
 	if route.Owner.ID == r.dir.ID() {
 		for _, m := range msgs {
-			if r.deliverAs(ctx, route.Owner, m, true) != nil {
+			if r.deliverAs(ctx, route.Owner, m, true, 0) != nil {
 				return ok
 			}
 			ok = append(ok, m.ID)

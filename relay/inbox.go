@@ -13,7 +13,9 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
+	"github.com/oklog/ulid/v2"
 	"go.etcd.io/bbolt"
 )
 
@@ -65,7 +67,11 @@ type inbox struct {
 	liveBytes int64            // bytes of their records in the log
 	newIDs    map[string]int64 // ids in the log and not yet in bbolt: arrival, Unix ms
 	wbuf      []byte           // the writer's batch buffer, kept up to maxWriteBuf
-	idle      *time.Timer      // fires when the inbox has been quiet for tidyAfter
+	// seenUpTo is the latest ULID time (Unix ms) of any id in bbolt: an id
+	// with a later time cannot be there, so the writer does not look it up
+	// (ids are ULIDs, whose time is that of their sending; see mayBeSeen).
+	seenUpTo  uint64
+	idle      *time.Timer // fires when the inbox has been quiet for tidyAfter
 	lastPrune time.Time
 }
 
@@ -217,8 +223,19 @@ func (ib *inbox) load(logPath string) error {
 		}
 	}
 	err = ib.db.Update(func(tx *bbolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketSeen); err != nil {
+		seen, err := tx.CreateBucketIfNotExists(bucketSeen)
+		if err != nil {
 			return err
+		}
+		// ULIDs sort by time, so the latest is among the last keys; ids
+		// that are not ULIDs (from other implementations) may sort after
+		// them, so look back until one parses.
+		c := seen.Cursor()
+		for k, _ := c.Last(); k != nil; k, _ = c.Prev() {
+			if u, err := ulid.ParseStrict(string(k)); err == nil {
+				ib.seenUpTo = u.Time()
+				break
+			}
 		}
 		return ib.moveLegacy(tx)
 	})
@@ -272,9 +289,17 @@ func (ib *inbox) moveLegacy(tx *bbolt.Tx) error {
 // duplicate (already received: the sender may stop retrying). The stored
 // form is prepared here, on the caller's goroutine, so that many
 // connections encode in parallel and the writer only writes.
-func (ib *inbox) add(m *Message, done func(error)) {
+//
+// body, when not nil, is the message's body instead of m.Body: a received
+// message's, which aliases a read buffer and is copied before add returns.
+func (ib *inbox) add(m *Message, body []byte, done func(error)) {
 	p := pendingMsg{id: m.ID, done: done}
 	rec := *m
+	if body != nil {
+		// A view, not a copy: saveLarge and appendStored below are done with
+		// it before add returns, and keep nothing of it.
+		rec.Body = unsafe.String(unsafe.SliceData(body), len(body))
+	}
 	if len(rec.Body) > ib.largeBody {
 		// A retry of a message already stored rewrites the same file.
 		p.err = ib.saveLarge(&rec)
@@ -365,14 +390,17 @@ func (ib *inbox) commit(batch []pendingMsg) {
 	}()
 	var added []msgRef
 	inBatch := make(map[string]bool, len(batch))
-	err := ib.db.View(func(tx *bbolt.Tx) error {
-		s := tx.Bucket(bucketSeen)
+	check := func(tx *bbolt.Tx) error {
+		var s *bbolt.Bucket
+		if tx != nil {
+			s = tx.Bucket(bucketSeen)
+		}
 		for i, p := range batch {
 			if p.err != nil {
 				results[i] = p.err
 				continue
 			}
-			if _, ok := ib.newIDs[p.id]; ok || inBatch[p.id] || s.Get([]byte(p.id)) != nil {
+			if _, ok := ib.newIDs[p.id]; ok || inBatch[p.id] || (s != nil && ib.mayBeSeen(p.id) && s.Get([]byte(p.id)) != nil) {
 				continue // a retry of a message we have: acknowledge again
 			}
 			inBatch[p.id] = true
@@ -381,7 +409,13 @@ func (ib *inbox) commit(batch []pendingMsg) {
 			added = append(added, msgRef{id: p.id, off: int64(start), n: len(buf) - start})
 		}
 		return nil
-	})
+	}
+	var err error
+	if slices.ContainsFunc(batch, func(p pendingMsg) bool { return p.err == nil && ib.mayBeSeen(p.id) }) {
+		err = ib.db.View(check)
+	} else {
+		err = check(nil) // no id can be in bbolt: no read transaction
+	}
 	var at int64
 	if err == nil && len(buf) > 0 {
 		at, err = ib.log.write(buf)
@@ -414,6 +448,21 @@ func (ib *inbox) commit(batch []pendingMsg) {
 	}
 }
 
+// mayBeSeen reports whether id may be in bbolt's seen ids: it is not a
+// ULID, or its time is not after the latest one there.
+func (ib *inbox) mayBeSeen(id string) bool {
+	u, err := ulid.ParseStrict(id)
+	return err != nil || u.Time() <= ib.seenUpTo
+}
+
+// noteSeen raises seenUpTo for an id put into bbolt. An id that is not a
+// ULID changes nothing: mayBeSeen always looks those up.
+func (ib *inbox) noteSeen(id string) {
+	if u, err := ulid.ParseStrict(id); err == nil {
+		ib.seenUpTo = max(ib.seenUpTo, u.Time())
+	}
+}
+
 // changeUnread adds delta to the unread count and tells whoever waits.
 func (ib *inbox) changeUnread(delta int) {
 	ib.mu.Lock()
@@ -438,6 +487,7 @@ func (ib *inbox) tidy() error {
 				if err := s.Put([]byte(id), binary.BigEndian.AppendUint64(nil, uint64(at))); err != nil {
 					return err
 				}
+				ib.noteSeen(id)
 			}
 			if now := ib.now(); now.Sub(ib.lastPrune) > time.Hour {
 				ib.lastPrune = now

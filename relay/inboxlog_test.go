@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/oklog/ulid/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +28,7 @@ func openTestInbox(t *testing.T, root string) *inbox {
 // addSync adds m to ib and returns the result its sender would get.
 func addSync(ib *inbox, m *Message) error {
 	errc := make(chan error, 1)
-	ib.add(m, func(err error) { errc <- err })
+	ib.add(m, nil, func(err error) { errc <- err })
 	return <-errc
 }
 
@@ -235,6 +236,50 @@ func TestInboxMovesLegacyUnread(t *testing.T) {
 			t.Fatalf("unread = %d, want 3", n)
 		}
 		must(t, ib.close())
+	}
+}
+
+// The writer looks an id up in bbolt only if its ULID time is not after the
+// latest one there; retries of ids kept in bbolt must still be recognised,
+// after a restart too, and new ids of any time accepted.
+func TestInboxDedupByULIDTime(t *testing.T) {
+	root := t.TempDir()
+	at := func(ms uint64, i int) *Message {
+		m := testMessage(i)
+		m.ID = ulid.MustNew(ms, strings.NewReader(strings.Repeat("\x01", 16))).String()
+		return m
+	}
+	old, mid, late := at(1_000_000, 1), at(2_000_000, 2), at(3_000_000, 3)
+	ib := openTestInbox(t, root)
+	must(t, addSync(ib, mid))
+	if _, err := ib.take(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the id to move into bbolt", func() bool {
+		var n int
+		must(t, ib.withLog(func() { n = len(ib.newIDs) }))
+		return n == 0
+	})
+	must(t, ib.close())
+
+	ib = openTestInbox(t, root) // seenUpTo comes from bbolt now
+	defer ib.close()
+	if got := ib.seenUpTo; got != 2_000_000 {
+		t.Fatalf("seenUpTo after restart = %d, want 2000000", got)
+	}
+	for _, tc := range []struct {
+		m      *Message
+		unread int
+	}{
+		{mid, 0},  // a retry of an id in bbolt: recognised
+		{old, 1},  // new, but older than the latest in bbolt: looked up, accepted
+		{late, 2}, // new and later: accepted without a lookup
+		{late, 2}, // its retry: recognised from memory
+	} {
+		must(t, addSync(ib, tc.m))
+		if n, _ := ib.state(); n != tc.unread {
+			t.Fatalf("after adding %s: unread %d, want %d", tc.m.ID, n, tc.unread)
+		}
 	}
 }
 

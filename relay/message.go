@@ -170,22 +170,34 @@ func decodeMessage(b []byte, maxBody int) (*Message, error) {
 // decodeMessageAs decodes a message sent as request type typ, and reports
 // whether it is a holder's replica.
 func decodeMessageAs(b []byte, typ byte, maxBody int) (*Message, bool, error) {
+	m, body, replica, err := decodeMessageRef(b, typ, maxBody)
+	if err != nil {
+		return nil, false, err
+	}
+	m.Body = string(body)
+	return m, replica, nil
+}
+
+// decodeMessageRef is decodeMessageAs leaving the body in b: m.Body is empty
+// and body, validated, aliases b. A receiver that only stores the body copies
+// it once, into the stored form.
+func decodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte, replica bool, err error) {
 	if len(b) < 12 {
-		return nil, false, fmt.Errorf("%w: %d bytes is too short", errBadMessage, len(b))
+		return nil, nil, false, fmt.Errorf("%w: %d bytes is too short", errBadMessage, len(b))
 	}
 	if b[0] != messageVersion {
-		return nil, false, fmt.Errorf("%w: version %d, this peer speaks %d", errBadMessage, b[0], messageVersion)
+		return nil, nil, false, fmt.Errorf("%w: version %d, this peer speaks %d", errBadMessage, b[0], messageVersion)
 	}
 	if b[1] != typ {
-		return nil, false, fmt.Errorf("%w: request type %d", errBadMessage, b[1])
+		return nil, nil, false, fmt.Errorf("%w: request type %d", errBadMessage, b[1])
 	}
-	m := &Message{Broadcast: b[2]&flagBroadcast != 0, Kind: Kind(b[3])}
-	replica := b[2]&flagReplica != 0
+	m = &Message{Broadcast: b[2]&flagBroadcast != 0, Kind: Kind(b[3])}
+	replica = b[2]&flagReplica != 0
 	if b[2]&^(flagBroadcast|flagReplica) != 0 {
-		return nil, false, fmt.Errorf("%w: unknown flags %#x", errBadMessage, b[2])
+		return nil, nil, false, fmt.Errorf("%w: unknown flags %#x", errBadMessage, b[2])
 	}
 	if m.Kind < KindMessage || m.Kind > KindSystem {
-		return nil, false, fmt.Errorf("%w: kind %d", errBadMessage, b[3])
+		return nil, nil, false, fmt.Errorf("%w: kind %d", errBadMessage, b[3])
 	}
 	m.SentAt = time.UnixMilli(int64(binary.BigEndian.Uint64(b[4:12])))
 	// The six fields are located first and then copied with one allocation
@@ -195,35 +207,38 @@ func decodeMessageAs(b []byte, typ byte, maxBody int) (*Message, bool, error) {
 	off := 12
 	for i := range at {
 		if len(b)-off < 2 {
-			return nil, false, fmt.Errorf("%w: truncated", errBadMessage)
+			return nil, nil, false, fmt.Errorf("%w: truncated", errBadMessage)
 		}
 		n := int(binary.BigEndian.Uint16(b[off:]))
 		off += 2
 		if len(b)-off < n {
-			return nil, false, fmt.Errorf("%w: truncated", errBadMessage)
+			return nil, nil, false, fmt.Errorf("%w: truncated", errBadMessage)
 		}
 		at[i] = [2]int{off, off + n}
 		off += n
 	}
 	if len(b)-off < 4 {
-		return nil, false, fmt.Errorf("%w: truncated", errBadMessage)
+		return nil, nil, false, fmt.Errorf("%w: truncated", errBadMessage)
 	}
 	n := int64(binary.BigEndian.Uint32(b[off:]))
 	if n > int64(maxBody) {
-		return nil, false, fmt.Errorf("%w: body of %d bytes exceeds the limit of %d", errBadMessage, n, maxBody)
+		return nil, nil, false, fmt.Errorf("%w: body of %d bytes exceeds the limit of %d", errBadMessage, n, maxBody)
 	}
 	if int64(len(b)-off-4) != n {
-		return nil, false, fmt.Errorf("%w: body length %d does not match the %d bytes that follow", errBadMessage, n, len(b)-off-4)
+		return nil, nil, false, fmt.Errorf("%w: body length %d does not match the %d bytes that follow", errBadMessage, n, len(b)-off-4)
 	}
 	fields := string(b[12:off])
 	for i, f := range []*string{&m.ID, &m.From, &m.To, &m.ForwardedFrom, &m.ConversationID, &m.Intent} {
 		*f = fields[at[i][0]-12 : at[i][1]-12]
 	}
-	m.Body = string(b[off+4:])
+	body = b[off+4:]
 	if err := m.validate(); err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
-	return m, replica, nil
+	if !utf8.Valid(body) {
+		return nil, nil, false, fmt.Errorf("%w: body is not valid UTF-8", errBadMessage)
+	}
+	return m, body, replica, nil
 }
 
 // validate checks what a receiver must not trust: names, id, UTF-8.

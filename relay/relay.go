@@ -330,8 +330,10 @@ func (m *Message) validateOutgoing() error {
 // deliver routes m and hands it to the recipient's peer, retrying while the
 // route is settling (a rename or claim still gossiping) until DeliverTimeout.
 func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.DeliverTimeout)
-	defer cancel()
+	// DeliverTimeout is a deadline checked here and given to each request
+	// (call.waitFor) rather than a context.WithTimeout, which cost a tenth of
+	// a busy sender's CPU; storing, which is rare, makes a context of it.
+	deadline := time.Now().Add(r.cfg.DeliverTimeout)
 	original := m.To
 	backoff := 20 * time.Millisecond
 	for {
@@ -350,7 +352,9 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 			if len(route.Via) > 0 {
 				m.ForwardedFrom = route.Via[0]
 			}
-			n, err := r.store(ctx, m)
+			sctx, cancel := context.WithDeadline(ctx, deadline)
+			n, err := r.store(sctx, m)
+			cancel()
 			if err != nil {
 				return Result{ID: m.ID, To: m.To}, err
 			}
@@ -363,7 +367,7 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 		if len(route.Via) > 0 {
 			m.ForwardedFrom = route.Via[0]
 		}
-		err = r.deliverTo(ctx, route.Owner, m)
+		err = r.deliverAs(ctx, route.Owner, m, false, max(time.Until(deadline), time.Millisecond))
 		if err == nil {
 			r.mu.Lock()
 			r.stats.Delivered++
@@ -381,10 +385,14 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 		}
 		// Unreachable, or the route moved under us: look again.
 		r.log.Debug("delivery attempt failed; retrying", "to", m.To, "id", m.ID, "err", err)
+		left := time.Until(deadline)
+		if left <= 0 {
+			return Result{ID: m.ID, To: m.To}, fmt.Errorf("relay: deliver to %q: %w (last error: %v)", m.To, context.DeadlineExceeded, err)
+		}
 		select {
 		case <-ctx.Done():
 			return Result{ID: m.ID, To: m.To}, fmt.Errorf("relay: deliver to %q: %w (last error: %v)", m.To, ctx.Err(), err)
-		case <-time.After(backoff):
+		case <-time.After(min(backoff, left)):
 		}
 		backoff = min(backoff*2, 500*time.Millisecond)
 	}
@@ -393,15 +401,24 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 // deliverTo hands m to one peer; the local peer is served without a network
 // round trip.
 func (r *Relay) deliverTo(ctx context.Context, owner mesh.Member, m *Message) error {
-	return r.deliverAs(ctx, owner, m, false)
+	return r.deliverAs(ctx, owner, m, false, 0)
 }
 
-// deliverAs is deliverTo, marking the message as a holder's handover.
-func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, handover bool) error {
+// deliverAs is deliverTo, marking the message as a holder's handover, and
+// giving up after timeout (0: when ctx ends).
+func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, handover bool, timeout time.Duration) error {
 	if owner.ID == r.dir.ID() {
 		ch := make(chan error, 1)
-		r.accept(r.dir.ID(), m, handover, func(err error) { ch <- err })
+		r.accept(r.dir.ID(), m, nil, handover, func(err error) { ch <- err })
+		var expired <-chan time.Time
+		if timeout > 0 {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			expired = t.C
+		}
 		select {
+		case <-expired:
+			return fmt.Errorf("relay: store in this peer's inbox: not done within %v: %w", timeout, context.DeadlineExceeded)
 		case err := <-ch:
 			if err != nil {
 				return &RemoteError{Msg: err.Error()}
@@ -415,7 +432,7 @@ func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, ha
 		return fmt.Errorf("%w: peer %s announces no relay address", ErrUnreachable, owner.ID)
 	}
 	head, body := messageParts(reqDeliver, m, handover)
-	_, err := r.tr.request(ctx, owner.ID, owner.Meta.RelayAddr, head, body)
+	_, err := r.tr.request(ctx, owner.ID, owner.Meta.RelayAddr, head, body, timeout)
 	return err
 }
 
@@ -446,14 +463,14 @@ func (r *Relay) HandleRequest(from string, body []byte, respond func([]byte, err
 			return
 		}
 	}
-	m, handover, err := decodeMessageAs(body, reqDeliver, r.cfg.MaxBody)
+	m, msgBody, handover, err := decodeMessageRef(body, reqDeliver, r.cfg.MaxBody)
 	if err != nil {
 		r.refused()
 		r.log.Warn("refusing a malformed message", "peer", from, "err", err)
 		respond(nil, err)
 		return
 	}
-	r.accept(from, m, handover, func(err error) { respond(nil, err) })
+	r.accept(from, m, msgBody, handover, func(err error) { respond(nil, err) })
 }
 
 func (r *Relay) refused() {
@@ -463,11 +480,13 @@ func (r *Relay) refused() {
 }
 
 // accept checks a message addressed to this peer and queues it for the
-// recipient's inbox; done is called once it is durable or refused.
+// recipient's inbox; done is called once it is durable or refused. The body
+// is m.Body, or body when that is not nil (a received message's, aliasing the
+// connection's read buffer, used only before accept returns).
 //
 // handover marks a stored message handed over by a holder rather than sent
 // by its author: the holder checked the author when it took the message.
-func (r *Relay) accept(fromPeer string, m *Message, handover bool, done func(error)) {
+func (r *Relay) accept(fromPeer string, m *Message, body []byte, handover bool, done func(error)) {
 	if !r.allow(fromPeer) {
 		r.mu.Lock()
 		r.stats.RateLimited++
@@ -491,7 +510,7 @@ func (r *Relay) accept(fromPeer string, m *Message, handover bool, done func(err
 		done(err)
 		return
 	}
-	ib.add(m, func(err error) {
+	ib.add(m, body, func(err error) {
 		if err == nil {
 			r.mu.Lock()
 			r.stats.Received++
@@ -641,7 +660,7 @@ func (r *Relay) MoveInbox(old, new string) error {
 	errs := make(chan error, len(ms))
 	for i := range ms {
 		m := ms[i]
-		dst.add(&m, func(err error) { errs <- err })
+		dst.add(&m, nil, func(err error) { errs <- err })
 	}
 	ids := make([]string, len(ms))
 	for i := range ms {

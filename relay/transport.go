@@ -258,17 +258,19 @@ func (t *Transport) Addr() string { return t.addr }
 // Safe for concurrent use; concurrent requests to one peer are pipelined on one connection in
 // call order.
 func (t *Transport) Request(ctx context.Context, id, addr string, body []byte) ([]byte, error) {
-	return t.request(ctx, id, addr, body, nil)
+	return t.request(ctx, id, addr, body, nil, 0)
 }
 
 // request is Request for a body given as head||tail; a large tail is sent from the caller's
-// memory without being copied (it is not used once request returns).
-func (t *Transport) request(ctx context.Context, id, addr string, head, tail []byte) ([]byte, error) {
+// memory without being copied (it is not used once request returns). A timeout over 0 bounds
+// the wait for the answer as a context deadline would (the error wraps
+// context.DeadlineExceeded).
+func (t *Transport) request(ctx context.Context, id, addr string, head, tail []byte, timeout time.Duration) ([]byte, error) {
 	cl, err := t.startRequest(ctx, id, addr, head, tail)
 	if err != nil {
 		return nil, err
 	}
-	return cl.wait(ctx)
+	return cl.waitFor(ctx, timeout)
 }
 
 // startRequest queues the body head||tail for peer id and returns once it is queued on the connection,

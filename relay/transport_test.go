@@ -665,6 +665,35 @@ func TestTransportContextEnds(t *testing.T) {
 	}
 }
 
+// A request's own timeout (call.waitFor) ends the wait like a context deadline, the late
+// answer is dropped, and the pooled call and its timer serve the next requests.
+func TestTransportRequestTimeout(t *testing.T) {
+	held := make(chan func([]byte, error), 1)
+	b := tpNew(t, "b", tpFunc(func(_ string, body []byte, respond func([]byte, error)) {
+		if string(body) == "hold" {
+			held <- respond
+			return
+		}
+		respond(bytes.Clone(body), nil)
+	}), nil)
+	a := tpNew(t, "a", nil, nil)
+	ctx := tpCtx(t)
+	_, err := a.request(ctx, "b", b.Addr(), []byte("hold"), nil, 50*time.Millisecond)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want one wrapping context.DeadlineExceeded", err)
+	}
+	(<-held)([]byte("late"), nil)
+	for i := range 100 { // answered well within their timeouts, one call reused
+		want := fmt.Sprint("next ", i)
+		if got, err := a.request(ctx, "b", b.Addr(), []byte(want), nil, 5*time.Second); err != nil || string(got) != want {
+			t.Fatalf("request %d: %q, %v", i, got, err)
+		}
+	}
+	if s := a.Stats(); len(s.Rejected) != 0 || s.ConnsOut != 1 {
+		t.Fatalf("the late response hurt the connection: %+v", s)
+	}
+}
+
 func TestTransportClose(t *testing.T) {
 	held := make(chan func([]byte, error), 1)
 	b := tpNew(t, "b", tpFunc(func(_ string, _ []byte, respond func([]byte, error)) { held <- respond }), nil)
