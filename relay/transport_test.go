@@ -629,15 +629,22 @@ func TestTransportPeerMovesAddress(t *testing.T) {
 	}
 }
 
-func TestTransportContextEnds(t *testing.T) {
-	held := make(chan func([]byte, error), 1)
-	b := tpNew(t, "b", tpFunc(func(_ string, body []byte, respond func([]byte, error)) {
+// tpHolding starts a transport that echoes every request but "hold", whose respond func it
+// passes on held instead of answering.
+func tpHolding(t *testing.T) (b *Transport, held chan func([]byte, error)) {
+	held = make(chan func([]byte, error), 1)
+	b = tpNew(t, "b", tpFunc(func(_ string, body []byte, respond func([]byte, error)) {
 		if string(body) == "hold" {
 			held <- respond
 			return
 		}
 		respond(bytes.Clone(body), nil)
 	}), nil)
+	return b, held
+}
+
+func TestTransportContextEnds(t *testing.T) {
+	b, held := tpHolding(t)
 	a := tpNew(t, "a", nil, nil)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -668,14 +675,7 @@ func TestTransportContextEnds(t *testing.T) {
 // A request's own timeout (call.waitFor) ends the wait like a context deadline, the late
 // answer is dropped, and the pooled call and its timer serve the next requests.
 func TestTransportRequestTimeout(t *testing.T) {
-	held := make(chan func([]byte, error), 1)
-	b := tpNew(t, "b", tpFunc(func(_ string, body []byte, respond func([]byte, error)) {
-		if string(body) == "hold" {
-			held <- respond
-			return
-		}
-		respond(bytes.Clone(body), nil)
-	}), nil)
+	b, held := tpHolding(t)
 	a := tpNew(t, "a", nil, nil)
 	ctx := tpCtx(t)
 	_, err := a.request(ctx, "b", b.Addr(), []byte("hold"), nil, 50*time.Millisecond)
