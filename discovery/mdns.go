@@ -42,10 +42,6 @@ const (
 	// maxMDNSNoted bounds the set of announcers already logged about; past it, the set starts
 	// over, so a flood of names costs at most a burst of repeated log lines.
 	maxMDNSNoted = 1024
-	// mdnsProbeWindow is how long zeroconf's announcing goroutine lives after RegisterProxy:
-	// two probes up to 250 ms apart, then announcements after 1 s and 2 s. Nothing joins that
-	// goroutine, so Close waits this long after start before it returns.
-	mdnsProbeWindow = 4 * time.Second
 	// mdnsRetryMin and the refresh interval bound the wait before retrying a failed browse.
 	mdnsRetryMin = 500 * time.Millisecond
 )
@@ -107,13 +103,12 @@ type MDNSStats struct {
 // All sockets are opened in the network namespace NewMDNS was called in, including those of
 // later browses, and only on Interfaces. Its methods may be called concurrently.
 type MDNS struct {
-	cfg        MDNSConfig
-	log        *slog.Logger
-	ifaces     []net.Interface
-	ipType     zeroconf.IPType
-	server     *zeroconf.Server
-	ns         *netnsPin
-	registered time.Time
+	cfg    MDNSConfig
+	log    *slog.Logger
+	ifaces []net.Interface
+	ipType zeroconf.IPType
+	server *zeroconf.Server
+	ns     *netnsPin
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -194,7 +189,6 @@ func NewMDNS(cfg MDNSConfig) (*MDNS, error) {
 		m.ns.close()
 		return nil, fmt.Errorf("discovery: mdns: announce on %s: %w", ifaceNames(ifaces), err)
 	}
-	m.registered = time.Now()
 	m.log.Debug("mdns: announcing", "id", cfg.PeerID, "addrs", ipStrings, "port", port, "interfaces", ifaceNames(ifaces))
 
 	m.wg.Add(1)
@@ -244,17 +238,16 @@ func (m *MDNS) Stats() MDNSStats {
 // Close stops announcing (the responder closes at once, so nobody gets an answer from us any
 // more) and browsing, and waits for the goroutines it started. zeroconf gives no way to join
 // its own goroutines: those of a browse end moments after the browse has handed back its
-// results channel, which Close waits for, and for the announcing one Close waits until it has
-// surely ended, up to about 4 s after NewMDNS and not at all later. Idempotent; returns nil.
+// results channel, which Close waits for. The announcing one (zeroconf's Server.probe) is not
+// waited for: it only sleeps and sends on the closed socket (zeroconf ignores those errors on
+// Linux) and ends by itself about 3.5 s after NewMDNS (two probes up to 250 ms apart, two
+// announcements 1 s and 2 s apart); waiting for it made a peer stopped soon after its start
+// take up to 4 s to leave. Idempotent; returns nil.
 func (m *MDNS) Close() error {
 	m.closeOnce.Do(func() {
 		close(m.closing)
 		m.server.Shutdown()
 		m.wg.Wait()
-		if d := time.Until(m.registered.Add(mdnsProbeWindow)); d > 0 {
-			t := time.NewTimer(d)
-			<-t.C
-		}
 		m.ns.close()
 		m.log.Debug("mdns: closed", "id", m.cfg.PeerID)
 	})

@@ -13,6 +13,12 @@ func runServe(ctx context.Context, args []string, io stdio, getenv func(string) 
 	log := s.logger(io.err)
 	n, err := startNode(ctx, s, nodeOptions{Name: s.Name, Description: desc}, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped (Ctrl-C, SIGTERM) while starting: what was started is
+			// closed again, and stopping is what was asked for.
+			log.Info("stopped before the peer had started")
+			return nil
+		}
 		return err
 	}
 	// After the start, so that a peer that cannot start says so in one line.
