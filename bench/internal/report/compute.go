@@ -1,6 +1,10 @@
 package report
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // Value is one number with its name and display unit.
 type Value struct {
@@ -124,6 +128,13 @@ func BuildRow(spec RowSpec, res *Results) Row {
 		return row
 	}
 	row.Verdict, row.Note = spec.Judge(v)
+	n := 0
+	for _, mm := range append(slices.Clone(spec.Measured), spec.Baseline...) {
+		n = max(n, res.rounds(mm.Ref))
+	}
+	if n > 1 {
+		row.Note = strings.TrimPrefix(row.Note+"; ", "; ") + fmt.Sprintf("medians of %d interleaved runs", n)
+	}
 	return row
 }
 

@@ -302,6 +302,55 @@ func TestAddOutput(t *testing.T) {
 	}
 }
 
+func TestAddRound(t *testing.T) {
+	ref := Ref{PkgRelay, "BenchmarkXProcRelayThroughput/1KiB"}
+	round := func(v ...float64) Bench {
+		b := Bench{Ref: ref, Status: StatusOK, Iterations: 1}
+		for i, x := range v {
+			b.Metrics = append(b.Metrics, benchout.Metric{Value: x, Unit: []string{"msgs/s", "p50-us"}[i]})
+		}
+		return b
+	}
+	var res Results
+	res.AddRound(round(40000, 300)) // a first round is recorded as Add does
+	if n := res.rounds(ref); n != 1 {
+		t.Fatalf("rounds after one = %d", n)
+	}
+	res.AddRound(round(60000, 100))
+	if v, _, _, _ := res.metric(ref, "msgs/s"); v != 50000 {
+		t.Errorf("median of two = %v, want their mean 50000", v)
+	}
+	res.AddRound(round(55000)) // a round without p50-us: the median is over those that have it
+	if v, _, _, _ := res.metric(ref, "msgs/s"); v != 55000 {
+		t.Errorf("median of three = %v, want 55000", v)
+	}
+	if v, _, _, _ := res.metric(ref, "p50-us"); v != 200 {
+		t.Errorf("median of p50-us over the two rounds that have it = %v, want 200", v)
+	}
+	if n := res.rounds(ref); n != 3 || len(res.List()) != 1 {
+		t.Errorf("rounds = %d, entries %d", n, len(res.List()))
+	}
+	res.AddRound(Bench{Ref: ref, Status: StatusFailed, Reason: "boom"}) // a failed round is not hidden
+	if _, ok, status, _ := res.metric(ref, "msgs/s"); ok || status != StatusFailed {
+		t.Errorf("after a failed round: ok %v, status %q", ok, status)
+	}
+
+	rows, _, err := Select("^relay-throughput$")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var two Results
+	two.AddRound(round(40000), ok(PkgRelay, "BenchmarkXProcTransportThroughput/1KiB-goroutines-64", "msgs/s", 1e5))
+	two.AddRound(round(60000), round(70000)) // rounds 2 and 3 of the relay; median 60000
+	row := BuildRow(rows[0], &two)
+	if row.Verdict != Met || row.Note != "medians of 3 interleaved runs" {
+		t.Errorf("row: verdict %q, note %q", row.Verdict, row.Note)
+	}
+	if n, refs := RoundRefs(Rows()); n != 3 || len(refs) != 6 { // relay 64 KiB paced, NATS plain and TLS, relay and transport throughput, NATS request-reply
+		t.Errorf("RoundRefs(Rows()) = %d, %v", n, refs)
+	}
+}
+
 func TestSelectAndNeeds(t *testing.T) {
 	tests := map[string]struct {
 		only           string

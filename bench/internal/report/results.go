@@ -39,6 +39,10 @@ type Bench struct {
 	Reason     string            `json:"reason,omitempty"` // of a skip or failure
 	Iterations int               `json:"iterations,omitempty"`
 	Metrics    []benchout.Metric `json:"metrics,omitempty"`
+	// Rounds holds each run's metrics when the benchmark ran more than once, interleaved
+	// with its baselines (RowSpec.Rounds); Metrics then holds, for each unit, the median
+	// over the rounds.
+	Rounds [][]benchout.Metric `json:"rounds,omitempty"`
 }
 
 // Results is everything a run measured, looked up by Ref.
@@ -57,18 +61,82 @@ func (rs *Results) Add(b ...Bench) {
 	}
 }
 
+// AddRound records another run of benchmarks already recorded: a successful one joins the
+// earlier runs in Rounds and Metrics become the medians over all of them. A failed or skipped
+// run, or a first one, is recorded as Add does (a failure replaces what was there).
+func (rs *Results) AddRound(b ...Bench) {
+	for _, x := range b {
+		i := slices.IndexFunc(rs.list, func(y Bench) bool { return y.Ref == x.Ref })
+		if i < 0 || x.Status != StatusOK || rs.list[i].Status != StatusOK {
+			rs.Add(x)
+			continue
+		}
+		cur := &rs.list[i]
+		if len(cur.Rounds) == 0 {
+			cur.Rounds = [][]benchout.Metric{cur.Metrics}
+		}
+		cur.Rounds = append(cur.Rounds, x.Metrics)
+		cur.Metrics = medians(cur.Rounds)
+	}
+}
+
+// medians returns, for each unit in the first round, in its order, the median of its values
+// over the rounds that have it (the mean of the middle two for an even count).
+func medians(rounds [][]benchout.Metric) []benchout.Metric {
+	var out []benchout.Metric
+	for _, m := range rounds[0] {
+		var vs []float64
+		for _, r := range rounds {
+			for i := len(r) - 1; i >= 0; i-- {
+				if r[i].Unit == m.Unit {
+					vs = append(vs, r[i].Value)
+					break
+				}
+			}
+		}
+		slices.Sort(vs)
+		med := vs[len(vs)/2]
+		if len(vs)%2 == 0 {
+			med = (vs[len(vs)/2-1] + med) / 2
+		}
+		out = append(out, benchout.Metric{Value: med, Unit: m.Unit})
+	}
+	return out
+}
+
 // AddOutput records a benchmark process's parsed output for package pkg: every result, skip
 // and failure.
 func (rs *Results) AddOutput(pkg string, out benchout.Output) {
+	rs.addOutput(pkg, out, rs.Add)
+}
+
+// AddOutputRound is AddOutput for another run of the same benchmarks (see AddRound).
+func (rs *Results) AddOutputRound(pkg string, out benchout.Output) {
+	rs.addOutput(pkg, out, rs.AddRound)
+}
+
+func (rs *Results) addOutput(pkg string, out benchout.Output, add func(...Bench)) {
 	for _, r := range out.Results {
-		rs.Add(Bench{Ref: Ref{pkg, r.Name}, Status: StatusOK, Iterations: r.Iterations, Metrics: r.Metrics})
+		add(Bench{Ref: Ref{pkg, r.Name}, Status: StatusOK, Iterations: r.Iterations, Metrics: r.Metrics})
 	}
 	for _, name := range sortedKeys(out.Skipped) {
-		rs.Add(Bench{Ref: Ref{pkg, name}, Status: StatusSkipped, Reason: skipReason(out.Skipped[name])})
+		add(Bench{Ref: Ref{pkg, name}, Status: StatusSkipped, Reason: skipReason(out.Skipped[name])})
 	}
 	for _, name := range sortedKeys(out.Failed) {
-		rs.Add(Bench{Ref: Ref{pkg, name}, Status: StatusFailed, Reason: out.Failed[name]})
+		add(Bench{Ref: Ref{pkg, name}, Status: StatusFailed, Reason: out.Failed[name]})
 	}
+}
+
+// rounds is how many runs ref's metrics are the medians of (1 for a single run, 0 if absent).
+func (rs *Results) rounds(ref Ref) int {
+	b, ok := rs.lookup(ref)
+	switch {
+	case !ok:
+		return 0
+	case len(b.Rounds) > 0:
+		return len(b.Rounds)
+	}
+	return 1
 }
 
 // List returns every benchmark recorded, in the order they were added.

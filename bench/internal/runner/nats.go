@@ -12,8 +12,13 @@ import (
 )
 
 // runNATS runs the NATS baseline cases that refs name, each recorded as a benchmark of the
-// package "nats". It returns the processes (one per case) and whether all succeeded.
-func (r *run) runNATS(ctx context.Context, refs []report.Ref) ([]report.Process, bool) {
+// package "nats" (as another round of it, with round). It returns the processes (one per
+// case) and whether all succeeded.
+func (r *run) runNATS(ctx context.Context, refs []report.Ref, round bool) ([]report.Process, bool) {
+	add := r.results.Add
+	if round {
+		add = r.results.AddRound
+	}
 	var names []string
 	for _, ref := range refs {
 		if ref.Pkg == report.PkgNATS {
@@ -45,9 +50,9 @@ func (r *run) runNATS(ctx context.Context, refs []report.Ref) ([]report.Process,
 			ok = false
 			p.ExitCode, p.Error = -1, err.Error()
 			fmt.Fprintf(r.cfg.Stderr, "pafbench: NATS baseline %s failed: %v\n", name, err)
-			r.results.Add(report.Bench{Ref: report.Ref{Pkg: report.PkgNATS, Name: name}, Status: report.StatusFailed, Reason: err.Error()})
+			add(report.Bench{Ref: report.Ref{Pkg: report.PkgNATS, Name: name}, Status: report.StatusFailed, Reason: err.Error()})
 		} else {
-			r.results.Add(report.Bench{Ref: report.Ref{Pkg: report.PkgNATS, Name: name}, Status: report.StatusOK, Iterations: 1, Metrics: metrics})
+			add(report.Bench{Ref: report.Ref{Pkg: report.PkgNATS, Name: name}, Status: report.StatusOK, Iterations: 1, Metrics: metrics})
 		}
 		procs = append(procs, p)
 	}
