@@ -397,7 +397,7 @@ func TestRunRounds(t *testing.T) {
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
 	cfg := Config{
-		Repo: root, Only: "^relay-throughput$", JSON: filepath.Join(out, "r.json"), Markdown: "off", Charts: "off",
+		Repo: root, Only: "^relay-throughput$", JSON: filepath.Join(out, "r.json"),
 		Stdout: &stdout, Stderr: &stderr,
 	}
 	if err := Run(context.Background(), cfg); err != nil {
