@@ -489,6 +489,9 @@ func sampleReport() *Report {
 		ok(PkgMesh, "BenchmarkConvergence/peers-100", "ms/total", 1730.0),
 		Bench{Ref: Ref{PkgPeer, "BenchmarkLANDiscovery"}, Status: StatusSkipped, Reason: "needs root"},
 	)
+	for _, v := range []float64{39868, 45764, 43209} { // kept in rounds
+		res.AddRound(ok(PkgRelay, "BenchmarkXProcRelayThroughput/1KiB", "msgs/s", v))
+	}
 	rows, curves := Build(Rows(), Curves(), &res)
 	return &Report{
 		Format: FormatVersion, Date: time.Date(2026, 11, 22, 4, 30, 0, 0, time.UTC), Commit: "84b42f7-dirty",
@@ -518,6 +521,11 @@ func TestJSONRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, r) {
 		t.Fatalf("round trip differs:\n got %+v\nwant %+v", got, r)
+	}
+	// A file written before rounds existed has none, and reads as one run.
+	old, err := Decode([]byte(`{"format": 1, "benchmarks": [{"pkg": "relay", "name": "X", "status": "ok", "metrics": [{"value": 1, "unit": "msgs/s"}]}]}`))
+	if err != nil || len(old.Benchmarks) != 1 || old.Benchmarks[0].Rounds != nil {
+		t.Errorf("a report without rounds: %+v, %v", old, err)
 	}
 	for name, in := range map[string]string{
 		"not json":      "{",
@@ -638,11 +646,13 @@ func TestCompare(t *testing.T) {
 	var buf bytes.Buffer
 	WriteComparison(&buf, old, cur)
 	out := buf.String()
-	for _, want := range []string{"old: 84b42f7-dirty", "new: abc1234", "different modes", "| relay-latency p50", "+10.0%",
-		"| membership    | met         | missing"} {
+	for _, want := range []string{"old: 84b42f7-dirty", "new: abc1234", "different modes", "| relay-latency p50", "+10.0%"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("comparison lacks %q:\n%s", want, out)
 		}
+	}
+	if !regexp.MustCompile(`\| membership +\| met +\| missing`).MatchString(out) {
+		t.Errorf("comparison lacks membership's verdict change:\n%s", out)
 	}
 }
 

@@ -113,17 +113,26 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	natsDone := false
+	var roundsErr error
 	runNATS := func() {
 		if !natsDone {
 			natsDone = true
 			ps, ok := r.runNATS(ctx, refs, false)
 			rep.Processes = append(rep.Processes, ps...)
 			failed = failed || !ok
+			// The extra rounds right after the first, so that all of them fall in the
+			// same few minutes.
+			if !cfg.Quick {
+				roundsErr = r.runRounds(ctx, binDir, rows, rep, &failed)
+			}
 		}
 	}
 	for _, p := range procs {
 		if p.Pkg != report.PkgRelay {
 			runNATS() // right after the relay's benchmarks
+		}
+		if roundsErr != nil {
+			return roundsErr
 		}
 		out, rec := r.runProc(ctx, binDir, p)
 		r.results.AddOutput(p.Pkg, out)
@@ -134,10 +143,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	runNATS()
-	if !cfg.Quick {
-		if err := r.runRounds(ctx, binDir, rows, rep, &failed); err != nil {
-			return err
-		}
+	if roundsErr != nil {
+		return roundsErr
 	}
 
 	rep.LoadEnd = loadAvg()
