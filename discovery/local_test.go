@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 func newTestLocal(t *testing.T) *Local {
@@ -289,7 +291,7 @@ func TestAdvertUpdate(t *testing.T) {
 	if got[0].ID != "p" || got[0].Addr != "127.0.0.1:2" || got[0].Name != "renamed" || !got[0].Started.Equal(first[0].Started) {
 		t.Fatalf("after Update: %+v, want id p, new addr and name, same start %v", got[0], first[0].Started)
 	}
-	if names := dirNames(t, l.Dir()); !slices.Equal(names, []string{"p.json"}) {
+	if names := testutil.DirNames(t, l.Dir()); !slices.Equal(names, []string{"p.json"}) {
 		t.Fatalf("dir holds %q, want only p.json", names)
 	}
 	if fi, err := os.Stat(a.Path()); err != nil || fi.Mode().Perm() != 0o600 {
@@ -396,7 +398,7 @@ func TestAdvertiseRejectsBadEntries(t *testing.T) {
 			}
 		})
 	}
-	if names := dirNames(t, l.Dir()); len(names) != 0 {
+	if names := testutil.DirNames(t, l.Dir()); len(names) != 0 {
 		t.Fatalf("failed adverts left %q", names)
 	}
 }
@@ -410,7 +412,7 @@ func TestNewLocal(t *testing.T) {
 	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("run dir mode = %v, %v; want 0700", fi.Mode().Perm(), err)
 	}
-	if names := dirNames(t, dir); len(names) != 0 {
+	if names := testutil.DirNames(t, dir); len(names) != 0 {
 		t.Fatalf("NewLocal left %q behind", names)
 	}
 	if got := entryIDs(t, l); len(got) != 0 {
@@ -473,20 +475,7 @@ func TestEntriesNeverMissesUpdatingPeer(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if names := dirNames(t, l.Dir()); !slices.Equal(names, []string{"busy.json"}) {
+	if names := testutil.DirNames(t, l.Dir()); !slices.Equal(names, []string{"busy.json"}) {
 		t.Fatalf("dir holds %q after updates, want only busy.json", names)
 	}
-}
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, de := range des {
-		names = append(names, de.Name())
-	}
-	return names
 }

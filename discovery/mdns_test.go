@@ -19,6 +19,7 @@ import (
 
 	"github.com/grandcat/zeroconf"
 	"github.com/paf-mesh/paf-mesh/internal/netns"
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 const (
@@ -28,18 +29,6 @@ const (
 	testRefresh = 600 * time.Millisecond
 	testExpiry  = 2 * time.Second
 )
-
-// mdnsWait polls cond until it holds or timeout passes, then fails the test with what.
-func mdnsWait(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // TestNewMDNSRefusesEmptyInterfaces runs anywhere: the refusal comes before any socket.
 func TestNewMDNSRefusesEmptyInterfaces(t *testing.T) {
@@ -214,7 +203,7 @@ func TestMDNSOnALAN(t *testing.T) {
 	// Every peer of the mesh finds exactly the other two.
 	for _, p := range mesh {
 		want := othersAddrs(p, mesh)
-		mdnsWait(t, 10*time.Second, p.id+" to find "+strings.Join(want, ", "), func() bool {
+		testutil.WaitFor(t, 10*time.Second, p.id+" to find "+strings.Join(want, ", "), func() bool {
 			return slices.Equal(addrsOf(t, p, ids), want)
 		})
 		t.Logf("%s found the other peers of its mesh %v after start", p.id, time.Since(start).Round(time.Millisecond))
@@ -223,7 +212,7 @@ func TestMDNSOnALAN(t *testing.T) {
 	// The control for rootUDP: the same scan inside a lab host finds that host's responder
 	// (IPv4 and IPv6) and browser sockets.
 	h := lab.Hosts[0]
-	mdnsWait(t, 10*time.Second, "our mDNS sockets to show in the lab host", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "our mDNS sockets to show in the lab host", func() bool {
 		var n int
 		if err := h.Run(func() error {
 			found, err := ourUDPInodes(5353)
@@ -238,7 +227,7 @@ func TestMDNSOnALAN(t *testing.T) {
 
 	// The foreign peer is counted, never offered, and sees nothing of ours.
 	for _, p := range append(slices.Clone(mesh), foreign) {
-		mdnsWait(t, 10*time.Second, p.id+" to count foreign announcements", func() bool {
+		testutil.WaitFor(t, 10*time.Second, p.id+" to count foreign announcements", func() bool {
 			return p.m.Stats().ForeignMesh > 0
 		})
 	}
@@ -254,13 +243,13 @@ func TestMDNSOnALAN(t *testing.T) {
 	lateStart := time.Now()
 	ids[late.addr] = late.id
 	for _, p := range mesh {
-		mdnsWait(t, 10*time.Second, p.id+" to find the late peer", func() bool {
+		testutil.WaitFor(t, 10*time.Second, p.id+" to find the late peer", func() bool {
 			return slices.Contains(addrsOf(t, p, ids), late.addr)
 		})
 		t.Logf("%s found the late peer %v after it started", p.id, time.Since(lateStart).Round(time.Millisecond))
 	}
 	mesh = append(mesh, late)
-	mdnsWait(t, 10*time.Second, "the late peer to find the others", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the late peer to find the others", func() bool {
 		return slices.Equal(addrsOf(t, late, ids), othersAddrs(late, mesh))
 	})
 	t.Logf("the late peer found the others %v after it started", time.Since(lateStart).Round(time.Millisecond))
@@ -299,7 +288,7 @@ func TestMDNSOnALAN(t *testing.T) {
 	closed := time.Now()
 	rest := slices.DeleteFunc(slices.Clone(mesh), func(p *labPeer) bool { return p == gone })
 	for _, p := range rest {
-		mdnsWait(t, 3*testExpiry, p.id+" to drop the closed peer", func() bool {
+		testutil.WaitFor(t, 3*testExpiry, p.id+" to drop the closed peer", func() bool {
 			return !slices.Contains(addrsOf(t, p, ids), gone.addr)
 		})
 		if got, want := addrsOf(t, p, ids), othersAddrs(p, rest); !slices.Equal(got, want) {
@@ -317,7 +306,7 @@ func TestMDNSFindsLatePeerWithoutRefresh(t *testing.T) {
 	lab := netns.New(t, 2)
 	a := startPeer(t, lab.Hosts[0], "peer1", testMesh, func(c *MDNSConfig) { c.Refresh = time.Hour; c.Expiry = time.Hour })
 	// Wait for a's browser: its socket joins the responder's two.
-	mdnsWait(t, 10*time.Second, "peer1's browse to start", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "peer1's browse to start", func() bool {
 		var n int
 		if err := a.host.Run(func() error {
 			found, err := ourUDPInodes(5353)
@@ -331,7 +320,7 @@ func TestMDNSFindsLatePeerWithoutRefresh(t *testing.T) {
 	started := time.Now()
 	b := startPeer(t, lab.Hosts[1], "peer2", testMesh)
 	ids := map[string]string{b.addr: b.id}
-	mdnsWait(t, 10*time.Second, "peer1 to find peer2", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "peer1 to find peer2", func() bool {
 		return slices.Equal(addrsOf(t, a, ids), []string{b.addr})
 	})
 	t.Logf("a running peer found a new one %v after it started", time.Since(started).Round(time.Millisecond))

@@ -1,15 +1,14 @@
 package discovery
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // childEnv makes the test binary act as a peer in another process that advertises itself in
@@ -38,26 +37,9 @@ func runChildAdvertiser(dir string) int {
 // the reader that the peer is gone.
 func TestDeadProcessEntryIsRemoved(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
-	cmd.Stderr = tWriter{t}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer stdin.Close()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || strings.TrimSpace(line) != "ready" {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("child said %q, %v", line, err)
+	cmd, line := testutil.StartSelf(t, testutil.LogWriter(t), childEnv+"="+dir)
+	if line != "ready" {
+		t.Fatalf("child said %q", line)
 	}
 
 	l, err := NewLocal(dir, testLogger(t))

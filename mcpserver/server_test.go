@@ -12,6 +12,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
+	"github.com/paf-mesh/paf-mesh/internal/testutil/mcptest"
 	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/relay"
 )
@@ -21,10 +23,7 @@ func TestInitializeAndToolsList(t *testing.T) {
 	ss := startSession(t, fm.peer(), testConfig(t))
 
 	// initialize, again, to look at what it says.
-	init := mcp.InitializeRequest{}
-	init.Params.ProtocolVersion = "2025-06-18"
-	init.Params.ClientInfo = mcp.Implementation{Name: "test", Version: "1"}
-	res, err := ss.c.Initialize(context.Background(), init)
+	res, err := mcptest.Initialize(context.Background(), ss.c, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +99,8 @@ func TestConversation(t *testing.T) {
 		t.Fatalf("sessions: %v", d["sessions"])
 	}
 
-	listen := expert.async(context.Background(), "paf_listen", map[string]any{"timeout_seconds": 30}, nil)
-	waitFor(t, 2*time.Second, "the expert to announce it is listening", func() bool {
+	listen := mcptest.Async(context.Background(), expert.c, "paf_listen", map[string]any{"timeout_seconds": 30}, nil)
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the expert to announce it is listening", func() bool {
 		a, _ := expert.p.activity()
 		return a == mesh.ActivityListening
 	})
@@ -120,7 +119,7 @@ func TestConversation(t *testing.T) {
 	}
 
 	res := await(t, listen, 5*time.Second)
-	txt, d = text(res), data(t, res)
+	txt, d = mcptest.Text(res), mcptest.Structured(t, res)
 	ms := messages(t, d)
 	if len(ms) != 2 {
 		t.Fatalf("listen returned %d messages, want the opening and the question (opening grace):\n%s", len(ms), txt)
@@ -136,7 +135,7 @@ func TestConversation(t *testing.T) {
 			t.Errorf("listen text lacks %q:\n%s", want, txt)
 		}
 	}
-	waitFor(t, 2*time.Second, "the expert to announce it is busy with the intent", func() bool {
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the expert to announce it is busy with the intent", func() bool {
 		a, f := expert.p.activity()
 		return a == mesh.ActivityBusy && f == "why do retries double-charge?"
 	})
@@ -182,7 +181,7 @@ func TestConversation(t *testing.T) {
 	}
 	expert.fails("paf_respond", map[string]any{"message": "more?", "conversation_id": conv}, "has ended")
 	expert.fails("paf_respond", map[string]any{"message": "more?"}, "no open conversation")
-	waitFor(t, 2*time.Second, "the expert to be idle again", func() bool {
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the expert to be idle again", func() bool {
 		a, _ := expert.p.activity()
 		return a == mesh.ActivityIdle
 	})
@@ -292,7 +291,7 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	// An unknown tool is a protocol error that lists the tools.
-	_, err := ss.callCtx(context.Background(), "paf_nope", nil, nil)
+	_, err := mcptest.Call(context.Background(), ss.c, "paf_nope", nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "paf_listen") || !strings.Contains(err.Error(), "tools/list") {
 		t.Errorf("unknown tool: %v", err)
 	}
@@ -329,25 +328,25 @@ func TestWaitTimeoutProgressAndCancel(t *testing.T) {
 
 	// Progress every ProgressInterval when the request has a token.
 	ss.ok("paf_listen", map[string]any{"timeout_seconds": 1})
-	if n := len(ss.notifications(string(mcp.MethodNotificationProgress))); n != 0 {
+	if n := len(ss.notes.Of(string(mcp.MethodNotificationProgress))); n != 0 {
 		t.Fatalf("%d progress notifications without a progress token", n)
 	}
-	res := await(t, ss.async(context.Background(), "paf_listen", map[string]any{"timeout_seconds": 1}, "tok-1"), 5*time.Second)
+	res := await(t, mcptest.Async(context.Background(), ss.c, "paf_listen", map[string]any{"timeout_seconds": 1}, "tok-1"), 5*time.Second)
 	if res.IsError {
-		t.Fatal(text(res))
+		t.Fatal(mcptest.Text(res))
 	}
-	waitFor(t, 2*time.Second, "progress notifications", func() bool {
-		return len(ss.notifications(string(mcp.MethodNotificationProgress))) >= 3
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "progress notifications", func() bool {
+		return len(ss.notes.Of(string(mcp.MethodNotificationProgress))) >= 3
 	})
-	p := ss.notifications(string(mcp.MethodNotificationProgress))[0].Params.AdditionalFields
+	p := ss.notes.Of(string(mcp.MethodNotificationProgress))[0].Params.AdditionalFields
 	if p["progressToken"] != "tok-1" || p["total"] != float64(1) {
 		t.Fatalf("progress params: %v", p)
 	}
 
 	// Cancellation ends the wait at once and marks nothing read.
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := ss.async(ctx, "paf_listen", map[string]any{"timeout_seconds": 60}, nil)
-	waitFor(t, 2*time.Second, "the listen to block", func() bool {
+	ch := mcptest.Async(ctx, ss.c, "paf_listen", map[string]any{"timeout_seconds": 60}, nil)
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the listen to block", func() bool {
 		ss.s.mu.Lock()
 		defer ss.s.mu.Unlock()
 		return ss.s.listening == 1
@@ -358,7 +357,7 @@ func TestWaitTimeoutProgressAndCancel(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("a cancelled listen did not return")
 	}
-	waitFor(t, 2*time.Second, "the cancelled listen to stop waiting", func() bool {
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the cancelled listen to stop waiting", func() bool {
 		ss.s.mu.Lock()
 		defer ss.s.mu.Unlock()
 		return ss.s.listening == 0
@@ -393,8 +392,8 @@ func TestPushAndUnreadLine(t *testing.T) {
 	ss.ok("paf_register", map[string]any{"name": "me"})
 	fm.inject(relay.Message{From: "alice", To: "me", Kind: relay.KindReply, Body: "pushed", ConversationID: "c-abc", Intent: "the focus"})
 
-	waitFor(t, 2*time.Second, "a channel notification", func() bool { return len(ss.notifications(channelMethod)) == 1 })
-	p := ss.notifications(channelMethod)[0].Params.AdditionalFields
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "a channel notification", func() bool { return len(ss.notes.Of(channelMethod)) == 1 })
+	p := ss.notes.Of(channelMethod)[0].Params.AdditionalFields
 	if p["content"] != "pushed" {
 		t.Errorf("content: %v", p["content"])
 	}
@@ -430,7 +429,7 @@ func TestPushAndUnreadLine(t *testing.T) {
 	if strings.Contains(txt, "unread") {
 		t.Fatalf("unread line after reading:\n%s", txt)
 	}
-	if n := len(ss.notifications(channelMethod)); n != 1 {
+	if n := len(ss.notes.Of(channelMethod)); n != 1 {
 		t.Fatalf("%d channel notifications, want each message pushed once", n)
 	}
 }
@@ -501,8 +500,8 @@ func TestIdleConversationsEnd(t *testing.T) {
 	conv := d["conversation_id"].(string)
 
 	// The caller's agent is told at once (pushed) and in the next result.
-	waitFor(t, 5*time.Second, "the caller's notice", func() bool { return len(caller.notifications(channelMethod)) > 0 })
-	meta, _ := caller.notifications(channelMethod)[0].Params.AdditionalFields["meta"].(map[string]any)
+	testutil.WaitForEvery(t, waitPoll, 5*time.Second, "the caller's notice", func() bool { return len(caller.notes.Of(channelMethod)) > 0 })
+	meta, _ := caller.notes.Of(channelMethod)[0].Params.AdditionalFields["meta"].(map[string]any)
 	if meta["conversation_id"] != conv || meta["kind"] != "notice" {
 		t.Fatalf("notice meta: %v", meta)
 	}
@@ -534,7 +533,7 @@ func TestEndArrivingEndsAtOnce(t *testing.T) {
 	conv := d["conversation_id"].(string)
 	listener.ok("paf_check", nil)
 	listener.ok("paf_end_session", map[string]any{"conversation_id": conv})
-	waitFor(t, 2*time.Second, "the caller to see the end", func() bool {
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the caller to see the end", func() bool {
 		caller.s.mu.Lock()
 		defer caller.s.mu.Unlock()
 		return caller.s.convs[conv].Ended
@@ -556,8 +555,8 @@ func TestResourcesAndPrompts(t *testing.T) {
 		t.Fatal(err)
 	}
 	fm.inject(relay.Message{From: "x", To: "me", Kind: relay.KindMessage, Body: "in the inbox"})
-	waitFor(t, 2*time.Second, "resources/updated for the inbox", func() bool {
-		for _, n := range ss.notifications(mcp.MethodNotificationResourceUpdated) {
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "resources/updated for the inbox", func() bool {
+		for _, n := range ss.notes.Of(mcp.MethodNotificationResourceUpdated) {
 			if n.Params.AdditionalFields["uri"] == inboxURI {
 				return true
 			}
@@ -588,8 +587,8 @@ func TestResourcesAndPrompts(t *testing.T) {
 	if err := fm.peer().Claim(context.Background(), "newcomer"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "resources/updated for the peers", func() bool {
-		for _, n := range ss.notifications(mcp.MethodNotificationResourceUpdated) {
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "resources/updated for the peers", func() bool {
+		for _, n := range ss.notes.Of(mcp.MethodNotificationResourceUpdated) {
 			if n.Params.AdditionalFields["uri"] == peersURI {
 				return true
 			}
@@ -667,15 +666,15 @@ func TestOpeningGrace(t *testing.T) {
 	// in the same result.
 	opening.ConversationID, question.ConversationID = "c-2", "c-2"
 	fm.inject(opening)
-	ch := ss.async(context.Background(), "paf_listen", map[string]any{"timeout_seconds": 30}, nil)
-	waitFor(t, 2*time.Second, "the listen to hold the opening", func() bool {
+	ch := mcptest.Async(context.Background(), ss.c, "paf_listen", map[string]any{"timeout_seconds": 30}, nil)
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the listen to hold the opening", func() bool {
 		ss.s.mu.Lock()
 		defer ss.s.mu.Unlock()
 		return ss.s.listening == 1
 	})
 	fm.inject(question)
 	res := await(t, ch, 10*time.Second)
-	if ms := messages(t, data(t, res)); len(ms) != 2 || ms[1].Body != "the question" {
+	if ms := messages(t, mcptest.Structured(t, res)); len(ms) != 2 || ms[1].Body != "the question" {
 		t.Fatalf("listen: %+v", ms)
 	}
 }
@@ -708,8 +707,8 @@ func TestEndSessionStopsListening(t *testing.T) {
 	other.ok("paf_register", map[string]any{"name": "other"})
 	_, d := ss.ok("paf_connect", map[string]any{"target_session": "other", "intent": "x", "my_name": "me"})
 	conv := d["conversation_id"].(string)
-	ch := ss.async(context.Background(), "paf_listen", map[string]any{"timeout_seconds": 60}, nil)
-	waitFor(t, 2*time.Second, "the listen to block", func() bool {
+	ch := mcptest.Async(context.Background(), ss.c, "paf_listen", map[string]any{"timeout_seconds": 60}, nil)
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the listen to block", func() bool {
 		ss.s.mu.Lock()
 		defer ss.s.mu.Unlock()
 		return ss.s.listening == 1
@@ -719,8 +718,8 @@ func TestEndSessionStopsListening(t *testing.T) {
 		t.Fatalf("end_session: %s", txt)
 	}
 	res := await(t, ch, 5*time.Second)
-	if d := data(t, res); d["stopped"] != true {
-		t.Fatalf("the listen did not stop: %s", text(res))
+	if d := mcptest.Structured(t, res); d["stopped"] != true {
+		t.Fatalf("the listen did not stop: %s", mcptest.Text(res))
 	}
 	_, d = other.ok("paf_check", nil)
 	if ms := messages(t, d); len(ms) != 2 || ms[1].Kind != "end" {

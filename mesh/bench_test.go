@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // Membership benchmarks for SPEC section 10. They run the product's preset
@@ -36,9 +36,6 @@ import (
 // as each benchmark's comment says. Wall time of the whole package with
 // -benchtime 1x on the 2-core machine: about 2.5-3 min in full, 25 s quick.
 
-// benchQuick reports whether PAF_BENCH_QUICK=1 asks for the quick run.
-func benchQuick() bool { return os.Getenv("PAF_BENCH_QUICK") == "1" }
-
 // benchPoll is how often the benchmarks look at the peers. It bounds the
 // resolution of every figure here: a reported time is late by up to one poll
 // (plus the few microseconds a pass over the peers takes).
@@ -56,7 +53,7 @@ func benchConfig() *Config {
 // curveSizes are the cluster sizes of the convergence and propagation
 // curves. Quick mode runs 10 and 100 peers (the SPEC's size) only.
 func curveSizes() []int {
-	if benchQuick() {
+	if testutil.BenchQuick() {
 		return []int{10, 100}
 	}
 	return []int{10, 50, 100, 200}
@@ -66,7 +63,7 @@ func curveSizes() []int {
 // (each kill takes seconds of memberlist's timers whatever the machine).
 // Quick mode runs 10 peers only.
 func failureSizes() []int {
-	if benchQuick() {
+	if testutil.BenchQuick() {
 		return []int{10}
 	}
 	return []int{10, 50, 100}
@@ -188,7 +185,7 @@ func pollAll[P any](ps []P, timeout time.Duration, cond func(P) bool) (time.Time
 // bound), capped/op 1, and the share of peers that saw all by then
 // (converged-%). 5 s, 3 s (the SPEC target) in quick mode.
 func convergeCap() time.Duration {
-	if benchQuick() {
+	if testutil.BenchQuick() {
 		return 3 * time.Second
 	}
 	return 5 * time.Second
@@ -209,7 +206,7 @@ func (c *benchCluster) converged(limit time.Duration) (time.Time, error) {
 // settleWait is how long settle lets gossip converge a cluster before it
 // helps with push/pull: 2 s, 1 s in quick mode.
 func settleWait() time.Duration {
-	if benchQuick() {
+	if testutil.BenchQuick() {
 		return time.Second
 	}
 	return 2 * time.Second
@@ -266,19 +263,6 @@ func sharePct[P any](ps []P, ok func(P) bool) float64 {
 	return 100 * float64(n) / float64(len(ps))
 }
 
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// pctMS is the p-th percentile (0 < p <= 1, nearest rank) of ds in
-// milliseconds; ds is sorted in place.
-func pctMS(ds []time.Duration, p float64) float64 {
-	if len(ds) == 0 {
-		return 0
-	}
-	slices.Sort(ds)
-	i := int(math.Ceil(p*float64(len(ds)))) - 1
-	return ms(ds[max(0, min(i, len(ds)-1))])
-}
-
 // meanMS is the mean of ds in milliseconds.
 func meanMS(ds []time.Duration) float64 {
 	if len(ds) == 0 {
@@ -288,7 +272,7 @@ func meanMS(ds []time.Duration) float64 {
 	for _, d := range ds {
 		sum += d
 	}
-	return ms(sum) / float64(len(ds))
+	return testutil.Millis(sum) / float64(len(ds))
 }
 
 // BenchmarkStartOnly is the baseline for BenchmarkConvergence: the raw cost
@@ -304,7 +288,7 @@ func BenchmarkStartOnly(b *testing.B) {
 				c.close()
 			}
 			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(ms(total)/float64(b.N), "ms/start")
+			b.ReportMetric(testutil.Millis(total)/float64(b.N), "ms/start")
 		})
 	}
 }
@@ -362,9 +346,9 @@ func (r *convergeResult) add(firstNew, started, at time.Time, err error, share f
 func (r *convergeResult) report(b *testing.B) {
 	n := float64(r.runs)
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(ms(r.startJoin)/n, "ms/start+join")
-	b.ReportMetric(ms(r.converge)/n, "ms/converge")
-	b.ReportMetric(ms(r.total)/n, "ms/total")
+	b.ReportMetric(testutil.Millis(r.startJoin)/n, "ms/start+join")
+	b.ReportMetric(testutil.Millis(r.converge)/n, "ms/converge")
+	b.ReportMetric(testutil.Millis(r.total)/n, "ms/total")
 	b.ReportMetric(float64(r.capped)/n, "capped/op")
 	b.ReportMetric(float64(r.joinFailed)/n, "join-failures/op")
 	b.ReportMetric(r.share/n, "converged-%")
@@ -376,7 +360,7 @@ func (r *convergeResult) report(b *testing.B) {
 // (nearest rank) is the maximum; claims-over-1s/op and capped/op count the
 // tail.
 func claimsPerCluster() int {
-	if benchQuick() {
+	if testutil.BenchQuick() {
 		return 3
 	}
 	return 10
@@ -425,8 +409,8 @@ func BenchmarkNamePropagation(b *testing.B) {
 			}
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(meanMS(seen), "ms/claim-mean")
-			b.ReportMetric(pctMS(seen, 0.99), "ms/claim-p99")
-			b.ReportMetric(pctMS(seen, 1), "ms/claim-max")
+			b.ReportMetric(testutil.Millis(testutil.Percentile(seen, 0.99)), "ms/claim-p99")
+			b.ReportMetric(testutil.Millis(testutil.Percentile(seen, 1)), "ms/claim-max")
 			b.ReportMetric(meanMS(returned), "ms/claim-return")
 			b.ReportMetric(float64(slow)/float64(b.N), "claims-over-1s/op")
 			b.ReportMetric(float64(capped)/float64(b.N), "capped/op")
@@ -504,7 +488,7 @@ func describeLaggards(ps []*Peer, claimer *Peer, name string) string {
 // (15 s), so earlier kills do not shorten it.
 func killPlan(n int) (kills, atOnce int) {
 	switch {
-	case benchQuick():
+	case testutil.BenchQuick():
 		return 1, 1
 	case n < 50:
 		return 2, 1
@@ -591,7 +575,7 @@ func BenchmarkFailureDetection(b *testing.B) {
 			}
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(meanMS(took), "ms/dead-mean")
-			b.ReportMetric(pctMS(took, 1), "ms/dead-max")
+			b.ReportMetric(testutil.Millis(testutil.Percentile(took, 1)), "ms/dead-max")
 			b.ReportMetric(meanMS(detect), "ms/phase-probe")
 			b.ReportMetric(meanMS(suspect), "ms/phase-suspicion")
 			b.ReportMetric(meanMS(spread), "ms/phase-spread")

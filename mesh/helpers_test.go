@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -20,34 +22,12 @@ func TestMain(m *testing.M) {
 	)
 }
 
-// tlog is a slog writer into t.Log that goes quiet once the test is over, so
-// a straggling memberlist goroutine cannot log into a finished test.
-type tlog struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *tlog) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(b[:len(b)-1]))
-	}
-	return len(b), nil
-}
-
-func testLogger(t testing.TB) *slog.Logger {
-	w := &tlog{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: testLogLevel}))
-}
-
 // testConfig is DefaultLocalConfig with timers shortened for tests and the
-// logger writing to t.Log.
+// logger writing to t.Log, quiet once the test is over so that a straggling
+// memberlist goroutine cannot log into a finished test.
 func testConfig(t testing.TB) *Config {
 	c := DefaultLocalConfig()
-	c.Logger = testLogger(t)
+	c.Logger = testutil.QuietLogger(t, testLogLevel)
 	c.NameGrace = 500 * time.Millisecond
 	c.Retain = 5 * time.Second
 	ml := c.Memberlist
@@ -114,18 +94,6 @@ func cluster(t testing.TB, n int, mod func(i int, c *Config)) []*Peer {
 		}
 	}
 	return ps
-}
-
-// waitFor polls cond until it holds or timeout passes, then fails with what.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 // aliveCount counts live members: alive, or suspect (not declared dead).

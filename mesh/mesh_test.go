@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 func TestConverge50(t *testing.T) {
@@ -34,7 +36,7 @@ func TestConverge50(t *testing.T) {
 	}()
 	t.Logf("50 peers started and joined in %s", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	waitFor(t, 90*time.Second, "all 50 peers to see 50 alive", func() bool {
+	testutil.WaitFor(t, 90*time.Second, "all 50 peers to see 50 alive", func() bool {
 		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 50 })
 	})
 	t.Logf("converged %s later", time.Since(start).Round(time.Millisecond))
@@ -42,7 +44,7 @@ func TestConverge50(t *testing.T) {
 
 func TestClaimSeenByAll(t *testing.T) {
 	ps := cluster(t, 10, nil)
-	waitFor(t, 10*time.Second, "convergence", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {
 		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 10 })
 	})
 	if err := ps[3].Claim(bg, "Alice"); err != nil {
@@ -51,7 +53,7 @@ func TestClaimSeenByAll(t *testing.T) {
 	if got := ps[3].Name(); got != "alice" {
 		t.Fatalf("Name() = %q, want the normalised %q", got, "alice")
 	}
-	waitFor(t, 5*time.Second, "every peer to see alice owned by peer 3", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "every peer to see alice owned by peer 3", func() bool {
 		return allSee(ps, func(p *Peer) bool { return ownerID(p, "alice") == ps[3].ID() })
 	})
 	m, _ := ps[7].Owner("alice")
@@ -77,7 +79,7 @@ func TestConcurrentClaimsConverge(t *testing.T) {
 	for round := 0; round < 3; round++ {
 		t.Run(fmt.Sprint("round", round), func(t *testing.T) {
 			ps := cluster(t, 8, nil)
-			waitFor(t, 10*time.Second, "convergence", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {
 				return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 8 })
 			})
 			evs := make([]chan Event, len(ps))
@@ -103,7 +105,7 @@ func TestConcurrentClaimsConverge(t *testing.T) {
 			wg.Wait()
 
 			var owner string
-			waitFor(t, 10*time.Second, "one owner of contested on every peer, held by that peer alone", func() bool {
+			testutil.WaitFor(t, 10*time.Second, "one owner of contested on every peer, held by that peer alone", func() bool {
 				owner = ownerID(ps[0], "contested")
 				if owner == "" {
 					return false
@@ -126,7 +128,7 @@ func TestConcurrentClaimsConverge(t *testing.T) {
 				if p.ID() == owner || !claimed[i] {
 					continue
 				}
-				waitFor(t, 5*time.Second, fmt.Sprintf("peer %d to be told it lost the name", i), func() bool {
+				testutil.WaitFor(t, 5*time.Second, fmt.Sprintf("peer %d to be told it lost the name", i), func() bool {
 					for {
 						select {
 						case e := <-evs[i]:
@@ -184,7 +186,7 @@ func TestInvalidNames(t *testing.T) {
 
 func TestRenameForwardsEverywhereAndExpires(t *testing.T) {
 	ps := cluster(t, 6, func(i int, c *Config) { c.ForwardTTL = 2 * time.Second })
-	waitFor(t, 10*time.Second, "convergence", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {
 		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 6 })
 	})
 	if err := ps[2].Rename(bg, "robert"); !errors.Is(err, ErrNoName) {
@@ -196,7 +198,7 @@ func TestRenameForwardsEverywhereAndExpires(t *testing.T) {
 	if err := ps[2].Rename(bg, "robert"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "every peer to route bob to robert", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "every peer to route bob to robert", func() bool {
 		return allSee(ps, func(p *Peer) bool {
 			r, err := p.Resolve("bob")
 			return err == nil && r.Online && r.Name == "robert" && r.Owner.ID == ps[2].ID() &&
@@ -206,7 +208,7 @@ func TestRenameForwardsEverywhereAndExpires(t *testing.T) {
 	if _, ok := ps[0].Owner("bob"); ok {
 		t.Errorf("bob still has an owner after the rename")
 	}
-	waitFor(t, 6*time.Second, "the forward to expire on every peer", func() bool {
+	testutil.WaitFor(t, 6*time.Second, "the forward to expire on every peer", func() bool {
 		return allSee(ps, func(p *Peer) bool {
 			r, _ := p.Resolve("bob")
 			return len(p.Forwards()) == 0 && r.Name == "bob" && !r.Online
@@ -216,16 +218,16 @@ func TestRenameForwardsEverywhereAndExpires(t *testing.T) {
 
 func TestClaimingAForwardedNameCancelsTheForward(t *testing.T) {
 	ps := cluster(t, 4, nil)
-	waitFor(t, 10*time.Second, "convergence", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {
 		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 4 })
 	})
-	must(t, ps[1].Claim(bg, "bob"))
-	must(t, ps[1].Rename(bg, "robert"))
-	waitFor(t, 5*time.Second, "forward everywhere", func() bool {
+	testutil.Must(t, ps[1].Claim(bg, "bob"))
+	testutil.Must(t, ps[1].Rename(bg, "robert"))
+	testutil.WaitFor(t, 5*time.Second, "forward everywhere", func() bool {
 		return allSee(ps, func(p *Peer) bool { return len(p.Forwards()) == 1 })
 	})
-	must(t, ps[3].Claim(bg, "bob"))
-	waitFor(t, 5*time.Second, "bob to route to its new owner everywhere, forward gone", func() bool {
+	testutil.Must(t, ps[3].Claim(bg, "bob"))
+	testutil.WaitFor(t, 5*time.Second, "bob to route to its new owner everywhere, forward gone", func() bool {
 		return allSee(ps, func(p *Peer) bool {
 			r, _ := p.Resolve("bob")
 			return r.Online && r.Owner.ID == ps[3].ID() && len(r.Via) == 0 && len(p.Forwards()) == 0
@@ -235,21 +237,21 @@ func TestClaimingAForwardedNameCancelsTheForward(t *testing.T) {
 
 func TestForwardChain(t *testing.T) {
 	ps := cluster(t, 3, nil)
-	waitFor(t, 10*time.Second, "convergence", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {
 		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 3 })
 	})
-	must(t, ps[0].Claim(bg, "a1"))
-	must(t, ps[0].Rename(bg, "a2"))
-	must(t, ps[0].Rename(bg, "a3"))
-	waitFor(t, 5*time.Second, "a1 -> a2 -> a3 on every peer", func() bool {
+	testutil.Must(t, ps[0].Claim(bg, "a1"))
+	testutil.Must(t, ps[0].Rename(bg, "a2"))
+	testutil.Must(t, ps[0].Rename(bg, "a3"))
+	testutil.WaitFor(t, 5*time.Second, "a1 -> a2 -> a3 on every peer", func() bool {
 		return allSee(ps, func(p *Peer) bool {
 			r, _ := p.Resolve("a1")
 			return r.Online && r.Name == "a3" && strings.Join(r.Via, ",") == "a1,a2"
 		})
 	})
 	// Renaming back to a1 cancels a1's forward, which would otherwise loop.
-	must(t, ps[0].Rename(bg, "a1"))
-	waitFor(t, 5*time.Second, "a3 -> a1 direct, a1 owned", func() bool {
+	testutil.Must(t, ps[0].Rename(bg, "a1"))
+	testutil.WaitFor(t, 5*time.Second, "a3 -> a1 direct, a1 owned", func() bool {
 		return allSee(ps, func(p *Peer) bool {
 			r1, _ := p.Resolve("a1")
 			r3, _ := p.Resolve("a3")
@@ -260,37 +262,37 @@ func TestForwardChain(t *testing.T) {
 
 func TestNameReleasedAfterOwnerFails(t *testing.T) {
 	ps := cluster(t, 5, nil)
-	waitFor(t, 10*time.Second, "convergence", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {
 		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 5 })
 	})
-	must(t, ps[4].Claim(bg, "ghost"))
-	waitFor(t, 5*time.Second, "claim seen", func() bool {
+	testutil.Must(t, ps[4].Claim(bg, "ghost"))
+	testutil.WaitFor(t, 5*time.Second, "claim seen", func() bool {
 		return allSee(ps, func(p *Peer) bool { return ownerID(p, "ghost") == ps[4].ID() })
 	})
 	dead := ps[4].ID()
 	ps[4].crash()
 	rest := ps[:4]
-	waitFor(t, 15*time.Second, "the crashed peer to be dead and its name free on every peer", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "the crashed peer to be dead and its name free on every peer", func() bool {
 		return allSee(rest, func(p *Peer) bool {
 			m, ok := p.Member(dead)
 			return ok && m.State == MemberDead && ownerID(p, "ghost") == ""
 		})
 	})
-	must(t, ps[1].Claim(bg, "ghost"))
-	waitFor(t, 5*time.Second, "new claim seen", func() bool {
+	testutil.Must(t, ps[1].Claim(bg, "ghost"))
+	testutil.WaitFor(t, 5*time.Second, "new claim seen", func() bool {
 		return allSee(rest, func(p *Peer) bool { return ownerID(p, "ghost") == ps[1].ID() })
 	})
 }
 
 func TestNameHeldDuringGrace(t *testing.T) {
 	ps := cluster(t, 3, func(i int, c *Config) { c.NameGrace = time.Hour })
-	waitFor(t, 10*time.Second, "convergence", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {
 		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 3 })
 	})
-	must(t, ps[2].Claim(bg, "ghost"))
-	waitFor(t, 5*time.Second, "claim seen", func() bool { return ownerID(ps[0], "ghost") == ps[2].ID() })
+	testutil.Must(t, ps[2].Claim(bg, "ghost"))
+	testutil.WaitFor(t, 5*time.Second, "claim seen", func() bool { return ownerID(ps[0], "ghost") == ps[2].ID() })
 	ps[2].crash()
-	waitFor(t, 15*time.Second, "peer dead", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "peer dead", func() bool {
 		m, _ := ps[0].Member(ps[2].ID())
 		return m.State == MemberDead
 	})
@@ -302,17 +304,17 @@ func TestNameHeldDuringGrace(t *testing.T) {
 
 func TestLeaveReleasesAtOnce(t *testing.T) {
 	ps := cluster(t, 3, func(i int, c *Config) { c.NameGrace = time.Hour })
-	waitFor(t, 10*time.Second, "convergence", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {
 		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 3 })
 	})
-	must(t, ps[2].Claim(bg, "leaver"))
-	waitFor(t, 5*time.Second, "claim seen", func() bool {
+	testutil.Must(t, ps[2].Claim(bg, "leaver"))
+	testutil.WaitFor(t, 5*time.Second, "claim seen", func() bool {
 		return allSee(ps[:2], func(p *Peer) bool { return ownerID(p, "leaver") == ps[2].ID() })
 	})
 	id := ps[2].ID()
-	must(t, ps[2].Close())
-	must(t, ps[2].Close()) // idempotent
-	waitFor(t, 5*time.Second, "left and released (despite an hour of grace)", func() bool {
+	testutil.Must(t, ps[2].Close())
+	testutil.Must(t, ps[2].Close()) // idempotent
+	testutil.WaitFor(t, 5*time.Second, "left and released (despite an hour of grace)", func() bool {
 		return allSee(ps[:2], func(p *Peer) bool {
 			m, ok := p.Member(id)
 			return ok && m.State == MemberLeft && ownerID(p, "leaver") == ""
@@ -323,31 +325,31 @@ func TestLeaveReleasesAtOnce(t *testing.T) {
 func TestForwardsSurviveRestart(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	ps := cluster(t, 3, func(i int, c *Config) { c.StateDir = dirs[i] })
-	waitFor(t, 10*time.Second, "convergence", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {
 		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 3 })
 	})
-	must(t, ps[0].Claim(bg, "old"))
-	must(t, ps[0].Rename(bg, "new"))
-	waitFor(t, 5*time.Second, "forward everywhere", func() bool {
+	testutil.Must(t, ps[0].Claim(bg, "old"))
+	testutil.Must(t, ps[0].Rename(bg, "new"))
+	testutil.WaitFor(t, 5*time.Second, "forward everywhere", func() bool {
 		return allSee(ps, func(p *Peer) bool { return len(p.Forwards()) == 1 })
 	})
 
 	// A restarted peer reads its own copy back from disk, even alone.
-	must(t, ps[1].Close())
+	testutil.Must(t, ps[1].Close())
 	c := testConfig(t)
 	c.StateDir = dirs[1]
 	alone := newPeer(t, c)
 	if fs := alone.Forwards(); len(fs) != 1 || fs[0].From != "old" || fs[0].To != "new" {
 		t.Fatalf("restarted peer forwards = %+v, want old -> new", fs)
 	}
-	must(t, alone.Close())
+	testutil.Must(t, alone.Close())
 
 	// A peer restarted with no state learns the table when it joins.
 	fresh := newPeer(t, testConfig(t))
 	if _, err := fresh.Join(ps[2].Addr()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "a fresh peer to learn the forward at join", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "a fresh peer to learn the forward at join", func() bool {
 		r, _ := fresh.Resolve("old")
 		return r.Name == "new" && r.Online
 	})
@@ -362,10 +364,10 @@ func TestEventsOnJoinFailLeave(t *testing.T) {
 	if _, err := b.Join(a.Addr()); err != nil {
 		t.Fatal(err)
 	}
-	must(t, b.Claim(bg, "bee"))
+	testutil.Must(t, b.Claim(bg, "bee"))
 	want := map[EventType]bool{EventPeerJoined: false, EventNameClaimed: false}
 	waitForEvents(t, ch, want, b.ID())
-	must(t, b.Close())
+	testutil.Must(t, b.Close())
 	want = map[EventType]bool{EventPeerLeft: false, EventNameReleased: false}
 	waitForEvents(t, ch, want, b.ID())
 }
@@ -427,16 +429,9 @@ func TestDiscoverJoinsAndHeals(t *testing.T) {
 	}
 	addrs = append(addrs, "127.0.0.1:1") // a dead address is skipped, not fatal
 	mu.Unlock()
-	waitFor(t, 10*time.Second, "discovery to join all four", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "discovery to join all four", func() bool {
 		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 4 })
 	})
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func countSeeing(ps []*Peer, n int) (ok int, min int, states map[MemberState]int) {
@@ -481,8 +476,8 @@ func TestConcurrentMetadataUpdates(t *testing.T) {
 		}
 	})
 	wg.Wait()
-	must(t, a.SetMeta(context.Background(), func(m *Meta) { m.Held = 7 }))
-	waitFor(t, 10*time.Second, "b to see a's last metadata and its claim", func() bool {
+	testutil.Must(t, a.SetMeta(context.Background(), func(m *Meta) { m.Held = 7 }))
+	testutil.WaitFor(t, 10*time.Second, "b to see a's last metadata and its claim", func() bool {
 		m, ok := b.Member(a.ID())
 		return ok && m.Meta.Held == 7 && m.Meta.Name == "busy"
 	})

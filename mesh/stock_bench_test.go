@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // Baselines of the membership benchmarks: plain memberlist, no paf code,
@@ -210,8 +212,8 @@ func BenchmarkStockPropagation(b *testing.B) {
 			}
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(meanMS(seen), "ms/update-mean")
-			b.ReportMetric(pctMS(seen, 0.99), "ms/update-p99")
-			b.ReportMetric(pctMS(seen, 1), "ms/update-max")
+			b.ReportMetric(testutil.Millis(testutil.Percentile(seen, 0.99)), "ms/update-p99")
+			b.ReportMetric(testutil.Millis(testutil.Percentile(seen, 1)), "ms/update-max")
 			b.ReportMetric(meanMS(returned), "ms/update-return")
 			b.ReportMetric(float64(capped)/float64(b.N), "capped/op")
 		})
@@ -260,7 +262,7 @@ func timeUpdate(nodes []*stockNode, u *stockNode, v int64) (seen, returned time.
 // nothing about suspicion, so there are no phases here.
 func BenchmarkStockFailureDetection(b *testing.B) {
 	sizes := []int{10, 100}
-	if benchQuick() {
+	if testutil.BenchQuick() {
 		sizes = []int{10}
 	}
 	for _, n := range sizes {
@@ -289,7 +291,7 @@ func BenchmarkStockFailureDetection(b *testing.B) {
 			}
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(meanMS(took), "ms/dead-mean")
-			b.ReportMetric(pctMS(took, 1), "ms/dead-max")
+			b.ReportMetric(testutil.Millis(testutil.Percentile(took, 1)), "ms/dead-max")
 		})
 	}
 }

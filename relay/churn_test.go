@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // TestChurnAccounting: peers join and die while messages are stored and
@@ -38,7 +40,7 @@ func churn(t *testing.T, seed uint64) {
 	}
 	settle := func() {
 		want := len(holders) + 1
-		waitFor(t, 15*time.Second, "membership to settle", func() bool {
+		testutil.WaitFor(t, 15*time.Second, "membership to settle", func() bool {
 			return len(holdersFor("x", src.peer.Members(), 100)) == want
 		})
 	}
@@ -52,12 +54,12 @@ func churn(t *testing.T, seed uint64) {
 		if _, err := r.peer.Join(src.peer.Addr()); err != nil {
 			t.Fatal(err)
 		}
-		must(t, r.peer.Claim(ctx, name))
+		testutil.Must(t, r.peer.Claim(ctx, name))
 		c, cancel := contextWithTimeout(20 * time.Second)
 		defer cancel()
-		must(t, r.relay.Collect(c, name))
+		testutil.Must(t, r.relay.Collect(c, name))
 		msgs, err := r.relay.Check(name)
-		must(t, err)
+		testutil.Must(t, err)
 		for _, m := range msgs {
 			shown[m.ID]++
 		}

@@ -8,26 +8,19 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"os"
 	"runtime"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // TestMain checks every test in package relay for leaked goroutines. The codec starts none;
 // the connection code built on it does. With PAF_BENCH_CHILD set, the binary is instead the
 // receiving process of a cross-process benchmark (xproc_child_test.go).
-func TestMain(m *testing.M) {
-	if role := os.Getenv(xprocChildEnv); role != "" {
-		os.Exit(xprocChildMain(role))
-	}
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { testutil.Main(m, xprocChildEnv, xprocChildMain) }
 
 var (
 	testKey  = bytes.Repeat([]byte{0x42}, 32)
@@ -96,19 +89,6 @@ func framesEqual(t *testing.T, got Frame, want *Frame) {
 		t.Fatalf("frame mismatch:\n got type=%d time=%v nonce=%x payload=%d bytes\nwant type=%d time=%v nonce=%x payload=%d bytes",
 			got.Type, got.Time, got.Nonce, len(got.Payload), want.Type, want.Time, want.Nonce, len(want.Payload))
 	}
-}
-
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
 }
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -492,7 +472,7 @@ func TestNewNonce(t *testing.T) {
 }
 
 func TestCodecDoesNotAllocate(t *testing.T) {
-	if raceEnabled() {
+	if testutil.RaceEnabled() {
 		// sync.Pool drops items at random under the race detector, so HMAC states get rebuilt.
 		t.Skip("allocation counts are not meaningful with -race")
 	}

@@ -3,7 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
-	"math"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 	"github.com/paf-mesh/paf-mesh/mesh"
 )
 
@@ -68,7 +69,7 @@ func BenchmarkHandover(b *testing.B) {
 	prev := "" // the name the recipient holds
 	for _, tc := range handoverCases {
 		b.Run(fmt.Sprintf("msgs-%d", tc.msgs), func(b *testing.B) {
-			samples := benchCount(tc.full, tc.quick)
+			samples := testutil.BenchCount(tc.full, tc.quick)
 			var handovers, direct []time.Duration
 			var first time.Duration
 			for i := range b.N * samples {
@@ -89,10 +90,10 @@ func BenchmarkHandover(b *testing.B) {
 				direct = append(direct, timeDirect(b, sender, recipient, name, tc.msgs))
 			}
 			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(msOf(first), "ms/handover-first")
-			b.ReportMetric(pctMS(handovers, 0.50), "ms/handover-p50")
-			b.ReportMetric(pctMS(handovers, 0.99), "ms/handover-p99")
-			b.ReportMetric(pctMS(direct, 0.50), "ms/direct-p50")
+			b.ReportMetric(testutil.Millis(first), "ms/handover-first")
+			b.ReportMetric(testutil.Millis(testutil.Percentile(handovers, 0.50)), "ms/handover-p50")
+			b.ReportMetric(testutil.Millis(testutil.Percentile(handovers, 0.99)), "ms/handover-p99")
+			b.ReportMetric(testutil.Millis(testutil.Percentile(direct, 0.50)), "ms/direct-p50")
 		})
 	}
 }
@@ -125,7 +126,7 @@ func startHandoverCluster(b *testing.B) []*node {
 	if err := ns[0].peer.Claim(context.Background(), "src"); err != nil {
 		b.Fatal(err)
 	}
-	waitFor(b, 30*time.Second, "every peer to see every other and the sender", func() bool {
+	testutil.WaitFor(b, 30*time.Second, "every peer to see every other and the sender", func() bool {
 		for _, n := range ns {
 			if len(holdersFor("", n.peer.Members(), handoverPeers)) != handoverPeers {
 				return false
@@ -145,14 +146,14 @@ func startHandoverCluster(b *testing.B) []*node {
 func startBenchNode(b *testing.B) *node {
 	b.Helper()
 	mc := mesh.DefaultLocalConfig()
-	mc.Logger = relayLogger(b)
+	mc.Logger = testutil.QuietLogger(b, slog.LevelWarn)
 	p, err := mesh.New(mc)
 	if err != nil {
 		b.Fatal(err)
 	}
 	root := b.TempDir()
 	cfg := DefaultConfig()
-	cfg.Dir, cfg.Key, cfg.StateRoot, cfg.Logger = p, relayKey, root, relayLogger(b)
+	cfg.Dir, cfg.Key, cfg.StateRoot, cfg.Logger = p, relayKey, root, testutil.QuietLogger(b, slog.LevelWarn)
 	cfg.HolderDir = filepath.Join(root, "slot")
 	cfg.Rate, cfg.Burst = rate.Inf, 1
 	r, err := New(cfg)
@@ -241,7 +242,7 @@ func timeHandover(b *testing.B, recipient *node, name string, count int) time.Du
 // count sequential sends to it, each acknowledged once durable.
 func timeDirect(b *testing.B, sender, recipient *node, name string, count int) time.Duration {
 	b.Helper()
-	waitFor(b, 10*time.Second, "the sender to see "+name+" online", func() bool {
+	testutil.WaitFor(b, 10*time.Second, "the sender to see "+name+" online", func() bool {
 		r, _ := sender.peer.Resolve(name)
 		return r.Online && r.Owner.ID == recipient.peer.ID()
 	})
@@ -256,17 +257,4 @@ func timeDirect(b *testing.B, sender, recipient *node, name string, count int) t
 		}
 	}
 	return time.Since(start)
-}
-
-func msOf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// pctMS is the p-th percentile (0 < p <= 1, nearest rank) of ds in
-// milliseconds; ds is sorted in place.
-func pctMS(ds []time.Duration, p float64) float64 {
-	if len(ds) == 0 {
-		return 0
-	}
-	slices.Sort(ds)
-	i := int(math.Ceil(p*float64(len(ds)))) - 1
-	return msOf(ds[max(0, min(i, len(ds)-1))])
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // openTestInbox opens the inbox of "bob" under root.
@@ -145,7 +147,7 @@ func TestInboxRecoversFromLog(t *testing.T) {
 	root := t.TempDir()
 	m := func(i int) *Message { return testMessage(i) }
 	torn, err := appendStored(nil, &Message{ID: "01TORN", From: "alice", To: "bob", Kind: KindMessage})
-	must(t, err)
+	testutil.Must(t, err)
 	torn = appendLogRecord(nil, 1, recMsg, torn)
 	// m(0) and m(1) as an older version wrote them (JSON), the rest in the
 	// binary form: a log of a peer that was upgraded holds both.
@@ -157,7 +159,7 @@ func TestInboxRecoversFromLog(t *testing.T) {
 		t.Fatalf("unread after recovery = %d, want 3", n)
 	}
 	for i := range 5 { // retries of read and unread messages alike
-		must(t, addSync(ib, m(i)))
+		testutil.Must(t, addSync(ib, m(i)))
 	}
 	if n, _ := ib.state(); n != 3 {
 		t.Fatalf("retries of recovered messages were counted: unread %d", n)
@@ -170,13 +172,13 @@ func TestInboxRecoversFromLog(t *testing.T) {
 	if fmt.Sprint(ids(got)) != fmt.Sprint(want) {
 		t.Fatalf("recovered %v, want %v", ids(got), want)
 	}
-	waitFor(t, 10*time.Second, "the read log to start over", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the read log to start over", func() bool {
 		var size int64
-		must(t, ib.withLog(func() { size = ib.log.size }))
+		testutil.Must(t, ib.withLog(func() { size = ib.log.size }))
 		return size == fileHeaderLen
 	})
 	for i := range 5 { // now remembered in bbolt only
-		must(t, addSync(ib, m(i)))
+		testutil.Must(t, addSync(ib, m(i)))
 	}
 	if n, _ := ib.state(); n != 0 {
 		t.Fatalf("a message already read was taken again: unread %d", n)
@@ -188,12 +190,12 @@ func TestInboxRestart(t *testing.T) {
 	root := t.TempDir()
 	ib := openTestInbox(t, root)
 	for i := range 10 {
-		must(t, addSync(ib, testMessage(i)))
+		testutil.Must(t, addSync(ib, testMessage(i)))
 	}
 	if n, err := ib.remove([]string{testMessage(3).ID, testMessage(7).ID}); err != nil || n != 2 {
 		t.Fatalf("remove: %d %v", n, err)
 	}
-	must(t, ib.close())
+	testutil.Must(t, ib.close())
 	ib = openTestInbox(t, root)
 	defer ib.close()
 	got, err := ib.take()
@@ -212,10 +214,10 @@ func TestInboxRestart(t *testing.T) {
 func TestInboxMovesLegacyUnread(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "inbox")
-	must(t, os.MkdirAll(dir, 0o700))
+	testutil.Must(t, os.MkdirAll(dir, 0o700))
 	db, err := bbolt.Open(filepath.Join(dir, "bob.db"), 0o600, nil)
-	must(t, err)
-	must(t, db.Update(func(tx *bbolt.Tx) error {
+	testutil.Must(t, err)
+	testutil.Must(t, db.Update(func(tx *bbolt.Tx) error {
 		u, err := tx.CreateBucket(bucketUnread)
 		if err != nil {
 			return err
@@ -229,13 +231,13 @@ func TestInboxMovesLegacyUnread(t *testing.T) {
 		_, err = tx.CreateBucket(bucketSeen)
 		return err
 	}))
-	must(t, db.Close())
+	testutil.Must(t, db.Close())
 	for range 2 { // the second open finds nothing more to move
 		ib := openTestInbox(t, root)
 		if n, _ := ib.state(); n != 3 {
 			t.Fatalf("unread = %d, want 3", n)
 		}
-		must(t, ib.close())
+		testutil.Must(t, ib.close())
 	}
 }
 
@@ -251,16 +253,16 @@ func TestInboxDedupByULIDTime(t *testing.T) {
 	}
 	old, mid, late := at(1_000_000, 1), at(2_000_000, 2), at(3_000_000, 3)
 	ib := openTestInbox(t, root)
-	must(t, addSync(ib, mid))
+	testutil.Must(t, addSync(ib, mid))
 	if _, err := ib.take(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the id to move into bbolt", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the id to move into bbolt", func() bool {
 		var n int
-		must(t, ib.withLog(func() { n = len(ib.newIDs) }))
+		testutil.Must(t, ib.withLog(func() { n = len(ib.newIDs) }))
 		return n == 0
 	})
-	must(t, ib.close())
+	testutil.Must(t, ib.close())
 
 	ib = openTestInbox(t, root) // seenUpTo comes from bbolt now
 	defer ib.close()
@@ -276,7 +278,7 @@ func TestInboxDedupByULIDTime(t *testing.T) {
 		{late, 2}, // new and later: accepted without a lookup
 		{late, 2}, // its retry: recognised from memory
 	} {
-		must(t, addSync(ib, tc.m))
+		testutil.Must(t, addSync(ib, tc.m))
 		if n, _ := ib.state(); n != tc.unread {
 			t.Fatalf("after adding %s: unread %d, want %d", tc.m.ID, n, tc.unread)
 		}
@@ -286,8 +288,8 @@ func TestInboxDedupByULIDTime(t *testing.T) {
 func TestInboxRefusesCorruptLogRecord(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "inbox")
-	must(t, os.MkdirAll(dir, 0o700))
-	must(t, os.WriteFile(filepath.Join(dir, "bob.log"), append([]byte("PAFINBX1\x00\x00\x00\x01\x00\x00\x00\x00"), appendLogRecord(nil, 1, recAdd, []byte("not json"))...), 0o600))
+	testutil.Must(t, os.MkdirAll(dir, 0o700))
+	testutil.Must(t, os.WriteFile(filepath.Join(dir, "bob.log"), append([]byte("PAFINBX1\x00\x00\x00\x01\x00\x00\x00\x00"), appendLogRecord(nil, 1, recAdd, []byte("not json"))...), 0o600))
 	_, err := openInbox(root, "bob", 10<<10, time.Now)
 	if err == nil {
 		t.Fatal("an inbox whose log holds a checksummed record that is not a message opened without error")
@@ -324,7 +326,7 @@ func TestInboxDedupAcrossLogAndStore(t *testing.T) {
 		t.Fatalf("peek: %d messages, %v", len(peeked), err)
 	}
 	for i := 1; i <= 20; i++ { // retries, after a peek
-		must(t, addSync(ib, testMessage(i)))
+		testutil.Must(t, addSync(ib, testMessage(i)))
 	}
 	if n, err := ib.remove([]string{testMessage(5).ID}); err != nil || n != 1 {
 		t.Fatalf("remove: %d %v", n, err)
@@ -351,7 +353,7 @@ func TestInboxCompactsLog(t *testing.T) {
 	for i := range n {
 		m := testMessage(i)
 		m.Body = strings.Repeat("y", 1000)
-		must(t, addSync(ib, m))
+		testutil.Must(t, addSync(ib, m))
 		if i%10 != 0 {
 			read = append(read, m.ID)
 		}
@@ -359,9 +361,9 @@ func TestInboxCompactsLog(t *testing.T) {
 	if got, err := ib.remove(read); err != nil || got != len(read) {
 		t.Fatalf("remove: %d, %v", got, err)
 	}
-	waitFor(t, 10*time.Second, "the log to be compacted", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "the log to be compacted", func() bool {
 		var size int64
-		must(t, ib.withLog(func() { size = ib.log.size }))
+		testutil.Must(t, ib.withLog(func() { size = ib.log.size }))
 		return size < compactAt/2
 	})
 	got, err := ib.take()
@@ -386,9 +388,9 @@ func TestStoredMessageRoundTrip(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			b, err := appendStored(nil, m)
-			must(t, err)
+			testutil.Must(t, err)
 			got, err := decodeStored(b)
-			must(t, err)
+			testutil.Must(t, err)
 			if !got.SentAt.Equal(m.SentAt) {
 				t.Fatalf("SentAt %v, want %v", got.SentAt, m.SentAt)
 			}
@@ -490,7 +492,7 @@ func TestInboxPeekBesideWriter(t *testing.T) {
 				t.Fatal("no peek ran")
 			}
 			var size int64
-			must(t, ib.withLog(func() { size = ib.log.size }))
+			testutil.Must(t, ib.withLog(func() { size = ib.log.size }))
 			if size >= compactBusyAt {
 				t.Fatalf("the log was never compacted: %d bytes", size)
 			}
@@ -515,9 +517,9 @@ func TestInboxPeekBesideWriter(t *testing.T) {
 func TestInboxRefusesForeignLog(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "inbox")
-	must(t, os.MkdirAll(dir, 0o700))
+	testutil.Must(t, os.MkdirAll(dir, 0o700))
 	path := filepath.Join(dir, "bob.log")
-	must(t, os.WriteFile(path, []byte("something else entirely"), 0o600))
+	testutil.Must(t, os.WriteFile(path, []byte("something else entirely"), 0o600))
 	_, err := openInbox(root, "bob", 10<<10, time.Now)
 	if err == nil || !strings.Contains(err.Error(), "not an inbox log") || !strings.Contains(err.Error(), "move it away") {
 		t.Fatalf("err = %v", err)
@@ -534,15 +536,15 @@ func TestInboxLogStartOverIgnoresOldRecords(t *testing.T) {
 	root := t.TempDir()
 	ib := openTestInbox(t, root)
 	for i := range 5 {
-		must(t, addSync(ib, testMessage(i)))
+		testutil.Must(t, addSync(ib, testMessage(i)))
 	}
 	if got, err := ib.take(); err != nil || len(got) != 5 {
 		t.Fatalf("take: %d %v", len(got), err)
 	}
-	must(t, ib.withLog(func() { must(t, ib.tidy()) })) // starts over
-	must(t, addSync(ib, testMessage(0)))               // a retry: known, not added
-	must(t, addSync(ib, testMessage(10)))              // same size as message 0's record
-	must(t, ib.close())
+	testutil.Must(t, ib.withLog(func() { testutil.Must(t, ib.tidy()) })) // starts over
+	testutil.Must(t, addSync(ib, testMessage(0)))                        // a retry: known, not added
+	testutil.Must(t, addSync(ib, testMessage(10)))                       // same size as message 0's record
+	testutil.Must(t, ib.close())
 	ib = openTestInbox(t, root)
 	defer ib.close()
 	got, err := ib.take()

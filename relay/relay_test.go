@@ -9,37 +9,16 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 	"github.com/paf-mesh/paf-mesh/mesh"
 )
 
 var relayKey = bytes.Repeat([]byte{7}, 32)
-
-type quietT struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *quietT) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(b), "\n"))
-	}
-	return len(b), nil
-}
-
-func relayLogger(t testing.TB) *slog.Logger {
-	w := &quietT{t: t}
-	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
 
 // node is one in-process peer: membership plus relay.
 type node struct {
@@ -53,7 +32,7 @@ type nodeOpt func(*Config)
 func startNode(t testing.TB, root string, opts ...nodeOpt) *node {
 	t.Helper()
 	mc := mesh.DefaultLocalConfig()
-	mc.Logger = relayLogger(t)
+	mc.Logger = testutil.QuietLogger(t, slog.LevelWarn)
 	mc.Memberlist.ProbeInterval = 500 * time.Millisecond
 	mc.Memberlist.ProbeTimeout = 400 * time.Millisecond
 	// With these short probes, the preset's SuspicionMult of 2 would give a
@@ -68,7 +47,7 @@ func startNode(t testing.TB, root string, opts ...nodeOpt) *node {
 		root = t.TempDir()
 	}
 	cfg := DefaultConfig()
-	cfg.Dir, cfg.Key, cfg.StateRoot, cfg.Logger = p, relayKey, root, relayLogger(t)
+	cfg.Dir, cfg.Key, cfg.StateRoot, cfg.Logger = p, relayKey, root, testutil.QuietLogger(t, slog.LevelWarn)
 	cfg.DeliverTimeout = 5 * time.Second
 	cfg.HandoverStagger = 300 * time.Millisecond
 	for _, o := range opts {
@@ -109,7 +88,7 @@ func meshOf(t testing.TB, names ...string) []*node {
 			}
 		}
 	}
-	waitFor(t, 10*time.Second, "every peer to see every name", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every peer to see every name", func() bool {
 		for _, n := range ns {
 			for _, name := range names {
 				if name == "" {
@@ -123,17 +102,6 @@ func meshOf(t testing.TB, names ...string) []*node {
 		return true
 	})
 	return ns
-}
-
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 var ctx = context.Background()
@@ -314,7 +282,7 @@ func TestUnreadSurvivesRestart(t *testing.T) {
 	}
 	root := ns[1].root
 	ns[1].close()
-	waitFor(t, 10*time.Second, "bob to be released", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "bob to be released", func() bool {
 		r, _ := ns[0].peer.Resolve("bob")
 		return !r.Online
 	})
@@ -340,7 +308,7 @@ func TestRenameForwards(t *testing.T) {
 	if err := ns[1].peer.Rename(ctx, "robert"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "alice to see the forward", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "alice to see the forward", func() bool {
 		r, _ := ns[0].peer.Resolve("bob")
 		return r.Name == "robert" && r.Online
 	})
@@ -388,7 +356,7 @@ func TestRateLimitPerSendingPeer(t *testing.T) {
 	if err := b.peer.Claim(ctx, "bob"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "names", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "names", func() bool {
 		r, _ := a.peer.Resolve("bob")
 		r2, _ := b.peer.Resolve("alice")
 		return r.Online && r.Owner.Meta.RelayAddr != "" && r2.Online

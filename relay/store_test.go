@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // holder gives a node a state slot of its own, so it holds messages.
@@ -33,7 +35,7 @@ func startHolders(t *testing.T, names []string, opts ...nodeOpt) []*node {
 			}
 		}
 	}
-	waitFor(t, 10*time.Second, "every peer to see every other with its relay", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every peer to see every other with its relay", func() bool {
 		for _, n := range ns {
 			count := 0
 			for _, m := range n.peer.Members() {
@@ -89,7 +91,7 @@ func TestFutureMessage(t *testing.T) {
 	if len(msgs) != 1 || msgs[0].Body != "welcome" || msgs[0].From != "a" {
 		t.Fatalf("nessa got %+v", msgs)
 	}
-	waitFor(t, 10*time.Second, "every holder to drop its copy", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every holder to drop its copy", func() bool {
 		for _, n := range ns {
 			if n.relay.HeldCount("nessa") != 0 {
 				return false
@@ -151,8 +153,8 @@ func TestTotalRestart(t *testing.T) {
 	if _, err := b.peer.Join(a.peer.Addr()); err != nil {
 		t.Fatal(err)
 	}
-	must(t, a.peer.Claim(ctx, "a"))
-	waitFor(t, 5*time.Second, "both see both relays", func() bool {
+	testutil.Must(t, a.peer.Claim(ctx, "a"))
+	testutil.WaitFor(t, 5*time.Second, "both see both relays", func() bool {
 		return len(holdersFor("x", a.peer.Members(), 3)) == 2
 	})
 	for i := 0; i < 5; i++ {
@@ -170,7 +172,7 @@ func TestTotalRestart(t *testing.T) {
 	s := recipient(t, []*node{c}, "sleeper")
 	cc, cancel := contextWithTimeout(10 * time.Second)
 	defer cancel()
-	must(t, s.relay.Collect(cc, "sleeper"))
+	testutil.Must(t, s.relay.Collect(cc, "sleeper"))
 	msgs, _ := s.relay.Check("sleeper")
 	if len(msgs) != 5 || msgs[0].Body != "0" || msgs[4].Body != "4" {
 		t.Fatalf("after total restart: %+v", msgs)
@@ -185,12 +187,12 @@ func TestExpiryTellsSender(t *testing.T) {
 	if _, err := ns[0].relay.Send(ctx, Outgoing{From: "a", To: "never", Body: "are you there?"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the sender to be told", func() bool { return ns[0].relay.Unread("a") > 0 })
+	testutil.WaitFor(t, 10*time.Second, "the sender to be told", func() bool { return ns[0].relay.Unread("a") > 0 })
 	msgs, _ := ns[0].relay.Check("a")
 	if len(msgs) != 1 || msgs[0].Kind != KindSystem || !strings.Contains(msgs[0].Body, "expired") || !strings.Contains(msgs[0].Body, "never") {
 		t.Fatalf("notice %+v, want one system notice about the expiry", msgs)
 	}
-	waitFor(t, 10*time.Second, "every holder to drop and count the expired message", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "every holder to drop and count the expired message", func() bool {
 		for _, n := range ns {
 			if n.relay.HeldCount("never") != 0 || n.relay.Stats().Expired == 0 {
 				return false
@@ -224,21 +226,14 @@ func TestRenameHandsOverToNewName(t *testing.T) {
 	// bob renamed while away (a forward bob -> robert exists) and robert
 	// comes online: the stored message follows the forward.
 	b := recipient(t, ns, "bob")
-	must(t, b.peer.Rename(ctx, "robert"))
-	must(t, b.relay.MoveInbox("bob", "robert")) // what a peer does after renaming
+	testutil.Must(t, b.peer.Rename(ctx, "robert"))
+	testutil.Must(t, b.relay.MoveInbox("bob", "robert")) // what a peer does after renaming
 	c, cancel := contextWithTimeout(10 * time.Second)
 	defer cancel()
-	must(t, b.relay.Collect(c, "bob"))
-	must(t, b.relay.MoveInbox("bob", "robert")) // in case it arrived before the rename
+	testutil.Must(t, b.relay.Collect(c, "bob"))
+	testutil.Must(t, b.relay.MoveInbox("bob", "robert")) // in case it arrived before the rename
 	msgs, _ := b.relay.Check("robert")
 	if len(msgs) != 1 || msgs[0].Body != "for bob" {
 		t.Fatalf("robert got %+v", msgs)
-	}
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }

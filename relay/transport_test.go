@@ -16,31 +16,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
-// waitForT polls cond until it holds, failing the test after timeout.
-func waitForT(t testing.TB, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v", timeout)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// tpLogWriter feeds a slog text handler into t.Log.
-type tpLogWriter struct{ tb testing.TB }
-
-func (w tpLogWriter) Write(p []byte) (int, error) {
-	w.tb.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
-}
-
-func tpLogger(tb testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tpLogWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+// tpPoll is how often the waits here look: a transport's state changes within a millisecond
+// or two on loopback.
+const tpPoll = time.Millisecond
 
 // tpFunc adapts a function to Handler.
 type tpFunc func(from string, body []byte, respond func([]byte, error))
@@ -58,7 +40,7 @@ var tpEcho = tpFunc(func(_ string, body []byte, respond func([]byte, error)) {
 // tpNew starts a transport with testKey on loopback port 0, closed at the end of the test.
 func tpNew(tb testing.TB, id string, h Handler, mod func(*TransportConfig)) *Transport {
 	tb.Helper()
-	cfg := TransportConfig{ID: id, Key: testKey, ListenAddr: "127.0.0.1:0", Handler: h, Logger: tpLogger(tb)}
+	cfg := TransportConfig{ID: id, Key: testKey, ListenAddr: "127.0.0.1:0", Handler: h, Logger: testutil.Logger(tb, slog.LevelDebug)}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -530,7 +512,7 @@ func TestTransportPeerGoneBacksOff(t *testing.T) {
 	}
 	addr := b.Addr()
 	b.Close()
-	waitForT(t, 10*time.Second, func() bool { return a.Stats().ConnsOut == 0 })
+	testutil.WaitForEvery(t, tpPoll, 10*time.Second, "a to have no outgoing connection", func() bool { return a.Stats().ConnsOut == 0 })
 
 	backoffOf := func() time.Duration {
 		a.mu.Lock()
@@ -603,7 +585,7 @@ func TestTransportPeerRestart(t *testing.T) {
 		t.Fatalf("in-flight request: err = %v, want ErrUnreachable", err)
 	}
 	respond([]byte("too late"), nil) // after Close: does nothing
-	waitForT(t, 10*time.Second, func() bool { return a.Stats().ConnsOut == 0 })
+	testutil.WaitForEvery(t, tpPoll, 10*time.Second, "a to have no outgoing connection", func() bool { return a.Stats().ConnsOut == 0 })
 
 	b2 := tpNew(t, "b", tpEcho, func(c *TransportConfig) { c.ListenAddr = addr })
 	if got, err := a.Request(ctx, "b", addr, []byte("again")); err != nil || string(got) != "again" {
@@ -716,7 +698,7 @@ func TestTransportClose(t *testing.T) {
 	if _, err := a.Request(context.Background(), "b", b.Addr(), nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Request after Close: err = %v, want ErrClosed", err)
 	}
-	waitForT(t, 10*time.Second, func() bool { return b.Stats().ConnsIn == 0 })
+	testutil.WaitForEvery(t, tpPoll, 10*time.Second, "b to have no incoming connection", func() bool { return b.Stats().ConnsIn == 0 })
 	respond(nil, nil) // the connection is gone: nothing happens
 	if s := a.Stats(); s.ConnsIn != 0 || s.ConnsOut != 0 {
 		t.Fatalf("stats after Close: %+v", s)
@@ -1017,7 +999,7 @@ func TestTransportRejectsBadInput(t *testing.T) {
 			r := tpDialRaw(t, srv)
 			tc.feed(r)
 			tpExpectClosed(t, r.nc)
-			waitForT(t, 10*time.Second, func() bool { return srv.Stats().Rejected[tc.reason] == 1 })
+			testutil.WaitForEvery(t, tpPoll, 10*time.Second, "the rejection to be counted", func() bool { return srv.Stats().Rejected[tc.reason] == 1 })
 			if got := srv.Stats().Rejected; len(got) != 1 {
 				t.Fatalf("rejected %v, want only %s", got, tc.reason)
 			}
@@ -1201,7 +1183,7 @@ func TestTransportLimitsPendingHandshakes(t *testing.T) {
 		}
 		idle = append(idle, nc)
 	}
-	waitForT(t, 10*time.Second, func() bool {
+	testutil.WaitForEvery(t, tpPoll, 10*time.Second, "maxHandshaking handshakes in progress", func() bool {
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		return len(srv.handshaking) == maxHandshaking
@@ -1218,7 +1200,7 @@ func TestTransportLimitsPendingHandshakes(t *testing.T) {
 	for _, nc := range idle {
 		nc.Close()
 	}
-	waitForT(t, 10*time.Second, func() bool {
+	testutil.WaitForEvery(t, tpPoll, 10*time.Second, "no handshake in progress", func() bool {
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		return len(srv.handshaking) == 0

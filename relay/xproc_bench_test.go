@@ -43,6 +43,8 @@ import (
 	"unsafe"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // xprocSize is a message size and how many messages a latency run sends.
@@ -61,8 +63,8 @@ type xprocSize struct {
 // 10,000 / 1,000 relay sends, 64 KiB with 5,000 / 500 round trips or 2,000 / 200 sends.
 func xprocSizes() []xprocSize {
 	return []xprocSize{
-		{name: "1KiB", n: 1 << 10, samples: benchCount(20000, 2000), sends: benchCount(10000, 1000)},
-		{name: "64KiB", n: 64 << 10, samples: benchCount(5000, 500), sends: benchCount(2000, 200)},
+		{name: "1KiB", n: 1 << 10, samples: testutil.BenchCount(20000, 2000), sends: testutil.BenchCount(10000, 1000)},
+		{name: "64KiB", n: 64 << 10, samples: testutil.BenchCount(5000, 500), sends: testutil.BenchCount(2000, 200)},
 	}
 }
 
@@ -70,7 +72,7 @@ func xprocSizes() []xprocSize {
 // fair baselines of a relay send's one-way time. 5,000 / 500 round trips.
 func xprocPacedSizes() []xprocSize {
 	return []xprocSize{
-		{name: "1KiB" + xprocPaced, n: 1 << 10, samples: benchCount(5000, 500), pace: 500 * time.Microsecond},
+		{name: "1KiB" + xprocPaced, n: 1 << 10, samples: testutil.BenchCount(5000, 500), pace: 500 * time.Microsecond},
 	}
 }
 
@@ -79,8 +81,8 @@ func xprocPacedSizes() []xprocSize {
 // (make bench's relay-vs-NATS rows). 4,000 / 400 and 1,000 / 100 sends.
 func xprocRelayPacedSizes() []xprocSize {
 	return []xprocSize{
-		{name: "1KiB" + xprocPaced, n: 1 << 10, sends: benchCount(4000, 400), pace: 500 * time.Microsecond},
-		{name: "64KiB" + xprocPaced, n: 64 << 10, sends: benchCount(1000, 100), pace: 500 * time.Microsecond},
+		{name: "1KiB" + xprocPaced, n: 1 << 10, sends: testutil.BenchCount(4000, 400), pace: 500 * time.Microsecond},
+		{name: "64KiB" + xprocPaced, n: 64 << 10, sends: testutil.BenchCount(1000, 100), pace: 500 * time.Microsecond},
 	}
 }
 
@@ -272,7 +274,7 @@ func BenchmarkXProcRelaySend(b *testing.B) {
 
 // xprocConcurrentMsgs is how many messages each run of BenchmarkXProcRelayConcurrent sends in
 // all, whatever the number of senders: 5,000 / 1,000 (full / quick).
-func xprocConcurrentMsgs() int { return benchCount(5000, 1000) }
+func xprocConcurrentMsgs() int { return testutil.BenchCount(5000, 1000) }
 
 // BenchmarkXProcRelayConcurrent: the relay's latency curve under load. C goroutines (senders-C)
 // each do sequential Relay.Sends of 1 KiB to bench-rx in the child, one receiver child for all
@@ -363,8 +365,8 @@ func BenchmarkXProcRelayThroughput(b *testing.B) {
 		name                string
 		size, msgs, workers int
 	}{
-		{name: "1KiB", size: 1 << 10, msgs: benchCount(20000, 4000), workers: 64},
-		{name: "1MiB", size: 1 << 20, msgs: benchCount(256, 64), workers: 64},
+		{name: "1KiB", size: 1 << 10, msgs: testutil.BenchCount(20000, 4000), workers: 64},
+		{name: "1MiB", size: 1 << 20, msgs: testutil.BenchCount(256, 64), workers: 64},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			n, child := xprocRelayPair(b)
@@ -418,7 +420,7 @@ func BenchmarkXProcRelayThroughput(b *testing.B) {
 // quick).
 func BenchmarkXProcTransportThroughput(b *testing.B) {
 	const size = 1 << 10
-	msgs := benchCount(100000, 20000)
+	msgs := testutil.BenchCount(100000, 20000)
 	setup := func(b *testing.B) (*Transport, string, string, context.Context) {
 		tr, id, addr, _ := xprocTransportPair(b)
 		ctx, cancel := context.WithTimeout(context.Background(), xprocRunTimeout)
@@ -531,7 +533,7 @@ func BenchmarkFsyncBaseline(b *testing.B) {
 		}
 		b.Cleanup(func() { db.Close() })
 		bucket := []byte("b")
-		measure(b, benchCount(2000, 300), func(i int) error {
+		measure(b, testutil.BenchCount(2000, 300), func(i int) error {
 			return db.Update(func(tx *bbolt.Tx) error {
 				bk, err := tx.CreateBucketIfNotExists(bucket)
 				if err != nil {
@@ -547,7 +549,7 @@ func BenchmarkFsyncBaseline(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { f.Close() })
-		measure(b, benchCount(2000, 300), func(int) error {
+		measure(b, testutil.BenchCount(2000, 300), func(int) error {
 			if _, err := f.Write(val); err != nil {
 				return err
 			}
@@ -557,7 +559,7 @@ func BenchmarkFsyncBaseline(b *testing.B) {
 	for _, fill := range []float64{0.5, 1.0} {
 		b.Run(fmt.Sprintf("bbolt-batch-64x1KiB-fill%.0f", fill*100), func(b *testing.B) {
 			const batch = 64
-			commits := benchCount(500, 100)
+			commits := testutil.BenchCount(500, 100)
 			db, err := bbolt.Open(filepath.Join(b.TempDir(), "batch.db"), 0o600, &bbolt.Options{Timeout: time.Second})
 			if err != nil {
 				b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"runtime"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 const (
@@ -27,45 +30,15 @@ const (
 	xprocExitTimeout = 10 * time.Second
 )
 
-// benchQuick reports whether PAF_BENCH_QUICK=1 asks for the quick run (make bench --quick):
-// the benchmarks then take fewer samples, as each one's comment says.
-func benchQuick() bool { return os.Getenv("PAF_BENCH_QUICK") == "1" }
-
-// benchCount is full, or quick in quick mode.
-func benchCount(full, quick int) int {
-	if benchQuick() {
-		return quick
-	}
-	return full
-}
-
 // xprocChild is a child process running one role.
 type xprocChild struct {
 	role   string
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
-	lines  chan string // the child's stdout, line by line; closed at EOF
-	stderr *xprocBuffer
+	lines  chan string          // the child's stdout, line by line; closed at EOF
+	stderr *testutil.SyncBuffer // written by exec's copying goroutine
 
 	stopOnce sync.Once
-}
-
-// xprocBuffer collects a child's stderr (written by exec's copying goroutine).
-type xprocBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *xprocBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *xprocBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }
 
 // xprocSpawn starts this test binary as a child in role, with env added to this process's
@@ -80,7 +53,7 @@ func xprocSpawn(tb testing.TB, role string, env ...string) (*xprocChild, []strin
 		name := strings.NewReplacer("/", "_", " ", "_").Replace(tb.Name())
 		cmd.Env = append(cmd.Env, xprocProfileOutEnv+"="+base+"."+name)
 	}
-	c := &xprocChild{role: role, cmd: cmd, lines: make(chan string, 16), stderr: &xprocBuffer{}}
+	c := &xprocChild{role: role, cmd: cmd, lines: make(chan string, 16), stderr: &testutil.SyncBuffer{}}
 	cmd.Stderr = c.stderr
 	var err error
 	if c.stdin, err = cmd.StdinPipe(); err != nil {
@@ -182,7 +155,7 @@ func xprocRelayPair(tb testing.TB) (*xprocNode, *xprocChild) {
 	if len(ready) != 1 {
 		tb.Fatalf("receiver said ready %q, want its gossip address", ready)
 	}
-	n, err := xprocStartNode(relayLogger(tb), tb.TempDir())
+	n, err := xprocStartNode(testutil.QuietLogger(tb, slog.LevelWarn), tb.TempDir())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -194,7 +167,7 @@ func xprocRelayPair(tb testing.TB) (*xprocNode, *xprocChild) {
 	if err := n.peer.Claim(context.Background(), xprocTxName); err != nil {
 		tb.Fatal(err)
 	}
-	waitFor(tb, 10*time.Second, xprocRxName+" to be online", func() bool {
+	testutil.WaitFor(tb, 10*time.Second, xprocRxName+" to be online", func() bool {
 		r, _ := n.peer.Resolve(xprocRxName)
 		return r.Online && r.Owner.Meta.RelayAddr != ""
 	})
@@ -243,7 +216,7 @@ func xprocTransportPair(tb testing.TB) (tr *Transport, id, addr string, child *x
 		tb.Fatal(err)
 	}
 	tr, err = NewTransport(TransportConfig{
-		ID: xprocTxTransportID, Key: k.Relay, MaxPayload: xprocMaxPayload, Logger: relayLogger(tb),
+		ID: xprocTxTransportID, Key: k.Relay, MaxPayload: xprocMaxPayload, Logger: testutil.QuietLogger(tb, slog.LevelWarn),
 	})
 	if err != nil {
 		tb.Fatal(err)

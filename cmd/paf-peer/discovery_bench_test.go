@@ -25,6 +25,7 @@ import (
 
 	"github.com/paf-mesh/paf-mesh/discovery"
 	"github.com/paf-mesh/paf-mesh/internal/netns"
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 const (
@@ -41,7 +42,7 @@ const (
 type serveProc struct {
 	b      *testing.B
 	cmd    *exec.Cmd
-	stderr syncBuffer
+	stderr testutil.SyncBuffer
 	done   chan struct{} // closed when the process has exited and been reaped
 	id     string        // its peer id, once serving
 }
@@ -196,7 +197,7 @@ func watchNewPeer(b *testing.B, p *serveProc, runDir string, old []string, want 
 func BenchmarkLocalDiscovery(b *testing.B) {
 	bin := benchBinary(b)
 	samples := 10
-	if benchQuick() {
+	if testutil.BenchQuick() {
 		samples = 3
 	}
 	root := benchRoot(b)
@@ -207,7 +208,7 @@ func BenchmarkLocalDiscovery(b *testing.B) {
 		p.serving()
 		ids = append(ids, p.id)
 	}
-	waitForB(b, discoveryDeadline, "the three peers to see each other", func() bool {
+	testutil.WaitFor(b, discoveryDeadline, "the three peers to see each other", func() bool {
 		for _, id := range ids {
 			have := aliveIDs(filepath.Join(runDir, id+".sock"))
 			if have == nil || !containsAll(append(have, id), ids) {
@@ -231,22 +232,9 @@ func BenchmarkLocalDiscovery(b *testing.B) {
 		}
 	}
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(ms(pct(serving, 0.5)), "ms/serving-p50")
-	b.ReportMetric(ms(pct(seen, 0.5)), "ms/sees-all-p50")
-	b.ReportMetric(ms(pct(seen, 1)), "ms/sees-all-max")
-}
-
-// waitForB polls cond every pollEvery until it holds, failing b after
-// timeout (waitFor for benchmarks).
-func waitForB(b *testing.B, timeout time.Duration, what string, cond func() bool) {
-	b.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			b.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(pollEvery)
-	}
+	b.ReportMetric(testutil.Millis(testutil.Percentile(serving, 0.5)), "ms/serving-p50")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(seen, 0.5)), "ms/sees-all-p50")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(seen, 1)), "ms/sees-all-max")
 }
 
 // BenchmarkLANDiscovery: two hosts, network namespaces on a private bridge
@@ -272,7 +260,7 @@ func BenchmarkLANDiscovery(b *testing.B) {
 	}
 	bin := benchBinary(b)
 	samples, browses := 5, 20
-	if benchQuick() {
+	if testutil.BenchQuick() {
 		samples, browses = 1, 5
 	}
 	lab := netns.New(b, 2)
@@ -310,9 +298,9 @@ func BenchmarkLANDiscovery(b *testing.B) {
 		answers = append(answers, browseFor(b, hostB, a.id))
 	}
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(ms(pct(found, 0.5)), "ms/found-p50")
-	b.ReportMetric(ms(pct(found, 1)), "ms/found-max")
-	b.ReportMetric(ms(pct(answers, 0.5)), "ms/mdns-answer-p50")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(found, 0.5)), "ms/found-p50")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(found, 1)), "ms/found-max")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(answers, 0.5)), "ms/mdns-answer-p50")
 }
 
 // browseFor browses for paf peers by mDNS on h's interface (sockets opened

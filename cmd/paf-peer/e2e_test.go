@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/discovery"
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // Deadlines, generous for a loaded 2-core machine under -race. They bound how
@@ -37,7 +38,7 @@ var servingLine = regexp.MustCompile(`msg=serving peer=(\S+)`)
 func (p *proc) serving() bool {
 	p.t.Helper()
 	var ok bool
-	waitFor(p.t, startDeadline, "paf-peer "+p.String()+" to serve or exit", func() bool {
+	testutil.WaitFor(p.t, startDeadline, "paf-peer "+p.String()+" to serve or exit", func() bool {
 		ok = servingLine.MatchString(p.stderr())
 		return ok || p.exited()
 	})
@@ -138,12 +139,12 @@ func TestE2EMeshAcceptance(t *testing.T) {
 	for _, n := range names {
 		procs[n] = m.serve(n, "--name", n)
 	}
-	took := waitFor(t, meshDeadline, "status --json to list a, b and c alive", func() bool {
+	took := testutil.WaitFor(t, meshDeadline, "status --json to list a, b and c alive", func() bool {
 		st := m.status()
 		return allSee(map[string]*jsonStatus{"": st}, 1, names...)
 	})
 	t.Logf("status listed a, b and c alive %s after the last start (issue target: 2s)", took.Round(time.Millisecond))
-	waitFor(t, meshDeadline, "every peer to see a, b and c alive", func() bool {
+	testutil.WaitFor(t, meshDeadline, "every peer to see a, b and c alive", func() bool {
 		return allSee(m.views(), 3, names...)
 	})
 
@@ -180,7 +181,7 @@ func TestE2EMeshAcceptance(t *testing.T) {
 		t.Fatalf("after SIGKILL: exit %d, %v; want killed by the signal", code, err)
 	}
 	killedAt := time.Now()
-	took = waitFor(t, failDeadline, "a and b to see c failed (dead)", func() bool {
+	took = testutil.WaitFor(t, failDeadline, "a and b to see c failed (dead)", func() bool {
 		vs := m.views()
 		if len(vs) != 2 {
 			return false
@@ -196,7 +197,7 @@ func TestE2EMeshAcceptance(t *testing.T) {
 	// Released: a new peer can claim "c". Until then a claim is refused
 	// cleanly (exit 1) and the test tries again.
 	var c2 *proc
-	waitFor(t, failDeadline-time.Since(killedAt), "the name c to be released", func() bool {
+	testutil.WaitFor(t, failDeadline-time.Since(killedAt), "the name c to be released", func() bool {
 		p := m.serve("c2", "--name", "c")
 		if p.serving() {
 			c2 = p
@@ -228,7 +229,7 @@ func TestE2EMeshAcceptance(t *testing.T) {
 			t.Errorf("run dir still has %s after a graceful exit (err %v)", f, err)
 		}
 	}
-	waitFor(t, leaveDeadline, "a and c2 to see b left", func() bool {
+	testutil.WaitFor(t, leaveDeadline, "a and c2 to see b left", func() bool {
 		vs := m.views()
 		if len(vs) != 2 {
 			return false
@@ -244,7 +245,7 @@ func TestE2EMeshAcceptance(t *testing.T) {
 	if b2 := m.serve("b2", "--name", "b"); !b2.serving() {
 		t.Fatalf("serve --name b right after b left: exit %d\n%s", b2.code, b2.stderr())
 	}
-	waitFor(t, meshDeadline, "a, b (new) and c (new) alive", func() bool {
+	testutil.WaitFor(t, meshDeadline, "a, b (new) and c (new) alive", func() bool {
 		return allSee(m.views(), 3, names...)
 	})
 }
@@ -276,7 +277,7 @@ func TestE2EServeName(t *testing.T) {
 			}
 			id := p.peerID()
 			var st *jsonStatus
-			waitFor(t, meshDeadline, "status to list the peer", func() bool {
+			testutil.WaitFor(t, meshDeadline, "status to list the peer", func() bool {
 				st = m.status()
 				return st.peerID(id) != nil
 			})
@@ -451,7 +452,7 @@ func TestE2EServeJoinClosedPort(t *testing.T) {
 	if !warned {
 		t.Errorf("no warning naming the unreachable seed %s:\n%s", seed, p.stderr())
 	}
-	waitFor(t, meshDeadline, "status to list joiner alive", func() bool {
+	testutil.WaitFor(t, meshDeadline, "status to list joiner alive", func() bool {
 		return m.status().peerNamed("joiner", "alive") != nil
 	})
 	p.signal(os.Interrupt) // Ctrl-C ends serve as cleanly as SIGTERM
@@ -517,7 +518,7 @@ func TestE2ECorruptRendezvousEntry(t *testing.T) {
 					t.Fatalf("serve: exit %d\n%s", p.code, p.stderr())
 				}
 			}
-			waitFor(t, meshDeadline, "a and b to see each other", func() bool {
+			testutil.WaitFor(t, meshDeadline, "a and b to see each other", func() bool {
 				return allSee(m.views(), 2, "a", "b")
 			})
 			st := m.status()
@@ -591,7 +592,7 @@ func TestE2EStatusWatch(t *testing.T) {
 				t.Fatalf("serve: exit %d\n%s", p.code, p.stderr())
 			}
 			w := startPeer(t, m.env("watch"), tc.args...)
-			waitFor(t, meshDeadline, "two redraws showing the peer", func() bool {
+			testutil.WaitFor(t, meshDeadline, "two redraws showing the peer", func() bool {
 				if w.exited() {
 					t.Fatalf("%s exited (code %d) before being interrupted\nstderr: %s", w, w.code, w.stderr())
 				}

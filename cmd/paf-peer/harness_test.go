@@ -2,19 +2,17 @@ package main
 
 // The process harness for end-to-end tests of the real paf-peer binary:
 // TestMain builds it once, startPeer and runCLI run it with a clean
-// environment, and waitFor polls for an outcome with a deadline. Timings here
-// are deadlines for a loaded 2-core machine under -race, never claims about
-// speed.
+// environment, and testutil.WaitFor polls for an outcome with a deadline.
+// Timings here are deadlines for a loaded 2-core machine under -race, never
+// claims about speed.
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +21,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // pafPeer is the path of the binary under test, built by TestMain.
@@ -34,8 +34,9 @@ const (
 	// stopTimeout is how long a process gets to leave after SIGTERM before
 	// the cleanup kills it. A graceful leave takes about a second.
 	stopTimeout = 15 * time.Second
-	// pollEvery is waitFor's poll interval.
-	pollEvery = 10 * time.Millisecond
+	// pollEvery is how often the polling loops here look, as
+	// testutil.WaitFor does.
+	pollEvery = testutil.PollInterval
 )
 
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
@@ -49,7 +50,7 @@ func testMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	pafPeer = filepath.Join(dir, "paf-peer")
 	args := []string{"build", "-o", pafPeer}
-	if raceEnabled() {
+	if testutil.RaceEnabled() {
 		// A race in the product shows up in e2e runs too: the binary prints
 		// "DATA RACE" and the harness fails the test that ran it.
 		args = append(args, "-race")
@@ -73,45 +74,13 @@ func testMain(m *testing.M) int {
 	return code
 }
 
-// raceEnabled reports whether this test binary was built with -race.
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
-// syncBuffer is a bytes.Buffer safe for a process writing while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is one running paf-peer process.
 type proc struct {
 	t    *testing.T
 	args []string
 	cmd  *exec.Cmd
-	out  syncBuffer
-	err  syncBuffer
+	out  testutil.SyncBuffer
+	err  testutil.SyncBuffer
 	done chan struct{} // closed when the process has exited and been reaped
 	code int           // exit code, valid after done; -1 if killed by a signal
 }
@@ -283,21 +252,6 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (stdout, stderr
 		t.Fatalf("%v (hung?); stderr so far:\n%s", err, p.stderr())
 	}
 	return p.stdout(), p.stderr(), code
-}
-
-// waitFor polls cond every 10 ms until it holds, failing the test if it does
-// not within timeout. It returns how long it took, for the log.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(pollEvery)
-	}
-	return time.Since(start)
 }
 
 // testMesh is a place for peers to meet: one run dir (the local rendezvous)

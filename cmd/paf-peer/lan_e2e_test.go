@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/internal/netns"
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 const (
@@ -58,7 +59,7 @@ func TestLANMesh(t *testing.T) {
 		h1.startServe(top)
 		h2.startServe(top)
 		ids["h1"], ids["h2"] = waitServing(t, h1.serve), waitServing(t, h2.serve)
-		waitFor(t, lanMeshDeadline, "h1 and h2 to see each other alive", func() bool {
+		testutil.WaitFor(t, lanMeshDeadline, "h1 and h2 to see each other alive", func() bool {
 			return seeAlive(t, hosts[:2], "h1", "h2")
 		})
 		t.Logf("h1 and h2, started together, saw each other alive %s after the start", time.Since(start).Round(time.Millisecond))
@@ -67,7 +68,7 @@ func TestLANMesh(t *testing.T) {
 		h3.startServe(top)
 		ids["h3"] = waitServing(t, h3.serve)
 		serving := time.Since(start)
-		waitFor(t, lanMeshDeadline, "h1, h2 and h3 to see each other alive", func() bool {
+		testutil.WaitFor(t, lanMeshDeadline, "h1, h2 and h3 to see each other alive", func() bool {
 			return seeAlive(t, mesh, "h1", "h2", "h3")
 		})
 		joined := time.Since(start)
@@ -127,12 +128,12 @@ func TestLANMesh(t *testing.T) {
 		start := time.Now()
 		h4.startServe(top, "--join", seed, "--log-level", "debug")
 		ids["h4"] = waitServing(t, h4.serve)
-		waitFor(t, lanEventDeadline, "h1 to count the rejected gossip of h4", func() bool {
+		testutil.WaitFor(t, lanEventDeadline, "h1 to count the rejected gossip of h4", func() bool {
 			v := h1.view(t)
 			return v != nil && v.counters["rejected_gossip"] > 0
 		})
 		t.Logf("h1 counted h4's gossip rejected %s after h4 started", time.Since(start).Round(time.Millisecond))
-		waitFor(t, lanEventDeadline, "h4 to log that it ignores the mDNS announcements of another mesh", func() bool {
+		testutil.WaitFor(t, lanEventDeadline, "h4 to log that it ignores the mDNS announcements of another mesh", func() bool {
 			return strings.Contains(h4.serve.stderr(), "ignoring a peer of another mesh")
 		})
 		if !strings.Contains(h1.serve.stderr(), "no installed keys could decrypt") {
@@ -163,7 +164,7 @@ func TestLANMesh(t *testing.T) {
 				_ = h2.LinkUp() // leave the lab whole for the leave at cleanup
 			}
 		}()
-		took := waitFor(t, lanDeadDeadline, "h1 and h3 to see h2 dead", func() bool {
+		took := testutil.WaitFor(t, lanDeadDeadline, "h1 and h3 to see h2 dead", func() bool {
 			for _, h := range others {
 				v := h.view(t)
 				if v == nil {
@@ -187,7 +188,7 @@ func TestLANMesh(t *testing.T) {
 			t.Fatal(err)
 		}
 		linked = true
-		took = waitFor(t, lanRejoinDeadline, "h2 to rejoin: h1, h2 and h3 all alive to all", func() bool {
+		took = testutil.WaitFor(t, lanRejoinDeadline, "h2 to rejoin: h1, h2 and h3 all alive to all", func() bool {
 			return seeAlive(t, mesh, "h1", "h2", "h3")
 		})
 		t.Logf("h2 rejoined (all three alive to all) %s after its link came back", took.Round(time.Millisecond))
@@ -201,12 +202,12 @@ func TestLANMesh(t *testing.T) {
 		// until it shows, then until every copy is gone, then once more:
 		// across all of those, it must have shown exactly once.
 		var seen []lanMessage
-		took = waitFor(t, lanEventDeadline, "check --as h2 to show the stored message", func() bool {
+		took = testutil.WaitFor(t, lanEventDeadline, "check --as h2 to show the stored message", func() bool {
 			seen = append(seen, h2.check(t)...)
 			return len(seen) > 0
 		})
 		t.Logf("the stored message reached h2 %s after the rejoin was seen", took.Round(time.Millisecond))
-		waitFor(t, lanEventDeadline, "every holder to drop its copy", func() bool {
+		testutil.WaitFor(t, lanEventDeadline, "every holder to drop its copy", func() bool {
 			v := h1.view(t)
 			if v == nil || len(v.Peers) < 3 {
 				return false
@@ -326,7 +327,7 @@ func TestLANOpenModeStaysLocal(t *testing.T) {
 	b2.startServe(t)
 	waitServing(t, b1.serve)
 	waitServing(t, b2.serve)
-	waitFor(t, lanMeshDeadline, "b1 and b2 to find each other", func() bool {
+	testutil.WaitFor(t, lanMeshDeadline, "b1 and b2 to find each other", func() bool {
 		return seeAlive(t, []*lanHost{b1, b2}, "b1", "b2")
 	})
 	t.Logf("b1 and b2 found each other by mDNS %s after their start", time.Since(start).Round(time.Millisecond))

@@ -25,6 +25,7 @@ import (
 
 	"github.com/paf-mesh/paf-mesh/discovery"
 	"github.com/paf-mesh/paf-mesh/internal/netns"
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // lanHost is one host of a lab with the directories and secret of the peer
@@ -138,7 +139,7 @@ func runCLIIn(t *testing.T, h *netns.Host, env map[string]string, args ...string
 func waitServing(t *testing.T, p *proc) string {
 	t.Helper()
 	var m []string
-	waitFor(t, startDeadline, "paf-peer "+p.String()+" to serve", func() bool {
+	testutil.WaitFor(t, startDeadline, "paf-peer "+p.String()+" to serve", func() bool {
 		m = servingLine.FindStringSubmatch(p.stderr())
 		return m != nil || p.exited()
 	})

@@ -24,7 +24,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +39,9 @@ import (
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 	"go.etcd.io/bbolt"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
+	"github.com/paf-mesh/paf-mesh/internal/testutil/mcptest"
 )
 
 const (
@@ -58,32 +60,21 @@ const (
 	clockTicks = 100
 )
 
-// benchQuick reports whether PAF_BENCH_QUICK=1 asks for the quick run.
-func benchQuick() bool { return os.Getenv("PAF_BENCH_QUICK") == "1" }
-
-// benchCount is full, or quick in quick mode.
-func benchCount[T any](full, quick T) T {
-	if benchQuick() {
-		return quick
-	}
-	return full
-}
-
 var (
 	// benchStarts is how many process starts BenchmarkMCPStartToInitialize
 	// times per iteration: 20, quick 5.
-	benchStarts = benchCount(20, 5)
+	benchStarts = testutil.BenchCount(20, 5)
 	// benchRounds is how many send-to-listen round trips
 	// BenchmarkMCPSendToListen times per iteration (and trivial calls for
 	// its baseline): 200, quick 50.
-	benchRounds = benchCount(200, 50)
+	benchRounds = testutil.BenchCount(200, 50)
 	// idleSettle and idleWindow: an idle peer is measured after it has
 	// settled (joined, gossip steady), over a window long enough for
 	// memberlist's periodic probes and gossip to be counted: 5 s and 10 s,
 	// quick 1 s and 3 s (the CPU figure is then coarse: /proc counts CPU
 	// time in 10 ms ticks, 0.33% of a 3 s window).
-	idleSettle = benchCount(5*time.Second, time.Second)
-	idleWindow = benchCount(10*time.Second, 3*time.Second)
+	idleSettle = testutil.BenchCount(5*time.Second, time.Second)
+	idleWindow = testutil.BenchCount(10*time.Second, 3*time.Second)
 )
 
 var (
@@ -96,7 +87,7 @@ var (
 // when that one has the race detector in it, one built without.
 func benchBinary(b *testing.B) string {
 	b.Helper()
-	if !raceEnabled() {
+	if !testutil.RaceEnabled() {
 		return pafPeer
 	}
 	benchBinOnce.Do(func() {
@@ -147,7 +138,7 @@ type benchPeer struct {
 	c      *client.Client
 	stdout *os.File // the client's end of the process's stdout
 	sizer  *lineSizer
-	stderr syncBuffer
+	stderr testutil.SyncBuffer
 	done   chan struct{} // closed when the process has exited and been reaped
 }
 
@@ -189,10 +180,7 @@ func startBenchPeer(b *testing.B, bin string, env []string, who string) (*benchP
 		p.close()
 		b.Fatalf("start client: %v", err)
 	}
-	req := mcp.InitializeRequest{}
-	req.Params.ProtocolVersion = "2025-06-18"
-	req.Params.ClientInfo = mcp.Implementation{Name: "paf-bench", Version: "1"}
-	if _, err := p.c.Initialize(ctx, req); err != nil {
+	if _, err := mcptest.Initialize(ctx, p.c, "paf-bench"); err != nil {
 		p.close()
 		b.Fatalf("initialize paf-peer mcp (%s): %v\nstderr:\n%s", who, err, p.stderr.String())
 	}
@@ -225,7 +213,7 @@ func (p *benchPeer) call(tool string, args map[string]any) map[string]any {
 	p.b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), mcpCallTimeout)
 	defer cancel()
-	res, err := p.callCtx(ctx, tool, args)
+	res, err := mcptest.Call(ctx, p.c, tool, args, nil)
 	if err == nil {
 		err = resultErr(res)
 	}
@@ -236,17 +224,10 @@ func (p *benchPeer) call(tool string, args map[string]any) map[string]any {
 	return d
 }
 
-func (p *benchPeer) callCtx(ctx context.Context, tool string, args map[string]any) (*mcp.CallToolResult, error) {
-	req := mcp.CallToolRequest{}
-	req.Params.Name = tool
-	req.Params.Arguments = args
-	return p.c.CallTool(ctx, req)
-}
-
 // resultErr turns an error result into an error.
 func resultErr(res *mcp.CallToolResult) error {
 	if res.IsError {
-		return fmt.Errorf("error result: %s", resultText(res))
+		return fmt.Errorf("error result: %s", mcptest.Text(res))
 	}
 	if _, ok := res.StructuredContent.(map[string]any); !ok {
 		return fmt.Errorf("structuredContent is %T, want an object", res.StructuredContent)
@@ -316,16 +297,6 @@ func (l *lineSizer) longest() int {
 	return m
 }
 
-// pct is the p-th percentile (0 < p <= 1, nearest rank) of ds, sorted in
-// place.
-func pct(ds []time.Duration, p float64) time.Duration {
-	slices.Sort(ds)
-	i := int(math.Ceil(p*float64(len(ds)))) - 1
-	return ds[max(0, min(i, len(ds)-1))]
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
 // timeRun times exec to exit of one short command.
 func timeRun(b *testing.B, env []string, name string, args ...string) time.Duration {
 	b.Helper()
@@ -371,14 +342,14 @@ func BenchmarkMCPStartToInitialize(b *testing.B) {
 		}
 	}
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(ms(pct(inits, 0.5)), "init-p50-ms")
-	b.ReportMetric(ms(pct(inits, 0.9)), "init-p90-ms")
-	b.ReportMetric(ms(pct(versions, 0.5)), "version-p50-ms")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(inits, 0.5)), "init-p50-ms")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(inits, 0.9)), "init-p90-ms")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(versions, 0.5)), "version-p50-ms")
 	if len(trues) > 0 {
-		b.ReportMetric(ms(pct(trues, 0.5)), "bintrue-p50-ms")
+		b.ReportMetric(testutil.Millis(testutil.Percentile(trues, 0.5)), "bintrue-p50-ms")
 	}
 	b.ReportMetric(float64(toolsList), "tools-list-bytes")
-	b.Logf("start to initialize: min %.1f ms, max %.1f ms over %d starts", ms(inits[0]), ms(inits[len(inits)-1]), len(inits))
+	b.Logf("start to initialize: min %.1f ms, max %.1f ms over %d starts", testutil.Millis(inits[0]), testutil.Millis(inits[len(inits)-1]), len(inits))
 }
 
 // procSample is what /proc says about one process at one moment.
@@ -512,7 +483,7 @@ func BenchmarkMCPSendToListen(b *testing.B) {
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), mcpCallTimeout)
 				defer cancel()
-				res, err := bb.callCtx(ctx, "paf_listen", map[string]any{"timeout_seconds": 20})
+				res, err := mcptest.Call(ctx, bb.c, "paf_listen", map[string]any{"timeout_seconds": 20}, nil)
 				ch <- listenResult{res, err, time.Now()}
 			}()
 			time.Sleep(listenHeadStart) // see listenHeadStart
@@ -552,12 +523,12 @@ func BenchmarkMCPSendToListen(b *testing.B) {
 		commits = append(commits, timeCommits(b, root)...)
 	}
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(ms(pct(lat, 0.5)), "send-to-listen-p50-ms")
-	b.ReportMetric(ms(pct(lat, 0.99)), "send-to-listen-p99-ms")
-	b.ReportMetric(ms(pct(sendCall, 0.5)), "send-call-p50-ms")
-	b.ReportMetric(ms(pct(check, 0.5)), "check-rtt-p50-ms")
-	b.ReportMetric(ms(pct(check, 0.99)), "check-rtt-p99-ms")
-	b.ReportMetric(ms(pct(commits, 0.5)), "bbolt-commit-p50-ms")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(lat, 0.5)), "send-to-listen-p50-ms")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(lat, 0.99)), "send-to-listen-p99-ms")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(sendCall, 0.5)), "send-call-p50-ms")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(check, 0.5)), "check-rtt-p50-ms")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(check, 0.99)), "check-rtt-p99-ms")
+	b.ReportMetric(testutil.Millis(testutil.Percentile(commits, 0.5)), "bbolt-commit-p50-ms")
 }
 
 // timeCommits times benchRounds bbolt commits of one 1 KiB value in a

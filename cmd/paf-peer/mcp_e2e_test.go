@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
+	"github.com/paf-mesh/paf-mesh/internal/testutil/mcptest"
 )
 
 // seeDeadline bounds how long one peer takes to see another's name,
@@ -25,7 +28,7 @@ var channelKey = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 // notifications/claude/channel with the SPEC's meta.
 func checkPushed(t *testing.T, mp *mcpPeer, ms []e2eMessage) {
 	t.Helper()
-	waitFor(t, 5*time.Second, mp.who+" to receive a channel notification for each message", func() bool {
+	testutil.WaitFor(t, 5*time.Second, mp.who+" to receive a channel notification for each message", func() bool {
 		got := mp.pushed()
 		for _, m := range ms {
 			if got[m.ID] == nil {
@@ -99,14 +102,14 @@ func TestE2EMCPConversation(t *testing.T) {
 
 	expert.ok("paf_register", map[string]any{"name": "expert", "description": "expert on the billing service"})
 	alice.ok("paf_register", map[string]any{"name": "alice"})
-	waitFor(t, seeDeadline, "alice to see the expert with its description", func() bool {
+	testutil.WaitFor(t, seeDeadline, "alice to see the expert with its description", func() bool {
 		return alice.sessions()["expert"].Description == "expert on the billing service"
 	})
 
 	// A cancelled listen stops at once and takes nothing with it.
 	ctx, cancel := context.WithCancel(context.Background())
-	cancelled := expert.async(ctx, "paf_listen", map[string]any{"timeout_seconds": 600}, nil)
-	waitFor(t, seeDeadline, "alice to see the expert listening", func() bool {
+	cancelled := mcptest.Async(ctx, expert.c, "paf_listen", map[string]any{"timeout_seconds": 600}, nil)
+	testutil.WaitFor(t, seeDeadline, "alice to see the expert listening", func() bool {
 		return alice.sessions()["expert"].Activity == "listening"
 	})
 	cancel()
@@ -115,7 +118,7 @@ func TestE2EMCPConversation(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the client's cancelled call did not return")
 	}
-	took := waitFor(t, seeDeadline, "the expert's cancelled listen to stop (no longer listening)", func() bool {
+	took := testutil.WaitFor(t, seeDeadline, "the expert's cancelled listen to stop (no longer listening)", func() bool {
 		return alice.sessions()["expert"].Activity != "listening"
 	})
 	t.Logf("the expert stopped listening %s after the cancellation (gossip included)", took.Round(time.Millisecond))
@@ -126,8 +129,8 @@ func TestE2EMCPConversation(t *testing.T) {
 	}
 
 	// The expert listens; alice connects with an intent and asks.
-	listen := expert.async(context.Background(), "paf_listen", map[string]any{"timeout_seconds": 60}, nil)
-	waitFor(t, seeDeadline, "alice to see the expert listening", func() bool {
+	listen := mcptest.Async(context.Background(), expert.c, "paf_listen", map[string]any{"timeout_seconds": 60}, nil)
+	testutil.WaitFor(t, seeDeadline, "alice to see the expert listening", func() bool {
 		return alice.sessions()["expert"].Activity == "listening"
 	})
 	const intentA = "why do payment retries double-charge?"
@@ -156,7 +159,7 @@ func TestE2EMCPConversation(t *testing.T) {
 		}
 	}
 	checkPushed(t, expert, ms)
-	waitFor(t, seeDeadline, "alice to see the expert busy with the intent", func() bool {
+	testutil.WaitFor(t, seeDeadline, "alice to see the expert busy with the intent", func() bool {
 		s := alice.sessions()["expert"]
 		return s.Activity == "busy" && s.Focus == intentA
 	})
@@ -207,7 +210,7 @@ func TestE2EMCPConversation(t *testing.T) {
 	// One long wait, with a progress token: progress every 10 s, then a
 	// normal result saying nothing arrived.
 	start := time.Now()
-	long := alice.async(context.Background(), "paf_wait_response", map[string]any{"conversation_id": convA, "timeout_seconds": 12}, "alice-progress")
+	long := mcptest.Async(context.Background(), alice.c, "paf_wait_response", map[string]any{"conversation_id": convA, "timeout_seconds": 12}, "alice-progress")
 
 	// Meanwhile the expert ends bob's conversation: bob's wait returns the end.
 	expert.ok("paf_end_session", map[string]any{"conversation_id": convB})
@@ -226,8 +229,8 @@ func TestE2EMCPConversation(t *testing.T) {
 		t.Fatalf("the 12 s wait returned after %s", el)
 	}
 	var progress []mcp.JSONRPCNotification
-	waitFor(t, 5*time.Second, "a progress notification", func() bool {
-		progress = alice.notifications(string(mcp.MethodNotificationProgress))
+	testutil.WaitFor(t, 5*time.Second, "a progress notification", func() bool {
+		progress = alice.notes.Of(string(mcp.MethodNotificationProgress))
 		return len(progress) > 0
 	})
 	if p := progress[0].Params.AdditionalFields; p["progressToken"] != "alice-progress" || p["total"] != float64(12) {
@@ -241,7 +244,7 @@ func TestE2EMCPConversation(t *testing.T) {
 		t.Fatalf("the expert after alice's end: %+v", ms)
 	}
 	expert.fails("paf_respond", map[string]any{"message": "x", "conversation_id": convA}, "has ended")
-	waitFor(t, seeDeadline, "alice to see the expert idle", func() bool {
+	testutil.WaitFor(t, seeDeadline, "alice to see the expert idle", func() bool {
 		return alice.sessions()["expert"].Activity == "idle"
 	})
 }
@@ -255,7 +258,7 @@ func TestE2EMCPMessaging(t *testing.T) {
 	c := m.mcp("c")
 	b.ok("paf_register", map[string]any{"name": "ben"})
 	c.ok("paf_register", map[string]any{"name": "cat"})
-	waitFor(t, seeDeadline, "ann to see ann, ben and cat", func() bool {
+	testutil.WaitFor(t, seeDeadline, "ann to see ann, ben and cat", func() bool {
 		s := a.sessions()
 		return s["ann"].You && s["ben"].Name != "" && s["cat"].Name != ""
 	})
@@ -279,7 +282,7 @@ func TestE2EMCPMessaging(t *testing.T) {
 		t.Fatalf("rename: %s %v", txt, d)
 	}
 	var sent map[string]any
-	waitFor(t, seeDeadline, "a message to cat to be forwarded to cathy", func() bool {
+	testutil.WaitFor(t, seeDeadline, "a message to cat to be forwarded to cathy", func() bool {
 		_, sent = a.ok("paf_send", map[string]any{"to": "cat", "message": "still there, cat?"})
 		if sent["to"] == "cathy" {
 			return true
@@ -297,7 +300,7 @@ func TestE2EMCPMessaging(t *testing.T) {
 		t.Errorf("the forwarded message is not marked:\n%s", txt)
 	}
 	checkPushed(t, c, ms)
-	waitFor(t, seeDeadline, "ann to list the forward", func() bool {
+	testutil.WaitFor(t, seeDeadline, "ann to list the forward", func() bool {
 		txt, _ := a.ok("paf_list_sessions", nil)
 		return strings.Contains(txt, "cat -> cathy")
 	})
@@ -340,7 +343,7 @@ func TestE2EMCPBadInput(t *testing.T) {
 	// An unknown tool is a protocol error that lists the tools.
 	ctx, cancel := context.WithTimeout(context.Background(), mcpCallTimeout)
 	defer cancel()
-	if _, err := p.callCtx(ctx, "paf_teleport", nil, nil); err == nil || !strings.Contains(err.Error(), "paf_listen") {
+	if _, err := mcptest.Call(ctx, p.c, "paf_teleport", nil, nil); err == nil || !strings.Contains(err.Error(), "paf_listen") {
 		t.Errorf("unknown tool: %v; want an error that lists the tools", err)
 	}
 	tests := map[string]struct {
@@ -374,6 +377,6 @@ func TestE2EMCPBadInput(t *testing.T) {
 	}
 	// A name held by another session is refused, naming the holder.
 	q := m.mcp("other")
-	waitFor(t, seeDeadline, "the other session to see solo", func() bool { return q.sessions()["solo"].Name != "" })
+	testutil.WaitFor(t, seeDeadline, "the other session to see solo", func() bool { return q.sessions()["solo"].Name != "" })
 	q.fails("paf_register", map[string]any{"name": "solo"}, "is held by peer", "Pick a different name")
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil/mcptest"
 )
 
 // mcpCallTimeout bounds one tool call that is not meant to block; the first
@@ -32,8 +34,9 @@ type mcpPeer struct {
 	c    *client.Client
 	init *mcp.InitializeResult
 
-	mu        sync.Mutex
-	notes     []mcp.JSONRPCNotification
+	notes mcptest.Notes // every notification the client received
+
+	mu        sync.Mutex // guards badLines and toolsList
 	badLines  []string
 	toolsList int // bytes of the last tools/list response line
 }
@@ -92,11 +95,7 @@ func (m *testMesh) mcp(who string, args ...string) *mcpPeer {
 	mp.p = p
 
 	mp.c = client.NewClient(transport.NewIO(toClient, stdin, io.NopCloser(strings.NewReader(""))), client.WithLegacyProtocolOnly())
-	mp.c.OnNotification(func(n mcp.JSONRPCNotification) {
-		mp.mu.Lock()
-		mp.notes = append(mp.notes, n)
-		mp.mu.Unlock()
-	})
+	mp.c.OnNotification(mp.notes.Add)
 	t.Cleanup(func() {
 		// Closing the client closes the process's stdin: the end of its
 		// input, on which it ends its conversations, leaves and exits 0.
@@ -117,10 +116,7 @@ func (m *testMesh) mcp(who string, args ...string) *mcpPeer {
 	if err := mp.c.Start(ctx); err != nil {
 		t.Fatalf("start client: %v", err)
 	}
-	req := mcp.InitializeRequest{}
-	req.Params.ProtocolVersion = "2025-06-18"
-	req.Params.ClientInfo = mcp.Implementation{Name: "paf-e2e", Version: "1"}
-	if mp.init, err = mp.c.Initialize(ctx, req); err != nil {
+	if mp.init, err = mcptest.Initialize(ctx, mp.c, "paf-e2e"); err != nil {
 		t.Fatalf("initialize paf-peer mcp (%s): %v\nstderr:\n%s", who, err, p.stderr())
 	}
 	return mp
@@ -157,22 +153,12 @@ func clipLine(s string) string {
 	return s
 }
 
-func (mp *mcpPeer) callCtx(ctx context.Context, tool string, args map[string]any, progress mcp.ProgressToken) (*mcp.CallToolResult, error) {
-	req := mcp.CallToolRequest{}
-	req.Params.Name = tool
-	req.Params.Arguments = args
-	if progress != nil {
-		req.Params.Meta = &mcp.Meta{ProgressToken: progress}
-	}
-	return mp.c.CallTool(ctx, req)
-}
-
 // call calls a tool (within mcpCallTimeout) and fails on a protocol error.
 func (mp *mcpPeer) call(tool string, args map[string]any) *mcp.CallToolResult {
 	mp.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), mcpCallTimeout)
 	defer cancel()
-	res, err := mp.callCtx(ctx, tool, args, nil)
+	res, err := mcptest.Call(ctx, mp.c, tool, args, nil)
 	if err != nil {
 		mp.t.Fatalf("%s: %s: %v\nstderr:\n%s", mp.who, tool, err, mp.p.stderr())
 	}
@@ -185,9 +171,9 @@ func (mp *mcpPeer) ok(tool string, args map[string]any) (string, map[string]any)
 	mp.t.Helper()
 	res := mp.call(tool, args)
 	if res.IsError {
-		mp.t.Fatalf("%s: %s(%v): error result: %s", mp.who, tool, args, resultText(res))
+		mp.t.Fatalf("%s: %s(%v): error result: %s", mp.who, tool, args, mcptest.Text(res))
 	}
-	return resultText(res), structured(mp.t, res)
+	return mcptest.Text(res), mcptest.Structured(mp.t, res)
 }
 
 // fails calls a tool that must return an error result whose text contains
@@ -195,7 +181,7 @@ func (mp *mcpPeer) ok(tool string, args map[string]any) (string, map[string]any)
 func (mp *mcpPeer) fails(tool string, args map[string]any, want ...string) string {
 	mp.t.Helper()
 	res := mp.call(tool, args)
-	txt := resultText(res)
+	txt := mcptest.Text(res)
 	if !res.IsError {
 		mp.t.Fatalf("%s: %s(%v): want an error result, got: %s", mp.who, tool, args, txt)
 	}
@@ -207,56 +193,30 @@ func (mp *mcpPeer) fails(tool string, args map[string]any, want ...string) strin
 	return txt
 }
 
-type asyncCall struct {
-	res *mcp.CallToolResult
-	err error
-}
-
-// async calls a tool in the background.
-func (mp *mcpPeer) async(ctx context.Context, tool string, args map[string]any, progress mcp.ProgressToken) <-chan asyncCall {
-	ch := make(chan asyncCall, 1)
-	go func() {
-		res, err := mp.callCtx(ctx, tool, args, progress)
-		ch <- asyncCall{res, err}
-	}()
-	return ch
-}
-
-func (mp *mcpPeer) await(ch <-chan asyncCall, timeout time.Duration) (string, map[string]any) {
+// await waits up to timeout for a call made with mcptest.Async, which must
+// succeed; it returns the text and structured content.
+func (mp *mcpPeer) await(ch <-chan mcptest.Result, timeout time.Duration) (string, map[string]any) {
 	mp.t.Helper()
 	select {
 	case r := <-ch:
-		if r.err != nil {
-			mp.t.Fatalf("%s: %v", mp.who, r.err)
+		if r.Err != nil {
+			mp.t.Fatalf("%s: %v", mp.who, r.Err)
 		}
-		if r.res.IsError {
-			mp.t.Fatalf("%s: error result: %s", mp.who, resultText(r.res))
+		if r.Res.IsError {
+			mp.t.Fatalf("%s: error result: %s", mp.who, mcptest.Text(r.Res))
 		}
-		return resultText(r.res), structured(mp.t, r.res)
+		return mcptest.Text(r.Res), mcptest.Structured(mp.t, r.Res)
 	case <-time.After(timeout):
 		mp.t.Fatalf("%s: the call did not return within %s", mp.who, timeout)
 	}
 	return "", nil
 }
 
-// notifications returns the notifications of method received so far.
-func (mp *mcpPeer) notifications(method string) []mcp.JSONRPCNotification {
-	mp.mu.Lock()
-	defer mp.mu.Unlock()
-	var out []mcp.JSONRPCNotification
-	for _, n := range mp.notes {
-		if n.Method == method {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 // pushed returns the meta of the channel notifications received so far, by
 // message id.
 func (mp *mcpPeer) pushed() map[string]map[string]any {
 	out := map[string]map[string]any{}
-	for _, n := range mp.notifications("notifications/claude/channel") {
+	for _, n := range mp.notes.Of("notifications/claude/channel") {
 		meta, _ := n.Params.AdditionalFields["meta"].(map[string]any)
 		if id, _ := meta["message_id"].(string); id != "" {
 			meta["content"] = n.Params.AdditionalFields["content"]
@@ -321,23 +281,4 @@ func decodeInto(t *testing.T, v any, into any) {
 	if err != nil {
 		t.Fatalf("decode %s: %v", b, err)
 	}
-}
-
-func resultText(res *mcp.CallToolResult) string {
-	var b strings.Builder
-	for _, c := range res.Content {
-		if tc, ok := c.(mcp.TextContent); ok {
-			b.WriteString(tc.Text)
-		}
-	}
-	return b.String()
-}
-
-func structured(t *testing.T, res *mcp.CallToolResult) map[string]any {
-	t.Helper()
-	m, ok := res.StructuredContent.(map[string]any)
-	if !ok {
-		t.Fatalf("structuredContent is %T, want an object (text: %s)", res.StructuredContent, resultText(res))
-	}
-	return m
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // End-to-end tests of messaging through the real binary: serve peers in
@@ -63,7 +65,7 @@ func (m *testMesh) checkJSON(as string) jsonMsgs {
 // waitNames waits until status lists every name alive.
 func (m *testMesh) waitNames(names ...string) {
 	m.t.Helper()
-	waitFor(m.t, 15*time.Second, "names "+strings.Join(names, ","), func() bool {
+	testutil.WaitFor(m.t, 15*time.Second, "names "+strings.Join(names, ","), func() bool {
 		st := m.status()
 		for _, n := range names {
 			if st.peerNamed(n, "alive") == nil {
@@ -115,7 +117,7 @@ func TestE2EThousandInOrder(t *testing.T) {
 	// shorter; relay's TestThousandInOrderNoDuplicates sends 1,000 through
 	// the same code in-process, and a plain `go test` runs the full 1,000.
 	n := 1000
-	if raceEnabled() {
+	if testutil.RaceEnabled() {
 		n = 150
 	}
 	script := fmt.Sprintf(`for i in $(seq 0 %d); do %s send --as alice bob "m$i" >/dev/null || exit 1; done`, n-1, pafPeer)
@@ -193,7 +195,7 @@ func TestE2EFutureMessage(t *testing.T) {
 	m.serve("nessa", "--name", "nessa")
 	m.waitNames("nessa")
 	var got jsonMsgs
-	waitFor(t, 10*time.Second, "nessa to have the message", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "nessa to have the message", func() bool {
 		got = m.checkJSON("nessa")
 		return len(got.Messages) > 0
 	})
@@ -232,7 +234,7 @@ func TestE2EHolderLossSIGKILL(t *testing.T) {
 	m.serve("late", "--name", "late")
 	m.waitNames("late")
 	var got jsonMsgs
-	waitFor(t, 30*time.Second, "all 100 to arrive", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "all 100 to arrive", func() bool {
 		more := m.checkJSON("late")
 		got.Messages = append(got.Messages, more.Messages...)
 		return len(got.Messages) >= 100
@@ -268,7 +270,7 @@ func TestE2ETotalRestart(t *testing.T) {
 	m.serve("s", "--name", "sleeper")
 	m.waitNames("sleeper")
 	var got jsonMsgs
-	waitFor(t, 15*time.Second, "the stored messages to arrive", func() bool {
+	testutil.WaitFor(t, 15*time.Second, "the stored messages to arrive", func() bool {
 		more := m.checkJSON("sleeper")
 		got.Messages = append(got.Messages, more.Messages...)
 		return len(got.Messages) >= 3

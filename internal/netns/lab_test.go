@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // fakeTB records what Require asked for instead of stopping the goroutine.
@@ -134,7 +136,7 @@ func TestHostsReachEachOtherAndPartition(t *testing.T) {
 	if err := b.LinkUp(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the link to come back", func() bool {
+	testutil.WaitForEvery(t, waitPoll, 10*time.Second, "the link to come back", func() bool {
 		got, err := dial(a, addr, 300*time.Millisecond)
 		return err == nil && got == b.Name
 	})
@@ -295,7 +297,7 @@ func TestCloseRemovesEverything(t *testing.T) {
 		_ = lab.Close()
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "sleep to enter the namespace", func() bool {
+	testutil.WaitForEvery(t, waitPoll, 5*time.Second, "sleep to enter the namespace", func() bool {
 		out, _ := exec.Command("ip", "netns", "pids", lab.Hosts[1].Name).Output()
 		return strings.Contains(" "+strings.Join(strings.Fields(string(out)), " ")+" ", fmt.Sprintf(" %d ", sleeper.Process.Pid))
 	})

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 func TestWriteFileAtomic(t *testing.T) {
@@ -37,7 +39,7 @@ func TestWriteFileAtomic(t *testing.T) {
 			if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != tc.perm {
 				t.Fatalf("mode = %v, %v; want %v", fi.Mode().Perm(), err, tc.perm)
 			}
-			if names := dirNames(t, dir); !slices.Equal(names, []string{"f"}) {
+			if names := testutil.DirNames(t, dir); !slices.Equal(names, []string{"f"}) {
 				t.Fatalf("dir holds %q; want only f, no temp file", names)
 			}
 		})
@@ -56,7 +58,7 @@ func TestWriteFileAtomicFailureLeavesNothing(t *testing.T) {
 	if err == nil {
 		t.Fatal("WriteFileAtomic over a non-empty directory succeeded")
 	}
-	if names := dirNames(t, dir); !slices.Equal(names, []string{"target"}) {
+	if names := testutil.DirNames(t, dir); !slices.Equal(names, []string{"target"}) {
 		t.Fatalf("dir holds %q after a failed write; want only target", names)
 	}
 	if _, err := os.Stat(filepath.Join(path, "child")); err != nil {

@@ -1,15 +1,9 @@
 package statedir
 
 import (
-	"os"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
-func TestMain(m *testing.M) {
-	if root := os.Getenv(childEnv); root != "" {
-		os.Exit(runChild(root))
-	}
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { testutil.Main(m, childEnv, runChild) }

@@ -1,13 +1,12 @@
 package statedir
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"strings"
 	"testing"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // childEnv makes the test binary act as a peer in another process: it opens a slot under the
@@ -31,27 +30,9 @@ func runChild(root string) int {
 // the slot.
 func TestKilledPeersSlotIsAdopted(t *testing.T) {
 	root := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+root)
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdin.Close()
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	childDir := strings.TrimSpace(line)
-	if err != nil || childDir == "" {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("child said %q, %v", line, err)
+	cmd, childDir := testutil.StartSelf(t, os.Stderr, childEnv+"="+root)
+	if childDir == "" {
+		t.Fatal("child said nothing")
 	}
 
 	if orphans, err := Orphans(root); err != nil || len(orphans) != 0 {

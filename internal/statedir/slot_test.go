@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 func open(t *testing.T, root string) *Slot {
@@ -46,7 +48,7 @@ func TestOpenGivesLiveSlotsDifferentDirs(t *testing.T) {
 	if fi, err := os.Stat(root); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("root mode = %v, %v; want 0700", fi.Mode().Perm(), err)
 	}
-	if names := dirNames(t, filepath.Join(root, "peers")); len(names) != 2 {
+	if names := testutil.DirNames(t, filepath.Join(root, "peers")); len(names) != 2 {
 		t.Errorf("peers/ holds %q; want just the two slots, no temp or probe files", names)
 	}
 }
@@ -237,17 +239,4 @@ func TestConcurrentOpens(t *testing.T) {
 	if adopted > 3 {
 		t.Fatalf("%d adoptions, but only 3 orphans existed", adopted)
 	}
-}
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, de := range des {
-		names = append(names, de.Name())
-	}
-	return names
 }
