@@ -304,20 +304,25 @@ func BenchmarkFailureDetection(b *testing.B) {
 `,
 }
 
-// TestRun runs the whole runner against fakeProduct: build, processes, NATS, every output.
-func TestRun(t *testing.T) {
+// fakeRun sets up a run of the runner against fakeProduct in a temporary repo: the config
+// (JSON into out, stdout and stderr into the buffers returned), for the test to complete.
+func fakeRun(t *testing.T) (cfg Config, out string, stdout, stderr *bytes.Buffer) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds test binaries")
 	}
 	root := t.TempDir()
 	writeFiles(t, root, fakeProduct)
-	out := t.TempDir()
-	var stdout, stderr bytes.Buffer
-	cfg := Config{
-		Repo: root, Quick: true, Only: "^relay-latency$|relay-latency-vs-nats|mcp-start|lan-discovery|^membership$",
-		JSON: filepath.Join(out, "r.json"), Markdown: filepath.Join(out, "r.md"), Charts: filepath.Join(out, "charts"),
-		Stdout: &stdout, Stderr: &stderr,
-	}
+	out = t.TempDir()
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	return Config{Repo: root, JSON: filepath.Join(out, "r.json"), Stdout: stdout, Stderr: stderr}, out, stdout, stderr
+}
+
+// TestRun runs the whole runner against fakeProduct: build, processes, NATS, every output.
+func TestRun(t *testing.T) {
+	cfg, out, stdout, stderr := fakeRun(t)
+	cfg.Quick, cfg.Only = true, "^relay-latency$|relay-latency-vs-nats|mcp-start|lan-discovery|^membership$"
+	cfg.Markdown, cfg.Charts = filepath.Join(out, "r.md"), filepath.Join(out, "charts")
 	if err := Run(context.Background(), cfg); err != nil {
 		t.Fatalf("Run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
@@ -389,17 +394,8 @@ func TestRun(t *testing.T) {
 // A full run measures the rows marked with Rounds three times, interleaved, and judges their
 // medians; the JSON keeps every round.
 func TestRunRounds(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds test binaries")
-	}
-	root := t.TempDir()
-	writeFiles(t, root, fakeProduct)
-	out := t.TempDir()
-	var stdout, stderr bytes.Buffer
-	cfg := Config{
-		Repo: root, Only: "^relay-throughput$", JSON: filepath.Join(out, "r.json"),
-		Stdout: &stdout, Stderr: &stderr,
-	}
+	cfg, out, stdout, stderr := fakeRun(t)
+	cfg.Only = "^relay-throughput$"
 	if err := Run(context.Background(), cfg); err != nil {
 		t.Fatalf("Run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
