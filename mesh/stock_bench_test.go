@@ -261,12 +261,9 @@ func timeUpdate(nodes []*stockNode, u *stockNode, v int64) (seen, returned time.
 // and 100 (quick mode: 10, 1 kill). memberlist tells the event delegate
 // nothing about suspicion, so there are no phases here.
 func BenchmarkStockFailureDetection(b *testing.B) {
-	sizes := []int{10, 100}
-	if testutil.BenchQuick() {
-		sizes = []int{10}
-	}
-	for _, n := range sizes {
+	for _, n := range []int{10, 100} {
 		b.Run(fmt.Sprintf("peers-%d", n), func(b *testing.B) {
+			skipQuick(b, n)
 			var took []time.Duration
 			for range b.N {
 				func() {
