@@ -35,7 +35,18 @@ func startHolders(t *testing.T, names []string, opts ...nodeOpt) []*node {
 			}
 		}
 	}
-	testutil.WaitFor(t, 10*time.Second, "every peer to see every other with its relay", func() bool {
+	// A generous deadline: under -race on a loaded 2-core CI machine a peer can be suspected
+	// and take a few probe rounds to be seen alive again (10 s was too short twice). What each
+	// peer saw last is logged if it does not settle.
+	var views []int
+	t.Cleanup(func() {
+		if t.Failed() && views != nil {
+			t.Logf("relay-bearing members each peer saw last: %v (want %d each)", views, len(ns))
+		}
+	})
+	took := testutil.WaitFor(t, 30*time.Second, "every peer to see every other with its relay", func() bool {
+		views = views[:0]
+		settled := true
 		for _, n := range ns {
 			count := 0
 			for _, m := range n.peer.Members() {
@@ -43,12 +54,12 @@ func startHolders(t *testing.T, names []string, opts ...nodeOpt) []*node {
 					count++
 				}
 			}
-			if count != len(ns) {
-				return false
-			}
+			views = append(views, count)
+			settled = settled && count == len(ns)
 		}
-		return true
+		return settled
 	})
+	t.Logf("%d holders settled in %v", len(ns), took.Round(time.Millisecond))
 	return ns
 }
 
