@@ -1,7 +1,7 @@
 # The map of the project's habits. `make test` is what CI runs.
 GO      ?= go
 PKGS    ?= ./...
-FUZZTIME ?= 10s
+FUZZTIME ?= 200000x
 
 .PHONY: all build test race fuzz bench lint clean
 
@@ -17,20 +17,17 @@ test:
 race: test
 
 # Run every fuzz target for FUZZTIME each (go test allows one target per run).
-# A short run can end with "context deadline exceeded" while the fuzzer is
-# still minimising a new corpus entry (not a failure of the code under test);
-# such a run is retried once. A real failure names a failing input and stops.
+# FUZZTIME is a count of executions ("50000x"), not a duration: with a duration,
+# go1.26's fuzz coordinator can fail a run with a bare "context deadline
+# exceeded" when the deadline fires while a worker is busy (golang/go#75804,
+# fixed in go1.27), which made CI red under load with no failing input. A count
+# has no deadline to race; a loaded machine only runs it more slowly.
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$t"; \
-	    if ! $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg > .fuzz.out 2>&1; then \
-	      cat .fuzz.out; \
-	      if grep -q 'context deadline exceeded' .fuzz.out && ! grep -q 'Failing input' .fuzz.out; then \
-	        echo "== retrying $$t (fuzzer interrupted while minimising)"; \
-	        $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || { rm -f .fuzz.out; exit 1; }; \
-	      else rm -f .fuzz.out; exit 1; fi; \
-	    else tail -2 .fuzz.out; fi; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg > .fuzz.out 2>&1 || { cat .fuzz.out; rm -f .fuzz.out; exit 1; }; \
+	    tail -2 .fuzz.out; \
 	  done; \
 	done; rm -f .fuzz.out
 
