@@ -88,10 +88,10 @@ func TestRunUsage(t *testing.T) {
 // wins over the default.
 func TestResolvePrecedence(t *testing.T) {
 	type want struct {
-		name, stateDir, runDir, bind string
-		join                         []string
-		mdns, secure                 bool
-		level                        slog.Level
+		name, stateDir, runDir, bind, logFile string
+		join                                  []string
+		mdns, secure                          bool
+		level                                 slog.Level
 	}
 	tests := map[string]struct {
 		args []string
@@ -114,20 +114,22 @@ func TestResolvePrecedence(t *testing.T) {
 			env: map[string]string{
 				"HOME": "/h", "PAF_NAME": "Env", "PAF_STATE_DIR": "/es", "PAF_RUN_DIR": "/er",
 				"PAF_BIND": "127.0.0.2:7000", "PAF_JOIN": "127.0.0.1:1, localhost:2", "PAF_MDNS": "off", "PAF_LOG_LEVEL": "DEBUG",
+				"PAF_LOG_FILE": "/el/paf.log",
 			},
 			want: want{name: "env", stateDir: "/es", runDir: "/er", bind: "127.0.0.2:7000",
-				join: []string{"127.0.0.1:1", "localhost:2"}, level: slog.LevelDebug},
+				join: []string{"127.0.0.1:1", "localhost:2"}, level: slog.LevelDebug, logFile: "/el/paf.log"},
 		},
 		"flags beat the environment": {
 			args: []string{"--name", "Flag", "--state-dir", "/fs", "--run-dir", "/fr", "--bind", "localhost:7001",
-				"--join", "[::1]:3", "--mdns", "off", "--log-level", "warn"},
+				"--join", "[::1]:3", "--mdns", "off", "--log-level", "warn", "--log-file", "/fl/paf.log"},
 			env: map[string]string{
 				"HOME": "/h", "PAF_NAME": "env", "PAF_STATE_DIR": "/es", "PAF_RUN_DIR": "/er",
 				"PAF_BIND": "127.0.0.2:7000", "PAF_JOIN": "127.0.0.1:1", "PAF_MDNS": "on", "PAF_LOG_LEVEL": "debug",
+				"PAF_LOG_FILE": "/el/paf.log",
 			},
 			// PAF_MDNS=on alone would be refused in open mode: the flag wins first.
 			want: want{name: "flag", stateDir: "/fs", runDir: "/fr", bind: "127.0.0.1:7001",
-				join: []string{"[::1]:3"}, level: slog.LevelWarn},
+				join: []string{"[::1]:3"}, level: slog.LevelWarn, logFile: "/fl/paf.log"},
 		},
 		"secret from the environment": {
 			env:  map[string]string{"HOME": "/h", "PAF_SECRET": "correct horse battery staple, but longer"},
@@ -157,8 +159,8 @@ func TestResolvePrecedence(t *testing.T) {
 				t.Fatalf("resolve: %v", err)
 			}
 			got := want{name: s.Name, stateDir: s.StateDir, runDir: s.RunDir, bind: s.Bind.String(),
-				join: s.Join, mdns: s.MDNS, secure: s.Secure, level: s.LogLevel}
-			if got.name != tc.want.name || got.stateDir != tc.want.stateDir || got.runDir != tc.want.runDir ||
+				join: s.Join, mdns: s.MDNS, secure: s.Secure, level: s.LogLevel, logFile: s.LogFile}
+			if got.logFile != tc.want.logFile || got.name != tc.want.name || got.stateDir != tc.want.stateDir || got.runDir != tc.want.runDir ||
 				got.bind != tc.want.bind || !slices.Equal(got.join, tc.want.join) || got.mdns != tc.want.mdns ||
 				got.secure != tc.want.secure || got.level != tc.want.level {
 				t.Fatalf("resolved\n %+v\nwant\n %+v", got, tc.want)
@@ -214,6 +216,22 @@ func TestRunBadSettings(t *testing.T) {
 		"loose secret file": {
 			args:     func(t *testing.T) []string { return []string{"--secret-file", secretFile(t, 0o644)} },
 			wantCode: 1, want: "chmod 600",
+		},
+		"log file under a regular file": {
+			// Root ignores permissions, so the unwritable place is a path through a file.
+			args: func(t *testing.T) []string {
+				f := filepath.Join(t.TempDir(), "file")
+				if err := os.WriteFile(f, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return []string{"--log-file", filepath.Join(f, "paf.log")}
+			},
+			wantCode: 1, want: "give a writable path with --log-file or PAF_LOG_FILE",
+		},
+		"mcp, log file is a directory": {
+			cmd:      "mcp",
+			args:     func(t *testing.T) []string { return []string{"--log-file", t.TempDir()} },
+			wantCode: 1, want: "give a writable path with --log-file or PAF_LOG_FILE",
 		},
 		"status, bad --join": {cmd: "status", args: argv("--join", "x:y"), wantCode: 2, want: "--join"},
 		"status, LAN bind":   {cmd: "status", args: argv("--bind", "0.0.0.0:0"), wantCode: 1, want: "PAF_SECRET"},

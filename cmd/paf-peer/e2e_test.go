@@ -291,6 +291,55 @@ func TestE2EServeName(t *testing.T) {
 	}
 }
 
+// --log-file / PAF_LOG_FILE: the logs also go to that file (created with its
+// directory, mode 0600, appended to), for serve and for mcp, whose stdout
+// stays the MCP channel alone.
+func TestE2ELogFile(t *testing.T) {
+	m := newTestMesh(t)
+	dir := t.TempDir()
+	serveLog := filepath.Join(dir, "logs", "serve.log")
+	if err := os.MkdirAll(filepath.Dir(serveLog), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(serveLog, []byte("an earlier line\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := m.env("s")
+	env["PAF_LOG_FILE"] = serveLog
+	p := startPeer(t, env, "serve", "--name", "alice")
+	if !p.serving() {
+		t.Fatalf("serve: exit %d\n%s", p.code, p.stderr())
+	}
+	id := p.peerID()
+	b, err := os.ReadFile(serveLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "an earlier line\n") || !servingLine.Match(b) || !strings.Contains(string(b), id) {
+		t.Fatalf("log file should keep its earlier line and add the serving line of %s, has:\n%s", id, b)
+	}
+
+	mcpLog := filepath.Join(dir, "new", "dir", "mcp.log")
+	mp := m.mcp("b", "--log-file", mcpLog, "--name", "bob")
+	mp.ok("paf_list_sessions", nil)
+	testutil.WaitFor(t, meshDeadline, "the mcp peer to log that it is ready", func() bool {
+		b, _ := os.ReadFile(mcpLog)
+		return strings.Contains(string(b), "peer ready") && strings.Contains(string(b), "name=bob")
+	})
+	for _, f := range []string{serveLog, mcpLog} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s: mode %o, want 600", f, perm)
+		}
+	}
+	if fi, err := os.Stat(filepath.Dir(mcpLog)); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the log file's new directory: %v, %v; want mode 700", fi.Mode(), err)
+	}
+}
+
 // A name held by a live peer is refused in one line that names the holder,
 // whatever the case it is asked in.
 func TestE2EServeNameTaken(t *testing.T) {

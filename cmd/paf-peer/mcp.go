@@ -23,7 +23,11 @@ func runMCP(ctx context.Context, args []string, io stdio, getenv func(string) st
 	// stdout is the MCP channel: from here on nothing else may write there.
 	out, restore := guardStdout(io)
 	defer restore()
-	log := s.logger(io.err)
+	log, closeLog, err := s.logger(io.err)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
 
 	b := &mcpBackend{readyCh: make(chan struct{}), done: make(chan struct{})}
 	startCtx, cancelStart := context.WithCancel(ctx)

@@ -23,6 +23,8 @@ type actor struct {
 	name string
 	ctl  string // control socket of the live peer, or ""
 	n    *node  // the brief peer, or nil
+	// closeLog closes the log file, if any, after the brief peer.
+	closeLog func()
 }
 
 func actAs(ctx context.Context, s *settings, name string, log *slog.Logger) (*actor, error) {
@@ -76,6 +78,9 @@ func localHolder(s *settings, name string) string {
 func (a *actor) close() {
 	if a.n != nil {
 		a.n.Close()
+	}
+	if a.closeLog != nil {
+		a.closeLog()
 	}
 }
 
@@ -172,7 +177,17 @@ func (f *messageFlags) setup(ctx context.Context, io stdio, getenv func(string) 
 	if err != nil {
 		return nil, err
 	}
-	return actAs(ctx, s, f.as, s.logger(io.err))
+	log, closeLog, err := s.logger(io.err)
+	if err != nil {
+		return nil, err
+	}
+	a, err := actAs(ctx, s, f.as, log)
+	if err != nil {
+		closeLog()
+		return nil, err
+	}
+	a.closeLog = closeLog
+	return a, nil
 }
 
 func runSend(ctx context.Context, args []string, io stdio, getenv func(string) string) error {

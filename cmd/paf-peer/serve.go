@@ -10,7 +10,11 @@ func runServe(ctx context.Context, args []string, io stdio, getenv func(string) 
 	if err != nil {
 		return err
 	}
-	log := s.logger(io.err)
+	log, closeLog, err := s.logger(io.err)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
 	n, err := startNode(ctx, s, nodeOptions{Name: s.Name, Description: desc}, log)
 	if err != nil {
 		if ctx.Err() != nil {

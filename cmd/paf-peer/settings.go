@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,7 +20,7 @@ import (
 // command that runs or reaches a peer. Each has an environment variable; a
 // flag wins over the environment, which wins over the default.
 type commonFlags struct {
-	secretFile, name, stateDir, runDir, bind, join, mdns, logLevel string
+	secretFile, name, stateDir, runDir, bind, join, mdns, logLevel, logFile string
 	// nameSet: --name was given, even as "", which is then an invalid name
 	// rather than "no name" (`--name "$NAME"` with NAME unset is a mistake).
 	nameSet bool
@@ -39,6 +40,7 @@ func (c *commonFlags) register(fs *flagSet, withName bool) {
 	fs.StringVar(&c.join, "join", "", "seed peers host:port,... (env PAF_JOIN)")
 	fs.StringVar(&c.mdns, "mdns", "", "mDNS discovery on|off (env PAF_MDNS)")
 	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error (env PAF_LOG_LEVEL; default info)")
+	fs.StringVar(&c.logFile, "log-file", "", "also append logs to this file, created with mode 0600 (env PAF_LOG_FILE; default: stderr only)")
 }
 
 // settings is the resolved configuration.
@@ -52,6 +54,9 @@ type settings struct {
 	Join     []string
 	MDNS     bool
 	LogLevel slog.Level
+	// LogFile, when set, receives the logs too: an MCP client shows a server's
+	// stderr poorly or not at all, so a file is where a user looks.
+	LogFile string
 }
 
 // resolve applies flags, then environment, then defaults, and checks the
@@ -71,6 +76,7 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 	if s.LogLevel, err = parseLevel(pick(c.logLevel, "PAF_LOG_LEVEL")); err != nil {
 		return nil, usagef("%v", err)
 	}
+	s.LogFile = pick(c.logFile, "PAF_LOG_FILE")
 
 	s.StateDir = pick(c.stateDir, "PAF_STATE_DIR")
 	if s.StateDir == "" {
@@ -214,6 +220,41 @@ func (s *settings) mode() string {
 	return "open"
 }
 
-func (s *settings) logger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: s.LogLevel}))
+// logger writes to w (stderr) and, with LogFile set, appends to that file
+// too. close closes the file; an error says which file could not be opened
+// and how to choose another.
+func (s *settings) logger(w io.Writer) (log *slog.Logger, close func(), err error) {
+	close = func() {}
+	if s.LogFile != "" {
+		f, err := openLogFile(s.LogFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		w, close = teeWriter{w, f}, func() { _ = f.Close() }
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: s.LogLevel})), close, nil
+}
+
+func openLogFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("log file %s: %w; give a writable path with --log-file or PAF_LOG_FILE", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("log file %s: %w; give a writable path with --log-file or PAF_LOG_FILE", path, err)
+	}
+	return f, nil
+}
+
+// teeWriter writes each record to both writers; a failure of one (a closed
+// stderr, a full disk) does not keep the record from the other.
+type teeWriter struct{ a, b io.Writer }
+
+func (t teeWriter) Write(p []byte) (int, error) {
+	_, errA := t.a.Write(p)
+	_, errB := t.b.Write(p)
+	if errA != nil && errB != nil {
+		return 0, errA
+	}
+	return len(p), nil
 }
