@@ -377,6 +377,60 @@ func TestE2EServeNameTaken(t *testing.T) {
 	}
 }
 
+// Two serves started together with one name: exactly one keeps it and
+// serves; the other exits 1 with one error line that names the name and the
+// winner, whether it found the name taken at start or lost a concurrent
+// claim after both had started (then it must not run on without its name).
+func TestE2EServeConcurrentClaim(t *testing.T) {
+	paths := map[string]int{}
+	for round := range 3 {
+		m := newTestMesh(t)
+		a := m.serve("a", "--name", "alice")
+		b := m.serve("b", "--name", "alice")
+		var winner, loser *proc
+		testutil.WaitFor(t, startDeadline+failDeadline, "one of two serves claiming alice to exit", func() bool {
+			switch {
+			case a.exited():
+				winner, loser = b, a
+			case b.exited():
+				winner, loser = a, b
+			default:
+				return false
+			}
+			return true
+		})
+		if winner.exited() {
+			t.Fatalf("round %d: both exited (%d, %d):\n%s\n%s", round, a.code, b.code, a.stderr(), b.stderr())
+		}
+		if loser.code != 1 {
+			t.Fatalf("round %d: the loser exited %d, want 1:\n%s", round, loser.code, loser.stderr())
+		}
+		if !winner.serving() {
+			t.Fatalf("round %d: the winner is not serving:\n%s", round, winner.stderr())
+		}
+		id := winner.peerID()
+		var errs []string
+		for _, l := range messageLines(loser.stderr()) {
+			if strings.HasPrefix(l, "paf-peer serve:") {
+				errs = append(errs, l)
+			}
+		}
+		if len(errs) != 1 || !strings.Contains(errs[0], `"alice"`) || !strings.Contains(errs[0], id) {
+			t.Fatalf("round %d: want one error line naming \"alice\" and the winner %s, got:\n%s", round, id, loser.stderr())
+		}
+		if strings.Contains(errs[0], "at the same moment") {
+			paths["lost after both started"]++
+		} else {
+			paths["refused at start"]++
+		}
+		testutil.WaitFor(t, meshDeadline, "status to show alice held by the winner", func() bool {
+			p := m.status().peerNamed("alice", "alive")
+			return p != nil && p.ID == id
+		})
+	}
+	t.Logf("how the loser learned it (3 rounds): %v", paths)
+}
+
 // Bad input that must be refused before any peer starts: exit code, and one
 // line on stderr saying what is wrong.
 func TestE2EServeBadInput(t *testing.T) {

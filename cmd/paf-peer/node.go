@@ -34,6 +34,10 @@ type node struct {
 	ctl    *controlServer
 	mdns   atomic.Pointer[discovery.MDNS]
 	events chan mesh.Event
+	// lost receives the name this peer lost to a concurrent claim (capacity
+	// 1; later losses are dropped): serve stops on it, since a headless peer
+	// cannot pick another name by itself.
+	lost   chan mesh.Event
 	cancel func()
 	done   chan struct{}
 }
@@ -47,7 +51,7 @@ type nodeOptions struct {
 }
 
 func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger) (_ *node, err error) {
-	n := &node{set: s, log: log, done: make(chan struct{})}
+	n := &node{set: s, log: log, done: make(chan struct{}), lost: make(chan mesh.Event, 1)}
 	defer func() {
 		if err != nil {
 			n.Close() // whatever was started, in reverse order
@@ -352,6 +356,10 @@ func (n *node) watch(ctx context.Context) {
 			case mesh.EventNameLost:
 				n.log.Error("lost our name to another peer that claimed it at the same time", "name", e.Name, "owner", e.PeerID)
 				n.relay.CloseInbox(e.Name) // the winner's process may need the file
+				select {
+				case n.lost <- e:
+				default:
+				}
 			case mesh.EventPeerJoined, mesh.EventPeerLeft, mesh.EventPeerFailed:
 				n.log.Info(e.Type.String(), "peer", e.PeerID)
 			case mesh.EventNameClaimed, mesh.EventNameReleased, mesh.EventNameRenamed:

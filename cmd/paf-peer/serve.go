@@ -28,7 +28,20 @@ func runServe(ctx context.Context, args []string, io stdio, getenv func(string) 
 	// After the start, so that a peer that cannot start says so in one line.
 	noticeMode(io, s)
 	log.Info("serving", "peer", n.peer.ID(), "name", n.peer.Name(), "addr", n.peer.Addr(), "mode", s.mode(), "state_dir", n.slot.Dir())
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case e := <-n.lost:
+		// Two peers claimed the name at the same moment and the other won:
+		// a named serve exists to keep that name's inbox, so it stops and
+		// says so rather than running on without it.
+		host := "another host"
+		if m, ok := n.peer.Member(e.PeerID); ok {
+			host = m.Meta.Host
+		}
+		log.Info("leaving the mesh")
+		n.Close()
+		return fmt.Errorf("%q: peer %s on %s claimed it at the same moment and holds it now, so this peer stopped; start it again with another --name, or stop the other peer first", e.Name, e.PeerID, host)
+	}
 	log.Info("leaving the mesh")
 	n.Close()
 	return nil
