@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ChildEnv, when set in the environment, makes the process a publishing child: its value is
@@ -25,10 +26,14 @@ const ChildEnv = "PAFBENCH_NATS_CHILD"
 const (
 	modeLatency    = "latency"
 	modeThroughput = "throughput"
+	// modeJetStream publishes to the JetStream stream of a JetStream server (Server.JetStream)
+	// instead of sending requests to the subscriber.
+	modeJetStream = "jetstream"
 )
 
 // job is what a child does: Workers goroutines sharing one connection each send Warmup
-// untimed requests, wait for all to be warm, then send Count timed ones.
+// untimed requests (JetStream publishes in modeJetStream), wait for all to be warm, then send
+// Count timed ones.
 type job struct {
 	Mode    string `json:"mode"`
 	URL     string `json:"url"`
@@ -55,7 +60,7 @@ func parseJob(spec string) (job, error) {
 		return j, fmt.Errorf("natsbase: child job: %w", err)
 	}
 	switch {
-	case j.Mode != modeLatency && j.Mode != modeThroughput:
+	case j.Mode != modeLatency && j.Mode != modeThroughput && j.Mode != modeJetStream:
 		return j, fmt.Errorf("natsbase: child job: unknown mode %q", j.Mode)
 	case j.URL == "":
 		return j, errors.New("natsbase: child job: no url")
@@ -100,8 +105,36 @@ func childMain(out, errOut io.Writer) int {
 	return 1
 }
 
-// requestTimeout bounds one request: a lost message fails the case instead of hanging it.
+// requestTimeout bounds one request (or publish and its ack): a lost message fails the case
+// instead of hanging it.
 const requestTimeout = 30 * time.Second
+
+// sendFunc sends one message and waits for its acknowledgement.
+type sendFunc func(ctx context.Context, subject string, data []byte) error
+
+// request sends a request to the subscriber, which acknowledges it at once.
+func request(nc *nats.Conn) sendFunc {
+	return func(ctx context.Context, subject string, data []byte) error {
+		_, err := nc.RequestWithContext(ctx, subject, data)
+		return err
+	}
+}
+
+// jsPublish publishes to the baseline's stream and waits for its PubAck, which the server
+// sends only once it has stored the message (and, with sync always, fsync'd it). An ack from
+// any other stream means the message went somewhere the parent does not count.
+func jsPublish(js jetstream.JetStream) sendFunc {
+	return func(ctx context.Context, subject string, data []byte) error {
+		ack, err := js.Publish(ctx, subject, data)
+		if err != nil {
+			return err
+		}
+		if ack.Stream != jsStream {
+			return fmt.Errorf("acknowledged by stream %q, want %q", ack.Stream, jsStream)
+		}
+		return nil
+	}
+}
 
 func runJob(ctx context.Context, j job) (time.Duration, error) {
 	opts := []nats.Option{nats.Name("pafbench-pub"), nats.NoReconnect()}
@@ -113,9 +146,16 @@ func runJob(ctx context.Context, j job) (time.Duration, error) {
 		return 0, fmt.Errorf("natsbase: child: connect %s: %w", j.URL, err)
 	}
 	defer nc.Close()
-	subject := tputSubject
-	if j.Mode == modeLatency {
+	warmSubj, subject, what, publish := warmSubject, tputSubject, "request", request(nc)
+	switch j.Mode {
+	case modeLatency:
 		subject = latSubject
+	case modeJetStream:
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return 0, fmt.Errorf("natsbase: child: jetstream: %w", err)
+		}
+		warmSubj, subject, what, publish = jsWarmSubject, jsSubject, "publish", jsPublish(js)
 	}
 	var (
 		warm, done sync.WaitGroup
@@ -135,7 +175,7 @@ func runJob(ctx context.Context, j job) (time.Duration, error) {
 				rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 				defer cancel()
 				binary.BigEndian.PutUint64(buf, uint64(time.Now().UnixNano()))
-				_, err := nc.RequestWithContext(rctx, subj, buf)
+				err := publish(rctx, subj, buf)
 				if j.PaceNS > 0 {
 					time.Sleep(time.Duration(j.PaceNS)) // think time, not synchronisation
 				}
@@ -143,7 +183,7 @@ func runJob(ctx context.Context, j job) (time.Duration, error) {
 			}
 			var err error
 			for i := 0; i < j.Warmup && err == nil; i++ {
-				err = send(warmSubject)
+				err = send(warmSubj)
 			}
 			warm.Done()
 			<-start
@@ -162,7 +202,7 @@ func runJob(ctx context.Context, j job) (time.Duration, error) {
 	elapsed := time.Since(t0)
 	close(errs)
 	if err := <-errs; err != nil {
-		return 0, fmt.Errorf("natsbase: child: request: %w", err)
+		return 0, fmt.Errorf("natsbase: child: %s: %w", what, err)
 	}
 	return elapsed, nil
 }

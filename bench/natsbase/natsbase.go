@@ -79,6 +79,32 @@ func (c ThroughputCase) Name() string {
 	return fmt.Sprintf("RequestReply/%s/requesters-%d", SizeName(c.Size), c.Requesters)
 }
 
+// JetStreamCase is one durable publish throughput measurement: publishers in the child each
+// publish to a JetStream stream (file storage, one replica) and wait for its PubAck, which
+// the server sends only once it has stored the message, as the relay acknowledges a message
+// only once it is in the recipient's inbox log.
+type JetStreamCase struct {
+	Size       int // message size in bytes
+	Publishers int // concurrent publishers
+	Msgs       int // timed messages over all publishers (rounded up to a multiple of Publishers)
+	Warmup     int // untimed messages over all publishers, sent first (and stored too)
+	// SyncAlways runs the case on a server whose JetStream sync is "always": every stored
+	// message is fsync'd before its ack, as the relay fdatasyncs the recipient's inbox log
+	// (group-committed per batch) before acknowledging. False keeps the server's default:
+	// acknowledged once written to the OS page cache, fsync'd every 2 minutes.
+	SyncAlways bool
+}
+
+// Name is the case's name in results, e.g. "JetStreamPublish/1KiB/publishers-64/sync-always"
+// or ".../sync-default".
+func (c JetStreamCase) Name() string {
+	sync := "sync-default"
+	if c.SyncAlways {
+		sync = "sync-always"
+	}
+	return fmt.Sprintf("JetStreamPublish/%s/publishers-%d/%s", SizeName(c.Size), c.Publishers, sync)
+}
+
 // SizeName writes a byte count as the benchmarks name sizes: "1KiB", "64KiB", "1MiB", "100B".
 func SizeName(n int) string {
 	switch {
@@ -107,11 +133,20 @@ type ThroughputResult struct {
 	MsgsPerSec float64
 }
 
+// JetStreamResult is the outcome of a JetStreamCase.
+type JetStreamResult struct {
+	Case       JetStreamCase
+	Msgs       int           // messages acknowledged in the timed part
+	Stored     uint64        // messages in the stream after the run, warm-up included
+	Elapsed    time.Duration // of the timed part, measured by the child
+	MsgsPerSec float64
+}
+
 // Cases returns the baseline's cases: one-way latency for 1 KiB and 64 KiB with one
 // publisher, plain and over TLS, 1 KiB with 8 and 64 publishers, and 1 KiB request-reply
 // throughput with 64 requesters. Full mode takes about 10,000 samples for 1 KiB with one
 // publisher and fewer for 64 KiB and for concurrency; quick mode a tenth of each. A TLS case
-// takes as many samples as its plain twin.
+// takes as many samples as its plain twin. The durable cases are JetStreamCases'.
 func Cases(quick bool) ([]LatencyCase, []ThroughputCase) {
 	div := 1
 	if quick {
@@ -133,6 +168,24 @@ func Cases(quick bool) ([]LatencyCase, []ThroughputCase) {
 		{Size: 1 << 10, Requesters: 64, Msgs: 20000 / div, Warmup: 2000 / div},
 	}
 	return lat, tput
+}
+
+// JetStreamCases returns the durable baseline's cases: 1 KiB JetStream publishes from 64
+// publishers, each acknowledged once stored, with sync always and with the default sync. Both
+// send as many messages as the request-reply throughput case (20,000 after 2,000 of warm-up;
+// quick mode a tenth), so that the three rates beside the relay's come from runs alike. Sync
+// always fsyncs each message on its own (no group commit): on a 2-core VM whose fsync takes
+// ~120 µs it stores 4,500-6,000 msg/s, so its case takes 4-5 s (the default one under 1 s);
+// a disk with slower fsyncs makes it proportionally longer.
+func JetStreamCases(quick bool) []JetStreamCase {
+	div := 1
+	if quick {
+		div = 10
+	}
+	return []JetStreamCase{
+		{Size: 1 << 10, Publishers: 64, Msgs: 20000 / div, Warmup: 2000 / div, SyncAlways: true},
+		{Size: 1 << 10, Publishers: 64, Msgs: 20000 / div, Warmup: 2000 / div},
+	}
 }
 
 // PaceFair is the think time of the paced cases: the same as the relay's and raw TCP's paced

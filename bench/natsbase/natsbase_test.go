@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,71 @@ func TestRoundTrip(t *testing.T) {
 	})
 }
 
+// TestJetStream runs both JetStream cases against real embedded JetStream servers with a
+// real child, on small counts: every publish acknowledged, every message stored, each case's
+// store its own and removed after.
+func TestJetStream(t *testing.T) {
+	s, err := Start(Config{Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// The stores go to os.TempDir(): a directory of this test's own, to see them removed.
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	for _, sync := range []bool{true, false} {
+		// 300 timed messages over 8 publishers round up to 304; 20 warm-up to 24.
+		c := JetStreamCase{Size: 1 << 10, Publishers: 8, Msgs: 300, Warmup: 20, SyncAlways: sync}
+		t.Run(c.Name(), func(t *testing.T) {
+			r, err := s.JetStream(context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %.0f msgs/s, %d stored", c.Name(), r.MsgsPerSec, r.Stored)
+			if r.Msgs != 304 || r.Stored != 304+24 || r.Elapsed <= 0 || r.MsgsPerSec <= 0 || r.Case != c {
+				t.Errorf("implausible result %+v", r)
+			}
+		})
+	}
+	if left, err := os.ReadDir(tmp); err != nil || len(left) != 0 {
+		t.Errorf("JetStream stores left behind: %v (%v)", left, err)
+	}
+	if got := s.takeSamples(); len(got) != 0 {
+		t.Errorf("JetStream publishes reached the latency subscriber: %d", len(got))
+	}
+	t.Run("a publish to no stream fails the child", func(t *testing.T) {
+		// The plain server has no JetStream: its subscriber's "ok" is no PubAck.
+		_, err := s.runChild(context.Background(), job{Mode: modeJetStream, URL: s.URL(), Size: 1024, Workers: 1, Count: 1})
+		if !errors.Is(err, ErrChild) || !strings.Contains(err.Error(), "publish") {
+			t.Fatalf("err = %v, want ErrChild from the publish", err)
+		}
+	})
+	t.Run("a bad case runs nothing", func(t *testing.T) {
+		if _, err := s.JetStream(context.Background(), JetStreamCase{Size: 1024, Publishers: 0, Msgs: 1}); err == nil || errors.Is(err, ErrChild) {
+			t.Fatalf("no publishers: err = %v", err)
+		}
+	})
+}
+
+// TestJetStreamStoredCount: the stored count is checked, not taken from the child. A child
+// that reports a run but publishes nothing leaves the stream short of what the case says was
+// acknowledged, which fails the case.
+func TestJetStreamStoredCount(t *testing.T) {
+	liar := filepath.Join(t.TempDir(), "child")
+	if err := os.WriteFile(liar, []byte("#!/bin/sh\necho done 1000\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(Config{Exe: liar, Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.JetStream(context.Background(), JetStreamCase{Size: 1024, Publishers: 2, Msgs: 10, Warmup: 2, SyncAlways: true})
+	if err == nil || errors.Is(err, ErrChild) || !strings.Contains(err.Error(), "the stream holds 0 messages, 12 were acknowledged") {
+		t.Fatalf("err = %v, want the stored count refused", err)
+	}
+}
+
 func TestChildFailure(t *testing.T) {
 	s, err := Start(Config{Exe: "/bin/false"})
 	if err != nil {
@@ -118,6 +184,13 @@ func TestParseJob(t *testing.T) {
 	}{
 		"latency":         {spec: `{"mode":"latency","url":"nats://127.0.0.1:4222","size":1024,"workers":8,"count":10,"warmup":2}`},
 		"throughput":      {spec: `{"mode":"throughput","url":"nats://x","size":1024,"workers":64,"count":10}`},
+		"jetstream":       {spec: `{"mode":"jetstream","url":"nats://127.0.0.1:4222","size":1024,"workers":64,"count":313,"warmup":32}`},
+		"js, no messages": {spec: `{"mode":"jetstream","url":"u","size":1024,"workers":64,"count":0}`, wantErr: "count"},
+		"js, too many":    {spec: `{"mode":"jetstream","url":"u","size":1024,"workers":64,"count":200000}`, wantErr: "count"},
+		"js, no url":      {spec: `{"mode":"jetstream","size":1024,"workers":64,"count":1}`, wantErr: "no url"},
+		"js, too small":   {spec: `{"mode":"jetstream","url":"u","size":7,"workers":64,"count":1}`, wantErr: "size"},
+		"js over tls":     {spec: `{"mode":"jetstream","url":"tls://127.0.0.1:4222","size":1024,"workers":1,"count":1,"ca":` + string(ca) + `}`},
+		"JetStream mode":  {spec: `{"mode":"JetStream","url":"u","size":1024,"workers":1,"count":1}`, wantErr: "unknown mode"},
 		"not json":        {spec: `latency`, wantErr: "child job"},
 		"unknown mode":    {spec: `{"mode":"x","url":"u","size":1024,"workers":1,"count":1}`, wantErr: "unknown mode"},
 		"no url":          {spec: `{"mode":"latency","size":1024,"workers":1,"count":1}`, wantErr: "no url"},
@@ -224,6 +297,26 @@ func TestNames(t *testing.T) {
 	if tput[0].Name() != "RequestReply/1KiB/requesters-64" || qtput[0].Msgs*10 != tput[0].Msgs {
 		t.Errorf("throughput cases %+v %+v", tput, qtput)
 	}
+	js, qjs := JetStreamCases(false), JetStreamCases(true)
+	wantJS := []string{"JetStreamPublish/1KiB/publishers-64/sync-always", "JetStreamPublish/1KiB/publishers-64/sync-default"}
+	if len(js) != len(wantJS) || len(qjs) != len(wantJS) {
+		t.Fatalf("%d JetStream cases (quick %d), want %d", len(js), len(qjs), len(wantJS))
+	}
+	for i, c := range js {
+		if c.Name() != wantJS[i] || qjs[i].Name() != wantJS[i] {
+			t.Errorf("JetStream case %d named %q (quick %q), want %q", i, c.Name(), qjs[i].Name(), wantJS[i])
+		}
+		if qjs[i].Msgs*10 != c.Msgs || qjs[i].Warmup*10 != c.Warmup || qjs[i].Msgs < c.Publishers || c.Warmup < c.Publishers {
+			t.Errorf("%s: quick %d+%d messages, full %d+%d", c.Name(), qjs[i].Msgs, qjs[i].Warmup, c.Msgs, c.Warmup)
+		}
+	}
+	// The default-sync case sends as many messages as the request-reply case it sits beside.
+	if d := js[1]; d.Size != tput[0].Size || d.Publishers != tput[0].Requesters || d.Msgs != tput[0].Msgs || d.Warmup != tput[0].Warmup {
+		t.Errorf("JetStream default sync %+v is not the twin of request-reply %+v", d, tput[0])
+	}
+	if a := js[0]; a.Size != 1<<10 || a.Publishers != 64 || !a.SyncAlways || js[1].SyncAlways {
+		t.Errorf("JetStream cases %+v", js)
+	}
 	for n, want := range map[int]string{1024: "1KiB", 65536: "64KiB", 1 << 20: "1MiB", 100: "100B", 1500: "1500B"} {
 		if got := SizeName(n); got != want {
 			t.Errorf("SizeName(%d) = %q, want %q", n, got, want)
@@ -236,6 +329,9 @@ func TestNames(t *testing.T) {
 func FuzzParseJob(f *testing.F) {
 	f.Add(`{"mode":"latency","url":"nats://127.0.0.1:4222","size":1024,"workers":8,"count":10,"warmup":2}`)
 	f.Add(`{"mode":"throughput","url":"u","size":8,"workers":4096,"count":2441}`)
+	f.Add(`{"mode":"jetstream","url":"nats://127.0.0.1:4222","size":1024,"workers":64,"count":313,"warmup":32}`)
+	f.Add(`{"mode":"jetstream","url":"u","size":1024,"workers":64,"count":156251}`)
+	f.Add(`{"mode":"jetstream","url":"u","size":7,"workers":64,"count":1}`)
 	f.Add(`{"mode":"latency","url":"u","size":1024,"workers":1,"count":-1}`)
 	f.Add(`null`)
 	f.Add(`{"mode":"latency","url":"u","size":1024,"workers":1,"count":1,"pace_ns":500000}`)
@@ -250,6 +346,9 @@ func FuzzParseJob(f *testing.F) {
 		j, err := parseJob(spec)
 		if err != nil {
 			return
+		}
+		if j.Mode != modeLatency && j.Mode != modeThroughput && j.Mode != modeJetStream {
+			t.Fatalf("accepted a job of unknown mode %+v", j)
 		}
 		if j.Size < stampLen || j.Workers < 1 || j.Count < 1 || j.Warmup < 0 ||
 			j.Workers*j.Count > maxJobMsgs || j.Workers*j.Warmup > maxJobMsgs || j.URL == "" ||

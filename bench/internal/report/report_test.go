@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,21 @@ func TestSpecShape(t *testing.T) {
 	if natsRows != 4 {
 		t.Errorf("%d relay-vs-NATS latency rows, want 4 (1 KiB and 64 KiB, plain and TLS)", natsRows)
 	}
+	// The JetStream lines sit right under the request-reply line, sub-rows of relay throughput.
+	var order []string
+	for _, r := range Rows() {
+		order = append(order, r.Key)
+	}
+	i := slices.Index(order, "relay-throughput")
+	if want := []string{"relay-throughput", "relay-throughput-vs-nats", "relay-throughput-vs-jetstream-sync", "relay-throughput-vs-jetstream"}; i < 0 || len(order) < i+4 || !slices.Equal(order[i:i+4], want) {
+		t.Errorf("rows in order %q, want %q together", order, want)
+	}
+	for _, r := range Rows()[i+1 : i+4] {
+		if !strings.HasPrefix(r.Title, "  ↳ vs NATS ") || r.Rounds != edgeRounds || len(r.Baseline) != 1 || r.Baseline[0].Unit != NATSMsgsUnit ||
+			!reflect.DeepEqual(r.Measured, Rows()[i].Measured) {
+			t.Errorf("row %q is not a throughput line against a NATS rate, in rounds, like its neighbours: %+v", r.Key, r)
+		}
+	}
 	for _, c := range Curves() {
 		if keys["curve:"+c.Key] || len(c.Xs) == 0 || len(c.Series) == 0 || c.Unit == "" || c.YLabel == "" {
 			t.Errorf("curve %q malformed", c.Key)
@@ -99,6 +115,9 @@ func TestBuildRow(t *testing.T) {
 	// The vs-NATS rows read the relay paced like the NATS cases, not the back-to-back run.
 	relayPaced := func(size string, p50, p99 float64) Bench {
 		return ok(PkgRelay, "BenchmarkXProcRelaySend/"+size+"-paced-500us", "p50-deliver-us", p50, "p99-deliver-us", p99, "ns/op", 1.0)
+	}
+	relayTput := func(msgs float64) Bench {
+		return ok(PkgRelay, "BenchmarkXProcRelayThroughput/1KiB", "msgs/s", msgs, "MB/s", msgs*1024/1e6)
 	}
 	tests := map[string]struct {
 		row         string
@@ -239,6 +258,54 @@ func TestBuildRow(t *testing.T) {
 			},
 			verdict: Missed, ratios: 1, measuredLen: 1, baselines: 1,
 		},
+		"vs JetStream sync always, faster": {
+			row:     "relay-throughput-vs-jetstream-sync",
+			benches: []Bench{relayTput(43000), ok(PkgNATS, NATSJetStreamSyncAlways, NATSMsgsUnit, 5200.0, "msgs", 20032.0)},
+			verdict: Met, ratios: 1, measuredLen: 1, baselines: 1,
+		},
+		"vs JetStream sync always, slower": {
+			row:     "relay-throughput-vs-jetstream-sync",
+			benches: []Bench{relayTput(5100), ok(PkgNATS, NATSJetStreamSyncAlways, NATSMsgsUnit, 5200.0)},
+			verdict: Missed, ratios: 1, measuredLen: 1, baselines: 1,
+		},
+		"vs JetStream sync always without JetStream": {
+			row: "relay-throughput-vs-jetstream-sync", benches: []Bench{relayTput(43000)},
+			verdict: Missing, note: "no NATS JetStream sync-always baseline", measuredLen: 1, baselines: 0,
+		},
+		"vs JetStream sync always reads only its own case": {
+			row: "relay-throughput-vs-jetstream-sync",
+			benches: []Bench{
+				relayTput(43000), ok(PkgNATS, NATSJetStream, NATSMsgsUnit, 30000.0), ok(PkgNATS, NATSRequestReply, NATSMsgsUnit, 40000.0),
+			},
+			verdict: Missing, note: "no NATS JetStream sync-always baseline", measuredLen: 1, baselines: 0,
+		},
+		"vs JetStream sync always, failed": {
+			row: "relay-throughput-vs-jetstream-sync",
+			benches: []Bench{
+				relayTput(43000), {Ref: Ref{PkgNATS, NATSJetStreamSyncAlways}, Status: StatusFailed, Reason: "the stream holds 0 messages"},
+			},
+			verdict: Missing, note: "no NATS JetStream sync-always baseline", measuredLen: 1, baselines: 0,
+		},
+		"vs JetStream default sync, equal is met": {
+			row:     "relay-throughput-vs-jetstream",
+			benches: []Bench{relayTput(30000), ok(PkgNATS, NATSJetStream, NATSMsgsUnit, 30000.0)},
+			verdict: Met, ratios: 1, measuredLen: 1, baselines: 1,
+		},
+		"vs JetStream default sync, slower": {
+			row:     "relay-throughput-vs-jetstream",
+			benches: []Bench{relayTput(19150), ok(PkgNATS, NATSJetStream, NATSMsgsUnit, 30000.0)},
+			verdict: Missed, ratios: 1, measuredLen: 1, baselines: 1,
+		},
+		"vs JetStream default sync reads only its own case": {
+			row:     "relay-throughput-vs-jetstream",
+			benches: []Bench{relayTput(19150), ok(PkgNATS, NATSJetStreamSyncAlways, NATSMsgsUnit, 5200.0)},
+			verdict: Missing, note: "no NATS JetStream default-sync baseline", measuredLen: 1, baselines: 0,
+		},
+		"vs JetStream default sync without the relay run": {
+			row:     "relay-throughput-vs-jetstream",
+			benches: []Bench{ok(PkgNATS, NATSJetStream, NATSMsgsUnit, 30000.0)},
+			verdict: Missing, note: "no output from BenchmarkXProcRelayThroughput/1KiB", baselines: 1,
+		},
 		"idle peer has no baseline": {
 			row:     "mcp-idle",
 			benches: []Bench{ok(PkgPeer, "BenchmarkMCPIdle", "rss-a-MB", 18.0, "cpu-a-%", 0.4)},
@@ -346,7 +413,9 @@ func TestAddRound(t *testing.T) {
 	if row.Verdict != Met || row.Note != "medians of 3 interleaved runs" {
 		t.Errorf("row: verdict %q, note %q", row.Verdict, row.Note)
 	}
-	if n, refs := RoundRefs(Rows()); n != 3 || len(refs) != 6 { // relay 64 KiB paced, NATS plain and TLS, relay and transport throughput, NATS request-reply
+	// relay 64 KiB paced, NATS plain and TLS, relay and transport throughput, NATS request-reply,
+	// JetStream sync always and default sync
+	if n, refs := RoundRefs(Rows()); n != 3 || len(refs) != 8 {
 		t.Errorf("RoundRefs(Rows()) = %d, %v", n, refs)
 	}
 }
@@ -374,6 +443,21 @@ func TestSelectAndNeeds(t *testing.T) {
 				{PkgRelay, "BenchmarkXProcRelaySend/1KiB"}, {PkgRelay, "BenchmarkXProcRelaySend/64KiB"},
 				{PkgNATS, "OneWay/1KiB/publishers-1"}, {PkgNATS, "OneWay/64KiB/publishers-1/tls"},
 			},
+		},
+		"JetStream lines: the relay's throughput against both durable cases": {
+			only: "jetstream", rows: []string{"relay-throughput-vs-jetstream-sync", "relay-throughput-vs-jetstream"},
+			needs: []Ref{
+				{PkgRelay, "BenchmarkXProcRelayThroughput/1KiB"}, {PkgNATS, NATSJetStreamSyncAlways}, {PkgNATS, NATSJetStream},
+			},
+			notNeed: []Ref{{PkgNATS, NATSRequestReply}, {PkgRelay, "BenchmarkXProcTransportThroughput/1KiB-goroutines-64"}},
+		},
+		"relay throughput and every line under it": {
+			only: "^relay-throughput", rows: []string{"relay-throughput", "relay-throughput-vs-nats", "relay-throughput-vs-jetstream-sync", "relay-throughput-vs-jetstream"},
+			needs: []Ref{
+				{PkgRelay, "BenchmarkXProcRelayThroughput/1KiB"}, {PkgRelay, "BenchmarkXProcTransportThroughput/1KiB-goroutines-64"},
+				{PkgNATS, NATSRequestReply}, {PkgNATS, NATSJetStreamSyncAlways}, {PkgNATS, NATSJetStream},
+			},
+			notNeed: []Ref{{PkgNATS, NATSOneWay1K}},
 		},
 		"the relay latency row reads the back-to-back relay against paced raw TCP": {
 			only: "^relay-latency$", rows: []string{"relay-latency"},
@@ -488,6 +572,7 @@ func sampleReport() *Report {
 		ok(PkgNATS, "OneWay/1KiB/publishers-1", NATSOneWayP50Unit, 17.5, NATSOneWayP99Unit, 33.0),
 		ok(PkgMesh, "BenchmarkConvergence/peers-100", "ms/total", 1730.0),
 		Bench{Ref: Ref{PkgPeer, "BenchmarkLANDiscovery"}, Status: StatusSkipped, Reason: "needs root"},
+		ok(PkgNATS, NATSJetStreamSyncAlways, NATSMsgsUnit, 5200.0, "msgs", 20032.0, "stored-msgs", 22016.0),
 	)
 	for _, v := range []float64{39868, 45764, 43209} { // kept in rounds
 		res.AddRound(ok(PkgRelay, "BenchmarkXProcRelayThroughput/1KiB", "msgs/s", v))
@@ -556,6 +641,11 @@ func TestWriteText(t *testing.T) {
 		"NATS over TLS: p50 122 µs, p99 244 µs", "p50 0.5×, p99 0.738× ", "| met ",
 		"|   ↳ vs NATS over TLS pub→sub, 64 KiB, both paced 500 µs ", "missing (no output from BenchmarkXProcRelaySend/64KiB-paced-500us)",
 		"skipped (needs root)", "missing (no output from BenchmarkMCPIdle)",
+		// The relay's median throughput against JetStream, fsync'd and not.
+		"|   ↳ vs NATS JetStream publish, stored and fsync'd before the ack (sync always) ", "| ≥ JetStream ",
+		"| 43,209 msg/s ", "| JetStream, sync always: 5,200 msg/s ", "| 8.31× ", "| met (medians of 3 interleaved runs) ",
+		"|   ↳ vs NATS JetStream publish, stored in the page cache before the ack (default sync) ",
+		"| JetStream, default sync: missing ", "| missing (no NATS JetStream default-sync baseline; medians of 3 interleaved runs) ",
 		// The sizes curve shows the back-to-back runs, not the paced ones of the rows.
 		"| 1                  | 41.2      | 154       | —           | —           | 17.5     | 33.0     | —",
 		"Membership convergence: all see all (ms)", "| 100   | 1,730", "(no data: its benchmarks are missing)",

@@ -11,9 +11,9 @@ import (
 	"github.com/paf-mesh/paf-mesh/bench/natsbase"
 )
 
-// runNATS runs the NATS baseline cases that refs name, each recorded as a benchmark of the
-// package "nats" (as another round of it, with round). It returns the processes (one per
-// case) and whether all succeeded.
+// runNATS runs the NATS baseline cases that refs name, JetStream's included, each recorded as
+// a benchmark of the package "nats" (as another round of it, with round). It returns the
+// processes (one per case) and whether all succeeded.
 func (r *run) runNATS(ctx context.Context, refs []report.Ref, round bool) ([]report.Process, bool) {
 	add := r.results.Add
 	if round {
@@ -28,14 +28,16 @@ func (r *run) runNATS(ctx context.Context, refs []report.Ref, round bool) ([]rep
 	lat, tput := natsbase.Cases(r.cfg.Quick)
 	lat = slices.DeleteFunc(lat, func(c natsbase.LatencyCase) bool { return !slices.Contains(names, c.Name()) })
 	tput = slices.DeleteFunc(tput, func(c natsbase.ThroughputCase) bool { return !slices.Contains(names, c.Name()) })
-	if len(lat)+len(tput) == 0 {
+	js := slices.DeleteFunc(natsbase.JetStreamCases(r.cfg.Quick), func(c natsbase.JetStreamCase) bool { return !slices.Contains(names, c.Name()) })
+	cases := len(lat) + len(tput) + len(js)
+	if cases == 0 {
 		return nil, true
 	}
 	cfg := natsbase.Config{Exe: r.cfg.Exe}
 	if r.cfg.Verbose {
 		cfg.Stderr = r.cfg.Stderr
 	}
-	r.progress("running the NATS baseline, cases: %d", len(lat)+len(tput))
+	r.progress("running the NATS baseline, cases: %d", cases)
 	srv, err := natsbase.Start(cfg)
 	if err != nil {
 		fmt.Fprintf(r.cfg.Stderr, "pafbench: NATS baseline: %v\n", err)
@@ -71,6 +73,15 @@ func (r *run) runNATS(ctx context.Context, refs []report.Ref, round bool) ([]rep
 		record(c.Name(), start, err,
 			benchout.Metric{Value: res.MsgsPerSec, Unit: report.NATSMsgsUnit},
 			benchout.Metric{Value: float64(res.Msgs), Unit: "msgs"})
+	}
+	// The durable baseline last: each case starts a JetStream server of its own.
+	for _, c := range js {
+		start := time.Now()
+		res, err := srv.JetStream(ctx, c)
+		record(c.Name(), start, err,
+			benchout.Metric{Value: res.MsgsPerSec, Unit: report.NATSMsgsUnit},
+			benchout.Metric{Value: float64(res.Msgs), Unit: "msgs"},
+			benchout.Metric{Value: float64(res.Stored), Unit: "stored-msgs"})
 	}
 	r.progress("  NATS baseline done")
 	return procs, ok

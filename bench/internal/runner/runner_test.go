@@ -121,6 +121,9 @@ func TestNATSNames(t *testing.T) {
 	for _, c := range tput {
 		names = append(names, c.Name())
 	}
+	for _, c := range natsbase.JetStreamCases(false) {
+		names = append(names, c.Name())
+	}
 	rows, curves, _ := report.Select("")
 	for _, ref := range report.Needs(rows, curves) {
 		if ref.Pkg == report.PkgNATS && !slices.Contains(names, ref.Name) {
@@ -388,6 +391,56 @@ func TestRun(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "| mcp-start median") || !strings.Contains(stdout.String(), "+0.0%") {
 		t.Errorf("comparison:\n%s", stdout.String())
+	}
+}
+
+// TestRunJetStream: the JetStream lines run the relay's throughput and both JetStream cases
+// (real servers, a real child, quick counts), and nothing else of NATS; the stored count is in
+// the results beside the rate.
+func TestRunJetStream(t *testing.T) {
+	cfg, _, stdout, stderr := fakeRun(t)
+	cfg.Quick, cfg.Only = true, "jetstream"
+	if err := Run(context.Background(), cfg); err != nil {
+		t.Fatalf("Run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{
+		"|   ↳ vs NATS JetStream publish, stored and fsync'd before the ack (sync always) ", "| JetStream, sync always: ",
+		"|   ↳ vs NATS JetStream publish, stored in the page cache before the ack (default sync) ", "| JetStream, default sync: ",
+		"| 40,000 msg/s ", // the fake relay's first run
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	rep, err := report.ReadFile(cfg.JSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 2 {
+		t.Fatalf("rows: %+v", rep.Rows)
+	}
+	for _, r := range rep.Rows {
+		if r.Verdict != report.Met && r.Verdict != report.Missed || len(r.Ratios) != 1 {
+			t.Errorf("row %s: verdict %q, ratios %v: the JetStream baseline did not run", r.Key, r.Verdict, r.Ratios)
+		}
+	}
+	var natsRan []string
+	for _, b := range rep.Benchmarks {
+		if b.Pkg != report.PkgNATS {
+			continue
+		}
+		natsRan = append(natsRan, b.Name)
+		metrics := map[string]float64{}
+		for _, m := range b.Metrics {
+			metrics[m.Unit] = m.Value
+		}
+		// Quick: 2,000 messages over 64 publishers round up to 2,048, 200 of warm-up to 256.
+		if b.Status != report.StatusOK || metrics[report.NATSMsgsUnit] <= 0 || metrics["msgs"] != 2048 || metrics["stored-msgs"] != 2048+256 {
+			t.Errorf("%s: %s, metrics %v", b.Name, b.Status, metrics)
+		}
+	}
+	if want := []string{report.NATSJetStreamSyncAlways, report.NATSJetStream}; !reflect.DeepEqual(natsRan, want) {
+		t.Errorf("NATS cases run %q, want %q", natsRan, want)
 	}
 }
 
