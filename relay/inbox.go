@@ -66,7 +66,17 @@ type inbox struct {
 
 	liveBytes int64            // bytes of their records in the log
 	newIDs    map[string]int64 // ids in the log and not yet in bbolt: arrival, Unix ms
-	wbuf      []byte           // the writer's batch buffer, kept up to maxWriteBuf
+	// copying, when not nil, is a copy of ids into bbolt running beside the
+	// writer (see startCopy): its ids are still in the log and are looked up
+	// there until it is done.
+	copying *idCopy
+	// maxNewIDs is the count of new ids at which a busy writer starts a
+	// copy (maxNewIDs, the constant, except in tests).
+	maxNewIDs int
+	// beforeCopy, when set (tests), runs in the copying goroutine first; an
+	// error it returns fails the copy.
+	beforeCopy func() error
+	wbuf       []byte // the writer's batch buffer, kept up to maxWriteBuf
 	// seenUpTo is the latest ULID time (Unix ms) of any id in bbolt: an id
 	// with a later time cannot be there, so the writer does not look it up
 	// (ids are ULIDs, whose time is that of their sending; see mayBeSeen).
@@ -167,6 +177,8 @@ func openInbox(root, name string, largeBody int, now func() time.Time) (*inbox, 
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		newIDs:   make(map[string]int64),
+
+		maxNewIDs: maxNewIDs,
 	}
 	if err := ib.load(filepath.Join(dir, name+".log")); err != nil {
 		if ib.log != nil {
@@ -350,9 +362,15 @@ func (ib *inbox) writer() {
 				ib.logMu.Unlock()
 				return
 			}
-			// A busy inbox is never quiet for tidyAfter: tidy it when
-			// memory or a mostly read log grows large.
-			if len(ib.newIDs) >= maxNewIDs || (ib.log.size > compactBusyAt && ib.liveBytes < ib.log.size/2) {
+			// A busy inbox is never quiet for tidyAfter: copy its new ids
+			// into bbolt beside the writer when they grow many (a copy of
+			// 65,536 ids takes ~100 ms, which no acknowledgement should
+			// wait for), and tidy it when a mostly read log grows large.
+			ib.reapCopy(len(ib.newIDs) >= 2*ib.maxNewIDs) // wait only if ids pile up faster than they are copied
+			if len(ib.newIDs) >= ib.maxNewIDs {
+				ib.startCopy()
+			}
+			if ib.log.size > compactBusyAt && ib.liveBytes < ib.log.size/2 {
 				_ = ib.tidy()
 			}
 			ib.logMu.Unlock()
@@ -400,7 +418,7 @@ func (ib *inbox) commit(batch []pendingMsg) {
 				results[i] = p.err
 				continue
 			}
-			if _, ok := ib.newIDs[p.id]; ok || inBatch[p.id] || (s != nil && ib.mayBeSeen(p.id) && s.Get([]byte(p.id)) != nil) {
+			if ib.inMemory(p.id) || inBatch[p.id] || (s != nil && ib.mayBeSeen(p.id) && s.Get([]byte(p.id)) != nil) {
 				continue // a retry of a message we have: acknowledge again
 			}
 			inBatch[p.id] = true
@@ -455,12 +473,102 @@ func (ib *inbox) mayBeSeen(id string) bool {
 	return err != nil || u.Time() <= ib.seenUpTo
 }
 
-// noteSeen raises seenUpTo for an id put into bbolt. An id that is not a
-// ULID changes nothing: mayBeSeen always looks those up.
-func (ib *inbox) noteSeen(id string) {
-	if u, err := ulid.ParseStrict(id); err == nil {
-		ib.seenUpTo = max(ib.seenUpTo, u.Time())
+// putSeen puts ids into the seen bucket of tx and returns the latest ULID
+// time among them (0 if none is a ULID).
+func putSeen(tx *bbolt.Tx, ids map[string]int64) (upTo uint64, err error) {
+	s := tx.Bucket(bucketSeen)
+	s.FillPercent = 0.9 // ids are ULIDs, which mostly grow
+	// In key order: bbolt inserts into sorted pages, and random order makes
+	// each insert move the rest of a page.
+	for _, id := range slices.Sorted(maps.Keys(ids)) {
+		if err := s.Put([]byte(id), binary.BigEndian.AppendUint64(nil, uint64(ids[id]))); err != nil {
+			return 0, err
+		}
+		if u, err := ulid.ParseStrict(id); err == nil {
+			upTo = max(upTo, u.Time())
+		}
 	}
+	return upTo, nil
+}
+
+// idCopy is a copy of received ids into bbolt, run by its own goroutine
+// while the writer goes on committing arrivals. The writer only reads ids
+// while the copy runs, and takes its result from done.
+type idCopy struct {
+	ids  map[string]int64
+	done chan copyResult // receives once
+}
+
+type copyResult struct {
+	upTo uint64 // the latest ULID time copied
+	err  error
+}
+
+// startCopy (writer, under logMu) hands the new ids to a copy beside the
+// writer, unless one is running.
+func (ib *inbox) startCopy() {
+	if ib.copying != nil {
+		return
+	}
+	c := &idCopy{ids: ib.newIDs, done: make(chan copyResult, 1)}
+	ib.copying, ib.newIDs = c, make(map[string]int64, len(c.ids))
+	before := ib.beforeCopy
+	go func() {
+		var r copyResult
+		if before != nil {
+			r.err = before()
+		}
+		if r.err == nil {
+			r.err = ib.db.Update(func(tx *bbolt.Tx) (err error) {
+				r.upTo, err = putSeen(tx, c.ids)
+				return err
+			})
+		}
+		c.done <- r
+	}()
+}
+
+// reapCopy (writer, under logMu) takes the result of a finished copy, or
+// waits for the running one when wait is set. Ids that a failed copy did not
+// store go back to newIDs, for the next copy or tidy.
+func (ib *inbox) reapCopy(wait bool) {
+	c := ib.copying
+	if c == nil {
+		return
+	}
+	var r copyResult
+	if wait {
+		r = <-c.done
+	} else {
+		select {
+		case r = <-c.done:
+		default:
+			return
+		}
+	}
+	ib.copying = nil
+	if r.err != nil {
+		for id, at := range c.ids {
+			if _, ok := ib.newIDs[id]; !ok {
+				ib.newIDs[id] = at
+			}
+		}
+		return
+	}
+	ib.seenUpTo = max(ib.seenUpTo, r.upTo)
+}
+
+// inMemory reports whether id is among the ids received and not yet in
+// bbolt, or being copied there (writer, under logMu).
+func (ib *inbox) inMemory(id string) bool {
+	if _, ok := ib.newIDs[id]; ok {
+		return true
+	}
+	if ib.copying != nil {
+		_, ok := ib.copying.ids[id]
+		return ok
+	}
+	return false
 }
 
 // changeUnread adds delta to the unread count and tells whoever waits.
@@ -475,20 +583,18 @@ func (ib *inbox) changeUnread(delta int) {
 // tidy (under logMu) copies the new ids into bbolt, then empties the log if
 // nothing in it is unread, or rewrites it with only the unread messages if
 // most of it is read.
+//
+// A copy running beside the writer is waited for first: the log may be
+// emptied or rewritten only once every id it held is in bbolt.
 func (ib *inbox) tidy() error {
+	ib.reapCopy(true)
 	if len(ib.newIDs) > 0 || ib.now().Sub(ib.lastPrune) > time.Hour {
 		err := ib.db.Update(func(tx *bbolt.Tx) error {
-			s := tx.Bucket(bucketSeen)
-			s.FillPercent = 0.9 // ids are ULIDs, which mostly grow
-			// In key order: bbolt inserts into sorted pages, and random
-			// order makes each insert move the rest of a page.
-			for _, id := range slices.Sorted(maps.Keys(ib.newIDs)) {
-				at := ib.newIDs[id]
-				if err := s.Put([]byte(id), binary.BigEndian.AppendUint64(nil, uint64(at))); err != nil {
-					return err
-				}
-				ib.noteSeen(id)
+			upTo, err := putSeen(tx, ib.newIDs)
+			if err != nil {
+				return err
 			}
+			ib.seenUpTo = max(ib.seenUpTo, upTo)
 			if now := ib.now(); now.Sub(ib.lastPrune) > time.Hour {
 				ib.lastPrune = now
 				return ib.pruneSeen(tx)

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/oklog/ulid/v2"
 	"os"
@@ -550,5 +551,95 @@ func TestInboxLogStartOverIgnoresOldRecords(t *testing.T) {
 	got, err := ib.take()
 	if err != nil || fmt.Sprint(ids(got)) != fmt.Sprint([]string{testMessage(10).ID}) {
 		t.Fatalf("after restart: %v, %v", ids(got), err)
+	}
+}
+
+// A busy inbox copies its received ids into bbolt beside the writer:
+// acknowledgements do not wait for the copy, retries of ids being copied are
+// still recognised, and a copy that fails leaves its ids to the next one.
+func TestInboxCopiesIDsBesideWriter(t *testing.T) {
+	for name, fail := range map[string]bool{"copy succeeds": false, "copy fails": true} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			ib := openTestInbox(t, root)
+			release := make(chan struct{})
+			testutil.Must(t, ib.withLog(func() {
+				ib.maxNewIDs = 4
+				ib.beforeCopy = func() error {
+					<-release
+					if fail {
+						return errors.New("injected copy failure")
+					}
+					return nil
+				}
+			}))
+			for i := 1; i <= 4; i++ { // the fourth commit starts the copy, which waits for release
+				testutil.Must(t, addSync(ib, testMessage(i)))
+			}
+			var copying bool
+			testutil.Must(t, ib.withLog(func() { copying = ib.copying != nil }))
+			if !copying {
+				t.Fatal("no copy started after maxNewIDs ids")
+			}
+			// While the copy is held: new messages are acknowledged, and retries
+			// of the ids in the copy and of new ones are recognised.
+			added := make(chan error, 1)
+			go func() {
+				for _, i := range []int{5, 6, 7, 8, 1, 2, 3, 4, 5, 6} {
+					if err := addSync(ib, testMessage(i)); err != nil {
+						added <- err
+						return
+					}
+				}
+				added <- nil
+			}()
+			select {
+			case err := <-added:
+				testutil.Must(t, err)
+			case <-time.After(10 * time.Second):
+				t.Fatal("acknowledgements waited for the copy of ids into bbolt")
+			}
+			if n, _ := ib.state(); n != 8 {
+				t.Fatalf("unread %d while the copy runs, want 8", n)
+			}
+			close(release)
+			testutil.WaitFor(t, 10*time.Second, "every id to reach bbolt", func() bool {
+				var n int
+				testutil.Must(t, ib.withLog(func() {
+					n = len(ib.newIDs)
+					if ib.copying != nil {
+						n++
+					}
+				}))
+				return n == 0
+			})
+			testutil.Must(t, ib.db.View(func(tx *bbolt.Tx) error {
+				for i := 1; i <= 8; i++ {
+					if tx.Bucket(bucketSeen).Get([]byte(testMessage(i).ID)) == nil {
+						t.Errorf("id of message %d is not in bbolt", i)
+					}
+				}
+				return nil
+			}))
+			got, err := ib.take()
+			if err != nil || len(got) != 8 {
+				t.Fatalf("take: %d messages, %v", len(got), err)
+			}
+			for i, m := range got {
+				if m.ID != testMessage(i+1).ID {
+					t.Fatalf("message %d is %s: out of order", i, m.ID)
+				}
+			}
+			testutil.Must(t, ib.close())
+
+			ib = openTestInbox(t, root) // the log is empty now: bbolt alone recognises them
+			defer ib.close()
+			for i := 1; i <= 8; i++ {
+				testutil.Must(t, addSync(ib, testMessage(i)))
+			}
+			if n, _ := ib.state(); n != 0 {
+				t.Fatalf("after a restart, %d retries were taken for new messages", n)
+			}
+		})
 	}
 }
