@@ -31,8 +31,10 @@ import (
 // costs one sync instead of one per message. A reader marks messages read
 // itself (under logMu): it appends a "read" record, also synced before the
 // messages are returned, so a message is shown once. When the inbox is quiet
-// the writer copies new ids into bbolt and empties (or rewrites) the log. Arrival order is kept, so messages from one sender, which arrive in
-// send order, stay in send order.
+// the writer copies new ids into bbolt and empties (or rewrites) the log; a
+// busy inbox copies them in a goroutine beside the writer, so that no
+// acknowledgement waits for the copy. Arrival order is kept, so messages from
+// one sender, which arrive in send order, stay in send order.
 type inbox struct {
 	name      string
 	db        *bbolt.DB
