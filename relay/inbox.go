@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -466,6 +467,10 @@ func (ib *inbox) commit(batch []pendingMsg) {
 	for i, p := range batch {
 		p.done(results[i])
 	}
+	// The answers are queued on their connections, whose writer goroutines
+	// were woken: let them run before this goroutine starts the next commit,
+	// which would otherwise hold the processor until its sync blocks.
+	runtime.Gosched()
 }
 
 // mayBeSeen reports whether id may be in bbolt's seen ids: it is not a
