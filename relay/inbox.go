@@ -596,12 +596,11 @@ func (ib *inbox) changeUnread(delta int) {
 func (ib *inbox) tidy() error {
 	ib.reapCopy(true)
 	if len(ib.newIDs) > 0 || ib.now().Sub(ib.lastPrune) > time.Hour {
-		err := ib.db.Update(func(tx *bbolt.Tx) error {
-			upTo, err := putSeen(tx, ib.newIDs)
-			if err != nil {
+		var upTo uint64
+		err := ib.db.Update(func(tx *bbolt.Tx) (err error) {
+			if upTo, err = putSeen(tx, ib.newIDs); err != nil {
 				return err
 			}
-			ib.seenUpTo = max(ib.seenUpTo, upTo)
 			if now := ib.now(); now.Sub(ib.lastPrune) > time.Hour {
 				ib.lastPrune = now
 				return ib.pruneSeen(tx)
@@ -611,6 +610,7 @@ func (ib *inbox) tidy() error {
 		if err != nil {
 			return fmt.Errorf("relay: record received ids of %q: %w", ib.name, err)
 		}
+		ib.seenUpTo = max(ib.seenUpTo, upTo) // only once they are there
 		clear(ib.newIDs)
 	}
 	switch {
