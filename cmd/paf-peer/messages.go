@@ -215,6 +215,11 @@ func runSend(ctx context.Context, args []string, io stdio, getenv func(string) s
 	}
 	defer a.close()
 	res, err := a.send(ctx, to, msg)
+	if errors.Is(err, relay.ErrNoHolders) {
+		// Only this brief peer was online, and it leaves as soon as the
+		// command ends: nobody could keep the message.
+		return fmt.Errorf("nothing was sent: %s is offline, and no other peer is running to keep the message until it comes back (this command's own peer leaves when it ends); start a peer that stays (paf-peer serve), or send when %s is online", to, to)
+	}
 	if err != nil {
 		return err
 	}
@@ -227,7 +232,11 @@ func runSend(ctx context.Context, args []string, io stdio, getenv func(string) s
 	}
 	switch res.Status {
 	case "stored":
-		fmt.Fprintf(io.out, "stored for %s, held by %d peers until it comes online%s (id %s)\n", res.To, res.Holders, via, res.ID)
+		peers := "peers"
+		if res.Holders == 1 {
+			peers = "peer"
+		}
+		fmt.Fprintf(io.out, "stored for %s, held by %d %s until it comes online%s (id %s)\n", res.To, res.Holders, peers, via, res.ID)
 	default:
 		fmt.Fprintf(io.out, "delivered to %s%s (id %s)\n", res.To, via, res.ID)
 	}

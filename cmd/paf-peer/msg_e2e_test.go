@@ -207,6 +207,30 @@ func TestE2EFutureMessage(t *testing.T) {
 	}
 }
 
+// A future message needs a peer to keep it: with none running, send from the
+// shell (whose own brief peer leaves at once) fails in one line that says
+// nothing was sent and what to do; with one serve running, it is stored by
+// that peer and the text says "1 peer".
+func TestE2EFutureMessageNeedsAHolder(t *testing.T) {
+	m := newTestMesh(t)
+	_, errOut, code := runCLI(t, m.env("x"), "send", "--as", "alice", "bob", "hello")
+	ls := messageLines(errOut)
+	if code != 1 || len(ls) != 1 {
+		t.Fatalf("send with no peer running: exit %d, want 1 and one line:\n%s", code, errOut)
+	}
+	for _, want := range []string{"nothing was sent", "bob is offline", "paf-peer serve"} {
+		if !strings.Contains(ls[0], want) {
+			t.Errorf("error %q does not say %q", ls[0], want)
+		}
+	}
+	m.serve("h", "--name", "holder")
+	m.waitNames("holder")
+	out, errOut, code := runCLI(t, m.env("x"), "send", "--as", "alice", "bob", "hello")
+	if code != 0 || !strings.Contains(out, "stored for bob, held by 1 peer until it comes online") {
+		t.Fatalf("send with one serve running: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+}
+
 func TestE2EHolderLossSIGKILL(t *testing.T) {
 	m := newTestMesh(t)
 	peers := map[string]*proc{}
