@@ -233,8 +233,11 @@ func TestRunBadSettings(t *testing.T) {
 			args:     func(t *testing.T) []string { return []string{"--log-file", t.TempDir()} },
 			wantCode: 1, want: "give a writable path with --log-file or PAF_LOG_FILE",
 		},
-		"status, bad --join": {cmd: "status", args: argv("--join", "x:y"), wantCode: 2, want: "--join"},
-		"status, LAN bind":   {cmd: "status", args: argv("--bind", "0.0.0.0:0"), wantCode: 1, want: "PAF_SECRET"},
+		"listen, --timeout 0":     {cmd: "listen", args: argv("--as", "bob", "--timeout", "0"), wantCode: 2, want: "above 0 and at most 86400"},
+		"listen, --timeout abc":   {cmd: "listen", args: argv("--as", "bob", "--timeout", "abc"), wantCode: 2, want: "above 0 and at most 86400"},
+		"listen, --timeout 86401": {cmd: "listen", args: argv("--as", "bob", "--timeout", "86401"), wantCode: 2, want: "omit it to wait until interrupted"},
+		"status, bad --join":      {cmd: "status", args: argv("--join", "x:y"), wantCode: 2, want: "--join"},
+		"status, LAN bind":        {cmd: "status", args: argv("--bind", "0.0.0.0:0"), wantCode: 1, want: "PAF_SECRET"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -278,7 +278,7 @@ func readMessages(ctx context.Context, cmd, usage string, wait bool, args []stri
 	if timeout != "" {
 		secs, err := strconv.ParseFloat(timeout, 64)
 		if err != nil || secs <= 0 || secs > 24*3600 {
-			return usagef("--timeout %q: want a number of seconds between 0 and 86400", timeout)
+			return usagef("--timeout %q: want a number of seconds above 0 and at most 86400 (omit it to wait until interrupted)", timeout)
 		}
 		d = time.Duration(secs * float64(time.Second))
 	}
