@@ -85,6 +85,11 @@ const messageVersion = 1
 
 var errBadMessage = errors.New("relay: malformed message")
 
+// errOverLimit: a well-formed message whose body is larger than this peer
+// accepts (its MaxBody, which a user may set lower than the sender's). Its
+// text crosses the wire as the refusal, which the sender recognises by it.
+var errOverLimit = errors.New("over the limit")
+
 // appendMessage encodes m: version, request type, flags, sent-at (unix ms),
 // kind, then length-prefixed strings. Binary rather than JSON because a
 // message is decoded on every delivery, and because encoding/json would
@@ -222,7 +227,7 @@ func decodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 	}
 	n := int64(binary.BigEndian.Uint32(b[off:]))
 	if n > int64(maxBody) {
-		return nil, nil, false, fmt.Errorf("%w: body of %d bytes exceeds the limit of %d", errBadMessage, n, maxBody)
+		return nil, nil, false, fmt.Errorf("%w: a body of %d bytes, where the recipient's peer takes at most %d", errOverLimit, n, maxBody)
 	}
 	if int64(len(b)-off-4) != n {
 		return nil, nil, false, fmt.Errorf("%w: body length %d does not match the %d bytes that follow", errBadMessage, n, len(b)-off-4)

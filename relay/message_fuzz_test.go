@@ -27,8 +27,8 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 		m, replica, err := decodeMessageAs(b, reqDeliver, 1<<20)
 		if err != nil {
-			if !errors.Is(err, errBadMessage) {
-				t.Fatalf("error not marked as a bad message: %v", err)
+			if !errors.Is(err, errBadMessage) && !errors.Is(err, errOverLimit) {
+				t.Fatalf("error neither a bad message nor over the limit: %v", err)
 			}
 			return
 		}
@@ -60,13 +60,22 @@ func TestDecodeMessageRejects(t *testing.T) {
 		"unknown version":     append([]byte{9}, appendMessage(nil, good)[1:]...),
 		"truncated":           appendMessage(nil, good)[:20],
 		"trailing garbage":    append(appendMessage(nil, good), 'x'),
-		"over the body limit": enc(func(m *Message) { m.Body = string(make([]byte, 2000)) }),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := decodeMessage(b, 1000); !errors.Is(err, errBadMessage) {
 				t.Fatalf("accepted or wrong error: %v", err)
 			}
 		})
+	}
+	// Well formed but larger than this peer takes: a refusal of its own,
+	// which the sender reports as too large (not as malformed).
+	at := enc(func(m *Message) { m.Body = string(make([]byte, 1000)) })
+	if _, err := decodeMessage(at, 1000); err != nil {
+		t.Fatalf("a body of exactly the limit refused: %v", err)
+	}
+	over := enc(func(m *Message) { m.Body = string(make([]byte, 1001)) })
+	if _, err := decodeMessage(over, 1000); !errors.Is(err, errOverLimit) || errors.Is(err, errBadMessage) {
+		t.Fatalf("a body one byte over the limit: %v, want errOverLimit alone", err)
 	}
 	if _, err := decodeMessage(appendMessage(nil, good), 1000); err != nil {
 		t.Fatalf("good message refused: %v", err)

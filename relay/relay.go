@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -378,6 +379,8 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 		switch {
 		case errors.As(err, &re) && re.Msg == errRateLimitedText:
 			return Result{}, fmt.Errorf("%w: %s's peer refuses more messages from this peer for now; wait a few seconds and retry", ErrRateLimited, m.To)
+		case errors.As(err, &re) && strings.HasPrefix(re.Msg, errOverLimit.Error()):
+			return Result{}, fmt.Errorf("%w: %s (%s); send a file path instead, or split it", ErrTooLarge, re.Msg, m.To)
 		case errors.As(err, &re) && !retryableRemote(re.Msg):
 			return Result{}, fmt.Errorf("relay: %s refused the message: %s", m.To, re.Msg)
 		case errors.Is(err, ErrTooLarge):
@@ -464,6 +467,12 @@ func (r *Relay) HandleRequest(from string, body []byte, respond func([]byte, err
 		}
 	}
 	m, msgBody, handover, err := decodeMessageRef(body, reqDeliver, r.cfg.MaxBody)
+	if errors.Is(err, errOverLimit) {
+		r.refused()
+		r.log.Info("refusing a message larger than this peer accepts (--max-body)", "peer", from, "err", err)
+		respond(nil, err)
+		return
+	}
 	if err != nil {
 		r.refused()
 		r.log.Warn("refusing a malformed message", "peer", from, "err", err)

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // runIn runs one command line in process with env as the whole environment.
@@ -327,6 +329,82 @@ func TestParseBind(t *testing.T) {
 			}
 			if err != nil || got != tc.want {
 				t.Fatalf("parseBind(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
+
+// The limits and timings SPEC calls configurable: each from its flag, else its
+// variable, else the default (zero here); refused values say what is allowed.
+func TestResolveTuning(t *testing.T) {
+	tests := map[string]struct {
+		args    []string
+		env     map[string]string
+		want    tuning
+		wantErr string
+	}{
+		"defaults": {},
+		"environment": {
+			env: map[string]string{
+				"PAF_MAX_BODY": "2MiB", "PAF_FILE_OVER": "4k", "PAF_FORWARD_TTL": "90m", "PAF_STORE_TTL": "7d",
+				"PAF_REPLICAS": "5", "PAF_RATE": "50", "PAF_CONVERSATION_IDLE": "2h",
+			},
+			want: tuning{MaxBody: 2 << 20, FileOver: 4 << 10, ForwardTTL: 90 * time.Minute, StoreTTL: 7 * 24 * time.Hour,
+				Replicas: 5, Rate: 50, ConversationIdle: 2 * time.Hour},
+		},
+		"flags beat the environment": {
+			args: []string{"--max-body", "1048576", "--file-over", "1KiB", "--forward-ttl", "1d", "--store-ttl", "1h",
+				"--replicas", "1", "--rate", "1", "--conversation-idle", "1m"},
+			env:  map[string]string{"PAF_MAX_BODY": "2MiB", "PAF_REPLICAS": "5", "PAF_CONVERSATION_IDLE": "2h"},
+			want: tuning{MaxBody: 1 << 20, FileOver: 1 << 10, ForwardTTL: 24 * time.Hour, StoreTTL: time.Hour, Replicas: 1, Rate: 1, ConversationIdle: time.Minute},
+		},
+		"largest values": {
+			args: []string{"--max-body", "64MiB", "--file-over", "64mb", "--forward-ttl", "30d", "--store-ttl", "365d", "--replicas", "16", "--rate", "1000000", "--conversation-idle", "168h"},
+			want: tuning{MaxBody: 64 << 20, FileOver: 64 << 20, ForwardTTL: 30 * 24 * time.Hour, StoreTTL: 365 * 24 * time.Hour, Replicas: 16, Rate: 1e6, ConversationIdle: 7 * 24 * time.Hour},
+		},
+		"body under 1KiB":        {args: []string{"--max-body", "1023"}, wantErr: "from 1KiB to 64MiB"},
+		"body over 64MiB":        {args: []string{"--max-body", "65MiB"}, wantErr: "from 1KiB to 64MiB"},
+		"body in GiB":            {env: map[string]string{"PAF_MAX_BODY": "1GiB"}, wantErr: "PAF_MAX_BODY"},
+		"body not a number":      {args: []string{"--max-body", "big"}, wantErr: "e.g. 10KiB or 8MiB"},
+		"body overflows":         {args: []string{"--max-body", "99999999999999999999MiB"}, wantErr: "--max-body"},
+		"file-over above max":    {args: []string{"--max-body", "1MiB", "--file-over", "2MiB"}, wantErr: "above --max-body"},
+		"forward ttl too short":  {args: []string{"--forward-ttl", "30s"}, wantErr: "from 1m0s to 30d"},
+		"forward ttl too long":   {args: []string{"--forward-ttl", "31d"}, wantErr: "from 1m0s to 30d"},
+		"store ttl huge days":    {args: []string{"--store-ttl", "99999999999999d"}, wantErr: "--store-ttl"},
+		"store ttl negative":     {args: []string{"--store-ttl", "-1h"}, wantErr: "from 1h0m0s to 365d"},
+		"store ttl not duration": {env: map[string]string{"PAF_STORE_TTL": "a month"}, wantErr: "e.g. 90m, 2h or 30d"},
+		"replicas 0":             {args: []string{"--replicas", "0"}, wantErr: "from 1 to 16"},
+		"replicas 17":            {env: map[string]string{"PAF_REPLICAS": "17"}, wantErr: "from 1 to 16"},
+		"rate 0":                 {args: []string{"--rate", "0"}, wantErr: "from 1 to 1000000"},
+		"rate NaN":               {args: []string{"--rate", "NaN"}, wantErr: "from 1 to 1000000"},
+		"idle too long":          {args: []string{"--conversation-idle", "8d"}, wantErr: "from 1m0s to 7d"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			fs := newFlagSet("mcp", "", stdio{out: &bytes.Buffer{}, err: &bytes.Buffer{}})
+			var cf commonFlags
+			cf.register(fs, true)
+			cf.tune.register(fs, true)
+			if _, err := parseFlags(fs, tc.args); err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"HOME": "/h"}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			s, err := cf.resolve(func(k string) string { return env[k] })
+			if tc.wantErr != "" {
+				var ue *usageError
+				if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("resolve: %v, want a usage error saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("resolve: %v", err)
+			}
+			if s.Tune != tc.want {
+				t.Fatalf("tuning %+v, want %+v", s.Tune, tc.want)
 			}
 		})
 	}

@@ -34,7 +34,7 @@ func runMCP(ctx context.Context, args []string, io stdio, getenv func(string) st
 	defer cancelStart()
 	go b.start(startCtx, s, nodeOptions{Description: desc}, log, io)
 
-	srv := mcpserver.New(mcpserver.Config{Backend: b, Logger: log, Version: version})
+	srv := mcpserver.New(mcpserver.Config{Backend: b, Logger: log, Version: version, IdleTimeout: s.Tune.ConversationIdle})
 	err = srv.ServeStdio(ctx, io.in, out)
 	cancelStart()
 	b.close()

@@ -163,6 +163,7 @@ type messageFlags struct {
 func (f *messageFlags) register(fs *flagSet) {
 	f.commonFlags.register(fs, false)
 	fs.StringVar(&f.as, "as", "", "the name to act as (required)")
+	f.tune.register(fs, false)
 	fs.BoolVar(&f.jsonOut, "json", false, "print one JSON object (the shape is stable)")
 }
 

@@ -231,6 +231,37 @@ func TestE2EFutureMessageNeedsAHolder(t *testing.T) {
 	}
 }
 
+// The configurable limits reach the peers that apply them: a receiver's
+// --max-body refuses a larger body (the sender is told, nothing is kept) and
+// its --file-over saves smaller ones to a file; a sender's --replicas sets how
+// many peers keep a future message; a bad value stops serve before it starts.
+func TestE2ETuning(t *testing.T) {
+	m := newTestMesh(t)
+	m.serve("bob", "--name", "bob", "--max-body", "2KiB", "--file-over", "1KiB")
+	m.serve("alice", "--name", "alice", "--replicas", "1")
+	m.serve("c", "--name", "carol")
+	m.waitNames("bob", "alice", "carol")
+
+	_, errOut, code := m.cli("cli", "send", "--as", "alice", "bob", strings.Repeat("x", 3000))
+	if code != 1 || !strings.Contains(errOut, "too large") || !strings.Contains(errOut, "at most 2048") {
+		t.Fatalf("3000 bytes to a peer that takes 2KiB: exit %d, want 1 saying too large:\n%s", code, errOut)
+	}
+	if r := m.sendJSON("alice", "bob", strings.Repeat("y", 1500)); r.Status != "delivered" {
+		t.Fatalf("1500 bytes to bob: %+v", r)
+	}
+	got := m.checkJSON("bob")
+	if len(got.Messages) != 1 || got.Messages[0].File == "" || len(got.Messages[0].Body) >= 1500 {
+		t.Fatalf("bob should have one message saved to a file (over 1KiB) with a preview, got %+v", got)
+	}
+	if r := m.sendJSON("alice", "dora", "for later"); r.Status != "stored" || r.Holders != 1 {
+		t.Fatalf("a future message from a peer with --replicas 1: %+v, want stored by 1", r)
+	}
+	_, errOut, code = m.cli("x", "serve", "--replicas", "0")
+	if code != 2 || !strings.Contains(errOut, "from 1 to 16") {
+		t.Fatalf("serve --replicas 0: exit %d, want 2 saying what is allowed:\n%s", code, errOut)
+	}
+}
+
 func TestE2EHolderLossSIGKILL(t *testing.T) {
 	m := newTestMesh(t)
 	peers := map[string]*proc{}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/paf-mesh/paf-mesh/discovery"
 	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/internal/statedir"
@@ -88,6 +90,9 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	if n.slot != nil {
 		cfg.StateDir = n.slot.Dir()
 	}
+	if s.Tune.ForwardTTL > 0 {
+		cfg.ForwardTTL = s.Tune.ForwardTTL
+	}
 	cfg.Memberlist.BindAddr = s.Bind.Addr().String()
 	cfg.Memberlist.BindPort = int(s.Bind.Port())
 	cfg.Memberlist.AdvertisePort = int(s.Bind.Port())
@@ -118,6 +123,11 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	rc := relay.DefaultConfig()
 	rc.Dir, rc.Key, rc.StateRoot, rc.Logger = n.peer, n.keys.Relay, s.StateDir, log
 	rc.ListenAddr = net.JoinHostPort(s.Bind.Addr().String(), "0")
+	// Zero keeps relay's default.
+	rc.MaxBody, rc.LargeBody, rc.StoreTTL, rc.Replicas = s.Tune.MaxBody, s.Tune.FileOver, s.Tune.StoreTTL, s.Tune.Replicas
+	if s.Tune.Rate > 0 {
+		rc.Rate, rc.Burst = rate.Limit(s.Tune.Rate), int(2*s.Tune.Rate)
+	}
 	if n.slot != nil {
 		rc.HolderDir = n.slot.Dir()
 		rc.OnHeldChange = func(msgs, names int) {

@@ -64,6 +64,7 @@ func peerFlags(cmd, descHelp string, args []string, io stdio, getenv func(string
 	var cf commonFlags
 	cf.register(fs, true)
 	desc := fs.String("description", "", descHelp+" (env PAF_DESCRIPTION)")
+	cf.tune.register(fs, cmd == "mcp")
 	rest, err := parseFlags(fs, args)
 	if err != nil {
 		return nil, "", err

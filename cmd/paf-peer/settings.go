@@ -24,6 +24,8 @@ type commonFlags struct {
 	// nameSet: --name was given, even as "", which is then an invalid name
 	// rather than "no name" (`--name "$NAME"` with NAME unset is a mistake).
 	nameSet bool
+	// tune: limits and timings, for the commands that register them.
+	tune tuneFlags
 }
 
 func (c *commonFlags) register(fs *flagSet, withName bool) {
@@ -57,6 +59,8 @@ type settings struct {
 	// LogFile, when set, receives the logs too: an MCP client shows a server's
 	// stderr poorly or not at all, so a file is where a user looks.
 	LogFile string
+	// Tune holds the limits and timings given; zero fields keep defaults.
+	Tune tuning
 }
 
 // resolve applies flags, then environment, then defaults, and checks the
@@ -77,6 +81,9 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 		return nil, usagef("%v", err)
 	}
 	s.LogFile = pick(c.logFile, "PAF_LOG_FILE")
+	if s.Tune, err = c.tune.resolve(pick); err != nil {
+		return nil, err
+	}
 
 	s.StateDir = pick(c.stateDir, "PAF_STATE_DIR")
 	if s.StateDir == "" {
