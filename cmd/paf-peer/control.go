@@ -23,9 +23,10 @@ import (
 
 const controlVersion = 1
 
-// maxControlRequest bounds one request: a message body of up to 8 MiB,
-// JSON-escaped, plus room for the envelope.
-const maxControlRequest = 20 << 20
+// maxControlRequest bounds one request: a message body of the largest
+// --max-body allowed, JSON-escaped (at worst six bytes for one, as \u003c),
+// plus room for the envelope. Only this user can connect to the socket.
+const maxControlRequest = 6*maxBodyLimit + 1<<20
 
 type controlRequest struct {
 	V  int    `json:"v"`

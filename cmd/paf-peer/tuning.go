@@ -33,7 +33,7 @@ type tuning struct {
 // Bounds of the settings: wide enough for any real use, and each refusal says
 // what is allowed.
 const (
-	minBody, maxBodyLimit = 1 << 10, 64 << 20
+	minBody, maxBodyLimit = 1 << 10, 16 << 20
 	maxReplicas           = 16
 	maxRate               = 1e6
 )
