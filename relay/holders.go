@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -367,27 +368,43 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DeliverTimeout)
 	defer cancel()
 	var delivered []string
+	var refused []Message
 	for i := 0; i < len(recs); {
 		// Batches bound how much is in flight for a large backlog.
 		end := min(i+256, len(recs))
-		ok := r.deliverBatch(ctx, route, name, recs[i:end])
+		ok, tooLarge := r.deliverBatch(ctx, route, name, recs[i:end])
 		delivered = append(delivered, ok...)
-		if len(ok) < end-i {
+		refused = append(refused, tooLarge...)
+		if len(ok)+len(tooLarge) < end-i {
 			break // stop at the first failure: order matters; retry next round
 		}
 		i = end
 	}
-	if len(delivered) == 0 {
+	if len(delivered)+len(refused) == 0 {
 		return
 	}
-	if err := r.held.drop(name, delivered); err != nil {
+	done := slices.Clone(delivered)
+	for _, m := range refused {
+		done = append(done, m.ID)
+	}
+	if err := r.held.drop(name, done); err != nil {
 		r.log.Warn("drop handed-over messages", "name", name, "err", err)
 	}
 	r.mu.Lock()
 	r.stats.HandedOver += uint64(len(delivered))
+	r.stats.TooLarge += uint64(len(refused))
 	r.mu.Unlock()
-	r.log.Info("handed over stored messages", "name", name, "to", route.Name, "count", len(delivered))
-	drop := appendNameList(nil, reqDrop, name, delivered)
+	if len(delivered) > 0 {
+		r.log.Info("handed over stored messages", "name", name, "to", route.Name, "count", len(delivered))
+	}
+	for _, m := range refused {
+		// Waiting would not help: the recipient's peer takes smaller
+		// bodies (its --max-body), and would refuse it until it expired.
+		r.log.Warn("stored message refused by its recipient as too large; its sender is told", "id", m.ID, "from", m.From, "to", route.Name)
+		r.tellSender(m, "R", fmt.Sprintf("Your message %s to %s, sent %s, could not be delivered: it is larger than %s's peer accepts (%d bytes). Send a file path instead, or split it: %q",
+			m.ID, route.Name, m.SentAt.UTC().Format(time.RFC3339), route.Name, len(m.Body), preview(m.Body, 200)))
+	}
+	drop := appendNameList(nil, reqDrop, name, done)
 	for _, m := range members {
 		if m.ID == r.dir.ID() || m.Meta.Transient || m.Meta.RelayAddr == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
 			continue
@@ -401,8 +418,9 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 }
 
 // deliverBatch delivers recs in order and returns the ids that were
-// acknowledged, a prefix of recs.
-func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string, recs []heldRecord) []string {
+// acknowledged and the messages the recipient refused as larger than it
+// accepts (which no retry can deliver): together a prefix of recs.
+func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string, recs []heldRecord) (ok []string, tooLarge []Message) {
 	msgs := make([]*Message, len(recs))
 	for i := range recs {
 		m := recs[i].Msg
@@ -412,15 +430,14 @@ func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string,
 		}
 		msgs[i] = &m
 	}
-	var ok []string
 	if route.Owner.ID == r.dir.ID() {
 		for _, m := range msgs {
 			if r.deliverAs(ctx, route.Owner, m, true, 0) != nil {
-				return ok
+				return ok, tooLarge
 			}
 			ok = append(ok, m.ID)
 		}
-		return ok
+		return ok, tooLarge
 	}
 	calls := make([]*call, 0, len(msgs))
 	for _, m := range msgs {
@@ -434,13 +451,18 @@ func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string,
 	failed := false
 	for i, c := range calls {
 		_, err := c.wait(ctx)
-		if err == nil && !failed {
+		var re *RemoteError
+		switch {
+		case failed:
+		case err == nil:
 			ok = append(ok, msgs[i].ID)
-		} else {
+		case errors.As(err, &re) && strings.HasPrefix(re.Msg, errOverLimit.Error()):
+			tooLarge = append(tooLarge, recs[i].Msg)
+		default:
 			failed = true
 		}
 	}
-	return ok
+	return ok, tooLarge
 }
 
 // handleDrop serves reqDrop: another holder handed these over.
@@ -520,21 +542,30 @@ func (r *Relay) expire() {
 		r.stats.Expired++
 		r.mu.Unlock()
 		r.log.Warn("stored message expired undelivered", "id", m.ID, "from", m.From, "to", m.To)
-		notice := &Message{
-			ID: "X" + m.ID, From: m.To, To: m.From, Kind: KindSystem, SentAt: r.cfg.Now().Truncate(time.Millisecond),
-			Body: fmt.Sprintf("Your message %s to %s, sent %s, expired undelivered after %s: %q",
-				m.ID, m.To, m.SentAt.UTC().Format(time.RFC3339), r.cfg.StoreTTL, preview(m.Body, 200)),
-		}
-		if route, err := r.dir.Resolve(m.From); err == nil && route.Online {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := r.deliverTo(ctx, route.Owner, notice); err != nil {
-				r.log.Debug("expiry notice", "to", m.From, "err", err)
-			}
-			cancel()
-		}
+		r.tellSender(m, "X", fmt.Sprintf("Your message %s to %s, sent %s, expired undelivered after %s: %q",
+			m.ID, m.To, m.SentAt.UTC().Format(time.RFC3339), r.cfg.StoreTTL, preview(m.Body, 200)))
 	}
 	for name, ids := range byName {
 		_ = r.held.drop(name, ids)
+	}
+}
+
+// tellSender sends the sender of m, if it is online, a system notice about
+// m. Its id is m's with a prefix for the kind of notice, so the sender sees
+// one notice however many holders send it.
+func (r *Relay) tellSender(m Message, prefix, text string) {
+	route, err := r.dir.Resolve(m.From)
+	if err != nil || !route.Online {
+		return
+	}
+	notice := &Message{
+		ID: prefix + m.ID, From: m.To, To: m.From, Kind: KindSystem, SentAt: r.cfg.Now().Truncate(time.Millisecond),
+		Body: text,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.deliverTo(ctx, route.Owner, notice); err != nil {
+		r.log.Debug("notice to the sender", "to", m.From, "id", notice.ID, "err", err)
 	}
 }
 

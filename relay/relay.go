@@ -135,6 +135,9 @@ type Relay struct {
 type Stats struct {
 	Delivered, Stored, Received, Refused, RateLimited uint64
 	HandedOver, Expired                               uint64
+	// TooLarge counts stored messages that their recipient's peer refused
+	// at handover as larger than it accepts: dropped, their senders told.
+	TooLarge uint64
 }
 
 // New starts a relay listening on cfg.ListenAddr.

@@ -64,9 +64,9 @@ func startHolders(t *testing.T, names []string, opts ...nodeOpt) []*node {
 }
 
 // recipient starts a peer that joins ns and claims name.
-func recipient(t *testing.T, ns []*node, name string) *node {
+func recipient(t *testing.T, ns []*node, name string, opts ...nodeOpt) *node {
 	t.Helper()
-	r := startNode(t, "", holder(filepath.Join(t.TempDir(), "slot")))
+	r := startNode(t, "", append([]nodeOpt{holder(filepath.Join(t.TempDir(), "slot"))}, opts...)...)
 	if _, err := r.peer.Join(ns[0].peer.Addr()); err != nil {
 		t.Fatal(err)
 	}
@@ -246,5 +246,47 @@ func TestRenameHandsOverToNewName(t *testing.T) {
 	msgs, _ := b.relay.Check("robert")
 	if len(msgs) != 1 || msgs[0].Body != "for bob" {
 		t.Fatalf("robert got %+v", msgs)
+	}
+}
+
+// A stored message larger than its recipient's peer accepts (a lower
+// MaxBody, e.g. `--max-body`) is refused at handover: it must not hold up
+// the messages after it, its holders drop it, and its sender is told at once
+// rather than when it would have expired.
+func TestHandoverTooLargeForRecipient(t *testing.T) {
+	ns := startHolders(t, []string{"a", "b"})
+	big := strings.Repeat("x", 3000)
+	for _, body := range []string{"before", big, "after"} {
+		if res, err := ns[0].relay.Send(ctx, Outgoing{From: "a", To: "nessa", Body: body}); err != nil || res.Status != "stored" {
+			t.Fatalf("store %d bytes: %+v, %v", len(body), res, err)
+		}
+	}
+	nessa := recipient(t, ns, "nessa", func(c *Config) { c.MaxBody = 2048 })
+	c, cancel := contextWithTimeout(15 * time.Second)
+	defer cancel()
+	testutil.Must(t, nessa.relay.Collect(c, "nessa"))
+	msgs, _ := nessa.relay.Check("nessa")
+	if len(msgs) != 2 || msgs[0].Body != "before" || msgs[1].Body != "after" {
+		t.Fatalf("nessa got %d messages %+v, want before and after", len(msgs), msgs)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the sender to be told", func() bool { return ns[0].relay.Unread("a") > 0 })
+	notice, _ := ns[0].relay.Check("a")
+	if len(notice) != 1 || notice[0].Kind != KindSystem || !strings.Contains(notice[0].Body, "larger than nessa's peer accepts") {
+		t.Fatalf("the sender's notice: %+v, want one system notice that it was too large", notice)
+	}
+	testutil.WaitFor(t, 10*time.Second, "every holder to drop all three", func() bool {
+		for _, n := range ns {
+			if n.relay.HeldCount("nessa") != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	var tooLarge uint64
+	for _, n := range ns {
+		tooLarge += n.relay.Stats().TooLarge
+	}
+	if tooLarge == 0 {
+		t.Fatal("no holder counted the refused message")
 	}
 }

@@ -82,7 +82,7 @@ func (n *node) status() statusReport {
 		"rejected_gossip": ms.RejectedGossip, "rejected_frames": rejectedFrames,
 		"refused_messages": rs.Refused, "rate_limited": rs.RateLimited,
 		"delivered": rs.Delivered, "stored": rs.Stored, "received": rs.Received,
-		"handed_over": rs.HandedOver, "expired": rs.Expired, "dropped_events": ms.DroppedEvents,
+		"handed_over": rs.HandedOver, "expired": rs.Expired, "too_large_undelivered": rs.TooLarge, "dropped_events": ms.DroppedEvents,
 	}
 	if m := n.mdns.Load(); m != nil {
 		st := m.Stats()
@@ -214,7 +214,7 @@ func printStatus(w io.Writer, r *statusReport, now time.Time) {
 	}
 	tw.Flush()
 	var notes []string
-	for _, k := range []string{"expired", "rejected_gossip", "rejected_frames", "refused_messages", "rate_limited", "mdns_foreign_mesh"} {
+	for _, k := range []string{"expired", "too_large_undelivered", "rejected_gossip", "rejected_frames", "refused_messages", "rate_limited", "mdns_foreign_mesh"} {
 		if v := r.Counters[k]; v > 0 {
 			notes = append(notes, fmt.Sprintf("%s %d", strings.ReplaceAll(k, "_", " "), v))
 		}
