@@ -451,12 +451,11 @@ func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string,
 	failed := false
 	for i, c := range calls {
 		_, err := c.wait(ctx)
-		var re *RemoteError
 		switch {
 		case failed:
 		case err == nil:
 			ok = append(ok, msgs[i].ID)
-		case errors.As(err, &re) && strings.HasPrefix(re.Msg, errOverLimit.Error()):
+		case refusedOverLimit(err):
 			tooLarge = append(tooLarge, recs[i].Msg)
 		default:
 			failed = true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -89,6 +90,13 @@ var errBadMessage = errors.New("relay: malformed message")
 // accepts (its MaxBody, which a user may set lower than the sender's). Its
 // text crosses the wire as the refusal, which the sender recognises by it.
 var errOverLimit = errors.New("over the limit")
+
+// refusedOverLimit reports whether err is the recipient's refusal of a body
+// larger than it accepts: no retry can deliver that message.
+func refusedOverLimit(err error) bool {
+	var re *RemoteError
+	return errors.As(err, &re) && strings.HasPrefix(re.Msg, errOverLimit.Error())
+}
 
 // appendMessage encodes m: version, request type, flags, sent-at (unix ms),
 // kind, then length-prefixed strings. Binary rather than JSON because a

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -382,7 +381,7 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 		switch {
 		case errors.As(err, &re) && re.Msg == errRateLimitedText:
 			return Result{}, fmt.Errorf("%w: %s's peer refuses more messages from this peer for now; wait a few seconds and retry", ErrRateLimited, m.To)
-		case errors.As(err, &re) && strings.HasPrefix(re.Msg, errOverLimit.Error()):
+		case refusedOverLimit(err):
 			return Result{}, fmt.Errorf("%w: %s (%s); send a file path instead, or split it", ErrTooLarge, re.Msg, m.To)
 		case errors.As(err, &re) && !retryableRemote(re.Msg):
 			return Result{}, fmt.Errorf("relay: %s refused the message: %s", m.To, re.Msg)
