@@ -310,6 +310,74 @@ func TestNameHeldDuringGrace(t *testing.T) {
 	}
 }
 
+// A peer restarted under the name of a holder that just crashed waits for
+// the mesh to release the name, then holds it; a holder that answers makes
+// it fail at once; a wait cut short says the holder is not answering.
+func TestClaimWhenReleased(t *testing.T) {
+	ps := cluster(t, 4, func(i int, c *Config) {
+		if i == 2 {
+			// In ps[2]'s view a crashed holder keeps its name for an hour.
+			c.NameGrace = time.Hour
+		}
+	})
+	testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 4 })
+	})
+	testutil.Must(t, ps[1].Claim(bg, "phoenix"))
+	testutil.Must(t, ps[3].Claim(bg, "keeper"))
+	testutil.WaitFor(t, 5*time.Second, "claims seen", func() bool {
+		return allSee(ps, func(p *Peer) bool { return ownerID(p, "phoenix") == ps[1].ID() && ownerID(p, "keeper") == ps[3].ID() })
+	})
+
+	// A live holder that answers: refused at once, not waited for.
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(bg, time.Hour)
+		defer cancel()
+		done <- ps[0].ClaimWhenReleased(ctx, "phoenix")
+	}()
+	var err error
+	testutil.WaitFor(t, 10*time.Second, "a claim of a name whose holder answers to return", func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	var nte *NameTakenError
+	if !errors.As(err, &nte) || nte.Silent || nte.State != MemberAlive || !strings.Contains(err.Error(), "choose another name") {
+		t.Fatalf("claim of a live holder's name: %v, want NameTakenError, alive, not silent", err)
+	}
+
+	// The holder crashes: the claim waits for the release and succeeds.
+	ps[1].crash()
+	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
+	defer cancel()
+	if err := ps[0].ClaimWhenReleased(ctx, "phoenix"); err != nil {
+		t.Fatalf("claim after the holder crashed: %v, want it to wait for the release and succeed", err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "the new holder seen by the others", func() bool {
+		return allSee([]*Peer{ps[0], ps[3]}, func(p *Peer) bool { return ownerID(p, "phoenix") == ps[0].ID() })
+	})
+
+	// A crashed holder whose name ps[2] reserves for an hour: the wait ends
+	// with ctx, and the error says why and when to try again.
+	ps[3].crash()
+	short, cancelShort := context.WithTimeout(bg, 2*time.Second)
+	defer cancelShort()
+	err = ps[2].ClaimWhenReleased(short, "keeper")
+	if !errors.As(err, &nte) || nte.State == MemberAlive && !nte.Silent {
+		t.Fatalf("claim cut short while the crashed holder keeps the name: %v, want NameTakenError, not answering or failed", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "not answering") && !strings.Contains(msg, "released in") {
+		t.Errorf("error %q says neither that the holder is not answering nor when the name is released", msg)
+	}
+	if ps[2].Name() != "" {
+		t.Errorf("ps[2] holds %q after a refused claim", ps[2].Name())
+	}
+}
+
 func TestLeaveReleasesAtOnce(t *testing.T) {
 	ps := cluster(t, 3, func(i int, c *Config) { c.NameGrace = time.Hour })
 	testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {

@@ -439,6 +439,68 @@ func (p *Peer) Claim(ctx context.Context, name string) error {
 	return p.announce(ctx)
 }
 
+// ClaimWhenReleased is Claim for a peer that starts under a name a process
+// that just stopped may still hold: a session restarted after a crash. When
+// the holder has failed (the name is in its grace period), is suspected of
+// failing, or is alive in the mesh's view but does not answer a ping, it
+// waits for the mesh to release the name and claims it then. It fails at
+// once, as Claim does, when a holder that answers has the name, and with the
+// last NameTakenError when ctx ends first: bound ctx by what the caller can
+// wait (a crashed holder is released within a few seconds: failure detection
+// and NameGrace).
+func (p *Peer) ClaimWhenReleased(ctx context.Context, name string) error {
+	waiting := false
+	for {
+		err := p.Claim(ctx, name)
+		var nte *NameTakenError
+		if !errors.As(err, &nte) {
+			return err
+		}
+		if nte.State == MemberAlive {
+			if p.answers(nte.Holder) {
+				return err
+			}
+			nte.Silent = true
+		}
+		if !waiting {
+			waiting = true
+			p.log.Info("name held by a peer that is not answering; waiting for the mesh to release it",
+				"name", nte.Name, "holder", nte.Holder, "state", nte.State.String(), "within", nte.releasedWithin.Round(time.Second))
+		}
+		wait := 100 * time.Millisecond
+		if nte.ReleasedIn > 0 {
+			wait = min(max(nte.ReleasedIn, wait), time.Second)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-p.stop:
+			t.Stop()
+			return ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// answers reports whether peer id answers a ping within the probe timeout.
+func (p *Peer) answers(id string) bool {
+	p.mu.Lock()
+	m := p.members[id]
+	var addr string
+	if m != nil {
+		addr = m.Addr
+	}
+	p.mu.Unlock()
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return true // nothing to ask: take the mesh's word that it is alive
+	}
+	_, err = p.ml.Ping(id, ua)
+	return err == nil
+}
+
 // Release gives up the name this peer holds, if any.
 func (p *Peer) Release(ctx context.Context) error {
 	p.mu.Lock()
@@ -502,7 +564,7 @@ func (p *Peer) takenLocked(n string) error {
 	if host == "" {
 		host = "unknown host"
 	}
-	e := &NameTakenError{Name: n, Holder: id, Host: host, State: m.State}
+	e := &NameTakenError{Name: n, Holder: id, Host: host, State: m.State, releasedWithin: p.maxSuspicion() + p.cfg.NameGrace}
 	if m.State == MemberDead {
 		e.ReleasedIn = p.cfg.NameGrace - p.now().Sub(m.Since)
 		e.failedAgo = p.now().Sub(m.Since)
@@ -517,13 +579,24 @@ type NameTakenError struct {
 	// ReleasedIn is set when the holder failed and the name is only held for
 	// its grace period: a claim after that succeeds.
 	ReleasedIn time.Duration
-	failedAgo  time.Duration
+	// Silent is set by [Peer.ClaimWhenReleased] when the holder, still
+	// alive in the mesh's view, did not answer a ping: most likely a process
+	// that just crashed, which the mesh has not noticed yet.
+	Silent    bool
+	failedAgo time.Duration
+	// releasedWithin bounds how long a holder that is not answering (Silent,
+	// or suspect) keeps the name if it has really stopped.
+	releasedWithin time.Duration
 }
 
 func (e *NameTakenError) Error() string {
-	if e.State == MemberDead {
+	switch {
+	case e.State == MemberDead:
 		return fmt.Sprintf("%v: %q was held by peer %s on %s, which failed %s ago; it is released in %s, try again then",
 			ErrNameTaken, e.Name, e.Holder, e.Host, e.failedAgo.Round(time.Second), e.ReleasedIn.Round(100*time.Millisecond))
+	case e.Silent || e.State == MemberSuspect:
+		return fmt.Sprintf("%v: %q is held by peer %s on %s, which is not answering; if it has stopped, the name is released within about %s: try again then, or choose another name",
+			ErrNameTaken, e.Name, e.Holder, e.Host, e.releasedWithin.Round(time.Second))
 	}
 	return fmt.Sprintf("%v: %q is held by peer %s on %s (%s); choose another name", ErrNameTaken, e.Name, e.Holder, e.Host, e.State)
 }

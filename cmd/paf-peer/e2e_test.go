@@ -377,6 +377,56 @@ func TestE2EServeNameTaken(t *testing.T) {
 	}
 }
 
+// A serve restarted right after it was killed gets its name back: the new
+// process waits while the old holder does not answer, claims the name once
+// the mesh releases it, and receives what was sent to the name meanwhile.
+func TestE2EServeRestartAfterCrash(t *testing.T) {
+	m := newTestMesh(t)
+	a := m.serve("a", "--name", "a")
+	bob := m.serve("bob", "--name", "bob")
+	if !a.serving() || !bob.serving() {
+		t.Fatalf("serves did not start:\n%s\n%s", a.stderr(), bob.stderr())
+	}
+	testutil.WaitFor(t, meshDeadline, "every peer to see a and bob alive", func() bool {
+		return allSee(m.views(), 2, "a", "bob")
+	})
+	oldID := bob.peerID()
+	bob.signal(syscall.SIGKILL)
+	if code, err := bob.wait(stopTimeout); err != nil || code != -1 {
+		t.Fatalf("after SIGKILL: exit %d, %v; want killed by the signal", code, err)
+	}
+
+	bob2 := m.serve("bob2", "--name", "bob")
+	if _, errOut, code := runCLI(t, m.env("a"), "send", "--as", "a", "bob", "sent while bob was down"); code != 0 {
+		t.Fatalf("send to bob while it restarts: exit %d\n%s", code, errOut)
+	}
+	var serving bool
+	testutil.WaitFor(t, claimPatience+startDeadline, "the restarted serve to hold bob or exit", func() bool {
+		serving = servingLine.MatchString(bob2.stderr())
+		return serving || bob2.exited()
+	})
+	if !serving {
+		t.Fatalf("serve --name bob right after its old holder was killed: exit %d, want it to wait and serve\n%s", bob2.code, bob2.stderr())
+	}
+	// It started while the old holder was still alive, suspect or in its
+	// grace period in the mesh's view, so it must have waited.
+	if !strings.Contains(bob2.stderr(), "waiting for the mesh to release it") {
+		t.Errorf("the restarted serve did not say it waited for the name:\n%s", bob2.stderr())
+	}
+	if st := m.status(); st.peerNamed("bob", "alive") == nil || st.peerNamed("bob", "alive").ID != bob2.peerID() || bob2.peerID() == oldID {
+		t.Fatalf("after the restart, alive bob is %+v; want the new peer %s", st.peerNamed("bob", "alive"), bob2.peerID())
+	}
+	var out string
+	testutil.WaitFor(t, meshDeadline, "the message sent meanwhile to reach bob", func() bool {
+		o, errOut, code := runCLI(t, m.env("bob2"), "check", "--as", "bob", "--json")
+		if code != 0 {
+			t.Fatalf("check --as bob: exit %d\n%s", code, errOut)
+		}
+		out += o
+		return strings.Contains(out, "sent while bob was down")
+	})
+}
+
 // Two serves started together with one name: exactly one keeps it and
 // serves; the other exits 1 with one error line that names the name and the
 // winner, whether it found the name taken at start or lost a concurrent

@@ -156,20 +156,7 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 		log.Warn("no seed answered; running alone until one does", "seeds", s.Join)
 	}
 	if o.Name != "" {
-		err = n.peer.Claim(ctx, o.Name)
-		// A session restarted right after a crash finds its old peer's name
-		// still in its grace period: wait for it rather than fail.
-		var nte *mesh.NameTakenError
-		if errors.As(err, &nte) && nte.ReleasedIn > 0 && nte.ReleasedIn < 30*time.Second {
-			log.Info("name held by a peer that failed; waiting for its release", "name", o.Name, "wait", nte.ReleasedIn.Round(time.Millisecond))
-			select {
-			case <-time.After(nte.ReleasedIn + 200*time.Millisecond):
-				err = n.peer.Claim(ctx, o.Name)
-			case <-ctx.Done():
-				err = ctx.Err()
-			}
-		}
-		if err != nil {
+		if err = claimPatiently(ctx, n.peer, o.Name); err != nil {
 			return nil, err
 		}
 	}
@@ -192,6 +179,21 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	n.cancel = func() { cancel(); cancelSub() }
 	go n.watch(evctx)
 	return n, nil
+}
+
+// claimPatience bounds how long a peer starting under a name waits for the
+// mesh to release it from a holder that stopped without leaving (a session
+// restarted after a crash): failure detection and the name's grace period
+// take a few seconds on one machine, about ten on a LAN.
+const claimPatience = 20 * time.Second
+
+// claimPatiently claims name, waiting up to claimPatience while its holder
+// is a peer that failed or stopped answering; a holder that answers makes it
+// fail at once.
+func claimPatiently(ctx context.Context, p *mesh.Peer, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, claimPatience)
+	defer cancel()
+	return p.ClaimWhenReleased(ctx, name)
 }
 
 func (n *node) entry() discovery.Entry {
