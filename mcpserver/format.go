@@ -74,9 +74,6 @@ func writeMessages(b *strings.Builder, items []shown) {
 		if !strings.HasSuffix(m.Body, "\n") {
 			b.WriteByte('\n')
 		}
-		if m.File != "" {
-			fmt.Fprintf(b, "(the full text is in %s)\n", m.File)
-		}
 	}
 }
 

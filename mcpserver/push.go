@@ -115,10 +115,7 @@ func (s *Server) pushNew(name string) {
 // text as content, and the facts as meta, whose keys are letters, digits
 // and underscores only (Claude Code drops other keys).
 func channelParams(m relay.Message) map[string]any {
-	content := m.Body
-	if m.File != "" {
-		content += "\n(the full text is in " + m.File + ")"
-	}
+	content := m.Body // a body saved to a file is a preview that names the file
 	meta := map[string]any{
 		"from":       m.From,
 		"message_id": m.ID,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -809,8 +810,7 @@ func (ib *inbox) saveLarge(rec *Message) error {
 	if err := os.MkdirAll(ib.filesDir, 0o700); err != nil {
 		return fmt.Errorf("relay: save large message: %w", err)
 	}
-	name := fmt.Sprintf("%s-%s-%s.md", rec.SentAt.UTC().Format("20060102-150405"), rec.From, rec.ID)
-	path := filepath.Join(ib.filesDir, name)
+	path := filepath.Join(ib.filesDir, largeFileName(rec))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("relay: save large message: %w", err)
@@ -819,12 +819,26 @@ func (ib *inbox) saveLarge(rec *Message) error {
 	serr := f.Sync()
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
-		return fmt.Errorf("relay: save large message to %s: %w", path, err)
+		// Nothing half-written stays behind (a full disk would keep filling
+		// up with parts of the retries). The error goes back to the sender:
+		// it says what failed, not where on this machine.
+		_ = os.Remove(path)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("relay: could not save a message of %d bytes to a file: %w", len(rec.Body), err)
 	}
 	size := len(rec.Body)
 	rec.Body = preview(rec.Body, previewLen) + fmt.Sprintf("\n\n[… %d bytes in all; the full text is in %s]", size, path)
 	rec.File = path
 	return nil
+}
+
+// largeFileName is the name of the file that holds rec's body: a retry of
+// one message writes the same file.
+func largeFileName(rec *Message) string {
+	return fmt.Sprintf("%s-%s-%s.md", rec.SentAt.UTC().Format("20060102-150405"), rec.From, rec.ID)
 }
 
 func preview(s string, n int) string {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -641,5 +642,44 @@ func TestInboxCopiesIDsBesideWriter(t *testing.T) {
 				t.Fatalf("after a restart, %d retries were taken for new messages", n)
 			}
 		})
+	}
+}
+
+// A large body that cannot be written (the disk is full: here its file is
+// /dev/full) is refused with the reason and no path of this machine, leaves
+// no part of itself behind, and is stored whole by the sender's retry once
+// there is room.
+func TestInboxLargeBodyOnAFullDisk(t *testing.T) {
+	root := t.TempDir()
+	ib := openTestInbox(t, root)
+	defer ib.close()
+	m := testMessage(1)
+	m.Body = strings.Repeat("0123456789abcdef", 2<<10) // 32 KiB, over the 10 KiB of openTestInbox
+	path := filepath.Join(ib.filesDir, largeFileName(m))
+	testutil.Must(t, os.MkdirAll(ib.filesDir, 0o700))
+	testutil.Must(t, os.Symlink("/dev/full", path))
+
+	err := addSync(ib, m)
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "32768 bytes") {
+		t.Fatalf("a large body on a full disk: %v, want ENOSPC saying the size", err)
+	}
+	if strings.Contains(err.Error(), root) {
+		t.Errorf("the error for the sender names a path of this machine: %v", err)
+	}
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Fatalf("the failed file is still there (%v)", err)
+	}
+	if msgs, err := ib.peek(); err != nil || len(msgs) != 0 {
+		t.Fatalf("unread after the refusal: %d messages (%v), want none", len(msgs), err)
+	}
+
+	testutil.Must(t, addSync(ib, m))
+	msgs, err := ib.peek()
+	if err != nil || len(msgs) != 1 || msgs[0].File != path {
+		t.Fatalf("after the retry: %+v (%v), want one message saved to %s", msgs, err, path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil || string(data) != m.Body {
+		t.Fatalf("saved file: %d bytes (%v), want the whole body of %d", len(data), err, len(m.Body))
 	}
 }

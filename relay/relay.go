@@ -522,10 +522,15 @@ func (r *Relay) accept(fromPeer string, m *Message, body []byte, handover bool, 
 		return
 	}
 	ib.add(m, body, func(err error) {
-		if err == nil {
+		switch {
+		case err == nil:
 			r.mu.Lock()
 			r.stats.Received++
 			r.mu.Unlock()
+		case !errors.Is(err, errInboxClosed):
+			// A full or failing disk: the sender hears of it, and so must
+			// whoever runs this peer.
+			r.log.Error("could not store a received message; its sender was told", "name", ib.name, "err", err)
 		}
 		done(err)
 	})

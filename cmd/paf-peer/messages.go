@@ -352,9 +352,7 @@ func printMessages(w io.Writer, name string, ms []jsonMessage) {
 		if m.Intent != "" {
 			fmt.Fprintf(w, "intent: %s\n", m.Intent)
 		}
+		// A body saved to a file is a preview ending with the file's path.
 		fmt.Fprintln(w, m.Body)
-		if m.File != "" {
-			fmt.Fprintf(w, "(full text: %s)\n", m.File)
-		}
 	}
 }
