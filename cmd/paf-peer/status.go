@@ -30,6 +30,9 @@ type statusPeer struct {
 	Mode        string `json:"mode"`
 	Version     string `json:"version,omitempty"`
 	Since       string `json:"since,omitempty"`
+	// Transient marks a short-lived peer: a send, check or listen command
+	// acting as a name.
+	Transient bool `json:"transient,omitempty"`
 }
 
 type statusForward struct {
@@ -59,6 +62,7 @@ func toStatusPeer(m mesh.Member) statusPeer {
 		Addr: m.Addr, Relay: m.Meta.RelayAddr, State: m.State.String(),
 		Listening: m.Meta.Activity == mesh.ActivityListening, Activity: m.Meta.Activity.String(),
 		Stored: m.Meta.Held, StoredNames: m.Meta.HeldNames, Mode: mode, Version: m.Meta.Version,
+		Transient: m.Meta.Transient,
 	}
 	if !m.Since.IsZero() {
 		p.Since = m.Since.UTC().Format(time.RFC3339)
@@ -183,22 +187,33 @@ func printStatus(w io.Writer, r *statusReport, now time.Time) {
 		fmt.Fprintf(w, "mode: %s\n%s\n", r.Mode, r.Message)
 		return
 	}
-	alive := 0
+	// Shell commands that came and went (each send, check or listen runs a
+	// brief peer) would crowd out the sessions: they are only counted.
+	var shown []statusPeer
+	alive, gone := 0, 0
 	for _, p := range r.Peers {
+		if p.Transient && p.State == "left" {
+			gone++
+			continue
+		}
+		shown = append(shown, p)
 		if p.State == "alive" {
 			alive++
 		}
 	}
-	fmt.Fprintf(w, "mode: %s   peers: %d alive, %d known   (view of peer %s)\n\n", r.Mode, alive, len(r.Peers), r.Self.ID)
+	fmt.Fprintf(w, "mode: %s   peers: %d alive, %d known   (view of peer %s)\n\n", r.Mode, alive, len(shown), r.Self.ID)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tACTIVITY\tHOST\tADDR\tSTORED\tID\tDESCRIPTION")
-	for _, p := range r.Peers {
+	for _, p := range shown {
 		name := p.Name
 		if name == "" {
 			name = "-"
 		}
 		if p.ID == r.Self.ID {
 			name += " (this)"
+		}
+		if p.Transient {
+			name += " (cli)"
 		}
 		state := p.State
 		if p.State != "alive" && p.Since != "" {
@@ -213,6 +228,13 @@ func printStatus(w io.Writer, r *statusReport, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, p.Activity, p.Host, p.Addr, stored, p.ID, clipText(p.Description, 40))
 	}
 	tw.Flush()
+	if gone > 0 {
+		what := "shell commands"
+		if gone == 1 {
+			what = "shell command"
+		}
+		fmt.Fprintf(w, "(and %d %s (send, check, listen) that came and went recently, not listed)\n", gone, what)
+	}
 	var notes []string
 	for _, k := range []string{"expired", "too_large_undelivered", "rejected_gossip", "rejected_frames", "refused_messages", "rate_limited", "mdns_foreign_mesh"} {
 		if v := r.Counters[k]; v > 0 {
