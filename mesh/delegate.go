@@ -54,14 +54,16 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.p.queue.GetBroadcasts(overhead, limit)
 }
 
-// LocalState sends our whole forwarding table (tombstones included) on
-// push/pull: anti-entropy for any broadcast a peer missed, and how a new or
-// restarted peer learns the table at join.
+// LocalState sends our whole forwarding table (tombstones included) and the
+// names we reserve for failed peers on push/pull: anti-entropy for any
+// broadcast a peer missed, and how a new or restarted peer learns both at
+// join.
 func (d *delegate) LocalState(join bool) []byte {
-	d.p.mu.Lock()
-	fs := d.p.forwards.all()
-	d.p.mu.Unlock()
-	b, err := json.Marshal(fs)
+	p := d.p
+	p.mu.Lock()
+	st := pushState{Forwards: p.forwards.all(), Reserved: p.reservationsLocked(p.now())}
+	p.mu.Unlock()
+	b, err := json.Marshal(st)
 	if err != nil {
 		return nil
 	}
@@ -73,16 +75,19 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	if len(buf) == 0 {
 		return
 	}
-	fs, bad, err := decodeForwards(buf)
+	st, bad, err := decodePushState(buf)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil || bad > 0 {
 		p.stats.BadBroadcasts++
-		p.log.Warn("dropping malformed forwarding state from a peer", "err", err, "bad_entries", bad)
+		p.log.Warn("dropping malformed push/pull state from a peer", "err", err, "bad_entries", bad)
 	}
 	now := p.now()
-	for _, f := range fs {
+	for _, f := range st.Forwards {
 		p.applyForwardLocked(f, now)
+	}
+	for _, r := range st.Reserved {
+		p.reserveLocked(r, now)
 	}
 	p.recomputeLocked(now)
 }

@@ -65,6 +65,41 @@ func FuzzDecodeForwards(f *testing.F) {
 	})
 }
 
+func FuzzDecodePushState(f *testing.F) {
+	b, _ := json.Marshal(pushState{
+		Forwards: []Forward{{From: "a", To: "b", Expires: time.Unix(2e9, 0), Stamp: 3, Origin: "p"}},
+		Reserved: []reservation{{Name: "ghost", ID: "d", Host: "h", ClaimedAt: 1, LeftMs: 2000}},
+	})
+	f.Add(b)
+	f.Add([]byte(`[{"from":"a","o":"p"}]`))
+	f.Add([]byte(`{"f":null,"r":[{"n":"x","id":"y","ms":-1}]}`))
+	f.Add([]byte(`{}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st, _, err := decodePushState(b)
+		if err != nil {
+			return
+		}
+		for _, fw := range st.Forwards {
+			if fw.validate() != nil {
+				t.Fatalf("accepted invalid forward %+v", fw)
+			}
+		}
+		p := &Peer{id: "me", members: map[string]*Member{}, cfg: Config{NameGrace: 3 * time.Second}}
+		now := time.Unix(1e9, 0)
+		for _, r := range st.Reserved {
+			if r.validate() != nil {
+				t.Fatalf("accepted invalid reservation %+v", r)
+			}
+			p.reserveLocked(r, now)
+		}
+		for _, m := range p.members {
+			if m.State != MemberDead || now.Sub(m.Since) < 0 || now.Sub(m.Since) > p.cfg.NameGrace {
+				t.Fatalf("a reservation made member %+v", m)
+			}
+		}
+	})
+}
+
 func TestMetaFitsTheCap(t *testing.T) {
 	for name, m := range map[string]Meta{
 		"huge description": {Name: strings.Repeat("n", 64), Description: strings.Repeat("d", 5000), Host: "host", RelayAddr: "[::1]:65535"},

@@ -1,7 +1,9 @@
 package mesh
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -375,6 +377,87 @@ func TestClaimWhenReleased(t *testing.T) {
 	}
 	if ps[2].Name() != "" {
 		t.Errorf("ps[2] holds %q after a refused claim", ps[2].Name())
+	}
+}
+
+// A peer that joins while a failed holder's name is in its grace period
+// learns the reservation from the others (memberlist does not tell a joiner
+// about dead members): its claim is refused as theirs would be, and a
+// message for the name is stored, not sent. A peer that took the name
+// before it joined keeps it.
+func TestJoinerLearnsReservedNames(t *testing.T) {
+	long := func(i int, c *Config) { c.NameGrace = 5 * time.Minute }
+	ps := cluster(t, 3, long)
+	testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 3 })
+	})
+	testutil.Must(t, ps[2].Claim(bg, "ghost"))
+	testutil.WaitFor(t, 5*time.Second, "claim seen", func() bool {
+		return allSee(ps, func(p *Peer) bool { return ownerID(p, "ghost") == ps[2].ID() })
+	})
+	dead := ps[2].ID()
+	ps[2].crash()
+	testutil.WaitFor(t, 15*time.Second, "the holder declared dead", func() bool {
+		return allSee(ps[:2], func(p *Peer) bool { m, _ := p.Member(dead); return m.State == MemberDead })
+	})
+
+	c := testConfig(t)
+	long(0, c)
+	joiner := newPeer(t, c)
+	if _, err := joiner.Join(ps[0].Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := joiner.Member(dead); !ok || m.State != MemberDead || m.Meta.Name != "ghost" {
+		t.Fatalf("the joiner knows the failed holder as %+v (known %v); want dead, holding ghost", m, ok)
+	}
+	var nte *NameTakenError
+	if err := joiner.Claim(bg, "ghost"); !errors.As(err, &nte) || nte.Holder != dead || nte.ReleasedIn <= 0 {
+		t.Fatalf("the joiner's claim of ghost: %v, want refused until the failed holder's grace ends", err)
+	}
+	if r, err := joiner.Resolve("ghost"); err != nil || r.Online {
+		t.Fatalf("the joiner routes ghost to %+v (%v); want nowhere online (store it)", r, err)
+	}
+
+	// A peer that claimed ghost alone, before joining, keeps it: the
+	// reservation it learns lapses, then the others agree.
+	c = testConfig(t)
+	long(0, c)
+	early := newPeer(t, c)
+	testutil.Must(t, early.Claim(bg, "ghost"))
+	if _, err := early.Join(ps[1].Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := early.Member(dead); !ok || m.State != MemberDead {
+		t.Fatalf("the early claimant knows the failed holder as %+v (known %v); want dead", m, ok)
+	}
+	if early.Name() != "ghost" || ownerID(early, "ghost") != early.ID() {
+		t.Fatalf("the early claimant holds %q, owner in its view %s; want it to keep ghost", early.Name(), ownerID(early, "ghost"))
+	}
+}
+
+// Push/pull state: the object with reservations, and the bare forwarding
+// table older peers send; invalid entries are dropped and counted.
+func TestDecodePushState(t *testing.T) {
+	fw := Forward{From: "a", To: "b", Expires: time.Unix(2e9, 0), Stamp: 1, Origin: "p"}
+	old, _ := json.Marshal([]Forward{fw})
+	st, bad, err := decodePushState(old)
+	if err != nil || bad != 0 || len(st.Forwards) != 1 || st.Forwards[0].From != "a" || !st.Forwards[0].Expires.Equal(fw.Expires) || len(st.Reserved) != 0 {
+		t.Fatalf("bare table: %+v bad %d err %v", st, bad, err)
+	}
+	r := reservation{Name: "ghost", ID: "dead1", Host: "h", ClaimedAt: 5, LeftMs: 1500}
+	cur, _ := json.Marshal(pushState{Forwards: []Forward{fw, {From: "BAD", Origin: "p"}}, Reserved: []reservation{r,
+		{Name: "x", ID: "d", LeftMs: 0}, {Name: "x", ID: "d", LeftMs: maxReservation.Milliseconds() + 1}, {Name: "Up", ID: "d", LeftMs: 5}, {Name: "x", LeftMs: 5}}})
+	st, bad, err = decodePushState(cur)
+	if err != nil || bad != 5 || len(st.Forwards) != 1 || len(st.Reserved) != 1 || st.Reserved[0] != r {
+		t.Fatalf("state with reservations: %+v bad %d err %v; want 1 forward, 1 reservation, 5 dropped", st, bad, err)
+	}
+	for _, in := range []string{`{`, `"x"`, `{"f":{}}`, `{"r":[1]}`} {
+		if _, _, err := decodePushState([]byte(in)); err == nil {
+			t.Errorf("decodePushState(%s) accepted", in)
+		}
+	}
+	if _, _, err := decodePushState(bytes.Repeat([]byte(" "), maxForwardState+1)); err == nil {
+		t.Errorf("accepted a state over %d bytes", maxForwardState)
 	}
 }
 

@@ -701,7 +701,7 @@ func (p *Peer) recomputeLocked(now time.Time) {
 		if c.Meta.Name == "" || !c.holdsName(now, p.cfg.NameGrace) {
 			continue
 		}
-		if cur := best[c.Meta.Name]; cur == nil || c.claimsBefore(cur) {
+		if cur := best[c.Meta.Name]; cur == nil || p.beats(c, cur) {
 			best[c.Meta.Name] = c
 		}
 	}
@@ -741,6 +741,20 @@ func (p *Peer) recomputeLocked(now time.Time) {
 		default:
 		}
 	}
+}
+
+// beats reports whether claim c wins over claim cur in this peer's view: the
+// earlier claim, except that a name this peer holds is not given up to a
+// failed peer's reservation learnt after the claim (the reservation lapses
+// within the grace period, the others then agree that the name is ours).
+func (p *Peer) beats(c, cur *Member) bool {
+	switch {
+	case c.ID == p.id && cur.State == MemberDead:
+		return true
+	case cur.ID == p.id && c.State == MemberDead:
+		return false
+	}
+	return c.claimsBefore(cur)
 }
 
 // loop runs the peer's housekeeping: name grace periods, forward expiry,

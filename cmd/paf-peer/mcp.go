@@ -65,7 +65,7 @@ func (b *mcpBackend) start(ctx context.Context, s *settings, o nodeOptions, log 
 	// Claimed here rather than by startNode, so that a taken name leaves a
 	// working peer whose agent can register another one.
 	if s.Name != "" {
-		if err := claimPatiently(ctx, n.peer, s.Name); err != nil {
+		if err := claimAndCollect(ctx, n, s.Name); err != nil {
 			log.Warn("could not claim the name given with --name / PAF_NAME; the agent can register another with paf_register", "name", s.Name, "err", err)
 		}
 	}
@@ -96,7 +96,7 @@ func (b *mcpBackend) Ready(ctx context.Context) error {
 func (b *mcpBackend) Name() string { return b.n.peer.Name() }
 
 func (b *mcpBackend) Claim(ctx context.Context, name string) error {
-	return claimPatiently(ctx, b.n.peer, name)
+	return claimAndCollect(ctx, b.n, name)
 }
 
 func (b *mcpBackend) Rename(ctx context.Context, newName string) error {

@@ -196,6 +196,27 @@ func claimPatiently(ctx context.Context, p *mesh.Peer, name string) error {
 	return p.ClaimWhenReleased(ctx, name)
 }
 
+// collectPatience bounds how long a session that has just taken a name
+// waits for the messages other peers kept for it.
+const collectPatience = 2 * time.Second
+
+// claimAndCollect claims name for an agent session (claimPatiently), then
+// waits briefly for the holders of messages stored for it to hand them over,
+// so that the session's first look at its inbox (the unread count that
+// paf_register reports, a first paf_check) includes them. Anything not handed
+// over in that time still arrives, a moment later.
+func claimAndCollect(ctx context.Context, n *node, name string) error {
+	if err := claimPatiently(ctx, n.peer, name); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, collectPatience)
+	defer cancel()
+	if err := n.relay.Collect(cctx, n.peer.Name()); err != nil {
+		n.log.Info("stored messages still on their way after taking the name", "name", name, "err", err)
+	}
+	return nil
+}
+
 func (n *node) entry() discovery.Entry {
 	e := discovery.Entry{ID: n.peer.ID(), Addr: n.peer.Addr(), Name: n.peer.Name(), PID: os.Getpid()}
 	if n.ctl != nil {
