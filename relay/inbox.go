@@ -683,7 +683,40 @@ func (ib *inbox) messages(refs []msgRef) ([]Message, error) {
 		}
 		out = append(out, m)
 	}
+	inSendOrder(out)
 	return out, nil
+}
+
+// inSendOrder puts each sender's messages in the order they were sent, by
+// their ids (ULIDs: time-ordered, and monotonic within a sending peer),
+// leaving every other message where it arrived. One sender's messages can
+// arrive out of order: one stored while its recipient was away or
+// unreachable, handed over by a holder just after a later one that came
+// directly. System notices keep their place.
+func inSendOrder(msgs []Message) {
+	var bySender map[string][]int
+	for i := range msgs {
+		if msgs[i].Kind == KindSystem {
+			continue
+		}
+		if bySender == nil {
+			bySender = make(map[string][]int)
+		}
+		bySender[msgs[i].From] = append(bySender[msgs[i].From], i)
+	}
+	for _, idx := range bySender {
+		if slices.IsSortedFunc(idx, func(a, b int) int { return strings.Compare(msgs[a].ID, msgs[b].ID) }) {
+			continue
+		}
+		group := make([]Message, len(idx))
+		for k, i := range idx {
+			group[k] = msgs[i]
+		}
+		slices.SortStableFunc(group, func(a, b Message) int { return strings.Compare(a.ID, b.ID) })
+		for k, i := range idx {
+			msgs[i] = group[k]
+		}
+	}
 }
 
 // decodeLogMessage decodes the message of a log record's payload (its type

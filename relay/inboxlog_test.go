@@ -8,6 +8,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -681,5 +682,46 @@ func TestInboxLargeBodyOnAFullDisk(t *testing.T) {
 	data, err := os.ReadFile(path)
 	if err != nil || string(data) != m.Body {
 		t.Fatalf("saved file: %d bytes (%v), want the whole body of %d", len(data), err, len(m.Body))
+	}
+}
+
+// Unread messages are shown in each sender's send order (their ids), even
+// when they arrived otherwise; other senders' messages and system notices
+// keep the places they arrived in.
+func TestInboxShowsEachSendersMessagesInSendOrder(t *testing.T) {
+	ib := openTestInbox(t, t.TempDir())
+	defer ib.close()
+	from := func(i int, sender string, kind Kind) *Message {
+		m := testMessage(i)
+		m.From, m.Kind = sender, kind
+		return m
+	}
+	arrived := []*Message{
+		from(3, "alice", KindMessage), // sent third, came first (directly)
+		from(9, "carol", KindMessage),
+		from(1, "alice", KindMessage), // handed over by a holder afterwards
+		from(7, "never", KindSystem),
+		from(2, "alice", KindReply),
+		from(8, "carol", KindMessage),
+	}
+	for _, m := range arrived {
+		testutil.Must(t, addSync(ib, m))
+	}
+	want := []string{"01TEST00000000000000000001", "01TEST00000000000000000008", "01TEST00000000000000000002",
+		"01TEST00000000000000000007", "01TEST00000000000000000003", "01TEST00000000000000000009"}
+	ids := func(ms []Message) []string {
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	peeked, err := ib.peek()
+	if err != nil || !slices.Equal(ids(peeked), want) {
+		t.Fatalf("peek: %v (%v), want %v", ids(peeked), err, want)
+	}
+	taken, err := ib.take()
+	if err != nil || !slices.Equal(ids(taken), want) {
+		t.Fatalf("take: %v (%v), want %v", ids(taken), err, want)
 	}
 }
