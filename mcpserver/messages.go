@@ -30,6 +30,10 @@ func sentText(res relay.Result) string {
 	if res.ForwardedFrom != "" {
 		via = fmt.Sprintf(" (sent to %s, which was renamed: forwarded to %s)", res.ForwardedFrom, res.To)
 	}
+	if res.Status == "stored" && res.Unanswered {
+		return fmt.Sprintf("%s's session is not answering (it may have just stopped): the message is stored, held by %s, and delivered when %s is back%s.",
+			res.To, plural(res.Holders, "peer", "peers"), res.To, via)
+	}
 	if res.Status == "stored" {
 		return fmt.Sprintf("%s is not online: the message is stored, held by %s, and delivered when %s appears%s.",
 			res.To, plural(res.Holders, "peer", "peers"), res.To, via)

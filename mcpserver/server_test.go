@@ -752,3 +752,21 @@ func TestConversationFollowsRename(t *testing.T) {
 		t.Fatalf("the reply after the rename: %+v", ms)
 	}
 }
+
+// What paf_send says for each outcome.
+func TestSentText(t *testing.T) {
+	for name, tc := range map[string]struct {
+		res  relay.Result
+		want string
+	}{
+		"delivered": {relay.Result{Status: "delivered", To: "bob"}, "Delivered to bob."},
+		"forwarded": {relay.Result{Status: "delivered", To: "robert", ForwardedFrom: "bob"}, "Delivered to robert (sent to bob, which was renamed: forwarded to robert)."},
+		"stored":    {relay.Result{Status: "stored", To: "dana", Holders: 1}, "dana is not online: the message is stored, held by 1 peer, and delivered when dana appears."},
+		"not answering": {relay.Result{Status: "stored", To: "bob", Holders: 2, Unanswered: true},
+			"bob's session is not answering (it may have just stopped): the message is stored, held by 2 peers, and delivered when bob is back."},
+	} {
+		if got := sentText(tc.res); got != tc.want {
+			t.Errorf("%s: %q, want %q", name, got, tc.want)
+		}
+	}
+}

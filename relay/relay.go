@@ -278,6 +278,9 @@ type Result struct {
 	Holders       int    `json:"holders"`
 	To            string `json:"to"`                       // the name it went to, after forwards
 	ForwardedFrom string `json:"forwarded_from,omitempty"` // the name it was sent to, when forwarded
+	// Unanswered: stored because the recipient's peer, still a member of
+	// the mesh, could not be reached (it has most likely just stopped).
+	Unanswered bool `json:"unanswered,omitempty"`
 }
 
 // Send delivers a message to the peer holding its recipient's name (after
@@ -330,6 +333,14 @@ func (m *Message) validateOutgoing() error {
 	return nil
 }
 
+// storeUnanswered is how long deliver keeps trying a recipient's peer that
+// cannot be reached (refused connections: its process has most likely
+// stopped) before it stores the message with holders instead of waiting for
+// the mesh to declare the peer failed, which takes seconds (and on a busy LAN
+// could outlast DeliverTimeout). Holders keep offering it to that peer, and
+// hand it to the name's next holder.
+const storeUnanswered = time.Second
+
 // deliver routes m and hands it to the recipient's peer, retrying while the
 // route is settling (a rename or claim still gossiping) until DeliverTimeout.
 func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result, error) {
@@ -339,6 +350,23 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 	deadline := time.Now().Add(r.cfg.DeliverTimeout)
 	original := m.To
 	backoff := 20 * time.Millisecond
+	var unanswered time.Time // since when the recipient's peer cannot be reached
+	storeIt := func(route mesh.Route) (Result, error) {
+		m.To = route.Name
+		if len(route.Via) > 0 {
+			m.ForwardedFrom = route.Via[0]
+		}
+		sctx, cancel := context.WithDeadline(ctx, deadline)
+		n, err := r.store(sctx, m)
+		cancel()
+		if err != nil {
+			return Result{ID: m.ID, To: m.To}, err
+		}
+		r.mu.Lock()
+		r.stats.Stored++
+		r.mu.Unlock()
+		return Result{ID: m.ID, Status: "stored", Holders: n, To: m.To, ForwardedFrom: m.ForwardedFrom, Unanswered: route.Online}, nil
+	}
 	for {
 		route, err := r.dir.Resolve(original)
 		if err != nil {
@@ -351,20 +379,7 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 			if !mayStore {
 				return Result{ID: m.ID, To: route.Name}, fmt.Errorf("%w: no peer holds %q right now", ErrNotOnline, route.Name)
 			}
-			m.To = route.Name
-			if len(route.Via) > 0 {
-				m.ForwardedFrom = route.Via[0]
-			}
-			sctx, cancel := context.WithDeadline(ctx, deadline)
-			n, err := r.store(sctx, m)
-			cancel()
-			if err != nil {
-				return Result{ID: m.ID, To: m.To}, err
-			}
-			r.mu.Lock()
-			r.stats.Stored++
-			r.mu.Unlock()
-			return Result{ID: m.ID, Status: "stored", Holders: n, To: m.To, ForwardedFrom: m.ForwardedFrom}, nil
+			return storeIt(route)
 		}
 		m.To = route.Name
 		if len(route.Via) > 0 {
@@ -390,6 +405,14 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 		}
 		// Unreachable, or the route moved under us: look again.
 		r.log.Debug("delivery attempt failed; retrying", "to", m.To, "id", m.ID, "err", err)
+		if !errors.Is(err, ErrUnreachable) {
+			unanswered = time.Time{}
+		} else if unanswered.IsZero() {
+			unanswered = time.Now()
+		} else if mayStore && time.Since(unanswered) >= storeUnanswered && route.Owner.ID != r.dir.ID() {
+			r.log.Info("the recipient's peer is not answering; storing the message with holders", "to", m.To, "peer", route.Owner.ID, "id", m.ID)
+			return storeIt(route)
+		}
 		left := time.Until(deadline)
 		if left <= 0 {
 			return Result{ID: m.ID, To: m.To}, fmt.Errorf("relay: deliver to %q: %w (last error: %v)", m.To, context.DeadlineExceeded, err)

@@ -290,3 +290,46 @@ func TestHandoverTooLargeForRecipient(t *testing.T) {
 		t.Fatal("no holder counted the refused message")
 	}
 }
+
+// A recipient's peer that stops answering while the mesh still counts it
+// alive (its process is dying): after a moment the sender stores the
+// message with holders rather than waiting, perhaps past its deadline, for
+// the mesh to declare the peer failed; the name's next session gets it.
+func TestSendStoresWhenRecipientDoesNotAnswer(t *testing.T) {
+	ns := startHolders(t, []string{"a", "", ""})
+	bob := recipient(t, ns, "bob")
+	testutil.WaitFor(t, 10*time.Second, "everyone to see bob online", func() bool {
+		for _, n := range ns {
+			if r, _ := n.peer.Resolve("bob"); !r.Online || r.Owner.Meta.RelayAddr == "" {
+				return false
+			}
+		}
+		return true
+	})
+	bob.relay.Close() // no more connections; its mesh peer lives on
+	res, err := ns[0].relay.Send(ctx, Outgoing{From: "a", To: "bob", Body: "are you there?"})
+	if err != nil || res.Status != "stored" || !res.Unanswered || res.Holders < 1 {
+		t.Fatalf("send to a peer that does not answer: %+v, %v; want stored, marked unanswered", res, err)
+	}
+	if r, _ := ns[0].peer.Resolve("bob"); !r.Online {
+		t.Fatalf("bob's peer is no longer counted online: the test no longer shows storing before the mesh gives up on it")
+	}
+
+	testutil.Must(t, bob.peer.Close())
+	testutil.WaitFor(t, 10*time.Second, "bob's name released everywhere", func() bool {
+		for _, n := range ns {
+			if r, _ := n.peer.Resolve("bob"); r.Online {
+				return false
+			}
+		}
+		return true
+	})
+	bob2 := recipient(t, ns, "bob")
+	testutil.WaitFor(t, 10*time.Second, "the stored message to reach bob's new session", func() bool {
+		return bob2.relay.Unread("bob") > 0
+	})
+	msgs, err := bob2.relay.Check("bob")
+	if err != nil || len(msgs) != 1 || msgs[0].Body != "are you there?" {
+		t.Fatalf("bob's new session got %+v (%v), want the message once", msgs, err)
+	}
+}

@@ -237,7 +237,11 @@ func runSend(ctx context.Context, args []string, io stdio, getenv func(string) s
 		if res.Holders == 1 {
 			peers = "peer"
 		}
-		fmt.Fprintf(io.out, "stored for %s, held by %d %s until it comes online%s (id %s)\n", res.To, res.Holders, peers, via, res.ID)
+		why := ""
+		if res.Unanswered {
+			why = " (its peer is not answering)"
+		}
+		fmt.Fprintf(io.out, "stored for %s%s, held by %d %s until it comes online%s (id %s)\n", res.To, why, res.Holders, peers, via, res.ID)
 	default:
 		fmt.Fprintf(io.out, "delivered to %s%s (id %s)\n", res.To, via, res.ID)
 	}
