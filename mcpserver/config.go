@@ -31,7 +31,10 @@ type Config struct {
 	// from giving up, rarely enough to cost nothing.
 	ProgressInterval time.Duration
 	// JoinWait bounds how long a tool waits for the peer to finish joining
-	// the mesh before it answers "still joining, call again".
+	// the mesh before it answers "still joining, call again". Joining
+	// includes taking the name given at start, which waits up to 20 s for a
+	// crashed session's old peer to be released (about 6 s on one machine,
+	// 11 s on a LAN): the default covers that, well inside a client's 60 s.
 	JoinWait time.Duration
 	// OpeningGrace: when paf_listen wakes to nothing but the opening of a
 	// new conversation, it waits this long for the caller's first question,
@@ -60,7 +63,7 @@ func DefaultConfig() Config {
 		DefaultWait:      50 * time.Second,
 		MaxWait:          3600 * time.Second,
 		ProgressInterval: 10 * time.Second,
-		JoinWait:         15 * time.Second,
+		JoinWait:         25 * time.Second,
 		OpeningGrace:     2 * time.Second,
 		SendTimeout:      5 * time.Second,
 		Workers:          32,
