@@ -53,6 +53,8 @@ func explain(tool string, err error) string {
 		return trimPkg(err) + "."
 	case errors.Is(err, relay.ErrBadText):
 		return trimPkg(err) + "."
+	case errors.Is(err, relay.ErrEmpty):
+		return "The message is empty, so nothing was sent. Call " + tool + " again with the text to send."
 	case errors.Is(err, relay.ErrQuota):
 		return trimPkg(err) + ": the recipient has too many messages waiting. Try again after it has read some."
 	case errors.Is(err, relay.ErrNoHolders):

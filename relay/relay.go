@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -41,6 +42,7 @@ var (
 	ErrRateLimited = errors.New("rate limited")
 	ErrToSelf      = errors.New("cannot send to yourself")
 	ErrBadText     = errors.New("message is not valid UTF-8 text")
+	ErrEmpty       = errors.New("message is empty")
 )
 
 // Config configures a Relay.
@@ -307,6 +309,11 @@ func (r *Relay) prepare(o Outgoing) (*Message, error) {
 	}
 	if o.Kind == 0 {
 		o.Kind = KindMessage
+	}
+	// What an agent or a user writes must say something; the notices the
+	// product writes itself (an end, a refocus, a system notice) may not.
+	if (o.Kind == KindMessage || o.Kind == KindReply) && strings.TrimSpace(o.Body) == "" {
+		return nil, fmt.Errorf("%w: nothing was sent; write the message text", ErrEmpty)
 	}
 	m := &Message{
 		ID: r.newID(), From: o.From, Kind: o.Kind, Body: o.Body,
@@ -736,6 +743,9 @@ type BroadcastResult struct {
 // Broadcast sends body to every named peer online now except this one, in
 // parallel, and reports who got it.
 func (r *Relay) Broadcast(ctx context.Context, from, body string) (BroadcastResult, error) {
+	if strings.TrimSpace(body) == "" {
+		return BroadcastResult{}, fmt.Errorf("%w: nothing was sent; write the message text", ErrEmpty)
+	}
 	var names []string
 	for _, m := range r.dir.Members() {
 		if m.Meta.Name != "" && m.Meta.Name != from && (m.State == mesh.MemberAlive || m.State == mesh.MemberSuspect) {

@@ -424,3 +424,26 @@ func TestWaitWakesOnArrival(t *testing.T) {
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+// A message or reply with no text is refused before anything is sent; the
+// notices the product writes itself (an end) may be empty.
+func TestEmptyMessageRefused(t *testing.T) {
+	ns := meshOf(t, "alice", "bob")
+	for _, o := range []Outgoing{
+		{From: "alice", To: "bob", Body: ""},
+		{From: "alice", To: "bob", Body: " \n\t", Kind: KindReply},
+	} {
+		if _, err := ns[0].relay.Send(ctx, o); !errors.Is(err, ErrEmpty) || !strings.Contains(err.Error(), "nothing was sent") {
+			t.Errorf("send %+v: %v, want ErrEmpty saying nothing was sent", o, err)
+		}
+	}
+	if _, err := ns[0].relay.Broadcast(ctx, "alice", "  "); !errors.Is(err, ErrEmpty) {
+		t.Errorf("empty broadcast: %v, want ErrEmpty", err)
+	}
+	if n := ns[1].relay.Unread("bob"); n != 0 {
+		t.Fatalf("bob has %d unread after refused sends", n)
+	}
+	if _, err := ns[0].relay.Send(ctx, Outgoing{From: "alice", To: "bob", Kind: KindEnd}); err != nil {
+		t.Fatalf("an empty end notice: %v", err)
+	}
+}

@@ -239,6 +239,8 @@ func TestRunBadSettings(t *testing.T) {
 		"listen, --timeout abc":   {cmd: "listen", args: argv("--as", "bob", "--timeout", "abc"), wantCode: 2, want: "above 0 and at most 86400"},
 		"listen, --timeout 86401": {cmd: "listen", args: argv("--as", "bob", "--timeout", "86401"), wantCode: 2, want: "omit it to wait until interrupted"},
 		"status, bad --join":      {cmd: "status", args: argv("--join", "x:y"), wantCode: 2, want: "--join"},
+		"send, empty message":     {cmd: "send", args: argv("--as", "alice", "bob", " \n"), wantCode: 2, want: "the message is empty: nothing was sent"},
+		"send, empty stdin":       {cmd: "send", args: argv("--as", "alice", "bob", "-"), wantCode: 2, want: "read from stdin is empty"},
 		"status, LAN bind":        {cmd: "status", args: argv("--bind", "0.0.0.0:0"), wantCode: 1, want: "PAF_SECRET"},
 	}
 	for name, tc := range tests {

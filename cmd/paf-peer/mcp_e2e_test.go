@@ -393,6 +393,8 @@ func TestE2EMCPBadInput(t *testing.T) {
 		"unknown conversation": {"paf_wait_response", map[string]any{"conversation_id": "c-unknown"}, []string{`No conversation "c-unknown"`}},
 		"timeout too long":     {"paf_listen", map[string]any{"timeout_seconds": 3601}, []string{"between 1 and 3600"}},
 		"timeout too short":    {"paf_listen", map[string]any{"timeout_seconds": 0}, []string{"between 1 and 3600"}},
+		"empty message":        {"paf_send", map[string]any{"to": "x", "message": " \n "}, []string{"message is empty", "nothing was sent", "Call paf_send again"}},
+		"empty broadcast":      {"paf_broadcast", map[string]any{"message": ""}, []string{"message is empty", "Call paf_broadcast again"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

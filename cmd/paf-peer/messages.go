@@ -210,6 +210,12 @@ func runSend(ctx context.Context, args []string, io stdio, getenv func(string) s
 		}
 		msg = b
 	}
+	if strings.TrimSpace(msg) == "" {
+		if rest[1] == "-" {
+			return usagef("the message read from stdin is empty: nothing was sent")
+		}
+		return usagef("the message is empty: nothing was sent; give its text, or - to read it from stdin")
+	}
 	a, err := f.setup(ctx, io, getenv)
 	if err != nil {
 		return err
