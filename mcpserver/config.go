@@ -32,7 +32,7 @@ type Config struct {
 	ProgressInterval time.Duration
 	// JoinWait bounds how long a tool waits for the peer to finish joining
 	// the mesh before it answers "still joining, call again". Joining
-	// includes taking the name given at start, which waits up to 20 s for a
+	// includes taking the name given at start, which waits up to 30 s for a
 	// crashed session's old peer to be released (about 6 s on one machine,
 	// 11 s on a LAN): the default covers that, well inside a client's 60 s.
 	JoinWait time.Duration
@@ -63,7 +63,7 @@ func DefaultConfig() Config {
 		DefaultWait:      50 * time.Second,
 		MaxWait:          3600 * time.Second,
 		ProgressInterval: 10 * time.Second,
-		JoinWait:         25 * time.Second,
+		JoinWait:         35 * time.Second,
 		OpeningGrace:     2 * time.Second,
 		SendTimeout:      5 * time.Second,
 		Workers:          32,

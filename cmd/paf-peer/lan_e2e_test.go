@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -449,4 +450,62 @@ func TestLANSecretErrors(t *testing.T) {
 			t.Errorf("serve with an empty PAF_SECRET: want open mode and the notice naming PAF_SECRET:\n%s", p.stderr())
 		}
 	})
+}
+
+// A serve on one host of a LAN mesh is killed and started again at once
+// under its name, with the LAN's slower failure detection and longer grace:
+// the new process waits for the mesh to release the name and takes it; a
+// message sent from another host while it was down is stored (the sender
+// stops waiting for a peer that does not answer) and reaches it once.
+func TestLANRestartAfterCrash(t *testing.T) {
+	netns.Require(t)
+	t.Parallel()
+	hosts := newLANHosts(t, "a1", "b1", "c1")
+	secret := lanSecret(t)
+	for _, h := range hosts {
+		h.secret = secret
+		h.startServe(t)
+	}
+	a, b := hosts[0], hosts[1]
+	for _, h := range hosts {
+		waitServing(t, h.serve)
+	}
+	testutil.WaitFor(t, lanMeshDeadline, "a1, b1 and c1 to see each other alive", func() bool {
+		return seeAlive(t, hosts, "a1", "b1", "c1")
+	})
+
+	old := b.serve
+	oldID := old.peerID()
+	old.signal(syscall.SIGKILL)
+	if code, err := old.wait(stopTimeout); err != nil || code != -1 {
+		t.Fatalf("after SIGKILL: exit %d, %v; want killed by the signal", code, err)
+	}
+	killed := time.Now()
+	restarted := b.startServe(t)
+	if r := a.send(t, "b1", "sent while b1 was down"); r.Status != "stored" && r.Status != "delivered" {
+		t.Fatalf("send to b1 while it restarts: %+v", r)
+	}
+	var serving bool
+	testutil.WaitFor(t, claimPatience+startDeadline, "the restarted serve to hold b1 or exit", func() bool {
+		serving = servingLine.MatchString(restarted.stderr())
+		return serving || restarted.exited()
+	})
+	if !serving {
+		t.Fatalf("serve --name b1 right after its old holder was killed: exit %d, want it to wait and serve\n%s", restarted.code, restarted.stderr())
+	}
+	t.Logf("b1 held again by a new peer %s after SIGKILL", time.Since(killed).Round(time.Millisecond))
+	if restarted.peerID() == oldID {
+		t.Fatalf("the restarted serve logged the old peer id %s", oldID)
+	}
+	var got []lanMessage
+	testutil.WaitFor(t, lanMeshDeadline, "the message sent meanwhile to reach b1", func() bool {
+		got = append(got, b.check(t)...)
+		return len(got) > 0
+	})
+	if len(got) != 1 || got[0].Body != "sent while b1 was down" || got[0].From != "a1" {
+		t.Fatalf("b1 got %+v, want the one message from a1", got)
+	}
+	if more := b.check(t); len(more) != 0 {
+		t.Fatalf("b1 got it again: %+v", more)
+	}
 }

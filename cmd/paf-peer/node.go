@@ -184,8 +184,9 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 // claimPatience bounds how long a peer starting under a name waits for the
 // mesh to release it from a holder that stopped without leaving (a session
 // restarted after a crash): failure detection and the name's grace period
-// take a few seconds on one machine, about ten on a LAN.
-const claimPatience = 20 * time.Second
+// take about 6 s on one machine and 11-13 s on a LAN of a few hosts, more
+// when the mesh is large or the machines loaded.
+const claimPatience = 30 * time.Second
 
 // claimPatiently claims name, waiting up to claimPatience while its holder
 // is a peer that failed or stopped answering; a holder that answers makes it
