@@ -641,3 +641,44 @@ func TestConcurrentMetadataUpdates(t *testing.T) {
 		return ok && m.Meta.Held == 7 && m.Meta.Name == "busy"
 	})
 }
+
+// Owners follow from the claims every peer sees, whatever order the members
+// are looked at in: the earliest claim wins, a failed peer's reservation
+// keeps its name from later claimants, except from this peer when it
+// already holds the name (it learnt of the reservation after its claim).
+func TestOwnerRanking(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	member := func(id string, st MemberState, claimed int64) *Member {
+		return &Member{ID: id, State: st, Since: now.Add(-time.Second), Meta: Meta{Name: "x", ClaimedAt: claimed}}
+	}
+	for name, tc := range map[string]struct {
+		self  int64 // our claim of x; 0: we hold no name
+		peers []*Member
+		want  string
+	}{
+		"ours against a reservation":               {self: 30, peers: []*Member{member("dead", MemberDead, 10)}, want: "me"},
+		"an earlier live claim, and a reservation": {self: 30, peers: []*Member{member("live", MemberAlive, 20), member("dead", MemberDead, 10)}, want: "dead"},
+		"others only: the reservation":             {peers: []*Member{member("live", MemberAlive, 20), member("dead", MemberDead, 10)}, want: "dead"},
+		"a reservation later than our claim":       {self: 10, peers: []*Member{member("dead", MemberDead, 20)}, want: "me"},
+		"live claims only":                         {self: 30, peers: []*Member{member("live", MemberAlive, 20), member("late", MemberSuspect, 40)}, want: "live"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for range 20 { // map order varies from run to run
+				p := &Peer{id: "me", cfg: Config{NameGrace: time.Minute}, log: testConfig(t).Logger,
+					members: map[string]*Member{"me": {ID: "me", State: MemberAlive}}, owners: map[string]string{},
+					subs: map[chan<- Event]struct{}{}, kick: make(chan struct{}, 1)}
+				if tc.self != 0 {
+					p.self = Meta{Name: "x", ClaimedAt: tc.self}
+				}
+				for _, m := range tc.peers {
+					c := *m
+					p.members[m.ID] = &c
+				}
+				p.recomputeLocked(now)
+				if got := p.owners["x"]; got != tc.want {
+					t.Fatalf("owner of x: %q, want %q", got, tc.want)
+				}
+			}
+		})
+	}
+}

@@ -692,7 +692,12 @@ func (p *Peer) numLive() int {
 // recomputeLocked derives name owners from member metadata, emits the
 // changes, and gives up our own name if we lost a concurrent claim.
 func (p *Peer) recomputeLocked(now time.Time) {
+	// The earliest claim wins. Live claims and the reservations of failed
+	// peers are ranked apart, so that a name this peer holds is not given up
+	// to a reservation learnt after the claim (it lapses within the grace
+	// period, and then the others agree that the name is ours).
 	best := make(map[string]*Member)
+	reserved := make(map[string]*Member)
 	for _, m := range p.members {
 		c := m
 		if m.ID == p.id {
@@ -701,8 +706,17 @@ func (p *Peer) recomputeLocked(now time.Time) {
 		if c.Meta.Name == "" || !c.holdsName(now, p.cfg.NameGrace) {
 			continue
 		}
-		if cur := best[c.Meta.Name]; cur == nil || p.beats(c, cur) {
-			best[c.Meta.Name] = c
+		into := best
+		if c.State == MemberDead {
+			into = reserved
+		}
+		if cur := into[c.Meta.Name]; cur == nil || c.claimsBefore(cur) {
+			into[c.Meta.Name] = c
+		}
+	}
+	for name, r := range reserved {
+		if live := best[name]; live == nil || r.claimsBefore(live) && live.ID != p.id {
+			best[name] = r
 		}
 	}
 	if _, ok := p.members[p.id]; !ok && p.self.Name != "" {
@@ -741,20 +755,6 @@ func (p *Peer) recomputeLocked(now time.Time) {
 		default:
 		}
 	}
-}
-
-// beats reports whether claim c wins over claim cur in this peer's view: the
-// earlier claim, except that a name this peer holds is not given up to a
-// failed peer's reservation learnt after the claim (the reservation lapses
-// within the grace period, the others then agree that the name is ours).
-func (p *Peer) beats(c, cur *Member) bool {
-	switch {
-	case c.ID == p.id && cur.State == MemberDead:
-		return true
-	case cur.ID == p.id && c.State == MemberDead:
-		return false
-	}
-	return c.claimsBefore(cur)
 }
 
 // loop runs the peer's housekeeping: name grace periods, forward expiry,
