@@ -770,3 +770,30 @@ func TestSentText(t *testing.T) {
 		}
 	}
 }
+
+// timeout_seconds bounds the whole call: a listen that spent its budget
+// waiting for the peer to join (a crashed session's name being released)
+// returns once the peer is up rather than waiting its full timeout again.
+func TestListenTimeoutCountsTheJoin(t *testing.T) {
+	fm := newFakeMesh()
+	p := fm.pendingPeer()
+	cfg := testConfig(t)
+	cfg.ProgressInterval = 100 * time.Millisecond
+	ss := startSession(t, p, cfg)
+	sent := time.Now()
+	ch := mcptest.Async(context.Background(), ss.c, "paf_listen", map[string]any{"session_name": "me", "timeout_seconds": 1}, "tok-join")
+	// Not synchronisation: the condition is that the call's budget is spent.
+	testutil.WaitFor(t, 5*time.Second, "the call's 1 s budget to pass while the peer joins", func() bool {
+		return time.Since(sent) > 1200*time.Millisecond
+	})
+	close(p.ready)
+	res := await(t, ch, 10*time.Second)
+	d := mcptest.Structured(t, res)
+	if d["timed_out"] != true {
+		t.Fatalf("listen after its budget went on joining: %s %v, want timed out", mcptest.Text(res), d)
+	}
+	// A wait of its own would have sent a progress notification every 100 ms.
+	if n := len(ss.notes.Of(string(mcp.MethodNotificationProgress))); n > 2 {
+		t.Fatalf("the listen waited again after joining: %d progress notifications", n)
+	}
+}

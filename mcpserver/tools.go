@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -188,6 +189,7 @@ type reply struct {
 // every result carries.
 func handle[T any](s *Server, tool string, fn func(context.Context, mcp.CallToolRequest, T) (*reply, error)) server.ToolHandlerFunc {
 	return mcp.NewTypedToolHandler(func(ctx context.Context, req mcp.CallToolRequest, args T) (*mcp.CallToolResult, error) {
+		ctx = context.WithValue(ctx, callStartKey{}, time.Now())
 		if err := s.ready(ctx); err != nil {
 			return errorResult(tool, err), nil
 		}

@@ -121,6 +121,17 @@ func replyHint(items []shown) string {
 	return "Answer each with paf_respond(conversation_id=...): " + strings.Join(open, ", ") + "."
 }
 
+// callStartKey keys the time a tool call began in its context.
+type callStartKey struct{}
+
+// callStart is when the tool call of ctx began (now, outside one).
+func callStart(ctx context.Context) time.Time {
+	if t, ok := ctx.Value(callStartKey{}).(time.Time); ok {
+		return t
+	}
+	return time.Now()
+}
+
 // waitSpec describes one blocking call.
 type waitSpec struct {
 	tool    string
@@ -139,8 +150,11 @@ type waitSpec struct {
 // passes, over says so, or ctx ends; it sends progress notifications while
 // it waits if the request asked for them.
 func (s *Server) wait(ctx context.Context, req mcp.CallToolRequest, w waitSpec) (*reply, error) {
-	start := time.Now()
-	timer := time.NewTimer(w.timeout)
+	// timeout_seconds bounds the whole call: time spent before the wait
+	// (the peer joining, a name being released) counts, so that a call
+	// never outlasts what its client allows for it.
+	start := callStart(ctx)
+	timer := time.NewTimer(max(w.timeout-time.Since(start), 0))
 	defer timer.Stop()
 	var progress <-chan time.Time
 	token := progressToken(req)
