@@ -225,7 +225,11 @@ func printStatus(w io.Writer, r *statusReport, now time.Time) {
 		if p.Stored > 0 {
 			stored = fmt.Sprintf("%d for %d", p.Stored, p.StoredNames)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, p.Activity, p.Host, p.Addr, stored, p.ID, clipText(p.Description, 40))
+		addr := p.Addr
+		if addr == "" {
+			addr = "-" // a failed peer known only from another's report (its name reserved)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, p.Activity, p.Host, addr, stored, p.ID, clipText(p.Description, 40))
 	}
 	tw.Flush()
 	if gone > 0 {

@@ -17,7 +17,7 @@ func TestPrintStatusFoldsDepartedCommands(t *testing.T) {
 		Self: &self, Mode: "open",
 		Peers: []statusPeer{
 			self,
-			{ID: "bbbb", Name: "bob", State: "dead", Since: ago(4 * time.Second), Activity: "idle", Host: "vm", Addr: "127.0.0.1:2"},
+			{ID: "bbbb", Name: "bob", State: "dead", Since: ago(4 * time.Second), Activity: "idle", Host: "vm"},
 			{ID: "cccc", Name: "carol", State: "left", Since: ago(2 * time.Second), Activity: "idle", Host: "vm", Addr: "127.0.0.1:3", Transient: true},
 			{ID: "dddd", State: "left", Since: ago(9 * time.Second), Activity: "idle", Host: "vm", Addr: "127.0.0.1:4", Transient: true},
 			{ID: "eeee", Name: "dave", State: "alive", Activity: "listening", Host: "vm", Addr: "127.0.0.1:5", Transient: true},
@@ -34,6 +34,12 @@ func TestPrintStatusFoldsDepartedCommands(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, l := range strings.Split(out, "\n") {
+		// A failed peer known without its address shows "-" for it.
+		if f := strings.Fields(l); len(f) > 6 && f[0] == "bob" && f[6] != "-" {
+			t.Errorf("bob's address column is %q, want -:\n%s", f[6], out)
 		}
 	}
 	for _, absent := range []string{"carol", "cccc", "dddd"} {
