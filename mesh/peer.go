@@ -464,7 +464,7 @@ func (p *Peer) ClaimWhenReleased(ctx context.Context, name string) error {
 		}
 		if !waiting {
 			waiting = true
-			p.log.Info("name held by a peer that is not answering; waiting for the mesh to release it",
+			p.log.Warn("name held by a peer that is not answering; waiting for the mesh to release it",
 				"name", nte.Name, "holder", nte.Holder, "state", nte.State.String(), "within", nte.releasedWithin.Round(time.Second))
 		}
 		wait := 100 * time.Millisecond
