@@ -63,7 +63,13 @@ func (d *delegate) LocalState(join bool) []byte {
 	p.mu.Lock()
 	st := pushState{Forwards: p.forwards.all(), Reserved: p.reservationsLocked(p.now())}
 	p.mu.Unlock()
-	b, err := json.Marshal(st)
+	var v any = st
+	if len(st.Reserved) == 0 {
+		// Usually nothing is reserved: send the bare table, which peers
+		// from before reservations decode too.
+		v = st.Forwards
+	}
+	b, err := json.Marshal(v)
 	if err != nil {
 		return nil
 	}

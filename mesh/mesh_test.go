@@ -401,9 +401,17 @@ func TestJoinerLearnsReservedNames(t *testing.T) {
 		return allSee(ps[:2], func(p *Peer) bool { m, _ := p.Member(dead); return m.State == MemberDead })
 	})
 
+	// With a reservation to tell, push/pull state is the object; without
+	// one, the bare forwarding table that older peers read as well.
+	if st := (&delegate{p: ps[0]}).LocalState(false); len(st) == 0 || st[0] != '{' {
+		t.Fatalf("push/pull state with a reservation: %s", st)
+	}
 	c := testConfig(t)
 	long(0, c)
 	joiner := newPeer(t, c)
+	if st := (&delegate{p: joiner}).LocalState(false); string(st) != "[]" {
+		t.Fatalf("push/pull state of a new peer: %s, want the bare (empty) table", st)
+	}
 	if _, err := joiner.Join(ps[0].Addr()); err != nil {
 		t.Fatal(err)
 	}
