@@ -41,6 +41,8 @@ type fakePeer struct {
 	err   error // start failure, returned by Ready
 	meta  mesh.Meta
 	subs  map[chan<- mesh.Event]struct{}
+	// claimDeadlines are the deadlines of the contexts Claim was given.
+	claimDeadlines []time.Time
 }
 
 var _ Backend = (*fakePeer)(nil)
@@ -150,7 +152,7 @@ func (p *fakePeer) Name() string {
 	return p.meta.Name
 }
 
-func (p *fakePeer) Claim(_ context.Context, name string) error {
+func (p *fakePeer) Claim(ctx context.Context, name string) error {
 	n, err := mesh.NormalizeName(name)
 	if err != nil {
 		return err
@@ -158,6 +160,8 @@ func (p *fakePeer) Claim(_ context.Context, name string) error {
 	fm := p.fm
 	fm.mu.Lock()
 	defer fm.mu.Unlock()
+	dl, _ := ctx.Deadline()
+	p.claimDeadlines = append(p.claimDeadlines, dl)
 	if o := fm.ownerLocked(n); o != nil && o != p {
 		return fmt.Errorf("%w: %q is held by peer %s on testhost (alive); choose another name", mesh.ErrNameTaken, n, o.id)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -29,13 +30,30 @@ func (s *Server) ensureName(ctx context.Context, given, param string) (string, e
 	case n:
 		return n, nil
 	case "":
-		if err := s.b.Claim(ctx, n); err != nil {
+		if err := s.claim(ctx, n); err != nil {
 			return "", err
 		}
 		s.nameChanged()
 		return n, nil
 	}
 	return "", userErrorf("This session is registered as %s, not %s: leave %s out, or call paf_rename to change the name.", cur, n, param)
+}
+
+// claimBudget bounds a tool call up to the end of its claim, joining time
+// included: the backend may wait for a crashed session's name to be released,
+// and the call must still answer well inside a client's 60 s.
+const claimBudget = 45 * time.Second
+
+// claim takes name for this session within what is left of claimBudget
+// (at least a moment, for a claim that needs no waiting).
+func (s *Server) claim(ctx context.Context, name string) error {
+	deadline := callStart(ctx).Add(claimBudget)
+	if soon := time.Now().Add(2 * time.Second); deadline.Before(soon) {
+		deadline = soon
+	}
+	cctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	return s.b.Claim(cctx, name)
 }
 
 // nameChanged wakes what depends on the name: the push loop and waits.
@@ -57,7 +75,7 @@ func (s *Server) register(ctx context.Context, _ mcp.CallToolRequest, a register
 		return nil, userErrorf("This session is already registered as %s. To change the name call paf_rename(new_name=%q): messages sent to %s are then forwarded.", cur, n, cur)
 	}
 	if cur == "" {
-		if err := s.b.Claim(ctx, n); err != nil {
+		if err := s.claim(ctx, n); err != nil {
 			return nil, err
 		}
 		s.nameChanged()

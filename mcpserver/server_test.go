@@ -797,3 +797,23 @@ func TestListenTimeoutCountsTheJoin(t *testing.T) {
 		t.Fatalf("the listen waited again after joining: %d progress notifications", n)
 	}
 }
+
+// A claim made by a tool call (paf_register, or a name passed to another
+// tool) is bounded so that the call answers inside a client's 60 s, joining
+// time included: the backend may wait for a crashed session's name.
+func TestClaimIsBoundedByTheCall(t *testing.T) {
+	fm := newFakeMesh()
+	p := fm.peer()
+	ss := startSession(t, p, testConfig(t))
+	before := time.Now()
+	ss.ok("paf_register", map[string]any{"name": "me"})
+	ss2 := startSession(t, fm.peer(), testConfig(t))
+	ss2.ok("paf_listen", map[string]any{"session_name": "you", "timeout_seconds": 1})
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	for _, dls := range [][]time.Time{p.claimDeadlines, ss2.p.claimDeadlines} {
+		if len(dls) != 1 || dls[0].IsZero() || dls[0].After(before.Add(claimBudget+5*time.Second)) {
+			t.Fatalf("claim deadlines %v, want one within %s of the call", dls, claimBudget)
+		}
+	}
+}
