@@ -9,6 +9,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -412,4 +413,36 @@ func TestE2EMCPBadInput(t *testing.T) {
 	q := m.mcp("other")
 	testutil.WaitFor(t, seeDeadline, "the other session to see solo", func() bool { return q.sessions()["solo"].Name != "" })
 	q.fails("paf_register", map[string]any{"name": "solo"}, "is held by peer", "Pick a different name")
+}
+
+// An agent session that registers the name of a session that just crashed
+// gets it once the mesh releases it, within the call, with the message sent
+// to the name meanwhile.
+func TestE2EMCPRegisterAfterCrash(t *testing.T) {
+	m := newTestMesh(t)
+	a := m.mcp("a", "--name", "ann")
+	old := m.serve("old", "--name", "bob")
+	if !old.serving() {
+		t.Fatalf("serve --name bob: exit %d\n%s", old.code, old.stderr())
+	}
+	testutil.WaitFor(t, seeDeadline, "ann to see bob", func() bool { return a.sessions()["bob"].Name != "" })
+	old.signal(syscall.SIGKILL)
+	if code, err := old.wait(stopTimeout); err != nil || code != -1 {
+		t.Fatalf("after SIGKILL: exit %d, %v", code, err)
+	}
+	if _, d := a.ok("paf_send", map[string]any{"to": "bob", "message": "are you back?"}); d["status"] != "stored" {
+		t.Fatalf("send to bob after its peer was killed: %v, want stored", d)
+	}
+	b := m.mcp("b")
+	txt, d := b.ok("paf_register", map[string]any{"name": "bob"})
+	if d["name"] != "bob" && !strings.Contains(txt, "Registered as bob") {
+		t.Fatalf("paf_register bob after its old session crashed:\n%s", txt)
+	}
+	if !strings.Contains(txt, "1 unread message") {
+		t.Errorf("paf_register as bob does not report the message kept for it:\n%s", txt)
+	}
+	_, d = b.ok("paf_check", nil)
+	if ms := msgsOf(t, d); len(ms) != 1 || ms[0].Body != "are you back?" {
+		t.Fatalf("bob's first check: %+v", ms)
+	}
 }
