@@ -176,10 +176,7 @@ func TestE2EMeshAcceptance(t *testing.T) {
 
 	// SIGKILL: no goodbye, so the others must detect the failure.
 	killed := procs["c"]
-	killed.signal(syscall.SIGKILL)
-	if code, err := killed.wait(stopTimeout); err != nil || code != -1 {
-		t.Fatalf("after SIGKILL: exit %d, %v; want killed by the signal", code, err)
-	}
+	killed.kill(t)
 	killedAt := time.Now()
 	took = testutil.WaitFor(t, failDeadline, "a and b to see c failed (dead)", func() bool {
 		vs := m.views()
@@ -391,10 +388,7 @@ func TestE2EServeRestartAfterCrash(t *testing.T) {
 		return allSee(m.views(), 2, "a", "bob")
 	})
 	oldID := bob.peerID()
-	bob.signal(syscall.SIGKILL)
-	if code, err := bob.wait(stopTimeout); err != nil || code != -1 {
-		t.Fatalf("after SIGKILL: exit %d, %v; want killed by the signal", code, err)
-	}
+	bob.kill(t)
 
 	bob2 := m.serve("bob2", "--name", "bob")
 	if _, errOut, code := runCLI(t, m.env("a"), "send", "--as", "a", "bob", "sent while bob was down"); code != 0 {

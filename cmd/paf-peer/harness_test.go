@@ -228,6 +228,16 @@ func (p *proc) signal(sig os.Signal) {
 	}
 }
 
+// kill ends the process as a crash would (SIGKILL: no goodbye to the mesh)
+// and waits until it is gone.
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	p.signal(syscall.SIGKILL)
+	if code, err := p.wait(stopTimeout); err != nil || code != -1 {
+		t.Fatalf("paf-peer %s after SIGKILL: exit %d, %v; want killed by the signal", p, code, err)
+	}
+}
+
 // errStillRunning is wait's error when the process outlives the timeout.
 var errStillRunning = errors.New("still running")
 

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -476,10 +475,7 @@ func TestLANRestartAfterCrash(t *testing.T) {
 
 	old := b.serve
 	oldID := old.peerID()
-	old.signal(syscall.SIGKILL)
-	if code, err := old.wait(stopTimeout); err != nil || code != -1 {
-		t.Fatalf("after SIGKILL: exit %d, %v; want killed by the signal", code, err)
-	}
+	old.kill(t)
 	killed := time.Now()
 	restarted := b.startServe(t)
 	if r := a.send(t, "b1", "sent while b1 was down"); r.Status != "stored" && r.Status != "delivered" {

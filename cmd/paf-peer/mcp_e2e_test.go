@@ -9,7 +9,6 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -426,10 +425,7 @@ func TestE2EMCPRegisterAfterCrash(t *testing.T) {
 		t.Fatalf("serve --name bob: exit %d\n%s", old.code, old.stderr())
 	}
 	testutil.WaitFor(t, seeDeadline, "ann to see bob", func() bool { return a.sessions()["bob"].Name != "" })
-	old.signal(syscall.SIGKILL)
-	if code, err := old.wait(stopTimeout); err != nil || code != -1 {
-		t.Fatalf("after SIGKILL: exit %d, %v", code, err)
-	}
+	old.kill(t)
 	if _, d := a.ok("paf_send", map[string]any{"to": "bob", "message": "are you back?"}); d["status"] != "stored" {
 		t.Fatalf("send to bob after its peer was killed: %v, want stored", d)
 	}
