@@ -143,6 +143,9 @@ func (r *Relay) holdLocal(m *Message) error {
 	if r.held == nil {
 		return errors.New("this peer does not hold messages for others")
 	}
+	if r.handedOver.Contains(m.ID) {
+		return nil // its recipient has it: a late copy, nothing to keep
+	}
 	added, err := r.held.put(m, r.cfg.StoreTTL, r.cfg.Quota)
 	if err != nil {
 		return err
@@ -387,6 +390,7 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 	for _, m := range refused {
 		done = append(done, m.ID)
 	}
+	r.noteHandedOver(done)
 	if err := r.held.drop(name, done); err != nil {
 		r.log.Warn("drop handed-over messages", "name", name, "err", err)
 	}
@@ -474,7 +478,20 @@ func (r *Relay) handleDrop(body []byte) error {
 	if r.held == nil {
 		return nil
 	}
+	r.noteHandedOver(ids)
 	return r.held.drop(name, ids)
+}
+
+// handedOverIDs bounds the ids of handed-over messages a holder remembers:
+// a late copy arrives within seconds, while this many handovers take far
+// longer.
+const handedOverIDs = 1 << 16
+
+// noteHandedOver records ids whose messages reached their recipient.
+func (r *Relay) noteHandedOver(ids []string) {
+	for _, id := range ids {
+		r.handedOver.Add(id, struct{}{})
+	}
 }
 
 // handleCount serves reqCount: how many messages are held here for a name.

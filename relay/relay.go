@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/oklog/ulid/v2"
 	"golang.org/x/time/rate"
 
@@ -126,7 +127,13 @@ type Relay struct {
 	idMu    sync.Mutex
 
 	held     *heldStore // nil when this peer does not hold
-	holdKick chan struct{}
+	// handedOver remembers the ids of stored messages already handed over
+	// to their recipient, by this holder or another (which says so with a
+	// drop), so that a copy arriving late, a re-replication that was in
+	// flight when the name came online, is not kept and handed over again:
+	// a later session of the name, with another inbox, would show it twice.
+	handedOver *lru.Cache[string, struct{}]
+	holdKick   chan struct{}
 	lastHeld [2]int // last totals reported to OnHeldChange
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -200,6 +207,10 @@ func New(cfg Config) (*Relay, error) {
 			return nil, err
 		}
 		r.held = h
+		if r.handedOver, err = lru.New[string, struct{}](handedOverIDs); err != nil {
+			h.close()
+			return nil, err
+		}
 	}
 	tr, err := NewTransport(TransportConfig{
 		ID: cfg.Dir.ID(), Key: cfg.Key, ListenAddr: cfg.ListenAddr,

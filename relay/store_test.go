@@ -333,3 +333,29 @@ func TestSendStoresWhenRecipientDoesNotAnswer(t *testing.T) {
 		t.Fatalf("bob's new session got %+v (%v), want the message once", msgs, err)
 	}
 }
+
+// A copy of a stored message that reaches a holder after the message was
+// handed over (a re-replication in flight when its name came online) is not
+// kept: a later session of the name, with another inbox, would be shown it
+// again. Copies of other messages still are.
+func TestLateCopyOfHandedOverMessageNotKept(t *testing.T) {
+	ns := startHolders(t, []string{"a", ""})
+	h := ns[1]
+	msg := func(id string) *Message {
+		return &Message{ID: id, From: "a", To: "bob", Kind: KindMessage, Body: "hi " + id, SentAt: time.Now().UTC().Truncate(time.Millisecond)}
+	}
+	early, late, other := "01TESTEARLY0000000000000000", "01TESTLATE00000000000000000", "01TESTOTHER0000000000000000"
+	// Held, then handed over by another holder: dropped (as before).
+	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), appendMessageAs(nil, reqStore, msg(early), true)))
+	testutil.Must(t, h.relay.handleDrop(appendNameList(nil, reqDrop, "bob", []string{early, late})))
+	// Its copy arrives after the drop: not kept.
+	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), appendMessageAs(nil, reqStore, msg(late), true)))
+	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), appendMessageAs(nil, reqStore, msg(early), true)))
+	if n := h.relay.HeldCount("bob"); n != 0 {
+		t.Fatalf("holder keeps %d copies of messages already handed over, want 0", n)
+	}
+	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), appendMessageAs(nil, reqStore, msg(other), true)))
+	if n := h.relay.HeldCount("bob"); n != 1 {
+		t.Fatalf("holder keeps %d messages after a new one, want 1", n)
+	}
+}
