@@ -126,7 +126,7 @@ type Relay struct {
 	entropy io.Reader
 	idMu    sync.Mutex
 
-	held     *heldStore // nil when this peer does not hold
+	held *heldStore // nil when this peer does not hold
 	// handedOver remembers the ids of stored messages already handed over
 	// to their recipient, by this holder or another (which says so with a
 	// drop), so that a copy arriving late, a re-replication that was in
@@ -134,9 +134,9 @@ type Relay struct {
 	// a later session of the name, with another inbox, would show it twice.
 	handedOver *lru.Cache[string, struct{}]
 	holdKick   chan struct{}
-	lastHeld [2]int // last totals reported to OnHeldChange
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	lastHeld   [2]int // last totals reported to OnHeldChange
+	stop       chan struct{}
+	wg         sync.WaitGroup
 }
 
 // Stats counts deliveries, for status.
