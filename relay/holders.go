@@ -522,6 +522,11 @@ func (r *Relay) rereplicate(name string, members []mesh.Member) {
 			self = true
 			continue
 		}
+		if route, err := r.dir.Resolve(name); err == nil && route.Online {
+			// The name came online meanwhile: hand over instead (the next
+			// round does); copies made now would only arrive late.
+			return
+		}
 		for _, rec := range recs {
 			m := rec.Msg
 			if err := r.storeAt(ctx, h, &m, true); err != nil {
