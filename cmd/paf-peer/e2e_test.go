@@ -37,8 +37,15 @@ var servingLine = regexp.MustCompile(`msg=serving peer=(\S+)`)
 // serving waits until p serves (true) or exits (false).
 func (p *proc) serving() bool {
 	p.t.Helper()
+	return p.servingWithin(startDeadline)
+}
+
+// servingWithin is serving with another deadline, for a start that may wait
+// (for a crashed holder's name to be released).
+func (p *proc) servingWithin(d time.Duration) bool {
+	p.t.Helper()
 	var ok bool
-	testutil.WaitFor(p.t, startDeadline, "paf-peer "+p.String()+" to serve or exit", func() bool {
+	testutil.WaitFor(p.t, d, "paf-peer "+p.String()+" to serve or exit", func() bool {
 		ok = servingLine.MatchString(p.stderr())
 		return ok || p.exited()
 	})
@@ -394,12 +401,7 @@ func TestE2EServeRestartAfterCrash(t *testing.T) {
 	if _, errOut, code := runCLI(t, m.env("a"), "send", "--as", "a", "bob", "sent while bob was down"); code != 0 {
 		t.Fatalf("send to bob while it restarts: exit %d\n%s", code, errOut)
 	}
-	var serving bool
-	testutil.WaitFor(t, claimPatience+startDeadline, "the restarted serve to hold bob or exit", func() bool {
-		serving = servingLine.MatchString(bob2.stderr())
-		return serving || bob2.exited()
-	})
-	if !serving {
+	if !bob2.servingWithin(claimPatience + startDeadline) {
 		t.Fatalf("serve --name bob right after its old holder was killed: exit %d, want it to wait and serve\n%s", bob2.code, bob2.stderr())
 	}
 	// It started while the old holder was still alive, suspect or in its

@@ -481,12 +481,7 @@ func TestLANRestartAfterCrash(t *testing.T) {
 	if r := a.send(t, "b1", "sent while b1 was down"); r.Status != "stored" && r.Status != "delivered" {
 		t.Fatalf("send to b1 while it restarts: %+v", r)
 	}
-	var serving bool
-	testutil.WaitFor(t, claimPatience+startDeadline, "the restarted serve to hold b1 or exit", func() bool {
-		serving = servingLine.MatchString(restarted.stderr())
-		return serving || restarted.exited()
-	})
-	if !serving {
+	if !restarted.servingWithin(claimPatience + startDeadline) {
 		t.Fatalf("serve --name b1 right after its old holder was killed: exit %d, want it to wait and serve\n%s", restarted.code, restarted.stderr())
 	}
 	t.Logf("b1 held again by a new peer %s after SIGKILL", time.Since(killed).Round(time.Millisecond))
