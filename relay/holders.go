@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/oklog/ulid/v2"
 
 	"github.com/paf-mesh/paf-mesh/mesh"
 )
@@ -225,8 +228,8 @@ func decodeNameList(b []byte, typ byte) (string, []string, error) {
 		if err != nil {
 			return "", nil, err
 		}
-		if id == "" || len(id) > maxMsgIDLen || !printableASCII(id) {
-			return "", nil, fmt.Errorf("%w: bad id", errBadMessage)
+		if err := ValidID(id); err != nil {
+			return "", nil, fmt.Errorf("%w: %v", errBadMessage, err)
 		}
 		ids = append(ids, id)
 	}
@@ -572,15 +575,15 @@ func (r *Relay) expire() {
 }
 
 // tellSender sends the sender of m, if it is online, a system notice about
-// m. Its id is m's with a prefix for the kind of notice, so the sender sees
-// one notice however many holders send it.
+// m. Its id is derived from m's and the kind of notice (noticeID), so the
+// sender sees one notice however many holders send it.
 func (r *Relay) tellSender(m Message, prefix, text string) {
 	route, err := r.dir.Resolve(m.From)
 	if err != nil || !route.Online {
 		return
 	}
 	notice := &Message{
-		ID: prefix + m.ID, From: m.To, To: m.From, Kind: KindSystem, SentAt: r.cfg.Now().Truncate(time.Millisecond),
+		ID: noticeID(prefix, m.ID), From: m.To, To: m.From, Kind: KindSystem, SentAt: r.cfg.Now().Truncate(time.Millisecond),
 		Body: text,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -588,6 +591,18 @@ func (r *Relay) tellSender(m Message, prefix, text string) {
 	if err := r.deliverTo(ctx, route.Owner, notice); err != nil {
 		r.log.Debug("notice to the sender", "to", m.From, "id", notice.ID, "err", err)
 	}
+}
+
+// noticeID is the id of the notice of kind prefix about message id: a ULID
+// with id's time and entropy from a hash of both, the same at every holder.
+func noticeID(prefix, id string) string {
+	var u ulid.ULID
+	if p, err := ulid.ParseStrict(id); err == nil {
+		u = p
+	}
+	h := sha256.Sum256([]byte("paf notice\x00" + prefix + "\x00" + id))
+	_ = u.SetEntropy(h[:10])
+	return u.String()
 }
 
 // Collect waits until no live holder keeps messages for name (they hand them

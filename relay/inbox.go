@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -868,10 +870,13 @@ func (ib *inbox) saveLarge(rec *Message) error {
 	return nil
 }
 
-// largeFileName is the name of the file that holds rec's body: a retry of
-// one message writes the same file.
+// largeFileName is the name of the file that holds rec's body: the time it
+// was sent (formatted here) and a hash of its sender and id, so that a retry
+// of one message writes the same file and nothing a sender chose (its name,
+// the id, the body) ever becomes part of a path.
 func largeFileName(rec *Message) string {
-	return fmt.Sprintf("%s-%s-%s.md", rec.SentAt.UTC().Format("20060102-150405"), rec.From, rec.ID)
+	h := sha256.Sum256([]byte("paf saved body\x00" + rec.From + "\x00" + rec.ID))
+	return rec.SentAt.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(h[:16]) + ".md"
 }
 
 func preview(s string, n int) string {

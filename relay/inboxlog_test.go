@@ -149,7 +149,7 @@ func flip(b []byte, i int) []byte {
 func TestInboxRecoversFromLog(t *testing.T) {
 	root := t.TempDir()
 	m := func(i int) *Message { return testMessage(i) }
-	torn, err := appendStored(nil, &Message{ID: "01TORN", From: "alice", To: "bob", Kind: KindMessage})
+	torn, err := appendStored(nil, &Message{ID: "01HZY00000000000000000T0RN", From: "alice", To: "bob", Kind: KindMessage})
 	testutil.Must(t, err)
 	torn = appendLogRecord(nil, 1, recMsg, torn)
 	// m(0) and m(1) as an older version wrote them (JSON), the rest in the
@@ -386,8 +386,8 @@ func TestInboxCompactsLog(t *testing.T) {
 func TestStoredMessageRoundTrip(t *testing.T) {
 	for name, m := range map[string]*Message{
 		"plain":     testMessage(1),
-		"large":     {ID: "01LARGE", From: "alice", To: "bob", Kind: KindReply, Body: "preview …", File: "/state/files/bob/x.md", SentAt: time.UnixMilli(1_700_000_000_123)},
-		"broadcast": {ID: "01B", From: "alice", To: "bob", Kind: KindMessage, Broadcast: true, ConversationID: "c1", Intent: "review", ForwardedFrom: "robert", SentAt: time.UnixMilli(5)},
+		"large":     {ID: "01HZY0000000000000000XARGE", From: "alice", To: "bob", Kind: KindReply, Body: "preview …", File: "/state/files/bob/x.md", SentAt: time.UnixMilli(1_700_000_000_123)},
+		"broadcast": {ID: "01HZY000000000000000000000", From: "alice", To: "bob", Kind: KindMessage, Broadcast: true, ConversationID: "c1", Intent: "review", ForwardedFrom: "robert", SentAt: time.UnixMilli(5)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			b, err := appendStored(nil, m)
@@ -411,7 +411,7 @@ func TestStoredMessageRoundTrip(t *testing.T) {
 // FuzzDecodeStored: a stored message read back from disk never panics, and
 // whatever decodes re-encodes to the same bytes.
 func FuzzDecodeStored(f *testing.F) {
-	for _, m := range []*Message{testMessage(1), {ID: "01L", From: "alice", To: "bob", Kind: KindSystem, File: "/x/y.md", Body: "p"}} {
+	for _, m := range []*Message{testMessage(1), {ID: "01HZY00000000000000000000Z", From: "alice", To: "bob", Kind: KindSystem, File: "/x/y.md", Body: "p"}} {
 		b, err := appendStored(nil, m)
 		if err != nil {
 			f.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/paf-mesh/paf-mesh/mesh"
 )
 
@@ -256,8 +258,8 @@ func decodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 
 // validate checks what a receiver must not trust: names, id, UTF-8.
 func (m *Message) validate() error {
-	if m.ID == "" || len(m.ID) > maxMsgIDLen || !printableASCII(m.ID) {
-		return fmt.Errorf("%w: bad id", errBadMessage)
+	if err := ValidID(m.ID); err != nil {
+		return fmt.Errorf("%w: %v", errBadMessage, err)
 	}
 	if n, err := mesh.NormalizeName(m.From); err != nil || n != m.From {
 		return fmt.Errorf("%w: bad sender name", errBadMessage)
@@ -270,8 +272,8 @@ func (m *Message) validate() error {
 			return fmt.Errorf("%w: bad forwarded-from name", errBadMessage)
 		}
 	}
-	if len(m.ConversationID) > maxMsgIDLen || !printableASCII(m.ConversationID) {
-		return fmt.Errorf("%w: bad conversation id", errBadMessage)
+	if err := ValidConversationID(m.ConversationID); err != nil {
+		return fmt.Errorf("%w: %v", errBadMessage, err)
 	}
 	if len(m.Intent) > maxIntentLen || !utf8.ValidString(m.Intent) {
 		return fmt.Errorf("%w: intent is not UTF-8 text of at most %d bytes", errBadMessage, maxIntentLen)
@@ -282,11 +284,34 @@ func (m *Message) validate() error {
 	return nil
 }
 
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
+// ValidID reports whether id is a message id this peer accepts: a ULID in
+// its canonical form (26 characters of Crockford base32, upper case), parsed
+// strictly. Nothing else is ever accepted from the network, a log or a
+// control client, so no id can carry a path separator, a dot or a control
+// character into anything built from it.
+func ValidID(id string) error {
+	if len(id) != ulid.EncodedSize {
+		return fmt.Errorf("bad id: want a ULID of %d characters, got %d", ulid.EncodedSize, len(id))
+	}
+	u, err := ulid.ParseStrict(id)
+	if err != nil || u.String() != id {
+		return errors.New("bad id: not a canonical ULID")
+	}
+	return nil
+}
+
+// ValidConversationID reports whether id may name a conversation: empty (no
+// conversation), or 1-64 letters, digits, '-' and '_' (what
+// mcpserver's ids are made of: "c-" and base32).
+func ValidConversationID(id string) error {
+	if len(id) > maxMsgIDLen {
+		return fmt.Errorf("bad conversation id: %d bytes, at most %d", len(id), maxMsgIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return errors.New("bad conversation id: only letters, digits, '-' and '_' are allowed")
 		}
 	}
-	return true
+	return nil
 }

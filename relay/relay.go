@@ -652,6 +652,11 @@ func (r *Relay) Peek(name string) ([]Message, error) {
 // client that must show messages before they are gone (a crash between the
 // two leaves them unread rather than lost).
 func (r *Relay) Ack(name string, ids []string) (int, error) {
+	for _, id := range ids {
+		if err := ValidID(id); err != nil {
+			return 0, fmt.Errorf("relay: ack %q: %w", id, err)
+		}
+	}
 	ib, err := r.ownInbox(name)
 	if err != nil {
 		return 0, err

@@ -331,7 +331,7 @@ func TestSenderMustHoldItsName(t *testing.T) {
 	ns := meshOf(t, "alice", "bob", "")
 	// The third peer holds no name and forges a message from alice.
 	forger := ns[2]
-	m := &Message{ID: "01FORGED0000000000000000000", From: "alice", To: "bob", Kind: KindMessage, Body: "trust me", SentAt: time.Now()}
+	m := &Message{ID: "01HZY0000000000000000F0RGE", From: "alice", To: "bob", Kind: KindMessage, Body: "trust me", SentAt: time.Now()}
 	route, _ := forger.peer.Resolve("bob")
 	_, err := forger.relay.tr.Request(ctx, route.Owner.ID, route.Owner.Meta.RelayAddr, appendMessage(nil, m))
 	var re *RemoteError

@@ -344,7 +344,7 @@ func TestLateCopyOfHandedOverMessageNotKept(t *testing.T) {
 	msg := func(id string) *Message {
 		return &Message{ID: id, From: "a", To: "bob", Kind: KindMessage, Body: "hi " + id, SentAt: time.Now().UTC().Truncate(time.Millisecond)}
 	}
-	early, late, other := "01TESTEARLY0000000000000000", "01TESTLATE00000000000000000", "01TESTOTHER0000000000000000"
+	early, late, other := "01TESTEARXY000000000000000", "01TESTXATE0000000000000000", "01TESTATHER000000000000000"
 	// Held, then handed over by another holder: dropped (as before).
 	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), appendMessageAs(nil, reqStore, msg(early), true)))
 	testutil.Must(t, h.relay.handleDrop(appendNameList(nil, reqDrop, "bob", []string{early, late})))

@@ -40,7 +40,7 @@ func TestXProcStamp(t *testing.T) {
 		})
 	}
 	// The stamp is text: it can start a message body.
-	m := &Message{ID: "01HZXPROC0000000000000000", From: "bench-tx", To: "bench-rx", Kind: KindMessage, Body: string(xprocStamped(now, "")), SentAt: time.Now()}
+	m := &Message{ID: "01HZXPR0C00000000000000000", From: "bench-tx", To: "bench-rx", Kind: KindMessage, Body: string(xprocStamped(now, "")), SentAt: time.Now()}
 	if err := m.validate(); err != nil {
 		t.Fatalf("a stamped body is not a valid message body: %v", err)
 	}
@@ -54,7 +54,7 @@ func xprocStamped(ns int64, rest string) []byte {
 }
 
 func TestXProcMessageBody(t *testing.T) {
-	base := Message{ID: "01HZXPROC0000000000000000", From: "bench-tx", To: "bench-rx", Kind: KindMessage, SentAt: time.Now()}
+	base := Message{ID: "01HZXPR0C00000000000000000", From: "bench-tx", To: "bench-rx", Kind: KindMessage, SentAt: time.Now()}
 	for name, mod := range map[string]func(*Message){
 		"plain":          func(m *Message) { m.Body = "hello" },
 		"empty body":     func(m *Message) { m.Body = "" },
@@ -82,8 +82,8 @@ func TestXProcMessageBody(t *testing.T) {
 // relay accepts it must find the same body as decodeMessage.
 func FuzzXProcMessageBody(f *testing.F) {
 	for _, m := range []*Message{
-		{ID: "01HZXPROC0000000000000000", From: "bench-tx", To: "bench-rx", Kind: KindMessage, Body: string(xprocStamped(1, "x"))},
-		{ID: "01HZXPROC0000000000000001", From: "a", To: "b", ForwardedFrom: "c", ConversationID: "k", Intent: "i", Kind: KindReply},
+		{ID: "01HZXPR0C00000000000000000", From: "bench-tx", To: "bench-rx", Kind: KindMessage, Body: string(xprocStamped(1, "x"))},
+		{ID: "01HZXPR0C00000000000000001", From: "a", To: "b", ForwardedFrom: "c", ConversationID: "k", Intent: "i", Kind: KindReply},
 	} {
 		enc := appendMessage(nil, m)
 		f.Add(enc)
