@@ -47,7 +47,7 @@ func startSession(t *testing.T, p *fakePeer, cfg Config) *session {
 	ss := &session{t: t, s: New(cfg), p: p}
 	ctx, cancel := context.WithCancel(context.Background())
 	_, stop := ss.s.start(ctx)
-	ss.c = client.NewClient(transport.NewInProcessTransport(ss.s.mcp), client.WithLegacyProtocolOnly())
+	ss.c = client.NewClient(transport.NewInProcessTransport(ss.s.mcp), client.WithProtocolVersion(mcptest.ProtocolVersion))
 	ss.c.OnNotification(ss.notes.Add)
 	t.Cleanup(func() {
 		ss.c.Close()

@@ -551,6 +551,7 @@ func TestResourcesAndPrompts(t *testing.T) {
 	ss.ok("paf_register", map[string]any{"name": "me", "description": "tester"})
 	sub := mcp.SubscribeRequest{}
 	sub.Params.URI = inboxURI
+	//lint:ignore SA1019 the agent clients speak the initialize-era protocol, where resources/subscribe is how a client asks for updates
 	if err := ss.c.Subscribe(context.Background(), sub); err != nil {
 		t.Fatal(err)
 	}
@@ -581,6 +582,7 @@ func TestResourcesAndPrompts(t *testing.T) {
 		t.Fatalf("peers resource: %s", got)
 	}
 	sub.Params.URI = peersURI
+	//lint:ignore SA1019 the agent clients speak the initialize-era protocol, where resources/subscribe is how a client asks for updates
 	if err := ss.c.Subscribe(context.Background(), sub); err != nil {
 		t.Fatal(err)
 	}

@@ -161,7 +161,7 @@ func startBenchPeer(b *testing.B, bin string, env []string, who string) (*benchP
 	p.cmd.Dir = os.TempDir()
 	p.cmd.Stdin, p.cmd.Stdout, p.cmd.Stderr = inR, outW, &p.stderr
 	p.sizer = &lineSizer{r: outR}
-	p.c = client.NewClient(transport.NewIO(p.sizer, inW, io.NopCloser(strings.NewReader(""))), client.WithLegacyProtocolOnly())
+	p.c = client.NewClient(transport.NewIO(p.sizer, inW, io.NopCloser(strings.NewReader(""))), client.WithProtocolVersion(mcptest.ProtocolVersion))
 
 	start := time.Now()
 	if err := p.cmd.Start(); err != nil {

@@ -91,7 +91,7 @@ func (d *demo) join(ctx context.Context, who string) (*demoAgent, error) {
 	close(b.done)
 	srv := mcpserver.New(mcpserver.Config{Backend: b, Logger: d.log.With("session", who), Version: version})
 	a.stop = srv.Start(ctx)
-	a.c = client.NewClient(transport.NewInProcessTransport(srv.MCP()), client.WithLegacyProtocolOnly())
+	a.c = client.NewClient(transport.NewInProcessTransport(srv.MCP()), client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
 	if err := a.c.Start(ctx); err != nil {
 		return nil, err
 	}

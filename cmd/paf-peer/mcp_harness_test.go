@@ -94,7 +94,7 @@ func (m *testMesh) mcp(who string, args ...string) *mcpPeer {
 	g.add(p)
 	mp.p = p
 
-	mp.c = client.NewClient(transport.NewIO(toClient, stdin, io.NopCloser(strings.NewReader(""))), client.WithLegacyProtocolOnly())
+	mp.c = client.NewClient(transport.NewIO(toClient, stdin, io.NopCloser(strings.NewReader(""))), client.WithProtocolVersion(mcptest.ProtocolVersion))
 	mp.c.OnNotification(mp.notes.Add)
 	t.Cleanup(func() {
 		// Closing the client closes the process's stdin: the end of its
