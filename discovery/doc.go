@@ -27,6 +27,14 @@
 // format version are logged once at Warn and skipped, and removed when unlocked. Files that do
 // not end in ".json" are ignored; crashed writers' temp files are swept once they are old.
 //
-// The package imports no other package of this project. Only [MDNS] starts goroutines (its
+// # Ownership
+//
+// The run dir must belong to the user and be private: NewLocal refuses a directory owned by
+// someone else (or reached through another user's symbolic link) and makes one of ours that
+// others can write private (0700). Entries owned by another user are skipped and never
+// deleted, and [Local.ControlSocket] accepts an entry's control socket only at <dir>/<id>.sock
+// and only as a socket owned by the user: what another local user planted is never trusted.
+//
+// The package imports no other package of this project but the helpers under internal/. Only [MDNS] starts goroutines (its
 // browse loop; Close waits for them). Locking uses flock(2), so it builds on Unix systems only.
 package discovery

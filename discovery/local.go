@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/paf-mesh/paf-mesh/internal/owner"
 )
 
 const (
@@ -75,11 +77,14 @@ func NewLocal(dir string, logger *slog.Logger) (*Local, error) {
 	if err := errors.Join(cerr, os.Remove(name)); err != nil {
 		return nil, unusableDir(dir, err)
 	}
-	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o022 != 0 {
-		// Not fatal and not fixed here: the directory may be shared on purpose (or be /tmp), and
-		// entries only hold addresses, which are not secret; frames are authenticated anyway.
-		logger.Warn("discovery: run dir is writable by other users; prefer a private one",
-			"dir", dir, "mode", fi.Mode().Perm().String())
+	// Another local user must not be able to plant entries (whose control socket paths the
+	// CLI and the hook connect to): the directory must be ours, and private.
+	fixed, err := owner.PrivateDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: run dir %s cannot be trusted: %w; remove it, or choose a directory of your own with --run-dir / PAF_RUN_DIR", dir, err)
+	}
+	if fixed {
+		logger.Warn("discovery: run dir was writable by other users; made it private (0700)", "dir", dir)
 	}
 	return &Local{dir: dir, log: logger, warned: make(map[fileKey]struct{})}, nil
 }
@@ -177,6 +182,14 @@ func (l *Local) inspect(path, name string, seen map[fileKey]struct{}) (Entry, en
 		l.log.Debug("discovery: skipping entry that is not a regular file", "path", path, "err", err)
 		return Entry{}, entrySkip
 	}
+	if err := owner.Check(path, fi); err != nil {
+		// Planted by another user (root could have, or the dir was shared before it was made
+		// private): never trusted, never deleted by us.
+		key := fileKey{name: name, mtime: fi.ModTime().UnixNano(), size: fi.Size()}
+		seen[key] = struct{}{}
+		l.warnOnce(key, path, err)
+		return Entry{}, entrySkip
+	}
 	// A shared lock, so that two readers never mistake each other for the owner (who holds an
 	// exclusive one).
 	free, err := flock(f, unix.LOCK_SH|unix.LOCK_NB)
@@ -236,6 +249,23 @@ func readEntryFile(f *os.File, id string) (Entry, error) {
 		return Entry{}, fmt.Errorf("id %q does not match the file name", e.ID)
 	}
 	return e, nil
+}
+
+// ControlSocket returns the path of e's control socket after checking that it is where a peer
+// of this run dir puts it (<dir>/<id>.sock) and is a socket owned by this user: an entry's
+// path is never trusted as written. "" with a nil error means e has no control socket.
+func (l *Local) ControlSocket(e Entry) (string, error) {
+	if e.Control == "" {
+		return "", nil
+	}
+	want := filepath.Join(l.dir, e.ID+".sock")
+	if e.Control != want {
+		return "", fmt.Errorf("discovery: entry %s names control socket %q, not %q: %w", e.ID, e.Control, want, owner.ErrNotOwned)
+	}
+	if err := owner.Socket(want); err != nil {
+		return "", fmt.Errorf("discovery: control socket of %s: %w", e.ID, err)
+	}
+	return want, nil
 }
 
 // warnOnce logs a corrupt live entry the first time it is seen.
