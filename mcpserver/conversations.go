@@ -62,12 +62,12 @@ func (s *Server) connect(ctx context.Context, _ mcp.CallToolRequest, a connectAr
 	c.Peer = res.To // after forwards: the name that answers
 	s.mu.Unlock()
 	kick(s.presenceKick)
-	text := fmt.Sprintf("Conversation %s opened with %s. %s\nIntent: %s\nNow send your question with paf_send(to=%q, message=...), then wait for the answer with paf_wait_response.",
-		c.ID, res.To, sentText(res), intent, res.To)
+	next := fmt.Sprintf("Now send your question with paf_send(to=%q, message=...), then wait for the answer with paf_wait_response.", res.To)
+	text := fmt.Sprintf("Conversation %s opened with %s. %s\nIntent: %s\n%s", c.ID, res.To, sentText(res), intent, next)
 	data := resultData(res)
 	data["conversation_id"] = c.ID
 	data["intent"] = intent
-	return &reply{text: text, data: data}, nil
+	return &reply{text: text, data: data, next: next}, nil
 }
 
 // pickConv is the conversation a respond or refocus acts on: the one named,
@@ -117,7 +117,7 @@ func (s *Server) respond(ctx context.Context, _ mcp.CallToolRequest, a respondAr
 	}
 	data := resultData(res)
 	data["conversation_id"] = c.ID
-	return &reply{text: fmt.Sprintf("Replied in conversation %s. %s %s", c.ID, sentText(res), next), data: data}, nil
+	return &reply{text: fmt.Sprintf("Replied in conversation %s. %s %s", c.ID, sentText(res), next), data: data, next: next}, nil
 }
 
 func (s *Server) refocus(ctx context.Context, _ mcp.CallToolRequest, a refocusArgs) (*reply, error) {

@@ -120,16 +120,16 @@ func (s *Server) send(ctx context.Context, _ mcp.CallToolRequest, a sendArgs) (*
 	if err != nil {
 		return nil, err
 	}
-	text := sentText(res)
-	data := resultData(res)
+	r := &reply{text: sentText(res), data: resultData(res)}
 	if c != nil {
 		s.mu.Lock()
 		s.touchLocked(c)
 		s.mu.Unlock()
-		text += fmt.Sprintf(" In conversation %s. Wait for the answer with paf_wait_response.", c.ID)
-		data["conversation_id"] = c.ID
+		r.next = "Wait for the answer with paf_wait_response."
+		r.text += fmt.Sprintf(" In conversation %s. %s", c.ID, r.next)
+		r.data["conversation_id"] = c.ID
 	}
-	return &reply{text: text, data: data}, nil
+	return r, nil
 }
 
 func (s *Server) broadcast(ctx context.Context, _ mcp.CallToolRequest, a broadcastArgs) (*reply, error) {

@@ -105,7 +105,9 @@ func New(cfg Config) *Server {
 		server.WithResourceCapabilities(true, false),
 		server.WithPromptCapabilities(false),
 		server.WithInputSchemaValidation(),
-		server.WithStrictInputSchemaDefault(),
+		// Not WithStrictInputSchemaDefault: its additionalProperties:false on
+		// every tool costs 336 bytes of the 4 KiB tools/list budget. Unknown
+		// arguments are refused by handle (unknownArgs) instead.
 		server.WithRecovery(),
 		server.WithHooks(hooks),
 	)
@@ -239,9 +241,38 @@ func (s *Server) explainValidation(_ context.Context, _ any, req *mcp.CallToolRe
 			what = "Invalid arguments: " + strings.Join(problems, "; ")
 		}
 	}
-	tc.Text = fmt.Sprintf("%s. Call %s again with %s.", what, req.Params.Name, argSummary[req.Params.Name])
+	tc.Text = argErrorText(req.Params.Name, what)
 	r.Content[0] = tc
 	r.StructuredContent = map[string]any{"error": tc.Text}
+}
+
+func argErrorText(tool, what string) string {
+	return fmt.Sprintf("%s. Call %s again with %s.", what, tool, argSummary[tool])
+}
+
+// unknownArgs refuses arguments that no tool parameter has (a model's typo of
+// timeout_seconds would otherwise be ignored and the default used), in the
+// words explainValidation uses for the validator's refusals.
+func (s *Server) unknownArgs(tool string, req mcp.CallToolRequest) *mcp.CallToolResult {
+	st := s.mcp.GetTool(tool)
+	if st == nil {
+		return nil
+	}
+	args := req.GetArguments()
+	var unknown []string
+	for k := range args {
+		if _, ok := st.Tool.InputSchema.Properties[k]; !ok {
+			unknown = append(unknown, fmt.Sprintf("there is no argument %q", clip(k, 64)))
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	text := argErrorText(tool, "Invalid arguments: "+strings.Join(unknown, "; "))
+	res := mcp.NewToolResultError(text)
+	res.StructuredContent = map[string]any{"error": text}
+	return res
 }
 
 // argProblems lists, in words, how args break schema: missing required

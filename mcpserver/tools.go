@@ -10,7 +10,9 @@ import (
 )
 
 // The tools of SPEC section 5. Descriptions are short: the whole tools/list
-// goes into the model's context in every session, so it stays under 8 KB.
+// goes into the model's context in every session, so it stays under 4 KiB
+// (SPEC section 10; a test holds it there). The text of every result says
+// the rest: what happened, and what to call next.
 
 var toolNames = []string{
 	"paf_register", "paf_rename", "paf_list_sessions", "paf_send", "paf_broadcast", "paf_check",
@@ -80,24 +82,30 @@ type (
 	}
 )
 
-// hints sets all four annotations explicitly: mcp-go defaults the ones left
-// out to destructive and open-world, which would make clients ask the user
-// before every call. Nothing here destroys anything, and everything stays
-// inside the mesh.
+// hints sets all four annotations: mcp-go defaults the ones left out to
+// destructive and open-world, which would make clients ask the user before
+// every call. Nothing here destroys anything, and everything stays inside the
+// mesh, so those two are always sent as false. readOnly and idempotent are
+// sent only when true: false is what the MCP specification says an absent
+// hint means, and the bytes count against the tools/list budget.
 func hints(readOnly, idempotent bool) mcp.ToolOption {
+	orNil := func(b bool) *bool {
+		if b {
+			return mcp.ToBoolPtr(true)
+		}
+		return nil
+	}
 	return mcp.WithToolAnnotation(mcp.ToolAnnotation{
-		ReadOnlyHint:    mcp.ToBoolPtr(readOnly),
+		ReadOnlyHint:    orNil(readOnly),
 		DestructiveHint: mcp.ToBoolPtr(false),
-		IdempotentHint:  mcp.ToBoolPtr(idempotent),
+		IdempotentHint:  orNil(idempotent),
 		OpenWorldHint:   mcp.ToBoolPtr(false),
 	})
 }
 
 const (
-	descName    = "Your session name: 1-64 chars a-z 0-9 . _ -"
-	descMyName  = "Your name, registered if you have none yet"
-	descConvID  = "Conversation id (default: the latest)"
-	descTimeout = "Seconds to wait, 1-3600 (default 50)"
+	descTimeout = "1-3600, default 50"
+	descAbout   = "What you help with"
 )
 
 func (s *Server) addTools() {
@@ -105,83 +113,88 @@ func (s *Server) addTools() {
 		s.tools[t.Name] = true
 		s.mcp.AddTool(t, h)
 	}
+	// Parameters are described only where the name and the tool's description
+	// leave something out; the rules of each are in the error a bad value gets.
 	add(mcp.NewTool("paf_register",
-		mcp.WithDescription("Claim a session name so others can reach you. Shows who is online and your unread count."),
-		mcp.WithString("name", mcp.Required(), mcp.Description(descName)),
-		mcp.WithString("description", mcp.Description("What you can help with, shown to others")),
+		mcp.WithDescription("Claim your session name (1-64 of a-z 0-9 . _ -) so others can reach you; shows who is online."),
+		mcp.WithString("name", mcp.Required()),
+		mcp.WithString("description", mcp.Description(descAbout)),
 		hints(false, true),
 	), handle(s, "paf_register", s.register))
 	add(mcp.NewTool("paf_rename",
-		mcp.WithDescription("Change your session name. Messages to the old name are forwarded to the new one for 2 hours."),
-		mcp.WithString("new_name", mcp.Required(), mcp.Description(descName)),
+		mcp.WithDescription("Rename yourself; the old name forwards here for 2 hours."),
+		mcp.WithString("new_name", mcp.Required()),
 		hints(false, true),
 	), handle(s, "paf_rename", s.rename))
 	add(mcp.NewTool("paf_list_sessions",
-		mcp.WithDescription("List the sessions online: name, description, host, listening or busy, idle time, conversation focus; and renamed names."),
+		mcp.WithDescription("Who is online: names, descriptions, listening or busy, focus; renamed names."),
 		hints(true, true),
 	), handle(s, "paf_list_sessions", s.listSessions))
 	add(mcp.NewTool("paf_send",
-		mcp.WithDescription("Send a message to a session, online or not (then it is stored and delivered when the name appears). Goes into your open conversation with it, if any."),
-		mcp.WithString("to", mcp.Required(), mcp.Description("Recipient session name")),
-		mcp.WithString("message", mcp.Required(), mcp.Description("Text to send")),
-		mcp.WithString("conversation_id", mcp.Description("Conversation to send in (default: your open one with the recipient)")),
-		mcp.WithString("my_name", mcp.Description(descMyName)),
+		mcp.WithDescription("Message a session, online or not (stored until it appears); goes into your open conversation with it. my_name registers you."),
+		mcp.WithString("to", mcp.Required()),
+		mcp.WithString("message", mcp.Required()),
+		mcp.WithString("conversation_id"),
+		mcp.WithString("my_name"),
 		hints(false, false),
 	), handle(s, "paf_send", s.send))
 	add(mcp.NewTool("paf_broadcast",
-		mcp.WithDescription("Send a message to every named session online now."),
-		mcp.WithString("message", mcp.Required(), mcp.Description("Text to send")),
+		mcp.WithDescription("Message every named session online now."),
+		mcp.WithString("message", mcp.Required()),
 		hints(false, false),
 	), handle(s, "paf_broadcast", s.broadcast))
 	add(mcp.NewTool("paf_check",
-		mcp.WithDescription("Return all unread messages at once, without waiting, and mark them read."),
+		mcp.WithDescription("Return all unread messages now and mark them read."),
 		hints(true, false),
 	), handle(s, "paf_check", s.check))
 	add(mcp.NewTool("paf_listen",
-		mcp.WithDescription("Wait for messages (registering first if names are given). Returns when one arrives or on timeout: then call it again."),
-		mcp.WithString("session_name", mcp.Description(descMyName)),
-		mcp.WithString("description", mcp.Description("What you can help with, shown to others")),
+		mcp.WithDescription("Wait for messages (session_name registers you); on timeout, call again."),
+		mcp.WithString("session_name"),
+		mcp.WithString("description", mcp.Description(descAbout)),
 		mcp.WithNumber("timeout_seconds", mcp.Description(descTimeout)),
 		hints(false, false),
 	), handle(s, "paf_listen", s.listen))
 	add(mcp.NewTool("paf_connect",
-		mcp.WithDescription("Open a conversation with a session about an intent (the focus both sides see). Returns its conversation_id; then paf_send your question."),
-		mcp.WithString("target_session", mcp.Required(), mcp.Description("Session to talk to")),
-		mcp.WithString("intent", mcp.Required(), mcp.Description("What the conversation is for, in a sentence")),
-		mcp.WithString("my_name", mcp.Description(descMyName)),
+		mcp.WithDescription("Open a conversation with a session about an intent (both see it); then paf_send your question. my_name registers you."),
+		mcp.WithString("target_session", mcp.Required()),
+		mcp.WithString("intent", mcp.Required()),
+		mcp.WithString("my_name"),
 		hints(false, false),
 	), handle(s, "paf_connect", s.connect))
 	add(mcp.NewTool("paf_wait_response",
-		mcp.WithDescription("Wait for the reply in a conversation (or in any of yours). Returns on arrival or timeout: then call it again."),
-		mcp.WithString("conversation_id", mcp.Description("Conversation to wait in (default: any)")),
+		mcp.WithDescription("Wait for a reply in a conversation (default: any); on timeout, call again."),
+		mcp.WithString("conversation_id"),
 		mcp.WithNumber("timeout_seconds", mcp.Description(descTimeout)),
 		hints(false, false),
 	), handle(s, "paf_wait_response", s.waitResponse))
 	add(mcp.NewTool("paf_respond",
-		mcp.WithDescription("Reply in a conversation: the latest one unless conversation_id is given."),
-		mcp.WithString("message", mcp.Required(), mcp.Description("Your reply")),
-		mcp.WithString("conversation_id", mcp.Description(descConvID)),
-		mcp.WithString("session_name", mcp.Description(descMyName)),
+		mcp.WithDescription("Reply in a conversation (default: the latest). session_name registers you."),
+		mcp.WithString("message", mcp.Required()),
+		mcp.WithString("conversation_id"),
+		mcp.WithString("session_name"),
 		hints(false, false),
 	), handle(s, "paf_respond", s.respond))
 	add(mcp.NewTool("paf_refocus",
-		mcp.WithDescription("Change a conversation's intent; the other side is told."),
-		mcp.WithString("new_intent", mcp.Required(), mcp.Description("The new focus")),
-		mcp.WithString("conversation_id", mcp.Description(descConvID)),
+		mcp.WithDescription("Change a conversation's intent (default: the latest); the other side is told."),
+		mcp.WithString("new_intent", mcp.Required()),
+		mcp.WithString("conversation_id"),
 		hints(false, false),
 	), handle(s, "paf_refocus", s.refocus))
 	add(mcp.NewTool("paf_end_session",
-		mcp.WithDescription("End a conversation (the other side is told). Without an id: stop listening and end all your conversations."),
-		mcp.WithString("conversation_id", mcp.Description("Conversation to end (default: all)")),
+		mcp.WithDescription("End a conversation, telling the other side; with no id, stop listening and end all."),
+		mcp.WithString("conversation_id"),
 		hints(false, true),
 	), handle(s, "paf_end_session", s.endSession))
 }
 
 // reply is a handler's successful outcome: text for the model and the same
-// facts as structuredContent.
+// facts as structuredContent. next is what the model should call next, when
+// there is something to say; it goes into the text and, as "next", into the
+// structured result: Claude Code and Codex show the model only the latter.
 type reply struct {
 	text string
 	data map[string]any
+	next string
 }
 
 // handle wraps a typed handler: it waits (bounded) for the peer to be up,
@@ -190,6 +203,9 @@ type reply struct {
 func handle[T any](s *Server, tool string, fn func(context.Context, mcp.CallToolRequest, T) (*reply, error)) server.ToolHandlerFunc {
 	return mcp.NewTypedToolHandler(func(ctx context.Context, req mcp.CallToolRequest, args T) (*mcp.CallToolResult, error) {
 		ctx = context.WithValue(ctx, callStartKey{}, time.Now())
+		if res := s.unknownArgs(tool, req); res != nil {
+			return res, nil
+		}
 		if err := s.ready(ctx); err != nil {
 			return errorResult(tool, err), nil
 		}
@@ -202,6 +218,9 @@ func handle[T any](s *Server, tool string, fn func(context.Context, mcp.CallTool
 		res := mcp.NewToolResultText(r.text)
 		if r.data == nil {
 			r.data = map[string]any{}
+		}
+		if r.next != "" {
+			r.data["next"] = r.next
 		}
 		s.complete(res, r.data)
 		res.StructuredContent = r.data
@@ -229,6 +248,9 @@ func (s *Server) complete(res *mcp.CallToolResult, data map[string]any) {
 		res.Content[0] = tc
 	}
 	data["unread"] = unread
+	if _, ok := data["next"]; !ok && unread > 0 {
+		data["next"] = unreadLine(unread)
+	}
 	if len(notices) > 0 {
 		data["notices"] = notices
 	}

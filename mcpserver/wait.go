@@ -97,7 +97,7 @@ func (s *Server) messagesReply(items []shown) *reply {
 	if hint != "" {
 		b.WriteString("\n" + hint + "\n")
 	}
-	return &reply{text: b.String(), data: map[string]any{"messages": ms, "conversations": nonNil(convs)}}
+	return &reply{text: b.String(), data: map[string]any{"messages": ms, "conversations": nonNil(convs)}, next: hint}
 }
 
 // replyHint says how to answer, when the batch holds conversation messages.
@@ -207,14 +207,18 @@ func (s *Server) wait(ctx context.Context, req mcp.CallToolRequest, w waitSpec) 
 			return nil, err
 		}
 		if len(items) > 0 {
-			return s.messagesReply(items), nil
+			r := s.messagesReply(items)
+			if r.next == "" && w.listen {
+				r.next = "Call paf_listen again to wait for the next message."
+			}
+			return r, nil
 		}
 		if w.over != nil {
 			s.mu.Lock()
 			why := w.over()
 			s.mu.Unlock()
 			if why != "" {
-				return &reply{text: why, data: map[string]any{"messages": []msgJSON{}, "ended": true}}, nil
+				return &reply{text: why, data: map[string]any{"messages": []msgJSON{}, "ended": true}, next: why}, nil
 			}
 		}
 		select {
@@ -224,9 +228,11 @@ func (s *Server) wait(ctx context.Context, req mcp.CallToolRequest, w waitSpec) 
 			return &reply{text: "Cancelled; nothing was marked read.", data: map[string]any{"messages": []msgJSON{}, "cancelled": true}}, nil
 		case <-timer.C:
 			secs := int(w.timeout.Round(time.Second) / time.Second)
+			next := fmt.Sprintf("Call %s again to keep waiting.", w.tool)
 			return &reply{
-				text: fmt.Sprintf("Nothing arrived in %d s. Call %s again to keep waiting.", secs, w.tool),
+				text: fmt.Sprintf("Nothing arrived in %d s. %s", secs, next),
 				data: map[string]any{"messages": []msgJSON{}, "timed_out": true, "waited_seconds": secs},
+				next: next,
 			}, nil
 		case <-stop:
 			if w.listen {
