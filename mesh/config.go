@@ -71,7 +71,8 @@ type Config struct {
 
 	// Meta is what this peer announces at start. Name is ignored here: names
 	// are claimed with Peer.Claim after joining, so that a taken name is seen
-	// before it is claimed.
+	// before it is claimed. An empty Host is the machine's host name. New
+	// fails when the tags are invalid or do not fit (see Meta).
 	Meta Meta
 
 	// StateDir, when set, is where the peer persists its copy of the
@@ -81,17 +82,18 @@ type Config struct {
 	// NameGrace is how long the name of a failed peer stays reserved. A peer
 	// that was wrongly declared dead (a stalled process, a lost packet burst)
 	// refutes and keeps its name; a peer that is really gone frees it soon
-	// enough for a restarted session to claim it again.
+	// enough for a restarted session to claim it again. Zero:
+	// DefaultNameGrace.
 	NameGrace time.Duration
 
 	// ForwardTTL is how long an old name forwards to the new one after a
-	// rename (SPEC: 2 hours).
+	// rename. Zero: DefaultForwardTTL.
 	ForwardTTL time.Duration
 
 	// Retain is how long failed and departed peers stay listed (so status can
 	// show them as dead or left) before they are forgotten. New raises it to
 	// NameGrace if shorter: a failed peer must be remembered as long as its
-	// name is reserved.
+	// name is reserved. Zero: DefaultRetain.
 	Retain time.Duration
 
 	// Discover, when set, is polled every DiscoverInterval (and by
@@ -99,6 +101,7 @@ type Config struct {
 	// are skipped. It is never called concurrently with itself. Polling (rather
 	// than a single join at start) heals meshes that started apart, such as
 	// two peers starting at the same instant and each finding no one.
+	// Zero DiscoverInterval: DefaultDiscoverInterval.
 	Discover         func() []string
 	DiscoverInterval time.Duration
 
