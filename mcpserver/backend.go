@@ -31,7 +31,7 @@ type Backend interface {
 	SetDescription(ctx context.Context, description string) error
 	// SetActivity announces whether the session is listening or busy, and
 	// the focus of its current conversation.
-	SetActivity(ctx context.Context, a mesh.Activity, focus string) error
+	SetActivity(ctx context.Context, a Activity, focus string) error
 
 	// Members is every peer known, this one included.
 	Members() []mesh.Member

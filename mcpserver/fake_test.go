@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -198,24 +199,33 @@ func (p *fakePeer) Rename(_ context.Context, newName string) error {
 func (p *fakePeer) SetDescription(_ context.Context, d string) error {
 	p.fm.mu.Lock()
 	defer p.fm.mu.Unlock()
-	p.meta.Description = d
+	p.updateMetaLocked(func(m *mesh.Meta) { SetMetaDescription(m, d) })
 	p.fm.emitLocked(mesh.Event{Type: mesh.EventPeerUpdated, PeerID: p.id})
 	return nil
 }
 
-func (p *fakePeer) SetActivity(_ context.Context, a mesh.Activity, focus string) error {
+func (p *fakePeer) SetActivity(_ context.Context, a Activity, focus string) error {
 	p.fm.mu.Lock()
 	defer p.fm.mu.Unlock()
-	p.meta.Activity, p.meta.Focus = a, focus
+	p.updateMetaLocked(func(m *mesh.Meta) { SetMetaPresence(m, a, focus) })
 	p.fm.emitLocked(mesh.Event{Type: mesh.EventPeerUpdated, PeerID: p.id})
 	return nil
 }
 
 // activity is what p announces, for assertions.
-func (p *fakePeer) activity() (mesh.Activity, string) {
+func (p *fakePeer) activity() (Activity, string) {
 	p.fm.mu.Lock()
 	defer p.fm.mu.Unlock()
-	return p.meta.Activity, p.meta.Focus
+	return MetaPresence(p.meta)
+}
+
+// updateMetaLocked changes p's metadata on a copy, as mesh.Peer.SetMeta
+// does: Members hands out the tags map, which must not change under it.
+func (p *fakePeer) updateMetaLocked(update func(*mesh.Meta)) {
+	m := p.meta
+	m.Tags = maps.Clone(m.Tags)
+	update(&m)
+	p.meta = m
 }
 
 func (p *fakePeer) Members() []mesh.Member {

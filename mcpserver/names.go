@@ -175,7 +175,8 @@ func (s *Server) sessions() []sessionJSON {
 			continue
 		}
 		live[m.ID] = true
-		key := m.Meta.Activity.String() + "\x00" + m.Meta.Focus
+		activity, focus := MetaPresence(m.Meta)
+		key := activity.String() + "\x00" + focus
 		seen, ok := s.seen[m.ID]
 		if !ok || seen.key != key {
 			since := now
@@ -186,8 +187,8 @@ func (s *Server) sessions() []sessionJSON {
 			s.seen[m.ID] = seen
 		}
 		out = append(out, sessionJSON{
-			Name: m.Meta.Name, Description: m.Meta.Description, Host: m.Meta.Host,
-			State: m.State.String(), Activity: m.Meta.Activity.String(), Focus: m.Meta.Focus,
+			Name: m.Meta.Name, Description: MetaDescription(m.Meta), Host: m.Meta.Host,
+			State: m.State.String(), Activity: activity.String(), Focus: focus,
 			Since: max(0, (now.UnixMilli()-seen.since)/1000), You: m.Self,
 		})
 	}

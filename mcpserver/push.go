@@ -163,7 +163,7 @@ func (s *Server) notify(text string, meta map[string]any) {
 
 // presence is what this session announces about itself.
 type presence struct {
-	activity mesh.Activity
+	activity Activity
 	focus    string
 }
 
@@ -179,11 +179,11 @@ func (s *Server) presenceLoop(ctx context.Context) {
 	first := true
 	for {
 		s.mu.Lock()
-		want := presence{activity: mesh.ActivityIdle}
+		want := presence{activity: ActivityIdle}
 		if c := s.latestOpenLocked(); c != nil {
-			want = presence{activity: mesh.ActivityBusy, focus: clip(c.Intent, 200)}
+			want = presence{activity: ActivityBusy, focus: clip(c.Intent, 200)}
 		} else if s.listening > 0 {
-			want.activity = mesh.ActivityListening
+			want.activity = ActivityListening
 		}
 		s.mu.Unlock()
 		if first || want != last {

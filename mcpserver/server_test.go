@@ -14,7 +14,6 @@ import (
 
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 	"github.com/paf-mesh/paf-mesh/internal/testutil/mcptest"
-	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/relay"
 )
 
@@ -107,7 +106,7 @@ func TestConversation(t *testing.T) {
 	listen := mcptest.Async(context.Background(), expert.c, "paf_listen", map[string]any{"timeout_seconds": 30}, nil)
 	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the expert to announce it is listening", func() bool {
 		a, _ := expert.p.activity()
-		return a == mesh.ActivityListening
+		return a == ActivityListening
 	})
 
 	_, d = caller.ok("paf_connect", map[string]any{"target_session": "expert", "intent": "why do retries double-charge?", "my_name": "alice"})
@@ -142,7 +141,7 @@ func TestConversation(t *testing.T) {
 	}
 	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the expert to announce it is busy with the intent", func() bool {
 		a, f := expert.p.activity()
-		return a == mesh.ActivityBusy && f == "why do retries double-charge?"
+		return a == ActivityBusy && f == "why do retries double-charge?"
 	})
 
 	expert.ok("paf_respond", map[string]any{"message": "The idempotency key is regenerated per attempt."})
@@ -188,7 +187,7 @@ func TestConversation(t *testing.T) {
 	expert.fails("paf_respond", map[string]any{"message": "more?"}, "no open conversation")
 	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the expert to be idle again", func() bool {
 		a, _ := expert.p.activity()
-		return a == mesh.ActivityIdle
+		return a == ActivityIdle
 	})
 }
 

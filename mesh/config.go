@@ -2,12 +2,67 @@ package mesh
 
 import (
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 )
 
-// Config configures a Peer. Start from DefaultLocalConfig or DefaultLANConfig.
+// Defaults of Config, named so that the presets, New and the docs agree.
+// DefaultLocalConfig uses the plain ones, DefaultLANConfig the LAN ones, and
+// New fills a zero field with the local value (the preset it uses for a nil
+// Config).
+const (
+	// DefaultNameGrace: loopback never loses packets for long, so a failed
+	// peer's name is freed after 3 s, soon enough for a restarted session
+	// to take it back, long enough for a stalled one to refute first.
+	DefaultNameGrace = 3 * time.Second
+	// DefaultLANNameGrace: a busy Wi-Fi drops bursts of packets; a peer
+	// wrongly declared dead there needs longer to refute and keep its name.
+	DefaultLANNameGrace = 5 * time.Second
+	// DefaultForwardTTL: an old name forwards to the new one for 2 hours
+	// after a rename (SPEC), long enough for the others to learn the new
+	// name from the messages it answers.
+	DefaultForwardTTL = 2 * time.Hour
+	// DefaultRetain: failed and departed peers stay listed for 30 s so that
+	// status shows them as dead or left for a while; at least NameGrace.
+	DefaultRetain = 30 * time.Second
+	// DefaultLANRetain: twice as long on a LAN, where a peer that comes
+	// back (a laptop waking) is likelier and worth recognising.
+	DefaultLANRetain = 60 * time.Second
+	// DefaultDiscoverInterval: discovery is only a heal on one machine (a
+	// new peer reads the run dir at start and joins at once, the others
+	// learn of it by gossip), and each round reads the run dir, the largest
+	// share of an idle peer's CPU: once a second.
+	DefaultDiscoverInterval = time.Second
+	// DefaultLANDiscoverInterval: new mDNS answers are joined promptly.
+	DefaultLANDiscoverInterval = 500 * time.Millisecond
+)
+
+// memberlist settings both presets change from memberlist's own.
+const (
+	// retransmitMult: with the local preset's 2, 20 peers sometimes took
+	// 15-29 s to converge; 4 converges in about half a second every time.
+	retransmitMult = 4
+	// pushPullInterval: push/pull is our anti-entropy for the forwarding
+	// table too; every 10 s is cheap at our scale (tens of peers) and bounds
+	// how long a missed broadcast can keep two peers apart.
+	pushPullInterval = 10 * time.Second
+	// gossipInterval: names travel in node meta, so an update must reach
+	// every peer fast.
+	gossipInterval = 100 * time.Millisecond
+	// localSuspicionMult: a peer is suspected for SuspicionMult *
+	// log10(peers) probe intervals before it is declared dead: with
+	// memberlist's local 3, a hard-killed peer took 8.3-9.4 s to be seen
+	// dead by all of 100 peers (SPEC: 8 s). 2 gives 4 s at 100 peers and 2 s
+	// up to 10. A peer only stalled, not dead, refutes when it runs again
+	// and keeps its name (NameGrace).
+	localSuspicionMult = 2
+)
+
+// Config configures a Peer. Start from DefaultLocalConfig or DefaultLANConfig;
+// New gives a zero field the value of DefaultLocalConfig (see the Default
+// constants), and a nil Config is DefaultLocalConfig.
 type Config struct {
 	// ID is the peer id, used as the memberlist node name. It must be unique
 	// in the mesh; empty means a fresh random id, which is what a process
@@ -16,7 +71,8 @@ type Config struct {
 
 	// Meta is what this peer announces at start. Name is ignored here: names
 	// are claimed with Peer.Claim after joining, so that a taken name is seen
-	// before it is claimed.
+	// before it is claimed. An empty Host is the machine's host name. New
+	// fails when the tags are invalid or do not fit (see Meta).
 	Meta Meta
 
 	// StateDir, when set, is where the peer persists its copy of the
@@ -26,15 +82,18 @@ type Config struct {
 	// NameGrace is how long the name of a failed peer stays reserved. A peer
 	// that was wrongly declared dead (a stalled process, a lost packet burst)
 	// refutes and keeps its name; a peer that is really gone frees it soon
-	// enough for a restarted session to claim it again.
+	// enough for a restarted session to claim it again. Zero:
+	// DefaultNameGrace.
 	NameGrace time.Duration
 
 	// ForwardTTL is how long an old name forwards to the new one after a
-	// rename (SPEC: 2 hours).
+	// rename. Zero: DefaultForwardTTL.
 	ForwardTTL time.Duration
 
 	// Retain is how long failed and departed peers stay listed (so status can
-	// show them as dead or left) before they are forgotten. At least NameGrace.
+	// show them as dead or left) before they are forgotten. New raises it to
+	// NameGrace if shorter: a failed peer must be remembered as long as its
+	// name is reserved. Zero: DefaultRetain.
 	Retain time.Duration
 
 	// Discover, when set, is polled every DiscoverInterval (and by
@@ -42,15 +101,17 @@ type Config struct {
 	// are skipped. It is never called concurrently with itself. Polling (rather
 	// than a single join at start) heals meshes that started apart, such as
 	// two peers starting at the same instant and each finding no one.
+	// Zero DiscoverInterval: DefaultDiscoverInterval.
 	Discover         func() []string
 	DiscoverInterval time.Duration
 
-	// Memberlist is the gossip configuration. Name, Delegate, Events, Logger
-	// and LogOutput are set by New; the rest is taken as given. SecretKey (or
-	// Keyring) turns on gossip encryption.
+	// Memberlist is the gossip configuration; nil is DefaultLocalConfig's.
+	// Name, Delegate, Events, Logger and LogOutput are set by New; the rest
+	// is taken as given. SecretKey (or Keyring) turns on gossip encryption.
 	Memberlist *memberlist.Config
 
 	// Logger receives the peer's logs and memberlist's, at matching levels.
+	// Nil discards them: a library does not choose where logs go.
 	Logger *slog.Logger
 }
 
@@ -60,23 +121,15 @@ type Config struct {
 func DefaultLocalConfig() *Config {
 	ml := memberlist.DefaultLocalConfig()
 	tune(ml)
-	// A peer is suspected for SuspicionMult * log10(peers) probe intervals
-	// before it is declared dead: with memberlist's local 3, a hard-killed
-	// peer took 8.3-9.4 s to be seen dead by all of 100 peers (SPEC: 8 s).
-	// 2 gives 4 s at 100 peers and 2 s up to 10. A peer only stalled, not
-	// dead, refutes when it runs again and keeps its name (NameGrace).
-	ml.SuspicionMult = 2
+	ml.SuspicionMult = localSuspicionMult
 	ml.BindAddr = "127.0.0.1"
 	ml.BindPort = 0
 	ml.AdvertisePort = 0
 	return &Config{
-		NameGrace:  3 * time.Second,
-		ForwardTTL: 2 * time.Hour,
-		Retain:     30 * time.Second,
-		// Only a heal: a new peer reads the run dir at start and joins
-		// at once, and the others learn of it by gossip. Each round
-		// reads the run dir, the largest share of an idle peer's CPU.
-		DiscoverInterval: time.Second,
+		NameGrace:        DefaultNameGrace,
+		ForwardTTL:       DefaultForwardTTL,
+		Retain:           DefaultRetain,
+		DiscoverInterval: DefaultDiscoverInterval,
 		Memberlist:       ml,
 	}
 }
@@ -89,23 +142,56 @@ func DefaultLANConfig() *Config {
 	ml.BindPort = 0
 	ml.AdvertisePort = 0
 	return &Config{
-		NameGrace:        5 * time.Second,
-		ForwardTTL:       2 * time.Hour,
-		Retain:           60 * time.Second,
-		DiscoverInterval: 500 * time.Millisecond, // new mDNS answers are joined promptly
+		NameGrace:        DefaultLANNameGrace,
+		ForwardTTL:       DefaultForwardTTL,
+		Retain:           DefaultLANRetain,
+		DiscoverInterval: DefaultLANDiscoverInterval,
 		Memberlist:       ml,
 	}
 }
 
 // tune applies what both presets share.
 func tune(ml *memberlist.Config) {
-	// With the local preset's RetransmitMult of 2, 20 peers sometimes took
-	// 15-29 s to converge; 4 converges in about half a second every time.
-	ml.RetransmitMult = 4
-	// Push/pull is our anti-entropy for the forwarding table too; every 10 s
-	// is cheap at our scale (tens of peers) and bounds how long a missed
-	// broadcast can keep two peers apart.
-	ml.PushPullInterval = 10 * time.Second
-	// Names travel in node meta: an update must reach every peer fast.
-	ml.GossipInterval = 100 * time.Millisecond
+	ml.RetransmitMult = retransmitMult
+	ml.PushPullInterval = pushPullInterval
+	ml.GossipInterval = gossipInterval
+}
+
+// withDefaults returns a copy of c (nil: DefaultLocalConfig) with its zero
+// fields set from DefaultLocalConfig, a fresh ID and the host name, and its
+// own copy of Memberlist, which New modifies.
+func (c *Config) withDefaults() Config {
+	def := DefaultLocalConfig()
+	if c == nil {
+		c = def
+	}
+	out := *c
+	if out.Memberlist == nil {
+		out.Memberlist = def.Memberlist
+	}
+	ml := *out.Memberlist
+	out.Memberlist = &ml
+	if out.NameGrace <= 0 {
+		out.NameGrace = def.NameGrace
+	}
+	if out.ForwardTTL <= 0 {
+		out.ForwardTTL = def.ForwardTTL
+	}
+	if out.Retain <= 0 {
+		out.Retain = def.Retain
+	}
+	out.Retain = max(out.Retain, out.NameGrace)
+	if out.DiscoverInterval <= 0 {
+		out.DiscoverInterval = def.DiscoverInterval
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.DiscardHandler)
+	}
+	if out.ID == "" {
+		out.ID = newID()
+	}
+	if out.Meta.Host == "" {
+		out.Meta.Host, _ = os.Hostname()
+	}
+	return out
 }

@@ -3,15 +3,22 @@ package mesh
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
 )
 
 func FuzzDecodeMeta(f *testing.F) {
-	f.Add(encodeMeta(Meta{Name: "alice", Description: "billing expert", Host: "h", RelayAddr: "127.0.0.1:1"}, metaLimit))
-	f.Add([]byte(`{"v":2}`))
-	f.Add([]byte(`{"n":"BAD NAME","v":1}`))
+	f.Add(encodeMeta(Meta{Name: "alice", Host: "h", Tags: map[string]string{"d": "billing expert", "r": "127.0.0.1:1", "l": "1"}}, metaLimit))
+	// Version 1, as the previous release encoded it.
+	f.Add([]byte(`{"n":"alice","c":1700000000000,"d":"billing expert","h":"h","r":"127.0.0.1:1","l":1,"s":true,"pv":"0.9","hm":3,"hn":1,"f":"why?","v":1}`))
+	f.Add([]byte(`{"v":3}`))
+	f.Add([]byte(`{"n":"BAD NAME","v":2}`))
+	f.Add([]byte(`{"g":{"a b":"x"},"v":2}`))
+	f.Add([]byte(`{"g":{"k":"\u0001<>"},"v":2}`))
+	f.Add([]byte(`{"l":"x","v":1}`))
 	f.Add([]byte(`{`))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -19,9 +26,23 @@ func FuzzDecodeMeta(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// Whatever decodes re-encodes within the cap.
-		if out := encodeMeta(m, metaLimit); len(out) > metaLimit {
+		for k, v := range m.Tags {
+			if checkTag(k, v) != nil || v == "" {
+				t.Fatalf("accepted tag %q=%q", k, v)
+			}
+		}
+		// Whatever decodes re-encodes within the cap, and decodes again
+		// to the same identity.
+		out := encodeMeta(m, metaLimit)
+		if len(out) > metaLimit {
 			t.Fatalf("re-encoded meta is %d bytes", len(out))
+		}
+		again, err := decodeMeta(out)
+		if err != nil {
+			t.Fatalf("re-encoded meta %s does not decode: %v", out, err)
+		}
+		if again.Name != m.Name || again.ClaimedAt != m.ClaimedAt || again.Leaving != m.Leaving || again.Transient != m.Transient {
+			t.Fatalf("identity changed: %+v, then %+v", m, again)
 		}
 	})
 }
@@ -100,42 +121,129 @@ func FuzzDecodePushState(f *testing.F) {
 	})
 }
 
+// Free-text tags are shortened in the order Meta.Shorten gives, then the
+// host, as the previous release cut focus, description and host; other tags
+// and the mesh's fields are kept whole.
 func TestMetaFitsTheCap(t *testing.T) {
-	for name, m := range map[string]Meta{
-		"huge description": {Name: strings.Repeat("n", 64), Description: strings.Repeat("d", 5000), Host: "host", RelayAddr: "[::1]:65535"},
-		"huge focus":       {Name: "a", Description: strings.Repeat("é", 600), Focus: strings.Repeat("f", 900)},
-		"escapes":          {Name: "a", Description: strings.Repeat("<>&\"", 400)},
-		"huge host":        {Name: "a", Host: strings.Repeat("h", 800)},
+	text := []string{"f", "d"} // focus, then description, as mcpserver says
+	for name, tc := range map[string]struct {
+		m        Meta
+		wantTags map[string]string // tags that must come through whole
+		cut      string            // the tag that must be shortened, with "…"
+	}{
+		"huge description": {
+			m:        Meta{Name: strings.Repeat("n", 64), Host: "host", Tags: map[string]string{"d": strings.Repeat("d", 5000), "r": "[::1]:65535"}, Shorten: text},
+			wantTags: map[string]string{"r": "[::1]:65535"}, cut: "d",
+		},
+		"focus first": {
+			m:        Meta{Name: "a", Tags: map[string]string{"d": strings.Repeat("é", 50), "f": strings.Repeat("f", 900)}, Shorten: text},
+			wantTags: map[string]string{"d": strings.Repeat("é", 50)}, cut: "f",
+		},
+		"focus gone, then description": {
+			m:   Meta{Name: "a", Tags: map[string]string{"d": strings.Repeat("é", 600), "f": strings.Repeat("f", 900)}, Shorten: text},
+			cut: "d",
+		},
+		"escapes": {m: Meta{Name: "a", Tags: map[string]string{"d": strings.Repeat("<>&\"", 400)}, Shorten: text}, cut: "d"},
+		// Each byte is six in JSON, and the cut counts raw bytes (as the
+		// previous release did): the whole description goes.
+		"control bytes": {m: Meta{Name: "a", Tags: map[string]string{"d": strings.Repeat("\x01", 600), "r": "x:1"}, Shorten: text}, wantTags: map[string]string{"r": "x:1"}},
+		"huge host":     {m: Meta{Name: "a", Host: strings.Repeat("h", 800), Tags: map[string]string{"r": "x:1"}}, wantTags: map[string]string{"r": "x:1"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			b := encodeMeta(m, metaLimit)
+			before := maps.Clone(tc.m.Tags)
+			if err := tc.m.check(); err != nil {
+				t.Fatalf("check: %v", err)
+			}
+			b := encodeMeta(tc.m, metaLimit)
 			if len(b) > metaLimit || len(b) == 0 {
 				t.Fatalf("encoded %d bytes, want 1..%d", len(b), metaLimit)
+			}
+			if !maps.Equal(tc.m.Tags, before) {
+				t.Errorf("encoding changed the caller's tags")
 			}
 			got, err := decodeMeta(b)
 			if err != nil {
 				t.Fatalf("decode: %v", err)
 			}
-			if got.Name != m.Name || got.RelayAddr != m.RelayAddr {
-				t.Errorf("lost identity fields: %+v", got)
+			if got.Name != tc.m.Name {
+				t.Errorf("lost the name: %+v", got)
 			}
-			if !bytes.Contains(b, []byte(`"v":1`)) {
+			for k, v := range tc.wantTags {
+				if got.Tag(k) != v {
+					t.Errorf("tag %s = %q, want it whole: %q", k, clip(got.Tag(k), 20), clip(v, 20))
+				}
+			}
+			if tc.cut != "" && (!strings.HasSuffix(got.Tag(tc.cut), "…") || !strings.HasPrefix(tc.m.Tag(tc.cut), strings.TrimSuffix(got.Tag(tc.cut), "…"))) {
+				t.Errorf("tag %s = %q, want a prefix of the original and an ellipsis", tc.cut, clip(got.Tag(tc.cut), 20))
+			}
+			if !bytes.Contains(b, []byte(`"v":2`)) {
 				t.Errorf("no version in %s", b)
 			}
 		})
 	}
 }
 
-func TestMetaRejectsNewerVersionAndBadNames(t *testing.T) {
+// A tag the caller did not allow to be shortened is never cut: check
+// refuses the metadata, and encodeMeta (for metadata that never passed
+// check) drops whole tags rather than exceed the cap.
+func TestMetaTooLarge(t *testing.T) {
+	m := Meta{Name: "a", Tags: map[string]string{"r": strings.Repeat("r", 600), "k": "v"}}
+	if err := m.check(); !errors.Is(err, ErrMetaTooLarge) {
+		t.Fatalf("check: %v, want ErrMetaTooLarge", err)
+	}
+	b := encodeMeta(m, metaLimit)
+	got, err := decodeMeta(b)
+	if err != nil || len(b) > metaLimit || got.Name != "a" || got.Tag("r") != "" || got.Tag("k") != "v" {
+		t.Fatalf("encodeMeta: %d bytes, %+v, %v; want the long tag dropped, the rest kept", len(b), got, err)
+	}
+}
+
+// A peer of the previous release sends version 1: its relay and MCP fields
+// come through as tags under their old keys, numbers in decimal.
+func TestMetaDecodesVersion1(t *testing.T) {
+	b := []byte(`{"n":"alice","c":1700000000000,"d":"billing expert","h":"box","r":"127.0.0.1:7","l":1,"s":true,"pv":"0.9","hm":3,"hn":1,"f":"why?","x":true,"t":true,"v":1}`)
+	got, err := decodeMeta(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Meta{Name: "alice", ClaimedAt: 1700000000000, Host: "box", Secure: true, Version: "0.9", Leaving: true, Transient: true,
+		Tags: map[string]string{"d": "billing expert", "r": "127.0.0.1:7", "l": "1", "hm": "3", "hn": "1", "f": "why?"}}
+	if !got.equal(want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
+	}
+	// Zero values were omitted in version 1, and stay absent.
+	got, err = decodeMeta([]byte(`{"n":"bob","l":0,"hm":0,"v":1}`))
+	if err != nil || got.Tags != nil {
+		t.Fatalf("got %+v, %v; want no tags", got, err)
+	}
+}
+
+func TestMetaRejects(t *testing.T) {
 	for name, in := range map[string]string{
-		"newer version":  `{"v":2,"n":"a"}`,
-		"upper case":     `{"v":1,"n":"Alice"}`,
-		"bad characters": `{"v":1,"n":"a b"}`,
-		"not json":       `n=alice`,
+		"newer version":          `{"v":3,"n":"a"}`,
+		"upper case":             `{"v":2,"n":"Alice"}`,
+		"bad characters":         `{"v":2,"n":"a b"}`,
+		"v1 bad name":            `{"v":1,"n":"a b"}`,
+		"v1 field of bad type":   `{"v":1,"l":"busy"}`,
+		"tag key with a space":   `{"v":2,"g":{"a b":"x"}}`,
+		"tag key too long":       `{"v":2,"g":{"` + strings.Repeat("k", MaxTagKeyLen+1) + `":"x"}}`,
+		"tag value not a string": `{"v":2,"g":{"k":1}}`,
+		"not json":               `n=alice`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := decodeMeta([]byte(in)); err == nil {
 				t.Fatalf("decodeMeta(%s) accepted", in)
+			}
+		})
+	}
+	for name, m := range map[string]Meta{
+		"empty key":     {Tags: map[string]string{"": "x"}},
+		"key with '='":  {Tags: map[string]string{"a=b": "x"}},
+		"invalid UTF-8": {Tags: map[string]string{"k": "\xff"}},
+	} {
+		t.Run("check "+name, func(t *testing.T) {
+			if err := m.check(); !errors.Is(err, ErrInvalidTag) {
+				t.Fatalf("check: %v, want ErrInvalidTag", err)
 			}
 		})
 	}

@@ -1,17 +1,18 @@
-package mesh
+package mesh_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
+	. "github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/mesh/meshtest"
 )
 
 func TestConverge50(t *testing.T) {
@@ -150,7 +151,7 @@ func TestConcurrentClaimsConverge(t *testing.T) {
 }
 
 func TestInvalidNames(t *testing.T) {
-	p := newPeer(t, testConfig(t))
+	p := newPeer(t, meshtest.Config(t))
 	for name, in := range map[string]string{
 		"empty":         "",
 		"too long":      strings.Repeat("a", 65),
@@ -280,7 +281,7 @@ func TestNameReleasedAfterOwnerFails(t *testing.T) {
 		return allSee(ps, func(p *Peer) bool { return ownerID(p, "ghost") == ps[4].ID() })
 	})
 	dead := ps[4].ID()
-	ps[4].crash()
+	Crash(ps[4])
 	rest := ps[:4]
 	testutil.WaitFor(t, 15*time.Second, "the crashed peer to be dead and its name free on every peer", func() bool {
 		return allSee(rest, func(p *Peer) bool {
@@ -301,7 +302,7 @@ func TestNameHeldDuringGrace(t *testing.T) {
 	})
 	testutil.Must(t, ps[2].Claim(bg, "ghost"))
 	testutil.WaitFor(t, 5*time.Second, "claim seen", func() bool { return ownerID(ps[0], "ghost") == ps[2].ID() })
-	ps[2].crash()
+	Crash(ps[2])
 	testutil.WaitFor(t, 15*time.Second, "peer dead", func() bool {
 		m, _ := ps[0].Member(ps[2].ID())
 		return m.State == MemberDead
@@ -353,7 +354,7 @@ func TestClaimWhenReleased(t *testing.T) {
 	}
 
 	// The holder crashes: the claim waits for the release and succeeds.
-	ps[1].crash()
+	Crash(ps[1])
 	ctx, cancel := context.WithTimeout(bg, 30*time.Second)
 	defer cancel()
 	if err := ps[0].ClaimWhenReleased(ctx, "phoenix"); err != nil {
@@ -365,7 +366,7 @@ func TestClaimWhenReleased(t *testing.T) {
 
 	// A crashed holder whose name ps[2] reserves for an hour: the wait ends
 	// with ctx, and the error says why and when to try again.
-	ps[3].crash()
+	Crash(ps[3])
 	short, cancelShort := context.WithTimeout(bg, 2*time.Second)
 	defer cancelShort()
 	err = ps[2].ClaimWhenReleased(short, "keeper")
@@ -396,20 +397,20 @@ func TestJoinerLearnsReservedNames(t *testing.T) {
 		return allSee(ps, func(p *Peer) bool { return ownerID(p, "ghost") == ps[2].ID() })
 	})
 	dead := ps[2].ID()
-	ps[2].crash()
+	Crash(ps[2])
 	testutil.WaitFor(t, 15*time.Second, "the holder declared dead", func() bool {
 		return allSee(ps[:2], func(p *Peer) bool { m, _ := p.Member(dead); return m.State == MemberDead })
 	})
 
 	// With a reservation to tell, push/pull state is the object; without
 	// one, the bare forwarding table that older peers read as well.
-	if st := (&delegate{p: ps[0]}).LocalState(false); len(st) == 0 || st[0] != '{' {
+	if st := PushPullState(ps[0]); len(st) == 0 || st[0] != '{' {
 		t.Fatalf("push/pull state with a reservation: %s", st)
 	}
-	c := testConfig(t)
+	c := meshtest.Config(t)
 	long(0, c)
 	joiner := newPeer(t, c)
-	if st := (&delegate{p: joiner}).LocalState(false); string(st) != "[]" {
+	if st := PushPullState(joiner); string(st) != "[]" {
 		t.Fatalf("push/pull state of a new peer: %s, want the bare (empty) table", st)
 	}
 	if _, err := joiner.Join(ps[0].Addr()); err != nil {
@@ -428,7 +429,7 @@ func TestJoinerLearnsReservedNames(t *testing.T) {
 
 	// A peer that claimed ghost alone, before joining, keeps it: the
 	// reservation it learns lapses, then the others agree.
-	c = testConfig(t)
+	c = meshtest.Config(t)
 	long(0, c)
 	early := newPeer(t, c)
 	testutil.Must(t, early.Claim(bg, "ghost"))
@@ -440,32 +441,6 @@ func TestJoinerLearnsReservedNames(t *testing.T) {
 	}
 	if early.Name() != "ghost" || ownerID(early, "ghost") != early.ID() {
 		t.Fatalf("the early claimant holds %q, owner in its view %s; want it to keep ghost", early.Name(), ownerID(early, "ghost"))
-	}
-}
-
-// Push/pull state: the object with reservations, and the bare forwarding
-// table older peers send; invalid entries are dropped and counted.
-func TestDecodePushState(t *testing.T) {
-	fw := Forward{From: "a", To: "b", Expires: time.Unix(2e9, 0), Stamp: 1, Origin: "p"}
-	old, _ := json.Marshal([]Forward{fw})
-	st, bad, err := decodePushState(old)
-	if err != nil || bad != 0 || len(st.Forwards) != 1 || st.Forwards[0].From != "a" || !st.Forwards[0].Expires.Equal(fw.Expires) || len(st.Reserved) != 0 {
-		t.Fatalf("bare table: %+v bad %d err %v", st, bad, err)
-	}
-	r := reservation{Name: "ghost", ID: "dead1", Host: "h", ClaimedAt: 5, LeftMs: 1500}
-	cur, _ := json.Marshal(pushState{Forwards: []Forward{fw, {From: "BAD", Origin: "p"}}, Reserved: []reservation{r,
-		{Name: "x", ID: "d", LeftMs: 0}, {Name: "x", ID: "d", LeftMs: maxReservation.Milliseconds() + 1}, {Name: "Up", ID: "d", LeftMs: 5}, {Name: "x", LeftMs: 5}}})
-	st, bad, err = decodePushState(cur)
-	if err != nil || bad != 5 || len(st.Forwards) != 1 || len(st.Reserved) != 1 || st.Reserved[0] != r {
-		t.Fatalf("state with reservations: %+v bad %d err %v; want 1 forward, 1 reservation, 5 dropped", st, bad, err)
-	}
-	for _, in := range []string{`{`, `"x"`, `{"f":{}}`, `{"r":[1]}`} {
-		if _, _, err := decodePushState([]byte(in)); err == nil {
-			t.Errorf("decodePushState(%s) accepted", in)
-		}
-	}
-	if _, _, err := decodePushState(bytes.Repeat([]byte(" "), maxForwardState+1)); err == nil {
-		t.Errorf("accepted a state over %d bytes", maxForwardState)
 	}
 }
 
@@ -503,7 +478,7 @@ func TestForwardsSurviveRestart(t *testing.T) {
 
 	// A restarted peer reads its own copy back from disk, even alone.
 	testutil.Must(t, ps[1].Close())
-	c := testConfig(t)
+	c := meshtest.Config(t)
 	c.StateDir = dirs[1]
 	alone := newPeer(t, c)
 	if fs := alone.Forwards(); len(fs) != 1 || fs[0].From != "old" || fs[0].To != "new" {
@@ -512,7 +487,7 @@ func TestForwardsSurviveRestart(t *testing.T) {
 	testutil.Must(t, alone.Close())
 
 	// A peer restarted with no state learns the table when it joins.
-	fresh := newPeer(t, testConfig(t))
+	fresh := newPeer(t, meshtest.Config(t))
 	if _, err := fresh.Join(ps[2].Addr()); err != nil {
 		t.Fatal(err)
 	}
@@ -523,11 +498,11 @@ func TestForwardsSurviveRestart(t *testing.T) {
 }
 
 func TestEventsOnJoinFailLeave(t *testing.T) {
-	a := newPeer(t, testConfig(t))
+	a := newPeer(t, meshtest.Config(t))
 	ch := make(chan Event, 256)
 	cancel := a.Subscribe(ch)
 	defer cancel()
-	b := newPeer(t, testConfig(t))
+	b := newPeer(t, meshtest.Config(t))
 	if _, err := b.Join(a.Addr()); err != nil {
 		t.Fatal(err)
 	}
@@ -564,7 +539,7 @@ func waitForEvents(t *testing.T, ch <-chan Event, want map[EventType]bool, id st
 }
 
 func TestUnreachableJoinFailsClearly(t *testing.T) {
-	p := newPeer(t, testConfig(t))
+	p := newPeer(t, meshtest.Config(t))
 	n, err := p.Join("127.0.0.1:1")
 	if err == nil || n != 0 {
 		t.Fatalf("join of a closed port: n=%d err=%v, want an error", n, err)
@@ -583,7 +558,7 @@ func TestDiscoverJoinsAndHeals(t *testing.T) {
 	discover := func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), addrs...) }
 	ps := make([]*Peer, 4)
 	for i := range ps {
-		c := testConfig(t)
+		c := meshtest.Config(t)
 		c.Discover = discover
 		c.DiscoverInterval = 100 * time.Millisecond
 		ps[i] = newPeer(t, c)
@@ -630,7 +605,7 @@ func TestConcurrentMetadataUpdates(t *testing.T) {
 	for g := range 3 {
 		wg.Go(func() {
 			for i := range 20 {
-				if err := a.SetMeta(context.Background(), func(m *Meta) { m.Held = g*100 + i }); err != nil {
+				if err := a.SetMeta(context.Background(), func(m *Meta) { m.SetTag("k", strconv.Itoa(g*100+i)) }); err != nil {
 					t.Error(err)
 					return
 				}
@@ -643,50 +618,72 @@ func TestConcurrentMetadataUpdates(t *testing.T) {
 		}
 	})
 	wg.Wait()
-	testutil.Must(t, a.SetMeta(context.Background(), func(m *Meta) { m.Held = 7 }))
+	testutil.Must(t, a.SetMeta(context.Background(), func(m *Meta) { m.SetTag("k", "last") }))
 	testutil.WaitFor(t, 10*time.Second, "b to see a's last metadata and its claim", func() bool {
 		m, ok := b.Member(a.ID())
-		return ok && m.Meta.Held == 7 && m.Meta.Name == "busy"
+		return ok && m.Meta.Tag("k") == "last" && m.Meta.Name == "busy"
 	})
 }
 
-// Owners follow from the claims every peer sees, whatever order the members
-// are looked at in: the earliest claim wins, a failed peer's reservation
-// keeps its name from later claimants, except from this peer when it
-// already holds the name (it learnt of the reservation after its claim).
-func TestOwnerRanking(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
-	member := func(id string, st MemberState, claimed int64) *Member {
-		return &Member{ID: id, State: st, Since: now.Add(-time.Second), Meta: Meta{Name: "x", ClaimedAt: claimed}}
+// Tags set by one peer reach the others as they were set; a bad tag or
+// metadata that cannot fit is refused and changes nothing; an empty value
+// removes a tag.
+func TestSetMetaTags(t *testing.T) {
+	ps := cluster(t, 2, nil)
+	a, b := ps[0], ps[1]
+	testutil.Must(t, a.SetMeta(bg, func(m *Meta) {
+		m.SetTag("r", "127.0.0.1:9")
+		m.SetTag("d", strings.Repeat("é", 400)) // 800 bytes: must be shortened
+		m.MayShorten("d")
+	}))
+	testutil.WaitFor(t, 10*time.Second, "b to see a's tags", func() bool {
+		m, ok := b.Member(a.ID())
+		return ok && m.Meta.Tag("r") == "127.0.0.1:9" && strings.HasSuffix(m.Meta.Tag("d"), "é…")
+	})
+	if got := a.Self().Meta.Tag("d"); got != strings.Repeat("é", 400) {
+		t.Errorf("a's own view of its tag was shortened: %d bytes; only the encoding is", len(got))
 	}
+
 	for name, tc := range map[string]struct {
-		self  int64 // our claim of x; 0: we hold no name
-		peers []*Member
-		want  string
+		update func(*Meta)
+		want   error
 	}{
-		"ours against a reservation":               {self: 30, peers: []*Member{member("dead", MemberDead, 10)}, want: "me"},
-		"an earlier live claim, and a reservation": {self: 30, peers: []*Member{member("live", MemberAlive, 20), member("dead", MemberDead, 10)}, want: "dead"},
-		"others only: the reservation":             {peers: []*Member{member("live", MemberAlive, 20), member("dead", MemberDead, 10)}, want: "dead"},
-		"a reservation later than our claim":       {self: 10, peers: []*Member{member("dead", MemberDead, 20)}, want: "me"},
-		"live claims only":                         {self: 30, peers: []*Member{member("live", MemberAlive, 20), member("late", MemberSuspect, 40)}, want: "live"},
+		"bad key":              {func(m *Meta) { m.SetTag("a b", "x") }, ErrInvalidTag},
+		"invalid UTF-8":        {func(m *Meta) { m.SetTag("k", "\xff") }, ErrInvalidTag},
+		"too large to shorten": {func(m *Meta) { m.SetTag("big", strings.Repeat("x", 600)) }, ErrMetaTooLarge},
 	} {
 		t.Run(name, func(t *testing.T) {
-			for range 20 { // map order varies from run to run
-				p := &Peer{id: "me", cfg: Config{NameGrace: time.Minute}, log: testConfig(t).Logger,
-					members: map[string]*Member{"me": {ID: "me", State: MemberAlive}}, owners: map[string]string{},
-					subs: map[chan<- Event]struct{}{}, kick: make(chan struct{}, 1)}
-				if tc.self != 0 {
-					p.self = Meta{Name: "x", ClaimedAt: tc.self}
-				}
-				for _, m := range tc.peers {
-					c := *m
-					p.members[m.ID] = &c
-				}
-				p.recomputeLocked(now)
-				if got := p.owners["x"]; got != tc.want {
-					t.Fatalf("owner of x: %q, want %q", got, tc.want)
-				}
+			before := a.Self().Meta
+			if err := a.SetMeta(bg, tc.update); !errors.Is(err, tc.want) {
+				t.Fatalf("SetMeta: %v, want %v", err, tc.want)
+			}
+			if after := a.Self().Meta; len(after.Tags) != len(before.Tags) || after.Tag("r") != before.Tag("r") {
+				t.Fatalf("a refused update changed the tags: %v", after.Tags)
 			}
 		})
+	}
+
+	testutil.Must(t, a.SetMeta(bg, func(m *Meta) { m.SetTag("r", "") }))
+	testutil.WaitFor(t, 10*time.Second, "b to see a's relay tag removed", func() bool {
+		m, ok := b.Member(a.ID())
+		_, has := m.Meta.Tags["r"]
+		return ok && !has && m.Meta.Tag("d") != ""
+	})
+}
+
+// A Config with only some fields set gets the local preset's values for the
+// rest, and a peer started from it works: claims, and releases a failed
+// peer's name after the default grace.
+func TestNewFillsDefaults(t *testing.T) {
+	ml := meshtest.Config(t).Memberlist
+	mlName := ml.Name
+	sparse := &Config{Memberlist: ml, Logger: meshtest.Config(t).Logger}
+	p := newPeer(t, sparse)
+	if sparse.NameGrace != 0 || sparse.ID != "" || ml.Name != mlName || ml.Delegate != nil {
+		t.Fatalf("New modified the caller's Config: %+v, memberlist name %q", sparse, ml.Name)
+	}
+	testutil.Must(t, p.Claim(bg, "sparse"))
+	if p.ID() == "" || p.Self().Meta.Host == "" || ownerID(p, "sparse") != p.ID() {
+		t.Fatalf("peer from a sparse config: id %q, host %q, owner %q", p.ID(), p.Self().Meta.Host, ownerID(p, "sparse"))
 	}
 }

@@ -6,11 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -134,27 +132,8 @@ type Peer struct {
 // New starts a peer: it binds memberlist's listeners and begins gossiping,
 // alone until it joins others (through Config.Discover or Join).
 func New(cfg *Config) (*Peer, error) {
-	if cfg == nil {
-		cfg = DefaultLocalConfig()
-	}
-	c := *cfg
-	if c.Memberlist == nil {
-		c.Memberlist = DefaultLocalConfig().Memberlist
-	}
-	ml := *c.Memberlist // our own copy: New sets fields on it
-	c.Memberlist = &ml
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if c.ID == "" {
-		c.ID = newID()
-	}
-	if c.Meta.Host == "" {
-		c.Meta.Host, _ = os.Hostname()
-	}
-	if c.Retain < c.NameGrace {
-		c.Retain = c.NameGrace
-	}
+	c := cfg.withDefaults()
+	ml := c.Memberlist
 	p := &Peer{
 		cfg:      c,
 		log:      c.Logger.With("peer", c.ID),
@@ -168,8 +147,11 @@ func New(cfg *Config) (*Peer, error) {
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
-	p.self = c.Meta
-	p.self.Name, p.self.ClaimedAt = "", 0
+	p.self = c.Meta.clone()
+	p.self.Name, p.self.ClaimedAt, p.self.Leaving = "", 0, false
+	if err := p.self.check(); err != nil {
+		return nil, fmt.Errorf("mesh: Config.Meta: %w", err)
+	}
 	if err := p.loadForwards(); err != nil {
 		// A damaged file costs us only our copy: the mesh has the rest.
 		p.log.Warn("ignoring unreadable forwarding state", "err", err)
@@ -185,7 +167,7 @@ func New(cfg *Config) (*Peer, error) {
 		NumNodes:       p.numLive,
 		RetransmitMult: ml.RetransmitMult,
 	}
-	list, err := memberlist.Create(&ml)
+	list, err := memberlist.Create(ml)
 	if err != nil {
 		return nil, fmt.Errorf("mesh: start gossip on %s: %w", net.JoinHostPort(ml.BindAddr, strconv.Itoa(ml.BindPort)), err)
 	}
@@ -627,15 +609,23 @@ func (p *Peer) applyForwardLocked(f Forward, now time.Time) bool {
 	return true
 }
 
-// SetMeta changes what this peer announces (description, activity, relay
-// address, held counts...). Name and ClaimedAt are kept: names change only
-// through Claim, Rename and Release.
+// SetMeta changes what this peer announces: its tags (the upper layers'
+// relay address, presence, description...) and its own fields. update gets
+// a copy to modify, Tags included; it runs with the peer's lock held, so it
+// must not call the Peer. Name, ClaimedAt and Leaving are kept: names change
+// only through Claim, Rename and Release. It fails, changing nothing, with
+// ErrInvalidTag for a bad tag and with ErrMetaTooLarge when the metadata
+// does not fit the cap after the shortening Meta.Shorten allows.
 func (p *Peer) SetMeta(ctx context.Context, update func(*Meta)) error {
 	p.mu.Lock()
-	m := p.self
+	m := p.self.clone()
 	update(&m)
 	m.Name, m.ClaimedAt, m.Leaving = p.self.Name, p.self.ClaimedAt, p.self.Leaving
-	changed := m != p.self
+	if err := m.check(); err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	changed := !m.equal(p.self)
 	p.self = m
 	p.mu.Unlock()
 	if !changed {
@@ -809,11 +799,7 @@ func (p *Peer) tick() {
 // discoverLoop joins whatever discovery finds that we do not know yet.
 func (p *Peer) discoverLoop() {
 	defer p.wg.Done()
-	interval := p.cfg.DiscoverInterval
-	if interval <= 0 {
-		interval = time.Second
-	}
-	t := time.NewTicker(interval)
+	t := time.NewTicker(p.cfg.DiscoverInterval)
 	defer t.Stop()
 	for {
 		select {

@@ -35,7 +35,7 @@ func TestAttackPathTraversalInMessageID(t *testing.T) {
 	if err != nil || !route.Online {
 		t.Fatalf("resolve bob: %+v %v", route, err)
 	}
-	_, err = mallory.relay.tr.Request(ctx, route.Owner.ID, route.Owner.Meta.RelayAddr, appendMessage(nil, m))
+	_, err = mallory.relay.tr.Request(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), appendMessage(nil, m))
 	assertNoFiles(t, outside)
 	var re *RemoteError
 	if !errors.As(err, &re) {
@@ -45,7 +45,7 @@ func TestAttackPathTraversalInMessageID(t *testing.T) {
 	// The same through store-and-forward: offered to a holder as a message for a name that
 	// is offline, and as a holder's replica.
 	for _, replica := range []bool{false, true} {
-		_, err = mallory.relay.tr.Request(ctx, route.Owner.ID, route.Owner.Meta.RelayAddr, appendMessageAs(nil, reqStore, &Message{
+		_, err = mallory.relay.tr.Request(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), appendMessageAs(nil, reqStore, &Message{
 			ID: evilID, From: "mallory", To: "nobody", Kind: KindMessage, Body: large, SentAt: time.Now(),
 		}, replica))
 		if !errors.As(err, &re) {

@@ -49,7 +49,7 @@ func holdersFor(name string, members []mesh.Member, n int) []mesh.Member {
 		if m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect {
 			continue
 		}
-		if m.Meta.Transient || m.Meta.Leaving || m.Meta.RelayAddr == "" {
+		if m.Meta.Transient || m.Meta.Leaving || MetaAddr(m.Meta) == "" {
 			continue
 		}
 		h := fnv.New64a()
@@ -128,7 +128,7 @@ func (r *Relay) storeAt(ctx context.Context, h mesh.Member, m *Message, replica 
 	backoff := 20 * time.Millisecond
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		_, err := r.tr.Request(ctx, h.ID, h.Meta.RelayAddr, body)
+		_, err := r.tr.Request(ctx, h.ID, MetaAddr(h.Meta), body)
 		var re *RemoteError
 		if err == nil || !errors.As(err, &re) || !retryableRemote(re.Msg) || time.Now().After(deadline) {
 			return err
@@ -413,13 +413,13 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 	}
 	drop := appendNameList(nil, reqDrop, name, done)
 	for _, m := range members {
-		if m.ID == r.dir.ID() || m.Meta.Transient || m.Meta.RelayAddr == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
+		if m.ID == r.dir.ID() || m.Meta.Transient || MetaAddr(m.Meta) == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
 			continue
 		}
 		go func() {
 			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, _ = r.tr.Request(dctx, m.ID, m.Meta.RelayAddr, drop)
+			_, _ = r.tr.Request(dctx, m.ID, MetaAddr(m.Meta), drop)
 		}()
 	}
 }
@@ -449,7 +449,7 @@ func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string,
 	calls := make([]*call, 0, len(msgs))
 	for _, m := range msgs {
 		head, body := messageParts(reqDeliver, m, true)
-		c, err := r.tr.startRequest(ctx, route.Owner.ID, route.Owner.Meta.RelayAddr, head, body)
+		c, err := r.tr.startRequest(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), head, body)
 		if err != nil {
 			break
 		}
@@ -613,7 +613,7 @@ func (r *Relay) Collect(ctx context.Context, name string) error {
 	for {
 		pending := 0
 		for _, m := range r.dir.Members() {
-			if m.Meta.Transient || m.Meta.RelayAddr == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
+			if m.Meta.Transient || MetaAddr(m.Meta) == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
 				continue
 			}
 			if m.ID == r.dir.ID() {
@@ -621,7 +621,7 @@ func (r *Relay) Collect(ctx context.Context, name string) error {
 				continue
 			}
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
-			resp, err := r.tr.Request(cctx, m.ID, m.Meta.RelayAddr, req)
+			resp, err := r.tr.Request(cctx, m.ID, MetaAddr(m.Meta), req)
 			cancel()
 			if err == nil {
 				n, _ := strconv.Atoi(string(resp))

@@ -474,11 +474,11 @@ func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, ha
 			return ctx.Err()
 		}
 	}
-	if owner.Meta.RelayAddr == "" {
+	if MetaAddr(owner.Meta) == "" {
 		return fmt.Errorf("%w: peer %s announces no relay address", ErrUnreachable, owner.ID)
 	}
 	head, body := messageParts(reqDeliver, m, handover)
-	_, err := r.tr.request(ctx, owner.ID, owner.Meta.RelayAddr, head, body, timeout)
+	_, err := r.tr.request(ctx, owner.ID, MetaAddr(owner.Meta), head, body, timeout)
 	return err
 }
 

@@ -58,7 +58,7 @@ func startNode(t testing.TB, root string, opts ...nodeOpt) *node {
 		p.Close()
 		t.Fatal(err)
 	}
-	if err := p.SetMeta(context.Background(), func(m *mesh.Meta) { m.RelayAddr = r.Addr() }); err != nil {
+	if err := p.SetMeta(context.Background(), func(m *mesh.Meta) { SetMetaAddr(m, r.Addr()) }); err != nil {
 		t.Fatal(err)
 	}
 	n := &node{peer: p, relay: r, root: root}
@@ -96,7 +96,7 @@ func meshOf(t testing.TB, names ...string) []*node {
 				if name == "" {
 					continue
 				}
-				if r, _ := n.peer.Resolve(name); !r.Online || r.Owner.Meta.RelayAddr == "" {
+				if r, _ := n.peer.Resolve(name); !r.Online || MetaAddr(r.Owner.Meta) == "" {
 					return false
 				}
 			}
@@ -333,7 +333,7 @@ func TestSenderMustHoldItsName(t *testing.T) {
 	forger := ns[2]
 	m := &Message{ID: "01HZY0000000000000000F0RGE", From: "alice", To: "bob", Kind: KindMessage, Body: "trust me", SentAt: time.Now()}
 	route, _ := forger.peer.Resolve("bob")
-	_, err := forger.relay.tr.Request(ctx, route.Owner.ID, route.Owner.Meta.RelayAddr, appendMessage(nil, m))
+	_, err := forger.relay.tr.Request(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), appendMessage(nil, m))
 	var re *RemoteError
 	if !errors.As(err, &re) || re.Msg != errUnknownSender {
 		t.Fatalf("forged sender: %v, want a refusal", err)
@@ -361,7 +361,7 @@ func TestRateLimitPerSendingPeer(t *testing.T) {
 	testutil.WaitFor(t, 5*time.Second, "names", func() bool {
 		r, _ := a.peer.Resolve("bob")
 		r2, _ := b.peer.Resolve("alice")
-		return r.Online && r.Owner.Meta.RelayAddr != "" && r2.Online
+		return r.Online && MetaAddr(r.Owner.Meta) != "" && r2.Online
 	})
 	for i := 0; i < 5; i++ {
 		if _, err := a.relay.Send(ctx, Outgoing{From: "alice", To: "bob", Body: "x"}); err != nil {

@@ -50,7 +50,7 @@ func startHolders(t *testing.T, names []string, opts ...nodeOpt) []*node {
 		for _, n := range ns {
 			count := 0
 			for _, m := range n.peer.Members() {
-				if m.Meta.RelayAddr != "" {
+				if MetaAddr(m.Meta) != "" {
 					count++
 				}
 			}
@@ -300,7 +300,7 @@ func TestSendStoresWhenRecipientDoesNotAnswer(t *testing.T) {
 	bob := recipient(t, ns, "bob")
 	testutil.WaitFor(t, 10*time.Second, "everyone to see bob online", func() bool {
 		for _, n := range ns {
-			if r, _ := n.peer.Resolve("bob"); !r.Online || r.Owner.Meta.RelayAddr == "" {
+			if r, _ := n.peer.Resolve("bob"); !r.Online || MetaAddr(r.Owner.Meta) == "" {
 				return false
 			}
 		}

@@ -133,7 +133,7 @@ func xprocStartNode(log *slog.Logger, root string) (*xprocNode, error) {
 		return nil, err
 	}
 	n := &xprocNode{peer: p, relay: r}
-	if err := p.SetMeta(context.Background(), func(m *mesh.Meta) { m.RelayAddr = r.Addr() }); err != nil {
+	if err := p.SetMeta(context.Background(), func(m *mesh.Meta) { SetMetaAddr(m, r.Addr()) }); err != nil {
 		n.close()
 		return nil, err
 	}

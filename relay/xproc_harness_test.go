@@ -169,7 +169,7 @@ func xprocRelayPair(tb testing.TB) (*xprocNode, *xprocChild) {
 	}
 	testutil.WaitFor(tb, 10*time.Second, xprocRxName+" to be online", func() bool {
 		r, _ := n.peer.Resolve(xprocRxName)
-		return r.Online && r.Owner.Meta.RelayAddr != ""
+		return r.Online && MetaAddr(r.Owner.Meta) != ""
 	})
 	// The first send retries (as Send does) until the receiver's view of the mesh binds
 	// bench-tx to this peer.

@@ -114,11 +114,11 @@ func (b *mcpBackend) Rename(ctx context.Context, newName string) error {
 }
 
 func (b *mcpBackend) SetDescription(ctx context.Context, d string) error {
-	return b.n.peer.SetMeta(ctx, func(m *mesh.Meta) { m.Description = d })
+	return b.n.peer.SetMeta(ctx, func(m *mesh.Meta) { mcpserver.SetMetaDescription(m, d) })
 }
 
-func (b *mcpBackend) SetActivity(ctx context.Context, a mesh.Activity, focus string) error {
-	return b.n.peer.SetMeta(ctx, func(m *mesh.Meta) { m.Activity, m.Focus = a, focus })
+func (b *mcpBackend) SetActivity(ctx context.Context, a mcpserver.Activity, focus string) error {
+	return b.n.peer.SetMeta(ctx, func(m *mesh.Meta) { mcpserver.SetMetaPresence(m, a, focus) })
 }
 
 func (b *mcpBackend) Members() []mesh.Member   { return b.n.peer.Members() }

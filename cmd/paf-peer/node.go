@@ -17,6 +17,7 @@ import (
 	"github.com/paf-mesh/paf-mesh/discovery"
 	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/internal/statedir"
+	"github.com/paf-mesh/paf-mesh/mcpserver"
 	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/relay"
 )
@@ -97,7 +98,8 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	cfg.Memberlist.BindPort = int(s.Bind.Port())
 	cfg.Memberlist.AdvertisePort = int(s.Bind.Port())
 	cfg.Memberlist.SecretKey = n.keys.Gossip
-	cfg.Meta = mesh.Meta{Description: o.Description, Secure: s.Secure, Version: version, Transient: o.Quiet}
+	cfg.Meta = mesh.Meta{Secure: s.Secure, Version: version, Transient: o.Quiet}
+	mcpserver.SetMetaDescription(&cfg.Meta, o.Description)
 	cfg.Discover = func() []string {
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -133,14 +135,14 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 		rc.OnHeldChange = func(msgs, names int) {
 			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			_ = n.peer.SetMeta(sctx, func(m *mesh.Meta) { m.Held, m.HeldNames = msgs, names })
+			_ = n.peer.SetMeta(sctx, func(m *mesh.Meta) { relay.SetMetaHeld(m, msgs, names) })
 		}
 	}
 	if n.relay, err = relay.New(rc); err != nil {
 		return nil, err
 	}
 	relayAddr := advertisable(n.relay.Addr(), n.peer.Addr())
-	if err = n.peer.SetMeta(ctx, func(m *mesh.Meta) { m.RelayAddr = relayAddr }); err != nil {
+	if err = n.peer.SetMeta(ctx, func(m *mesh.Meta) { relay.SetMetaAddr(m, relayAddr) }); err != nil {
 		return nil, err
 	}
 	if s.MDNS && !o.Quiet {

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/discovery"
+	"github.com/paf-mesh/paf-mesh/mcpserver"
 	"github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/relay"
 )
 
 // statusPeer is one peer in `status --json` (SPEC section 6). Fields beyond
@@ -57,11 +59,13 @@ func toStatusPeer(m mesh.Member) statusPeer {
 	if m.Meta.Secure {
 		mode = "secure"
 	}
+	activity, _ := mcpserver.MetaPresence(m.Meta)
+	held, heldNames := relay.MetaHeld(m.Meta)
 	p := statusPeer{
-		ID: m.ID, Name: m.Meta.Name, Description: m.Meta.Description, Host: m.Meta.Host,
-		Addr: m.Addr, Relay: m.Meta.RelayAddr, State: m.State.String(),
-		Listening: m.Meta.Activity == mesh.ActivityListening, Activity: m.Meta.Activity.String(),
-		Stored: m.Meta.Held, StoredNames: m.Meta.HeldNames, Mode: mode, Version: m.Meta.Version,
+		ID: m.ID, Name: m.Meta.Name, Description: mcpserver.MetaDescription(m.Meta), Host: m.Meta.Host,
+		Addr: m.Addr, Relay: relay.MetaAddr(m.Meta), State: m.State.String(),
+		Listening: activity == mcpserver.ActivityListening, Activity: activity.String(),
+		Stored: held, StoredNames: heldNames, Mode: mode, Version: m.Meta.Version,
 		Transient: m.Meta.Transient,
 	}
 	if !m.Since.IsZero() {
