@@ -1,6 +1,9 @@
 package relay
 
 import (
+	"github.com/paf-mesh/paf-mesh/relay/store"
+	"github.com/paf-mesh/paf-mesh/relay/wire"
+
 	"context"
 	cryptorand "crypto/rand"
 	"errors"
@@ -34,7 +37,10 @@ type Directory interface {
 	Subscribe(ch chan<- mesh.Event) (cancel func())
 }
 
-var _ Directory = (*mesh.Peer)(nil)
+var (
+	_ Directory    = (*mesh.Peer)(nil)
+	_ wire.Handler = (*Relay)(nil)
+)
 
 // Errors a caller acts on.
 var (
@@ -46,67 +52,113 @@ var (
 	ErrEmpty       = errors.New("message is empty")
 )
 
-// Config configures a Relay.
+// Defaults of Config (DefaultConfig), from SPEC sections 3 and 7.
+const (
+	// DefaultListenAddr is loopback, any port: what open mode requires.
+	DefaultListenAddr = "127.0.0.1:0"
+	// DefaultMaxBody is the largest body accepted (SPEC: 8 MiB).
+	DefaultMaxBody = 8 << 20
+	// DefaultLargeBody: received bodies over this are saved to a file (SPEC: 10 KiB).
+	DefaultLargeBody = store.DefaultLargeBody
+	// DefaultRate and DefaultBurst bound what one sending peer may deliver to this peer, per
+	// second and at once: generous for agents, who send a few messages a minute, tight enough
+	// that a runaway loop cannot fill a disk.
+	DefaultRate  rate.Limit = 1000
+	DefaultBurst            = 2000
+	// DefaultDeliverTimeout bounds one delivery, retries included: long enough for a rename
+	// or claim to finish gossiping, short enough for an agent to be told.
+	DefaultDeliverTimeout = 10 * time.Second
+	// DefaultReplicas is how many peers hold each stored message (SPEC: 3).
+	DefaultReplicas = 3
+	// DefaultStoreTTL is how long a stored message waits for its recipient (SPEC: 30 days).
+	DefaultStoreTTL = 30 * 24 * time.Hour
+	// DefaultQuota is how many messages one holder keeps for one name: enough for any real
+	// backlog, small enough that a loop cannot fill the disk.
+	DefaultQuota = 10000
+	// DefaultHoldInterval is a fallback: claims, joins and stores wake holders at once.
+	DefaultHoldInterval = time.Second
+	// DefaultHandoverStagger is how long each lower-ranked holder waits before handing over
+	// in case the first did not: longer than a handover of a typical backlog takes.
+	DefaultHandoverStagger = 2 * time.Second
+	// DefaultExpiryInterval is how often holders look for expired messages: expiry is in
+	// days, so a minute late is nothing.
+	DefaultExpiryInterval = time.Minute
+	// maxPayloadHeadroom is what a frame carries besides a message's body: its metadata.
+	maxPayloadHeadroom = 64 << 10
+)
+
+// Config configures a Relay. The zero value of each optional field means its default
+// (DefaultConfig).
 type Config struct {
-	Dir        Directory
-	Key        []byte // relay HMAC key, from internal/keys
-	ListenAddr string // host:port; port 0 picks one
+	Dir        Directory // required
+	Key        []byte    // relay HMAC key, from internal/keys; required
+	ListenAddr string    // host:port; port 0 picks one; default DefaultListenAddr
 	// StateRoot is the shared state dir: inboxes live in StateRoot/inbox,
-	// large bodies in StateRoot/files.
+	// large bodies in StateRoot/files. Required.
 	StateRoot string
-	// MaxBody is the largest body accepted (SPEC: 8 MiB).
+	// MaxBody is the largest body accepted; default DefaultMaxBody.
 	MaxBody int
 	// LargeBody: received bodies over this are saved to a file and the
-	// agent sees a preview (SPEC: 10 KiB).
+	// agent sees a preview; default DefaultLargeBody.
 	LargeBody int
 	// Rate and Burst bound what one sending peer may deliver to this peer:
 	// generous for agents (who send a few messages a minute), tight enough
 	// that a runaway loop cannot fill a disk.
+	// Defaults DefaultRate and DefaultBurst.
 	Rate  rate.Limit
 	Burst int
-	// DeliverTimeout bounds one delivery attempt, retries included.
+	// DeliverTimeout bounds one delivery attempt, retries included; default
+	// DefaultDeliverTimeout.
 	DeliverTimeout time.Duration
 
 	// HolderDir is this peer's own state slot, where it keeps messages it
 	// holds for offline names. Empty: this peer never holds (a transient
 	// peer, whose Meta.Transient keeps others from choosing it).
 	HolderDir string
-	// Replicas is how many peers hold each stored message (SPEC: 3).
+	// Replicas is how many peers hold each stored message; default DefaultReplicas.
 	Replicas int
-	// StoreTTL is how long a stored message waits (SPEC: 30 days).
+	// StoreTTL is how long a stored message waits; default DefaultStoreTTL.
 	StoreTTL time.Duration
-	// Quota is how many messages one holder keeps for one name: enough for
-	// any real backlog, small enough that a loop cannot fill the disk.
+	// Quota is how many messages one holder keeps for one name; DefaultConfig sets
+	// DefaultQuota (0 in a Config not made by it: no quota).
 	Quota int
 	// HoldInterval is how often holders look for recipients that came
 	// online and for membership changes (they are also woken at once when
 	// a message is stored); HandoverStagger is how long each lower-ranked
-	// holder waits before handing over in case the first did not.
+	// holder waits before handing over in case the first did not; ExpiryInterval is how often
+	// expired messages are looked for. Defaults DefaultHoldInterval, DefaultHandoverStagger,
+	// DefaultExpiryInterval.
 	HoldInterval    time.Duration
 	HandoverStagger time.Duration
 	ExpiryInterval  time.Duration
 	// OnHeldChange, when set, is called (from the holding goroutine) when
 	// the number of messages held changes, to announce it in the mesh.
 	OnHeldChange func(msgs, names int)
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// Logger receives the relay's and its transport's logs; default: discard.
+	Logger *slog.Logger
+	// Now is the clock of ids, send times, rate limits and expiry; default time.Now.
+	Now func() time.Time
+
+	// wrapHandler, when set (tests and benchmarks of this package), wraps the relay's handler
+	// of other peers' requests before the transport starts serving them.
+	wrapHandler func(wire.Handler) wire.Handler
 }
 
 // DefaultConfig returns the defaults of SPEC sections 3 and 7.
 func DefaultConfig() Config {
 	return Config{
-		ListenAddr:      "127.0.0.1:0",
-		MaxBody:         8 << 20,
-		LargeBody:       10 << 10,
-		Rate:            1000,
-		Burst:           2000,
-		DeliverTimeout:  10 * time.Second,
-		Replicas:        3,
-		StoreTTL:        30 * 24 * time.Hour,
-		Quota:           10000,
-		HoldInterval:    time.Second, // a fallback: claims, joins and stores wake holders at once
-		HandoverStagger: 2 * time.Second,
-		ExpiryInterval:  time.Minute,
+		ListenAddr:      DefaultListenAddr,
+		MaxBody:         DefaultMaxBody,
+		LargeBody:       DefaultLargeBody,
+		Rate:            DefaultRate,
+		Burst:           DefaultBurst,
+		DeliverTimeout:  DefaultDeliverTimeout,
+		Replicas:        DefaultReplicas,
+		StoreTTL:        DefaultStoreTTL,
+		Quota:           DefaultQuota,
+		HoldInterval:    DefaultHoldInterval,
+		HandoverStagger: DefaultHandoverStagger,
+		ExpiryInterval:  DefaultExpiryInterval,
 	}
 }
 
@@ -114,11 +166,11 @@ func DefaultConfig() Config {
 type Relay struct {
 	cfg Config
 	log *slog.Logger
-	tr  *Transport
+	tr  *wire.Transport
 	dir Directory
 
 	mu       sync.Mutex
-	inboxes  map[string]*inbox
+	inboxes  map[string]*store.Inbox
 	limiters map[string]*rate.Limiter // by sending peer id
 	closed   bool
 	stats    Stats
@@ -126,7 +178,7 @@ type Relay struct {
 	entropy io.Reader
 	idMu    sync.Mutex
 
-	held *heldStore // nil when this peer does not hold
+	held *store.Held // nil when this peer does not hold
 	// handedOver remembers the ids of stored messages already handed over
 	// to their recipient, by this holder or another (which says so with a
 	// drop), so that a copy arriving late, a re-replication that was in
@@ -195,30 +247,34 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r := &Relay{
 		cfg: cfg, log: cfg.Logger, dir: cfg.Dir,
-		inboxes:  make(map[string]*inbox),
+		inboxes:  make(map[string]*store.Inbox),
 		limiters: make(map[string]*rate.Limiter),
 		entropy:  ulid.Monotonic(ulidEntropy{}, 0),
 		holdKick: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
 	if cfg.HolderDir != "" {
-		h, err := openHeld(cfg.HolderDir, cfg.Now)
+		h, err := store.OpenHeld(cfg.HolderDir, cfg.Now)
 		if err != nil {
 			return nil, err
 		}
 		r.held = h
 		if r.handedOver, err = lru.New[string, struct{}](handedOverIDs); err != nil {
-			h.close()
+			h.Close()
 			return nil, err
 		}
 	}
-	tr, err := NewTransport(TransportConfig{
+	var handler wire.Handler = r
+	if cfg.wrapHandler != nil {
+		handler = cfg.wrapHandler(r)
+	}
+	tr, err := wire.NewTransport(wire.TransportConfig{
 		ID: cfg.Dir.ID(), Key: cfg.Key, ListenAddr: cfg.ListenAddr,
-		MaxPayload: cfg.MaxBody + 64<<10, Handler: r, Logger: cfg.Logger,
+		MaxPayload: cfg.MaxBody + maxPayloadHeadroom, Handler: handler, Logger: cfg.Logger,
 	})
 	if err != nil {
 		if r.held != nil {
-			r.held.close()
+			r.held.Close()
 		}
 		return nil, err
 	}
@@ -256,14 +312,14 @@ func (r *Relay) Close() error {
 	r.wg.Wait()
 	err := r.tr.Close()
 	if r.held != nil {
-		err = errors.Join(err, r.held.close())
+		err = errors.Join(err, r.held.Close())
 	}
 	r.mu.Lock()
 	ibs := r.inboxes
-	r.inboxes = map[string]*inbox{}
+	r.inboxes = map[string]*store.Inbox{}
 	r.mu.Unlock()
 	for _, ib := range ibs {
-		err = errors.Join(err, ib.close())
+		err = errors.Join(err, ib.Close())
 	}
 	return err
 }
@@ -335,14 +391,15 @@ func (r *Relay) prepare(o Outgoing) (*Message, error) {
 		return nil, err
 	}
 	m.To = to
-	if err := m.validateOutgoing(); err != nil {
+	if err := validateOutgoing(m); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-func (m *Message) validateOutgoing() error {
-	if err := m.validate(); err != nil {
+// validateOutgoing is Message.Validate with the error an agent can act on for bad text.
+func validateOutgoing(m *Message) error {
+	if err := m.Validate(); err != nil {
 		if !utf8Valid(m.Body) || !utf8Valid(m.Intent) {
 			return fmt.Errorf("%w; send text, or a file path for binary data", ErrBadText)
 		}
@@ -410,20 +467,20 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 			r.mu.Unlock()
 			return Result{ID: m.ID, Status: "delivered", To: m.To, ForwardedFrom: m.ForwardedFrom}, nil
 		}
-		var re *RemoteError
+		var re *wire.RemoteError
 		switch {
-		case errors.As(err, &re) && re.Msg == errRateLimitedText:
+		case errors.As(err, &re) && re.Code == wire.CodeRateLimited:
 			return Result{}, fmt.Errorf("%w: %s's peer refuses more messages from this peer for now; wait a few seconds and retry", ErrRateLimited, m.To)
-		case refusedOverLimit(err):
+		case errors.As(err, &re) && re.Code == wire.CodeOverLimit:
 			return Result{}, fmt.Errorf("%w: %s (%s); send a file path instead, or split it", ErrTooLarge, re.Msg, m.To)
-		case errors.As(err, &re) && !retryableRemote(re.Msg):
+		case errors.As(err, &re) && !retryable(re.Code):
 			return Result{}, fmt.Errorf("relay: %s refused the message: %s", m.To, re.Msg)
 		case errors.Is(err, ErrTooLarge):
 			return Result{}, err
 		}
 		// Unreachable, or the route moved under us: look again.
 		r.log.Debug("delivery attempt failed; retrying", "to", m.To, "id", m.ID, "err", err)
-		if !errors.Is(err, ErrUnreachable) {
+		if !errors.Is(err, wire.ErrUnreachable) {
 			unanswered = time.Time{}
 		} else if unanswered.IsZero() {
 			unanswered = time.Now()
@@ -467,7 +524,8 @@ func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, ha
 			return fmt.Errorf("relay: store in this peer's inbox: not done within %v: %w", timeout, context.DeadlineExceeded)
 		case err := <-ch:
 			if err != nil {
-				return &RemoteError{Msg: err.Error()}
+				// As a remote peer's answer would be: the caller decides by its code.
+				return &wire.RemoteError{Code: wire.CodeOf(err), Msg: err.Error()}
 			}
 			return nil
 		case <-ctx.Done():
@@ -475,51 +533,75 @@ func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, ha
 		}
 	}
 	if owner.Meta.RelayAddr == "" {
-		return fmt.Errorf("%w: peer %s announces no relay address", ErrUnreachable, owner.ID)
+		return fmt.Errorf("%w: peer %s announces no relay address", wire.ErrUnreachable, owner.ID)
 	}
-	head, body := messageParts(reqDeliver, m, handover)
-	_, err := r.tr.request(ctx, owner.ID, owner.Meta.RelayAddr, head, body, timeout)
+	head, body := wire.MessageParts(wire.ReqDeliver, m, handover)
+	_, err := r.tr.RequestParts(ctx, owner.ID, owner.Meta.RelayAddr, head, body, timeout)
 	return err
 }
 
-// Texts of refusals a sender acts on. They cross the wire as RemoteError.
-const (
-	errRateLimitedText = "rate limited"
-	errNotHereText     = "not here: this peer does not hold the recipient's name"
-	errUnknownSender   = "unknown sender: the sender's name is not bound to the sending peer"
+// Refusals a sender acts on. They cross the wire as a *wire.RemoteError with their code
+// (the text is for people), and a local delivery returns them as one too (deliverAs).
+var (
+	errRateLimited   = wire.WithCode(wire.CodeRateLimited, errors.New("rate limited"))
+	errNotHere       = wire.WithCode(wire.CodeNotHere, errors.New("not here: this peer does not hold the recipient's name"))
+	errUnknownSender = wire.WithCode(wire.CodeUnknownSender, errors.New("unknown sender: the sender's name is not bound to the sending peer"))
+	errNotHolding    = wire.WithCode(wire.CodeNotHolding, errors.New("this peer does not hold messages for others"))
 )
 
-// retryableRemote: refusals that a moment of gossip can cure.
-func retryableRemote(msg string) bool {
-	return msg == errNotHereText || msg == errUnknownSender || msg == errInboxClosed.Error()
+// retryable: refusals that a moment of gossip can cure (a route, a name binding or an inbox
+// that is moving).
+func retryable(code wire.Code) bool {
+	return code == wire.CodeNotHere || code == wire.CodeUnknownSender || code == wire.CodeInboxClosed
+}
+
+// storeRefusal gives an inbox's or held store's error the code its sender decides by.
+func storeRefusal(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case isInboxClosed(err):
+		return wire.WithCode(wire.CodeInboxClosed, err)
+	case errors.Is(err, store.ErrQuota):
+		return wire.WithCode(wire.CodeQuota, err)
+	}
+	return err
+}
+
+// decodeRefusal gives a message decoder's error its code.
+func decodeRefusal(err error) error {
+	if errors.Is(err, wire.ErrOverLimit) {
+		return wire.WithCode(wire.CodeOverLimit, err)
+	}
+	return wire.WithCode(wire.CodeMalformed, err)
 }
 
 // HandleRequest implements Handler: a message from another peer.
 func (r *Relay) HandleRequest(from string, body []byte, respond func([]byte, error)) {
 	if len(body) >= 2 {
 		switch body[1] {
-		case reqStore:
+		case wire.ReqStore:
 			respond(nil, r.handleStore(from, body))
 			return
-		case reqDrop:
+		case wire.ReqDrop:
 			respond(nil, r.handleDrop(body))
 			return
-		case reqCount:
+		case wire.ReqCount:
 			respond(r.handleCount(body))
 			return
 		}
 	}
-	m, msgBody, handover, err := decodeMessageRef(body, reqDeliver, r.cfg.MaxBody)
-	if errors.Is(err, errOverLimit) {
+	m, msgBody, handover, err := wire.DecodeMessageRef(body, wire.ReqDeliver, r.cfg.MaxBody)
+	if errors.Is(err, wire.ErrOverLimit) {
 		r.refused()
 		r.log.Info("refusing a message larger than this peer accepts (--max-body)", "peer", from, "err", err)
-		respond(nil, err)
+		respond(nil, decodeRefusal(err))
 		return
 	}
 	if err != nil {
 		r.refused()
 		r.log.Warn("refusing a malformed message", "peer", from, "err", err)
-		respond(nil, err)
+		respond(nil, decodeRefusal(err))
 		return
 	}
 	r.accept(from, m, msgBody, handover, func(err error) { respond(nil, err) })
@@ -543,18 +625,18 @@ func (r *Relay) accept(fromPeer string, m *Message, body []byte, handover bool, 
 		r.mu.Lock()
 		r.stats.RateLimited++
 		r.mu.Unlock()
-		done(errors.New(errRateLimitedText))
+		done(errRateLimited)
 		return
 	}
 	// System notices (a stored message expired) come from a holder, not
 	// from an agent; every other message must come from its sender's peer.
 	if !handover && m.Kind != KindSystem && !r.senderBound(fromPeer, m.From) {
 		r.refused()
-		done(errors.New(errUnknownSender))
+		done(errUnknownSender)
 		return
 	}
 	if r.dir.Name() != m.To {
-		done(errors.New(errNotHereText))
+		done(errNotHere)
 		return
 	}
 	ib, err := r.inbox(m.To)
@@ -562,18 +644,18 @@ func (r *Relay) accept(fromPeer string, m *Message, body []byte, handover bool, 
 		done(err)
 		return
 	}
-	ib.add(m, body, func(err error) {
+	ib.Add(m, body, func(err error) {
 		switch {
 		case err == nil:
 			r.mu.Lock()
 			r.stats.Received++
 			r.mu.Unlock()
-		case !errors.Is(err, errInboxClosed):
+		case !isInboxClosed(err):
 			// A full or failing disk: the sender hears of it, and so must
 			// whoever runs this peer.
-			r.log.Error("could not store a received message; its sender was told", "name", ib.name, "err", err)
+			r.log.Error("could not store a received message; its sender was told", "name", ib.Name(), "err", err)
 		}
-		done(err)
+		done(storeRefusal(err))
 	})
 }
 
@@ -612,7 +694,7 @@ func (r *Relay) allow(peer string) bool {
 }
 
 // inbox returns the open inbox of name, opening it on first use.
-func (r *Relay) inbox(name string) (*inbox, error) {
+func (r *Relay) inbox(name string) (*store.Inbox, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -621,7 +703,7 @@ func (r *Relay) inbox(name string) (*inbox, error) {
 	if ib, ok := r.inboxes[name]; ok {
 		return ib, nil
 	}
-	ib, err := openInbox(r.cfg.StateRoot, name, r.cfg.LargeBody, r.cfg.Now)
+	ib, err := store.OpenInbox(store.Config{Root: r.cfg.StateRoot, LargeBody: r.cfg.LargeBody, Now: r.cfg.Now}, name)
 	if err != nil {
 		return nil, err
 	}
@@ -636,7 +718,7 @@ func (r *Relay) Check(name string) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ib.take()
+	return ib.Take()
 }
 
 // Peek returns the unread messages of name without marking them read.
@@ -645,7 +727,7 @@ func (r *Relay) Peek(name string) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ib.peek()
+	return ib.Peek()
 }
 
 // Ack marks the given messages of name read: the second half of Peek, for a
@@ -653,7 +735,7 @@ func (r *Relay) Peek(name string) ([]Message, error) {
 // two leaves them unread rather than lost).
 func (r *Relay) Ack(name string, ids []string) (int, error) {
 	for _, id := range ids {
-		if err := ValidID(id); err != nil {
+		if err := wire.ValidID(id); err != nil {
 			return 0, fmt.Errorf("relay: ack %q: %w", id, err)
 		}
 	}
@@ -661,7 +743,7 @@ func (r *Relay) Ack(name string, ids []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return ib.remove(ids)
+	return ib.Remove(ids)
 }
 
 // Unread is the number of unread messages of name.
@@ -670,7 +752,7 @@ func (r *Relay) Unread(name string) int {
 	if err != nil {
 		return 0
 	}
-	n, _ := ib.state()
+	n, _ := ib.State()
 	return n
 }
 
@@ -681,7 +763,7 @@ func (r *Relay) Wait(ctx context.Context, name string) error {
 		return err
 	}
 	for {
-		n, changed := ib.state()
+		n, changed := ib.State()
 		if n > 0 {
 			return nil
 		}
@@ -693,7 +775,7 @@ func (r *Relay) Wait(ctx context.Context, name string) error {
 	}
 }
 
-func (r *Relay) ownInbox(name string) (*inbox, error) {
+func (r *Relay) ownInbox(name string) (*store.Inbox, error) {
 	if name == "" || name != r.dir.Name() {
 		return nil, fmt.Errorf("relay: this peer does not hold %q: %w", name, mesh.ErrNoName)
 	}
@@ -715,14 +797,14 @@ func (r *Relay) MoveInbox(old, new string) error {
 	if err != nil {
 		return err
 	}
-	ms, err := src.peek()
+	ms, err := src.Peek()
 	if err != nil {
 		return err
 	}
 	errs := make(chan error, len(ms))
 	for i := range ms {
 		m := ms[i]
-		dst.add(&m, nil, func(err error) { errs <- err })
+		dst.Add(&m, nil, func(err error) { errs <- err })
 	}
 	ids := make([]string, len(ms))
 	for i := range ms {
@@ -731,7 +813,7 @@ func (r *Relay) MoveInbox(old, new string) error {
 			return fmt.Errorf("relay: move unread messages from %q to %q: %w", old, new, err)
 		}
 	}
-	if _, err := src.remove(ids); err != nil {
+	if _, err := src.Remove(ids); err != nil {
 		return err
 	}
 	return r.CloseInbox(old)
@@ -747,7 +829,7 @@ func (r *Relay) CloseInbox(name string) error {
 	if !ok {
 		return nil
 	}
-	return ib.close()
+	return ib.Close()
 }
 
 // BroadcastResult says who got a broadcast.

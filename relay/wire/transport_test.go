@@ -1,4 +1,4 @@
-package relay
+package wire
 
 import (
 	"bufio"
@@ -191,16 +191,16 @@ func TestTransportPipelinedInCallOrder(t *testing.T) {
 	ctx := tpCtx(t)
 
 	// One goroutine issues all requests without waiting for any response.
-	calls := make([]*call, n)
+	calls := make([]*Call, n)
 	for i := range calls {
-		cl, err := a.startRequest(ctx, "b", b.Addr(), tpOrderBody(uint64(i), 0), nil)
+		cl, err := a.StartRequest(ctx, "b", b.Addr(), tpOrderBody(uint64(i), 0), nil)
 		if err != nil {
 			t.Fatalf("startRequest %d: %v", i, err)
 		}
 		calls[i] = cl
 	}
 	for i, cl := range calls {
-		got, err := cl.wait(ctx)
+		got, err := cl.Wait(ctx)
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
@@ -230,13 +230,13 @@ func TestTransportConcurrentRequests(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				body := tpOrderBody(uint64(i), byte(g))
-				cl, err := a.startRequest(ctx, "b", b.Addr(), body, nil)
+				cl, err := a.StartRequest(ctx, "b", b.Addr(), body, nil)
 				close(started)
 				if err != nil {
 					errs <- err
 					return
 				}
-				got, err := cl.wait(ctx)
+				got, err := cl.Wait(ctx)
 				if err == nil && !bytes.Equal(got, body) {
 					err = fmt.Errorf("sender %d request %d: wrong response", g, i)
 				}
@@ -278,6 +278,7 @@ func TestTransportResponses(t *testing.T) {
 		handler  func(body []byte, respond func([]byte, error))
 		want     string
 		wantText string // RemoteError text, when the handler fails the request
+		wantCode Code   // and its code
 	}{
 		"respond later from another goroutine": {
 			handler: func(body []byte, respond func([]byte, error)) {
@@ -288,15 +289,31 @@ func TestTransportResponses(t *testing.T) {
 		},
 		"handler error": {
 			handler: func(_ []byte, respond func([]byte, error)) {
+				respond(nil, WithCode(CodeQuota, errors.New("inbox quota reached for bob")))
+			},
+			wantText: "inbox quota reached for bob",
+			wantCode: CodeQuota,
+		},
+		"error without a code": {
+			handler: func(_ []byte, respond func([]byte, error)) {
 				respond(nil, errors.New("inbox quota reached for bob"))
 			},
 			wantText: "inbox quota reached for bob",
+			wantCode: CodeOther,
+		},
+		"wrapped coded error": {
+			handler: func(_ []byte, respond func([]byte, error)) {
+				respond(nil, fmt.Errorf("store: %w", WithCode(CodeUnknownSender, errors.New("who are you"))))
+			},
+			wantText: "store: who are you",
+			wantCode: CodeUnknownSender,
 		},
 		"error from another goroutine": {
 			handler: func(_ []byte, respond func([]byte, error)) {
 				go respond([]byte("ignored"), fmt.Errorf("disk: %w", io.ErrShortWrite))
 			},
 			wantText: "disk: short write",
+			wantCode: CodeOther,
 		},
 		"second respond ignored": {
 			handler: func(_ []byte, respond func([]byte, error)) {
@@ -320,8 +337,8 @@ func TestTransportResponses(t *testing.T) {
 				got, err := a.Request(tpCtx(t), "b", b.Addr(), []byte("req"))
 				if tc.wantText != "" {
 					re, ok := errors.AsType[*RemoteError](err)
-					if !ok || re.Msg != tc.wantText || err.Error() != tc.wantText {
-						t.Fatalf("err = %v (%T), want *RemoteError %q", err, err, tc.wantText)
+					if !ok || re.Msg != tc.wantText || err.Error() != tc.wantText || re.Code != tc.wantCode || CodeOf(err) != tc.wantCode {
+						t.Fatalf("err = %v (%T), want *RemoteError %q with code %v", err, err, tc.wantText, tc.wantCode)
 					}
 					continue
 				}
@@ -336,8 +353,8 @@ func TestTransportResponses(t *testing.T) {
 func TestTransportNilHandlerAnswersError(t *testing.T) {
 	a, b := tpNew(t, "a", nil, nil), tpNew(t, "b", nil, nil)
 	_, err := a.Request(tpCtx(t), "b", b.Addr(), []byte("x"))
-	if re, ok := errors.AsType[*RemoteError](err); !ok || re.Msg != errNoHandler.Error() {
-		t.Fatalf("err = %v, want RemoteError %q", err, errNoHandler)
+	if re, ok := errors.AsType[*RemoteError](err); !ok || re.Msg != errNoHandler.Error() || re.Code != CodeNoHandler {
+		t.Fatalf("err = %v, want RemoteError %q with code %v", err, errNoHandler, CodeNoHandler)
 	}
 }
 
@@ -375,8 +392,8 @@ func TestTransportPayloadLimits(t *testing.T) {
 					t.Fatalf("err = %v, want %v", err, tc.wantErr)
 				}
 			case tc.wantText != "":
-				if re, ok := errors.AsType[*RemoteError](err); !ok || re.Msg != tc.wantText {
-					t.Fatalf("err = %v, want RemoteError %q", err, tc.wantText)
+				if re, ok := errors.AsType[*RemoteError](err); !ok || re.Msg != tc.wantText || re.Code != CodeResponseTooLarge {
+					t.Fatalf("err = %v, want RemoteError %q with code %v", err, tc.wantText, CodeResponseTooLarge)
 				}
 			case err != nil || string(got) != tc.want:
 				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
@@ -439,13 +456,13 @@ func TestTransportRequestTailNotRetained(t *testing.T) {
 					tail[i] = byte(rng.Uint32())
 				}
 				want := append(bytes.Clone(head), tail...)
-				cl, err := a.startRequest(ctx, "b", b.Addr(), head, tail)
+				cl, err := a.StartRequest(ctx, "b", b.Addr(), head, tail)
 				if err != nil {
 					errs <- err
 					return
 				}
 				clear(tail) // the caller's memory is its own again
-				got, err := cl.wait(ctx)
+				got, err := cl.Wait(ctx)
 				if err == nil && !bytes.Equal(got, want) {
 					err = fmt.Errorf("sender %d round %d: the peer got a body that differs from the one sent", s, r)
 				}
@@ -660,14 +677,14 @@ func TestTransportRequestTimeout(t *testing.T) {
 	b, held := tpHolding(t)
 	a := tpNew(t, "a", nil, nil)
 	ctx := tpCtx(t)
-	_, err := a.request(ctx, "b", b.Addr(), []byte("hold"), nil, 50*time.Millisecond)
+	_, err := a.RequestParts(ctx, "b", b.Addr(), []byte("hold"), nil, 50*time.Millisecond)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want one wrapping context.DeadlineExceeded", err)
 	}
 	(<-held)([]byte("late"), nil)
 	for i := range 100 { // answered well within their timeouts, one call reused
 		want := fmt.Sprint("next ", i)
-		if got, err := a.request(ctx, "b", b.Addr(), []byte(want), nil, 5*time.Second); err != nil || string(got) != want {
+		if got, err := a.RequestParts(ctx, "b", b.Addr(), []byte(want), nil, 5*time.Second); err != nil || string(got) != want {
 			t.Fatalf("request %d: %q, %v", i, got, err)
 		}
 	}

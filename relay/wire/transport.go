@@ -1,4 +1,4 @@
-package relay
+package wire
 
 // The transport: persistent, authenticated TCP connections between peers, carrying requests and
 // their responses.
@@ -58,15 +58,6 @@ var (
 	ErrClosed = errors.New("relay: transport closed")
 )
 
-// RemoteError is the error a peer's Handler answered a request with.
-type RemoteError struct {
-	// Msg is the text of the remote error.
-	Msg string
-}
-
-// Error returns the remote text as it is.
-func (e *RemoteError) Error() string { return e.Msg }
-
 // Handler receives requests.
 type Handler interface {
 	// HandleRequest is called serially per connection, in the order the requests arrived (the
@@ -81,7 +72,8 @@ type Handler interface {
 	// It answers by calling respond exactly once, possibly later and from another goroutine
 	// (the message layer acknowledges only after a group-committed disk write). respond never
 	// blocks; it copies resp before returning. respond(nil, err) sends an error response whose
-	// text is err.Error(); the caller of Request gets it as a *RemoteError. A respond after
+	// code is CodeOf(err) (give it one with WithCode) and whose text is err.Error(); the
+	// caller of Request gets it as a *RemoteError with that Code. A respond after
 	// the connection is gone does nothing; a second respond is ignored and logged. A request
 	// that is never answered makes its caller wait until its context ends.
 	//
@@ -102,7 +94,7 @@ type TransportConfig struct {
 	// which is what open mode requires.
 	ListenAddr string
 	// MaxPayload is passed to the codec; default DefaultMaxPayload. A request body may be 8
-	// bytes smaller, a response body 9 (their headers).
+	// bytes smaller, a response body 9, an error response's text 10 (their headers).
 	MaxPayload int
 	// Handler receives the requests of other peers. Nil answers every request with an error.
 	Handler Handler
@@ -252,33 +244,33 @@ func (t *Transport) Addr() string { return t.addr }
 // Errors: ErrUnreachable (wrapped: dial failed / in backoff / connection lost before the
 // response: the caller cannot know whether the peer processed it and may retry; the message
 // layer de-duplicates), ErrPeerMismatch (the peer at addr is not id), *RemoteError (the
-// handler answered with an error; its text is the remote message), ctx errors, ErrClosed,
+// handler answered with an error: decide by its Code, its text is for people), ctx errors, ErrClosed,
 // ErrFrameTooLarge (body over MaxPayload-8; nothing sent).
 //
 // Safe for concurrent use; concurrent requests to one peer are pipelined on one connection in
 // call order.
 func (t *Transport) Request(ctx context.Context, id, addr string, body []byte) ([]byte, error) {
-	return t.request(ctx, id, addr, body, nil, 0)
+	return t.RequestParts(ctx, id, addr, body, nil, 0)
 }
 
-// request is Request for a body given as head||tail; a large tail is sent from the caller's
+// RequestParts is Request for a body given as head||tail; a large tail is sent from the caller's
 // memory without being copied (it is not used once request returns). A timeout over 0 bounds
 // the wait for the answer as a context deadline would (the error wraps
 // context.DeadlineExceeded).
-func (t *Transport) request(ctx context.Context, id, addr string, head, tail []byte, timeout time.Duration) ([]byte, error) {
-	cl, err := t.startRequest(ctx, id, addr, head, tail)
+func (t *Transport) RequestParts(ctx context.Context, id, addr string, head, tail []byte, timeout time.Duration) ([]byte, error) {
+	cl, err := t.StartRequest(ctx, id, addr, head, tail)
 	if err != nil {
 		return nil, err
 	}
 	return cl.waitFor(ctx, timeout)
 }
 
-// startRequest queues the body head||tail for peer id and returns once it is queued on the connection,
+// StartRequest queues the body head||tail for peer id and returns once it is queued on the connection,
 // without waiting for the response: requests started one after another (by one goroutine, or
 // ordered by other means) are sent, and handed to the peer's Handler, in that order. Finish
-// every returned call with call.wait exactly once. It may block to dial (bounded by
+// every returned Call with Call.Wait exactly once (the tail may be reused once it returns). It may block to dial (bounded by
 // DialTimeout and HandshakeTimeout) or while the connection's send buffer is full.
-func (t *Transport) startRequest(ctx context.Context, id, addr string, head, tail []byte) (*call, error) {
+func (t *Transport) StartRequest(ctx context.Context, id, addr string, head, tail []byte) (*Call, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("relay: request to %s: %w", id, err)
 	}
