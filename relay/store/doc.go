@@ -10,6 +10,7 @@
 // Remove) is recorded on disk before it is returned, so it is shown once. A crash at any
 // point loses no acknowledged message: a torn record at the end of a log is dropped at the
 // next open, and a checksummed record that fails to decode is reported, never guessed at.
-// Everything read from disk is validated as if it came from the network. Configuration:
+// Every inbox record read from disk is validated as a message from the network would be
+// (held messages are trusted as this peer's own state). Configuration:
 // Config (inboxes) and OpenHeld's arguments (held messages).
 package store
