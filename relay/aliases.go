@@ -1,9 +1,6 @@
 package relay
 
 import (
-	"errors"
-
-	"github.com/paf-mesh/paf-mesh/relay/store"
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 )
 
@@ -42,7 +39,3 @@ func ValidConversationID(id string) error { return wire.ValidConversationID(id) 
 
 // ErrClosed: the relay (or its transport) is closed.
 var ErrClosed = wire.ErrClosed
-
-// isInboxClosed reports whether err is an inbox's refusal because it closed (the name moved):
-// a sender retries.
-func isInboxClosed(err error) bool { return errors.Is(err, store.ErrInboxClosed) }
