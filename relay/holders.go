@@ -25,7 +25,7 @@ import (
 // Store-and-forward. A message for a name no live peer holds is kept by R
 // holders chosen by rendezvous hashing of the recipient name over the live
 // peers that may hold (not transient ones), so every peer agrees who holds
-// what without asking. Each holder persists its copy (held.go). Holders
+// what without asking. Each holder persists its copy (store.Held). Holders
 // watch the mesh: when the name (or a name it forwards to) comes online, the
 // first-ranked holder hands the messages over in send order, and after the
 // recipient acknowledged them every holder drops its copy; when membership

@@ -180,6 +180,11 @@ func TestTransportRejectsBadInput(t *testing.T) {
 			p[0] = handshakeVersion + 1
 			r.send(r.encode(r.codec, frameHello, NewNonce(), p))
 		}},
+		"hello of version 1 (error responses without a code)": {reason: "bad-version", feed: func(r *tpRaw) {
+			p := appendHello(nil, hello{clientID: "raw", serverID: "srv", session: randomSession()})
+			p[0] = 1
+			r.send(r.encode(r.codec, frameHello, NewNonce(), p))
+		}},
 		"malformed hello": {reason: "handshake", feed: func(r *tpRaw) {
 			p := appendHello(nil, hello{clientID: "raw", serverID: "srv", session: randomSession()})
 			r.send(r.encode(r.codec, frameHello, NewNonce(), p[:len(p)-1]))
@@ -318,6 +323,15 @@ func TestTransportClientRejectsBadServer(t *testing.T) {
 			},
 			wantErr: ErrUnreachable, reason: "bad-version",
 		},
+		"ack of version 1 (error responses without a code)": {
+			serve: func(nc net.Conn, c *Codec, h hello, _ [16]byte) {
+				s := xorSessions(h.session, serverSession)
+				p := appendHelloAck(nil, helloAck{serverID: h.serverID, clientSession: h.session, serverSession: serverSession})
+				p[0] = 1
+				tpWrite(nc, c, frameHelloAck, sessionNonce(s, 0), p)
+			},
+			wantErr: ErrUnreachable, reason: "bad-version",
+		},
 		"closed without an ack": {
 			serve:   func(nc net.Conn, _ *Codec, _ hello, _ [16]byte) { nc.Close() },
 			wantErr: ErrUnreachable,
@@ -349,6 +363,21 @@ func TestTransportClientRejectsBadServer(t *testing.T) {
 				p := response(1, "x")
 				p[8] = 7
 				tpWrite(nc, c, frameResponse, sessionNonce(s, 1), p)
+			},
+			wantErr: ErrUnreachable, reason: "protocol",
+		},
+		"unknown error code": {
+			serve: func(nc net.Conn, c *Codec, h hello, _ [16]byte) {
+				s := ack(nc, c, h, nil)
+				p := append(binary.BigEndian.AppendUint64(nil, 1), statusError, numCodes)
+				tpWrite(nc, c, frameResponse, sessionNonce(s, 1), append(p, "from a newer version"...))
+			},
+			wantErr: ErrUnreachable, reason: "protocol",
+		},
+		"error response without its code": {
+			serve: func(nc net.Conn, c *Codec, h hello, _ [16]byte) {
+				s := ack(nc, c, h, nil)
+				tpWrite(nc, c, frameResponse, sessionNonce(s, 1), append(binary.BigEndian.AppendUint64(nil, 1), statusError))
 			},
 			wantErr: ErrUnreachable, reason: "protocol",
 		},
