@@ -158,7 +158,7 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.wrapHandler != nil {
 		handler = cfg.wrapHandler(r)
 	}
-	tr, err := wire.NewTransport(wire.TransportConfig{
+	tr, err := wire.NewTransport(wire.Config{
 		ID: cfg.Dir.ID(), Key: cfg.Key, ListenAddr: cfg.ListenAddr,
 		MaxPayload: cfg.MaxBody + maxPayloadHeadroom, Handler: handler, Logger: cfg.Logger,
 	})

@@ -179,7 +179,7 @@ func xprocServeTransport(log *slog.Logger, in io.Reader, out io.Writer) error {
 		return err
 	}
 	h := &xprocStampHandler{}
-	tr, err := wire.NewTransport(wire.TransportConfig{
+	tr, err := wire.NewTransport(wire.Config{
 		ID: xprocRxTransportID, Key: k.Relay, MaxPayload: xprocMaxPayload, Handler: h, Logger: log,
 	})
 	if err != nil {

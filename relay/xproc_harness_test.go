@@ -217,7 +217,7 @@ func xprocTransportPair(tb testing.TB) (tr *wire.Transport, id, addr string, chi
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tr, err = wire.NewTransport(wire.TransportConfig{
+	tr, err = wire.NewTransport(wire.Config{
 		ID: xprocTxTransportID, Key: k.Relay, MaxPayload: xprocMaxPayload, Logger: testutil.QuietLogger(tb, slog.LevelWarn),
 	})
 	if err != nil {

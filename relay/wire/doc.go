@@ -22,6 +22,6 @@
 // Guarantees: no decoder of network input (frames, hello and ack, requests and responses,
 // messages) panics on any input (each is fuzzed), and each refuses a version, type, flag or
 // code it does not know. The Transport is safe for concurrent use, and its Close waits for
-// every goroutine it started. Configuration: CodecConfig and TransportConfig, whose zero
+// every goroutine it started. Configuration: CodecConfig and Config, whose zero
 // fields mean the Default* constants.
 package wire

@@ -178,7 +178,7 @@ func FuzzConnFrames(f *testing.F) {
 	f.Add(false, []byte{byte(frameHello), 0, 0})
 	f.Add(false, []byte{200, 0, 1, 0})
 
-	tr, err := NewTransport(TransportConfig{ID: "fuzz", Key: testKey, Handler: tpEcho, MaxPayload: 1 << 16})
+	tr, err := NewTransport(Config{ID: "fuzz", Key: testKey, Handler: tpEcho, MaxPayload: 1 << 16})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -26,25 +26,6 @@ import (
 	"time"
 )
 
-// Transport defaults.
-const (
-	// DefaultDialTimeout bounds a TCP connect. Peers are on loopback or a LAN: a connect that
-	// takes longer means the peer is gone, and the message layer has stores to fall back to.
-	DefaultDialTimeout = 2 * time.Second
-	// DefaultHandshakeTimeout bounds the hello/ack exchange on both sides, so a connection that
-	// never says hello cannot hold a goroutine for long.
-	DefaultHandshakeTimeout = 5 * time.Second
-	// DefaultMaxBackoff caps the time requests to a peer fail fast after failed dials; it is
-	// short because a restarted peer should be reachable again almost at once.
-	DefaultMaxBackoff = 2 * time.Second
-	// minBackoff is the first backoff after a failed dial; it doubles up to MaxBackoff.
-	minBackoff = 50 * time.Millisecond
-	// maxHandshaking bounds the accepted connections that have not completed their hello, so
-	// that a flood of idle connections cannot pin a goroutine and a descriptor each for the
-	// HandshakeTimeout. Real peers complete the hello within a round trip.
-	maxHandshaking = 256
-)
-
 // Errors of Request. Test with errors.Is; they are returned wrapped with detail.
 var (
 	// ErrUnreachable: the dial or handshake failed, the peer is in backoff after a failed dial,
@@ -82,41 +63,10 @@ type Handler interface {
 	HandleRequest(from string, body []byte, respond func(resp []byte, err error))
 }
 
-// TransportConfig configures a Transport. The zero value of each optional field means its
-// default.
-type TransportConfig struct {
-	// ID is this peer's id: sent in the hello, and checked by a dialler against the id it
-	// expects. Required; 1 to 255 bytes of UTF-8.
-	ID string
-	// Key is the relay HMAC key (32 bytes), from internal/keys. Required.
-	Key []byte
-	// ListenAddr is where to accept connections; default "127.0.0.1:0" (loopback, any port),
-	// which is what open mode requires.
-	ListenAddr string
-	// MaxPayload is passed to the codec; default DefaultMaxPayload. A request body may be 8
-	// bytes smaller, a response body 9, an error response's text 10 (their headers).
-	MaxPayload int
-	// Handler receives the requests of other peers. Nil answers every request with an error.
-	Handler Handler
-	// Logger receives rejections (Warn) and connection events (Debug); default: discard.
-	Logger *slog.Logger
-	// DialTimeout bounds a TCP connect; default DefaultDialTimeout.
-	DialTimeout time.Duration
-	// HandshakeTimeout bounds the hello/ack exchange; default DefaultHandshakeTimeout.
-	HandshakeTimeout time.Duration
-	// MaxBackoff caps the backoff after a failed dial; default DefaultMaxBackoff. After a
-	// failed dial to a peer, requests to it fail fast with ErrUnreachable (or ErrPeerMismatch
-	// if that was the failure) until the backoff, doubling from 50ms, has passed.
-	MaxBackoff time.Duration
-	// Now is the codec's clock (frame times and the ±2 minute window); default time.Now.
-	// Backoff and timeouts use the real clock.
-	Now func() time.Time
-}
-
 // Transport sends requests to other peers over persistent connections and serves theirs. It
 // is safe for concurrent use.
 type Transport struct {
-	cfg    TransportConfig
+	cfg    Config
 	codec  *Codec
 	replay *ReplayGuard
 	log    *slog.Logger
@@ -173,7 +123,7 @@ func (p *peerState) failed(err error, now time.Time, maxBackoff time.Duration) {
 }
 
 // NewTransport validates cfg, applies defaults and starts listening.
-func NewTransport(cfg TransportConfig) (*Transport, error) {
+func NewTransport(cfg Config) (*Transport, error) {
 	if err := validID(cfg.ID); err != nil {
 		return nil, fmt.Errorf("relay: transport ID: %w", err)
 	}

@@ -32,7 +32,7 @@ func tpReportLatency(b *testing.B, rtts []time.Duration) {
 // tpBenchPair returns a sender and a receiver whose handler acknowledges each request with an
 // empty response.
 func tpBenchPair(b *testing.B) (a, srv *Transport) {
-	quiet := func(c *TransportConfig) { c.Logger = slog.New(slog.DiscardHandler) }
+	quiet := func(c *Config) { c.Logger = slog.New(slog.DiscardHandler) }
 	ack := tpFunc(func(_ string, _ []byte, respond func([]byte, error)) { respond(nil, nil) })
 	a, srv = tpNew(b, "a", nil, quiet), tpNew(b, "b", ack, quiet)
 	if _, err := a.Request(context.Background(), "b", srv.Addr(), nil); err != nil { // connect

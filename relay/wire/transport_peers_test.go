@@ -18,7 +18,7 @@ import (
 
 func TestTransportWrongKey(t *testing.T) {
 	a := tpNew(t, "a", tpEcho, nil)
-	intruder := tpNew(t, "intruder", nil, func(c *TransportConfig) { c.Key = otherKey })
+	intruder := tpNew(t, "intruder", nil, func(c *Config) { c.Key = otherKey })
 	_, err := intruder.Request(tpCtx(t), "a", a.Addr(), []byte("let me in"))
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("err = %v, want ErrUnreachable", err)
@@ -55,7 +55,7 @@ func (c *tpClock) advance(d time.Duration) { c.off.Add(int64(d)) }
 
 func TestTransportPeerGoneBacksOff(t *testing.T) {
 	const maxBackoff = 150 * time.Millisecond
-	a := tpNew(t, "a", nil, func(c *TransportConfig) { c.MaxBackoff = maxBackoff })
+	a := tpNew(t, "a", nil, func(c *Config) { c.MaxBackoff = maxBackoff })
 	clock := &tpClock{}
 	a.clock = clock.now
 	b := tpNew(t, "b", tpEcho, nil)
@@ -103,7 +103,7 @@ func TestTransportPeerGoneBacksOff(t *testing.T) {
 
 	// The peer comes back on the same port: the next request after the backoff dials and
 	// succeeds, and resets the backoff.
-	b2 := tpNew(t, "b", tpEcho, func(c *TransportConfig) { c.ListenAddr = addr })
+	b2 := tpNew(t, "b", tpEcho, func(c *Config) { c.ListenAddr = addr })
 	if got, err := a.Request(ctx, "b", b2.Addr(), []byte("back")); err != nil || string(got) != "back" {
 		t.Fatalf("after the peer came back: %q, %v", got, err)
 	}
@@ -140,7 +140,7 @@ func TestTransportPeerRestart(t *testing.T) {
 	respond([]byte("too late"), nil) // after Close: does nothing
 	testutil.WaitForEvery(t, tpPoll, 10*time.Second, "a to have no outgoing connection", func() bool { return a.Stats().ConnsOut == 0 })
 
-	b2 := tpNew(t, "b", tpEcho, func(c *TransportConfig) { c.ListenAddr = addr })
+	b2 := tpNew(t, "b", tpEcho, func(c *Config) { c.ListenAddr = addr })
 	if got, err := a.Request(ctx, "b", addr, []byte("again")); err != nil || string(got) != "again" {
 		t.Fatalf("after restart: %q, %v", got, err)
 	}
@@ -273,7 +273,7 @@ func TestTransportCloseAbortsHandshake(t *testing.T) {
 			accepted <- nc
 		}
 	}()
-	a := tpNew(t, "a", nil, func(c *TransportConfig) { c.HandshakeTimeout = time.Hour })
+	a := tpNew(t, "a", nil, func(c *Config) { c.HandshakeTimeout = time.Hour })
 	done := make(chan error, 1)
 	go func() {
 		_, err := a.Request(context.Background(), "b", ln.Addr().String(), nil)
@@ -288,7 +288,7 @@ func TestTransportCloseAbortsHandshake(t *testing.T) {
 }
 
 func TestTransportServerHandshakeTimeout(t *testing.T) {
-	a := tpNew(t, "a", tpEcho, func(c *TransportConfig) { c.HandshakeTimeout = 50 * time.Millisecond })
+	a := tpNew(t, "a", tpEcho, func(c *Config) { c.HandshakeTimeout = 50 * time.Millisecond })
 	nc, err := net.Dial("tcp", a.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -303,22 +303,22 @@ func TestTransportServerHandshakeTimeout(t *testing.T) {
 
 func TestNewTransportConfig(t *testing.T) {
 	tests := map[string]struct {
-		mod     func(*TransportConfig)
+		mod     func(*Config)
 		wantErr string
 	}{
 		"defaults":           {},
-		"empty id":           {mod: func(c *TransportConfig) { c.ID = "" }, wantErr: "must be 1-255 bytes"},
-		"long id":            {mod: func(c *TransportConfig) { c.ID = strings.Repeat("x", 256) }, wantErr: "must be 1-255 bytes"},
-		"id not utf-8":       {mod: func(c *TransportConfig) { c.ID = "\xff" }, wantErr: "UTF-8"},
-		"short key":          {mod: func(c *TransportConfig) { c.Key = testKey[:31] }, wantErr: "key is 31 bytes"},
-		"negative timeout":   {mod: func(c *TransportConfig) { c.DialTimeout = -1 }, wantErr: "DialTimeout"},
-		"negative backoff":   {mod: func(c *TransportConfig) { c.MaxBackoff = -1 }, wantErr: "MaxBackoff"},
-		"tiny max payload":   {mod: func(c *TransportConfig) { c.MaxPayload = 100 }, wantErr: "MaxPayload"},
-		"bad listen address": {mod: func(c *TransportConfig) { c.ListenAddr = "127.0.0.1:99999" }, wantErr: "listen on"},
+		"empty id":           {mod: func(c *Config) { c.ID = "" }, wantErr: "must be 1-255 bytes"},
+		"long id":            {mod: func(c *Config) { c.ID = strings.Repeat("x", 256) }, wantErr: "must be 1-255 bytes"},
+		"id not utf-8":       {mod: func(c *Config) { c.ID = "\xff" }, wantErr: "UTF-8"},
+		"short key":          {mod: func(c *Config) { c.Key = testKey[:31] }, wantErr: "key is 31 bytes"},
+		"negative timeout":   {mod: func(c *Config) { c.DialTimeout = -1 }, wantErr: "DialTimeout"},
+		"negative backoff":   {mod: func(c *Config) { c.MaxBackoff = -1 }, wantErr: "MaxBackoff"},
+		"tiny max payload":   {mod: func(c *Config) { c.MaxPayload = 100 }, wantErr: "MaxPayload"},
+		"bad listen address": {mod: func(c *Config) { c.ListenAddr = "127.0.0.1:99999" }, wantErr: "listen on"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			cfg := TransportConfig{ID: "a", Key: testKey}
+			cfg := Config{ID: "a", Key: testKey}
 			if tc.mod != nil {
 				tc.mod(&cfg)
 			}

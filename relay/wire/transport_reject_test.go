@@ -20,7 +20,7 @@ import (
 
 func TestTransportRejectLogIsRateLimited(t *testing.T) {
 	h := &tpCountHandler{}
-	tr := tpNew(t, "a", nil, func(c *TransportConfig) { c.Logger = slog.New(h) })
+	tr := tpNew(t, "a", nil, func(c *Config) { c.Logger = slog.New(h) })
 	flood := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 1}
 	for i := range 250 {
 		flood.Port = 1000 + i // a new connection each time: the port does not matter

@@ -34,9 +34,9 @@ var tpEcho = tpFunc(func(_ string, body []byte, respond func([]byte, error)) {
 })
 
 // tpNew starts a transport with testKey on loopback port 0, closed at the end of the test.
-func tpNew(tb testing.TB, id string, h Handler, mod func(*TransportConfig)) *Transport {
+func tpNew(tb testing.TB, id string, h Handler, mod func(*Config)) *Transport {
 	tb.Helper()
-	cfg := TransportConfig{ID: id, Key: testKey, ListenAddr: "127.0.0.1:0", Handler: h, Logger: testutil.Logger(tb, slog.LevelDebug)}
+	cfg := Config{ID: id, Key: testKey, ListenAddr: "127.0.0.1:0", Handler: h, Logger: testutil.Logger(tb, slog.LevelDebug)}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -362,8 +362,8 @@ func TestTransportPayloadLimits(t *testing.T) {
 			return
 		}
 		respond([]byte(fmt.Sprint(len(body))), nil)
-	}), func(c *TransportConfig) { c.MaxPayload = maxPayload })
-	a := tpNew(t, "a", nil, func(c *TransportConfig) { c.MaxPayload = maxPayload })
+	}), func(c *Config) { c.MaxPayload = maxPayload })
+	a := tpNew(t, "a", nil, func(c *Config) { c.MaxPayload = maxPayload })
 	ctx := tpCtx(t)
 
 	tests := map[string]struct {
