@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"github.com/paf-mesh/paf-mesh/relay/wire"
+
 	"errors"
 	"io/fs"
 	"os"
@@ -35,9 +37,9 @@ func TestAttackPathTraversalInMessageID(t *testing.T) {
 	if err != nil || !route.Online {
 		t.Fatalf("resolve bob: %+v %v", route, err)
 	}
-	_, err = mallory.relay.tr.Request(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), appendMessage(nil, m))
+	_, err = mallory.relay.tr.Request(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), wire.AppendMessage(nil, m))
 	assertNoFiles(t, outside)
-	var re *RemoteError
+	var re *wire.RemoteError
 	if !errors.As(err, &re) {
 		t.Fatalf("direct delivery of a traversal id: %v, want a refusal from the recipient", err)
 	}
@@ -45,7 +47,7 @@ func TestAttackPathTraversalInMessageID(t *testing.T) {
 	// The same through store-and-forward: offered to a holder as a message for a name that
 	// is offline, and as a holder's replica.
 	for _, replica := range []bool{false, true} {
-		_, err = mallory.relay.tr.Request(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), appendMessageAs(nil, reqStore, &Message{
+		_, err = mallory.relay.tr.Request(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), wire.AppendMessageAs(nil, wire.ReqStore, &Message{
 			ID: evilID, From: "mallory", To: "nobody", Kind: KindMessage, Body: large, SentAt: time.Now(),
 		}, replica))
 		if !errors.As(err, &re) {

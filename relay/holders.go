@@ -1,6 +1,9 @@
 package relay
 
 import (
+	"github.com/paf-mesh/paf-mesh/relay/store"
+	"github.com/paf-mesh/paf-mesh/relay/wire"
+
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -22,7 +25,7 @@ import (
 // Store-and-forward. A message for a name no live peer holds is kept by R
 // holders chosen by rendezvous hashing of the recipient name over the live
 // peers that may hold (not transient ones), so every peer agrees who holds
-// what without asking. Each holder persists its copy (held.go). Holders
+// what without asking. Each holder persists its copy (store.Held). Holders
 // watch the mesh: when the name (or a name it forwards to) comes online, the
 // first-ranked holder hands the messages over in send order, and after the
 // recipient acknowledged them every holder drops its copy; when membership
@@ -94,7 +97,7 @@ func (r *Relay) store(ctx context.Context, m *Message) (int, error) {
 		switch {
 		case err == nil:
 			ok++
-		case isQuota(err):
+		case wire.CodeOf(err) == wire.CodeQuota:
 			quota++
 			last = err
 		default:
@@ -110,12 +113,8 @@ func (r *Relay) store(ctx context.Context, m *Message) (int, error) {
 	return 0, fmt.Errorf("%w: %v", ErrNoHolders, last)
 }
 
-func isQuota(err error) bool {
-	var re *RemoteError
-	return errors.Is(err, errQuota) || errors.As(err, &re) && strings.Contains(re.Msg, errQuota.Error())
-}
-
-// storeAt stores m at one holder (locally without a round trip).
+// storeAt stores m at one holder (locally without a round trip). Its error carries the
+// holder's refusal code either way (wire.CodeOf).
 //
 // A holder that has not yet heard (by gossip) that the sender holds its name
 // refuses with a retryable error; storeAt retries those for a moment, as
@@ -124,13 +123,13 @@ func (r *Relay) storeAt(ctx context.Context, h mesh.Member, m *Message, replica 
 	if h.ID == r.dir.ID() {
 		return r.holdLocal(m)
 	}
-	body := appendMessageAs(nil, reqStore, m, replica)
+	body := wire.AppendMessageAs(nil, wire.ReqStore, m, replica)
 	backoff := 20 * time.Millisecond
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		_, err := r.tr.Request(ctx, h.ID, MetaAddr(h.Meta), body)
-		var re *RemoteError
-		if err == nil || !errors.As(err, &re) || !retryableRemote(re.Msg) || time.Now().After(deadline) {
+		var re *wire.RemoteError
+		if err == nil || !errors.As(err, &re) || !retryable(re.Code) || time.Now().After(deadline) {
 			return err
 		}
 		select {
@@ -144,14 +143,14 @@ func (r *Relay) storeAt(ctx context.Context, h mesh.Member, m *Message, replica 
 
 func (r *Relay) holdLocal(m *Message) error {
 	if r.held == nil {
-		return errors.New("this peer does not hold messages for others")
+		return errNotHolding
 	}
 	if r.handedOver.Contains(m.ID) {
 		return nil // its recipient has it: a late copy, nothing to keep
 	}
-	added, err := r.held.put(m, r.cfg.StoreTTL, r.cfg.Quota)
+	added, err := r.held.Put(m, r.cfg.StoreTTL, r.cfg.Quota)
 	if err != nil {
-		return err
+		return storeRefusal(err)
 	}
 	if added {
 		r.kickHolding()
@@ -161,17 +160,17 @@ func (r *Relay) holdLocal(m *Message) error {
 
 // handleStore serves reqStore from another peer.
 func (r *Relay) handleStore(from string, body []byte) error {
-	m, replica, err := decodeMessageAs(body, reqStore, r.cfg.MaxBody)
+	m, replica, err := wire.DecodeMessageAs(body, wire.ReqStore, r.cfg.MaxBody)
 	if err != nil {
 		r.refused()
-		return err
+		return decodeRefusal(err)
 	}
 	if !r.allow(from) {
-		return errors.New(errRateLimitedText)
+		return errRateLimited
 	}
 	if !replica && m.Kind != KindSystem && !r.senderBound(from, m.From) {
 		r.refused()
-		return errors.New(errUnknownSender)
+		return errUnknownSender
 	}
 	return r.holdLocal(m)
 }
@@ -179,7 +178,7 @@ func (r *Relay) handleStore(from string, body []byte) error {
 // A nameList is the payload of reqDrop and reqCount: version, type, the
 // name, then ids (u16 count, each u16-length-prefixed).
 func appendNameList(dst []byte, typ byte, name string, ids []string) []byte {
-	dst = append(dst, messageVersion, typ)
+	dst = append(dst, wire.MessageVersion, typ)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(name)))
 	dst = append(dst, name...)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(ids)))
@@ -192,19 +191,22 @@ func appendNameList(dst []byte, typ byte, name string, ids []string) []byte {
 
 const maxDropIDs = 65535
 
+// noticePreviewLen is how much of a message a notice about it (expired, refused) quotes.
+const noticePreviewLen = 200
+
 func decodeNameList(b []byte, typ byte) (string, []string, error) {
-	if len(b) < 4 || b[0] != messageVersion || b[1] != typ {
-		return "", nil, fmt.Errorf("%w: bad name list header", errBadMessage)
+	if len(b) < 4 || b[0] != wire.MessageVersion || b[1] != typ {
+		return "", nil, fmt.Errorf("%w: bad name list header", wire.ErrBadMessage)
 	}
 	off := 2
 	str := func() (string, error) {
 		if len(b)-off < 2 {
-			return "", fmt.Errorf("%w: truncated", errBadMessage)
+			return "", fmt.Errorf("%w: truncated", wire.ErrBadMessage)
 		}
 		n := int(binary.BigEndian.Uint16(b[off:]))
 		off += 2
 		if len(b)-off < n {
-			return "", fmt.Errorf("%w: truncated", errBadMessage)
+			return "", fmt.Errorf("%w: truncated", wire.ErrBadMessage)
 		}
 		s := string(b[off : off+n])
 		off += n
@@ -215,10 +217,10 @@ func decodeNameList(b []byte, typ byte) (string, []string, error) {
 		return "", nil, err
 	}
 	if n, err := mesh.NormalizeName(name); err != nil || n != name {
-		return "", nil, fmt.Errorf("%w: bad name", errBadMessage)
+		return "", nil, fmt.Errorf("%w: bad name", wire.ErrBadMessage)
 	}
 	if len(b)-off < 2 {
-		return "", nil, fmt.Errorf("%w: truncated", errBadMessage)
+		return "", nil, fmt.Errorf("%w: truncated", wire.ErrBadMessage)
 	}
 	count := int(binary.BigEndian.Uint16(b[off:]))
 	off += 2
@@ -228,13 +230,13 @@ func decodeNameList(b []byte, typ byte) (string, []string, error) {
 		if err != nil {
 			return "", nil, err
 		}
-		if err := ValidID(id); err != nil {
-			return "", nil, fmt.Errorf("%w: %v", errBadMessage, err)
+		if err := wire.ValidID(id); err != nil {
+			return "", nil, fmt.Errorf("%w: %v", wire.ErrBadMessage, err)
 		}
 		ids = append(ids, id)
 	}
 	if off != len(b) {
-		return "", nil, fmt.Errorf("%w: trailing bytes", errBadMessage)
+		return "", nil, fmt.Errorf("%w: trailing bytes", wire.ErrBadMessage)
 	}
 	return name, ids, nil
 }
@@ -244,7 +246,7 @@ func (r *Relay) HeldCount(name string) int {
 	if r.held == nil {
 		return 0
 	}
-	return r.held.count(name)
+	return r.held.Count(name)
 }
 
 // HeldTotals is how many messages this peer holds, for how many names.
@@ -252,7 +254,7 @@ func (r *Relay) HeldTotals() (msgs, names int) {
 	if r.held == nil {
 		return 0, 0
 	}
-	return r.held.totals()
+	return r.held.Totals()
 }
 
 // AdoptHeld merges the held messages of a dead peer's state (its held.db)
@@ -261,7 +263,7 @@ func (r *Relay) AdoptHeld(path string) (int, error) {
 	if r.held == nil {
 		return 0, errors.New("relay: this peer does not hold messages")
 	}
-	n, err := r.held.adopt(path)
+	n, err := r.held.Adopt(path)
 	if n > 0 {
 		r.kickHolding()
 	}
@@ -308,7 +310,7 @@ func (r *Relay) holdLoop() {
 		viewChanged := view != lastView
 		lastView = view
 		now := r.cfg.Now()
-		for _, name := range r.held.names() {
+		for _, name := range r.held.Names() {
 			route, err := r.dir.Resolve(name)
 			if err != nil {
 				continue
@@ -344,7 +346,7 @@ func (r *Relay) holdLoop() {
 			r.expire()
 		}
 		if r.cfg.OnHeldChange != nil {
-			msgs, names := r.held.totals()
+			msgs, names := r.held.Totals()
 			if msgs != r.lastHeld[0] || names != r.lastHeld[1] {
 				r.lastHeld = [2]int{msgs, names}
 				r.cfg.OnHeldChange(msgs, names)
@@ -367,7 +369,7 @@ func holderView(members []mesh.Member) string {
 // send order, pipelined on one connection, then drops the delivered copies
 // here and at the other holders.
 func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
-	recs, err := r.held.list(name)
+	recs, err := r.held.List(name)
 	if err != nil || len(recs) == 0 {
 		return
 	}
@@ -394,7 +396,7 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 		done = append(done, m.ID)
 	}
 	r.noteHandedOver(done)
-	if err := r.held.drop(name, done); err != nil {
+	if err := r.held.Drop(name, done); err != nil {
 		r.log.Warn("drop handed-over messages", "name", name, "err", err)
 	}
 	r.mu.Lock()
@@ -409,9 +411,9 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 		// bodies (its --max-body), and would refuse it until it expired.
 		r.log.Warn("stored message refused by its recipient as too large; its sender is told", "id", m.ID, "from", m.From, "to", route.Name)
 		r.tellSender(m, "R", fmt.Sprintf("Your message %s to %s, sent %s, could not be delivered: it is larger than %s's peer accepts (%d bytes). Send a file path instead, or split it: %q",
-			m.ID, route.Name, m.SentAt.UTC().Format(time.RFC3339), route.Name, len(m.Body), preview(m.Body, 200)))
+			m.ID, route.Name, m.SentAt.UTC().Format(time.RFC3339), route.Name, len(m.Body), store.Preview(m.Body, noticePreviewLen)))
 	}
-	drop := appendNameList(nil, reqDrop, name, done)
+	drop := appendNameList(nil, wire.ReqDrop, name, done)
 	for _, m := range members {
 		if m.ID == r.dir.ID() || m.Meta.Transient || MetaAddr(m.Meta) == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
 			continue
@@ -427,7 +429,7 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 // deliverBatch delivers recs in order and returns the ids that were
 // acknowledged and the messages the recipient refused as larger than it
 // accepts (which no retry can deliver): together a prefix of recs.
-func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string, recs []heldRecord) (ok []string, tooLarge []Message) {
+func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string, recs []store.HeldRecord) (ok []string, tooLarge []Message) {
 	msgs := make([]*Message, len(recs))
 	for i := range recs {
 		m := recs[i].Msg
@@ -446,10 +448,10 @@ func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string,
 		}
 		return ok, tooLarge
 	}
-	calls := make([]*call, 0, len(msgs))
+	calls := make([]*wire.Call, 0, len(msgs))
 	for _, m := range msgs {
-		head, body := messageParts(reqDeliver, m, true)
-		c, err := r.tr.startRequest(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), head, body)
+		head, body := wire.MessageParts(wire.ReqDeliver, m, true)
+		c, err := r.tr.StartRequest(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), head, body)
 		if err != nil {
 			break
 		}
@@ -457,12 +459,13 @@ func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string,
 	}
 	failed := false
 	for i, c := range calls {
-		_, err := c.wait(ctx)
+		_, err := c.Wait(ctx)
+		var re *wire.RemoteError
 		switch {
 		case failed:
 		case err == nil:
 			ok = append(ok, msgs[i].ID)
-		case refusedOverLimit(err):
+		case errors.As(err, &re) && re.Code == wire.CodeOverLimit:
 			tooLarge = append(tooLarge, recs[i].Msg)
 		default:
 			failed = true
@@ -473,16 +476,16 @@ func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string,
 
 // handleDrop serves reqDrop: another holder handed these over.
 func (r *Relay) handleDrop(body []byte) error {
-	name, ids, err := decodeNameList(body, reqDrop)
+	name, ids, err := decodeNameList(body, wire.ReqDrop)
 	if err != nil {
 		r.refused()
-		return err
+		return decodeRefusal(err)
 	}
 	if r.held == nil {
 		return nil
 	}
 	r.noteHandedOver(ids)
-	return r.held.drop(name, ids)
+	return r.held.Drop(name, ids)
 }
 
 // handedOverIDs bounds the ids of handed-over messages a holder remembers:
@@ -499,10 +502,10 @@ func (r *Relay) noteHandedOver(ids []string) {
 
 // handleCount serves reqCount: how many messages are held here for a name.
 func (r *Relay) handleCount(body []byte) ([]byte, error) {
-	name, _, err := decodeNameList(body, reqCount)
+	name, _, err := decodeNameList(body, wire.ReqCount)
 	if err != nil {
 		r.refused()
-		return nil, err
+		return nil, decodeRefusal(err)
 	}
 	return []byte(strconv.Itoa(r.HeldCount(name))), nil
 }
@@ -511,7 +514,7 @@ func (r *Relay) handleCount(body []byte) ([]byte, error) {
 // set, and drops the local copy when this peer is no longer in it and every
 // holder confirmed.
 func (r *Relay) rereplicate(name string, members []mesh.Member) {
-	recs, err := r.held.list(name)
+	recs, err := r.held.List(name)
 	if err != nil || len(recs) == 0 {
 		return
 	}
@@ -544,7 +547,7 @@ func (r *Relay) rereplicate(name string, members []mesh.Member) {
 		for i, rec := range recs {
 			ids[i] = rec.Msg.ID
 		}
-		if err := r.held.drop(name, ids); err == nil {
+		if err := r.held.Drop(name, ids); err == nil {
 			r.log.Debug("moved held messages to their new holders", "name", name, "count", len(ids))
 		}
 	}
@@ -554,7 +557,7 @@ func (r *Relay) rereplicate(name string, members []mesh.Member) {
 // online, with a system message whose id derives from the expired message's,
 // so the sender sees one notice however many holders send it.
 func (r *Relay) expire() {
-	recs, err := r.held.expired()
+	recs, err := r.held.Expired()
 	if err != nil || len(recs) == 0 {
 		return
 	}
@@ -567,10 +570,10 @@ func (r *Relay) expire() {
 		r.mu.Unlock()
 		r.log.Warn("stored message expired undelivered", "id", m.ID, "from", m.From, "to", m.To)
 		r.tellSender(m, "X", fmt.Sprintf("Your message %s to %s, sent %s, expired undelivered after %s: %q",
-			m.ID, m.To, m.SentAt.UTC().Format(time.RFC3339), r.cfg.StoreTTL, preview(m.Body, 200)))
+			m.ID, m.To, m.SentAt.UTC().Format(time.RFC3339), r.cfg.StoreTTL, store.Preview(m.Body, noticePreviewLen)))
 	}
 	for name, ids := range byName {
-		_ = r.held.drop(name, ids)
+		_ = r.held.Drop(name, ids)
 	}
 }
 
@@ -609,7 +612,7 @@ func noticeID(prefix, id string) string {
 // over as soon as the name is online), or ctx ends. A brief peer (`paf-peer
 // check --as NAME`) calls it before reading the inbox.
 func (r *Relay) Collect(ctx context.Context, name string) error {
-	req := appendNameList(nil, reqCount, name, nil)
+	req := appendNameList(nil, wire.ReqCount, name, nil)
 	for {
 		pending := 0
 		for _, m := range r.dir.Members() {

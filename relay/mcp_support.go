@@ -14,6 +14,6 @@ func (r *Relay) InboxState(name string) (unread int, changed <-chan struct{}, er
 	if err != nil {
 		return 0, nil, err
 	}
-	unread, changed = ib.state()
+	unread, changed = ib.State()
 	return unread, changed, nil
 }

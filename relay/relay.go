@@ -1,6 +1,9 @@
 package relay
 
 import (
+	"github.com/paf-mesh/paf-mesh/relay/store"
+	"github.com/paf-mesh/paf-mesh/relay/wire"
+
 	"context"
 	cryptorand "crypto/rand"
 	"errors"
@@ -34,7 +37,10 @@ type Directory interface {
 	Subscribe(ch chan<- mesh.Event) (cancel func())
 }
 
-var _ Directory = (*mesh.Peer)(nil)
+var (
+	_ Directory    = (*mesh.Peer)(nil)
+	_ wire.Handler = (*Relay)(nil)
+)
 
 // Errors a caller acts on.
 var (
@@ -46,79 +52,15 @@ var (
 	ErrEmpty       = errors.New("message is empty")
 )
 
-// Config configures a Relay.
-type Config struct {
-	Dir        Directory
-	Key        []byte // relay HMAC key, from internal/keys
-	ListenAddr string // host:port; port 0 picks one
-	// StateRoot is the shared state dir: inboxes live in StateRoot/inbox,
-	// large bodies in StateRoot/files.
-	StateRoot string
-	// MaxBody is the largest body accepted (SPEC: 8 MiB).
-	MaxBody int
-	// LargeBody: received bodies over this are saved to a file and the
-	// agent sees a preview (SPEC: 10 KiB).
-	LargeBody int
-	// Rate and Burst bound what one sending peer may deliver to this peer:
-	// generous for agents (who send a few messages a minute), tight enough
-	// that a runaway loop cannot fill a disk.
-	Rate  rate.Limit
-	Burst int
-	// DeliverTimeout bounds one delivery attempt, retries included.
-	DeliverTimeout time.Duration
-
-	// HolderDir is this peer's own state slot, where it keeps messages it
-	// holds for offline names. Empty: this peer never holds (a transient
-	// peer, whose Meta.Transient keeps others from choosing it).
-	HolderDir string
-	// Replicas is how many peers hold each stored message (SPEC: 3).
-	Replicas int
-	// StoreTTL is how long a stored message waits (SPEC: 30 days).
-	StoreTTL time.Duration
-	// Quota is how many messages one holder keeps for one name: enough for
-	// any real backlog, small enough that a loop cannot fill the disk.
-	Quota int
-	// HoldInterval is how often holders look for recipients that came
-	// online and for membership changes (they are also woken at once when
-	// a message is stored); HandoverStagger is how long each lower-ranked
-	// holder waits before handing over in case the first did not.
-	HoldInterval    time.Duration
-	HandoverStagger time.Duration
-	ExpiryInterval  time.Duration
-	// OnHeldChange, when set, is called (from the holding goroutine) when
-	// the number of messages held changes, to announce it in the mesh.
-	OnHeldChange func(msgs, names int)
-	Logger       *slog.Logger
-	Now          func() time.Time
-}
-
-// DefaultConfig returns the defaults of SPEC sections 3 and 7.
-func DefaultConfig() Config {
-	return Config{
-		ListenAddr:      "127.0.0.1:0",
-		MaxBody:         8 << 20,
-		LargeBody:       10 << 10,
-		Rate:            1000,
-		Burst:           2000,
-		DeliverTimeout:  10 * time.Second,
-		Replicas:        3,
-		StoreTTL:        30 * 24 * time.Hour,
-		Quota:           10000,
-		HoldInterval:    time.Second, // a fallback: claims, joins and stores wake holders at once
-		HandoverStagger: 2 * time.Second,
-		ExpiryInterval:  time.Minute,
-	}
-}
-
 // Relay sends and receives messages for the names this peer holds.
 type Relay struct {
 	cfg Config
 	log *slog.Logger
-	tr  *Transport
+	tr  *wire.Transport
 	dir Directory
 
 	mu       sync.Mutex
-	inboxes  map[string]*inbox
+	inboxes  map[string]*store.Inbox
 	limiters map[string]*rate.Limiter // by sending peer id
 	closed   bool
 	stats    Stats
@@ -126,7 +68,7 @@ type Relay struct {
 	entropy io.Reader
 	idMu    sync.Mutex
 
-	held *heldStore // nil when this peer does not hold
+	held *store.Held // nil when this peer does not hold
 	// handedOver remembers the ids of stored messages already handed over
 	// to their recipient, by this holder or another (which says so with a
 	// drop), so that a copy arriving late, a re-replication that was in
@@ -195,30 +137,34 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r := &Relay{
 		cfg: cfg, log: cfg.Logger, dir: cfg.Dir,
-		inboxes:  make(map[string]*inbox),
+		inboxes:  make(map[string]*store.Inbox),
 		limiters: make(map[string]*rate.Limiter),
 		entropy:  ulid.Monotonic(ulidEntropy{}, 0),
 		holdKick: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 	}
 	if cfg.HolderDir != "" {
-		h, err := openHeld(cfg.HolderDir, cfg.Now)
+		h, err := store.OpenHeld(cfg.HolderDir, cfg.Now)
 		if err != nil {
 			return nil, err
 		}
 		r.held = h
 		if r.handedOver, err = lru.New[string, struct{}](handedOverIDs); err != nil {
-			h.close()
+			h.Close()
 			return nil, err
 		}
 	}
-	tr, err := NewTransport(TransportConfig{
+	var handler wire.Handler = r
+	if cfg.wrapHandler != nil {
+		handler = cfg.wrapHandler(r)
+	}
+	tr, err := wire.NewTransport(wire.Config{
 		ID: cfg.Dir.ID(), Key: cfg.Key, ListenAddr: cfg.ListenAddr,
-		MaxPayload: cfg.MaxBody + 64<<10, Handler: r, Logger: cfg.Logger,
+		MaxPayload: cfg.MaxBody + maxPayloadHeadroom, Handler: handler, Logger: cfg.Logger,
 	})
 	if err != nil {
 		if r.held != nil {
-			r.held.close()
+			r.held.Close()
 		}
 		return nil, err
 	}
@@ -256,14 +202,14 @@ func (r *Relay) Close() error {
 	r.wg.Wait()
 	err := r.tr.Close()
 	if r.held != nil {
-		err = errors.Join(err, r.held.close())
+		err = errors.Join(err, r.held.Close())
 	}
 	r.mu.Lock()
 	ibs := r.inboxes
-	r.inboxes = map[string]*inbox{}
+	r.inboxes = map[string]*store.Inbox{}
 	r.mu.Unlock()
 	for _, ib := range ibs {
-		err = errors.Join(err, ib.close())
+		err = errors.Join(err, ib.Close())
 	}
 	return err
 }
@@ -335,14 +281,15 @@ func (r *Relay) prepare(o Outgoing) (*Message, error) {
 		return nil, err
 	}
 	m.To = to
-	if err := m.validateOutgoing(); err != nil {
+	if err := validateOutgoing(m); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-func (m *Message) validateOutgoing() error {
-	if err := m.validate(); err != nil {
+// validateOutgoing is Message.Validate with the error an agent can act on for bad text.
+func validateOutgoing(m *Message) error {
+	if err := m.Validate(); err != nil {
 		if !utf8Valid(m.Body) || !utf8Valid(m.Intent) {
 			return fmt.Errorf("%w; send text, or a file path for binary data", ErrBadText)
 		}
@@ -410,20 +357,20 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 			r.mu.Unlock()
 			return Result{ID: m.ID, Status: "delivered", To: m.To, ForwardedFrom: m.ForwardedFrom}, nil
 		}
-		var re *RemoteError
+		var re *wire.RemoteError
 		switch {
-		case errors.As(err, &re) && re.Msg == errRateLimitedText:
+		case errors.As(err, &re) && re.Code == wire.CodeRateLimited:
 			return Result{}, fmt.Errorf("%w: %s's peer refuses more messages from this peer for now; wait a few seconds and retry", ErrRateLimited, m.To)
-		case refusedOverLimit(err):
+		case errors.As(err, &re) && re.Code == wire.CodeOverLimit:
 			return Result{}, fmt.Errorf("%w: %s (%s); send a file path instead, or split it", ErrTooLarge, re.Msg, m.To)
-		case errors.As(err, &re) && !retryableRemote(re.Msg):
+		case errors.As(err, &re) && !retryable(re.Code):
 			return Result{}, fmt.Errorf("relay: %s refused the message: %s", m.To, re.Msg)
 		case errors.Is(err, ErrTooLarge):
 			return Result{}, err
 		}
 		// Unreachable, or the route moved under us: look again.
 		r.log.Debug("delivery attempt failed; retrying", "to", m.To, "id", m.ID, "err", err)
-		if !errors.Is(err, ErrUnreachable) {
+		if !errors.Is(err, wire.ErrUnreachable) {
 			unanswered = time.Time{}
 		} else if unanswered.IsZero() {
 			unanswered = time.Now()
@@ -467,7 +414,8 @@ func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, ha
 			return fmt.Errorf("relay: store in this peer's inbox: not done within %v: %w", timeout, context.DeadlineExceeded)
 		case err := <-ch:
 			if err != nil {
-				return &RemoteError{Msg: err.Error()}
+				// As a remote peer's answer would be: the caller decides by its code.
+				return &wire.RemoteError{Code: wire.CodeOf(err), Msg: err.Error()}
 			}
 			return nil
 		case <-ctx.Done():
@@ -475,51 +423,39 @@ func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, ha
 		}
 	}
 	if MetaAddr(owner.Meta) == "" {
-		return fmt.Errorf("%w: peer %s announces no relay address", ErrUnreachable, owner.ID)
+		return fmt.Errorf("%w: peer %s announces no relay address", wire.ErrUnreachable, owner.ID)
 	}
-	head, body := messageParts(reqDeliver, m, handover)
-	_, err := r.tr.request(ctx, owner.ID, MetaAddr(owner.Meta), head, body, timeout)
+	head, body := wire.MessageParts(wire.ReqDeliver, m, handover)
+	_, err := r.tr.RequestParts(ctx, owner.ID, MetaAddr(owner.Meta), head, body, timeout)
 	return err
-}
-
-// Texts of refusals a sender acts on. They cross the wire as RemoteError.
-const (
-	errRateLimitedText = "rate limited"
-	errNotHereText     = "not here: this peer does not hold the recipient's name"
-	errUnknownSender   = "unknown sender: the sender's name is not bound to the sending peer"
-)
-
-// retryableRemote: refusals that a moment of gossip can cure.
-func retryableRemote(msg string) bool {
-	return msg == errNotHereText || msg == errUnknownSender || msg == errInboxClosed.Error()
 }
 
 // HandleRequest implements Handler: a message from another peer.
 func (r *Relay) HandleRequest(from string, body []byte, respond func([]byte, error)) {
 	if len(body) >= 2 {
 		switch body[1] {
-		case reqStore:
+		case wire.ReqStore:
 			respond(nil, r.handleStore(from, body))
 			return
-		case reqDrop:
+		case wire.ReqDrop:
 			respond(nil, r.handleDrop(body))
 			return
-		case reqCount:
+		case wire.ReqCount:
 			respond(r.handleCount(body))
 			return
 		}
 	}
-	m, msgBody, handover, err := decodeMessageRef(body, reqDeliver, r.cfg.MaxBody)
-	if errors.Is(err, errOverLimit) {
+	m, msgBody, handover, err := wire.DecodeMessageRef(body, wire.ReqDeliver, r.cfg.MaxBody)
+	if errors.Is(err, wire.ErrOverLimit) {
 		r.refused()
 		r.log.Info("refusing a message larger than this peer accepts (--max-body)", "peer", from, "err", err)
-		respond(nil, err)
+		respond(nil, decodeRefusal(err))
 		return
 	}
 	if err != nil {
 		r.refused()
 		r.log.Warn("refusing a malformed message", "peer", from, "err", err)
-		respond(nil, err)
+		respond(nil, decodeRefusal(err))
 		return
 	}
 	r.accept(from, m, msgBody, handover, func(err error) { respond(nil, err) })
@@ -543,18 +479,18 @@ func (r *Relay) accept(fromPeer string, m *Message, body []byte, handover bool, 
 		r.mu.Lock()
 		r.stats.RateLimited++
 		r.mu.Unlock()
-		done(errors.New(errRateLimitedText))
+		done(errRateLimited)
 		return
 	}
 	// System notices (a stored message expired) come from a holder, not
 	// from an agent; every other message must come from its sender's peer.
 	if !handover && m.Kind != KindSystem && !r.senderBound(fromPeer, m.From) {
 		r.refused()
-		done(errors.New(errUnknownSender))
+		done(errUnknownSender)
 		return
 	}
 	if r.dir.Name() != m.To {
-		done(errors.New(errNotHereText))
+		done(errNotHere)
 		return
 	}
 	ib, err := r.inbox(m.To)
@@ -562,18 +498,18 @@ func (r *Relay) accept(fromPeer string, m *Message, body []byte, handover bool, 
 		done(err)
 		return
 	}
-	ib.add(m, body, func(err error) {
+	ib.Add(m, body, func(err error) {
 		switch {
 		case err == nil:
 			r.mu.Lock()
 			r.stats.Received++
 			r.mu.Unlock()
-		case !errors.Is(err, errInboxClosed):
+		case !isInboxClosed(err):
 			// A full or failing disk: the sender hears of it, and so must
 			// whoever runs this peer.
-			r.log.Error("could not store a received message; its sender was told", "name", ib.name, "err", err)
+			r.log.Error("could not store a received message; its sender was told", "name", ib.Name(), "err", err)
 		}
-		done(err)
+		done(storeRefusal(err))
 	})
 }
 
@@ -612,7 +548,7 @@ func (r *Relay) allow(peer string) bool {
 }
 
 // inbox returns the open inbox of name, opening it on first use.
-func (r *Relay) inbox(name string) (*inbox, error) {
+func (r *Relay) inbox(name string) (*store.Inbox, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -621,7 +557,7 @@ func (r *Relay) inbox(name string) (*inbox, error) {
 	if ib, ok := r.inboxes[name]; ok {
 		return ib, nil
 	}
-	ib, err := openInbox(r.cfg.StateRoot, name, r.cfg.LargeBody, r.cfg.Now)
+	ib, err := store.OpenInbox(store.Config{Root: r.cfg.StateRoot, LargeBody: r.cfg.LargeBody, Now: r.cfg.Now}, name)
 	if err != nil {
 		return nil, err
 	}
@@ -636,7 +572,7 @@ func (r *Relay) Check(name string) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ib.take()
+	return ib.Take()
 }
 
 // Peek returns the unread messages of name without marking them read.
@@ -645,7 +581,7 @@ func (r *Relay) Peek(name string) ([]Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ib.peek()
+	return ib.Peek()
 }
 
 // Ack marks the given messages of name read: the second half of Peek, for a
@@ -653,7 +589,7 @@ func (r *Relay) Peek(name string) ([]Message, error) {
 // two leaves them unread rather than lost).
 func (r *Relay) Ack(name string, ids []string) (int, error) {
 	for _, id := range ids {
-		if err := ValidID(id); err != nil {
+		if err := wire.ValidID(id); err != nil {
 			return 0, fmt.Errorf("relay: ack %q: %w", id, err)
 		}
 	}
@@ -661,7 +597,7 @@ func (r *Relay) Ack(name string, ids []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return ib.remove(ids)
+	return ib.Remove(ids)
 }
 
 // Unread is the number of unread messages of name.
@@ -670,7 +606,7 @@ func (r *Relay) Unread(name string) int {
 	if err != nil {
 		return 0
 	}
-	n, _ := ib.state()
+	n, _ := ib.State()
 	return n
 }
 
@@ -681,7 +617,7 @@ func (r *Relay) Wait(ctx context.Context, name string) error {
 		return err
 	}
 	for {
-		n, changed := ib.state()
+		n, changed := ib.State()
 		if n > 0 {
 			return nil
 		}
@@ -693,7 +629,7 @@ func (r *Relay) Wait(ctx context.Context, name string) error {
 	}
 }
 
-func (r *Relay) ownInbox(name string) (*inbox, error) {
+func (r *Relay) ownInbox(name string) (*store.Inbox, error) {
 	if name == "" || name != r.dir.Name() {
 		return nil, fmt.Errorf("relay: this peer does not hold %q: %w", name, mesh.ErrNoName)
 	}
@@ -715,14 +651,14 @@ func (r *Relay) MoveInbox(old, new string) error {
 	if err != nil {
 		return err
 	}
-	ms, err := src.peek()
+	ms, err := src.Peek()
 	if err != nil {
 		return err
 	}
 	errs := make(chan error, len(ms))
 	for i := range ms {
 		m := ms[i]
-		dst.add(&m, nil, func(err error) { errs <- err })
+		dst.Add(&m, nil, func(err error) { errs <- err })
 	}
 	ids := make([]string, len(ms))
 	for i := range ms {
@@ -731,7 +667,7 @@ func (r *Relay) MoveInbox(old, new string) error {
 			return fmt.Errorf("relay: move unread messages from %q to %q: %w", old, new, err)
 		}
 	}
-	if _, err := src.remove(ids); err != nil {
+	if _, err := src.Remove(ids); err != nil {
 		return err
 	}
 	return r.CloseInbox(old)
@@ -747,7 +683,7 @@ func (r *Relay) CloseInbox(name string) error {
 	if !ok {
 		return nil
 	}
-	return ib.close()
+	return ib.Close()
 }
 
 // BroadcastResult says who got a broadcast.

@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"github.com/paf-mesh/paf-mesh/relay/wire"
+
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -333,9 +335,9 @@ func TestSenderMustHoldItsName(t *testing.T) {
 	forger := ns[2]
 	m := &Message{ID: "01HZY0000000000000000F0RGE", From: "alice", To: "bob", Kind: KindMessage, Body: "trust me", SentAt: time.Now()}
 	route, _ := forger.peer.Resolve("bob")
-	_, err := forger.relay.tr.Request(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), appendMessage(nil, m))
-	var re *RemoteError
-	if !errors.As(err, &re) || re.Msg != errUnknownSender {
+	_, err := forger.relay.tr.Request(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), wire.AppendMessage(nil, m))
+	var re *wire.RemoteError
+	if !errors.As(err, &re) || re.Code != wire.CodeUnknownSender {
 		t.Fatalf("forged sender: %v, want a refusal", err)
 	}
 	if ns[1].relay.Unread("bob") != 0 {

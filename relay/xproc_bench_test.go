@@ -26,6 +26,8 @@ package relay
 // <path>.<benchmark name> (go test's -cpuprofile covers the sending process).
 
 import (
+	"github.com/paf-mesh/paf-mesh/relay/wire"
+
 	"bufio"
 	"context"
 	"encoding/binary"
@@ -421,7 +423,7 @@ func BenchmarkXProcRelayThroughput(b *testing.B) {
 func BenchmarkXProcTransportThroughput(b *testing.B) {
 	const size = 1 << 10
 	msgs := testutil.BenchCount(100000, 20000)
-	setup := func(b *testing.B) (*Transport, string, string, context.Context) {
+	setup := func(b *testing.B) (*wire.Transport, string, string, context.Context) {
 		tr, id, addr, _ := xprocTransportPair(b)
 		ctx, cancel := context.WithTimeout(context.Background(), xprocRunTimeout)
 		b.Cleanup(cancel)
@@ -457,16 +459,16 @@ func BenchmarkXProcTransportThroughput(b *testing.B) {
 		const window = 256
 		tr, id, addr, ctx := setup(b)
 		body := xprocText(size)
-		ring := make([]*call, window)
+		ring := make([]*wire.Call, window)
 		run := func(count int) error {
 			for i := range count {
 				if cl := ring[i%window]; cl != nil {
 					ring[i%window] = nil
-					if _, err := cl.wait(ctx); err != nil {
+					if _, err := cl.Wait(ctx); err != nil {
 						return err
 					}
 				}
-				cl, err := tr.startRequest(ctx, id, addr, body, nil)
+				cl, err := tr.StartRequest(ctx, id, addr, body, nil)
 				if err != nil {
 					return err
 				}
@@ -475,7 +477,7 @@ func BenchmarkXProcTransportThroughput(b *testing.B) {
 			for i, cl := range ring {
 				if cl != nil {
 					ring[i] = nil
-					if _, err := cl.wait(ctx); err != nil {
+					if _, err := cl.Wait(ctx); err != nil {
 						return err
 					}
 				}
@@ -570,11 +572,11 @@ func BenchmarkFsyncBaseline(b *testing.B) {
 			seq := 0
 			measure(b, commits, func(int) error {
 				return db.Update(func(tx *bbolt.Tx) error {
-					u, err := tx.CreateBucketIfNotExists(bucketUnread)
+					u, err := tx.CreateBucketIfNotExists([]byte("unread"))
 					if err != nil {
 						return err
 					}
-					s, err := tx.CreateBucketIfNotExists(bucketSeen)
+					s, err := tx.CreateBucketIfNotExists([]byte("seen"))
 					if err != nil {
 						return err
 					}

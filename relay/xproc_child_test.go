@@ -18,6 +18,8 @@ package relay
 // recorded since the previous report, which are then forgotten.
 
 import (
+	"github.com/paf-mesh/paf-mesh/relay/wire"
+
 	"bufio"
 	"context"
 	"encoding/binary"
@@ -111,8 +113,9 @@ type xprocNode struct {
 }
 
 // xprocStartNode starts a peer and its relay with state under root. The relay's rate limit is
-// off: the benchmarks send far faster than an agent, on purpose.
-func xprocStartNode(log *slog.Logger, root string) (*xprocNode, error) {
+// off: the benchmarks send far faster than an agent, on purpose. wrap, when not nil, wraps the
+// relay's handler of requests from other peers.
+func xprocStartNode(log *slog.Logger, root string, wrap func(wire.Handler) wire.Handler) (*xprocNode, error) {
 	k, err := xprocKeys()
 	if err != nil {
 		return nil, err
@@ -127,6 +130,7 @@ func xprocStartNode(log *slog.Logger, root string) (*xprocNode, error) {
 	cfg := DefaultConfig()
 	cfg.Dir, cfg.Key, cfg.StateRoot, cfg.Logger = p, k.Relay, root, log
 	cfg.Rate, cfg.Burst = rate.Inf, 1
+	cfg.wrapHandler = wrap
 	r, err := New(cfg)
 	if err != nil {
 		p.Close()
@@ -150,7 +154,12 @@ func xprocServeReceiver(log *slog.Logger, in io.Reader, out io.Writer) error {
 	if root == "" {
 		return fmt.Errorf("%s is not set", xprocStateEnv)
 	}
-	n, err := xprocStartNode(log, root)
+	// Time each message on its way into the relay: wrap the relay's handler.
+	var h *xprocStampHandler
+	n, err := xprocStartNode(log, root, func(next wire.Handler) wire.Handler {
+		h = &xprocStampHandler{next: next, messages: true}
+		return h
+	})
 	if err != nil {
 		return err
 	}
@@ -158,13 +167,6 @@ func xprocServeReceiver(log *slog.Logger, in io.Reader, out io.Writer) error {
 	if err := n.peer.Claim(context.Background(), xprocRxName); err != nil {
 		return err
 	}
-	// Time each message on its way into the relay: wrap the relay's handler. The accept loop
-	// takes tr.mu before it starts serving a connection, so every connection sees the wrapper.
-	h := &xprocStampHandler{next: n.relay, messages: true}
-	tr := n.relay.tr
-	tr.mu.Lock()
-	tr.cfg.Handler = h
-	tr.mu.Unlock()
 	if _, err := fmt.Fprintf(out, "ready %s\n", n.peer.Addr()); err != nil {
 		return err
 	}
@@ -177,7 +179,7 @@ func xprocServeTransport(log *slog.Logger, in io.Reader, out io.Writer) error {
 		return err
 	}
 	h := &xprocStampHandler{}
-	tr, err := NewTransport(TransportConfig{
+	tr, err := wire.NewTransport(wire.Config{
 		ID: xprocRxTransportID, Key: k.Relay, MaxPayload: xprocMaxPayload, Handler: h, Logger: log,
 	})
 	if err != nil {
@@ -221,7 +223,7 @@ type xprocReport struct {
 // xprocStampHandler times requests whose body (or, with messages, whose message body) starts
 // with a stamp, then hands them to next, or acknowledges them itself when next is nil.
 type xprocStampHandler struct {
-	next     Handler
+	next     wire.Handler
 	messages bool // request bodies are encoded Messages
 
 	mu  sync.Mutex

@@ -4,6 +4,8 @@ package relay
 // talking to it, and reporting percentiles.
 
 import (
+	"github.com/paf-mesh/paf-mesh/relay/wire"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -155,7 +157,7 @@ func xprocRelayPair(tb testing.TB) (*xprocNode, *xprocChild) {
 	if len(ready) != 1 {
 		tb.Fatalf("receiver said ready %q, want its gossip address", ready)
 	}
-	n, err := xprocStartNode(testutil.QuietLogger(tb, slog.LevelWarn), tb.TempDir())
+	n, err := xprocStartNode(testutil.QuietLogger(tb, slog.LevelWarn), tb.TempDir(), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -204,7 +206,7 @@ func waitMemberlistProbes() {
 }
 
 // xprocTransportPair starts a transport child and a Transport in this process, connected.
-func xprocTransportPair(tb testing.TB) (tr *Transport, id, addr string, child *xprocChild) {
+func xprocTransportPair(tb testing.TB) (tr *wire.Transport, id, addr string, child *xprocChild) {
 	tb.Helper()
 	child, ready := xprocSpawn(tb, "transport")
 	if len(ready) != 2 {
@@ -215,7 +217,7 @@ func xprocTransportPair(tb testing.TB) (tr *Transport, id, addr string, child *x
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tr, err = NewTransport(TransportConfig{
+	tr, err = wire.NewTransport(wire.Config{
 		ID: xprocTxTransportID, Key: k.Relay, MaxPayload: xprocMaxPayload, Logger: testutil.QuietLogger(tb, slog.LevelWarn),
 	})
 	if err != nil {

@@ -4,6 +4,8 @@ package relay
 // work and leave no process behind. The benchmarks only run with -bench; these run always.
 
 import (
+	"github.com/paf-mesh/paf-mesh/relay/wire"
+
 	"bufio"
 	"context"
 	"encoding/binary"
@@ -41,7 +43,7 @@ func TestXProcStamp(t *testing.T) {
 	}
 	// The stamp is text: it can start a message body.
 	m := &Message{ID: "01HZXPR0C00000000000000000", From: "bench-tx", To: "bench-rx", Kind: KindMessage, Body: string(xprocStamped(now, "")), SentAt: time.Now()}
-	if err := m.validate(); err != nil {
+	if err := m.Validate(); err != nil {
 		t.Fatalf("a stamped body is not a valid message body: %v", err)
 	}
 }
@@ -64,7 +66,7 @@ func TestXProcMessageBody(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := base
 			mod(&m)
-			enc := appendMessage(nil, &m)
+			enc := wire.AppendMessage(nil, &m)
 			if got := string(xprocMessageBody(enc)); got != m.Body {
 				t.Fatalf("body %q, want %q", got, m.Body)
 			}
@@ -85,7 +87,7 @@ func FuzzXProcMessageBody(f *testing.F) {
 		{ID: "01HZXPR0C00000000000000000", From: "bench-tx", To: "bench-rx", Kind: KindMessage, Body: string(xprocStamped(1, "x"))},
 		{ID: "01HZXPR0C00000000000000001", From: "a", To: "b", ForwardedFrom: "c", ConversationID: "k", Intent: "i", Kind: KindReply},
 	} {
-		enc := appendMessage(nil, m)
+		enc := wire.AppendMessage(nil, m)
 		f.Add(enc)
 		f.Add(enc[:len(enc)-1])
 		f.Add(enc[:14])
@@ -95,7 +97,7 @@ func FuzzXProcMessageBody(f *testing.F) {
 	f.Add(append(make([]byte, 12), 0xff, 0xff))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		body := xprocMessageBody(b)
-		if m, err := decodeMessage(b, 8<<20); err == nil && string(body) != m.Body {
+		if m, err := wire.DecodeMessage(b, 8<<20); err == nil && string(body) != m.Body {
 			t.Fatalf("body %q, decodeMessage found %q", body, m.Body)
 		}
 		xprocStamp(body)

@@ -1,4 +1,4 @@
-package relay
+package wire
 
 import (
 	"bytes"
@@ -14,13 +14,14 @@ import (
 	"testing/iotest"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
-// TestMain checks every test in package relay for leaked goroutines. The codec starts none;
-// the connection code built on it does. With PAF_BENCH_CHILD set, the binary is instead the
-// receiving process of a cross-process benchmark (xproc_child_test.go).
-func TestMain(m *testing.M) { testutil.Main(m, xprocChildEnv, xprocChildMain) }
+// TestMain checks every test in package wire for leaked goroutines. The codec starts none;
+// the connection code built on it does.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var (
 	testKey  = bytes.Repeat([]byte{0x42}, 32)

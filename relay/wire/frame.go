@@ -1,4 +1,4 @@
-package relay
+package wire
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"math"
 	"sync"
 	"time"
 )
@@ -44,24 +43,6 @@ const (
 	offTime    = 2
 	offNonce   = 10
 	offPayload = headerLen
-)
-
-// Codec defaults and limits.
-const (
-	// DefaultMaxPayload allows an 8 MiB message body plus 64 KiB of headroom for the message
-	// metadata that travels with it in the same frame.
-	DefaultMaxPayload = 8<<20 + 64<<10
-	// DefaultWindow is the clock skew accepted either way (SPEC section 7): wide enough for
-	// machines without tight NTP, narrow enough that replays must happen soon after capture,
-	// which is what bounds the ReplayGuard's memory.
-	DefaultWindow = 2 * time.Minute
-	// MinKeyLen is the shortest HMAC key accepted: HMAC-SHA256's full strength needs 32 bytes.
-	MinKeyLen = 32
-	// maxMaxPayload keeps the body length representable in the u32 length prefix.
-	maxMaxPayload = math.MaxUint32 - frameOverhead
-	// minReadBuf is the capacity ReadFrame allocates when the caller gives no buffer: it holds a
-	// typical message so that the common first frames do not each reallocate.
-	minReadBuf = 4 << 10
 )
 
 // FrameType tells the layer above what a frame's payload is. The codec only refuses type 0, so
@@ -101,20 +82,6 @@ var (
 	// ErrReplay: a nonce seen before (see ReplayGuard).
 	ErrReplay = errors.New("relay: replayed frame")
 )
-
-// CodecConfig configures a Codec. The zero value of every field except Key means its default.
-type CodecConfig struct {
-	// Key is the HMAC-SHA256 key (keys.Keys.Relay), at least MinKeyLen bytes. Required. It is
-	// copied.
-	Key []byte
-	// MaxPayload is the largest payload accepted, in bytes; default DefaultMaxPayload. A frame
-	// announcing more is refused before its body is read.
-	MaxPayload int
-	// Window is the clock skew accepted either way; default DefaultWindow.
-	Window time.Duration
-	// Now is the clock; default time.Now. Tests inject a fake clock.
-	Now func() time.Time
-}
 
 // Codec encodes and verifies frames for one key. It is safe for concurrent use.
 type Codec struct {

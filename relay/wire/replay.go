@@ -1,4 +1,4 @@
-package relay
+package wire
 
 import (
 	"fmt"
@@ -7,11 +7,6 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
-
-// DefaultReplayCapacity is the number of nonces a ReplayGuard remembers by default: 65536
-// handshakes within one 2-minute window is ~550 connections per second, far beyond any real
-// mesh. Memory grows with use, to roughly 9 MiB if it ever fills.
-const DefaultReplayCapacity = 65536
 
 // ReplayGuard remembers the nonces of frames that open a connection (handshakes); Check
 // returns ErrReplay for a nonce seen before. Call it only for frames the Codec has accepted:

@@ -1,11 +1,9 @@
-package relay
+package wire
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
-	"strings"
 	"time"
 	"unicode/utf8"
 	"unsafe"
@@ -66,16 +64,18 @@ type Message struct {
 // Limits on the metadata fields, far above real use; they only bound what a
 // hostile peer can make us store.
 const (
-	maxMsgIDLen  = 64
-	maxIntentLen = 4 << 10
+	maxMsgIDLen = 64
+	// MaxIntentLen is the longest Intent accepted, in bytes.
+	MaxIntentLen = 4 << 10
 )
 
-// Request types inside the transport's request body.
+// Request types of the message layer inside a transport request body: its second byte, after
+// MessageVersion.
 const (
-	reqDeliver byte = 1 // a Message for a name this peer holds
-	reqStore   byte = 2 // a Message to hold for a name that is offline
-	reqDrop    byte = 3 // forget held messages: a nameList (handed over)
-	reqCount   byte = 4 // how many messages do you hold for this name
+	ReqDeliver byte = 1 // a Message for a name the receiving peer holds
+	ReqStore   byte = 2 // a Message to hold for a name that is offline
+	ReqDrop    byte = 3 // forget held messages: a name list (handed over)
+	ReqCount   byte = 4 // how many messages do you hold for this name: a name list
 )
 
 // Message flags on the wire.
@@ -84,42 +84,42 @@ const (
 	flagReplica   = 1 << 1 // from a holder, not the author: a copy to another holder (reqStore) or a handover (reqDeliver)
 )
 
-const messageVersion = 1
+// MessageVersion is the first byte of every message-layer request body.
+const MessageVersion = 1
 
-var errBadMessage = errors.New("relay: malformed message")
+// Errors of the message decoders; test with errors.Is. They are returned wrapped with detail.
+var (
+	// ErrBadMessage: the bytes are not a valid message (truncated, bad UTF-8, a bad name or
+	// id, unknown flags or kind...). A receiver answers it with CodeMalformed.
+	ErrBadMessage = errors.New("relay: malformed message")
+	// ErrOverLimit: a well-formed message whose body is larger than this peer accepts (its
+	// MaxBody, which a user may set lower than the sender's). A receiver answers it with
+	// CodeOverLimit, by which the sender knows no retry can deliver the message.
+	ErrOverLimit = errors.New("over the limit")
+)
 
-// errOverLimit: a well-formed message whose body is larger than this peer
-// accepts (its MaxBody, which a user may set lower than the sender's). Its
-// text crosses the wire as the refusal, which the sender recognises by it.
-var errOverLimit = errors.New("over the limit")
-
-// refusedOverLimit reports whether err is the recipient's refusal of a body
-// larger than it accepts: no retry can deliver that message.
-func refusedOverLimit(err error) bool {
-	var re *RemoteError
-	return errors.As(err, &re) && strings.HasPrefix(re.Msg, errOverLimit.Error())
-}
-
-// appendMessage encodes m: version, request type, flags, sent-at (unix ms),
+// AppendMessage encodes m as a ReqDeliver request body: version, request type, flags, sent-at (unix ms),
 // kind, then length-prefixed strings. Binary rather than JSON because a
 // message is decoded on every delivery, and because encoding/json would
 // silently replace invalid UTF-8 instead of letting us refuse it.
-func appendMessage(dst []byte, m *Message) []byte {
-	return appendMessageAs(dst, reqDeliver, m, false)
+func AppendMessage(dst []byte, m *Message) []byte {
+	return AppendMessageAs(dst, ReqDeliver, m, false)
 }
 
-func appendMessageAs(dst []byte, typ byte, m *Message, replica bool) []byte {
+// AppendMessageAs encodes m as request type typ (ReqDeliver or ReqStore); replica marks a
+// copy from a holder rather than from the author.
+func AppendMessageAs(dst []byte, typ byte, m *Message, replica bool) []byte {
 	return append(appendMessageHead(dst, typ, m, replica), m.Body...)
 }
 
-// messageParts is the encoding of m in two parts, its body last and not copied: a transport
+// MessageParts is the encoding of m in two parts, its body last and not copied: a transport
 // request sends a large body from the message's own memory (Transport.request).
-func messageParts(typ byte, m *Message, replica bool) (head, body []byte) {
+func MessageParts(typ byte, m *Message, replica bool) (head, body []byte) {
 	head = appendMessageHead(make([]byte, 0, 128), typ, m, replica)
 	return head, unsafe.Slice(unsafe.StringData(m.Body), len(m.Body)) // read, never written
 }
 
-// appendMessageHead is appendMessageAs up to the body, which comes last.
+// appendMessageHead is AppendMessageAs up to the body, which comes last.
 func appendMessageHead(dst []byte, typ byte, m *Message, replica bool) []byte {
 	var flags byte
 	if m.Broadcast {
@@ -128,7 +128,7 @@ func appendMessageHead(dst []byte, typ byte, m *Message, replica bool) []byte {
 	if replica {
 		flags |= flagReplica
 	}
-	dst = append(dst, messageVersion, typ, flags, byte(m.Kind))
+	dst = append(dst, MessageVersion, typ, flags, byte(m.Kind))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(m.SentAt.UnixMilli()))
 	for _, s := range []string{m.ID, m.From, m.To, m.ForwardedFrom, m.ConversationID, m.Intent} {
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
@@ -137,55 +137,18 @@ func appendMessageHead(dst []byte, typ byte, m *Message, replica bool) []byte {
 	return binary.BigEndian.AppendUint32(dst, uint32(len(m.Body)))
 }
 
-// appendStored encodes m as an inbox stores it: the receiver's own File (u16
-// length, then the path) and then the message's wire encoding. Binary for the
-// same reasons as appendMessage, and because the inbox encodes every arriving
-// message on the connection's goroutine. A File path longer than 64 KiB is an
-// error (no file system makes one).
-func appendStored(dst []byte, m *Message) ([]byte, error) {
-	if len(m.File) > math.MaxUint16 {
-		return dst, fmt.Errorf("relay: large-message file path of %d bytes is too long", len(m.File))
-	}
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.File)))
-	dst = append(dst, m.File...)
-	return appendMessageAs(dst, reqDeliver, m, false), nil
-}
-
-// decodeStored decodes a record made by appendStored, validating it as a
-// message from the network: the log is checksummed, but a file on disk is
-// input like any other.
-func decodeStored(b []byte) (Message, error) {
-	if len(b) < 2 || len(b)-2 < int(binary.BigEndian.Uint16(b)) {
-		return Message{}, fmt.Errorf("%w: stored record truncated", errBadMessage)
-	}
-	n := int(binary.BigEndian.Uint16(b))
-	file := string(b[2 : 2+n])
-	if !utf8.ValidString(file) {
-		return Message{}, fmt.Errorf("%w: stored file path is not UTF-8", errBadMessage)
-	}
-	m, replica, err := decodeMessageAs(b[2+n:], reqDeliver, maxLogRecord)
-	if err != nil {
-		return Message{}, err
-	}
-	if replica {
-		return Message{}, fmt.Errorf("%w: a stored message marked as a holder's replica", errBadMessage)
-	}
-	m.File = file
-	return *m, nil
-}
-
-// decodeMessage decodes and validates a message from another peer. Every
+// DecodeMessage decodes and validates a ReqDeliver message from another peer. Every
 // string must be valid UTF-8 and every name a valid name; the body must fit
-// maxBody.
-func decodeMessage(b []byte, maxBody int) (*Message, error) {
-	m, _, err := decodeMessageAs(b, reqDeliver, maxBody)
+// maxBody (else the error wraps ErrOverLimit; any other failure wraps ErrBadMessage).
+func DecodeMessage(b []byte, maxBody int) (*Message, error) {
+	m, _, err := DecodeMessageAs(b, ReqDeliver, maxBody)
 	return m, err
 }
 
-// decodeMessageAs decodes a message sent as request type typ, and reports
+// DecodeMessageAs decodes a message sent as request type typ, and reports
 // whether it is a holder's replica.
-func decodeMessageAs(b []byte, typ byte, maxBody int) (*Message, bool, error) {
-	m, body, replica, err := decodeMessageRef(b, typ, maxBody)
+func DecodeMessageAs(b []byte, typ byte, maxBody int) (*Message, bool, error) {
+	m, body, replica, err := DecodeMessageRef(b, typ, maxBody)
 	if err != nil {
 		return nil, false, err
 	}
@@ -193,26 +156,26 @@ func decodeMessageAs(b []byte, typ byte, maxBody int) (*Message, bool, error) {
 	return m, replica, nil
 }
 
-// decodeMessageRef is decodeMessageAs leaving the body in b: m.Body is empty
+// DecodeMessageRef is DecodeMessageAs leaving the body in b: m.Body is empty
 // and body, validated, aliases b. A receiver that only stores the body copies
 // it once, into the stored form.
-func decodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte, replica bool, err error) {
+func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte, replica bool, err error) {
 	if len(b) < 12 {
-		return nil, nil, false, fmt.Errorf("%w: %d bytes is too short", errBadMessage, len(b))
+		return nil, nil, false, fmt.Errorf("%w: %d bytes is too short", ErrBadMessage, len(b))
 	}
-	if b[0] != messageVersion {
-		return nil, nil, false, fmt.Errorf("%w: version %d, this peer speaks %d", errBadMessage, b[0], messageVersion)
+	if b[0] != MessageVersion {
+		return nil, nil, false, fmt.Errorf("%w: version %d, this peer speaks %d", ErrBadMessage, b[0], MessageVersion)
 	}
 	if b[1] != typ {
-		return nil, nil, false, fmt.Errorf("%w: request type %d", errBadMessage, b[1])
+		return nil, nil, false, fmt.Errorf("%w: request type %d", ErrBadMessage, b[1])
 	}
 	m = &Message{Broadcast: b[2]&flagBroadcast != 0, Kind: Kind(b[3])}
 	replica = b[2]&flagReplica != 0
 	if b[2]&^(flagBroadcast|flagReplica) != 0 {
-		return nil, nil, false, fmt.Errorf("%w: unknown flags %#x", errBadMessage, b[2])
+		return nil, nil, false, fmt.Errorf("%w: unknown flags %#x", ErrBadMessage, b[2])
 	}
 	if m.Kind < KindMessage || m.Kind > KindSystem {
-		return nil, nil, false, fmt.Errorf("%w: kind %d", errBadMessage, b[3])
+		return nil, nil, false, fmt.Errorf("%w: kind %d", ErrBadMessage, b[3])
 	}
 	m.SentAt = time.UnixMilli(int64(binary.BigEndian.Uint64(b[4:12])))
 	// The six fields are located first and then copied with one allocation
@@ -222,64 +185,65 @@ func decodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 	off := 12
 	for i := range at {
 		if len(b)-off < 2 {
-			return nil, nil, false, fmt.Errorf("%w: truncated", errBadMessage)
+			return nil, nil, false, fmt.Errorf("%w: truncated", ErrBadMessage)
 		}
 		n := int(binary.BigEndian.Uint16(b[off:]))
 		off += 2
 		if len(b)-off < n {
-			return nil, nil, false, fmt.Errorf("%w: truncated", errBadMessage)
+			return nil, nil, false, fmt.Errorf("%w: truncated", ErrBadMessage)
 		}
 		at[i] = [2]int{off, off + n}
 		off += n
 	}
 	if len(b)-off < 4 {
-		return nil, nil, false, fmt.Errorf("%w: truncated", errBadMessage)
+		return nil, nil, false, fmt.Errorf("%w: truncated", ErrBadMessage)
 	}
 	n := int64(binary.BigEndian.Uint32(b[off:]))
 	if n > int64(maxBody) {
-		return nil, nil, false, fmt.Errorf("%w: a body of %d bytes, where the recipient's peer takes at most %d", errOverLimit, n, maxBody)
+		return nil, nil, false, fmt.Errorf("%w: a body of %d bytes, where the recipient's peer takes at most %d", ErrOverLimit, n, maxBody)
 	}
 	if int64(len(b)-off-4) != n {
-		return nil, nil, false, fmt.Errorf("%w: body length %d does not match the %d bytes that follow", errBadMessage, n, len(b)-off-4)
+		return nil, nil, false, fmt.Errorf("%w: body length %d does not match the %d bytes that follow", ErrBadMessage, n, len(b)-off-4)
 	}
 	fields := string(b[12:off])
 	for i, f := range []*string{&m.ID, &m.From, &m.To, &m.ForwardedFrom, &m.ConversationID, &m.Intent} {
 		*f = fields[at[i][0]-12 : at[i][1]-12]
 	}
 	body = b[off+4:]
-	if err := m.validate(); err != nil {
+	if err := m.Validate(); err != nil {
 		return nil, nil, false, err
 	}
 	if !utf8.Valid(body) {
-		return nil, nil, false, fmt.Errorf("%w: body is not valid UTF-8", errBadMessage)
+		return nil, nil, false, fmt.Errorf("%w: body is not valid UTF-8", ErrBadMessage)
 	}
 	return m, body, replica, nil
 }
 
-// validate checks what a receiver must not trust: names, id, UTF-8.
-func (m *Message) validate() error {
+// Validate checks what a receiver must not trust: names, id, conversation id, UTF-8, the
+// intent's length. The error wraps ErrBadMessage.
+func (m *Message) Validate() error {
 	if err := ValidID(m.ID); err != nil {
-		return fmt.Errorf("%w: %v", errBadMessage, err)
+		return fmt.Errorf("%w: %v", ErrBadMessage, err)
 	}
 	if n, err := mesh.NormalizeName(m.From); err != nil || n != m.From {
-		return fmt.Errorf("%w: bad sender name", errBadMessage)
+		return fmt.Errorf("%w: bad sender name", ErrBadMessage)
 	}
 	if n, err := mesh.NormalizeName(m.To); err != nil || n != m.To {
-		return fmt.Errorf("%w: bad recipient name", errBadMessage)
+		return fmt.Errorf("%w: bad recipient name", ErrBadMessage)
 	}
 	if m.ForwardedFrom != "" {
 		if n, err := mesh.NormalizeName(m.ForwardedFrom); err != nil || n != m.ForwardedFrom {
-			return fmt.Errorf("%w: bad forwarded-from name", errBadMessage)
+			return fmt.Errorf("%w: bad forwarded-from name", ErrBadMessage)
 		}
 	}
 	if err := ValidConversationID(m.ConversationID); err != nil {
-		return fmt.Errorf("%w: %v", errBadMessage, err)
+		return fmt.Errorf("%w: %v", ErrBadMessage, err)
 	}
-	if len(m.Intent) > maxIntentLen || !utf8.ValidString(m.Intent) {
-		return fmt.Errorf("%w: intent is not UTF-8 text of at most %d bytes", errBadMessage, maxIntentLen)
+	if len(m.Intent) > MaxIntentLen || !utf8.ValidString(m.Intent) {
+		return fmt.Errorf("%w: intent is not UTF-8 text of at most %d bytes", ErrBadMessage, MaxIntentLen)
 	}
 	if !utf8.ValidString(m.Body) {
-		return fmt.Errorf("%w: body is not valid UTF-8", errBadMessage)
+		return fmt.Errorf("%w: body is not valid UTF-8", ErrBadMessage)
 	}
 	return nil
 }

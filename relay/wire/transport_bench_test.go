@@ -1,4 +1,4 @@
-package relay
+package wire
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func tpReportLatency(b *testing.B, rtts []time.Duration) {
 // tpBenchPair returns a sender and a receiver whose handler acknowledges each request with an
 // empty response.
 func tpBenchPair(b *testing.B) (a, srv *Transport) {
-	quiet := func(c *TransportConfig) { c.Logger = slog.New(slog.DiscardHandler) }
+	quiet := func(c *Config) { c.Logger = slog.New(slog.DiscardHandler) }
 	ack := tpFunc(func(_ string, _ []byte, respond func([]byte, error)) { respond(nil, nil) })
 	a, srv = tpNew(b, "a", nil, quiet), tpNew(b, "b", ack, quiet)
 	if _, err := a.Request(context.Background(), "b", srv.Addr(), nil); err != nil { // connect
@@ -119,17 +119,17 @@ func BenchmarkRequestThroughput1K(b *testing.B) {
 		a, srv := tpBenchPair(b)
 		ctx := context.Background()
 		body := make([]byte, benchBody)
-		ring := make([]*call, window)
+		ring := make([]*Call, window)
 		b.SetBytes(benchBody)
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
 			if cl := ring[i%window]; cl != nil {
-				if _, err := cl.wait(ctx); err != nil {
+				if _, err := cl.Wait(ctx); err != nil {
 					b.Fatal(err)
 				}
 			}
-			cl, err := a.startRequest(ctx, "b", srv.Addr(), body, nil)
+			cl, err := a.StartRequest(ctx, "b", srv.Addr(), body, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -137,7 +137,7 @@ func BenchmarkRequestThroughput1K(b *testing.B) {
 		}
 		for _, cl := range ring {
 			if cl != nil {
-				if _, err := cl.wait(ctx); err != nil {
+				if _, err := cl.Wait(ctx); err != nil {
 					b.Fatal(err)
 				}
 			}

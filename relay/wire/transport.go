@@ -1,4 +1,4 @@
-package relay
+package wire
 
 // The transport: persistent, authenticated TCP connections between peers, carrying requests and
 // their responses.
@@ -26,25 +26,6 @@ import (
 	"time"
 )
 
-// Transport defaults.
-const (
-	// DefaultDialTimeout bounds a TCP connect. Peers are on loopback or a LAN: a connect that
-	// takes longer means the peer is gone, and the message layer has stores to fall back to.
-	DefaultDialTimeout = 2 * time.Second
-	// DefaultHandshakeTimeout bounds the hello/ack exchange on both sides, so a connection that
-	// never says hello cannot hold a goroutine for long.
-	DefaultHandshakeTimeout = 5 * time.Second
-	// DefaultMaxBackoff caps the time requests to a peer fail fast after failed dials; it is
-	// short because a restarted peer should be reachable again almost at once.
-	DefaultMaxBackoff = 2 * time.Second
-	// minBackoff is the first backoff after a failed dial; it doubles up to MaxBackoff.
-	minBackoff = 50 * time.Millisecond
-	// maxHandshaking bounds the accepted connections that have not completed their hello, so
-	// that a flood of idle connections cannot pin a goroutine and a descriptor each for the
-	// HandshakeTimeout. Real peers complete the hello within a round trip.
-	maxHandshaking = 256
-)
-
 // Errors of Request. Test with errors.Is; they are returned wrapped with detail.
 var (
 	// ErrUnreachable: the dial or handshake failed, the peer is in backoff after a failed dial,
@@ -57,15 +38,6 @@ var (
 	// ErrClosed: the Transport is closed.
 	ErrClosed = errors.New("relay: transport closed")
 )
-
-// RemoteError is the error a peer's Handler answered a request with.
-type RemoteError struct {
-	// Msg is the text of the remote error.
-	Msg string
-}
-
-// Error returns the remote text as it is.
-func (e *RemoteError) Error() string { return e.Msg }
 
 // Handler receives requests.
 type Handler interface {
@@ -81,7 +53,8 @@ type Handler interface {
 	// It answers by calling respond exactly once, possibly later and from another goroutine
 	// (the message layer acknowledges only after a group-committed disk write). respond never
 	// blocks; it copies resp before returning. respond(nil, err) sends an error response whose
-	// text is err.Error(); the caller of Request gets it as a *RemoteError. A respond after
+	// code is CodeOf(err) (give it one with WithCode) and whose text is err.Error(); the
+	// caller of Request gets it as a *RemoteError with that Code. A respond after
 	// the connection is gone does nothing; a second respond is ignored and logged. A request
 	// that is never answered makes its caller wait until its context ends.
 	//
@@ -90,41 +63,10 @@ type Handler interface {
 	HandleRequest(from string, body []byte, respond func(resp []byte, err error))
 }
 
-// TransportConfig configures a Transport. The zero value of each optional field means its
-// default.
-type TransportConfig struct {
-	// ID is this peer's id: sent in the hello, and checked by a dialler against the id it
-	// expects. Required; 1 to 255 bytes of UTF-8.
-	ID string
-	// Key is the relay HMAC key (32 bytes), from internal/keys. Required.
-	Key []byte
-	// ListenAddr is where to accept connections; default "127.0.0.1:0" (loopback, any port),
-	// which is what open mode requires.
-	ListenAddr string
-	// MaxPayload is passed to the codec; default DefaultMaxPayload. A request body may be 8
-	// bytes smaller, a response body 9 (their headers).
-	MaxPayload int
-	// Handler receives the requests of other peers. Nil answers every request with an error.
-	Handler Handler
-	// Logger receives rejections (Warn) and connection events (Debug); default: discard.
-	Logger *slog.Logger
-	// DialTimeout bounds a TCP connect; default DefaultDialTimeout.
-	DialTimeout time.Duration
-	// HandshakeTimeout bounds the hello/ack exchange; default DefaultHandshakeTimeout.
-	HandshakeTimeout time.Duration
-	// MaxBackoff caps the backoff after a failed dial; default DefaultMaxBackoff. After a
-	// failed dial to a peer, requests to it fail fast with ErrUnreachable (or ErrPeerMismatch
-	// if that was the failure) until the backoff, doubling from 50ms, has passed.
-	MaxBackoff time.Duration
-	// Now is the codec's clock (frame times and the ±2 minute window); default time.Now.
-	// Backoff and timeouts use the real clock.
-	Now func() time.Time
-}
-
 // Transport sends requests to other peers over persistent connections and serves theirs. It
 // is safe for concurrent use.
 type Transport struct {
-	cfg    TransportConfig
+	cfg    Config
 	codec  *Codec
 	replay *ReplayGuard
 	log    *slog.Logger
@@ -181,7 +123,7 @@ func (p *peerState) failed(err error, now time.Time, maxBackoff time.Duration) {
 }
 
 // NewTransport validates cfg, applies defaults and starts listening.
-func NewTransport(cfg TransportConfig) (*Transport, error) {
+func NewTransport(cfg Config) (*Transport, error) {
 	if err := validID(cfg.ID); err != nil {
 		return nil, fmt.Errorf("relay: transport ID: %w", err)
 	}
@@ -252,33 +194,33 @@ func (t *Transport) Addr() string { return t.addr }
 // Errors: ErrUnreachable (wrapped: dial failed / in backoff / connection lost before the
 // response: the caller cannot know whether the peer processed it and may retry; the message
 // layer de-duplicates), ErrPeerMismatch (the peer at addr is not id), *RemoteError (the
-// handler answered with an error; its text is the remote message), ctx errors, ErrClosed,
+// handler answered with an error: decide by its Code, its text is for people), ctx errors, ErrClosed,
 // ErrFrameTooLarge (body over MaxPayload-8; nothing sent).
 //
 // Safe for concurrent use; concurrent requests to one peer are pipelined on one connection in
 // call order.
 func (t *Transport) Request(ctx context.Context, id, addr string, body []byte) ([]byte, error) {
-	return t.request(ctx, id, addr, body, nil, 0)
+	return t.RequestParts(ctx, id, addr, body, nil, 0)
 }
 
-// request is Request for a body given as head||tail; a large tail is sent from the caller's
+// RequestParts is Request for a body given as head||tail; a large tail is sent from the caller's
 // memory without being copied (it is not used once request returns). A timeout over 0 bounds
 // the wait for the answer as a context deadline would (the error wraps
 // context.DeadlineExceeded).
-func (t *Transport) request(ctx context.Context, id, addr string, head, tail []byte, timeout time.Duration) ([]byte, error) {
-	cl, err := t.startRequest(ctx, id, addr, head, tail)
+func (t *Transport) RequestParts(ctx context.Context, id, addr string, head, tail []byte, timeout time.Duration) ([]byte, error) {
+	cl, err := t.StartRequest(ctx, id, addr, head, tail)
 	if err != nil {
 		return nil, err
 	}
 	return cl.waitFor(ctx, timeout)
 }
 
-// startRequest queues the body head||tail for peer id and returns once it is queued on the connection,
+// StartRequest queues the body head||tail for peer id and returns once it is queued on the connection,
 // without waiting for the response: requests started one after another (by one goroutine, or
 // ordered by other means) are sent, and handed to the peer's Handler, in that order. Finish
-// every returned call with call.wait exactly once. It may block to dial (bounded by
+// every returned Call with Call.Wait exactly once (the tail may be reused once it returns). It may block to dial (bounded by
 // DialTimeout and HandshakeTimeout) or while the connection's send buffer is full.
-func (t *Transport) startRequest(ctx context.Context, id, addr string, head, tail []byte) (*call, error) {
+func (t *Transport) StartRequest(ctx context.Context, id, addr string, head, tail []byte) (*Call, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("relay: request to %s: %w", id, err)
 	}

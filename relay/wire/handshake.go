@@ -1,4 +1,4 @@
-package relay
+package wire
 
 import (
 	"bufio"
@@ -17,7 +17,7 @@ const (
 	frameHello    FrameType = 1 // client -> server: opens a connection
 	frameHelloAck FrameType = 2 // server -> client
 	frameRequest  FrameType = 3 // payload: u64 request id, then the body
-	frameResponse FrameType = 4 // payload: u64 request id, u8 status (0 ok, 1 error), then body (error text when status 1)
+	frameResponse FrameType = 4 // payload: u64 request id, u8 status (0 ok, 1 error), [u8 code when status 1], then body (error text when status 1)
 )
 
 // Payload layouts, all integers big-endian, no trailing bytes allowed:
@@ -25,7 +25,14 @@ const (
 //	hello:    u8 version, u8 len + client id, u8 len + expected server id, 8B client session
 //	helloAck: u8 version, u8 len + server id, 8B client session (echoed), 8B server session
 //	request:  u64 request id (never 0), body
-//	response: u64 request id (never 0), u8 status, body (error text when status is 1)
+//	response: u64 request id (never 0), u8 status 0 (ok), body
+//	       or u64 request id (never 0), u8 status 1 (error), u8 Code, error text
+//
+// The handshake version covers every payload layout of the connection, not just the hello
+// and ack: version 2 added the error response's code byte. A peer still speaking version 1
+// would read the code as the text's first byte, so it is refused at the hello ("bad-version")
+// rather than misunderstood later; and a response with a status or Code this version does not
+// define is a protocol error that closes the connection.
 //
 // The connection's session id, which prefixes every later nonce, is the client session XOR the
 // server session. The client half makes the echo in the ack prove freshness to the client; the
@@ -35,7 +42,7 @@ const (
 const (
 	// handshakeVersion is the version of the hello/ack payloads. A peer speaking another
 	// version is refused with reason "bad-version".
-	handshakeVersion = 1
+	handshakeVersion = 2
 	// maxIDLen bounds a peer id so that it fits the u8 length prefix.
 	maxIDLen   = 255
 	sessionLen = 8
@@ -43,6 +50,7 @@ const (
 	maxHelloLen    = 1 + 1 + maxIDLen + 1 + maxIDLen + sessionLen
 	requestHdrLen  = 8
 	responseHdrLen = 8 + 1
+	errorHdrLen    = responseHdrLen + 1 // an error response's header: its Code follows the status
 
 	statusOK    = 0
 	statusError = 1
@@ -192,18 +200,28 @@ func decodeRequest(b []byte) (id uint64, body []byte, err error) {
 	return id, b[requestHdrLen:], nil
 }
 
-// decodeResponse splits a response payload. body aliases b.
-func decodeResponse(b []byte) (id uint64, status byte, body []byte, err error) {
+// decodeResponse splits a response payload. body aliases b. code is meaningful only when
+// status is statusError; a Code this version does not define is refused.
+func decodeResponse(b []byte) (id uint64, status byte, code Code, body []byte, err error) {
 	if len(b) < responseHdrLen {
-		return 0, 0, nil, fmt.Errorf("%w: response of %d bytes, header is %d", errBadPayload, len(b), responseHdrLen)
+		return 0, 0, 0, nil, fmt.Errorf("%w: response of %d bytes, header is %d", errBadPayload, len(b), responseHdrLen)
 	}
 	if id = binary.BigEndian.Uint64(b); id == 0 {
-		return 0, 0, nil, fmt.Errorf("%w: response id 0", errBadPayload)
+		return 0, 0, 0, nil, fmt.Errorf("%w: response id 0", errBadPayload)
 	}
-	if status = b[8]; status != statusOK && status != statusError {
-		return 0, 0, nil, fmt.Errorf("%w: response status %d", errBadPayload, status)
+	switch status = b[8]; status {
+	case statusOK:
+		return id, status, 0, b[responseHdrLen:], nil
+	case statusError:
+		if len(b) < errorHdrLen {
+			return 0, 0, 0, nil, fmt.Errorf("%w: error response of %d bytes, header is %d", errBadPayload, len(b), errorHdrLen)
+		}
+		if code = Code(b[responseHdrLen]); !code.Known() {
+			return 0, 0, 0, nil, fmt.Errorf("%w: unknown error code %d", errBadPayload, b[responseHdrLen])
+		}
+		return id, status, code, b[errorHdrLen:], nil
 	}
-	return id, status, b[responseHdrLen:], nil
+	return 0, 0, 0, nil, fmt.Errorf("%w: response status %d", errBadPayload, status)
 }
 
 // sessionNonce is the nonce of frame number seq of a session: session id || u64 seq.

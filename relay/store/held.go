@@ -1,6 +1,8 @@
-package relay
+package store
 
 import (
+	"github.com/paf-mesh/paf-mesh/relay/wire"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,12 +14,12 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// heldStore keeps, on disk, the messages this peer holds for names that
+// Held keeps, on disk, the messages this peer holds for names that
 // are offline. It lives in the peer's own state slot (held.db): one bucket
 // per recipient name, keyed by message id. Ids are ULIDs, so a bucket reads
 // in send order (and a sender's ids are monotonic, so its messages keep
 // their order exactly).
-type heldStore struct {
+type Held struct {
 	db  *bbolt.DB
 	now func() time.Time
 
@@ -25,16 +27,17 @@ type heldStore struct {
 	counts map[string]int // name -> messages held
 }
 
-// heldRecord is what a holder keeps per message.
-type heldRecord struct {
-	Msg      Message   `json:"m"`
-	StoredAt time.Time `json:"at"`
-	Expires  time.Time `json:"exp"`
+// HeldRecord is what a holder keeps per message.
+type HeldRecord struct {
+	Msg      wire.Message `json:"m"`
+	StoredAt time.Time    `json:"at"`
+	Expires  time.Time    `json:"exp"`
 }
 
 const heldFile = "held.db"
 
-func openHeld(dir string, now func() time.Time) (*heldStore, error) {
+// OpenHeld opens (creating it if needed) dir/held.db; now is the clock of expiry.
+func OpenHeld(dir string, now func() time.Time) (*Held, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("relay: held store dir: %w", err)
 	}
@@ -43,7 +46,7 @@ func openHeld(dir string, now func() time.Time) (*heldStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay: open held messages %s: %w", path, err)
 	}
-	h := &heldStore{db: db, now: now}
+	h := &Held{db: db, now: now}
 	if err := h.recount(); err != nil {
 		db.Close()
 		return nil, err
@@ -52,7 +55,7 @@ func openHeld(dir string, now func() time.Time) (*heldStore, error) {
 }
 
 // recount rebuilds the per-name counts from disk.
-func (h *heldStore) recount() error {
+func (h *Held) recount() error {
 	counts := map[string]int{}
 	err := h.db.View(func(tx *bbolt.Tx) error {
 		return tx.ForEach(func(name []byte, b *bbolt.Bucket) error {
@@ -71,13 +74,14 @@ func (h *heldStore) recount() error {
 	return nil
 }
 
-var errQuota = errors.New("quota reached")
+// ErrQuota: the recipient already has as many messages held here as Put's quota allows.
+var ErrQuota = errors.New("quota reached")
 
-// put stores m for its recipient unless already held. It refuses with
-// errQuota when the recipient already has quota messages held here.
-func (h *heldStore) put(m *Message, ttl time.Duration, quota int) (added bool, err error) {
+// Put stores m for its recipient unless already held. It refuses with
+// ErrQuota when the recipient already has quota messages held here.
+func (h *Held) Put(m *wire.Message, ttl time.Duration, quota int) (added bool, err error) {
 	now := h.now()
-	rec, err := json.Marshal(heldRecord{Msg: *m, StoredAt: now, Expires: now.Add(ttl)})
+	rec, err := json.Marshal(HeldRecord{Msg: *m, StoredAt: now, Expires: now.Add(ttl)})
 	if err != nil {
 		return false, err
 	}
@@ -90,7 +94,7 @@ func (h *heldStore) put(m *Message, ttl time.Duration, quota int) (added bool, e
 			return nil
 		}
 		if quota > 0 && b.Stats().KeyN >= quota {
-			return fmt.Errorf("%w: %d messages are already waiting for %q here", errQuota, quota, m.To)
+			return fmt.Errorf("%w: %d messages are already waiting for %q here", ErrQuota, quota, m.To)
 		}
 		added = true
 		return b.Put([]byte(m.ID), rec)
@@ -103,16 +107,16 @@ func (h *heldStore) put(m *Message, ttl time.Duration, quota int) (added bool, e
 	return added, err
 }
 
-// list returns the records held for name, oldest first.
-func (h *heldStore) list(name string) ([]heldRecord, error) {
-	var out []heldRecord
+// List returns the records held for name, oldest first.
+func (h *Held) List(name string) ([]HeldRecord, error) {
+	var out []HeldRecord
 	err := h.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(name))
 		if b == nil {
 			return nil
 		}
 		return b.ForEach(func(_, v []byte) error {
-			var r heldRecord
+			var r HeldRecord
 			if err := json.Unmarshal(v, &r); err != nil {
 				return nil // a damaged record must not block the others
 			}
@@ -123,8 +127,8 @@ func (h *heldStore) list(name string) ([]heldRecord, error) {
 	return out, err
 }
 
-// names returns the recipients this peer holds messages for.
-func (h *heldStore) names() []string {
+// Names returns the recipients this peer holds messages for.
+func (h *Held) Names() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]string, 0, len(h.counts))
@@ -136,8 +140,8 @@ func (h *heldStore) names() []string {
 	return out
 }
 
-// totals is how many messages are held, for how many names.
-func (h *heldStore) totals() (msgs, names int) {
+// Totals is how many messages are held, for how many names.
+func (h *Held) Totals() (msgs, names int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, c := range h.counts {
@@ -149,14 +153,15 @@ func (h *heldStore) totals() (msgs, names int) {
 	return msgs, names
 }
 
-func (h *heldStore) count(name string) int {
+// Count is how many messages are held for name.
+func (h *Held) Count(name string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.counts[name]
 }
 
-// drop forgets the given ids held for name.
-func (h *heldStore) drop(name string, ids []string) error {
+// Drop forgets the given ids held for name.
+func (h *Held) Drop(name string, ids []string) error {
 	removed := 0
 	err := h.db.Update(func(tx *bbolt.Tx) error {
 		removed = 0
@@ -188,14 +193,14 @@ func (h *heldStore) drop(name string, ids []string) error {
 	return err
 }
 
-// expired returns records past their expiry, across all names.
-func (h *heldStore) expired() ([]heldRecord, error) {
+// Expired returns records past their expiry, across all names.
+func (h *Held) Expired() ([]HeldRecord, error) {
 	now := h.now()
-	var out []heldRecord
+	var out []HeldRecord
 	err := h.db.View(func(tx *bbolt.Tx) error {
 		return tx.ForEach(func(_ []byte, b *bbolt.Bucket) error {
 			return b.ForEach(func(_, v []byte) error {
-				var r heldRecord
+				var r HeldRecord
 				if json.Unmarshal(v, &r) == nil && !r.Expires.After(now) {
 					out = append(out, r)
 				}
@@ -206,9 +211,9 @@ func (h *heldStore) expired() ([]heldRecord, error) {
 	return out, err
 }
 
-// adopt merges every record of another held.db (left by a peer that is
+// Adopt merges every record of another held.db (left by a peer that is
 // gone) into this store, keeping their expiry.
-func (h *heldStore) adopt(path string) (int, error) {
+func (h *Held) Adopt(path string) (int, error) {
 	other, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
 	if err != nil {
 		return 0, err
@@ -238,4 +243,5 @@ func (h *heldStore) adopt(path string) (int, error) {
 	return n, h.recount()
 }
 
-func (h *heldStore) close() error { return h.db.Close() }
+// Close closes the file.
+func (h *Held) Close() error { return h.db.Close() }

@@ -1,4 +1,4 @@
-package relay
+package wire
 
 import (
 	"bufio"
@@ -115,23 +115,32 @@ func FuzzDecodeResponse(f *testing.F) {
 	for _, seed := range [][]byte{
 		{}, make([]byte, 8), make([]byte, 9), {0, 0, 0, 0, 0, 0, 0, 1, statusOK},
 		append([]byte{0, 0, 0, 0, 0, 0, 0, 1, statusOK}, "resp"...),
-		append([]byte{0, 0, 0, 0, 0, 0, 0, 2, statusError}, "disk full"...),
+		append([]byte{0, 0, 0, 0, 0, 0, 0, 2, statusError, byte(CodeOther)}, "disk full"...),
+		append([]byte{0, 0, 0, 0, 0, 0, 0, 2, statusError, byte(CodeQuota)}, "quota reached"...),
+		append([]byte{0, 0, 0, 0, 0, 0, 0, 2, statusError, numCodes}, "a code from the future"...),
+		{0, 0, 0, 0, 0, 0, 0, 2, statusError}, // an error without its code
 		{0, 0, 0, 0, 0, 0, 0, 3, 2},
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		id, status, body, err := decodeResponse(b)
+		id, status, code, body, err := decodeResponse(b)
 		if err != nil {
 			if !isPayloadError(err) {
 				t.Fatalf("unexpected error kind: %v", err)
 			}
 			return
 		}
-		if id == 0 || status > statusError {
-			t.Fatalf("accepted id %d status %d", id, status)
+		if id == 0 || status > statusError || !code.Known() {
+			t.Fatalf("accepted id %d status %d code %d", id, status, code)
 		}
-		if got := append(append(binary.BigEndian.AppendUint64(nil, id), status), body...); !bytes.Equal(got, b) {
+		got := append(binary.BigEndian.AppendUint64(nil, id), status)
+		if status == statusError {
+			got = append(got, byte(code))
+		} else if code != 0 {
+			t.Fatalf("code %v on an ok response", code)
+		}
+		if got = append(got, body...); !bytes.Equal(got, b) {
 			t.Fatalf("re-encoded %x, input %x", got, b)
 		}
 	})
@@ -147,7 +156,11 @@ func FuzzConnFrames(f *testing.F) {
 		return append(append([]byte{byte(frameRequest)}, byte(len(p)>>8), byte(len(p))), p...)
 	}
 	resp := func(id uint64, status byte, body string) []byte {
-		p := append(append(binary.BigEndian.AppendUint64(nil, id), status), body...)
+		p := append(binary.BigEndian.AppendUint64(nil, id), status)
+		if status == statusError {
+			p = append(p, byte(CodeNotHere))
+		}
+		p = append(p, body...)
 		return append(append([]byte{byte(frameResponse)}, byte(len(p)>>8), byte(len(p))), p...)
 	}
 	f.Add(true, req(1, "hello"))
@@ -159,11 +172,13 @@ func FuzzConnFrames(f *testing.F) {
 	f.Add(false, resp(1, statusError, "\xff not utf-8"))
 	f.Add(false, resp(99, statusOK, "never sent"))
 	f.Add(false, resp(1, 5, "bad status"))
+	f.Add(false, []byte{byte(frameResponse), 0, 10, 0, 0, 0, 0, 0, 0, 0, 1, statusError, numCodes}) // unknown code
+	f.Add(false, []byte{byte(frameResponse), 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, statusError})            // no code
 	f.Add(false, req(1, "wrong side"))
 	f.Add(false, []byte{byte(frameHello), 0, 0})
 	f.Add(false, []byte{200, 0, 1, 0})
 
-	tr, err := NewTransport(TransportConfig{ID: "fuzz", Key: testKey, Handler: tpEcho, MaxPayload: 1 << 16})
+	tr, err := NewTransport(Config{ID: "fuzz", Key: testKey, Handler: tpEcho, MaxPayload: 1 << 16})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -193,7 +208,7 @@ func FuzzConnFrames(f *testing.F) {
 		if !inbound {
 			// Two requests in flight, so that some responses have someone to go to.
 			for range 2 {
-				cl := &call{c: c, id: c.nextID.Add(1), ch: make(chan callResult, 1)}
+				cl := &Call{c: c, id: c.nextID.Add(1), ch: make(chan callResult, 1)}
 				c.pending[cl.id] = cl
 			}
 		}

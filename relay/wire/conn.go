@@ -1,4 +1,4 @@
-package relay
+package wire
 
 import (
 	"bufio"
@@ -79,7 +79,7 @@ type conn struct {
 	kick     chan struct{} // capacity 1: out is not empty
 
 	mu      sync.Mutex
-	pending map[uint64]*call // guarded by mu: outbound requests awaiting a response; nil once closed
+	pending map[uint64]*Call // guarded by mu: outbound requests awaiting a response; nil once closed
 }
 
 func newConn(t *Transport, nc net.Conn, br *bufio.Reader, rbuf []byte, peerID string, session [sessionLen]byte, inbound bool) *conn {
@@ -90,14 +90,14 @@ func newConn(t *Transport, nc net.Conn, br *bufio.Reader, rbuf []byte, peerID st
 		kick:  make(chan struct{}, 1),
 	}
 	if !inbound {
-		c.pending = make(map[uint64]*call)
+		c.pending = make(map[uint64]*Call)
 	}
 	return c
 }
 
-// call is one request awaiting its response. Calls are pooled: a call goes back to the pool
-// only when no one can send on ch any more.
-type call struct {
+// Call is one request awaiting its response (see Transport.StartRequest). Calls are pooled: a
+// call goes back to the pool only when no one can send on ch any more.
+type Call struct {
 	c     *conn
 	id    uint64
 	ch    chan callResult // capacity 1; receives exactly one result per use
@@ -109,16 +109,16 @@ type callResult struct {
 	err  error
 }
 
-var callPool = sync.Pool{New: func() any { return &call{ch: make(chan callResult, 1)} }}
+var callPool = sync.Pool{New: func() any { return &Call{ch: make(chan callResult, 1)} }}
 
-func releaseCall(cl *call) {
+func releaseCall(cl *Call) {
 	cl.c, cl.id = nil, 0
 	callPool.Put(cl)
 }
 
 // startCall registers a request whose body is head||tail and queues it.
-func (c *conn) startCall(ctx context.Context, head, tail []byte) (*call, error) {
-	cl := callPool.Get().(*call)
+func (c *conn) startCall(ctx context.Context, head, tail []byte) (*Call, error) {
+	cl := callPool.Get().(*Call)
 	cl.c, cl.id = c, c.nextID.Add(1)
 	c.mu.Lock()
 	if c.pending == nil {
@@ -160,14 +160,14 @@ func (c *conn) forget(id uint64) bool {
 	return false
 }
 
-// wait returns the call's result, or the ctx error. The call must not be used afterwards.
-func (cl *call) wait(ctx context.Context) ([]byte, error) { return cl.waitFor(ctx, 0) }
+// Wait returns the call's result, or the ctx error. The call must not be used afterwards.
+func (cl *Call) Wait(ctx context.Context) ([]byte, error) { return cl.waitFor(ctx, 0) }
 
-// waitFor is wait, giving up after timeout too (0: never) with an error that
+// waitFor is Wait, giving up after timeout too (0: never) with an error that
 // wraps context.DeadlineExceeded. A bound of the call's own instead of a
 // context.WithTimeout per request: the call and its timer are pooled, where a
 // context costs allocations and its parent's lock on every request.
-func (cl *call) waitFor(ctx context.Context, timeout time.Duration) ([]byte, error) {
+func (cl *Call) waitFor(ctx context.Context, timeout time.Duration) ([]byte, error) {
 	var expired <-chan time.Time
 	if timeout > 0 {
 		if cl.timer == nil {
@@ -200,7 +200,7 @@ func (cl *call) waitFor(ctx context.Context, timeout time.Duration) ([]byte, err
 }
 
 // finish stops the call's timer and returns the call to the pool.
-func (cl *call) finish() {
+func (cl *Call) finish() {
 	if cl.timer != nil {
 		cl.timer.Stop() // since Go 1.23, no stale expiry is left in C
 	}
@@ -432,7 +432,7 @@ func (c *conn) handleRequest(f *Frame) error {
 	}
 	h := c.t.cfg.Handler
 	if h == nil {
-		c.respond(id, nil, errNoHandler)
+		c.respond(id, nil, WithCode(CodeNoHandler, errNoHandler))
 		return nil
 	}
 	h.HandleRequest(c.peerID, body, c.responder(id))
@@ -453,16 +453,17 @@ func (c *conn) responder(id uint64) func([]byte, error) {
 }
 
 func (c *conn) respond(id uint64, resp []byte, herr error) {
-	var hdr [responseHdrLen]byte
+	var hdr [errorHdrLen]byte
 	binary.BigEndian.PutUint64(hdr[:], id)
+	head := hdr[:responseHdrLen]
 	if herr != nil {
-		hdr[8] = statusError
-		resp = []byte(herr.Error())
+		hdr[8], hdr[9] = statusError, byte(CodeOf(herr))
+		head, resp = hdr[:], []byte(herr.Error())
 	}
-	err := c.enqueue(context.Background(), frameResponse, hdr[:], resp, nil, false, writeByWriter)
+	err := c.enqueue(context.Background(), frameResponse, head, resp, nil, false, writeByWriter)
 	if errors.Is(err, ErrFrameTooLarge) {
 		// The caller must hear something, or it waits for its context.
-		hdr[8] = statusError
+		hdr[8], hdr[9] = statusError, byte(CodeResponseTooLarge)
 		msg := fmt.Sprintf("relay: response of %d bytes is over the maximum of %d", len(resp), c.t.codec.MaxPayload()-responseHdrLen)
 		err = c.enqueue(context.Background(), frameResponse, hdr[:], []byte(msg), nil, false, writeByWriter)
 	}
@@ -475,7 +476,7 @@ func (c *conn) handleResponse(f *Frame) error {
 	if f.Type != frameResponse {
 		return &rejection{reason: reasonProtocol, err: fmt.Errorf("relay: frame type %d on a dialled connection, want a response", f.Type)}
 	}
-	id, status, body, err := decodeResponse(f.Payload)
+	id, status, code, body, err := decodeResponse(f.Payload)
 	if err != nil {
 		return &rejection{reason: reasonProtocol, err: err}
 	}
@@ -494,7 +495,7 @@ func (c *conn) handleResponse(f *Frame) error {
 	var r callResult
 	switch {
 	case status == statusError:
-		r.err = &RemoteError{Msg: strings.ToValidUTF8(string(body), "\uFFFD")}
+		r.err = &RemoteError{Code: code, Msg: strings.ToValidUTF8(string(body), "\uFFFD")}
 	case len(body) > 0:
 		r.body = bytes.Clone(body) // body aliases the read buffer
 	}

@@ -1,6 +1,8 @@
-package relay
+package store
 
 import (
+	"github.com/paf-mesh/paf-mesh/relay/wire"
+
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -21,9 +23,9 @@ import (
 )
 
 // openTestInbox opens the inbox of "bob" under root.
-func openTestInbox(t *testing.T, root string) *inbox {
+func openTestInbox(t *testing.T, root string) *Inbox {
 	t.Helper()
-	ib, err := openInbox(root, "bob", 10<<10, time.Now)
+	ib, err := OpenInbox(Config{Root: root, LargeBody: 10 << 10}, "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,24 +33,24 @@ func openTestInbox(t *testing.T, root string) *inbox {
 }
 
 // addSync adds m to ib and returns the result its sender would get.
-func addSync(ib *inbox, m *Message) error {
+func addSync(ib *Inbox, m *wire.Message) error {
 	errc := make(chan error, 1)
-	ib.add(m, nil, func(err error) { errc <- err })
+	ib.Add(m, nil, func(err error) { errc <- err })
 	return <-errc
 }
 
-func testMessage(i int) *Message {
-	return &Message{
-		ID: fmt.Sprintf("01TEST%020d", i), From: "alice", To: "bob", Kind: KindMessage,
+func testMessage(i int) *wire.Message {
+	return &wire.Message{
+		ID: fmt.Sprintf("01TEST%020d", i), From: "alice", To: "bob", Kind: wire.KindMessage,
 		Body: fmt.Sprintf("message %d", i), SentAt: time.Unix(1_700_000_000, 0).UTC(),
 	}
 }
 
 // jsonAdd is a message as logs written before recMsg hold it (recAdd, JSON).
-type jsonAdd struct{ *Message }
+type jsonAdd struct{ *wire.Message }
 
 // writeLog writes the log of name under root as a process that died would
-// have left it: the records of recs (a *Message is an add record, a jsonAdd
+// have left it: the records of recs (a *wire.Message is an add record, a jsonAdd
 // one in the older JSON form, a []string a read record), then tail.
 func writeLog(t *testing.T, root, name string, recs []any, tail []byte) {
 	t.Helper()
@@ -61,7 +63,7 @@ func writeLog(t *testing.T, root, name string, recs []any, tail []byte) {
 			err error
 		)
 		switch r := r.(type) {
-		case *Message:
+		case *wire.Message:
 			typ = recMsg
 			b, err = appendStored(nil, r)
 		case jsonAdd:
@@ -88,7 +90,7 @@ func writeLog(t *testing.T, root, name string, recs []any, tail []byte) {
 	}
 }
 
-func ids(ms []Message) []string {
+func ids(ms []wire.Message) []string {
 	out := make([]string, len(ms))
 	for i, m := range ms {
 		out[i] = m.ID
@@ -148,8 +150,8 @@ func flip(b []byte, i int) []byte {
 // de-duplicate.
 func TestInboxRecoversFromLog(t *testing.T) {
 	root := t.TempDir()
-	m := func(i int) *Message { return testMessage(i) }
-	torn, err := appendStored(nil, &Message{ID: "01HZY00000000000000000T0RN", From: "alice", To: "bob", Kind: KindMessage})
+	m := func(i int) *wire.Message { return testMessage(i) }
+	torn, err := appendStored(nil, &wire.Message{ID: "01HZY00000000000000000T0RN", From: "alice", To: "bob", Kind: wire.KindMessage})
 	testutil.Must(t, err)
 	torn = appendLogRecord(nil, 1, recMsg, torn)
 	// m(0) and m(1) as an older version wrote them (JSON), the rest in the
@@ -157,17 +159,17 @@ func TestInboxRecoversFromLog(t *testing.T) {
 	writeLog(t, root, "bob", []any{jsonAdd{m(0)}, jsonAdd{m(1)}, []string{m(0).ID}, m(2), m(3), m(2), []string{m(3).ID}, m(4)}, torn[:len(torn)-3])
 
 	ib := openTestInbox(t, root)
-	defer ib.close()
-	if n, _ := ib.state(); n != 3 {
+	defer ib.Close()
+	if n, _ := ib.State(); n != 3 {
 		t.Fatalf("unread after recovery = %d, want 3", n)
 	}
 	for i := range 5 { // retries of read and unread messages alike
 		testutil.Must(t, addSync(ib, m(i)))
 	}
-	if n, _ := ib.state(); n != 3 {
+	if n, _ := ib.State(); n != 3 {
 		t.Fatalf("retries of recovered messages were counted: unread %d", n)
 	}
-	got, err := ib.take()
+	got, err := ib.Take()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +185,7 @@ func TestInboxRecoversFromLog(t *testing.T) {
 	for i := range 5 { // now remembered in bbolt only
 		testutil.Must(t, addSync(ib, m(i)))
 	}
-	if n, _ := ib.state(); n != 0 {
+	if n, _ := ib.State(); n != 0 {
 		t.Fatalf("a message already read was taken again: unread %d", n)
 	}
 }
@@ -195,13 +197,13 @@ func TestInboxRestart(t *testing.T) {
 	for i := range 10 {
 		testutil.Must(t, addSync(ib, testMessage(i)))
 	}
-	if n, err := ib.remove([]string{testMessage(3).ID, testMessage(7).ID}); err != nil || n != 2 {
+	if n, err := ib.Remove([]string{testMessage(3).ID, testMessage(7).ID}); err != nil || n != 2 {
 		t.Fatalf("remove: %d %v", n, err)
 	}
-	testutil.Must(t, ib.close())
+	testutil.Must(t, ib.Close())
 	ib = openTestInbox(t, root)
-	defer ib.close()
-	got, err := ib.take()
+	defer ib.Close()
+	got, err := ib.Take()
 	if err != nil || len(got) != 8 {
 		t.Fatalf("after restart: %v, %v", ids(got), err)
 	}
@@ -237,10 +239,10 @@ func TestInboxMovesLegacyUnread(t *testing.T) {
 	testutil.Must(t, db.Close())
 	for range 2 { // the second open finds nothing more to move
 		ib := openTestInbox(t, root)
-		if n, _ := ib.state(); n != 3 {
+		if n, _ := ib.State(); n != 3 {
 			t.Fatalf("unread = %d, want 3", n)
 		}
-		testutil.Must(t, ib.close())
+		testutil.Must(t, ib.Close())
 	}
 }
 
@@ -249,7 +251,7 @@ func TestInboxMovesLegacyUnread(t *testing.T) {
 // after a restart too, and new ids of any time accepted.
 func TestInboxDedupByULIDTime(t *testing.T) {
 	root := t.TempDir()
-	at := func(ms uint64, i int) *Message {
+	at := func(ms uint64, i int) *wire.Message {
 		m := testMessage(i)
 		m.ID = ulid.MustNew(ms, strings.NewReader(strings.Repeat("\x01", 16))).String()
 		return m
@@ -257,7 +259,7 @@ func TestInboxDedupByULIDTime(t *testing.T) {
 	old, mid, late := at(1_000_000, 1), at(2_000_000, 2), at(3_000_000, 3)
 	ib := openTestInbox(t, root)
 	testutil.Must(t, addSync(ib, mid))
-	if _, err := ib.take(); err != nil {
+	if _, err := ib.Take(); err != nil {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, 10*time.Second, "the id to move into bbolt", func() bool {
@@ -265,15 +267,15 @@ func TestInboxDedupByULIDTime(t *testing.T) {
 		testutil.Must(t, ib.withLog(func() { n = len(ib.newIDs) }))
 		return n == 0
 	})
-	testutil.Must(t, ib.close())
+	testutil.Must(t, ib.Close())
 
 	ib = openTestInbox(t, root) // seenUpTo comes from bbolt now
-	defer ib.close()
+	defer ib.Close()
 	if got := ib.seenUpTo; got != 2_000_000 {
 		t.Fatalf("seenUpTo after restart = %d, want 2000000", got)
 	}
 	for _, tc := range []struct {
-		m      *Message
+		m      *wire.Message
 		unread int
 	}{
 		{mid, 0},  // a retry of an id in bbolt: recognised
@@ -282,7 +284,7 @@ func TestInboxDedupByULIDTime(t *testing.T) {
 		{late, 2}, // its retry: recognised from memory
 	} {
 		testutil.Must(t, addSync(ib, tc.m))
-		if n, _ := ib.state(); n != tc.unread {
+		if n, _ := ib.State(); n != tc.unread {
 			t.Fatalf("after adding %s: unread %d, want %d", tc.m.ID, n, tc.unread)
 		}
 	}
@@ -293,7 +295,7 @@ func TestInboxRefusesCorruptLogRecord(t *testing.T) {
 	dir := filepath.Join(root, "inbox")
 	testutil.Must(t, os.MkdirAll(dir, 0o700))
 	testutil.Must(t, os.WriteFile(filepath.Join(dir, "bob.log"), append([]byte("PAFINBX1\x00\x00\x00\x01\x00\x00\x00\x00"), appendLogRecord(nil, 1, recAdd, []byte("not json"))...), 0o600))
-	_, err := openInbox(root, "bob", 10<<10, time.Now)
+	_, err := OpenInbox(Config{Root: root, LargeBody: 10 << 10}, "bob")
 	if err == nil {
 		t.Fatal("an inbox whose log holds a checksummed record that is not a message opened without error")
 	}
@@ -307,7 +309,7 @@ func TestInboxRefusesCorruptLogRecord(t *testing.T) {
 // readers see messages as soon as they are acknowledged.
 func TestInboxDedupAcrossLogAndStore(t *testing.T) {
 	ib := openTestInbox(t, t.TempDir())
-	defer ib.close()
+	defer ib.Close()
 	var wg sync.WaitGroup
 	for range 3 { // three copies of 1..20, concurrently
 		wg.Add(1)
@@ -321,20 +323,20 @@ func TestInboxDedupAcrossLogAndStore(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n, _ := ib.state(); n != 20 {
+	if n, _ := ib.State(); n != 20 {
 		t.Fatalf("unread = %d, want 20", n)
 	}
-	peeked, err := ib.peek()
+	peeked, err := ib.Peek()
 	if err != nil || len(peeked) != 20 {
 		t.Fatalf("peek: %d messages, %v", len(peeked), err)
 	}
 	for i := 1; i <= 20; i++ { // retries, after a peek
 		testutil.Must(t, addSync(ib, testMessage(i)))
 	}
-	if n, err := ib.remove([]string{testMessage(5).ID}); err != nil || n != 1 {
+	if n, err := ib.Remove([]string{testMessage(5).ID}); err != nil || n != 1 {
 		t.Fatalf("remove: %d %v", n, err)
 	}
-	got, err := ib.take()
+	got, err := ib.Take()
 	if err != nil || len(got) != 19 {
 		t.Fatalf("take: %d messages, %v", len(got), err)
 	}
@@ -350,7 +352,7 @@ func TestInboxDedupAcrossLogAndStore(t *testing.T) {
 func TestInboxCompactsLog(t *testing.T) {
 	root := t.TempDir()
 	ib := openTestInbox(t, root)
-	defer ib.close()
+	defer ib.Close()
 	const n = 1500 // about 1.7 MB of records: over compactAt
 	var read []string
 	for i := range n {
@@ -361,7 +363,7 @@ func TestInboxCompactsLog(t *testing.T) {
 			read = append(read, m.ID)
 		}
 	}
-	if got, err := ib.remove(read); err != nil || got != len(read) {
+	if got, err := ib.Remove(read); err != nil || got != len(read) {
 		t.Fatalf("remove: %d, %v", got, err)
 	}
 	testutil.WaitFor(t, 10*time.Second, "the log to be compacted", func() bool {
@@ -369,7 +371,7 @@ func TestInboxCompactsLog(t *testing.T) {
 		testutil.Must(t, ib.withLog(func() { size = ib.log.size }))
 		return size < compactAt/2
 	})
-	got, err := ib.take()
+	got, err := ib.Take()
 	if err != nil || len(got) != n/10 {
 		t.Fatalf("take: %d, %v", len(got), err)
 	}
@@ -384,10 +386,10 @@ func TestInboxCompactsLog(t *testing.T) {
 // panics, and the records it accepts are exactly the valid prefix.
 // Stored messages round-trip, File included, and come back equal.
 func TestStoredMessageRoundTrip(t *testing.T) {
-	for name, m := range map[string]*Message{
+	for name, m := range map[string]*wire.Message{
 		"plain":     testMessage(1),
-		"large":     {ID: "01HZY0000000000000000XARGE", From: "alice", To: "bob", Kind: KindReply, Body: "preview …", File: "/state/files/bob/x.md", SentAt: time.UnixMilli(1_700_000_000_123)},
-		"broadcast": {ID: "01HZY000000000000000000000", From: "alice", To: "bob", Kind: KindMessage, Broadcast: true, ConversationID: "c1", Intent: "review", ForwardedFrom: "robert", SentAt: time.UnixMilli(5)},
+		"large":     {ID: "01HZY0000000000000000XARGE", From: "alice", To: "bob", Kind: wire.KindReply, Body: "preview …", File: "/state/files/bob/x.md", SentAt: time.UnixMilli(1_700_000_000_123)},
+		"broadcast": {ID: "01HZY000000000000000000000", From: "alice", To: "bob", Kind: wire.KindMessage, Broadcast: true, ConversationID: "c1", Intent: "review", ForwardedFrom: "robert", SentAt: time.UnixMilli(5)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			b, err := appendStored(nil, m)
@@ -403,7 +405,7 @@ func TestStoredMessageRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	if _, err := appendStored(nil, &Message{ID: "01X", File: strings.Repeat("d", 1<<16)}); err == nil {
+	if _, err := appendStored(nil, &wire.Message{ID: "01X", File: strings.Repeat("d", 1<<16)}); err == nil {
 		t.Fatal("a file path over 64 KiB was encoded")
 	}
 }
@@ -411,7 +413,7 @@ func TestStoredMessageRoundTrip(t *testing.T) {
 // FuzzDecodeStored: a stored message read back from disk never panics, and
 // whatever decodes re-encodes to the same bytes.
 func FuzzDecodeStored(f *testing.F) {
-	for _, m := range []*Message{testMessage(1), {ID: "01HZY00000000000000000000Z", From: "alice", To: "bob", Kind: KindSystem, File: "/x/y.md", Body: "p"}} {
+	for _, m := range []*wire.Message{testMessage(1), {ID: "01HZY00000000000000000000Z", From: "alice", To: "bob", Kind: wire.KindSystem, File: "/x/y.md", Body: "p"}} {
 		b, err := appendStored(nil, m)
 		if err != nil {
 			f.Fatal(err)
@@ -466,7 +468,7 @@ func FuzzDecodeLogRecords(f *testing.F) {
 // arrival order.
 func TestInboxPeekBesideWriter(t *testing.T) {
 	ib := openTestInbox(t, t.TempDir())
-	defer ib.close()
+	defer ib.Close()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -479,7 +481,7 @@ func TestInboxPeekBesideWriter(t *testing.T) {
 				return
 			}
 			if i%4 != 0 { // mostly read: the log gets compacted on the way
-				if _, err := ib.remove([]string{m.ID}); err != nil {
+				if _, err := ib.Remove([]string{m.ID}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -502,7 +504,7 @@ func TestInboxPeekBesideWriter(t *testing.T) {
 			return
 		default:
 		}
-		ms, err := ib.peek()
+		ms, err := ib.Peek()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -523,7 +525,7 @@ func TestInboxRefusesForeignLog(t *testing.T) {
 	testutil.Must(t, os.MkdirAll(dir, 0o700))
 	path := filepath.Join(dir, "bob.log")
 	testutil.Must(t, os.WriteFile(path, []byte("something else entirely"), 0o600))
-	_, err := openInbox(root, "bob", 10<<10, time.Now)
+	_, err := OpenInbox(Config{Root: root, LargeBody: 10 << 10}, "bob")
 	if err == nil || !strings.Contains(err.Error(), "not an inbox log") || !strings.Contains(err.Error(), "move it away") {
 		t.Fatalf("err = %v", err)
 	}
@@ -541,16 +543,16 @@ func TestInboxLogStartOverIgnoresOldRecords(t *testing.T) {
 	for i := range 5 {
 		testutil.Must(t, addSync(ib, testMessage(i)))
 	}
-	if got, err := ib.take(); err != nil || len(got) != 5 {
+	if got, err := ib.Take(); err != nil || len(got) != 5 {
 		t.Fatalf("take: %d %v", len(got), err)
 	}
 	testutil.Must(t, ib.withLog(func() { testutil.Must(t, ib.tidy()) })) // starts over
 	testutil.Must(t, addSync(ib, testMessage(0)))                        // a retry: known, not added
 	testutil.Must(t, addSync(ib, testMessage(10)))                       // same size as message 0's record
-	testutil.Must(t, ib.close())
+	testutil.Must(t, ib.Close())
 	ib = openTestInbox(t, root)
-	defer ib.close()
-	got, err := ib.take()
+	defer ib.Close()
+	got, err := ib.Take()
 	if err != nil || fmt.Sprint(ids(got)) != fmt.Sprint([]string{testMessage(10).ID}) {
 		t.Fatalf("after restart: %v, %v", ids(got), err)
 	}
@@ -601,7 +603,7 @@ func TestInboxCopiesIDsBesideWriter(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("acknowledgements waited for the copy of ids into bbolt")
 			}
-			if n, _ := ib.state(); n != 8 {
+			if n, _ := ib.State(); n != 8 {
 				t.Fatalf("unread %d while the copy runs, want 8", n)
 			}
 			close(release)
@@ -623,7 +625,7 @@ func TestInboxCopiesIDsBesideWriter(t *testing.T) {
 				}
 				return nil
 			}))
-			got, err := ib.take()
+			got, err := ib.Take()
 			if err != nil || len(got) != 8 {
 				t.Fatalf("take: %d messages, %v", len(got), err)
 			}
@@ -632,14 +634,14 @@ func TestInboxCopiesIDsBesideWriter(t *testing.T) {
 					t.Fatalf("message %d is %s: out of order", i, m.ID)
 				}
 			}
-			testutil.Must(t, ib.close())
+			testutil.Must(t, ib.Close())
 
 			ib = openTestInbox(t, root) // the log is empty now: bbolt alone recognises them
-			defer ib.close()
+			defer ib.Close()
 			for i := 1; i <= 8; i++ {
 				testutil.Must(t, addSync(ib, testMessage(i)))
 			}
-			if n, _ := ib.state(); n != 0 {
+			if n, _ := ib.State(); n != 0 {
 				t.Fatalf("after a restart, %d retries were taken for new messages", n)
 			}
 		})
@@ -653,7 +655,7 @@ func TestInboxCopiesIDsBesideWriter(t *testing.T) {
 func TestInboxLargeBodyOnAFullDisk(t *testing.T) {
 	root := t.TempDir()
 	ib := openTestInbox(t, root)
-	defer ib.close()
+	defer ib.Close()
 	m := testMessage(1)
 	m.Body = strings.Repeat("0123456789abcdef", 2<<10) // 32 KiB, over the 10 KiB of openTestInbox
 	path := filepath.Join(ib.filesDir, largeFileName(m))
@@ -670,12 +672,12 @@ func TestInboxLargeBodyOnAFullDisk(t *testing.T) {
 	if _, err := os.Lstat(path); !os.IsNotExist(err) {
 		t.Fatalf("the failed file is still there (%v)", err)
 	}
-	if msgs, err := ib.peek(); err != nil || len(msgs) != 0 {
+	if msgs, err := ib.Peek(); err != nil || len(msgs) != 0 {
 		t.Fatalf("unread after the refusal: %d messages (%v), want none", len(msgs), err)
 	}
 
 	testutil.Must(t, addSync(ib, m))
-	msgs, err := ib.peek()
+	msgs, err := ib.Peek()
 	if err != nil || len(msgs) != 1 || msgs[0].File != path {
 		t.Fatalf("after the retry: %+v (%v), want one message saved to %s", msgs, err, path)
 	}
@@ -690,37 +692,37 @@ func TestInboxLargeBodyOnAFullDisk(t *testing.T) {
 // keep the places they arrived in.
 func TestInboxShowsEachSendersMessagesInSendOrder(t *testing.T) {
 	ib := openTestInbox(t, t.TempDir())
-	defer ib.close()
-	from := func(i int, sender string, kind Kind) *Message {
+	defer ib.Close()
+	from := func(i int, sender string, kind wire.Kind) *wire.Message {
 		m := testMessage(i)
 		m.From, m.Kind = sender, kind
 		return m
 	}
-	arrived := []*Message{
-		from(3, "alice", KindMessage), // sent third, came first (directly)
-		from(9, "carol", KindMessage),
-		from(1, "alice", KindMessage), // handed over by a holder afterwards
-		from(7, "never", KindSystem),
-		from(2, "alice", KindReply),
-		from(8, "carol", KindMessage),
+	arrived := []*wire.Message{
+		from(3, "alice", wire.KindMessage), // sent third, came first (directly)
+		from(9, "carol", wire.KindMessage),
+		from(1, "alice", wire.KindMessage), // handed over by a holder afterwards
+		from(7, "never", wire.KindSystem),
+		from(2, "alice", wire.KindReply),
+		from(8, "carol", wire.KindMessage),
 	}
 	for _, m := range arrived {
 		testutil.Must(t, addSync(ib, m))
 	}
 	want := []string{"01TEST00000000000000000001", "01TEST00000000000000000008", "01TEST00000000000000000002",
 		"01TEST00000000000000000007", "01TEST00000000000000000003", "01TEST00000000000000000009"}
-	ids := func(ms []Message) []string {
+	ids := func(ms []wire.Message) []string {
 		var out []string
 		for _, m := range ms {
 			out = append(out, m.ID)
 		}
 		return out
 	}
-	peeked, err := ib.peek()
+	peeked, err := ib.Peek()
 	if err != nil || !slices.Equal(ids(peeked), want) {
 		t.Fatalf("peek: %v (%v), want %v", ids(peeked), err, want)
 	}
-	taken, err := ib.take()
+	taken, err := ib.Take()
 	if err != nil || !slices.Equal(ids(taken), want) {
 		t.Fatalf("take: %v (%v), want %v", ids(taken), err, want)
 	}
