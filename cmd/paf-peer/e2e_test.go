@@ -18,6 +18,7 @@ import (
 
 	"github.com/paf-mesh/paf-mesh/discovery"
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
+	"github.com/paf-mesh/paf-mesh/node"
 )
 
 // Deadlines, generous for a loaded 2-core machine under -race. They bound how
@@ -401,7 +402,7 @@ func TestE2EServeRestartAfterCrash(t *testing.T) {
 	if _, errOut, code := runCLI(t, m.env("a"), "send", "--as", "a", "bob", "sent while bob was down"); code != 0 {
 		t.Fatalf("send to bob while it restarts: exit %d\n%s", code, errOut)
 	}
-	if !bob2.servingWithin(claimPatience + startDeadline) {
+	if !bob2.servingWithin(node.ClaimPatience + startDeadline) {
 		t.Fatalf("serve --name bob right after its old holder was killed: exit %d, want it to wait and serve\n%s", bob2.code, bob2.stderr())
 	}
 	// It started while the old holder was still alive, suspect or in its

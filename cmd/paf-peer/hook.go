@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/paf-mesh/paf-mesh/discovery"
+	"github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/node"
+	"github.com/paf-mesh/paf-mesh/node/control"
 )
 
 // hookInput is the part of a Claude Code hook's stdin JSON we use.
@@ -69,10 +71,10 @@ func runHook(ctx context.Context, args []string, io stdio, getenv func(string) s
 	}
 	ctl := ""
 	if name != "" {
-		if name, err = normalizeName(name); err != nil {
+		if name, err = mesh.NormalizeName(name); err != nil {
 			return usagef("--as: %v", err)
 		}
-		ctl = localHolder(s, name)
+		ctl = node.LocalHolder(s.RunDir, name)
 	} else {
 		name, ctl = siblingPeer(s, os.Getppid())
 	}
@@ -81,7 +83,7 @@ func runHook(ctx context.Context, args []string, io stdio, getenv func(string) s
 	}
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	resp, err := callControl(cctx, ctl, controlRequest{Op: "check", As: name})
+	resp, err := control.Call(cctx, ctl, control.Request{Op: control.OpCheck, As: name})
 	if err != nil || len(resp.Messages) == 0 {
 		return nil // a hook must never get in the way of the session
 	}
@@ -133,15 +135,7 @@ func unreadNote(name string, ms []jsonMessage) string {
 // process as this hook (the Claude Code session), and returns its name and
 // control socket.
 func siblingPeer(s *settings, ppid int) (string, string) {
-	local, err := discovery.NewLocal(s.RunDir, nil)
-	if err != nil {
-		return "", ""
-	}
-	entries, err := local.Entries()
-	if err != nil {
-		return "", ""
-	}
-	for _, e := range entries {
+	for _, e := range node.LocalPeers(s.RunDir) {
 		if e.Name != "" && e.Control != "" && parentOf(e.PID) == ppid {
 			return e.Name, e.Control
 		}

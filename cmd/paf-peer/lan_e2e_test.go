@@ -20,6 +20,7 @@ import (
 
 	"github.com/paf-mesh/paf-mesh/internal/netns"
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
+	"github.com/paf-mesh/paf-mesh/node"
 )
 
 const (
@@ -481,7 +482,7 @@ func TestLANRestartAfterCrash(t *testing.T) {
 	if r := a.send(t, "b1", "sent while b1 was down"); r.Status != "stored" && r.Status != "delivered" {
 		t.Fatalf("send to b1 while it restarts: %+v", r)
 	}
-	if !restarted.servingWithin(claimPatience + startDeadline) {
+	if !restarted.servingWithin(node.ClaimPatience + startDeadline) {
 		t.Fatalf("serve --name b1 right after its old holder was killed: exit %d, want it to wait and serve\n%s", restarted.code, restarted.stderr())
 	}
 	t.Logf("b1 held again by a new peer %s after SIGKILL", time.Since(killed).Round(time.Millisecond))

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,6 +17,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/paf-mesh/paf-mesh/mcpserver"
+	"github.com/paf-mesh/paf-mesh/node"
 )
 
 // runDemo is `paf-peer demo`: a few peers in this process, in a temporary
@@ -45,10 +45,10 @@ func runDemo(ctx context.Context, args []string, io stdio, _ func(string) string
 	}
 	d := &demo{
 		out: io.out,
-		set: &settings{
+		cfg: node.Config{
 			StateDir: filepath.Join(root, "state"),
 			RunDir:   filepath.Join(root, "run"),
-			Bind:     netip.MustParseAddrPort("127.0.0.1:0"),
+			Version:  version,
 		},
 		log: slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: level})),
 	}
@@ -65,7 +65,7 @@ func runDemo(ctx context.Context, args []string, io stdio, _ func(string) string
 // agent session.
 type demo struct {
 	out   io.Writer
-	set   *settings
+	cfg   node.Config
 	log   *slog.Logger
 	cast  []*demoAgent
 	steps int
@@ -73,23 +73,22 @@ type demo struct {
 
 type demoAgent struct {
 	who  string
-	n    *node
+	n    *node.Node
 	stop func()
 	c    *client.Client
 }
 
 // join starts a peer for an agent session called who.
 func (d *demo) join(ctx context.Context, who string) (*demoAgent, error) {
-	n, err := startNode(ctx, d.set, nodeOptions{}, d.log.With("session", who))
+	cfg := d.cfg
+	cfg.Logger = d.log.With("session", who)
+	n, err := node.New(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	a := &demoAgent{who: who, n: n}
 	d.cast = append(d.cast, a)
-	b := &mcpBackend{readyCh: make(chan struct{}), done: make(chan struct{}), n: n}
-	close(b.readyCh)
-	close(b.done)
-	srv := mcpserver.New(mcpserver.Config{Backend: b, Logger: d.log.With("session", who), Version: version})
+	srv := mcpserver.New(mcpserver.Config{Backend: node.NewBackend(n), Logger: d.log.With("session", who), Version: version})
 	a.stop = srv.Start(ctx)
 	a.c = client.NewClient(transport.NewInProcessTransport(srv.MCP()), client.WithLegacyProtocolOnly())
 	if err := a.c.Start(ctx); err != nil {
@@ -199,7 +198,7 @@ func (d *demo) await(ctx context.Context, a *demoAgent, names ...string) error {
 // awaitForward polls as a until it knows that from now forwards to to.
 func (d *demo) awaitForward(ctx context.Context, a *demoAgent, from, to string) error {
 	for {
-		for _, f := range a.n.peer.Forwards() {
+		for _, f := range a.n.Forwards() {
 			if f.From == from && f.To == to {
 				return nil
 			}

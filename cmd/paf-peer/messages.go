@@ -6,152 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/paf-mesh/paf-mesh/discovery"
 	"github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/node"
 	"github.com/paf-mesh/paf-mesh/relay"
 )
 
-// actor is how a shell command acts as NAME: through the live peer on this
-// machine that holds NAME (its control socket), or, when there is none, as a
-// brief peer of its own that joins the mesh as NAME and leaves afterwards.
-type actor struct {
-	name string
-	ctl  string // control socket of the live peer, or ""
-	n    *node  // the brief peer, or nil
-	// closeLog closes the log file, if any, after the brief peer.
-	closeLog func()
-}
-
-func actAs(ctx context.Context, s *settings, name string, log *slog.Logger) (*actor, error) {
-	name, err := normalizeName(name)
-	if err != nil {
-		return nil, usagef("--as: %v", err)
-	}
-	a := &actor{name: name}
-	if a.ctl = localHolder(s, name); a.ctl != "" {
-		return a, nil
-	}
-	n, err := startNode(ctx, s, nodeOptions{Name: name, Quiet: true}, log)
-	if errors.Is(err, mesh.ErrNameTaken) {
-		// Maybe a peer on this machine that started a moment ago: its
-		// entry may just have appeared. Look again before giving up.
-		deadline := time.Now().Add(2 * time.Second)
-		for time.Now().Before(deadline) {
-			if a.ctl = localHolder(s, name); a.ctl != "" {
-				return a, nil
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		return nil, fmt.Errorf("%v; a peer elsewhere holds it, so act as %s from that peer's machine, or use your own name", err, name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	a.n = n
-	return a, nil
-}
-
-// localHolder returns the control socket of the live peer on this machine
-// that holds name, or "".
-func localHolder(s *settings, name string) string {
-	local, err := discovery.NewLocal(s.RunDir, nil)
-	if err != nil {
-		return ""
-	}
-	entries, err := local.Entries()
-	if err != nil {
-		return ""
-	}
-	for _, e := range entries {
-		if e.Name == name && e.Control != "" {
-			return e.Control
-		}
-	}
-	return ""
-}
-
-func (a *actor) close() {
-	if a.n != nil {
-		a.n.Close()
-	}
-	if a.closeLog != nil {
-		a.closeLog()
-	}
-}
-
-func (a *actor) call(ctx context.Context, req controlRequest) (*controlResponse, error) {
-	req.As = a.name
-	return callControl(ctx, a.ctl, req)
-}
-
-func (a *actor) send(ctx context.Context, to, msg string) (relay.Result, error) {
-	if a.n != nil {
-		return a.n.relay.Send(ctx, relay.Outgoing{From: a.name, To: to, Body: msg})
-	}
-	resp, err := a.call(ctx, controlRequest{Op: "send", To: to, Message: msg})
-	if err != nil {
-		return relay.Result{}, err
-	}
-	return *resp.Result, nil
-}
-
-// messages returns the unread messages (waiting up to timeout for one when
-// wait is set) without marking them read.
-func (a *actor) messages(ctx context.Context, wait bool, timeout time.Duration) ([]jsonMessage, error) {
-	if a.n != nil {
-		// A brief peer: the holders of messages for this name hand them
-		// over now that it is online; wait (briefly) for that.
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := a.n.relay.Collect(cctx, a.name)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("collect stored messages: %w", err)
-		}
-		if wait {
-			wctx := ctx
-			if timeout > 0 {
-				var cancel context.CancelFunc
-				wctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
-			}
-			if err := a.n.relay.Wait(wctx, a.name); err != nil && wctx.Err() == nil {
-				return nil, err
-			}
-		}
-		ms, err := a.n.relay.Peek(a.name)
-		return toJSONMessages(ms), err
-	}
-	op := "check"
-	if wait {
-		op = "listen"
-	}
-	resp, err := a.call(ctx, controlRequest{Op: op, Timeout: timeout.Seconds()})
-	if err != nil {
-		return nil, err
-	}
-	return resp.Messages, nil
-}
-
-func (a *actor) ack(ctx context.Context, ms []jsonMessage) error {
-	if len(ms) == 0 {
-		return nil
-	}
-	ids := make([]string, len(ms))
-	for i, m := range ms {
-		ids[i] = m.ID
-	}
-	if a.n != nil {
-		_, err := a.n.relay.Ack(a.name, ids)
-		return err
-	}
-	_, err := a.call(ctx, controlRequest{Op: "ack", IDs: ids})
-	return err
-}
+// jsonMessage is one message in `check --json` and `listen --json`.
+type jsonMessage = relay.JSONMessage
 
 // messageFlags are what send, check and listen share.
 type messageFlags struct {
@@ -167,9 +32,24 @@ func (f *messageFlags) register(fs *flagSet) {
 	fs.BoolVar(&f.jsonOut, "json", false, "print one JSON object (the shape is stable)")
 }
 
+// actor acts as NAME through node.Actor, and closes the log file after it.
+type actor struct {
+	*node.Actor
+	closeLog func()
+}
+
+func (a *actor) close() {
+	a.Close()
+	a.closeLog()
+}
+
 func (f *messageFlags) setup(ctx context.Context, io stdio, getenv func(string) string) (*actor, error) {
 	if f.as == "" {
 		return nil, usagef("--as NAME is required: the name to act as")
+	}
+	name, err := mesh.NormalizeName(f.as)
+	if err != nil {
+		return nil, usagef("--as: %v", err)
 	}
 	if f.logLevel == "" && getenv("PAF_LOG_LEVEL") == "" {
 		f.logLevel = "warn" // a shell command's stderr is for its own errors
@@ -182,13 +62,12 @@ func (f *messageFlags) setup(ctx context.Context, io stdio, getenv func(string) 
 	if err != nil {
 		return nil, err
 	}
-	a, err := actAs(ctx, s, f.as, log)
+	a, err := node.ActAs(ctx, s.config(log), name)
 	if err != nil {
 		closeLog()
 		return nil, err
 	}
-	a.closeLog = closeLog
-	return a, nil
+	return &actor{Actor: a, closeLog: closeLog}, nil
 }
 
 func runSend(ctx context.Context, args []string, io stdio, getenv func(string) string) error {
@@ -221,7 +100,7 @@ func runSend(ctx context.Context, args []string, io stdio, getenv func(string) s
 		return err
 	}
 	defer a.close()
-	res, err := a.send(ctx, to, msg)
+	res, err := a.Send(ctx, to, msg)
 	if errors.Is(err, relay.ErrNoHolders) {
 		// Only this brief peer was online, and it leaves as soon as the
 		// command ends: nobody could keep the message.
@@ -298,7 +177,7 @@ func readMessages(ctx context.Context, cmd, usage string, wait bool, args []stri
 		return err
 	}
 	defer a.close()
-	ms, err := a.messages(ctx, wait, d)
+	ms, err := a.Messages(ctx, wait, d)
 	if err != nil {
 		return err
 	}
@@ -308,7 +187,7 @@ func readMessages(ctx context.Context, cmd, usage string, wait bool, args []stri
 	if f.jsonOut {
 		err = json.NewEncoder(io.out).Encode(map[string]any{"messages": ms})
 	} else {
-		printMessages(io.out, a.name, ms)
+		printMessages(io.out, a.Name(), ms)
 	}
 	if err != nil {
 		return err
@@ -317,11 +196,11 @@ func readMessages(ctx context.Context, cmd, usage string, wait bool, args []stri
 	// Ctrl-C that arrives after printing still marks them read.)
 	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := a.ack(actx, ms); err != nil {
+	if err := a.Ack(actx, ms); err != nil {
 		return fmt.Errorf("messages shown but not marked read (they will be shown again): %w", err)
 	}
 	if wait && len(ms) == 0 && ctx.Err() == nil {
-		fmt.Fprintf(io.err, "paf-peer listen: nothing arrived for %s within %s\n", a.name, d)
+		fmt.Fprintf(io.err, "paf-peer listen: nothing arrived for %s within %s\n", a.Name(), d)
 	}
 	return nil
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/paf-mesh/paf-mesh/discovery"
 	"github.com/paf-mesh/paf-mesh/internal/keys"
+	"github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/node"
 )
 
 // commonFlags are the configuration flags of SPEC section 6, shared by every
@@ -38,7 +40,7 @@ func (c *commonFlags) register(fs *flagSet, withName bool) {
 	}
 	fs.StringVar(&c.stateDir, "state-dir", "", "state directory (env PAF_STATE_DIR; default $XDG_STATE_HOME/paf or ~/.local/state/paf)")
 	fs.StringVar(&c.runDir, "run-dir", "", "local rendezvous directory (env PAF_RUN_DIR; default $XDG_RUNTIME_DIR/paf, else STATE_DIR/run)")
-	fs.StringVar(&c.bind, "bind", "", "gossip bind address host:port (env PAF_BIND; default 127.0.0.1:0 in open mode)")
+	fs.StringVar(&c.bind, "bind", "", "gossip bind address host:port (env PAF_BIND; default "+node.DefaultOpenBind+" in open mode)")
 	fs.StringVar(&c.join, "join", "", "seed peers host:port,... (env PAF_JOIN)")
 	fs.StringVar(&c.mdns, "mdns", "", "mDNS discovery on|off (env PAF_MDNS)")
 	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error (env PAF_LOG_LEVEL; default info)")
@@ -111,7 +113,7 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 		s.Name = c.name // even "": an explicit empty --name is an error, not PAF_NAME
 	}
 	if s.Name != "" || c.nameSet {
-		if s.Name, err = normalizeName(s.Name); err != nil {
+		if s.Name, err = mesh.NormalizeName(s.Name); err != nil {
 			return nil, usagef("%v", err)
 		}
 	}
@@ -136,9 +138,9 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 
 	bind := pick(c.bind, "PAF_BIND")
 	if bind == "" {
-		bind = "127.0.0.1:0"
+		bind = node.DefaultOpenBind
 		if s.Secure {
-			bind = "0.0.0.0:0"
+			bind = node.DefaultSecureBind
 		}
 	}
 	if s.Bind, err = parseBind(bind); err != nil {
@@ -225,6 +227,18 @@ func (s *settings) mode() string {
 		return "secure"
 	}
 	return "open"
+}
+
+// config is the node.Config of a peer with these settings; log is its
+// logger. The tuning's zero fields keep node's defaults.
+func (s *settings) config(log *slog.Logger) node.Config {
+	return node.Config{
+		Name: s.Name, Keys: s.Keys, StateDir: s.StateDir, RunDir: s.RunDir,
+		Bind: s.Bind, Join: s.Join, MDNS: s.MDNS,
+		MaxBody: s.Tune.MaxBody, FileOver: s.Tune.FileOver, ForwardTTL: s.Tune.ForwardTTL,
+		StoreTTL: s.Tune.StoreTTL, Replicas: s.Tune.Replicas, Rate: s.Tune.Rate,
+		ConversationIdle: s.Tune.ConversationIdle, Version: version, Logger: log,
+	}
 }
 
 // logger writes to w (stderr) and, with LogFile set, appends to that file

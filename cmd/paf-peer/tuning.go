@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/node"
 )
 
 // tuneFlags are the limits and timings that SPEC sections 2-4 and 7 call
@@ -30,24 +32,17 @@ type tuning struct {
 	ConversationIdle time.Duration
 }
 
-// Bounds of the settings: wide enough for any real use, and each refusal says
-// what is allowed.
-const (
-	minBody, maxBodyLimit = 1 << 10, 16 << 20
-	maxReplicas           = 16
-	maxRate               = 1e6
-)
-
 func (t *tuneFlags) register(fs *flagSet, conversations bool) {
 	t.on, t.conversations = true, conversations
-	fs.StringVar(&t.maxBody, "max-body", "", "largest message body sent or accepted, e.g. 8MiB (env PAF_MAX_BODY; default 8MiB)")
-	fs.StringVar(&t.fileOver, "file-over", "", "received bodies larger than this are saved to a file, e.g. 10KiB (env PAF_FILE_OVER; default 10KiB)")
-	fs.StringVar(&t.forwardTTL, "forward-ttl", "", "how long an old name forwards after a rename, e.g. 2h (env PAF_FORWARD_TTL; default 2h)")
-	fs.StringVar(&t.storeTTL, "store-ttl", "", "how long a message for an offline name is kept, e.g. 30d (env PAF_STORE_TTL; default 30d)")
-	fs.StringVar(&t.replicas, "replicas", "", "how many peers keep each message for an offline name (env PAF_REPLICAS; default 3)")
-	fs.StringVar(&t.rate, "rate", "", "messages per second accepted from one sending peer, bursts of twice that (env PAF_RATE; default 1000)")
+	// The examples in the help are the defaults, from node: one source.
+	fs.StringVar(&t.maxBody, "max-body", "", fmt.Sprintf("largest message body sent or accepted, e.g. %[1]s (env PAF_MAX_BODY; default %[1]s)", sizeText(node.DefaultMaxBody)))
+	fs.StringVar(&t.fileOver, "file-over", "", fmt.Sprintf("received bodies larger than this are saved to a file, e.g. %[1]s (env PAF_FILE_OVER; default %[1]s)", sizeText(node.DefaultFileOver)))
+	fs.StringVar(&t.forwardTTL, "forward-ttl", "", fmt.Sprintf("how long an old name forwards after a rename, e.g. %[1]s (env PAF_FORWARD_TTL; default %[1]s)", durText(node.DefaultForwardTTL)))
+	fs.StringVar(&t.storeTTL, "store-ttl", "", fmt.Sprintf("how long a message for an offline name is kept, e.g. %[1]s (env PAF_STORE_TTL; default %[1]s)", durText(node.DefaultStoreTTL)))
+	fs.StringVar(&t.replicas, "replicas", "", fmt.Sprintf("how many peers keep each message for an offline name (env PAF_REPLICAS; default %d)", node.DefaultReplicas))
+	fs.StringVar(&t.rate, "rate", "", fmt.Sprintf("messages per second accepted from one sending peer, bursts of twice that (env PAF_RATE; default %d)", node.DefaultRate))
 	if conversations {
-		fs.StringVar(&t.idle, "conversation-idle", "", "end a conversation quiet for this long, e.g. 60m (env PAF_CONVERSATION_IDLE; default 60m)")
+		fs.StringVar(&t.idle, "conversation-idle", "", fmt.Sprintf("end a conversation quiet for this long, e.g. %[1]s (env PAF_CONVERSATION_IDLE; default %[1]s)", durText(node.DefaultConversationIdle)))
 	}
 }
 
@@ -61,42 +56,42 @@ func (t *tuneFlags) resolve(pick func(flagVal, env string) string) (tuning, erro
 	}
 	var err error
 	if v := pick(t.maxBody, "PAF_MAX_BODY"); v != "" {
-		if out.MaxBody, err = parseSize(v, minBody, maxBodyLimit); err != nil {
+		if out.MaxBody, err = parseSize(v, node.MinBody, node.MaxBodyLimit); err != nil {
 			return out, usagef("--max-body / PAF_MAX_BODY %q: %v", v, err)
 		}
 	}
 	if v := pick(t.fileOver, "PAF_FILE_OVER"); v != "" {
-		if out.FileOver, err = parseSize(v, minBody, maxBodyLimit); err != nil {
+		if out.FileOver, err = parseSize(v, node.MinBody, node.MaxBodyLimit); err != nil {
 			return out, usagef("--file-over / PAF_FILE_OVER %q: %v", v, err)
 		}
 	}
 	if v := pick(t.forwardTTL, "PAF_FORWARD_TTL"); v != "" {
-		if out.ForwardTTL, err = parseDays(v, time.Minute, 30*24*time.Hour); err != nil {
+		if out.ForwardTTL, err = parseDays(v, node.MinForwardTTL, node.MaxForwardTTL); err != nil {
 			return out, usagef("--forward-ttl / PAF_FORWARD_TTL %q: %v", v, err)
 		}
 	}
 	if v := pick(t.storeTTL, "PAF_STORE_TTL"); v != "" {
-		if out.StoreTTL, err = parseDays(v, time.Hour, 365*24*time.Hour); err != nil {
+		if out.StoreTTL, err = parseDays(v, node.MinStoreTTL, node.MaxStoreTTL); err != nil {
 			return out, usagef("--store-ttl / PAF_STORE_TTL %q: %v", v, err)
 		}
 	}
 	if v := pick(t.replicas, "PAF_REPLICAS"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxReplicas {
-			return out, usagef("--replicas / PAF_REPLICAS %q: want a whole number from 1 to %d", v, maxReplicas)
+		if err != nil || n < 1 || n > node.MaxReplicas {
+			return out, usagef("--replicas / PAF_REPLICAS %q: want a whole number from 1 to %d", v, node.MaxReplicas)
 		}
 		out.Replicas = n
 	}
 	if v := pick(t.rate, "PAF_RATE"); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
-		if err != nil || math.IsNaN(r) || r < 1 || r > maxRate {
-			return out, usagef("--rate / PAF_RATE %q: want messages per second, from 1 to %.0f", v, float64(maxRate))
+		if err != nil || math.IsNaN(r) || r < 1 || r > node.MaxRate {
+			return out, usagef("--rate / PAF_RATE %q: want messages per second, from 1 to %.0f", v, float64(node.MaxRate))
 		}
 		out.Rate = r
 	}
 	if t.conversations {
 		if v := pick(t.idle, "PAF_CONVERSATION_IDLE"); v != "" {
-			if out.ConversationIdle, err = parseDays(v, time.Minute, 7*24*time.Hour); err != nil {
+			if out.ConversationIdle, err = parseDays(v, node.MinConversationIdle, node.MaxConversationIdle); err != nil {
 				return out, usagef("--conversation-idle / PAF_CONVERSATION_IDLE %q: %v", v, err)
 			}
 		}
@@ -150,6 +145,17 @@ func sizeText(n int) string {
 		return fmt.Sprintf("%dKiB", n>>10)
 	}
 	return fmt.Sprintf("%dB", n)
+}
+
+// durText is a default duration as a user writes it: 30d, 2h, 60m.
+func durText(d time.Duration) string {
+	switch {
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	case d%time.Hour == 0 && d >= 2*time.Hour:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return fmt.Sprintf("%dm", d/time.Minute)
 }
 
 func daysText(d time.Duration) string {
