@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,22 +127,62 @@ func TestJoinClosedPort(t *testing.T) {
 	}
 }
 
-// A garbage rendezvous entry, or one of a peer that does not answer, does
-// not keep peers from meeting or status from working. (Was
-// TestE2ECorruptRendezvousEntry, less its flock cases.)
+// A rendezvous entry that is not a peer's (garbage, or the entry of a peer
+// that does not answer) is skipped with a log line; peers still meet and
+// status still works. (Was TestE2ECorruptRendezvousEntry.)
 func TestCorruptRendezvousEntry(t *testing.T) {
-	m := newTestMesh(t)
-	if err := os.MkdirAll(m.runDir, 0o700); err != nil {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(m.runDir, "deadbeef.json"), []byte("\x00\xffnot json{{"), 0o600); err != nil {
-		t.Fatal(err)
+	closed := ln.Addr().String()
+	ln.Close()
+	tests := map[string]struct {
+		file    string
+		content string
+		locked  bool   // held by a live process, as a peer holds its entry
+		wantLog string // what a peer logs about it
+	}{
+		"garbage, no live writer": {file: "deadbeef.json", content: "\x00\xffnot json{{", wantLog: "deadbeef.json"},
+		"garbage, live writer":    {file: "deadbeef.json", content: `{"id": "deadbeef", "addr": `, locked: true, wantLog: "deadbeef.json"},
+		// Sorts before real (random hex) ids, so status asks it first.
+		"peer that does not answer": {
+			file:    "00000000deadbeef.json",
+			content: `{"id":"00000000deadbeef","addr":"` + closed + `","control":"/nonexistent/paf.sock","pid":1,"host":"x","started":"2024-01-01T00:00:00Z","v":1}`,
+			locked:  true, wantLog: closed,
+		},
 	}
-	a, b := m.start("a", "a"), m.start("b", "b")
-	waitNames(t, []*Node{a, b}, "a", "b")
-	st, err := FetchStatus(ctxT(t, 10*time.Second), m.config("x"))
-	if err != nil || len(st.Peers) != 2 {
-		t.Fatalf("status: %+v, %v", st, err)
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			m := newTestMesh(t)
+			if err := os.MkdirAll(m.runDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.OpenFile(filepath.Join(m.runDir, tc.file), os.O_CREATE|os.O_WRONLY, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+			if _, err := f.WriteString(tc.content); err != nil {
+				t.Fatal(err)
+			}
+			if tc.locked {
+				if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var logs testutil.SyncBuffer
+			log := func(c *Config) { c.Logger = slogTo(&logs) }
+			a, b := m.start("a", "a", log), m.start("b", "b", log)
+			waitNames(t, []*Node{a, b}, "a", "b")
+			st, err := FetchStatus(ctxT(t, 20*time.Second), m.config("x"))
+			if err != nil || st.Self == nil {
+				t.Fatalf("status: %+v, %v", st, err)
+			}
+			if !strings.Contains(logs.String(), tc.wantLog) {
+				t.Errorf("neither peer logged the bad entry (%q):\n%s", tc.wantLog, logs.String())
+			}
+		})
 	}
 }
 

@@ -332,37 +332,6 @@ func TestE2EMCPMessaging(t *testing.T) {
 	}
 }
 
-// A session that takes a name for which other peers keep messages finds them
-// at once: in paf_register's unread count, and in its first paf_check
-// (taking the name waits briefly for the holders to hand them over).
-func TestE2EMCPNewNameFindsStoredMessages(t *testing.T) {
-	m := newTestMesh(t)
-	a := m.mcp("a", "--name", "ann")
-	m.serve("h") // one more holder, besides ann's peer
-	for _, to := range []string{"zed", "yan"} {
-		_, d := a.ok("paf_send", map[string]any{"to": to, "message": "kept for " + to})
-		if d["status"] != "stored" {
-			t.Fatalf("send to %s, who was never online: %v, want stored", to, d)
-		}
-	}
-
-	z := m.mcp("z", "--name", "zed")
-	_, d := z.ok("paf_check", nil)
-	if ms := msgsOf(t, d); len(ms) != 1 || ms[0].Body != "kept for zed" {
-		t.Fatalf("zed's first check: %+v, want the message kept for it", ms)
-	}
-
-	y := m.mcp("y")
-	txt, _ := y.ok("paf_register", map[string]any{"name": "yan"})
-	if !strings.Contains(txt, "1 unread message") {
-		t.Fatalf("paf_register as yan:\n%s\nwant it to report the message kept for yan", txt)
-	}
-	_, d = y.ok("paf_check", nil)
-	if ms := msgsOf(t, d); len(ms) != 1 || ms[0].Body != "kept for yan" {
-		t.Fatalf("yan's first check: %+v", ms)
-	}
-}
-
 // TestE2EMCPBadInput: every kind of bad call gets an answer that says what
 // to do, and the server keeps serving.
 func TestE2EMCPBadInput(t *testing.T) {
