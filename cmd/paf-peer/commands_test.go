@@ -252,3 +252,18 @@ func TestServeUntilInterrupted(t *testing.T) {
 		t.Fatal("serve did not stop when its context ended")
 	}
 }
+
+// demo needs no setup, exits 0, writes only the transcript, and leaves
+// nothing behind in TMPDIR. (Was TestE2EDemo; the script is node/demo's.)
+func TestRunDemo(t *testing.T) {
+	p := newPeers(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	out, errOut, code := p.run("", "demo")
+	if code != 0 || !strings.Contains(out, "Broadcast delivered to 2 sessions") || strings.TrimSpace(errOut) != "" {
+		t.Fatalf("demo: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if left := testutil.DirNames(t, tmp); len(left) != 0 {
+		t.Errorf("demo left %v behind in TMPDIR", left)
+	}
+}

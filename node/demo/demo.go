@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -20,45 +18,18 @@ import (
 	"github.com/paf-mesh/paf-mesh/node"
 )
 
-// runDemo is `paf-peer demo`: a few peers in this process, in a temporary
-// directory of their own, play what the product does through the same MCP
-// tools an agent calls, and the transcript is printed. It touches no state
-// outside that directory and removes it at the end.
-func runDemo(ctx context.Context, args []string, io stdio, _ func(string) string) error {
-	fs := newFlagSet("demo", "[--verbose]", io)
-	verbose := fs.Bool("verbose", false, "show the peers' logs on stderr")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(rest) > 0 {
-		return usagef("unexpected argument %q", rest[0])
-	}
-	root, err := os.MkdirTemp("", "paf-demo")
-	if err != nil {
-		return fmt.Errorf("demo: temporary directory: %w", err)
-	}
-	defer os.RemoveAll(root)
-	level := slog.LevelError + 4 // silent
-	if *verbose {
-		level = slog.LevelInfo
-	}
-	d := &demo{
-		out: io.out,
-		cfg: node.Config{
-			StateDir: filepath.Join(root, "state"),
-			RunDir:   filepath.Join(root, "run"),
-			Version:  version,
-		},
-		log: slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: level})),
+// Play plays the demo and writes its transcript to out: peers for a few
+// agent sessions, each with its MCP server and an in-process MCP client,
+// started with cfg (its StateDir and RunDir, which the caller owns and
+// removes; its Logger for the peers' logs) and closed before Play returns.
+// ctx bounds the whole play.
+func Play(ctx context.Context, out io.Writer, cfg node.Config) error {
+	d := &demo{out: out, cfg: cfg, log: cfg.Logger}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
 	}
 	defer d.close()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := d.play(ctx); err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	return nil
+	return d.play(ctx)
 }
 
 // demo is the cast: one peer (node, MCP server and in-process client) per
@@ -88,7 +59,7 @@ func (d *demo) join(ctx context.Context, who string) (*demoAgent, error) {
 	}
 	a := &demoAgent{who: who, n: n}
 	d.cast = append(d.cast, a)
-	srv := mcpserver.New(mcpserver.Config{Backend: node.NewBackend(n), Logger: d.log.With("session", who), Version: version})
+	srv := mcpserver.New(mcpserver.Config{Backend: node.NewBackend(n), Logger: d.log.With("session", who), Version: d.cfg.Version})
 	a.stop = srv.Start(ctx)
 	a.c = client.NewClient(transport.NewInProcessTransport(srv.MCP()), client.WithLegacyProtocolOnly())
 	if err := a.c.Start(ctx); err != nil {
@@ -96,7 +67,7 @@ func (d *demo) join(ctx context.Context, who string) (*demoAgent, error) {
 	}
 	req := mcp.InitializeRequest{}
 	req.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
-	req.Params.ClientInfo = mcp.Implementation{Name: "paf-demo", Version: version}
+	req.Params.ClientInfo = mcp.Implementation{Name: "paf-demo", Version: d.cfg.Version}
 	if _, err := a.c.Initialize(ctx, req); err != nil {
 		return nil, err
 	}
