@@ -1,8 +1,12 @@
 package node
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/internal/keys"
@@ -192,4 +196,63 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
+}
+
+// Validate checks what open mode forbids: without a shared secret nothing
+// may reach beyond this machine (SPEC section 7), so the bind address and
+// every seed must be on loopback and mDNS must be off. New refuses such a
+// Config too; each error says what to do.
+func (c *Config) Validate() error {
+	if c.Secure() {
+		return nil
+	}
+	if c.Bind.IsValid() && !c.Bind.Addr().IsLoopback() {
+		return fmt.Errorf("bind address %s would expose the mesh beyond this machine, which needs a shared secret: set PAF_SECRET (or --secret-file), or bind to 127.0.0.1", c.Bind)
+	}
+	for _, j := range c.Join {
+		if !isLoopbackHostPort(j) {
+			return fmt.Errorf("seed %s is not on this machine; joining peers on other hosts needs a shared secret: set PAF_SECRET (or --secret-file)", j)
+		}
+	}
+	if c.MDNS {
+		return errors.New("mDNS on the LAN needs a shared secret: set PAF_SECRET (or --secret-file), or use --mdns off")
+	}
+	return nil
+}
+
+func isLoopbackHostPort(hp string) bool {
+	host, _, err := net.SplitHostPort(hp)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// DefaultStateDir is the state dir when none is given: $XDG_STATE_HOME/paf,
+// else ~/.local/state/paf (SPEC section 6). getenv is the environment: every
+// setting comes through it, never from os.UserHomeDir.
+func DefaultStateDir(getenv func(string) string) (string, error) {
+	base := getenv("XDG_STATE_HOME")
+	if base == "" {
+		home := getenv("HOME")
+		if home == "" {
+			return "", errors.New("no state dir: $HOME is not set; give one with --state-dir or PAF_STATE_DIR")
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "paf"), nil
+}
+
+// DefaultRunDir is the run dir when none is given: $XDG_RUNTIME_DIR/paf,
+// else the state dir's run/, so that every session of a user finds the same
+// one whatever its client passes in the environment.
+func DefaultRunDir(getenv func(string) string, stateDir string) string {
+	if rt := getenv("XDG_RUNTIME_DIR"); rt != "" {
+		return filepath.Join(rt, "paf")
+	}
+	return filepath.Join(stateDir, "run")
 }

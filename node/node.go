@@ -57,6 +57,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if cfg.StateDir == "" || cfg.RunDir == "" {
 		return nil, errors.New("node: Config.StateDir and Config.RunDir are required")
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	s := cfg.withDefaults()
 	log := s.Logger
 	n := &Node{cfg: s, log: log, done: make(chan struct{}), lost: make(chan mesh.Event, 1)}

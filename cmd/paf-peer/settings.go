@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -87,26 +86,13 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 		return nil, err
 	}
 
-	s.StateDir = pick(c.stateDir, "PAF_STATE_DIR")
-	if s.StateDir == "" {
-		base := getenv("XDG_STATE_HOME")
-		if base == "" {
-			// getenv, not os.UserHomeDir: every setting comes through getenv.
-			home := getenv("HOME")
-			if home == "" {
-				return nil, fmt.Errorf("no state dir: $HOME is not set; give one with --state-dir or PAF_STATE_DIR")
-			}
-			base = filepath.Join(home, ".local", "state")
+	if s.StateDir = pick(c.stateDir, "PAF_STATE_DIR"); s.StateDir == "" {
+		if s.StateDir, err = node.DefaultStateDir(getenv); err != nil {
+			return nil, err
 		}
-		s.StateDir = filepath.Join(base, "paf")
 	}
-	s.RunDir = pick(c.runDir, "PAF_RUN_DIR")
-	if s.RunDir == "" {
-		if rt := getenv("XDG_RUNTIME_DIR"); rt != "" {
-			s.RunDir = filepath.Join(rt, "paf")
-		} else {
-			s.RunDir = filepath.Join(s.StateDir, "run")
-		}
+	if s.RunDir = pick(c.runDir, "PAF_RUN_DIR"); s.RunDir == "" {
+		s.RunDir = node.DefaultRunDir(getenv, s.StateDir)
 	}
 
 	if s.Name = pick(c.name, "PAF_NAME"); c.nameSet {
@@ -146,33 +132,25 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 	if s.Bind, err = parseBind(bind); err != nil {
 		return nil, usagef("%v", err)
 	}
-	if !s.Secure && !s.Bind.Addr().IsLoopback() {
-		return nil, fmt.Errorf("bind address %s would expose the mesh beyond this machine, which needs a shared secret: set PAF_SECRET (or --secret-file), or bind to 127.0.0.1", s.Bind)
-	}
 
 	if s.Join, err = discovery.ParseSeeds(pick(c.join, "PAF_JOIN")); err != nil {
 		return nil, usagef("--join: %v", err)
-	}
-	if !s.Secure {
-		for _, j := range s.Join {
-			if !isLoopbackHostPort(j) {
-				return nil, fmt.Errorf("seed %s is not on this machine; joining peers on other hosts needs a shared secret: set PAF_SECRET (or --secret-file)", j)
-			}
-		}
 	}
 
 	switch m := strings.ToLower(pick(c.mdns, "PAF_MDNS")); m {
 	case "":
 		s.MDNS = s.Secure
 	case "on", "true", "1", "yes":
-		if !s.Secure {
-			return nil, errors.New("mDNS on the LAN needs a shared secret: set PAF_SECRET (or --secret-file), or use --mdns off")
-		}
 		s.MDNS = true
 	case "off", "false", "0", "no":
 		s.MDNS = false
 	default:
 		return nil, usagef("--mdns %q: want on or off", m)
+	}
+	// What open mode forbids (off-machine bind, seeds or mDNS): node's rule.
+	cfg := s.config(nil)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -208,18 +186,6 @@ func parseBind(s string) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("bind address %q: port %q is not 0-65535", s, port)
 	}
 	return netip.AddrPortFrom(ip.Unmap(), uint16(p)), nil
-}
-
-func isLoopbackHostPort(hp string) bool {
-	host, _, err := net.SplitHostPort(hp)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }
 
 func (s *settings) mode() string {
