@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/discovery"
@@ -167,4 +170,40 @@ func (a *Actor) Ack(ctx context.Context, ms []relay.JSONMessage) error {
 	}
 	_, err := a.call(ctx, control.Request{Op: control.OpAck, IDs: ids})
 	return err
+}
+
+// PeerStartedBy finds the live named peer on this machine (advertised in
+// runDir) whose parent process is ppid, and returns its name and control
+// socket, or "", "". A hook command uses it to find the `paf-peer mcp` peer
+// of its own agent session: both are children of the same client process.
+func PeerStartedBy(runDir string, ppid int) (name, control string) {
+	for _, e := range LocalPeers(runDir) {
+		if e.Name != "" && e.Control != "" && parentOf(e.PID) == ppid {
+			return e.Name, e.Control
+		}
+	}
+	return "", ""
+}
+
+// parentOf returns the parent pid of pid from /proc (Linux), or -1.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	p, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return p
 }

@@ -306,3 +306,24 @@ func TestControlAsOtherName(t *testing.T) {
 		t.Fatal("ack as another name succeeded")
 	}
 }
+
+// PeerStartedBy finds the named local peer whose parent is the given
+// process: here the peers run in this test process, so their parent is its.
+func TestPeerStartedBy(t *testing.T) {
+	m := newTestMesh(t)
+	n := m.start("a", "ann")
+	m.start("b", "") // no name: never the answer
+	name, ctl := PeerStartedBy(m.runDir, os.Getppid())
+	if name != "ann" || ctl != n.ControlPath() {
+		t.Fatalf("PeerStartedBy(our parent) = %q, %q; want ann, %s", name, ctl, n.ControlPath())
+	}
+	if name, ctl := PeerStartedBy(m.runDir, os.Getpid()); name != "" || ctl != "" {
+		t.Fatalf("PeerStartedBy(a process that started none) = %q, %q", name, ctl)
+	}
+	if got := parentOf(-1); got != -1 {
+		t.Fatalf("parentOf(-1) = %d", got)
+	}
+	if LocalHolder(m.runDir, "ann") != n.ControlPath() || LocalHolder(m.runDir+"-none", "ann") != "" {
+		t.Fatal("LocalHolder does not find ann's peer, or finds one in a run dir that does not exist")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/internal/keys"
@@ -255,4 +256,26 @@ func DefaultRunDir(getenv func(string) string, stateDir string) string {
 		return filepath.Join(rt, "paf")
 	}
 	return filepath.Join(stateDir, "run")
+}
+
+// ParseBind reads a bind address as ip:port, the form memberlist needs:
+// "localhost" is 127.0.0.1, an IPv4-mapped IPv6 address its IPv4 form, and
+// port 0 any free port. The error names the input and shows the form.
+func ParseBind(s string) (netip.AddrPort, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bind address %q: want ip:port, e.g. 127.0.0.1:0 or 0.0.0.0:7946", s)
+	}
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bind address %q: %q is not an IP address (want e.g. 127.0.0.1:0)", s, host)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("bind address %q: port %q is not 0-65535", s, port)
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(p)), nil
 }

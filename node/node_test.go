@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -320,5 +321,41 @@ func TestMDNSInterfaces(t *testing.T) {
 		if ifc.Flags&net.FlagLoopback != 0 {
 			t.Fatalf("picked loopback %s", ifc.Name)
 		}
+	}
+}
+
+// The bind address keeps the IP form memberlist needs.
+func TestParseBind(t *testing.T) {
+	tests := map[string]struct {
+		in   string
+		want netip.AddrPort
+		bad  bool
+	}{
+		"loopback":      {in: "127.0.0.1:0", want: netip.MustParseAddrPort("127.0.0.1:0")},
+		"localhost":     {in: "localhost:7946", want: netip.MustParseAddrPort("127.0.0.1:7946")},
+		"ipv6":          {in: "[::1]:5", want: netip.MustParseAddrPort("[::1]:5")},
+		"v4-mapped":     {in: "[::ffff:127.0.0.1]:5", want: netip.MustParseAddrPort("127.0.0.1:5")},
+		"no port":       {in: "127.0.0.1", bad: true},
+		"port too big":  {in: "127.0.0.1:65536", bad: true},
+		"named host":    {in: "example.com:1", bad: true},
+		"empty":         {in: "", bad: true},
+		"negative port": {in: "127.0.0.1:-1", bad: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := ParseBind(tc.in)
+			if tc.bad {
+				if err == nil {
+					t.Fatalf("ParseBind(%q) = %v, want an error", tc.in, got)
+				}
+				if !strings.Contains(err.Error(), tc.in) {
+					t.Errorf("error %q does not name the input %q", err, tc.in)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("ParseBind(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			}
+		})
 	}
 }

@@ -22,12 +22,8 @@ const demoTimeout = 2 * time.Minute
 func runDemo(ctx context.Context, args []string, io stdio, _ func(string) string) error {
 	fs := newFlagSet("demo", "[--verbose]", io)
 	verbose := fs.Bool("verbose", false, "show the peers' logs on stderr")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usagef("unexpected argument %q", rest[0])
 	}
 	root, err := os.MkdirTemp("", "paf-demo")
 	if err != nil {

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/node"
 	"github.com/paf-mesh/paf-mesh/node/control"
+	"github.com/paf-mesh/paf-mesh/relay"
 )
 
 // hookInput is the part of a Claude Code hook's stdin JSON we use.
@@ -38,12 +38,8 @@ func runHook(ctx context.Context, args []string, io stdio, getenv func(string) s
 	var cf commonFlags
 	cf.register(fs, false)
 	as := fs.String("as", "", "the name whose messages to report (default: PAF_NAME, else this session's mcp peer)")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usagef("unexpected argument %q", rest[0])
 	}
 	var in hookInput
 	b, err := readAllLimited(io.in, maxHookInput)
@@ -76,7 +72,7 @@ func runHook(ctx context.Context, args []string, io stdio, getenv func(string) s
 		}
 		ctl = node.LocalHolder(s.RunDir, name)
 	} else {
-		name, ctl = siblingPeer(s, os.Getppid())
+		name, ctl = node.PeerStartedBy(s.RunDir, os.Getppid())
 	}
 	if ctl == "" {
 		return nil // no peer of ours is running: nothing to report
@@ -117,7 +113,7 @@ func readAllLimited(r io.Reader, n int64) ([]byte, error) {
 
 // unreadNote summarises unread messages for the model: who wrote, a preview,
 // and what to call to read them.
-func unreadNote(name string, ms []jsonMessage) string {
+func unreadNote(name string, ms []relay.JSONMessage) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "paf: %d unread message(s) for %s.", len(ms), name)
 	for i, m := range ms {
@@ -129,39 +125,4 @@ func unreadNote(name string, ms []jsonMessage) string {
 	}
 	b.WriteString(" Call paf_check (or paf_listen) to read them in full and reply.")
 	return b.String()
-}
-
-// siblingPeer finds the live peer on this machine started by the same parent
-// process as this hook (the Claude Code session), and returns its name and
-// control socket.
-func siblingPeer(s *settings, ppid int) (string, string) {
-	for _, e := range node.LocalPeers(s.RunDir) {
-		if e.Name != "" && e.Control != "" && parentOf(e.PID) == ppid {
-			return e.Name, e.Control
-		}
-	}
-	return "", ""
-}
-
-// parentOf returns the parent pid of pid from /proc (Linux), or -1.
-func parentOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return -1
-	}
-	// The command name (field 2) is in parentheses and may hold spaces.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return -1
-	}
-	p, err := strconv.Atoi(f[1])
-	if err != nil {
-		return -1
-	}
-	return p
 }

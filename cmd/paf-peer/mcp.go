@@ -29,7 +29,7 @@ func runMCP(ctx context.Context, args []string, io stdio, getenv func(string) st
 	cfg := s.config(log)
 	cfg.Description = desc
 	b := node.StartBackend(ctx, cfg, func(*node.Node) { noticeMode(io, s) })
-	srv := mcpserver.New(mcpserver.Config{Backend: b, Logger: log, Version: version, IdleTimeout: cmp.Or(s.Tune.ConversationIdle, node.DefaultConversationIdle)})
+	srv := mcpserver.New(mcpserver.Config{Backend: b, Logger: log, Version: version, IdleTimeout: cmp.Or(s.ConversationIdle, node.DefaultConversationIdle)})
 	err = srv.ServeStdio(ctx, io.in, out)
 	b.Close()
 	return err

@@ -15,9 +15,6 @@ import (
 	"github.com/paf-mesh/paf-mesh/relay"
 )
 
-// jsonMessage is one message in `check --json` and `listen --json`.
-type jsonMessage = relay.JSONMessage
-
 // messageFlags are what send, check and listen share.
 type messageFlags struct {
 	commonFlags
@@ -32,42 +29,32 @@ func (f *messageFlags) register(fs *flagSet) {
 	fs.BoolVar(&f.jsonOut, "json", false, "print one JSON object (the shape is stable)")
 }
 
-// actor acts as NAME through node.Actor, and closes the log file after it.
-type actor struct {
-	*node.Actor
-	closeLog func()
-}
-
-func (a *actor) close() {
-	a.Close()
-	a.closeLog()
-}
-
-func (f *messageFlags) setup(ctx context.Context, io stdio, getenv func(string) string) (*actor, error) {
+// setup resolves the settings and acts as --as; close ends the actor's peer,
+// if it started one, and then the log.
+func (f *messageFlags) setup(ctx context.Context, io stdio, getenv func(string) string) (a *node.Actor, close func(), err error) {
 	if f.as == "" {
-		return nil, usagef("--as NAME is required: the name to act as")
+		return nil, nil, usagef("--as NAME is required: the name to act as")
 	}
 	name, err := mesh.NormalizeName(f.as)
 	if err != nil {
-		return nil, usagef("--as: %v", err)
+		return nil, nil, usagef("--as: %v", err)
 	}
 	if f.logLevel == "" && getenv("PAF_LOG_LEVEL") == "" {
 		f.logLevel = "warn" // a shell command's stderr is for its own errors
 	}
 	s, err := f.resolve(getenv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log, closeLog, err := s.logger(io.err)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	a, err := node.ActAs(ctx, s.config(log), name)
-	if err != nil {
+	if a, err = node.ActAs(ctx, s.config(log), name); err != nil {
 		closeLog()
-		return nil, err
+		return nil, nil, err
 	}
-	return &actor{Actor: a, closeLog: closeLog}, nil
+	return a, func() { a.Close(); closeLog() }, nil
 }
 
 func runSend(ctx context.Context, args []string, io stdio, getenv func(string) string) error {
@@ -95,11 +82,11 @@ func runSend(ctx context.Context, args []string, io stdio, getenv func(string) s
 		}
 		return usagef("the message is empty: nothing was sent; give its text, or - to read it from stdin")
 	}
-	a, err := f.setup(ctx, io, getenv)
+	a, closeActor, err := f.setup(ctx, io, getenv)
 	if err != nil {
 		return err
 	}
-	defer a.close()
+	defer closeActor()
 	res, err := a.Send(ctx, to, msg)
 	if errors.Is(err, relay.ErrNoHolders) {
 		// Only this brief peer was online, and it leaves as soon as the
@@ -157,12 +144,8 @@ func readMessages(ctx context.Context, cmd, usage string, wait bool, args []stri
 	if wait {
 		fs.StringVar(&timeout, "timeout", "", "give up after this many seconds (default: wait until interrupted)")
 	}
-	rest, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usagef("unexpected argument %q", rest[0])
 	}
 	var d time.Duration
 	if timeout != "" {
@@ -172,17 +155,17 @@ func readMessages(ctx context.Context, cmd, usage string, wait bool, args []stri
 		}
 		d = time.Duration(secs * float64(time.Second))
 	}
-	a, err := f.setup(ctx, io, getenv)
+	a, closeActor, err := f.setup(ctx, io, getenv)
 	if err != nil {
 		return err
 	}
-	defer a.close()
+	defer closeActor()
 	ms, err := a.Messages(ctx, wait, d)
 	if err != nil {
 		return err
 	}
 	if ms == nil {
-		ms = []jsonMessage{}
+		ms = []relay.JSONMessage{}
 	}
 	if f.jsonOut {
 		err = json.NewEncoder(io.out).Encode(map[string]any{"messages": ms})
@@ -205,7 +188,7 @@ func readMessages(ctx context.Context, cmd, usage string, wait bool, args []stri
 	return nil
 }
 
-func printMessages(w io.Writer, name string, ms []jsonMessage) {
+func printMessages(w io.Writer, name string, ms []relay.JSONMessage) {
 	if len(ms) == 0 {
 		fmt.Fprintf(w, "no unread messages for %s\n", name)
 		return

@@ -31,7 +31,7 @@ func runServe(ctx context.Context, args []string, io stdio, getenv func(string) 
 	}
 	// After the start, so that a peer that cannot start says so in one line.
 	noticeMode(io, s)
-	log.Info("serving", "peer", n.ID(), "name", n.Name(), "addr", n.Addr(), "mode", s.mode(), "state_dir", n.StateDir())
+	log.Info("serving", "peer", n.ID(), "name", n.Name(), "addr", n.Addr(), "mode", s.Mode(), "state_dir", n.StateDir())
 	select {
 	case <-ctx.Done():
 	case e := <-n.Lost():
@@ -69,12 +69,8 @@ func peerFlags(cmd, descHelp string, args []string, io stdio, getenv func(string
 	cf.register(fs, true)
 	desc := fs.String("description", "", descHelp+" (env PAF_DESCRIPTION)")
 	cf.tune.register(fs, cmd == "mcp")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return nil, "", err
-	}
-	if len(rest) > 0 {
-		return nil, "", usagef("unexpected argument %q", rest[0])
 	}
 	s, err := cf.resolve(getenv)
 	if err != nil {

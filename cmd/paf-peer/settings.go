@@ -4,15 +4,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/netip"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/paf-mesh/paf-mesh/discovery"
 	"github.com/paf-mesh/paf-mesh/internal/keys"
+	"github.com/paf-mesh/paf-mesh/internal/logfile"
 	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/node"
 )
@@ -46,22 +42,15 @@ func (c *commonFlags) register(fs *flagSet, withName bool) {
 	fs.StringVar(&c.logFile, "log-file", "", "also append logs to this file, created with mode 0600 (env PAF_LOG_FILE; default: stderr only)")
 }
 
-// settings is the resolved configuration.
+// settings is the resolved configuration: the peer's (Keys, Name, StateDir,
+// RunDir, Bind, Join, MDNS; see config) and the process's.
 type settings struct {
-	Keys     *keys.Keys
+	node.Config
 	Secure   bool
-	Name     string
-	StateDir string
-	RunDir   string
-	Bind     netip.AddrPort // port 0: any free port
-	Join     []string
-	MDNS     bool
 	LogLevel slog.Level
 	// LogFile, when set, receives the logs too: an MCP client shows a server's
 	// stderr poorly or not at all, so a file is where a user looks.
 	LogFile string
-	// Tune holds the limits and timings given; zero fields keep defaults.
-	Tune tuning
 }
 
 // resolve applies flags, then environment, then defaults, and checks the
@@ -82,7 +71,7 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 		return nil, usagef("%v", err)
 	}
 	s.LogFile = pick(c.logFile, "PAF_LOG_FILE")
-	if s.Tune, err = c.tune.resolve(pick); err != nil {
+	if err = c.tune.resolve(pick, &s.Config); err != nil {
 		return nil, err
 	}
 
@@ -129,7 +118,7 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 			bind = node.DefaultSecureBind
 		}
 	}
-	if s.Bind, err = parseBind(bind); err != nil {
+	if s.Bind, err = node.ParseBind(bind); err != nil {
 		return nil, usagef("%v", err)
 	}
 
@@ -148,8 +137,7 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 		return nil, usagef("--mdns %q: want on or off", m)
 	}
 	// What open mode forbids (off-machine bind, seeds or mDNS): node's rule.
-	cfg := s.config(nil)
-	if err := cfg.Validate(); err != nil {
+	if err := s.Validate(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -169,42 +157,12 @@ func parseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
 }
 
-func parseBind(s string) (netip.AddrPort, error) {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("bind address %q: want ip:port, e.g. 127.0.0.1:0 or 0.0.0.0:7946", s)
-	}
-	if host == "localhost" {
-		host = "127.0.0.1"
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("bind address %q: %q is not an IP address (want e.g. 127.0.0.1:0)", s, host)
-	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("bind address %q: port %q is not 0-65535", s, port)
-	}
-	return netip.AddrPortFrom(ip.Unmap(), uint16(p)), nil
-}
-
-func (s *settings) mode() string {
-	if s.Secure {
-		return "secure"
-	}
-	return "open"
-}
-
 // config is the node.Config of a peer with these settings; log is its
-// logger. The tuning's zero fields keep node's defaults.
+// logger. Zero limits and timings keep node's defaults.
 func (s *settings) config(log *slog.Logger) node.Config {
-	return node.Config{
-		Name: s.Name, Keys: s.Keys, StateDir: s.StateDir, RunDir: s.RunDir,
-		Bind: s.Bind, Join: s.Join, MDNS: s.MDNS,
-		MaxBody: s.Tune.MaxBody, FileOver: s.Tune.FileOver, ForwardTTL: s.Tune.ForwardTTL,
-		StoreTTL: s.Tune.StoreTTL, Replicas: s.Tune.Replicas, Rate: s.Tune.Rate,
-		ConversationIdle: s.Tune.ConversationIdle, Version: version, Logger: log,
-	}
+	c := s.Config
+	c.Version, c.Logger = version, log
+	return c
 }
 
 // logger writes to w (stderr) and, with LogFile set, appends to that file
@@ -213,35 +171,11 @@ func (s *settings) config(log *slog.Logger) node.Config {
 func (s *settings) logger(w io.Writer) (log *slog.Logger, close func(), err error) {
 	close = func() {}
 	if s.LogFile != "" {
-		f, err := openLogFile(s.LogFile)
+		f, err := logfile.Open(s.LogFile)
 		if err != nil {
 			return nil, nil, err
 		}
-		w, close = teeWriter{w, f}, func() { _ = f.Close() }
+		w, close = logfile.Tee(w, f), func() { _ = f.Close() }
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: s.LogLevel})), close, nil
-}
-
-func openLogFile(path string) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("log file %s: %w; give a writable path with --log-file or PAF_LOG_FILE", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("log file %s: %w; give a writable path with --log-file or PAF_LOG_FILE", path, err)
-	}
-	return f, nil
-}
-
-// teeWriter writes each record to both writers; a failure of one (a closed
-// stderr, a full disk) does not keep the record from the other.
-type teeWriter struct{ a, b io.Writer }
-
-func (t teeWriter) Write(p []byte) (int, error) {
-	_, errA := t.a.Write(p)
-	_, errB := t.b.Write(p)
-	if errA != nil && errB != nil {
-		return 0, errA
-	}
-	return len(p), nil
 }

@@ -18,12 +18,8 @@ func runStatus(ctx context.Context, args []string, io stdio, getenv func(string)
 	cf.register(fs, false)
 	jsonOut := fs.Bool("json", false, "print one JSON object (the shape is stable)")
 	watch := fs.Bool("watch", false, "redraw every second until interrupted")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usagef("unexpected argument %q", rest[0])
 	}
 	s, err := cf.resolve(getenv)
 	if err != nil {

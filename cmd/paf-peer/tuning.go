@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"time"
 
 	"github.com/paf-mesh/paf-mesh/internal/units"
 	"github.com/paf-mesh/paf-mesh/node"
@@ -18,18 +17,6 @@ type tuneFlags struct {
 	on                                                            bool // registered: resolve them
 	conversations                                                 bool // --conversation-idle registered (mcp)
 	maxBody, fileOver, forwardTTL, storeTTL, replicas, rate, idle string
-}
-
-// tuning is what tuneFlags resolve to. A zero field means the default.
-type tuning struct {
-	MaxBody    int           // largest message body accepted, bytes
-	FileOver   int           // received bodies larger than this are saved to a file
-	ForwardTTL time.Duration // how long a renamed name forwards
-	StoreTTL   time.Duration // how long a stored (future) message waits
-	Replicas   int           // peers holding each stored message
-	Rate       float64       // messages per second accepted from one sending peer
-	// ConversationIdle ends a conversation quiet for this long (mcp).
-	ConversationIdle time.Duration
 }
 
 func (t *tuneFlags) register(fs *flagSet, conversations bool) {
@@ -46,58 +33,57 @@ func (t *tuneFlags) register(fs *flagSet, conversations bool) {
 	}
 }
 
-// resolve reads each setting from its flag, else its variable. A value that
-// does not parse, or is out of bounds, is a usage error naming the setting
-// and what it accepts.
-func (t *tuneFlags) resolve(pick func(flagVal, env string) string) (tuning, error) {
-	var out tuning
+// resolve reads each setting from its flag, else its variable, into out; an
+// unset one stays zero (node's default). A value that does not parse, or is
+// out of bounds, is a usage error naming the setting and what it accepts.
+func (t *tuneFlags) resolve(pick func(flagVal, env string) string, out *node.Config) error {
 	if !t.on {
-		return out, nil
+		return nil
 	}
 	var err error
 	if v := pick(t.maxBody, "PAF_MAX_BODY"); v != "" {
 		if out.MaxBody, err = units.ParseSize(v, node.MinBody, node.MaxBodyLimit); err != nil {
-			return out, usagef("--max-body / PAF_MAX_BODY %q: %v", v, err)
+			return usagef("--max-body / PAF_MAX_BODY %q: %v", v, err)
 		}
 	}
 	if v := pick(t.fileOver, "PAF_FILE_OVER"); v != "" {
 		if out.FileOver, err = units.ParseSize(v, node.MinBody, node.MaxBodyLimit); err != nil {
-			return out, usagef("--file-over / PAF_FILE_OVER %q: %v", v, err)
+			return usagef("--file-over / PAF_FILE_OVER %q: %v", v, err)
 		}
 	}
 	if v := pick(t.forwardTTL, "PAF_FORWARD_TTL"); v != "" {
 		if out.ForwardTTL, err = units.ParseDuration(v, node.MinForwardTTL, node.MaxForwardTTL); err != nil {
-			return out, usagef("--forward-ttl / PAF_FORWARD_TTL %q: %v", v, err)
+			return usagef("--forward-ttl / PAF_FORWARD_TTL %q: %v", v, err)
 		}
 	}
 	if v := pick(t.storeTTL, "PAF_STORE_TTL"); v != "" {
 		if out.StoreTTL, err = units.ParseDuration(v, node.MinStoreTTL, node.MaxStoreTTL); err != nil {
-			return out, usagef("--store-ttl / PAF_STORE_TTL %q: %v", v, err)
+			return usagef("--store-ttl / PAF_STORE_TTL %q: %v", v, err)
 		}
 	}
 	if v := pick(t.replicas, "PAF_REPLICAS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > node.MaxReplicas {
-			return out, usagef("--replicas / PAF_REPLICAS %q: want a whole number from 1 to %d", v, node.MaxReplicas)
+			return usagef("--replicas / PAF_REPLICAS %q: want a whole number from 1 to %d", v, node.MaxReplicas)
 		}
 		out.Replicas = n
 	}
 	if v := pick(t.rate, "PAF_RATE"); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
 		if err != nil || math.IsNaN(r) || r < 1 || r > node.MaxRate {
-			return out, usagef("--rate / PAF_RATE %q: want messages per second, from 1 to %.0f", v, float64(node.MaxRate))
+			return usagef("--rate / PAF_RATE %q: want messages per second, from 1 to %.0f", v, float64(node.MaxRate))
 		}
 		out.Rate = r
 	}
 	if t.conversations {
 		if v := pick(t.idle, "PAF_CONVERSATION_IDLE"); v != "" {
 			if out.ConversationIdle, err = units.ParseDuration(v, node.MinConversationIdle, node.MaxConversationIdle); err != nil {
-				return out, usagef("--conversation-idle / PAF_CONVERSATION_IDLE %q: %v", v, err)
+				return usagef("--conversation-idle / PAF_CONVERSATION_IDLE %q: %v", v, err)
 			}
 		}
 	}
 	if out.MaxBody > 0 && out.FileOver > out.MaxBody {
-		return out, usagef("--file-over (%d bytes) is above --max-body (%d bytes): no body could be that large", out.FileOver, out.MaxBody)
+		return usagef("--file-over (%d bytes) is above --max-body (%d bytes): no body could be that large", out.FileOver, out.MaxBody)
 	}
-	return out, nil
+	return nil
 }
