@@ -222,3 +222,62 @@ func TestNewBackend(t *testing.T) {
 		t.Fatal("the node still sends after its Backend closed")
 	}
 }
+
+// fails calls tool and wants an error result saying each of want.
+func (s *session) fails(t *testing.T, tool string, args map[string]any, want ...string) {
+	t.Helper()
+	res, err := mcptest.Call(ctxT(t, 60*time.Second), s.c, tool, args, nil)
+	if err != nil {
+		t.Fatalf("%s: %v", tool, err)
+	}
+	txt := mcptest.Text(res)
+	if !res.IsError {
+		t.Fatalf("%s(%v): want an error result, got: %s", tool, args, txt)
+	}
+	for _, w := range want {
+		if !strings.Contains(txt, w) {
+			t.Fatalf("%s(%v): the error does not say %q:\n%s", tool, args, w, txt)
+		}
+	}
+}
+
+// Every kind of bad call gets an answer that says what to do, and the
+// server keeps serving; a name held by another session is refused naming
+// the holder. (Was TestE2EMCPBadInput.)
+func TestBackendBadInput(t *testing.T) {
+	m := newTestMesh(t)
+	p := m.session("solo", "")
+	p.fails(t, "paf_send", map[string]any{"to": "x", "message": "y"}, "no name yet", "paf_register")
+	p.ok("paf_register", map[string]any{"name": "solo"})
+	if _, err := mcptest.Call(ctxT(t, 30*time.Second), p.c, "paf_teleport", nil, nil); err == nil || !strings.Contains(err.Error(), "paf_listen") {
+		t.Errorf("unknown tool: %v; want an error that lists the tools", err)
+	}
+	tests := map[string]struct {
+		tool string
+		args map[string]any
+		want []string
+	}{
+		"missing argument":     {"paf_send", map[string]any{"to": "x"}, []string{"message is required", "Call paf_send again"}},
+		"wrong type":           {"paf_register", map[string]any{"name": 42}, []string{"name must be a string"}},
+		"wrong type timeout":   {"paf_listen", map[string]any{"timeout_seconds": "soon"}, []string{"timeout_seconds must be a number"}},
+		"unknown argument":     {"paf_check", map[string]any{"all": true}, []string{`no argument "all"`}},
+		"invalid name":         {"paf_send", map[string]any{"to": "no spaces please", "message": "x"}, []string{"a-z 0-9 . _ -"}},
+		"invalid new name":     {"paf_rename", map[string]any{"new_name": ".dot"}, []string{"start with a letter or digit"}},
+		"send to oneself":      {"paf_send", map[string]any{"to": "SOLO", "message": "x"}, []string{"own name", "paf_list_sessions"}},
+		"respond, no conv":     {"paf_respond", map[string]any{"message": "x"}, []string{"no open conversation", "paf_listen"}},
+		"unknown conversation": {"paf_wait_response", map[string]any{"conversation_id": "c-unknown"}, []string{`No conversation "c-unknown"`}},
+		"timeout too long":     {"paf_listen", map[string]any{"timeout_seconds": 3601}, []string{"between 1 and 3600"}},
+		"timeout too short":    {"paf_listen", map[string]any{"timeout_seconds": 0}, []string{"between 1 and 3600"}},
+		"empty message":        {"paf_send", map[string]any{"to": "x", "message": " \n "}, []string{"message is empty", "nothing was sent", "Call paf_send again"}},
+		"empty broadcast":      {"paf_broadcast", map[string]any{"message": ""}, []string{"message is empty", "Call paf_broadcast again"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) { p.fails(t, tc.tool, tc.args, tc.want...) })
+	}
+	if _, d := p.ok("paf_list_sessions", nil); d["unread"] != float64(0) {
+		t.Errorf("unread: %v", d["unread"])
+	}
+	q := m.session("other", "")
+	waitNames(t, []*Node{q.b.Node()}, "solo")
+	q.fails(t, "paf_register", map[string]any{"name": "solo"}, "is held by peer", "Pick a different name")
+}

@@ -332,57 +332,6 @@ func TestE2EMCPMessaging(t *testing.T) {
 	}
 }
 
-// TestE2EMCPBadInput: every kind of bad call gets an answer that says what
-// to do, and the server keeps serving.
-func TestE2EMCPBadInput(t *testing.T) {
-	m := newTestMesh(t)
-	p := m.mcp("solo")
-	p.fails("paf_send", map[string]any{"to": "x", "message": "y"}, "no name yet", "paf_register")
-	p.ok("paf_register", map[string]any{"name": "solo"})
-
-	// An unknown tool is a protocol error that lists the tools.
-	ctx, cancel := context.WithTimeout(context.Background(), mcpCallTimeout)
-	defer cancel()
-	if _, err := mcptest.Call(ctx, p.c, "paf_teleport", nil, nil); err == nil || !strings.Contains(err.Error(), "paf_listen") {
-		t.Errorf("unknown tool: %v; want an error that lists the tools", err)
-	}
-	tests := map[string]struct {
-		tool string
-		args map[string]any
-		want []string
-	}{
-		"missing argument":     {"paf_send", map[string]any{"to": "x"}, []string{"message is required", "Call paf_send again"}},
-		"wrong type":           {"paf_register", map[string]any{"name": 42}, []string{"name must be a string"}},
-		"wrong type timeout":   {"paf_listen", map[string]any{"timeout_seconds": "soon"}, []string{"timeout_seconds must be a number"}},
-		"unknown argument":     {"paf_check", map[string]any{"all": true}, []string{`no argument "all"`}},
-		"invalid name":         {"paf_send", map[string]any{"to": "no spaces please", "message": "x"}, []string{"a-z 0-9 . _ -"}},
-		"invalid new name":     {"paf_rename", map[string]any{"new_name": ".dot"}, []string{"start with a letter or digit"}},
-		"send to oneself":      {"paf_send", map[string]any{"to": "SOLO", "message": "x"}, []string{"own name", "paf_list_sessions"}},
-		"respond, no conv":     {"paf_respond", map[string]any{"message": "x"}, []string{"no open conversation", "paf_listen"}},
-		"unknown conversation": {"paf_wait_response", map[string]any{"conversation_id": "c-unknown"}, []string{`No conversation "c-unknown"`}},
-		"timeout too long":     {"paf_listen", map[string]any{"timeout_seconds": 3601}, []string{"between 1 and 3600"}},
-		"timeout too short":    {"paf_listen", map[string]any{"timeout_seconds": 0}, []string{"between 1 and 3600"}},
-		"empty message":        {"paf_send", map[string]any{"to": "x", "message": " \n "}, []string{"message is empty", "nothing was sent", "Call paf_send again"}},
-		"empty broadcast":      {"paf_broadcast", map[string]any{"message": ""}, []string{"message is empty", "Call paf_broadcast again"}},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			p.t = t
-			defer func() { p.t = nil }()
-			p.fails(tc.tool, tc.args, tc.want...)
-		})
-	}
-	p.t = t
-	_, d := p.ok("paf_list_sessions", nil)
-	if d["unread"] != float64(0) {
-		t.Errorf("unread: %v", d["unread"])
-	}
-	// A name held by another session is refused, naming the holder.
-	q := m.mcp("other")
-	testutil.WaitFor(t, seeDeadline, "the other session to see solo", func() bool { return q.sessions()["solo"].Name != "" })
-	q.fails("paf_register", map[string]any{"name": "solo"}, "is held by peer", "Pick a different name")
-}
-
 // An agent session that registers the name of a session that just crashed
 // gets it once the mesh releases it, within the call, with the message sent
 // to the name meanwhile.
