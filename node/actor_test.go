@@ -270,8 +270,8 @@ func TestTotalRestartAdoptsOrphans(t *testing.T) {
 	asA.Close()
 	a.Close()
 	b.Close()
-	// b's state dir now holds two dead slots? No: a and b each had their
-	// own state dir. Start one peer on each so both slots are adopted.
+	// a and b had a state dir each: a new peer on each finds the closed
+	// peer's slot unlocked and adopts what it held.
 	b2 := m.start("b", "")
 	a2 := m.start("a", "")
 	s := m.start("s", "sleeper")
