@@ -153,12 +153,19 @@ func parseFlags(fs *flagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseNoArgs is parseFlags for a command that takes no arguments.
+func parseNoArgs(fs *flagSet, args []string) error {
+	rest, err := parseFlags(fs, args)
+	if err == nil && len(rest) > 0 {
+		err = usagef("unexpected argument %q", rest[0])
+	}
+	return err
+}
+
 func runVersion(_ context.Context, args []string, io stdio, _ func(string) string) error {
 	fs := newFlagSet("version", "", io)
-	if rest, err := parseFlags(fs, args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	} else if len(rest) > 0 {
-		return usagef("unexpected argument %q", rest[0])
 	}
 	fmt.Fprintf(io.out, "paf-peer %s\n", version)
 	return nil

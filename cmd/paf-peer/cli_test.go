@@ -9,13 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/node"
 )
 
 // runIn runs one command line in process with env as the whole environment.
@@ -170,8 +171,8 @@ func TestResolvePrecedence(t *testing.T) {
 			if s.Secure != (s.Keys != nil) {
 				t.Errorf("secure %v but keys %v", s.Secure, s.Keys)
 			}
-			if s.Secure && s.mode() != "secure" || !s.Secure && s.mode() != "open" {
-				t.Errorf("mode %q with secure %v", s.mode(), s.Secure)
+			if s.Secure && s.Mode() != "secure" || !s.Secure && s.Mode() != "open" {
+				t.Errorf("mode %q with secure %v", s.Mode(), s.Secure)
 			}
 		})
 	}
@@ -300,42 +301,6 @@ func TestRunStatusNoPeer(t *testing.T) {
 	}
 }
 
-// The bind address keeps the IP form memberlist needs.
-func TestParseBind(t *testing.T) {
-	tests := map[string]struct {
-		in   string
-		want netip.AddrPort
-		bad  bool
-	}{
-		"loopback":      {in: "127.0.0.1:0", want: netip.MustParseAddrPort("127.0.0.1:0")},
-		"localhost":     {in: "localhost:7946", want: netip.MustParseAddrPort("127.0.0.1:7946")},
-		"ipv6":          {in: "[::1]:5", want: netip.MustParseAddrPort("[::1]:5")},
-		"v4-mapped":     {in: "[::ffff:127.0.0.1]:5", want: netip.MustParseAddrPort("127.0.0.1:5")},
-		"no port":       {in: "127.0.0.1", bad: true},
-		"port too big":  {in: "127.0.0.1:65536", bad: true},
-		"named host":    {in: "example.com:1", bad: true},
-		"empty":         {in: "", bad: true},
-		"negative port": {in: "127.0.0.1:-1", bad: true},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			got, err := parseBind(tc.in)
-			if tc.bad {
-				if err == nil {
-					t.Fatalf("parseBind(%q) = %v, want an error", tc.in, got)
-				}
-				if !strings.Contains(err.Error(), tc.in) {
-					t.Errorf("error %q does not name the input %q", err, tc.in)
-				}
-				return
-			}
-			if err != nil || got != tc.want {
-				t.Fatalf("parseBind(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-			}
-		})
-	}
-}
-
 // The limits and timings SPEC calls configurable: each from its flag, else its
 // variable, else the default (zero here); refused values say what is allowed.
 func TestResolveTuning(t *testing.T) {
@@ -405,9 +370,24 @@ func TestResolveTuning(t *testing.T) {
 			if err != nil {
 				t.Fatalf("resolve: %v", err)
 			}
-			if s.Tune != tc.want {
-				t.Fatalf("tuning %+v, want %+v", s.Tune, tc.want)
+			if got := tuningOf(s.Config); got != tc.want {
+				t.Fatalf("tuning %+v, want %+v", got, tc.want)
 			}
 		})
 	}
+}
+
+// tuning is the limits and timings of a node.Config, as TestResolveTuning
+// expects them (zero: unset, node's default).
+type tuning struct {
+	MaxBody, FileOver    int
+	ForwardTTL, StoreTTL time.Duration
+	Replicas             int
+	Rate                 float64
+	ConversationIdle     time.Duration
+}
+
+func tuningOf(c node.Config) tuning {
+	return tuning{MaxBody: c.MaxBody, FileOver: c.FileOver, ForwardTTL: c.ForwardTTL, StoreTTL: c.StoreTTL,
+		Replicas: c.Replicas, Rate: c.Rate, ConversationIdle: c.ConversationIdle}
 }

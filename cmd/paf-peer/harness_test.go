@@ -1,15 +1,20 @@
 package main
 
-// The process harness for end-to-end tests of the real paf-peer binary:
-// TestMain builds it once, startPeer and runCLI run it with a clean
-// environment, and testutil.WaitFor polls for an outcome with a deadline.
+// The one harness for end-to-end tests of the real paf-peer binary: TestMain
+// builds it once; spawn starts it (on this host or on a lab host, with its
+// stdio captured or connected to an MCP client), with a clean environment;
+// proc.serving waits until its control socket answers; runCLI runs a
+// command to completion; testutil.WaitFor polls for an outcome with a
+// deadline.
 // Timings here are deadlines for a loaded 2-core machine under -race, never
 // claims about speed.
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +27,8 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/paf-mesh/paf-mesh/discovery"
+	"github.com/paf-mesh/paf-mesh/internal/netns"
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
@@ -78,11 +85,15 @@ func testMain(m *testing.M) int {
 type proc struct {
 	t    *testing.T
 	args []string
-	cmd  *exec.Cmd
-	out  testutil.SyncBuffer
-	err  testutil.SyncBuffer
-	done chan struct{} // closed when the process has exited and been reaped
-	code int           // exit code, valid after done; -1 if killed by a signal
+	// runDir is the run dir it was started with (PAF_RUN_DIR), where
+	// serving looks for its control socket; host the lab host it runs on.
+	runDir, host string
+	id           string // its peer id, once serving has seen it answer
+	cmd          *exec.Cmd
+	out          testutil.SyncBuffer
+	err          testutil.SyncBuffer
+	done         chan struct{} // closed when the process has exited and been reaped
+	code         int           // exit code, valid after done; -1 if killed by a signal
 }
 
 // cleanEnv is the environment every paf-peer runs with: PATH, a private HOME,
@@ -100,30 +111,58 @@ func cleanEnv(t *testing.T, env map[string]string) []string {
 	return out
 }
 
-// startPeer starts paf-peer with args (a command and its flags) and returns
-// at once. When the test ends, every process it started that still runs gets
-// SIGTERM, all at once, and then SIGKILL if it has not exited within
-// stopTimeout. Processes are only ever signalled by their PID.
+// startPeer starts paf-peer with args (a command and its flags) on this
+// host and returns at once (see spawn).
 func startPeer(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, args: args, done: make(chan struct{})}
-	p.cmd = exec.Command(pafPeer, args...)
+	return spawn(t, nil, env, nil, args...)
+}
+
+// spawn is the one way the e2e tests start paf-peer: on this host (h nil) or
+// on a lab host (under `ip netns exec`, which execs it in place, so the PID
+// signalled is paf-peer's own), with env as its whole configuration. With
+// pipes nil its stdout and stderr are captured; otherwise pipes connects
+// them (the MCP harness reads stdout as the MCP channel) before the start.
+// When the test ends, every process it started that still runs gets
+// SIGTERM, all at once, and then SIGKILL if it has not exited within
+// stopTimeout. Processes are only ever signalled by their PID.
+func spawn(t *testing.T, h *netns.Host, env map[string]string, pipes func(*proc) (wait func()), args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, args: args, runDir: env["PAF_RUN_DIR"], done: make(chan struct{})}
+	if h == nil {
+		p.cmd = exec.Command(pafPeer, args...)
+	} else {
+		p.cmd = h.Command(context.Background(), pafPeer, args...)
+		p.host = h.Name
+	}
 	// t.TempDir (in cleanEnv) before procsOf: cleanups run last-in first-out,
 	// so the processes are stopped before their directories are removed.
 	p.cmd.Env = cleanEnv(t, env)
 	p.cmd.Dir = t.TempDir()
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.err
+	copied := func() {}
+	if pipes != nil {
+		copied = pipes(p)
+	}
 	g := procsOf(t)
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start paf-peer %s: %v", strings.Join(args, " "), err)
+		t.Fatalf("start paf-peer %s%s: %v", strings.Join(args, " "), p.where(), err)
 	}
 	go func() {
+		copied() // exec's Wait closes the pipes: read them to the end first
 		_ = p.cmd.Wait()
 		p.code = p.cmd.ProcessState.ExitCode()
 		close(p.done)
 	}()
 	g.add(p)
 	return p
+}
+
+func (p *proc) where() string {
+	if p.host == "" {
+		return ""
+	}
+	return " on " + p.host
 }
 
 // procGroup is the processes one test started, stopped together at its end
@@ -252,11 +291,17 @@ func (p *proc) wait(timeout time.Duration) (int, error) {
 	}
 }
 
-// runCLI runs one paf-peer command to completion. A command still running
-// after cliTimeout fails the test: it has hung.
+// runCLI runs one paf-peer command to completion on this host.
 func runCLI(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	p := startPeer(t, env, args...)
+	return runCLIOn(t, nil, env, args...)
+}
+
+// runCLIOn runs one paf-peer command to completion on h (nil: this host). A
+// command still running after cliTimeout fails the test: it has hung.
+func runCLIOn(t *testing.T, h *netns.Host, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	p := spawn(t, h, env, nil, args...)
 	code, err := p.wait(cliTimeout)
 	if err != nil {
 		t.Fatalf("%v (hung?); stderr so far:\n%s", err, p.stderr())
@@ -454,4 +499,128 @@ func messageLines(s string) []string {
 		}
 	}
 	return out
+}
+
+// serving waits until p serves (true) or exits (false).
+func (p *proc) serving() bool {
+	p.t.Helper()
+	return p.servingWithin(startDeadline)
+}
+
+// servingWithin is serving with another deadline, for a start that may wait
+// (for a crashed holder's name to be released). A peer serves once its
+// control socket answers a status request: it finds its rendezvous entry in
+// the run dir by its PID and asks the socket named there, which also gives
+// its peer id.
+func (p *proc) servingWithin(d time.Duration) bool {
+	p.t.Helper()
+	var ok bool
+	testutil.WaitFor(p.t, d, "paf-peer "+p.String()+p.where()+" to serve or exit", func() bool {
+		ok = p.answers()
+		return ok || p.exited()
+	})
+	return ok
+}
+
+// answers reports whether p's control socket answers a status request
+// about p itself, and records p's id.
+func (p *proc) answers() bool {
+	if p.runDir == "" || p.cmd.Process == nil {
+		return false
+	}
+	l, err := discovery.NewLocal(p.runDir, nil)
+	if err != nil {
+		return false
+	}
+	entries, err := l.Entries()
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if e.PID != p.cmd.Process.Pid || e.Control == "" {
+			continue
+		}
+		raw, err := askStatus(e.Control)
+		if err != nil {
+			return false
+		}
+		var st struct {
+			Self struct {
+				ID string `json:"id"`
+			} `json:"self"`
+		}
+		if json.Unmarshal(raw, &st) != nil || st.Self.ID != e.ID {
+			return false
+		}
+		p.id = e.ID
+		return true
+	}
+	return false
+}
+
+// peerID is p's peer id, as its control socket reported it to serving.
+func (p *proc) peerID() string {
+	p.t.Helper()
+	if p.id == "" && !p.answers() {
+		p.t.Fatalf("paf-peer %s has not served (no answer on its control socket):\n%s", p, p.stderr())
+	}
+	return p.id
+}
+
+// views asks every live peer in the run dir for its own view of the mesh,
+// straight over its control socket (not through `status`, which asks just
+// one), and returns them by peer id. Peers that do not answer (starting,
+// stopping, or not peers at all) are left out.
+func (m *testMesh) views() map[string]*jsonStatus {
+	m.t.Helper()
+	l, err := discovery.NewLocal(m.runDir, nil)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	entries, err := l.Entries()
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	out := make(map[string]*jsonStatus)
+	for _, e := range entries {
+		if e.Control == "" {
+			continue
+		}
+		raw, err := askStatus(e.Control)
+		if err != nil {
+			continue
+		}
+		st := decodeStatus(m.t, string(raw))
+		if st.Self == nil {
+			m.t.Fatalf("peer %s answered status without self:\n%s", e.ID, raw)
+		}
+		out[st.Self.ID] = st
+	}
+	return out
+}
+
+// askStatus speaks the control protocol as a client that shares no code with
+// the peer: one JSON request, one JSON response.
+func askStatus(path string) (json.RawMessage, error) {
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(`{"v":1,"op":"status"}` + "\n")); err != nil {
+		return nil, err
+	}
+	var resp struct {
+		V      int             `json:"v"`
+		Error  string          `json:"error"`
+		Status json.RawMessage `json:"status"`
+	}
+	if err := json.NewDecoder(c).Decode(&resp); err != nil {
+		return nil, err
+	}
+	if resp.Error != "" || resp.Status == nil {
+		return nil, fmt.Errorf("control %s: error %q", path, resp.Error)
+	}
+	return resp.Status, nil
 }

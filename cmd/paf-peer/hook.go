@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/paf-mesh/paf-mesh/discovery"
+	"github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/node"
+	"github.com/paf-mesh/paf-mesh/node/control"
+	"github.com/paf-mesh/paf-mesh/relay"
 )
 
 // hookInput is the part of a Claude Code hook's stdin JSON we use.
@@ -36,12 +38,8 @@ func runHook(ctx context.Context, args []string, io stdio, getenv func(string) s
 	var cf commonFlags
 	cf.register(fs, false)
 	as := fs.String("as", "", "the name whose messages to report (default: PAF_NAME, else this session's mcp peer)")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usagef("unexpected argument %q", rest[0])
 	}
 	var in hookInput
 	b, err := readAllLimited(io.in, maxHookInput)
@@ -69,19 +67,19 @@ func runHook(ctx context.Context, args []string, io stdio, getenv func(string) s
 	}
 	ctl := ""
 	if name != "" {
-		if name, err = normalizeName(name); err != nil {
+		if name, err = mesh.NormalizeName(name); err != nil {
 			return usagef("--as: %v", err)
 		}
-		ctl = localHolder(s, name)
+		ctl = node.LocalHolder(s.RunDir, name)
 	} else {
-		name, ctl = siblingPeer(s, os.Getppid())
+		name, ctl = node.PeerStartedBy(s.RunDir, os.Getppid())
 	}
 	if ctl == "" {
 		return nil // no peer of ours is running: nothing to report
 	}
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	resp, err := callControl(cctx, ctl, controlRequest{Op: "check", As: name})
+	resp, err := control.Call(cctx, ctl, control.Request{Op: control.OpCheck, As: name})
 	if err != nil || len(resp.Messages) == 0 {
 		return nil // a hook must never get in the way of the session
 	}
@@ -115,7 +113,7 @@ func readAllLimited(r io.Reader, n int64) ([]byte, error) {
 
 // unreadNote summarises unread messages for the model: who wrote, a preview,
 // and what to call to read them.
-func unreadNote(name string, ms []jsonMessage) string {
+func unreadNote(name string, ms []relay.JSONMessage) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "paf: %d unread message(s) for %s.", len(ms), name)
 	for i, m := range ms {
@@ -127,47 +125,4 @@ func unreadNote(name string, ms []jsonMessage) string {
 	}
 	b.WriteString(" Call paf_check (or paf_listen) to read them in full and reply.")
 	return b.String()
-}
-
-// siblingPeer finds the live peer on this machine started by the same parent
-// process as this hook (the Claude Code session), and returns its name and
-// control socket.
-func siblingPeer(s *settings, ppid int) (string, string) {
-	local, err := discovery.NewLocal(s.RunDir, nil)
-	if err != nil {
-		return "", ""
-	}
-	entries, err := local.Entries()
-	if err != nil {
-		return "", ""
-	}
-	for _, e := range entries {
-		if e.Name != "" && e.Control != "" && parentOf(e.PID) == ppid {
-			return e.Name, e.Control
-		}
-	}
-	return "", ""
-}
-
-// parentOf returns the parent pid of pid from /proc (Linux), or -1.
-func parentOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return -1
-	}
-	// The command name (field 2) is in parentheses and may hold spaces.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return -1
-	}
-	p, err := strconv.Atoi(f[1])
-	if err != nil {
-		return -1
-	}
-	return p
 }

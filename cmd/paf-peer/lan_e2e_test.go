@@ -20,6 +20,7 @@ import (
 
 	"github.com/paf-mesh/paf-mesh/internal/netns"
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
+	"github.com/paf-mesh/paf-mesh/node"
 )
 
 const (
@@ -285,9 +286,10 @@ func TestLANOpenModeStaysLocal(t *testing.T) {
 
 	p := solo.startServe(t)
 	soloID := waitServing(t, p)
-	if !strings.Contains(p.stderr(), "open mode") {
-		t.Errorf("open-mode serve printed no notice:\n%s", p.stderr())
-	}
+	// The notice follows the start, a moment after the socket answers.
+	testutil.WaitFor(t, startDeadline, "the open-mode serve to print its notice", func() bool {
+		return strings.Contains(p.stderr(), "open mode")
+	})
 	st := solo.status(t)
 	if st.Mode != "open" || len(st.Peers) != 1 {
 		t.Fatalf("status on solo: mode %q, peers %+v; want open, itself only", st.Mode, st.Peers)
@@ -415,7 +417,7 @@ func TestLANSecretErrors(t *testing.T) {
 				file = tc.file(t)
 				args = append(args, "--secret-file", file)
 			}
-			out, errOut, code := runCLIIn(t, host.Host, env, args...)
+			out, errOut, code := runCLIOn(t, host.Host, env, args...)
 			if code != exitFail {
 				t.Fatalf("%q: exit %d, want %d\nstderr: %s", args, code, exitFail, errOut)
 			}
@@ -443,8 +445,9 @@ func TestLANSecretErrors(t *testing.T) {
 	t.Run("empty PAF_SECRET is open mode", func(t *testing.T) {
 		env := host.env()
 		env["PAF_SECRET"] = ""
-		p := startPeerIn(t, host.Host, env, "serve", "--name", "s")
+		p := spawn(t, host.Host, env, nil, "serve", "--name", "s")
 		waitServing(t, p)
+		testutil.WaitFor(t, startDeadline, "serve to log that it serves", func() bool { return strings.Contains(p.stderr(), "msg=serving") })
 		if !strings.Contains(p.stderr(), "mode=open") || !strings.Contains(p.stderr(), "open mode") || !strings.Contains(p.stderr(), "set PAF_SECRET") {
 			t.Errorf("serve with an empty PAF_SECRET: want open mode and the notice naming PAF_SECRET:\n%s", p.stderr())
 		}
@@ -481,7 +484,7 @@ func TestLANRestartAfterCrash(t *testing.T) {
 	if r := a.send(t, "b1", "sent while b1 was down"); r.Status != "stored" && r.Status != "delivered" {
 		t.Fatalf("send to b1 while it restarts: %+v", r)
 	}
-	if !restarted.servingWithin(claimPatience + startDeadline) {
+	if !restarted.servingWithin(node.ClaimPatience + startDeadline) {
 		t.Fatalf("serve --name b1 right after its old holder was killed: exit %d, want it to wait and serve\n%s", restarted.code, restarted.stderr())
 	}
 	t.Logf("b1 held again by a new peer %s after SIGKILL", time.Since(killed).Round(time.Millisecond))

@@ -6,152 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/paf-mesh/paf-mesh/discovery"
 	"github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/node"
 	"github.com/paf-mesh/paf-mesh/relay"
 )
-
-// actor is how a shell command acts as NAME: through the live peer on this
-// machine that holds NAME (its control socket), or, when there is none, as a
-// brief peer of its own that joins the mesh as NAME and leaves afterwards.
-type actor struct {
-	name string
-	ctl  string // control socket of the live peer, or ""
-	n    *node  // the brief peer, or nil
-	// closeLog closes the log file, if any, after the brief peer.
-	closeLog func()
-}
-
-func actAs(ctx context.Context, s *settings, name string, log *slog.Logger) (*actor, error) {
-	name, err := normalizeName(name)
-	if err != nil {
-		return nil, usagef("--as: %v", err)
-	}
-	a := &actor{name: name}
-	if a.ctl = localHolder(s, name); a.ctl != "" {
-		return a, nil
-	}
-	n, err := startNode(ctx, s, nodeOptions{Name: name, Quiet: true}, log)
-	if errors.Is(err, mesh.ErrNameTaken) {
-		// Maybe a peer on this machine that started a moment ago: its
-		// entry may just have appeared. Look again before giving up.
-		deadline := time.Now().Add(2 * time.Second)
-		for time.Now().Before(deadline) {
-			if a.ctl = localHolder(s, name); a.ctl != "" {
-				return a, nil
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		return nil, fmt.Errorf("%v; a peer elsewhere holds it, so act as %s from that peer's machine, or use your own name", err, name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	a.n = n
-	return a, nil
-}
-
-// localHolder returns the control socket of the live peer on this machine
-// that holds name, or "".
-func localHolder(s *settings, name string) string {
-	local, err := discovery.NewLocal(s.RunDir, nil)
-	if err != nil {
-		return ""
-	}
-	entries, err := local.Entries()
-	if err != nil {
-		return ""
-	}
-	for _, e := range entries {
-		if e.Name == name && e.Control != "" {
-			return e.Control
-		}
-	}
-	return ""
-}
-
-func (a *actor) close() {
-	if a.n != nil {
-		a.n.Close()
-	}
-	if a.closeLog != nil {
-		a.closeLog()
-	}
-}
-
-func (a *actor) call(ctx context.Context, req controlRequest) (*controlResponse, error) {
-	req.As = a.name
-	return callControl(ctx, a.ctl, req)
-}
-
-func (a *actor) send(ctx context.Context, to, msg string) (relay.Result, error) {
-	if a.n != nil {
-		return a.n.relay.Send(ctx, relay.Outgoing{From: a.name, To: to, Body: msg})
-	}
-	resp, err := a.call(ctx, controlRequest{Op: "send", To: to, Message: msg})
-	if err != nil {
-		return relay.Result{}, err
-	}
-	return *resp.Result, nil
-}
-
-// messages returns the unread messages (waiting up to timeout for one when
-// wait is set) without marking them read.
-func (a *actor) messages(ctx context.Context, wait bool, timeout time.Duration) ([]jsonMessage, error) {
-	if a.n != nil {
-		// A brief peer: the holders of messages for this name hand them
-		// over now that it is online; wait (briefly) for that.
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := a.n.relay.Collect(cctx, a.name)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("collect stored messages: %w", err)
-		}
-		if wait {
-			wctx := ctx
-			if timeout > 0 {
-				var cancel context.CancelFunc
-				wctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
-			}
-			if err := a.n.relay.Wait(wctx, a.name); err != nil && wctx.Err() == nil {
-				return nil, err
-			}
-		}
-		ms, err := a.n.relay.Peek(a.name)
-		return toJSONMessages(ms), err
-	}
-	op := "check"
-	if wait {
-		op = "listen"
-	}
-	resp, err := a.call(ctx, controlRequest{Op: op, Timeout: timeout.Seconds()})
-	if err != nil {
-		return nil, err
-	}
-	return resp.Messages, nil
-}
-
-func (a *actor) ack(ctx context.Context, ms []jsonMessage) error {
-	if len(ms) == 0 {
-		return nil
-	}
-	ids := make([]string, len(ms))
-	for i, m := range ms {
-		ids[i] = m.ID
-	}
-	if a.n != nil {
-		_, err := a.n.relay.Ack(a.name, ids)
-		return err
-	}
-	_, err := a.call(ctx, controlRequest{Op: "ack", IDs: ids})
-	return err
-}
 
 // messageFlags are what send, check and listen share.
 type messageFlags struct {
@@ -167,28 +29,32 @@ func (f *messageFlags) register(fs *flagSet) {
 	fs.BoolVar(&f.jsonOut, "json", false, "print one JSON object (the shape is stable)")
 }
 
-func (f *messageFlags) setup(ctx context.Context, io stdio, getenv func(string) string) (*actor, error) {
+// setup resolves the settings and acts as --as; close ends the actor's peer,
+// if it started one, and then the log.
+func (f *messageFlags) setup(ctx context.Context, io stdio, getenv func(string) string) (a *node.Actor, close func(), err error) {
 	if f.as == "" {
-		return nil, usagef("--as NAME is required: the name to act as")
+		return nil, nil, usagef("--as NAME is required: the name to act as")
+	}
+	name, err := mesh.NormalizeName(f.as)
+	if err != nil {
+		return nil, nil, usagef("--as: %v", err)
 	}
 	if f.logLevel == "" && getenv("PAF_LOG_LEVEL") == "" {
 		f.logLevel = "warn" // a shell command's stderr is for its own errors
 	}
 	s, err := f.resolve(getenv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log, closeLog, err := s.logger(io.err)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	a, err := actAs(ctx, s, f.as, log)
-	if err != nil {
+	if a, err = node.ActAs(ctx, s.config(log), name); err != nil {
 		closeLog()
-		return nil, err
+		return nil, nil, err
 	}
-	a.closeLog = closeLog
-	return a, nil
+	return a, func() { a.Close(); closeLog() }, nil
 }
 
 func runSend(ctx context.Context, args []string, io stdio, getenv func(string) string) error {
@@ -216,12 +82,12 @@ func runSend(ctx context.Context, args []string, io stdio, getenv func(string) s
 		}
 		return usagef("the message is empty: nothing was sent; give its text, or - to read it from stdin")
 	}
-	a, err := f.setup(ctx, io, getenv)
+	a, closeActor, err := f.setup(ctx, io, getenv)
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	res, err := a.send(ctx, to, msg)
+	defer closeActor()
+	res, err := a.Send(ctx, to, msg)
 	if errors.Is(err, relay.ErrNoHolders) {
 		// Only this brief peer was online, and it leaves as soon as the
 		// command ends: nobody could keep the message.
@@ -278,12 +144,8 @@ func readMessages(ctx context.Context, cmd, usage string, wait bool, args []stri
 	if wait {
 		fs.StringVar(&timeout, "timeout", "", "give up after this many seconds (default: wait until interrupted)")
 	}
-	rest, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(rest) > 0 {
-		return usagef("unexpected argument %q", rest[0])
 	}
 	var d time.Duration
 	if timeout != "" {
@@ -293,22 +155,22 @@ func readMessages(ctx context.Context, cmd, usage string, wait bool, args []stri
 		}
 		d = time.Duration(secs * float64(time.Second))
 	}
-	a, err := f.setup(ctx, io, getenv)
+	a, closeActor, err := f.setup(ctx, io, getenv)
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	ms, err := a.messages(ctx, wait, d)
+	defer closeActor()
+	ms, err := a.Messages(ctx, wait, d)
 	if err != nil {
 		return err
 	}
 	if ms == nil {
-		ms = []jsonMessage{}
+		ms = []relay.JSONMessage{}
 	}
 	if f.jsonOut {
 		err = json.NewEncoder(io.out).Encode(map[string]any{"messages": ms})
 	} else {
-		printMessages(io.out, a.name, ms)
+		printMessages(io.out, a.Name(), ms)
 	}
 	if err != nil {
 		return err
@@ -317,16 +179,16 @@ func readMessages(ctx context.Context, cmd, usage string, wait bool, args []stri
 	// Ctrl-C that arrives after printing still marks them read.)
 	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := a.ack(actx, ms); err != nil {
+	if err := a.Ack(actx, ms); err != nil {
 		return fmt.Errorf("messages shown but not marked read (they will be shown again): %w", err)
 	}
 	if wait && len(ms) == 0 && ctx.Err() == nil {
-		fmt.Fprintf(io.err, "paf-peer listen: nothing arrived for %s within %s\n", a.name, d)
+		fmt.Fprintf(io.err, "paf-peer listen: nothing arrived for %s within %s\n", a.Name(), d)
 	}
 	return nil
 }
 
-func printMessages(w io.Writer, name string, ms []jsonMessage) {
+func printMessages(w io.Writer, name string, ms []relay.JSONMessage) {
 	if len(ms) == 0 {
 		fmt.Fprintf(w, "no unread messages for %s\n", name)
 		return

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+
+	"github.com/paf-mesh/paf-mesh/node"
 )
 
 func runServe(ctx context.Context, args []string, io stdio, getenv func(string) string) error {
@@ -15,7 +17,9 @@ func runServe(ctx context.Context, args []string, io stdio, getenv func(string) 
 		return err
 	}
 	defer closeLog()
-	n, err := startNode(ctx, s, nodeOptions{Name: s.Name, Description: desc}, log)
+	cfg := s.config(log)
+	cfg.Description = desc
+	n, err := node.New(ctx, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
 			// Stopped (Ctrl-C, SIGTERM) while starting: what was started is
@@ -27,15 +31,15 @@ func runServe(ctx context.Context, args []string, io stdio, getenv func(string) 
 	}
 	// After the start, so that a peer that cannot start says so in one line.
 	noticeMode(io, s)
-	log.Info("serving", "peer", n.peer.ID(), "name", n.peer.Name(), "addr", n.peer.Addr(), "mode", s.mode(), "state_dir", n.slot.Dir())
+	log.Info("serving", "peer", n.ID(), "name", n.Name(), "addr", n.Addr(), "mode", s.Mode(), "state_dir", n.StateDir())
 	select {
 	case <-ctx.Done():
-	case e := <-n.lost:
+	case e := <-n.Lost():
 		// Two peers claimed the name at the same moment and the other won:
 		// a named serve exists to keep that name's inbox, so it stops and
 		// says so rather than running on without it.
 		host := "another host"
-		if m, ok := n.peer.Member(e.PeerID); ok {
+		if m, ok := n.Member(e.PeerID); ok {
 			host = m.Meta.Host
 		}
 		log.Info("leaving the mesh")
@@ -65,12 +69,8 @@ func peerFlags(cmd, descHelp string, args []string, io stdio, getenv func(string
 	cf.register(fs, true)
 	desc := fs.String("description", "", descHelp+" (env PAF_DESCRIPTION)")
 	cf.tune.register(fs, cmd == "mcp")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return nil, "", err
-	}
-	if len(rest) > 0 {
-		return nil, "", usagef("unexpected argument %q", rest[0])
 	}
 	s, err := cf.resolve(getenv)
 	if err != nil {

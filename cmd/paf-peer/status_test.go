@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/node"
 )
 
 // The status table lists the sessions; the brief peers of shell commands
@@ -12,10 +14,10 @@ import (
 func TestPrintStatusFoldsDepartedCommands(t *testing.T) {
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	ago := func(d time.Duration) string { return now.Add(-d).Format(time.RFC3339) }
-	self := statusPeer{ID: "aaaa", Name: "alice", State: "alive", Activity: "idle", Host: "vm", Addr: "127.0.0.1:1"}
-	r := &statusReport{
+	self := node.StatusPeer{ID: "aaaa", Name: "alice", State: "alive", Activity: "idle", Host: "vm", Addr: "127.0.0.1:1"}
+	r := &node.Status{
 		Self: &self, Mode: "open",
-		Peers: []statusPeer{
+		Peers: []node.StatusPeer{
 			self,
 			{ID: "bbbb", Name: "bob", State: "dead", Since: ago(4 * time.Second), Activity: "idle", Host: "vm"},
 			{ID: "cccc", Name: "carol", State: "left", Since: ago(2 * time.Second), Activity: "idle", Host: "vm", Addr: "127.0.0.1:3", Transient: true},

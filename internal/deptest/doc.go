@@ -4,5 +4,5 @@
 // internal/. An import that runs up or sideways, or a package with no layer,
 // fails `make test`. Tailscale's deptest is the model.
 //
-//	discovery <- mesh <- relay/wire <- relay/store <- relay <- mcpserver <- node/control <- node <- cmd
+//	discovery <- mesh <- relay/wire <- relay/store <- relay <- mcpserver <- node/control <- node <- node/demo <- cmd
 package deptest

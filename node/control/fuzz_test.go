@@ -1,4 +1,4 @@
-package main
+package control
 
 import (
 	"bytes"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func FuzzDecodeControlRequest(f *testing.F) {
+func FuzzDecodeRequest(f *testing.F) {
 	f.Add([]byte(`{"v":1,"op":"status"}`))
 	f.Add([]byte(`{"v":1,"op":"send","as":"alice","to":"bob","message":"hi"}`))
 	f.Add([]byte(`{"v":2,"op":"status"}`))
@@ -14,11 +14,11 @@ func FuzzDecodeControlRequest(f *testing.F) {
 	f.Add([]byte(`{"v":1,"op":"ack","ids":["a","b"]}`))
 	f.Add([]byte(`not json`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := decodeControlRequest(bytes.NewReader(b))
+		req, err := DecodeRequest(bytes.NewReader(b))
 		if err != nil {
 			return
 		}
-		if req.V != controlVersion || req.Op == "" {
+		if req.V != Version || req.Op == "" {
 			t.Fatalf("accepted %+v", req)
 		}
 		if _, err := json.Marshal(req); err != nil {

@@ -1,15 +1,15 @@
 package main
 
-// The harness for end-to-end tests of `paf-peer mcp`: the real binary, driven
-// by mcp-go's own client over the process's stdin and stdout, with every line
-// the process writes to stdout checked to be one JSON-RPC message.
+// The harness's MCP side (its processes come from spawn, in harness_test.go):
+// `paf-peer mcp` driven by mcp-go's own client over the process's stdin and
+// stdout, with every line the process writes to stdout checked to be one
+// JSON-RPC message.
 
 import (
 	"bufio"
 	"context"
 	"encoding/json"
 	"io"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -50,48 +50,39 @@ func (m *testMesh) mcp(who string, args ...string) *mcpPeer {
 	t.Helper()
 	args = append([]string{"mcp"}, args...)
 	mp := &mcpPeer{t: t, who: who}
-	p := &proc{t: t, args: args, done: make(chan struct{})}
-	p.cmd = exec.Command(pafPeer, args...)
-	p.cmd.Env = cleanEnv(t, m.env(who))
-	p.cmd.Dir = t.TempDir()
-	p.cmd.Stderr = &p.err
-	stdin, err := p.cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := procsOf(t)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start paf-peer mcp: %v", err)
-	}
-	// Check each line, then hand it to the client.
-	toClient, fromProc := io.Pipe()
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		defer fromProc.Close()
-		r := bufio.NewReaderSize(stdout, 1<<16)
-		for {
-			line, err := r.ReadBytes('\n')
-			if len(line) > 0 {
-				mp.inspect(line)
-				_, _ = fromProc.Write(line) // fails only once the client is gone
-			}
-			if err != nil {
-				return
-			}
+	var stdin io.WriteCloser
+	var toClient *io.PipeReader
+	p := spawn(t, nil, m.env(who), func(p *proc) func() {
+		p.cmd.Stdout = nil
+		var err error
+		if stdin, err = p.cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
 		}
-	}()
-	go func() {
-		<-copied
-		_ = p.cmd.Wait()
-		p.code = p.cmd.ProcessState.ExitCode()
-		close(p.done)
-	}()
-	g.add(p)
+		stdout, err := p.cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Check each line, then hand it to the client.
+		var fromProc *io.PipeWriter
+		toClient, fromProc = io.Pipe()
+		copied := make(chan struct{})
+		go func() {
+			defer close(copied)
+			defer fromProc.Close()
+			r := bufio.NewReaderSize(stdout, 1<<16)
+			for {
+				line, err := r.ReadBytes('\n')
+				if len(line) > 0 {
+					mp.inspect(line)
+					_, _ = fromProc.Write(line) // fails only once the client is gone
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		return func() { <-copied }
+	}, args...)
 	mp.p = p
 
 	mp.c = client.NewClient(transport.NewIO(toClient, stdin, io.NopCloser(strings.NewReader(""))), client.WithProtocolVersion(mcptest.ProtocolVersion))
@@ -116,6 +107,7 @@ func (m *testMesh) mcp(who string, args ...string) *mcpPeer {
 	if err := mp.c.Start(ctx); err != nil {
 		t.Fatalf("start client: %v", err)
 	}
+	var err error
 	if mp.init, err = mcptest.Initialize(ctx, mp.c, "paf-e2e"); err != nil {
 		t.Fatalf("initialize paf-peer mcp (%s): %v\nstderr:\n%s", who, err, p.stderr())
 	}

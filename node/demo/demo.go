@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -18,54 +15,28 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/paf-mesh/paf-mesh/mcpserver"
+	"github.com/paf-mesh/paf-mesh/node"
 )
 
-// runDemo is `paf-peer demo`: a few peers in this process, in a temporary
-// directory of their own, play what the product does through the same MCP
-// tools an agent calls, and the transcript is printed. It touches no state
-// outside that directory and removes it at the end.
-func runDemo(ctx context.Context, args []string, io stdio, _ func(string) string) error {
-	fs := newFlagSet("demo", "[--verbose]", io)
-	verbose := fs.Bool("verbose", false, "show the peers' logs on stderr")
-	rest, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(rest) > 0 {
-		return usagef("unexpected argument %q", rest[0])
-	}
-	root, err := os.MkdirTemp("", "paf-demo")
-	if err != nil {
-		return fmt.Errorf("demo: temporary directory: %w", err)
-	}
-	defer os.RemoveAll(root)
-	level := slog.LevelError + 4 // silent
-	if *verbose {
-		level = slog.LevelInfo
-	}
-	d := &demo{
-		out: io.out,
-		set: &settings{
-			StateDir: filepath.Join(root, "state"),
-			RunDir:   filepath.Join(root, "run"),
-			Bind:     netip.MustParseAddrPort("127.0.0.1:0"),
-		},
-		log: slog.New(slog.NewTextHandler(io.err, &slog.HandlerOptions{Level: level})),
+// Play plays the demo and writes its transcript to out: peers for a few
+// agent sessions, each with its MCP server and an in-process MCP client,
+// started with cfg (its StateDir and RunDir, which the caller owns and
+// removes; its Logger for the peers' logs) and closed before Play returns.
+// ctx bounds the whole play.
+func Play(ctx context.Context, out io.Writer, cfg node.Config) error {
+	d := &demo{out: out, cfg: cfg, log: cfg.Logger}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
 	}
 	defer d.close()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := d.play(ctx); err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	return nil
+	return d.play(ctx)
 }
 
 // demo is the cast: one peer (node, MCP server and in-process client) per
 // agent session.
 type demo struct {
 	out   io.Writer
-	set   *settings
+	cfg   node.Config
 	log   *slog.Logger
 	cast  []*demoAgent
 	steps int
@@ -73,23 +44,22 @@ type demo struct {
 
 type demoAgent struct {
 	who  string
-	n    *node
+	n    *node.Node
 	stop func()
 	c    *client.Client
 }
 
 // join starts a peer for an agent session called who.
 func (d *demo) join(ctx context.Context, who string) (*demoAgent, error) {
-	n, err := startNode(ctx, d.set, nodeOptions{}, d.log.With("session", who))
+	cfg := d.cfg
+	cfg.Logger = d.log.With("session", who)
+	n, err := node.New(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	a := &demoAgent{who: who, n: n}
 	d.cast = append(d.cast, a)
-	b := &mcpBackend{readyCh: make(chan struct{}), done: make(chan struct{}), n: n}
-	close(b.readyCh)
-	close(b.done)
-	srv := mcpserver.New(mcpserver.Config{Backend: b, Logger: d.log.With("session", who), Version: version})
+	srv := mcpserver.New(mcpserver.Config{Backend: node.NewBackend(n), Logger: d.log.With("session", who), Version: d.cfg.Version})
 	a.stop = srv.Start(ctx)
 	a.c = client.NewClient(transport.NewInProcessTransport(srv.MCP()), client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
 	if err := a.c.Start(ctx); err != nil {
@@ -97,7 +67,7 @@ func (d *demo) join(ctx context.Context, who string) (*demoAgent, error) {
 	}
 	req := mcp.InitializeRequest{}
 	req.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
-	req.Params.ClientInfo = mcp.Implementation{Name: "paf-demo", Version: version}
+	req.Params.ClientInfo = mcp.Implementation{Name: "paf-demo", Version: d.cfg.Version}
 	if _, err := a.c.Initialize(ctx, req); err != nil {
 		return nil, err
 	}
@@ -199,7 +169,7 @@ func (d *demo) await(ctx context.Context, a *demoAgent, names ...string) error {
 // awaitForward polls as a until it knows that from now forwards to to.
 func (d *demo) awaitForward(ctx context.Context, a *demoAgent, from, to string) error {
 	for {
-		for _, f := range a.n.peer.Forwards() {
+		for _, f := range a.n.Forwards() {
 			if f.From == from && f.To == to {
 				return nil
 			}

@@ -1,7 +1,8 @@
 package main
 
-// The LAN harness: the real paf-peer binary on the hosts of an internal/netns
-// lab, each host a network namespace on a private bridge. Namespaces share
+// The harness's lab hosts (their processes come from spawn, in
+// harness_test.go): the real paf-peer binary on the hosts of an
+// internal/netns lab, each host a network namespace on a private bridge. Namespaces share
 // the file system, so every host gets run and state dirs of its own: a shared
 // run dir would let peers meet through it instead of over the network, and
 // the tests would prove nothing about mDNS.
@@ -25,7 +26,6 @@ import (
 
 	"github.com/paf-mesh/paf-mesh/discovery"
 	"github.com/paf-mesh/paf-mesh/internal/netns"
-	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // lanHost is one host of a lab with the directories and secret of the peer
@@ -88,65 +88,24 @@ func (h *lanHost) env() map[string]string {
 // by t (its cleanup stops it).
 func (h *lanHost) startServe(t *testing.T, args ...string) *proc {
 	t.Helper()
-	h.serve = startPeerIn(t, h.Host, h.env(), append([]string{"serve", "--name", h.name}, args...)...)
+	h.serve = spawn(t, h.Host, h.env(), nil, append([]string{"serve", "--name", h.name}, args...)...)
 	return h.serve
 }
 
 // cli runs one paf-peer command on h with h's environment.
 func (h *lanHost) cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	return runCLIIn(t, h.Host, h.env(), args...)
+	return runCLIOn(t, h.Host, h.env(), args...)
 }
 
-// startPeerIn is startPeer on a lab host: paf-peer runs under `ip netns
-// exec`, which execs it in place (no fork), so the PID the harness signals
-// at the end of the test is paf-peer's own.
-func startPeerIn(t *testing.T, h *netns.Host, env map[string]string, args ...string) *proc {
-	t.Helper()
-	p := &proc{t: t, args: args, done: make(chan struct{})}
-	p.cmd = h.Command(context.Background(), pafPeer, args...)
-	// As in startPeer: t.TempDir (in cleanEnv) before procsOf, so the
-	// process stops before its directories go.
-	p.cmd.Env = cleanEnv(t, env)
-	p.cmd.Dir = t.TempDir()
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.err
-	g := procsOf(t)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start paf-peer %s on %s: %v", strings.Join(args, " "), h.Name, err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		p.code = p.cmd.ProcessState.ExitCode()
-		close(p.done)
-	}()
-	g.add(p)
-	return p
-}
-
-// runCLIIn is runCLI on a lab host.
-func runCLIIn(t *testing.T, h *netns.Host, env map[string]string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	p := startPeerIn(t, h, env, args...)
-	code, err := p.wait(cliTimeout)
-	if err != nil {
-		t.Fatalf("%v (hung?); stderr so far:\n%s", err, p.stderr())
-	}
-	return p.stdout(), p.stderr(), code
-}
-
-// waitServing waits until p logs that it serves and returns its peer id; p
-// exiting first fails t.
+// waitServing waits until p serves (see proc.serving) and returns its peer
+// id; p exiting first fails t.
 func waitServing(t *testing.T, p *proc) string {
 	t.Helper()
-	var m []string
-	testutil.WaitFor(t, startDeadline, "paf-peer "+p.String()+" to serve", func() bool {
-		m = servingLine.FindStringSubmatch(p.stderr())
-		return m != nil || p.exited()
-	})
-	if m == nil {
-		t.Fatalf("paf-peer %s exited with %d before serving:\n%s", p, p.code, p.stderr())
+	if !p.serving() {
+		t.Fatalf("paf-peer %s%s exited with %d before serving:\n%s", p, p.where(), p.code, p.stderr())
 	}
-	return m[1]
+	return p.id
 }
 
 // lanView is a status report with what jsonStatus leaves out: the relay

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,14 +20,15 @@ import (
 	"github.com/paf-mesh/paf-mesh/internal/statedir"
 	"github.com/paf-mesh/paf-mesh/mcpserver"
 	"github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/node/control"
 	"github.com/paf-mesh/paf-mesh/relay"
 )
 
-// node is one running peer: its state slot, keys, mesh membership, local
+// Node is one running peer: its state slot, keys, mesh membership, local
 // rendezvous entry and control socket, wired together. This is the only
 // place the packages meet.
-type node struct {
-	set    *settings
+type Node struct {
+	cfg    Config
 	log    *slog.Logger
 	slot   *statedir.Slot
 	keys   *keys.Keys
@@ -34,27 +36,34 @@ type node struct {
 	relay  *relay.Relay
 	local  *discovery.Local
 	advert *discovery.Advert
-	ctl    *controlServer
+	ctl    *control.Server
 	mdns   atomic.Pointer[discovery.MDNS]
 	events chan mesh.Event
 	// lost receives the name this peer lost to a concurrent claim (capacity
 	// 1; later losses are dropped): serve stops on it, since a headless peer
 	// cannot pick another name by itself.
-	lost   chan mesh.Event
-	cancel func()
-	done   chan struct{}
+	lost      chan mesh.Event
+	cancel    func()
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
-type nodeOptions struct {
-	Name        string
-	Description string
-	// Quiet: a short-lived helper peer (a shell command acting as a name):
-	// it does not advertise itself in the run dir or serve a control socket.
-	Quiet bool
-}
-
-func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger) (_ *node, err error) {
-	n := &node{set: s, log: log, done: make(chan struct{}), lost: make(chan mesh.Event, 1)}
+// New starts a peer: it opens a state slot (unless Brief), joins the mesh
+// through the run dir, the seeds and mDNS, claims cfg.Name, serves its
+// control socket and advertises itself in the run dir (unless Brief), and
+// adopts what dead peers left in the state dir. On error everything started
+// is closed again. ctx bounds the start (the name claim may wait up to
+// ClaimPatience), not the peer's life: Close ends that.
+func New(ctx context.Context, cfg Config) (_ *Node, err error) {
+	if cfg.StateDir == "" || cfg.RunDir == "" {
+		return nil, errors.New("node: Config.StateDir and Config.RunDir are required")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := cfg.withDefaults()
+	log := s.Logger
+	n := &Node{cfg: s, log: log, done: make(chan struct{}), lost: make(chan mesh.Event, 1)}
 	defer func() {
 		if err != nil {
 			n.Close() // whatever was started, in reverse order
@@ -62,7 +71,7 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	}()
 	// A short-lived helper peer keeps no state of its own: it must not
 	// adopt (and then abandon) what a dead peer left in the state dir.
-	if !o.Quiet {
+	if !s.Brief {
 		if n.slot, err = statedir.Open(s.StateDir); err != nil {
 			return nil, err
 		}
@@ -78,29 +87,27 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 			return nil, err
 		}
 	}
-	if !o.Quiet {
+	if !s.Brief {
 		removeStaleSockets(n.local)
 	}
 	static := discovery.Static(s.Join)
 
-	cfg := mesh.DefaultLocalConfig()
-	if s.Secure {
-		cfg = mesh.DefaultLANConfig()
+	mc := mesh.DefaultLocalConfig()
+	if s.Secure() {
+		mc = mesh.DefaultLANConfig()
 	}
-	cfg.Logger = log
+	mc.Logger = log
 	if n.slot != nil {
-		cfg.StateDir = n.slot.Dir()
+		mc.StateDir = n.slot.Dir()
 	}
-	if s.Tune.ForwardTTL > 0 {
-		cfg.ForwardTTL = s.Tune.ForwardTTL
-	}
-	cfg.Memberlist.BindAddr = s.Bind.Addr().String()
-	cfg.Memberlist.BindPort = int(s.Bind.Port())
-	cfg.Memberlist.AdvertisePort = int(s.Bind.Port())
-	cfg.Memberlist.SecretKey = n.keys.Gossip
-	cfg.Meta = mesh.Meta{Secure: s.Secure, Version: version, Transient: o.Quiet}
-	mcpserver.SetMetaDescription(&cfg.Meta, o.Description)
-	cfg.Discover = func() []string {
+	mc.ForwardTTL = s.ForwardTTL
+	mc.Memberlist.BindAddr = s.Bind.Addr().String()
+	mc.Memberlist.BindPort = int(s.Bind.Port())
+	mc.Memberlist.AdvertisePort = int(s.Bind.Port())
+	mc.Memberlist.SecretKey = n.keys.Gossip
+	mc.Meta = mesh.Meta{Secure: s.Secure(), Version: s.Version, Transient: s.Brief}
+	mcpserver.SetMetaDescription(&mc.Meta, s.Description)
+	mc.Discover = func() []string {
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		sources := discovery.Multi(n.local, static)
@@ -117,7 +124,7 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 		}
 		return addrs
 	}
-	if n.peer, err = mesh.New(cfg); err != nil {
+	if n.peer, err = mesh.New(mc); err != nil {
 		return nil, err
 	}
 	n.local.Self = n.peer.ID()
@@ -125,11 +132,8 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	rc := relay.DefaultConfig()
 	rc.Dir, rc.Key, rc.StateRoot, rc.Logger = n.peer, n.keys.Relay, s.StateDir, log
 	rc.ListenAddr = net.JoinHostPort(s.Bind.Addr().String(), "0")
-	// Zero keeps relay's default.
-	rc.MaxBody, rc.LargeBody, rc.StoreTTL, rc.Replicas = s.Tune.MaxBody, s.Tune.FileOver, s.Tune.StoreTTL, s.Tune.Replicas
-	if s.Tune.Rate > 0 {
-		rc.Rate, rc.Burst = rate.Limit(s.Tune.Rate), int(2*s.Tune.Rate)
-	}
+	rc.MaxBody, rc.LargeBody, rc.StoreTTL, rc.Replicas = s.MaxBody, s.FileOver, s.StoreTTL, s.Replicas
+	rc.Rate, rc.Burst = rate.Limit(s.Rate), int(2*s.Rate)
 	if n.slot != nil {
 		rc.HolderDir = n.slot.Dir()
 		rc.OnHeldChange = func(msgs, names int) {
@@ -145,7 +149,7 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	if err = n.peer.SetMeta(ctx, func(m *mesh.Meta) { relay.SetMetaAddr(m, relayAddr) }); err != nil {
 		return nil, err
 	}
-	if s.MDNS && !o.Quiet {
+	if s.MDNS && !s.Brief {
 		if err = n.startMDNS(); err != nil {
 			return nil, err
 		}
@@ -157,15 +161,15 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	if len(s.Join) > 0 && len(n.peer.Members()) <= 1 {
 		log.Warn("no seed answered; running alone until one does", "seeds", s.Join)
 	}
-	if o.Name != "" {
-		if err = claimPatiently(ctx, n.peer, o.Name); err != nil {
+	if s.Name != "" {
+		if err = claimPatiently(ctx, n.peer, s.Name); err != nil {
 			return nil, err
 		}
 	}
 
-	if !o.Quiet {
+	if !s.Brief {
 		sock := filepath.Join(s.RunDir, n.peer.ID()+".sock")
-		if n.ctl, err = listenControl(sock, n, log); err != nil {
+		if n.ctl, err = control.Listen(sock, (*controlHandler)(n), log); err != nil {
 			return nil, err
 		}
 		if n.advert, err = n.local.Advertise(n.entry()); err != nil {
@@ -183,36 +187,67 @@ func startNode(ctx context.Context, s *settings, o nodeOptions, log *slog.Logger
 	return n, nil
 }
 
-// claimPatience bounds how long a peer starting under a name waits for the
-// mesh to release it from a holder that stopped without leaving (a session
-// restarted after a crash): failure detection and the name's grace period
-// take about 6 s on one machine and 11-13 s on a LAN of a few hosts, more
-// when the mesh is large or the machines loaded.
-const claimPatience = 30 * time.Second
+// ID is this peer's id in the mesh.
+func (n *Node) ID() string { return n.peer.ID() }
 
-// claimPatiently claims name, waiting up to claimPatience while its holder
+// Name is the name this peer holds, "" for none.
+func (n *Node) Name() string { return n.peer.Name() }
+
+// Addr is this peer's gossip address.
+func (n *Node) Addr() string { return n.peer.Addr() }
+
+// StateDir is this peer's own state slot, "" for a brief peer.
+func (n *Node) StateDir() string {
+	if n.slot == nil {
+		return ""
+	}
+	return n.slot.Dir()
+}
+
+// ControlPath is this peer's control socket, "" for a brief peer.
+func (n *Node) ControlPath() string {
+	if n.ctl == nil {
+		return ""
+	}
+	return n.ctl.Path()
+}
+
+// Mode is "secure" or "open".
+func (n *Node) Mode() string { return n.cfg.Mode() }
+
+// Lost delivers the name this peer lost to a peer that claimed it at the
+// same moment and won (at most one event is kept until read).
+func (n *Node) Lost() <-chan mesh.Event { return n.lost }
+
+// Member is the peer id as this peer knows it.
+func (n *Node) Member(id string) (mesh.Member, bool) { return n.peer.Member(id) }
+
+// Members is every peer known, this one included.
+func (n *Node) Members() []mesh.Member { return n.peer.Members() }
+
+// Forwards is the renames in force.
+func (n *Node) Forwards() []mesh.Forward { return n.peer.Forwards() }
+
+// claimPatiently claims name, waiting up to ClaimPatience while its holder
 // is a peer that failed or stopped answering; a holder that answers makes it
 // fail at once.
 func claimPatiently(ctx context.Context, p *mesh.Peer, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, claimPatience)
+	ctx, cancel := context.WithTimeout(ctx, ClaimPatience)
 	defer cancel()
 	return p.ClaimWhenReleased(ctx, name)
 }
 
-// collectPatience bounds how long a session that has just taken a name
-// waits for the messages other peers kept for it.
-const collectPatience = 2 * time.Second
-
-// claimAndCollect claims name for an agent session (claimPatiently), then
+// ClaimAndCollect claims name for an agent session (waiting, as New does,
+// up to ClaimPatience for a holder that stopped answering), then
 // waits briefly for the holders of messages stored for it to hand them over,
 // so that the session's first look at its inbox (the unread count that
 // paf_register reports, a first paf_check) includes them. Anything not handed
 // over in that time still arrives, a moment later.
-func claimAndCollect(ctx context.Context, n *node, name string) error {
+func (n *Node) ClaimAndCollect(ctx context.Context, name string) error {
 	if err := claimPatiently(ctx, n.peer, name); err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, collectPatience)
+	cctx, cancel := context.WithTimeout(ctx, CollectPatience)
 	defer cancel()
 	if err := n.relay.Collect(cctx, n.peer.Name()); err != nil {
 		n.log.Info("stored messages still on their way after taking the name", "name", name, "err", err)
@@ -220,10 +255,10 @@ func claimAndCollect(ctx context.Context, n *node, name string) error {
 	return nil
 }
 
-func (n *node) entry() discovery.Entry {
+func (n *Node) entry() discovery.Entry {
 	e := discovery.Entry{ID: n.peer.ID(), Addr: n.peer.Addr(), Name: n.peer.Name(), PID: os.Getpid()}
 	if n.ctl != nil {
-		e.Control = n.ctl.path
+		e.Control = n.ctl.Path()
 	}
 	return e
 }
@@ -247,18 +282,18 @@ func advertisable(listen, gossip string) string {
 // same mesh (same secret), on the interfaces the bind address allows: the
 // one that has it, or every multicast interface that is up when bound to
 // all addresses. Never on loopback: the run dir covers this machine.
-func (n *node) startMDNS() error {
-	ifaces, err := mdnsInterfaces(n.set.Bind.Addr())
+func (n *Node) startMDNS() error {
+	ifaces, err := mdnsInterfaces(n.cfg.Bind.Addr())
 	if err != nil {
 		return err
 	}
 	if len(ifaces) == 0 {
-		n.log.Warn("mDNS: no multicast interface for the bind address; peers on the LAN will not find this one by themselves (use --join)", "bind", n.set.Bind)
+		n.log.Warn("mDNS: no multicast interface for the bind address; peers on the LAN will not find this one by themselves (use --join)", "bind", n.cfg.Bind)
 		return nil
 	}
 	m, err := discovery.NewMDNS(discovery.MDNSConfig{
 		Interfaces: ifaces, MeshID: n.keys.MeshID, PeerID: n.peer.ID(), Addr: n.peer.Addr(),
-		Version: version, Logger: n.log,
+		Version: n.cfg.Version, Logger: n.log,
 	})
 	if err != nil {
 		return fmt.Errorf("mDNS: %w", err)
@@ -276,7 +311,7 @@ func (n *node) startMDNS() error {
 // that the first discovery round (and the name claim after it) sees them: a
 // name held on another host is then refused at start instead of lost later.
 // The first peer of a mesh waits the whole second, once.
-func (n *node) awaitMDNS(ctx context.Context) {
+func (n *Node) awaitMDNS(ctx context.Context) {
 	m := n.mdns.Load()
 	if m == nil {
 		return
@@ -343,8 +378,8 @@ func removeStaleSockets(local *discovery.Local) {
 // slots are unlocked) and removes their slots, so that messages survive every
 // session closing. It runs at start and then every minute: a peer that dies
 // while others run is adopted by one of them.
-func (n *node) adoptOrphans() {
-	orphans, err := statedir.Orphans(n.set.StateDir)
+func (n *Node) adoptOrphans() {
+	orphans, err := statedir.Orphans(n.cfg.StateDir)
 	if err != nil {
 		n.log.Debug("look for orphaned state", "err", err)
 		return
@@ -375,7 +410,7 @@ func (n *node) adoptOrphans() {
 
 // watch logs what a user wants to know about and keeps the rendezvous entry's
 // informational name current.
-func (n *node) watch(ctx context.Context) {
+func (n *Node) watch(ctx context.Context) {
 	defer close(n.done)
 	adopt := time.NewTicker(time.Minute)
 	defer adopt.Stop()
@@ -414,8 +449,13 @@ func (n *node) watch(ctx context.Context) {
 	}
 }
 
-// Close leaves the mesh and releases everything, in reverse order of start.
-func (n *node) Close() {
+// Close leaves the mesh and releases everything, in reverse order of start,
+// waiting for the goroutines the peer started. It is idempotent.
+func (n *Node) Close() {
+	n.closeOnce.Do(n.close)
+}
+
+func (n *Node) close() {
 	if n.cancel != nil {
 		n.cancel()
 		<-n.done
@@ -440,12 +480,4 @@ func (n *node) Close() {
 	if n.slot != nil {
 		n.slot.Close()
 	}
-}
-
-func normalizeName(s string) (string, error) {
-	n, err := mesh.NormalizeName(s)
-	if err != nil {
-		return "", errors.New(err.Error())
-	}
-	return n, nil
 }

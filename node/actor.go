@@ -1,0 +1,209 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/paf-mesh/paf-mesh/discovery"
+	"github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/node/control"
+	"github.com/paf-mesh/paf-mesh/relay"
+)
+
+// Actor is how a shell command acts as a name: through the live peer on
+// this machine that holds the name (its control socket), or, when there is
+// none, as a brief peer of its own that joins the mesh as the name and
+// leaves at Close (SPEC section 6, send/check/listen).
+type Actor struct {
+	name string
+	ctl  string // control socket of the live peer, or ""
+	n    *Node  // the brief peer, or nil
+}
+
+// localRetry is how long ActAs looks again for a local holder of a name the
+// mesh says is taken: a peer on this machine that started a moment ago may
+// hold it while its rendezvous entry is still being written.
+const localRetry = 2 * time.Second
+
+// ActAs returns an Actor for name (already normalized). The brief peer, if
+// one is needed, runs with cfg (Brief and Name set here). A name held by a
+// peer on another machine is an error that says to act from there.
+func ActAs(ctx context.Context, cfg Config, name string) (*Actor, error) {
+	a := &Actor{name: name}
+	if a.ctl = LocalHolder(cfg.RunDir, name); a.ctl != "" {
+		return a, nil
+	}
+	cfg.Name, cfg.Brief = name, true
+	n, err := New(ctx, cfg)
+	if errors.Is(err, mesh.ErrNameTaken) {
+		deadline := time.Now().Add(localRetry)
+		for time.Now().Before(deadline) {
+			if a.ctl = LocalHolder(cfg.RunDir, name); a.ctl != "" {
+				return a, nil
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return nil, fmt.Errorf("%v; a peer elsewhere holds it, so act as %s from that peer's machine, or use your own name", err, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.n = n
+	return a, nil
+}
+
+// LocalHolder returns the control socket of the live peer on this machine
+// (advertised in runDir) that holds name, or "".
+func LocalHolder(runDir, name string) string {
+	for _, e := range LocalPeers(runDir) {
+		if e.Name == name && e.Control != "" {
+			return e.Control
+		}
+	}
+	return ""
+}
+
+// LocalPeers lists the live peers advertised in runDir; nil when it cannot
+// be read.
+func LocalPeers(runDir string) []discovery.Entry {
+	local, err := discovery.NewLocal(runDir, nil)
+	if err != nil {
+		return nil
+	}
+	entries, err := local.Entries()
+	if err != nil {
+		return nil
+	}
+	return entries
+}
+
+// Name is the name acted as.
+func (a *Actor) Name() string { return a.name }
+
+// Brief reports whether the actor runs a brief peer of its own (no live
+// peer on this machine holds the name).
+func (a *Actor) Brief() bool { return a.n != nil }
+
+// Close leaves the mesh if the actor joined it. It is idempotent.
+func (a *Actor) Close() {
+	if a.n != nil {
+		a.n.Close()
+	}
+}
+
+func (a *Actor) call(ctx context.Context, req control.Request) (*control.Response, error) {
+	req.As = a.name
+	return control.Call(ctx, a.ctl, req)
+}
+
+// Send sends msg to to. A brief peer that finds nobody to keep a message for
+// an offline name returns relay.ErrNoHolders.
+func (a *Actor) Send(ctx context.Context, to, msg string) (relay.Result, error) {
+	if a.n != nil {
+		return a.n.relay.Send(ctx, relay.Outgoing{From: a.name, To: to, Body: msg})
+	}
+	resp, err := a.call(ctx, control.Request{Op: control.OpSend, To: to, Message: msg})
+	if err != nil {
+		return relay.Result{}, err
+	}
+	if resp.Result == nil {
+		return relay.Result{}, errors.New("control: send answered without a result")
+	}
+	return *resp.Result, nil
+}
+
+// Messages returns the unread messages (waiting up to timeout for one when
+// wait is set; 0 waits until ctx ends) without marking them read: call Ack
+// once they are shown.
+func (a *Actor) Messages(ctx context.Context, wait bool, timeout time.Duration) ([]relay.JSONMessage, error) {
+	if a.n != nil {
+		// A brief peer: the holders of messages for this name hand them
+		// over now that it is online; wait (briefly) for that.
+		cctx, cancel := context.WithTimeout(ctx, BriefCollectPatience)
+		err := a.n.relay.Collect(cctx, a.name)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("collect stored messages: %w", err)
+		}
+		if wait {
+			wctx := ctx
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				wctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			if err := a.n.relay.Wait(wctx, a.name); err != nil && wctx.Err() == nil {
+				return nil, err
+			}
+		}
+		ms, err := a.n.relay.Peek(a.name)
+		return JSONMessages(ms), err
+	}
+	op := control.OpCheck
+	if wait {
+		op = control.OpListen
+	}
+	resp, err := a.call(ctx, control.Request{Op: op, Timeout: timeout.Seconds()})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Messages, nil
+}
+
+// Ack marks ms read.
+func (a *Actor) Ack(ctx context.Context, ms []relay.JSONMessage) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.ID
+	}
+	if a.n != nil {
+		_, err := a.n.relay.Ack(a.name, ids)
+		return err
+	}
+	_, err := a.call(ctx, control.Request{Op: control.OpAck, IDs: ids})
+	return err
+}
+
+// PeerStartedBy finds the live named peer on this machine (advertised in
+// runDir) whose parent process is ppid, and returns its name and control
+// socket, or "", "". A hook command uses it to find the `paf-peer mcp` peer
+// of its own agent session: both are children of the same client process.
+func PeerStartedBy(runDir string, ppid int) (name, control string) {
+	for _, e := range LocalPeers(runDir) {
+		if e.Name != "" && e.Control != "" && parentOf(e.PID) == ppid {
+			return e.Name, e.Control
+		}
+	}
+	return "", ""
+}
+
+// parentOf returns the parent pid of pid from /proc (Linux), or -1.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// The command name (field 2) is in parentheses and may hold spaces.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return -1
+	}
+	p, err := strconv.Atoi(f[1])
+	if err != nil {
+		return -1
+	}
+	return p
+}
