@@ -719,7 +719,7 @@ func TestEndSessionStopsListening(t *testing.T) {
 		defer ss.s.mu.Unlock()
 		return ss.s.listening == 1
 	})
-	txt, d := ss.ok("paf_end_session", nil)
+	txt, _ := ss.ok("paf_end_session", nil)
 	if !strings.Contains(txt, "Stopped listening") || !strings.Contains(txt, conv) {
 		t.Fatalf("end_session: %s", txt)
 	}

@@ -22,7 +22,7 @@ const (
 	// second and at once: generous for agents, who send a few messages a minute, tight enough
 	// that a runaway loop cannot fill a disk.
 	DefaultRate  rate.Limit = 1000
-	DefaultBurst            = 2000
+	DefaultBurst int        = 2000
 	// DefaultDeliverTimeout bounds one delivery, retries included: long enough for a rename
 	// or claim to finish gossiping, short enough for an agent to be told.
 	DefaultDeliverTimeout = 10 * time.Second

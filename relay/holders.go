@@ -189,7 +189,18 @@ func appendNameList(dst []byte, typ byte, name string, ids []string) []byte {
 	return dst
 }
 
+// maxDropIDs is the most ids one name list carries (its count is a uint16).
 const maxDropIDs = 65535
+
+// dropLists is the reqDrop payloads that tell other holders ids of name were
+// handed over: one per maxDropIDs ids.
+func dropLists(name string, ids []string) [][]byte {
+	var drops [][]byte
+	for chunk := range slices.Chunk(ids, maxDropIDs) {
+		drops = append(drops, appendNameList(nil, wire.ReqDrop, name, chunk))
+	}
+	return drops
+}
 
 // noticePreviewLen is how much of a message a notice about it (expired, refused) quotes.
 const noticePreviewLen = 200
@@ -413,7 +424,7 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 		r.tellSender(m, "R", fmt.Sprintf("Your message %s to %s, sent %s, could not be delivered: it is larger than %s's peer accepts (%d bytes). Send a file path instead, or split it: %q",
 			m.ID, route.Name, m.SentAt.UTC().Format(time.RFC3339), route.Name, len(m.Body), store.Preview(m.Body, noticePreviewLen)))
 	}
-	drop := appendNameList(nil, wire.ReqDrop, name, done)
+	drops := dropLists(name, done)
 	for _, m := range members {
 		if m.ID == r.dir.ID() || m.Meta.Transient || MetaAddr(m.Meta) == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
 			continue
@@ -421,7 +432,9 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 		go func() {
 			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, _ = r.tr.Request(dctx, m.ID, MetaAddr(m.Meta), drop)
+			for _, drop := range drops {
+				_, _ = r.tr.Request(dctx, m.ID, MetaAddr(m.Meta), drop)
+			}
 		}()
 	}
 }
