@@ -61,6 +61,8 @@ type settings struct {
 	LogFile string
 	// Tune holds the limits and timings given; zero fields keep defaults.
 	Tune tuning
+	// SecretWarning is keys.WeakSecretWarning of the secret ("" if strong).
+	SecretWarning string
 }
 
 // resolve applies flags, then environment, then defaults, and checks the
@@ -128,10 +130,10 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 		secret, source = keys.SecretFromEnv(getenv)
 	}
 	if source != "" {
-		if s.Keys, err = keys.FromSecret(secret); err != nil {
+		if s.Keys, err = keys.FromSecretCached(secret, s.StateDir); err != nil {
 			return nil, fmt.Errorf("secret from %s: %w", source, err)
 		}
-		s.Secure = true
+		s.Secure, s.SecretWarning = true, keys.WeakSecretWarning(secret)
 	}
 
 	bind := pick(c.bind, "PAF_BIND")

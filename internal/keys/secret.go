@@ -46,7 +46,7 @@ func LoadSecretFile(path string) ([]byte, error) {
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("keys: secret file %s does not exist; create it with: "+
-				"(umask 077; openssl rand -base64 32 > %s): %w", path, path, err)
+				"paf-peer secret new --file %s (or: (umask 077; openssl rand -base64 32 > %s)): %w", path, path, path, err)
 		}
 		return nil, fmt.Errorf("keys: open secret file: %w", err)
 	}

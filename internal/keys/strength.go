@@ -27,9 +27,9 @@ func NewSecret() string {
 // SecretStrength estimates the strength of a secret in bits, as if each character were drawn
 // at random from the character classes the secret uses (lower case, upper case, digits, other
 // printable ASCII; any non-ASCII byte counts as one of 128 more), then discounts what random
-// draws would rarely give: a character that repeats or continues the previous one by +-1
-// ("aaaa", "1234", "abcd") counts 1 bit, and one that appeared earlier counts only a choice
-// among the secret's distinct characters ("abababab"). It is an upper bound: it cannot tell a random string from words, names or a
+// draws would rarely give: a character that continues a run of the two before it with the same
+// step of -1, 0 or +1 ("aaaa", "1234", "dcba") or repeats a short pattern ("abab", "abcabc")
+// counts 1 bit. It is an upper bound: it cannot tell a random string from words, names or a
 // reused password, so a secret of words that passes it can still be weak. A secret from
 // NewSecret estimates at about 250 bits.
 func SecretStrength(secret []byte) float64 {
@@ -38,9 +38,7 @@ func SecretStrength(secret []byte) float64 {
 		return 0
 	}
 	var lower, upper, digit, other, high bool
-	distinct := make(map[byte]bool)
 	for _, c := range s {
-		distinct[c] = true
 		switch {
 		case 'a' <= c && c <= 'z':
 			lower = true
@@ -64,22 +62,33 @@ func SecretStrength(secret []byte) float64 {
 		}
 	}
 	perChar := math.Log2(float64(pool))
-	// A character seen before is worth only a choice among the secret's distinct characters.
-	perRepeat := math.Min(perChar, math.Log2(float64(max(len(distinct), 2))))
-	seen := make(map[byte]bool, len(distinct))
 	var bits float64
-	for i, c := range s {
-		switch {
-		case i > 0 && int(c)-int(s[i-1]) >= -1 && int(c)-int(s[i-1]) <= 1:
+	for i := range s {
+		if i > 1 && (inRun(s[i-2], s[i-1], s[i]) || repeats(s, i)) {
 			bits++
-		case seen[c]:
-			bits += perRepeat
-		default:
+		} else {
 			bits += perChar
 		}
-		seen[c] = true
 	}
 	return bits
+}
+
+// repeats reports whether s[i] and s[i-1] repeat the two characters p places back, for a period
+// p of 1 to 4 ("abab", "abcabc"). Two in a row, so that random strings rarely match (about 1
+// character in 85 for hex) while repeated patterns always do.
+func repeats(s []byte, i int) bool {
+	for p := 1; p <= 4 && i-1-p >= 0; p++ {
+		if s[i] == s[i-p] && s[i-1] == s[i-1-p] {
+			return true
+		}
+	}
+	return false
+}
+
+// inRun reports whether c continues a, b with the same step of -1, 0 or +1 ("aaa", "123").
+func inRun(a, b, c byte) bool {
+	d := int(c) - int(b)
+	return d >= -1 && d <= 1 && int(b)-int(a) == d
 }
 
 // WeakSecretWarning returns a one-line warning for a secret whose estimated strength

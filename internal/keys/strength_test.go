@@ -2,6 +2,7 @@ package keys
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"strings"
 	"testing"
 )
@@ -76,6 +77,19 @@ func TestNewSecret(t *testing.T) {
 		}
 		if _, err := FromSecret([]byte(s)); err != nil {
 			t.Fatalf("a new secret is refused: %v", err)
+		}
+	}
+}
+
+// The 128-bit hex secrets the LAN tests use (and `openssl rand -hex 16` makes) are not warned
+// about: a warning must mean something.
+func TestRandomHexSecretsAreNotWeak(t *testing.T) {
+	for range 200 {
+		s := NewSecret()
+		raw, _ := base64.RawURLEncoding.DecodeString(s)
+		h := hex.EncodeToString(raw[:16])
+		if w := WeakSecretWarning([]byte(h)); w != "" {
+			t.Fatalf("random 128-bit hex secret %s estimated at %.1f bits", h, SecretStrength([]byte(h)))
 		}
 	}
 }
