@@ -10,8 +10,11 @@ package mesh
 // closed after it is released.
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
@@ -111,7 +114,16 @@ type guardedConn struct {
 	// Under g.mu.
 	read    int64
 	removed bool
+
+	// The first bytes read, until the message header is complete. Only memberlist's one
+	// reading goroutine touches them.
+	hdr  [5]byte
+	hdrN int
 }
+
+// encryptMsg is memberlist's message type of an encrypted stream message (net.go), followed
+// by the payload length as a big-endian uint32. The numbers are part of memberlist's protocol.
+const encryptMsg = 10
 
 // sourceOf is the IP address a connection comes from (port ignored; IPv4-mapped IPv6
 // addresses count as the IPv4 address they map).
@@ -287,7 +299,27 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 	}
 	got, err := c.Conn.Read(p[:n])
 	c.g.unreserve(c, n-int64(got))
+	if c.hdrN < len(c.hdr) && got > 0 {
+		c.hdrN += copy(c.hdr[c.hdrN:], p[:got])
+		if c.hdrN == len(c.hdr) && c.tooLong() {
+			// Refused before memberlist sees the header: it would read on (and log a warning
+			// for every such stream) up to its own 20 MB cap.
+			c.g.mu.Lock()
+			c.g.removeLocked(c)
+			c.g.stats.OverRead++
+			stats := c.g.stats
+			c.g.mu.Unlock()
+			_ = c.Conn.Close()
+			c.g.noteDrop(stats, c.src)
+			return 0, errStreamDropped
+		}
+	}
 	return got, err
+}
+
+// tooLong reports whether the header announces an encrypted message longer than MaxRead.
+func (c *guardedConn) tooLong() bool {
+	return c.hdr[0] == encryptMsg && int64(len(c.hdr))+int64(binary.BigEndian.Uint32(c.hdr[1:])) > c.g.lim.MaxRead
 }
 
 // Close releases the stream's share of the limits; it may be called more than once.
@@ -421,10 +453,33 @@ func guardTransport(ml *memberlist.Config, log *slog.Logger) (shutdown func(), e
 	if ml.Transport != nil {
 		return func() {}, nil
 	}
+	if ml.Logger != nil {
+		ml.Logger = quietDrops(ml.Logger)
+	}
 	t, err := newGuardedTransport(ml, defaultGuardLimits, ml.Logger, log)
 	if err != nil {
 		return nil, fmt.Errorf("could not set up network transport: %w", err)
 	}
 	ml.Transport = t
 	return func() { _ = t.Shutdown() }, nil
+}
+
+// quietDrops returns a logger that writes what l does, except that memberlist's error line
+// for each stream the guard dropped ("failed to receive ...: <errStreamDropped>") is written at
+// [DEBUG]: under a flood there is one per connection, and the guard logs the flood itself.
+func quietDrops(l *log.Logger) *log.Logger {
+	return log.New(dropLineWriter{w: l.Writer()}, l.Prefix(), l.Flags())
+}
+
+type dropLineWriter struct{ w io.Writer }
+
+func (d dropLineWriter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(errStreamDropped.Error())) {
+		q := bytes.Replace(p, []byte("[ERR]"), []byte("[DEBUG]"), 1)
+		if _, err := d.w.Write(q); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	return d.w.Write(p)
 }
