@@ -16,6 +16,10 @@
 //     forwarding table is replicated to every peer (gossip broadcasts that each
 //     receiver re-gossips once, plus memberlist push/pull for anti-entropy) and
 //     persisted by every peer, so it survives the restart of any single peer.
+//   - Flood resistance: memberlist's TCP listener is wrapped (guard.go) so that
+//     inbound streams, which memberlist authenticates only after reading them
+//     whole, are bounded per source address and in total, in count, bytes and
+//     time, with the oldest dropped first.
 //
 // Lock order: memberlist calls into the delegates with its own locks held, and
 // the delegates take Peer.mu. Peer never calls memberlist while holding mu.
