@@ -138,7 +138,7 @@ func TestSecretUsage(t *testing.T) {
 }
 
 // A weak secret gets a warning that says how to make a strong one; a strong one gets none.
-// The resolved settings also cache the master key in the state dir (0600).
+// The resolved settings also cache the master key in the (existing) state dir, mode 0600.
 func TestWeakSecretWarning(t *testing.T) {
 	tests := map[string]struct {
 		secret string
@@ -152,6 +152,9 @@ func TestWeakSecretWarning(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			env := tempEnv(t)
 			env["PAF_SECRET"] = tc.secret
+			if err := os.MkdirAll(env["PAF_STATE_DIR"], 0o700); err != nil { // as a peer's first start leaves it
+				t.Fatal(err)
+			}
 			var cf commonFlags
 			cf.register(newFlagSet("serve", "", stdio{out: &bytes.Buffer{}, err: &bytes.Buffer{}}), true)
 			s, err := cf.resolve(func(k string) string { return env[k] })

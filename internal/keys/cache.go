@@ -45,7 +45,9 @@ const infoCacheCheck = "paf-mesh v2 master cache check"
 // The check is keyed with the master key itself: without the file nothing about the secret can
 // be tested, and whoever can read the file already holds the master key, i.e. every key the
 // secret protects, which is what the (equally private) secret file gives. The file name does
-// not depend on the secret. Failing to write the cache only costs time at the next start.
+// not depend on the secret. The cache is written only into an existing dir (resolving a
+// peer's settings must not create its state dir; the peer creates it when it starts, so the
+// next start finds the cache). Failing to write it only costs time at the next start.
 func FromSecretCached(secret []byte, dir string) (*Keys, error) {
 	s, err := checkSecret(secret)
 	if err != nil {
@@ -112,14 +114,11 @@ func readCache(path string, secret []byte, p kdfParams) ([]byte, error) {
 	return master, nil
 }
 
-// writeCache replaces the cache file atomically: a private temporary file renamed into place,
+// writeCache replaces the cache file in dir atomically: a private temporary file renamed into place,
 // so concurrent starts never read a partial file (each writes the same content for the same
 // secret). Errors are ignored on purpose: the cache is an optimisation.
 func writeCache(dir, path string, secret []byte, p kdfParams, master []byte) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return
-	}
-	tmp, err := os.CreateTemp(dir, ".master-key-*.tmp") // O_EXCL, mode 0600
+	tmp, err := os.CreateTemp(dir, ".master-key-*.tmp") // O_EXCL, mode 0600; fails if dir is missing
 	if err != nil {
 		return
 	}

@@ -30,6 +30,18 @@ func TestFromSecretCached(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	want := mustFromSecret(t, testSecret)
 
+	// A missing dir is not created: the keys are derived all the same, and not cached.
+	k, err := FromSecretCached([]byte(testSecret), dir)
+	if err != nil || k.MeshID != want.MeshID {
+		t.Fatalf("without a state dir: %v, %v", k, err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("FromSecretCached created the missing dir: %v", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
 	first, err := FromSecretCached([]byte(testSecret+"\n"), dir)
 	if err != nil {
 		t.Fatal(err)
