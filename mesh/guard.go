@@ -149,13 +149,13 @@ func (g *guard) admit(c net.Conn, now time.Time) *guardedConn {
 		su = &sourceUse{}
 		g.sources[gc.src] = su
 	}
-	for su.conns >= g.lim.PerSource {
+	for su.conns >= g.lim.PerSource && su.conns > 0 {
 		old := g.oldestLocked(gc.src, nil)
 		g.removeLocked(old)
 		g.stats.DroppedSource++
 		drop = append(drop, old)
 	}
-	for len(g.conns) >= g.lim.Total {
+	for len(g.conns) >= g.lim.Total && len(g.conns) > 0 {
 		old := g.conns[0]
 		g.removeLocked(old)
 		g.stats.DroppedTotal++
@@ -284,7 +284,7 @@ func (g *guard) unreserve(c *guardedConn, unused int64) {
 	g.bytes -= unused
 }
 
-// snapshot returns the open streams per source, their bytes in all, and the stats.
+// snapshot returns the number of open streams, the bytes they hold, and the stats.
 func (g *guard) snapshot() (conns int, bytes int64, stats guardStats) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
