@@ -3,7 +3,9 @@ package mesh
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -444,4 +446,101 @@ func TestGuardMemberlistFlood(t *testing.T) {
 		n, bytes, _ := gt.guard.snapshot()
 		return n == 0 && bytes == 0
 	})
+}
+
+// The guard's MaxRead is what a real push/pull with our largest state needs: a peer whose
+// forwarding table is just under what decodePushState accepts (maxForwardState), sent without
+// compression so that the stream is as long as it can be, joins another peer through the
+// guard, and the other learns the whole table.
+func TestGuardPassesLargestPushPull(t *testing.T) {
+	secret := bytes.Repeat([]byte{9}, 32)
+	cfg := func() *Config {
+		c := testConfig(t)
+		c.Memberlist.SecretKey = secret
+		c.Memberlist.EnableCompression = false
+		c.Memberlist.TCPTimeout = 10 * time.Second // a 4 MiB push/pull under -race on a loaded machine
+		return c
+	}
+	tc := cfg()
+	// No push/pull of its own: the table can only reach it on big's inbound stream (the join),
+	// which is the one the guard reads.
+	tc.Memberlist.PushPullInterval = 0
+	target := newPeer(t, tc)
+	big := newPeer(t, cfg())
+
+	// Entries of one fixed length, as many as fit in maxForwardState less 64 KiB.
+	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	entry := func(i int) Forward {
+		return Forward{From: fmt.Sprintf("name-%07d", i), To: fmt.Sprintf("other-%07d", i), Expires: exp, Stamp: int64(1_000_000 + i), Origin: big.ID()}
+	}
+	one, err := json.Marshal(entry(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := (maxForwardState - 64<<10) / (len(one) + 1)
+	big.mu.Lock()
+	for i := range want {
+		f := entry(i)
+		big.forwards[f.From] = f
+	}
+	big.mu.Unlock()
+	state := (&delegate{p: big}).LocalState(true)
+	t.Logf("push/pull user state: %d bytes (%d forwards), guard MaxRead %d", len(state), want, maxStreamMessage)
+	if len(state) < maxForwardState-(128<<10) || len(state) > maxForwardState {
+		t.Fatalf("state of %d bytes; want just under %d", len(state), maxForwardState)
+	}
+
+	if _, err := big.Join(target.Addr()); err != nil {
+		t.Fatalf("the peer with the largest state could not join through the guard: %v", err)
+	}
+	testutil.WaitFor(t, 30*time.Second, "the other peer to learn the whole forwarding table", func() bool {
+		return len(target.Forwards()) == want
+	})
+	gt := target.cfg.Memberlist.Transport.(*guardedTransport)
+	if _, _, st := gt.guard.snapshot(); st != (guardStats{}) {
+		t.Fatalf("the guard dropped legitimate streams: %+v", st)
+	}
+}
+
+// The header check: an encrypted message announced to end exactly at MaxRead is read, one
+// byte longer is refused before memberlist sees the header; other message types are left to
+// memberlist (and the byte caps).
+func TestGuardHeaderCheck(t *testing.T) {
+	const maxRead = 1000
+	tests := map[string]struct {
+		header []byte
+		refuse bool
+	}{
+		"encrypted, ends at MaxRead":    {header: []byte{encryptMsg, 0, 0, 0x03, 0xe3}, refuse: false}, // 5 + 995
+		"encrypted, one byte past":      {header: []byte{encryptMsg, 0, 0, 0x03, 0xe4}, refuse: true},  // 5 + 996
+		"encrypted, memberlist's 20 MB": {header: []byte{encryptMsg, 0x01, 0x3f, 0xff, 0xff}, refuse: true},
+		"not encrypted":                 {header: []byte{6, 0xff, 0xff, 0xff, 0xff}, refuse: false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			g := testGuard(guardLimits{PerSource: 5, Total: 5, MaxRead: maxRead, SourceBytes: 1 << 20, TotalBytes: 1 << 20})
+			s := admitFrom(t, g, "10.0.0.1")
+			go s.peer.Write(tc.header[:2]) // split, as TCP may deliver it
+			got := make([]byte, 0, 5)
+			var err error
+			for len(got) < 5 && err == nil {
+				if len(got) == 2 {
+					go s.peer.Write(tc.header[2:])
+				}
+				var n int
+				buf := make([]byte, 5-len(got))
+				n, err = s.c.Read(buf)
+				got = append(got, buf[:n]...)
+			}
+			if tc.refuse {
+				if !errors.Is(err, errStreamDropped) || !s.dropped() {
+					t.Fatalf("header %x: read %x, %v; want errStreamDropped and the stream dropped", tc.header, got, err)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, tc.header) || s.dropped() {
+				t.Fatalf("header %x: read %x, %v; want it passed on", tc.header, got, err)
+			}
+		})
+	}
 }
