@@ -459,13 +459,13 @@ func TestGuardPassesLargestPushPull(t *testing.T) {
 		c.Memberlist.SecretKey = secret
 		c.Memberlist.EnableCompression = false
 		c.Memberlist.TCPTimeout = 10 * time.Second // a 4 MiB push/pull under -race on a loaded machine
+		// No periodic push/pull: the table can only reach the target on big's inbound stream
+		// (the join), which is the one the guard reads; and no 4 MB push/pull is still in
+		// flight (memberlist's, not waited for by its Shutdown) when the test ends.
+		c.Memberlist.PushPullInterval = 0
 		return c
 	}
-	tc := cfg()
-	// No push/pull of its own: the table can only reach it on big's inbound stream (the join),
-	// which is the one the guard reads.
-	tc.Memberlist.PushPullInterval = 0
-	target := newPeer(t, tc)
+	target := newPeer(t, cfg())
 	big := newPeer(t, cfg())
 
 	// Entries of one fixed length, as many as fit in maxForwardState less 64 KiB.
