@@ -7,6 +7,16 @@ import (
 )
 
 // TXT record keys of a paf-mesh mDNS announcement.
+//
+// Why the mesh id is announced at all (Security I #6): it is an HKDF output of the argon2id
+// master key (internal/keys), so checking a guessed secret against it costs one memory-hard
+// derivation (>= 50 ms), not one HKDF. Announcing nothing derived from the secret would not
+// raise that cost: peers would then join every announcer on the LAN, and a join sends a
+// push/pull encrypted with the gossip key (from the same master key), so anyone who announces
+// anything would receive ciphertext that checks a guess just as well (with the mesh id, an
+// attacker copies it from an announcement and gets the same). It would add a TCP connection
+// and a refused join per foreign peer and discovery round, and lose the "another mesh"
+// filtering and diagnostics.
 const (
 	txtID      = "id"   // peer id; also the instance name
 	txtMesh    = "mesh" // mesh id (16 lowercase hex) derived from the secret, never the secret

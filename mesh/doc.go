@@ -35,6 +35,10 @@
 //     replicated to every peer (gossip broadcasts that each receiver re-gossips
 //     once, plus memberlist push/pull for anti-entropy) and persisted by every
 //     peer, so it survives the restart of any single peer.
+//   - Flood resistance: memberlist's TCP listener is wrapped (guard.go) so that
+//     inbound streams, which memberlist authenticates only after reading them
+//     whole, are bounded per source address and in total, in count, bytes and
+//     time, with the oldest dropped first.
 //
 // Metadata is encoded as version 2; version 1 (the previous release, whose relay
 // and MCP fields were fields of Meta) is still decoded, those fields becoming tags

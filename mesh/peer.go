@@ -167,8 +167,13 @@ func New(cfg *Config) (*Peer, error) {
 		NumNodes:       p.numLive,
 		RetransmitMult: ml.RetransmitMult,
 	}
+	unguard, err := guardTransport(ml, p.log) // Security I #3: see guard.go
+	if err != nil {
+		return nil, fmt.Errorf("mesh: start gossip on %s: %w", net.JoinHostPort(ml.BindAddr, strconv.Itoa(ml.BindPort)), err)
+	}
 	list, err := memberlist.Create(ml)
 	if err != nil {
+		unguard()
 		return nil, fmt.Errorf("mesh: start gossip on %s: %w", net.JoinHostPort(ml.BindAddr, strconv.Itoa(ml.BindPort)), err)
 	}
 	p.ml = list

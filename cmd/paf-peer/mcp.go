@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 
+	"github.com/paf-mesh/paf-mesh/internal/stdoutguard"
 	"github.com/paf-mesh/paf-mesh/mcpserver"
 	"github.com/paf-mesh/paf-mesh/node"
 )
@@ -18,7 +19,7 @@ func runMCP(ctx context.Context, args []string, io stdio, getenv func(string) st
 		return err
 	}
 	// stdout is the MCP channel: from here on nothing else may write there.
-	out, restore := guardStdout(io)
+	out, restore := stdoutguard.Guard(io.out)
 	defer restore()
 	log, closeLog, err := s.logger(io.err)
 	if err != nil {

@@ -56,6 +56,9 @@ func runServe(ctx context.Context, args []string, io stdio, getenv func(string) 
 func noticeMode(io stdio, s *settings) {
 	if s.Secure {
 		fmt.Fprintln(io.err, "paf-peer: secure mode: the mesh may span the LAN; gossip is encrypted and messages authenticated with keys from the shared secret")
+		if s.SecretWarning != "" {
+			fmt.Fprintln(io.err, "paf-peer: warning: "+s.SecretWarning)
+		}
 		return
 	}
 	fmt.Fprintln(io.err, "paf-peer: open mode: no shared secret, so the mesh stays on this machine (loopback only); set PAF_SECRET to reach peers on the LAN")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/paf-mesh/paf-mesh/discovery"
@@ -51,6 +52,8 @@ type settings struct {
 	// LogFile, when set, receives the logs too: an MCP client shows a server's
 	// stderr poorly or not at all, so a file is where a user looks.
 	LogFile string
+	// SecretWarning is keys.WeakSecretWarning of the secret ("" if strong).
+	SecretWarning string
 }
 
 // resolve applies flags, then environment, then defaults, and checks the
@@ -93,22 +96,29 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 		}
 	}
 
-	// Secret: a file given by flag wins; then the environment.
+	// Secret: a file given by flag wins; then the environment; then the
+	// default secret file, if there is one (SPEC section 6), which a client
+	// that strips the environment (Codex) cannot hide.
 	var secret []byte
 	var source string
+	if c.secretFile == "" {
+		if secret, source = keys.SecretFromEnv(getenv); source == "" {
+			if def, derr := keys.DefaultSecretFile(getenv); derr == nil && fileExists(def) {
+				c.secretFile = def
+			}
+		}
+	}
 	if c.secretFile != "" {
 		if secret, err = keys.LoadSecretFile(c.secretFile); err != nil {
 			return nil, err
 		}
 		source = c.secretFile
-	} else {
-		secret, source = keys.SecretFromEnv(getenv)
 	}
 	if source != "" {
-		if s.Keys, err = keys.FromSecret(secret); err != nil {
+		if s.Keys, err = keys.FromSecretCached(secret, s.StateDir); err != nil {
 			return nil, fmt.Errorf("secret from %s: %w", source, err)
 		}
-		s.Secure = true
+		s.Secure, s.SecretWarning = true, keys.WeakSecretWarning(secret)
 	}
 
 	bind := pick(c.bind, "PAF_BIND")
@@ -178,4 +188,9 @@ func (s *settings) logger(w io.Writer) (log *slog.Logger, close func(), err erro
 		w, close = logfile.Tee(w, f), func() { _ = f.Close() }
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: s.LogLevel})), close, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }

@@ -49,7 +49,7 @@ const (
 )
 
 // howToMake is appended to secret errors so the user knows what to do next.
-const howToMake = "use at least 16 characters, e.g. the output of: openssl rand -base64 32"
+const howToMake = "use at least 16 characters, best a new random one from: paf-peer secret new (or: openssl rand -base64 32)"
 
 // Keys are the per-purpose keys of one peer. Treat the byte slices as read-only; they are
 // shared, not copied, by whoever holds the *Keys.
@@ -61,16 +61,28 @@ type Keys struct {
 	Gossip []byte
 	// Relay is the 32-byte HMAC-SHA256 key for relay frames.
 	Relay []byte
-	// MeshID is 16 lowercase hex characters identifying the mesh. It is safe to announce
-	// (mDNS TXT): it is a separate HKDF output, so it reveals nothing of the secret or keys.
+	// MeshID is 16 lowercase hex characters identifying the mesh. It is announced in mDNS
+	// TXT: a separate HKDF output of the master key, so it reveals nothing of the other keys,
+	// and testing a guessed secret against it costs one memory-hard derivation (masterKey).
 	MeshID string
 }
 
-// FromSecret derives Keys (Secure=true) from a shared secret. Surrounding whitespace is trimmed
-// first, so a secret file ending in a newline and the same secret in an environment variable
-// give the same keys. An empty secret wraps ErrSecretEmpty and one shorter than MinSecretLen
-// wraps ErrSecretTooShort; both errors say how to make a good one.
+// FromSecret derives Keys (Secure=true) from a shared secret: the memory-hard master key
+// (masterKey, argon2id), then each per-purpose key from it by HKDF. Surrounding whitespace is
+// trimmed first, so a secret file ending in a newline and the same secret in an environment
+// variable give the same keys. An empty secret wraps ErrSecretEmpty and one shorter than
+// MinSecretLen wraps ErrSecretTooShort; both errors say how to make a good one. Peers use
+// FromSecretCached, which pays for the derivation once per user and secret.
 func FromSecret(secret []byte) (*Keys, error) {
+	s, err := checkSecret(secret)
+	if err != nil {
+		return nil, err
+	}
+	return derive(masterKey(s, kdf), true)
+}
+
+// checkSecret trims and validates a secret.
+func checkSecret(secret []byte) ([]byte, error) {
 	s := bytes.TrimSpace(secret)
 	if len(s) == 0 {
 		return nil, fmt.Errorf("%w; %s", ErrSecretEmpty, howToMake)
@@ -79,10 +91,12 @@ func FromSecret(secret []byte) (*Keys, error) {
 		return nil, fmt.Errorf("%w: %d bytes after trimming whitespace, need at least %d; %s",
 			ErrSecretTooShort, len(s), MinSecretLen, howToMake)
 	}
-	return derive(s, true)
+	return s, nil
 }
 
-// derive expands input keying material into the three per-purpose keys.
+// derive expands input keying material into the three per-purpose keys. In secure mode the
+// input is the master key, never the secret itself (see masterKey); in open mode it is the
+// random local key.
 func derive(ikm []byte, secure bool) (*Keys, error) {
 	gossip, err := expand(ikm, infoGossip, KeyLen)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
+	"path/filepath"
 	"runtime"
 )
 
@@ -46,7 +48,7 @@ func LoadSecretFile(path string) ([]byte, error) {
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("keys: secret file %s does not exist; create it with: "+
-				"(umask 077; openssl rand -base64 32 > %s): %w", path, path, err)
+				"paf-peer secret new --file %s (or: (umask 077; openssl rand -base64 32 > %s)): %w", path, path, path, err)
 		}
 		return nil, fmt.Errorf("keys: open secret file: %w", err)
 	}
@@ -93,3 +95,63 @@ type sentinelError struct {
 
 func (e *sentinelError) Error() string { return e.msg }
 func (e *sentinelError) Unwrap() error { return e.sentinel }
+
+// DefaultSecretFile is $XDG_CONFIG_HOME/paf/secret, or ~/.config/paf/secret.
+func DefaultSecretFile(getenv func(string) string) (string, error) {
+	base := getenv("XDG_CONFIG_HOME")
+	if base == "" {
+		home := getenv("HOME")
+		if home == "" {
+			// A client may pass no environment at all: the user database still knows.
+			if u, err := user.Current(); err == nil {
+				home = u.HomeDir
+			}
+		}
+		if home == "" {
+			return "", errors.New("no config dir: neither $XDG_CONFIG_HOME nor $HOME is set; give a path with --file")
+		}
+		base = filepath.Join(home, ".config")
+	}
+	return filepath.Join(base, "paf", "secret"), nil
+}
+
+// WriteSecretFile writes content to path with mode 0600. Without force it fails if path
+// exists (O_EXCL, so not even a file created meanwhile is replaced); with force it replaces
+// path atomically (a private temporary file renamed over it), so a reader never sees a partial
+// secret and the old file's looser mode, if any, does not survive.
+func WriteSecretFile(path, content string, force bool) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if !force {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("secret file %s exists; keep it, or replace it with --force (peers still using the old secret will no longer reach this one)", path)
+		}
+		if err != nil {
+			return fmt.Errorf("create secret file: %w", err)
+		}
+		_, werr := f.WriteString(content)
+		serr := f.Sync()
+		if cerr := f.Close(); werr != nil || serr != nil || cerr != nil {
+			os.Remove(path)
+			return fmt.Errorf("write secret file %s: %w", path, errors.Join(werr, serr, cerr))
+		}
+		return nil
+	}
+	tmp, err := os.CreateTemp(dir, ".secret-*.tmp") // O_EXCL, mode 0600
+	if err != nil {
+		return fmt.Errorf("create secret file: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.WriteString(content)
+	serr := tmp.Sync()
+	if cerr := tmp.Close(); werr != nil || serr != nil || cerr != nil {
+		return fmt.Errorf("write secret file %s: %w", path, errors.Join(werr, serr, cerr))
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("replace secret file %s: %w", path, err)
+	}
+	return nil
+}

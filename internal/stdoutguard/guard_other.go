@@ -1,18 +1,18 @@
 //go:build !linux
 
-package main
+package stdoutguard
 
 import (
 	"io"
 	"os"
 )
 
-// guardStdout keeps os.Stdout for the MCP channel alone: anything written
+// Guard keeps os.Stdout for the MCP channel alone: anything written
 // to os.Stdout by a library goes to stderr instead.
-func guardStdout(std stdio) (out io.Writer, restore func()) {
-	f, ok := std.out.(*os.File)
+func Guard(stdout io.Writer) (out io.Writer, restore func()) {
+	f, ok := stdout.(*os.File)
 	if !ok || f != os.Stdout {
-		return std.out, func() {}
+		return stdout, func() {}
 	}
 	orig := os.Stdout
 	os.Stdout = os.Stderr
