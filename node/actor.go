@@ -69,7 +69,9 @@ func LocalHolder(runDir, name string) string {
 }
 
 // LocalPeers lists the live peers advertised in runDir; nil when it cannot
-// be read.
+// be read. An entry's control socket is kept only if it is where this run
+// dir's peers put theirs and is a socket of this user (discovery's
+// ControlSocket); otherwise Control is "": nothing planted is spoken to.
 func LocalPeers(runDir string) []discovery.Entry {
 	local, err := discovery.NewLocal(runDir, nil)
 	if err != nil {
@@ -78,6 +80,11 @@ func LocalPeers(runDir string) []discovery.Entry {
 	entries, err := local.Entries()
 	if err != nil {
 		return nil
+	}
+	for i, e := range entries {
+		if entries[i].Control, err = local.ControlSocket(e); err != nil {
+			entries[i].Control = ""
+		}
 	}
 	return entries
 }

@@ -19,7 +19,12 @@ import (
 	"github.com/paf-mesh/paf-mesh/mesh"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(attackerEnv); dir != "" {
+		runAttacker(dir) // attack_local_test.go: another user's process
+	}
+	goleak.VerifyTestMain(m)
+}
 
 const (
 	// meshDeadline bounds peers seeing each other (gossip on loopback).

@@ -122,6 +122,11 @@ func FetchStatus(ctx context.Context, cfg Config) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
+	for i, e := range entries {
+		if entries[i].Control, err = local.ControlSocket(e); err != nil {
+			entries[i].Control = "" // not where our peers put theirs, or not ours
+		}
+	}
 	var lastErr error
 	for _, e := range entries {
 		if e.Control == "" {

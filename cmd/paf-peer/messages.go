@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/paf-mesh/paf-mesh/internal/termsafe"
 	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/node"
 	"github.com/paf-mesh/paf-mesh/relay"
@@ -222,9 +223,9 @@ func printMessages(w io.Writer, name string, ms []relay.JSONMessage) {
 		}
 		fmt.Fprintf(w, " · id %s\n", m.ID)
 		if m.Intent != "" {
-			fmt.Fprintf(w, "intent: %s\n", m.Intent)
+			fmt.Fprintf(w, "intent: %s\n", termsafe.EscapeLine(m.Intent))
 		}
-		// A body saved to a file is a preview ending with the file's path.
-		fmt.Fprintln(w, m.Body)
+		// A saved body's preview ends with the file's path. Escaped: another peer's text.
+		fmt.Fprintln(w, termsafe.Escape(m.Body))
 	}
 }

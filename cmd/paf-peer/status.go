@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/paf-mesh/paf-mesh/internal/termsafe"
 	"github.com/paf-mesh/paf-mesh/node"
 )
 
@@ -105,7 +106,7 @@ func printStatus(w io.Writer, r *node.Status, now time.Time) {
 		if addr == "" {
 			addr = "-" // a failed peer known only from another's report (its name reserved)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, p.Activity, p.Host, addr, stored, p.ID, clipText(p.Description, 40))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, p.Activity, termsafe.EscapeLine(p.Host), addr, stored, p.ID, clipText(p.Description, 40))
 	}
 	tw.Flush()
 	if gone > 0 {
@@ -136,8 +137,9 @@ func printStatus(w io.Writer, r *node.Status, now time.Time) {
 	}
 }
 
+// clipText: another peer's text on one line of n runes, escaped (termsafe).
 func clipText(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Join(strings.Fields(termsafe.EscapeLine(s)), " ")
 	if len([]rune(s)) <= n {
 		return s
 	}

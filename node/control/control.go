@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/paf-mesh/paf-mesh/internal/owner"
 	"github.com/paf-mesh/paf-mesh/relay"
 )
 
@@ -156,6 +157,15 @@ func (s *Server) serve() {
 }
 
 func (s *Server) handle(c net.Conn) {
+	// Only processes of this user may act through this peer: the socket is
+	// 0600 in a private run dir, and the kernel's record of who connected is
+	// checked as well (SPEC section 7), in case either was loosened.
+	if err := owner.CheckPeer(c); err != nil {
+		s.log.Warn("control: refused a connection from another user", "err", err)
+		_ = c.SetWriteDeadline(time.Now().Add(ioTimeout))
+		_ = json.NewEncoder(c).Encode(Response{V: Version, Error: "control: refused: " + err.Error()})
+		return
+	}
 	_ = c.SetReadDeadline(time.Now().Add(ioTimeout))
 	req, err := DecodeRequest(bufio.NewReader(c))
 	resp := Response{V: Version}
@@ -244,6 +254,11 @@ func Call(ctx context.Context, path string, req Request) (*Response, error) {
 		return nil, err
 	}
 	defer c.Close()
+	// A socket that another user listens on is never spoken to: it would see
+	// our messages and could answer with forged ones.
+	if err := owner.CheckPeer(c); err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	}

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,7 +22,23 @@ import (
 	"github.com/paf-mesh/paf-mesh/relay"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if path := os.Getenv(otherUserEnv); path != "" {
+		// Another user's process: try to act through the socket at path, speaking the
+		// protocol itself (our client would refuse a server of another user first).
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			fmt.Println("dial:", err)
+			os.Exit(0)
+		}
+		_ = json.NewEncoder(c).Encode(Request{V: Version, Op: OpCheck, As: "bob"})
+		var resp Response
+		err = json.NewDecoder(c).Decode(&resp)
+		fmt.Printf("%+v %v\n", resp, err)
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // fakePeer is a Handler that holds one name and an inbox in memory.
 type fakePeer struct {
@@ -331,3 +350,56 @@ func TestStatusNotEncodable(t *testing.T) {
 type badStatus struct{ *fakePeer }
 
 func (badStatus) Status() any { return make(chan int) }
+
+const otherUserEnv = "PAF_CONTROL_TEST_OTHER_USER"
+
+// Another local user cannot act through a peer's control socket, even when the socket's
+// mode and directory would let them connect: the server checks who connected
+// (SO_PEERCRED) and refuses (Security I #2).
+func TestServerRefusesAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run a client as another user")
+	}
+	dir, err := os.MkdirTemp("", "pafc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := newFake()
+	f.inbox = []relay.JSONMessage{{ID: "01HZY0000000000000000000AB", From: "alice", To: "bob", Body: "private"}}
+	srv, err := Listen(filepath.Join(dir, "c.sock"), f, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if err := os.Chmod(srv.Path(), 0o777); err != nil { // loosened by mistake
+		t.Fatal(err)
+	}
+	self, _ := os.Executable()
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "client")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(os.Environ(), otherUserEnv+"="+srv.Path())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("client: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "refused") || strings.Contains(string(out), "private") {
+		t.Fatalf("another user's request: %q, want a refusal that shows nothing", out)
+	}
+	// Our own user is still served.
+	resp, err := Call(context.Background(), srv.Path(), Request{Op: OpCheck, As: "bob"})
+	if err != nil || len(resp.Messages) != 1 {
+		t.Fatalf("our own request: %+v, %v", resp, err)
+	}
+}
