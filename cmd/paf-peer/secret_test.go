@@ -177,3 +177,39 @@ func TestWeakSecretWarning(t *testing.T) {
 		})
 	}
 }
+
+// The default secret file (what `paf-peer secret new --write` makes) is read when neither a
+// flag nor a variable gives a secret, so a client that passes no environment (Codex) still
+// finds it; a variable still wins over it, and without the file the mode is open.
+func TestDefaultSecretFileRead(t *testing.T) {
+	env := tempEnv(t)
+	resolve := func() *settings {
+		t.Helper()
+		var cf commonFlags
+		cf.register(newFlagSet("serve", "", stdio{out: &bytes.Buffer{}, err: &bytes.Buffer{}}), true)
+		s, err := cf.resolve(func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if resolve().Secure {
+		t.Fatal("secure mode with no secret anywhere")
+	}
+	path, err := keys.DefaultSecretFile(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := keys.WriteSecretFile(path, keys.NewSecret()+"\n", false); err != nil {
+		t.Fatal(err)
+	}
+	fromFile := resolve()
+	if !fromFile.Secure {
+		t.Fatalf("the default secret file %s was not read", path)
+	}
+	env["PAF_SECRET"] = keys.NewSecret()
+	fromEnv := resolve()
+	if !fromEnv.Secure || bytes.Equal(fromEnv.Keys.Gossip, fromFile.Keys.Gossip) {
+		t.Fatal("PAF_SECRET did not win over the default secret file")
+	}
+}

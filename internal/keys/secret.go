@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"runtime"
 )
@@ -101,12 +100,6 @@ func DefaultSecretFile(getenv func(string) string) (string, error) {
 	base := getenv("XDG_CONFIG_HOME")
 	if base == "" {
 		home := getenv("HOME")
-		if home == "" {
-			// A client may pass no environment at all: the user database still knows.
-			if u, err := user.Current(); err == nil {
-				home = u.HomeDir
-			}
-		}
 		if home == "" {
 			return "", errors.New("no config dir: neither $XDG_CONFIG_HOME nor $HOME is set; give a path with --file")
 		}
