@@ -1,15 +1,18 @@
 // Package discovery finds candidate addresses for the mesh to join.
 //
-// A [Source] yields [Candidate] addresses; the mesh polls its sources about once a second
-// and tries to join whatever they return. Sources today:
+// A [Source] yields [Candidate] addresses. This package does not poll: the node combines its
+// sources into mesh.Config.Discover, which the mesh calls every DiscoverInterval (1 s in the
+// local preset, 0.5 s in the LAN preset) and on demand, and joins the addresses of peers it
+// does not know yet. Sources today:
 //
 //   - [Local]: a rendezvous directory (the "run dir") shared by all peers of one user on one
 //     machine. Each peer advertises itself with an [Advert], a small JSON file named
 //     <id>.json, and reads the others' files.
 //   - [Static]: seed addresses from --join / PAF_JOIN, parsed by [ParseSeeds].
 //   - [MDNS]: peers of the same mesh on the LAN, announced and browsed as _paf._tcp on
-//     explicitly given interfaces only, with a mesh id derived from the shared secret in the
-//     TXT record so that meshes with different secrets ignore each other.
+//     explicitly given interfaces only, with a mesh id in the TXT record (derived from the
+//     secret's argon2id master key, see internal/keys) so that meshes with different secrets
+//     ignore each other.
 //
 // [Multi] combines sources.
 //
