@@ -1,0 +1,233 @@
+package mesh
+
+// Taking, releasing and renaming this peer's name.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Claim makes this peer the holder of name, releasing any name it held
+// before (without forwarding: use Rename for that). It fails with
+// ErrNameTaken, naming the holder, when another live peer holds it.
+//
+// Two peers that claim one name at once may both succeed here; gossip then
+// settles on one owner everywhere within a gossip round or two, and the
+// other peer gets EventNameLost.
+func (p *Peer) Claim(ctx context.Context, name string) error {
+	n, err := NormalizeName(name)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.self.Name == n {
+		p.mu.Unlock()
+		return nil
+	}
+	if err := p.takenLocked(n); err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	now := p.now()
+	p.self.Name, p.self.ClaimedAt = n, now.UnixMilli()
+	var bcast []Forward
+	if f, ok := p.forwards[n]; ok && f.To != "" {
+		// The name is in use again: its old forward would steal its mail.
+		bcast = append(bcast, p.tombstoneLocked(n, now))
+	}
+	p.recomputeLocked(now)
+	p.mu.Unlock()
+	p.broadcastForwards(bcast)
+	return p.announce(ctx)
+}
+
+// ClaimWhenReleased is Claim for a peer that starts under a name a process
+// that just stopped may still hold: a session restarted after a crash. When
+// the holder has failed (the name is in its grace period), is suspected of
+// failing, or is alive in the mesh's view but does not answer a ping, it
+// waits for the mesh to release the name and claims it then. It fails at
+// once, as Claim does, when a holder that answers has the name, and with the
+// last NameTakenError when ctx ends first: bound ctx by what the caller can
+// wait (a crashed holder is released within a few seconds: failure detection
+// and NameGrace).
+func (p *Peer) ClaimWhenReleased(ctx context.Context, name string) error {
+	waiting := false
+	for {
+		err := p.Claim(ctx, name)
+		var nte *NameTakenError
+		if !errors.As(err, &nte) {
+			return err
+		}
+		if nte.State == MemberAlive {
+			if p.answers(nte.Holder) {
+				return err
+			}
+			nte.Silent = true
+		}
+		if !waiting {
+			waiting = true
+			p.log.Warn("name held by a peer that is not answering; waiting for the mesh to release it",
+				"name", nte.Name, "holder", nte.Holder, "state", nte.State.String(), "within", nte.releasedWithin.Round(time.Second))
+		}
+		wait := 100 * time.Millisecond
+		if nte.ReleasedIn > 0 {
+			wait = min(max(nte.ReleasedIn, wait), time.Second)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-p.stop:
+			t.Stop()
+			return ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// answers reports whether peer id answers a ping within the probe timeout.
+func (p *Peer) answers(id string) bool {
+	p.mu.Lock()
+	m := p.members[id]
+	var addr string
+	if m != nil {
+		addr = m.Addr
+	}
+	p.mu.Unlock()
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return true // nothing to ask: take the mesh's word that it is alive
+	}
+	_, err = p.ml.Ping(id, ua)
+	return err == nil
+}
+
+// Release gives up the name this peer holds, if any.
+func (p *Peer) Release(ctx context.Context) error {
+	p.mu.Lock()
+	if p.self.Name == "" {
+		p.mu.Unlock()
+		return nil
+	}
+	p.self.Name, p.self.ClaimedAt = "", 0
+	p.recomputeLocked(p.now())
+	p.mu.Unlock()
+	return p.announce(ctx)
+}
+
+// Rename moves this peer's name to newName; the old name forwards to the new
+// one for Config.ForwardTTL.
+func (p *Peer) Rename(ctx context.Context, newName string) error {
+	n, err := NormalizeName(newName)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	old := p.self.Name
+	switch {
+	case old == "":
+		p.mu.Unlock()
+		return fmt.Errorf("mesh: rename to %q: %w; claim a name first", n, ErrNoName)
+	case old == n:
+		p.mu.Unlock()
+		return nil
+	}
+	if err := p.takenLocked(n); err != nil {
+		p.mu.Unlock()
+		return err
+	}
+	now := p.now()
+	p.self.Name, p.self.ClaimedAt = n, now.UnixMilli()
+	fwd := Forward{From: old, To: n, Expires: now.Add(p.cfg.ForwardTTL), Stamp: now.UnixNano(), Origin: p.id}
+	bcast := []Forward{fwd}
+	if f, ok := p.forwards[n]; ok && f.To != "" {
+		bcast = append(bcast, p.tombstoneLocked(n, now))
+	}
+	p.applyForwardLocked(fwd, now)
+	p.recomputeLocked(now)
+	p.mu.Unlock()
+	p.broadcastForwards(bcast)
+	return p.announce(ctx)
+}
+
+// takenLocked returns ErrNameTaken, with the holder's details, when a peer
+// other than this one holds n.
+func (p *Peer) takenLocked(n string) error {
+	id, ok := p.owners[n]
+	if !ok || id == p.id {
+		return nil
+	}
+	m := p.members[id]
+	if m == nil {
+		return nil
+	}
+	host := m.Meta.Host
+	if host == "" {
+		host = "unknown host"
+	}
+	e := &NameTakenError{Name: n, Holder: id, Host: host, State: m.State, releasedWithin: p.maxSuspicion() + p.cfg.NameGrace}
+	if m.State == MemberDead {
+		e.ReleasedIn = p.cfg.NameGrace - p.now().Sub(m.Since)
+		e.failedAgo = p.now().Sub(m.Since)
+	}
+	return e
+}
+
+// NameTakenError says who holds a name; errors.Is(err, ErrNameTaken) holds.
+type NameTakenError struct {
+	Name, Holder, Host string
+	State              MemberState
+	// ReleasedIn is set when the holder failed and the name is only held for
+	// its grace period: a claim after that succeeds.
+	ReleasedIn time.Duration
+	// Silent is set by [Peer.ClaimWhenReleased] when the holder, still
+	// alive in the mesh's view, did not answer a ping: most likely a process
+	// that just crashed, which the mesh has not noticed yet.
+	Silent    bool
+	failedAgo time.Duration
+	// releasedWithin bounds how long a holder that is not answering (Silent,
+	// or suspect) keeps the name if it has really stopped.
+	releasedWithin time.Duration
+}
+
+func (e *NameTakenError) Error() string {
+	switch {
+	case e.State == MemberDead:
+		return fmt.Sprintf("%v: %q was held by peer %s on %s, which failed %s ago; it is released in %s, try again then",
+			ErrNameTaken, e.Name, e.Holder, e.Host, e.failedAgo.Round(time.Second), e.ReleasedIn.Round(100*time.Millisecond))
+	case e.Silent || e.State == MemberSuspect:
+		return fmt.Sprintf("%v: %q is held by peer %s on %s, which is not answering; if it has stopped, the name is released within about %s: try again then, or choose another name",
+			ErrNameTaken, e.Name, e.Holder, e.Host, e.releasedWithin.Round(time.Second))
+	}
+	return fmt.Sprintf("%v: %q is held by peer %s on %s (%s); choose another name", ErrNameTaken, e.Name, e.Holder, e.Host, e.State)
+}
+
+func (e *NameTakenError) Unwrap() error { return ErrNameTaken }
+
+// tombstoneLocked cancels the forward from name and returns the tombstone to
+// broadcast.
+func (p *Peer) tombstoneLocked(name string, now time.Time) Forward {
+	exp := now.Add(p.cfg.ForwardTTL)
+	if f, ok := p.forwards[name]; ok && f.Expires.After(exp) {
+		exp = f.Expires
+	}
+	t := Forward{From: name, Expires: exp, Stamp: now.UnixNano(), Origin: p.id}
+	p.applyForwardLocked(t, now)
+	return t
+}
+
+// applyForwardLocked merges f into the table and emits the matching event.
+func (p *Peer) applyForwardLocked(f Forward, now time.Time) bool {
+	if !p.forwards.apply(f, now) {
+		return false
+	}
+	p.dirty = true
+	if f.To != "" {
+		p.emitLocked(Event{Type: EventNameRenamed, PeerID: f.Origin, Name: f.From, To: f.To})
+	}
+	return true
+}

@@ -1,0 +1,89 @@
+package mesh
+
+// Joining what discovery finds.
+
+import (
+	"time"
+)
+
+// discoverLoop joins whatever discovery finds that we do not know yet.
+func (p *Peer) discoverLoop() {
+	defer p.wg.Done()
+	t := time.NewTicker(p.cfg.DiscoverInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+			p.Discover()
+		}
+	}
+}
+
+// Discover runs one discovery round now: it asks Config.Discover for
+// addresses and joins those of peers not known yet. New does not discover by
+// itself before its first DiscoverInterval; a caller that wants to see the
+// mesh at once (to check a name before claiming it) calls Discover after New.
+func (p *Peer) Discover() {
+	if p.cfg.Discover == nil {
+		return
+	}
+	p.discoverMu.Lock()
+	defer p.discoverMu.Unlock()
+	known := map[string]bool{p.Addr(): true}
+	p.mu.Lock()
+	for _, m := range p.members {
+		if m.State == MemberAlive || m.State == MemberSuspect {
+			known[m.Addr] = true
+		}
+	}
+	p.mu.Unlock()
+	now := time.Now()
+	for _, addr := range p.cfg.Discover() {
+		if known[addr] {
+			continue
+		}
+		p.mu.Lock()
+		b := p.failing[addr]
+		p.mu.Unlock()
+		if b != nil && now.Before(b.next) {
+			continue // failed recently: a dead address must not stall every round
+		}
+		select {
+		case <-p.stop:
+			return
+		default:
+		}
+		_, err := p.ml.Join([]string{addr})
+		p.mu.Lock()
+		if err != nil {
+			p.stats.JoinFailures++
+			if b == nil {
+				b = &backoff{wait: time.Second}
+				p.failing[addr] = b
+			} else {
+				b.wait = min(2*b.wait, 30*time.Second)
+			}
+			b.next = time.Now().Add(b.wait)
+			if len(p.failing) > 1024 { // addresses come and go; forget old failures
+				clear(p.failing)
+			}
+		} else {
+			delete(p.failing, addr)
+		}
+		p.mu.Unlock()
+		switch {
+		case err != nil && b.wait == time.Second:
+			p.log.Warn("cannot reach peer; will keep trying", "addr", addr, "err", err)
+		case err == nil && b != nil:
+			p.log.Info("reached peer", "addr", addr)
+		}
+	}
+}
+
+// backoff spaces out join attempts to an address that failed.
+type backoff struct {
+	next time.Time
+	wait time.Duration
+}
