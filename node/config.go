@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/internal/keys"
+	"github.com/paf-mesh/paf-mesh/internal/owner"
 	"github.com/paf-mesh/paf-mesh/node/control"
 )
 
@@ -248,15 +250,24 @@ func DefaultStateDir(getenv func(string) string) (string, error) {
 	return filepath.Join(base, "paf"), nil
 }
 
-// DefaultRunDir is the run dir when none is given: $XDG_RUNTIME_DIR/paf,
-// else the state dir's run/, so that every session of a user finds the same
-// one whatever its client passes in the environment.
-func DefaultRunDir(getenv func(string) string, stateDir string) string {
-	if rt := getenv("XDG_RUNTIME_DIR"); rt != "" {
+// DefaultRunDir is the run dir when none is given. It depends on the user id
+// alone, never on environment variables: a client may strip them (Codex
+// passes its MCP servers only HOME, LANG, PATH, SHELL and TERM), and every
+// session of one user on one machine must meet in the same directory. It is
+// <runtime>/<uid>/paf where the system keeps a runtime directory per user
+// (/run/user/<uid>, what systemd's XDG_RUNTIME_DIR names) and it is the
+// user's, else /tmp/paf-<uid> (discovery refuses it if another user made it).
+func DefaultRunDir() string {
+	uid := os.Geteuid()
+	rt := filepath.Join(userRuntimeBase, strconv.Itoa(uid))
+	if fi, err := os.Stat(rt); err == nil && fi.IsDir() && owner.Check(rt, fi) == nil {
 		return filepath.Join(rt, "paf")
 	}
-	return filepath.Join(stateDir, "run")
+	return filepath.Join("/tmp", "paf-"+strconv.Itoa(uid))
 }
+
+// userRuntimeBase holds the per-user runtime directories; a variable for tests.
+var userRuntimeBase = "/run/user"
 
 // ParseBind reads a bind address as ip:port, the form memberlist needs:
 // "localhost" is 127.0.0.1, an IPv4-mapped IPv6 address its IPv4 form, and

@@ -90,6 +90,7 @@ func TestRunUsage(t *testing.T) {
 // The settings of SPEC section 6: a flag wins over the environment, which
 // wins over the default.
 func TestResolvePrecedence(t *testing.T) {
+	defRun := node.DefaultRunDir()
 	type want struct {
 		name, stateDir, runDir, bind, logFile string
 		join                                  []string
@@ -103,15 +104,17 @@ func TestResolvePrecedence(t *testing.T) {
 	}{
 		"defaults": {
 			env:  map[string]string{"HOME": "/h"},
-			want: want{stateDir: "/h/.local/state/paf", runDir: "/h/.local/state/paf/run", bind: "127.0.0.1:0"},
+			want: want{stateDir: "/h/.local/state/paf", runDir: defRun, bind: "127.0.0.1:0"},
 		},
+		// The run dir never follows the environment (a client may strip it): every session of
+		// a user meets in the same one.
 		"XDG dirs": {
 			env:  map[string]string{"HOME": "/h", "XDG_STATE_HOME": "/xs", "XDG_RUNTIME_DIR": "/xr"},
-			want: want{stateDir: "/xs/paf", runDir: "/xr/paf", bind: "127.0.0.1:0"},
+			want: want{stateDir: "/xs/paf", runDir: defRun, bind: "127.0.0.1:0"},
 		},
-		"run dir defaults to the state dir's run/": {
+		"run dir does not follow the state dir": {
 			env:  map[string]string{"PAF_STATE_DIR": "/s"},
-			want: want{stateDir: "/s", runDir: "/s/run", bind: "127.0.0.1:0"},
+			want: want{stateDir: "/s", runDir: defRun, bind: "127.0.0.1:0"},
 		},
 		"environment": {
 			env: map[string]string{
@@ -136,16 +139,16 @@ func TestResolvePrecedence(t *testing.T) {
 		},
 		"secret from the environment": {
 			env:  map[string]string{"HOME": "/h", "PAF_SECRET": "correct horse battery staple, but longer"},
-			want: want{stateDir: "/h/.local/state/paf", runDir: "/h/.local/state/paf/run", bind: "0.0.0.0:0", secure: true, mdns: true},
+			want: want{stateDir: "/h/.local/state/paf", runDir: defRun, bind: "0.0.0.0:0", secure: true, mdns: true},
 		},
 		"legacy secret variable": {
 			env:  map[string]string{"HOME": "/h", "IPC_SHARED_SECRET": "correct horse battery staple, but longer"},
-			want: want{stateDir: "/h/.local/state/paf", runDir: "/h/.local/state/paf/run", bind: "0.0.0.0:0", secure: true, mdns: true},
+			want: want{stateDir: "/h/.local/state/paf", runDir: defRun, bind: "0.0.0.0:0", secure: true, mdns: true},
 		},
 		"secret with mdns off and a LAN seed": {
 			args: []string{"--mdns", "off", "--join", "10.1.2.3:7946"},
 			env:  map[string]string{"HOME": "/h", "PAF_SECRET": "correct horse battery staple, but longer"},
-			want: want{stateDir: "/h/.local/state/paf", runDir: "/h/.local/state/paf/run", bind: "0.0.0.0:0",
+			want: want{stateDir: "/h/.local/state/paf", runDir: defRun, bind: "0.0.0.0:0",
 				join: []string{"10.1.2.3:7946"}, secure: true},
 		},
 	}

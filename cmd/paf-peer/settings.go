@@ -35,7 +35,7 @@ func (c *commonFlags) register(fs *flagSet, withName bool) {
 		})
 	}
 	fs.StringVar(&c.stateDir, "state-dir", "", "state directory (env PAF_STATE_DIR; default $XDG_STATE_HOME/paf or ~/.local/state/paf)")
-	fs.StringVar(&c.runDir, "run-dir", "", "local rendezvous directory (env PAF_RUN_DIR; default $XDG_RUNTIME_DIR/paf, else STATE_DIR/run)")
+	fs.StringVar(&c.runDir, "run-dir", "", "local rendezvous directory (env PAF_RUN_DIR; default /run/user/UID/paf, else /tmp/paf-UID)")
 	fs.StringVar(&c.bind, "bind", "", "gossip bind address host:port (env PAF_BIND; default "+node.DefaultOpenBind+" in open mode)")
 	fs.StringVar(&c.join, "join", "", "seed peers host:port,... (env PAF_JOIN)")
 	fs.StringVar(&c.mdns, "mdns", "", "mDNS discovery on|off (env PAF_MDNS)")
@@ -84,7 +84,7 @@ func (c *commonFlags) resolve(getenv func(string) string) (*settings, error) {
 		}
 	}
 	if s.RunDir = pick(c.runDir, "PAF_RUN_DIR"); s.RunDir == "" {
-		s.RunDir = node.DefaultRunDir(getenv, s.StateDir)
+		s.RunDir = node.DefaultRunDir()
 	}
 
 	if s.Name = pick(c.name, "PAF_NAME"); c.nameSet {
