@@ -6,8 +6,7 @@ package mesh
 // declared failed. guardedTransport wraps memberlist's own NetTransport and puts every inbound
 // stream connection under a guard before memberlist sees it.
 //
-// Lock order: guard.mu only; no other lock is taken while holding it, and connections are
-// closed after it is released.
+// Lock order: the connlimit.Limiter's lock only; connections are closed after it is released.
 
 import (
 	"bytes"
@@ -24,6 +23,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/paf-mesh/paf-mesh/internal/connlimit"
 )
 
 // guardLimits bound what unauthenticated peers can make memberlist hold. memberlist reads
@@ -80,44 +81,37 @@ const readChunk = 64 << 10
 // errStreamDropped is returned by reads of a stream the guard dropped or cut off.
 var errStreamDropped = errors.New("mesh: inbound gossip stream dropped by the connection guard")
 
-// guardStats count what the guard refused.
-type guardStats struct {
-	DroppedSource, DroppedTotal int // oldest streams dropped for a new one (per source, in all)
-	DroppedBytes                int // streams dropped to make room for another's read
-	OverRead                    int // streams cut off at MaxRead or with no budget left
-}
+// guardStats count what the guard refused: connlimit's counters, OverRead being the streams
+// cut off at MaxRead, with no budget left, or at the header check.
+type guardStats = connlimit.Stats
 
-// guard tracks the open inbound streams.
+// guard tracks the open inbound streams: the counting and the oldest-first dropping are
+// internal/connlimit's (relay/wire's handshakes use the same limiter); what is memberlist's is
+// here: the header check, the deadline clamp and the byte budgets' numbers.
 type guard struct {
-	lim guardLimits
-	log *slog.Logger
-
-	mu      sync.Mutex
-	conns   []*guardedConn // open, oldest first
-	sources map[netip.Addr]*sourceUse
-	bytes   int64
-	stats   guardStats
-}
-
-type sourceUse struct {
-	conns int
-	bytes int64
+	lim     guardLimits
+	log     *slog.Logger
+	limiter *connlimit.Limiter
 }
 
 func newGuard(lim guardLimits, log *slog.Logger) *guard {
-	return &guard{lim: lim, log: log, sources: make(map[netip.Addr]*sourceUse)}
+	g := &guard{lim: lim, log: log}
+	g.limiter = connlimit.New(connlimit.Limits{
+		PerSource:   lim.PerSource,
+		Total:       lim.Total,
+		MaxBytes:    lim.MaxRead,
+		SourceBytes: lim.SourceBytes,
+		TotalBytes:  lim.TotalBytes,
+	}, g.noteDrop)
+	return g
 }
 
 // guardedConn is an inbound stream under the guard.
 type guardedConn struct {
 	net.Conn
 	g        *guard
-	src      netip.Addr
+	slot     *connlimit.Slot
 	deadline time.Time
-
-	// Under g.mu.
-	read    int64
-	removed bool
 
 	// The first bytes read, until the message header is complete. Only memberlist's one
 	// reading goroutine touches them.
@@ -129,54 +123,17 @@ type guardedConn struct {
 // by the payload length as a big-endian uint32. The numbers are part of memberlist's protocol.
 const encryptMsg = 10
 
-// sourceOf is the IP address a connection comes from (port ignored; IPv4-mapped IPv6
-// addresses count as the IPv4 address they map).
-func sourceOf(c net.Conn) netip.Addr {
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
-}
-
-// admit puts c under the guard, dropping the oldest streams the limits require.
+// admit puts c under the guard, dropping (closing) the oldest streams the limits require.
 func (g *guard) admit(c net.Conn, now time.Time) *guardedConn {
-	gc := &guardedConn{Conn: c, g: g, src: sourceOf(c), deadline: now.Add(g.lim.Timeout)}
+	gc := &guardedConn{Conn: c, g: g, deadline: now.Add(g.lim.Timeout)}
 	_ = c.SetDeadline(gc.deadline)
-	var drop []*guardedConn
-	g.mu.Lock()
-	su := g.sources[gc.src]
-	if su == nil {
-		su = &sourceUse{}
-		g.sources[gc.src] = su
-	}
-	for su.conns >= g.lim.PerSource && su.conns > 0 {
-		old := g.oldestLocked(gc.src, nil)
-		g.removeLocked(old)
-		g.stats.DroppedSource++
-		drop = append(drop, old)
-	}
-	for len(g.conns) >= g.lim.Total && len(g.conns) > 0 {
-		old := g.conns[0]
-		g.removeLocked(old)
-		g.stats.DroppedTotal++
-		drop = append(drop, old)
-	}
-	su.conns++
-	g.conns = append(g.conns, gc)
-	stats := g.stats
-	g.mu.Unlock()
-	for _, old := range drop {
-		_ = old.Conn.Close()
-	}
-	if len(drop) > 0 {
-		g.noteDrop(stats, gc.src)
-	}
+	gc.slot = g.limiter.Admit(connlimit.Source(c.RemoteAddr()), func() { _ = c.Close() })
 	return gc
 }
 
 // noteDrop logs drops at Warn the first time and then at every power of two, so that a flood
 // is visible without filling the log.
-func (g *guard) noteDrop(s guardStats, src netip.Addr) {
+func (g *guard) noteDrop(src netip.Addr, s guardStats) {
 	n := s.DroppedSource + s.DroppedTotal + s.DroppedBytes + s.OverRead
 	if n&(n-1) == 0 {
 		g.log.Warn("gossip connection guard: dropping inbound streams (a flood, or more peers than the limits allow)",
@@ -185,135 +142,29 @@ func (g *guard) noteDrop(s guardStats, src netip.Addr) {
 	}
 }
 
-// oldestLocked returns the oldest open stream from src other than except, or nil.
-func (g *guard) oldestLocked(src netip.Addr, except *guardedConn) *guardedConn {
-	for _, c := range g.conns {
-		if c.src == src && c != except {
-			return c
-		}
-	}
-	return nil
-}
-
-// removeLocked forgets c and releases what it held.
-func (g *guard) removeLocked(c *guardedConn) {
-	if c == nil || c.removed {
-		return
-	}
-	c.removed = true
-	for i, o := range g.conns {
-		if o == c {
-			g.conns = append(g.conns[:i], g.conns[i+1:]...)
-			break
-		}
-	}
-	su := g.sources[c.src]
-	su.conns--
-	su.bytes -= c.read
-	if su.conns == 0 {
-		delete(g.sources, c.src)
-	}
-	g.bytes -= c.read
-}
-
-// reserve accounts for up to want more bytes read by c and returns how many it may read:
-// 0 means c must stop (it was dropped, or reached MaxRead, or no room can be made).
-func (g *guard) reserve(c *guardedConn, want int64) int64 {
-	var drop []*guardedConn
-	g.mu.Lock()
-	n := min(want, g.lim.MaxRead-c.read)
-	if c.removed || n <= 0 {
-		if !c.removed {
-			g.removeLocked(c)
-			g.stats.OverRead++
-		}
-		g.mu.Unlock()
-		return 0
-	}
-	su := g.sources[c.src]
-	for su.bytes+n > g.lim.SourceBytes {
-		old := g.oldestLocked(c.src, c)
-		if old == nil {
-			break
-		}
-		g.removeLocked(old)
-		g.stats.DroppedBytes++
-		drop = append(drop, old)
-	}
-	for g.bytes+n > g.lim.TotalBytes && len(g.conns) > 1 {
-		old := g.conns[0]
-		if old == c {
-			old = g.conns[1]
-		}
-		g.removeLocked(old)
-		g.stats.DroppedBytes++
-		drop = append(drop, old)
-	}
-	if su.bytes+n > g.lim.SourceBytes || g.bytes+n > g.lim.TotalBytes {
-		g.removeLocked(c)
-		g.stats.OverRead++
-		n = 0
-	} else {
-		c.read += n
-		su.bytes += n
-		g.bytes += n
-	}
-	stats := g.stats
-	g.mu.Unlock()
-	for _, old := range drop {
-		_ = old.Conn.Close()
-	}
-	if len(drop) > 0 || n == 0 {
-		g.noteDrop(stats, c.src)
-	}
-	return n
-}
-
-// unreserve returns the part of a reservation a read did not use.
-func (g *guard) unreserve(c *guardedConn, unused int64) {
-	if unused <= 0 {
-		return
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if c.removed {
-		return
-	}
-	c.read -= unused
-	g.sources[c.src].bytes -= unused
-	g.bytes -= unused
-}
-
 // snapshot returns the number of open streams, the bytes they hold, and the stats.
 func (g *guard) snapshot() (conns int, bytes int64, stats guardStats) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.conns), g.bytes, g.stats
+	return g.limiter.Snapshot()
 }
 
 func (c *guardedConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n := c.g.reserve(c, int64(min(len(p), readChunk)))
+	n := c.slot.Reserve(int64(min(len(p), readChunk)))
 	if n == 0 {
 		_ = c.Conn.Close()
 		return 0, errStreamDropped
 	}
 	got, err := c.Conn.Read(p[:n])
-	c.g.unreserve(c, n-int64(got))
+	c.slot.Unreserve(n - int64(got))
 	if c.hdrN < len(c.hdr) && got > 0 {
 		c.hdrN += copy(c.hdr[c.hdrN:], p[:got])
 		if c.hdrN == len(c.hdr) && c.tooLong() {
 			// Refused before memberlist sees the header: it would read on (and log a warning
 			// for every such stream) up to its own 20 MB cap.
-			c.g.mu.Lock()
-			c.g.removeLocked(c)
-			c.g.stats.OverRead++
-			stats := c.g.stats
-			c.g.mu.Unlock()
+			c.slot.Refuse()
 			_ = c.Conn.Close()
-			c.g.noteDrop(stats, c.src)
 			return 0, errStreamDropped
 		}
 	}
@@ -327,9 +178,7 @@ func (c *guardedConn) tooLong() bool {
 
 // Close releases the stream's share of the limits; it may be called more than once.
 func (c *guardedConn) Close() error {
-	c.g.mu.Lock()
-	c.g.removeLocked(c)
-	c.g.mu.Unlock()
+	c.slot.Release()
 	return c.Conn.Close()
 }
 

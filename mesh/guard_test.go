@@ -46,10 +46,7 @@ func (s testStream) send(n int) (int, error) {
 
 // dropped reports whether the guard closed s: a read from it fails at once.
 func (s testStream) dropped() bool {
-	s.c.g.mu.Lock()
-	removed := s.c.removed
-	s.c.g.mu.Unlock()
-	if !removed {
+	if !s.c.slot.Removed() {
 		return false
 	}
 	_, err := s.c.Conn.Read(make([]byte, 1))

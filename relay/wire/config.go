@@ -16,17 +16,41 @@ const (
 	// takes longer means the peer is gone, and the message layer has stores to fall back to.
 	DefaultDialTimeout = 2 * time.Second
 	// DefaultHandshakeTimeout bounds the hello/ack exchange on both sides, so a connection that
-	// never says hello cannot hold a goroutine for long.
-	DefaultHandshakeTimeout = 5 * time.Second
+	// never says hello (or says it a byte at a time) cannot hold a goroutine and a descriptor
+	// for long. A real peer sends its hello as soon as its connect completes, so the hello
+	// arrives one round trip after the accept: microseconds on loopback, milliseconds on a LAN;
+	// 3 s leaves room for a machine under load (a full test run on 2 cores) while an idle
+	// connection is gone soon. It is not what keeps peers able to connect under a flood (the
+	// pending limits below drop the oldest first); it bounds how long a silent connection lives
+	// when nothing newer pushes it out.
+	DefaultHandshakeTimeout = 3 * time.Second
 	// DefaultMaxBackoff caps the time requests to a peer fail fast after failed dials; it is
 	// short because a restarted peer should be reachable again almost at once.
 	DefaultMaxBackoff = 2 * time.Second
 	// minBackoff is the first backoff after a failed dial; it doubles up to MaxBackoff.
 	minBackoff = 50 * time.Millisecond
-	// maxHandshaking bounds the accepted connections that have not completed their hello, so
-	// that a flood of idle connections cannot pin a goroutine and a descriptor each for the
-	// HandshakeTimeout. Real peers complete the hello within a round trip.
-	maxHandshaking = 256
+	// maxPendingPerSource bounds the accepted connections from one IP address that have not yet
+	// sent a hello that authenticates; past it the OLDEST of that address is dropped, so a flood
+	// from one host only churns its own connections. All of a machine's peers connect from
+	// 127.0.0.1, and a burst of dozens of them dialling one peer at once (a mesh starting, or
+	// everyone re-dialling a restarted peer) is normal: 64 admits such a burst whole, and a
+	// legitimate connection is lost only if 64 newer ones from its address arrive within the
+	// one round trip its hello takes (its sender then re-dials after a backoff).
+	maxPendingPerSource = 64
+	// maxPending bounds such connections from all addresses, for a flood from many hosts; past
+	// it the OLDEST of all is dropped. Each pending connection costs a goroutine, a descriptor
+	// and a hello-sized buffer (well under 16 KiB together; nothing is read past the largest
+	// hello before it authenticates), so 256 hold at most a few MiB; 4 sources at the
+	// per-source limit fill it, and a legitimate hello is lost only if 256 newer connections
+	// arrive within its round trip.
+	maxPending = 256
+	// maxPendingFrame is the most a connection that has not authenticated can make this peer
+	// read or allocate for its first frame: the largest hello, with the frame's header and MAC
+	// (579 bytes). A length prefix announcing more is refused before anything more is read.
+	maxPendingFrame = frameOverhead + maxHelloLen
+	// maxAckFrame likewise bounds the hello-ack a dialler reads before the answer
+	// authenticates (the peer dialled may not be the one expected, or not a peer at all).
+	maxAckFrame = frameOverhead + maxHelloAckLen
 )
 
 // Config configures a Transport. The zero value of each optional field means its

@@ -19,6 +19,12 @@
 // back as a *RemoteError with a Code (sent as a byte beside the text), and callers decide by
 // the Code, never by the text.
 //
+// Before a connection authenticates (SPEC section 7, "Limits before authentication"), a peer
+// reads no more than the largest hello from it, allocates no more than that for it, holds it
+// for at most HandshakeTimeout, and holds at most 64 such connections per source address and
+// 256 in all, dropping the oldest first (internal/connlimit), so that a flood from one host or
+// many cannot keep other peers from connecting.
+//
 // Guarantees: no decoder of network input (frames, hello and ack, requests and responses,
 // messages) panics on any input (each is fuzzed), and each refuses a version, type, flag or
 // code it does not know. The Transport is safe for concurrent use, and its Close waits for

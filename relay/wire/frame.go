@@ -217,6 +217,14 @@ func (c *Codec) macOf(head, tail []byte) [macLen]byte {
 // inside a frame returns ErrFrameTruncated wrapping io.ErrUnexpectedEOF. Other read errors are
 // wrapped as they are.
 func (c *Codec) ReadFrame(r io.Reader, buf []byte) (Frame, []byte, error) {
+	return c.readFrame(r, buf, c.maxPayload)
+}
+
+// readFrame is ReadFrame refusing (ErrFrameTooLarge) a payload over maxPayload, which is at
+// most the codec's MaxPayload. The transport reads the first frame of a connection with the
+// largest hello (or hello-ack) as the bound: before it authenticates, a connection can make
+// this peer allocate no more than that, whatever its length prefix says.
+func (c *Codec) readFrame(r io.Reader, buf []byte, maxPayload int) (Frame, []byte, error) {
 	if cap(buf) < lenPrefixLen {
 		buf = make([]byte, 0, minReadBuf)
 	}
@@ -232,12 +240,12 @@ func (c *Codec) ReadFrame(r io.Reader, buf []byte) (Frame, []byte, error) {
 		}
 	}
 	n := binary.BigEndian.Uint32(buf)
-	if err := c.checkLen(uint64(n)); err != nil {
+	if err := checkLen(uint64(n), maxPayload); err != nil {
 		return Frame{}, buf, err
 	}
 	if int(n) > cap(buf) {
 		// Grow geometrically so a stream of slowly growing frames does not reallocate each time.
-		buf = make([]byte, max(int(n), min(2*cap(buf), frameOverhead+c.maxPayload)))
+		buf = make([]byte, max(int(n), min(2*cap(buf), frameOverhead+maxPayload)))
 	}
 	buf = buf[:n]
 	// The MAC is computed over the bytes as they arrive rather than once all are in: a sender
@@ -273,13 +281,14 @@ func (c *Codec) ReadFrame(r io.Reader, buf []byte) (Frame, []byte, error) {
 	return f, buf, err
 }
 
-// checkLen validates a body length (everything after the length prefix).
-func (c *Codec) checkLen(n uint64) error {
+// checkLen validates a body length (everything after the length prefix) against a payload
+// bound.
+func checkLen(n uint64, maxPayload int) error {
 	if n < frameOverhead {
 		return fmt.Errorf("%w: %d bytes, a frame has at least %d", ErrFrameTruncated, n, frameOverhead)
 	}
-	if n-frameOverhead > uint64(c.maxPayload) {
-		return fmt.Errorf("%w: payload of %d bytes, max %d", ErrFrameTooLarge, n-frameOverhead, c.maxPayload)
+	if n-frameOverhead > uint64(maxPayload) {
+		return fmt.Errorf("%w: payload of %d bytes, max %d", ErrFrameTooLarge, n-frameOverhead, maxPayload)
 	}
 	return nil
 }
@@ -294,7 +303,7 @@ func (c *Codec) DecodeFrame(b []byte) (Frame, error) {
 // decodeFrame is DecodeFrame given the MAC the codec computes over b's covered bytes, when
 // the caller has it already (ReadFrame hashes as it reads); with nil it computes it.
 func (c *Codec) decodeFrame(b []byte, sum []byte) (Frame, error) {
-	if err := c.checkLen(uint64(len(b))); err != nil {
+	if err := checkLen(uint64(len(b)), c.maxPayload); err != nil {
 		return Frame{}, err
 	}
 	if v := b[offVersion]; v != FrameVersion {

@@ -222,3 +222,45 @@ func FuzzReadFrameInPieces(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadFrameBounded: the bound on a connection's first frame (readFrame with the largest
+// hello, or ack, as the payload bound). A frame announced within the bound reads exactly as
+// ReadFrame reads it; one announcing more is refused with ErrFrameTooLarge after consuming
+// only its length prefix; and the buffer never grows past the bound.
+func FuzzReadFrameBounded(f *testing.F) {
+	for _, b := range fuzzSeedBodies(f) {
+		f.Add(withPrefix(b), uint16(maxHelloLen))
+		f.Add(withPrefix(b), uint16(5)) // "hello" at its bound exactly
+		f.Add(withPrefix(b), uint16(4)) // and one byte past
+	}
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 1}, uint16(maxHelloLen)) // the 6-byte attack
+	c := newTestCodec(f, CodecConfig{MaxPayload: fuzzMaxPayload})
+	f.Fuzz(func(t *testing.T, stream []byte, limit uint16) {
+		bound := int(limit) % (fuzzMaxPayload + 1)
+		rb := bytes.NewReader(stream)
+		fb, buf, errB := c.readFrame(rb, make([]byte, 0, lenPrefixLen), bound)
+		if cap(buf) > max(lenPrefixLen, frameOverhead+bound) {
+			t.Fatalf("buffer of %d bytes for a bound of %d", cap(buf), bound)
+		}
+		if len(stream) >= lenPrefixLen {
+			if n := binary.BigEndian.Uint32(stream); n >= frameOverhead && int64(n)-frameOverhead > int64(bound) {
+				if !errors.Is(errB, ErrFrameTooLarge) || rb.Len() != len(stream)-lenPrefixLen {
+					t.Fatalf("payload of %d over the bound %d: %v after reading %d bytes, want ErrFrameTooLarge after the prefix",
+						int64(n)-frameOverhead, bound, errB, len(stream)-rb.Len())
+				}
+				return
+			}
+		}
+		ra := bytes.NewReader(stream)
+		fa, _, errA := c.ReadFrame(ra, nil)
+		if (errA == nil) != (errB == nil) || (errA != nil && errA.Error() != errB.Error()) {
+			t.Fatalf("bounded: %v; unbounded: %v", errB, errA)
+		}
+		if ra.Len() != rb.Len() {
+			t.Fatalf("bounded read consumed %d bytes, unbounded %d", len(stream)-rb.Len(), len(stream)-ra.Len())
+		}
+		if errA == nil && (fa.Type != fb.Type || !fa.Time.Equal(fb.Time) || fa.Nonce != fb.Nonce || !bytes.Equal(fa.Payload, fb.Payload)) {
+			t.Fatal("bounded and unbounded reads decode different frames")
+		}
+	})
+}

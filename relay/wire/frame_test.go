@@ -14,14 +14,13 @@ import (
 	"testing/iotest"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
-// TestMain checks every test in package wire for leaked goroutines. The codec starts none;
-// the connection code built on it does.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks every test in package wire for leaked goroutines (the codec starts none;
+// the connection code built on it does); started as the helper process of a flood test, it is
+// the peer under attack instead (runFloodVictim).
+func TestMain(m *testing.M) { testutil.Main(m, floodVictimEnv, runFloodVictim) }
 
 var (
 	testKey  = bytes.Repeat([]byte{0x42}, 32)

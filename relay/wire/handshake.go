@@ -47,7 +47,9 @@ const (
 	maxIDLen   = 255
 	sessionLen = 8
 	// maxHelloLen is the largest hello payload; MaxPayload must hold it.
-	maxHelloLen    = 1 + 1 + maxIDLen + 1 + maxIDLen + sessionLen
+	maxHelloLen = 1 + 1 + maxIDLen + 1 + maxIDLen + sessionLen
+	// maxHelloAckLen is the largest hello-ack payload.
+	maxHelloAckLen = 1 + 1 + maxIDLen + sessionLen + sessionLen
 	requestHdrLen  = 8
 	responseHdrLen = 8 + 1
 	errorHdrLen    = responseHdrLen + 1 // an error response's header: its Code follows the status
@@ -280,7 +282,9 @@ func (t *Transport) clientHandshake(nc net.Conn, id, addr string) (*conn, error)
 		return nil, fail("send hello: %v", err)
 	}
 	br := bufio.NewReaderSize(nc, readBufSize)
-	f, buf, err := t.codec.ReadFrame(br, nil)
+	// Bounded by the largest ack until the ack authenticates: whoever answers at addr may not
+	// be a peer of this mesh.
+	f, buf, err := t.codec.readFrame(br, make([]byte, 0, maxAckFrame), maxHelloAckLen)
 	if err != nil {
 		if reason, ok := codecReason(err); ok {
 			t.reject(reason, nc.RemoteAddr(), id, err)
@@ -319,12 +323,20 @@ func (t *Transport) clientHandshake(nc net.Conn, id, addr string) (*conn, error)
 	return newConn(t, nc, br, buf, id, session, false), nil
 }
 
-// serverHandshake reads the hello of an accepted connection and answers it. A rejected hello
-// is counted and returned as a *rejection; a clean close before any byte returns io.EOF.
-func (t *Transport) serverHandshake(nc net.Conn) (*conn, error) {
+// serverHandshake reads the hello of an accepted connection and answers it, calling
+// authenticated once the hello has passed the codec (MAC, time) and the replay guard. A
+// rejected hello is counted and returned as a *rejection; a clean close before any byte
+// returns io.EOF.
+//
+// Until the hello authenticates, the connection is read for at most the largest hello
+// (maxPendingFrame bytes, allocated once here: a length prefix announcing more is refused
+// before anything else is read), within HandshakeTimeout from the accept (a deadline for the
+// whole hello, not per read: a hello sent a byte at a time does not extend it). The hello is
+// read from nc without buffering, so nothing past it is read before it authenticates; the
+// connection's buffered reader is made afterwards.
+func (t *Transport) serverHandshake(nc net.Conn, authenticated func()) (*conn, error) {
 	_ = nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
-	br := bufio.NewReaderSize(nc, readBufSize)
-	f, buf, err := t.codec.ReadFrame(br, nil)
+	f, buf, err := t.codec.readFrame(nc, make([]byte, 0, maxPendingFrame), maxHelloLen)
 	if err != nil {
 		if reason, ok := codecReason(err); ok {
 			return nil, &rejection{reason: reason, err: err}
@@ -346,6 +358,7 @@ func (t *Transport) serverHandshake(nc net.Conn) (*conn, error) {
 	if err := t.replay.Check(f.Nonce, f.Time); err != nil {
 		return nil, &rejection{reason: reasonReplay, err: err}
 	}
+	authenticated()
 	h, err := decodeHello(f.Payload)
 	if err != nil {
 		reason := reasonHandshake
@@ -366,5 +379,5 @@ func (t *Transport) serverHandshake(nc net.Conn) (*conn, error) {
 			h.clientID, nc.RemoteAddr(), h.serverID, t.cfg.ID, ErrPeerMismatch)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return newConn(t, nc, br, buf, h.clientID, session, true), nil
+	return newConn(t, nc, bufio.NewReaderSize(nc, readBufSize), buf, h.clientID, session, true), nil
 }

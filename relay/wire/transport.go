@@ -13,8 +13,13 @@ package wire
 // Any frame that is refused is counted by reason (Stats), logged at Warn (rate-limited per
 // remote host), and its connection is closed; every other connection keeps being served.
 //
+// Accepted connections that have not authenticated are bounded (SPEC section 7, "Limits
+// before authentication"): per source address and in all, the oldest dropped first, for at
+// most HandshakeTimeout, and read for no more than the largest hello (see maxPending,
+// maxPendingPerSource and maxPendingFrame in config.go).
+//
 // Lock order: Transport.mu, then conn.wmu, then conn.mu. No lock is held while calling the
-// Handler or doing network I/O.
+// Handler or doing network I/O. The pending limiter's lock is taken with none of these held.
 
 import (
 	"context"
@@ -22,8 +27,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/connlimit"
 )
 
 // Errors of Request. Test with errors.Is; they are returned wrapped with detail.
@@ -83,6 +92,9 @@ type Transport struct {
 
 	stats     transportStats
 	rejectLog rejectLog
+	// pending limits the accepted connections whose hello has not authenticated yet, per
+	// source address and in all, dropping the oldest first (see maxPendingPerSource).
+	pending *connlimit.Limiter
 
 	closeOnce sync.Once
 
@@ -179,6 +191,7 @@ func NewTransport(cfg Config) (*Transport, error) {
 		inbound:     make(map[*conn]struct{}),
 		handshaking: make(map[net.Conn]struct{}),
 	}
+	t.pending = connlimit.New(connlimit.Limits{PerSource: maxPendingPerSource, Total: maxPending}, t.notePendingDrop)
 	t.wg.Add(1)
 	go t.acceptLoop()
 	return t, nil
@@ -398,24 +411,36 @@ func (t *Transport) acceptLoop() {
 			nc.Close()
 			return
 		}
-		if len(t.handshaking) >= maxHandshaking {
-			t.mu.Unlock()
-			t.reject(reasonHandshake, nc.RemoteAddr(), "", fmt.Errorf("relay: %d connections already waiting for their hello", maxHandshaking))
-			nc.Close()
-			continue
-		}
 		t.handshaking[nc] = struct{}{}
 		t.wg.Add(1)
 		t.mu.Unlock()
-		go t.serveConn(nc)
+		// Admitted always; past a limit the oldest pending connections are closed, and their
+		// handshakes end with a read error.
+		evicted := new(atomic.Bool)
+		slot := t.pending.Admit(connlimit.Source(nc.RemoteAddr()), func() { evicted.Store(true); nc.Close() })
+		go t.serveConn(nc, slot, evicted)
+	}
+}
+
+// notePendingDrop logs the dropping of pending connections at Warn the first time and then at
+// every power of two, so that a flood is visible without filling the log.
+func (t *Transport) notePendingDrop(src netip.Addr, st connlimit.Stats) {
+	if n := st.DroppedSource + st.DroppedTotal; n&(n-1) == 0 {
+		t.log.Warn("relay: dropped the oldest connections that had not said hello (a flood, or more peers connecting at once than the limits allow)",
+			"source", src, "dropped_per_source", st.DroppedSource, "dropped_total", st.DroppedTotal,
+			"limit_per_source", maxPendingPerSource, "limit_total", maxPending)
 	}
 }
 
 // serveConn runs one accepted connection: handshake, then its read loop in this goroutine.
-func (t *Transport) serveConn(nc net.Conn) {
+// slot is the connection's place under the pending limits, released once its hello
+// authenticates (or the handshake ends); evicted is set if the limits dropped it.
+func (t *Transport) serveConn(nc net.Conn, slot *connlimit.Slot, evicted *atomic.Bool) {
 	defer t.wg.Done()
 	setNoDelay(nc)
-	c, err := t.serverHandshake(nc)
+	c, err := t.serverHandshake(nc, slot.Release)
+	slot.Release()
+	dropped := evicted.Load()
 
 	t.mu.Lock()
 	delete(t.handshaking, nc)
@@ -432,6 +457,8 @@ func (t *Transport) serveConn(nc net.Conn) {
 	if err != nil {
 		if r, ok := errors.AsType[*rejection](err); ok {
 			t.reject(r.reason, nc.RemoteAddr(), "", r.err)
+		} else if dropped {
+			t.log.Debug("relay: inbound connection dropped before its hello for newer ones (pending limits)", "remote", nc.RemoteAddr(), "err", err)
 		} else {
 			t.log.Debug("relay: inbound handshake ended", "remote", nc.RemoteAddr(), "err", err)
 		}

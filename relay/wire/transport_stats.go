@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/paf-mesh/paf-mesh/internal/connlimit"
 )
 
 // TransportStats is a snapshot of a Transport's counters.
@@ -19,6 +21,12 @@ type TransportStats struct {
 	Rejected map[string]uint64
 	// ConnsIn and ConnsOut are the established connections open now: accepted, and dialled.
 	ConnsIn, ConnsOut int
+	// Pending is the number of accepted connections whose hello has not authenticated yet.
+	Pending int
+	// PendingDroppedSource and PendingDroppedTotal count accepted connections dropped before
+	// their hello authenticated because newer ones came past maxPendingPerSource or
+	// maxPending, oldest first: under a flood, the flood's own connections.
+	PendingDroppedSource, PendingDroppedTotal uint64
 }
 
 // rejectReason indexes the rejection counters.
@@ -142,6 +150,9 @@ func (t *Transport) Stats() TransportStats {
 			s.Rejected[r.String()] = n
 		}
 	}
+	var st connlimit.Stats
+	s.Pending, _, st = t.pending.Snapshot()
+	s.PendingDroppedSource, s.PendingDroppedTotal = uint64(st.DroppedSource), uint64(st.DroppedTotal)
 	t.mu.Lock()
 	s.ConnsIn = len(t.inbound)
 	for _, p := range t.peers {
