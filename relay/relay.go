@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -431,7 +432,7 @@ func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, ha
 }
 
 // HandleRequest implements Handler: a message from another peer.
-func (r *Relay) HandleRequest(from string, body []byte, respond func([]byte, error)) {
+func (r *Relay) HandleRequest(from string, _ netip.Addr, body []byte, respond func([]byte, error)) {
 	if len(body) >= 2 {
 		switch body[1] {
 		case wire.ReqStore:
