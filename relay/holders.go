@@ -148,7 +148,7 @@ func (r *Relay) holdLocal(m *Message) error {
 	if r.handedOver.Contains(m.ID) {
 		return nil // its recipient has it: a late copy, nothing to keep
 	}
-	added, err := r.held.Put(m, r.cfg.StoreTTL, r.cfg.Quota)
+	added, err := r.held.Put(m, r.cfg.StoreTTL, "", store.HeldLimits{NameMessages: r.cfg.Quota})
 	if err != nil {
 		return storeRefusal(err)
 	}
