@@ -84,6 +84,16 @@ func encodeHeld(m *wire.Message, now time.Time, ttl time.Duration, src string) (
 	return json.Marshal(HeldRecord{Msg: *m, StoredAt: now, Expires: now.Add(ttl), Src: src})
 }
 
+// HeldSize is what Put charges against HeldLimits for m from src when its clock reads now:
+// the bytes its record takes in the file.
+func HeldSize(m *wire.Message, now time.Time, ttl time.Duration, src string) (int64, error) {
+	rec, err := encodeHeld(m, now, ttl, src)
+	if err != nil {
+		return 0, err
+	}
+	return recordSize([]byte(m.ID), rec), nil
+}
+
 // recordSize is what a record is charged: the bytes of its key and value in the file.
 func recordSize(k, v []byte) int64 { return int64(len(k) + len(v)) }
 
