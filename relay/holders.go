@@ -118,6 +118,12 @@ func storeResult(name string, errs []error) (int, error) {
 		}
 		last = err
 	}
+	// A holder that failed otherwise (unreachable after the request went out) may have kept
+	// it: say only what is known.
+	nothing := "nothing was stored"
+	if last != nil {
+		nothing = "no holder confirmed it"
+	}
 	switch {
 	case ok > 0:
 		return ok, nil
@@ -128,11 +134,11 @@ func storeResult(name string, errs []error) (int, error) {
 		}
 		// The holder's text names the quota and what to do; its "quota reached" repeats ours.
 		why := strings.TrimPrefix(quotaErr.Error(), store.ErrQuota.Error()+": ")
-		return 0, fmt.Errorf("%w: nothing was stored for %q: %d of its %d holders are full (%s)%s",
-			ErrQuota, name, quota, len(errs), why, also)
+		return 0, fmt.Errorf("%w: %s for %q: %d of its %d holders are full (%s)%s",
+			ErrQuota, nothing, name, quota, len(errs), why, also)
 	case limited > 0:
-		return 0, fmt.Errorf("%w: nothing was stored for %q: %d of its %d holders refuse more messages from this machine for now; wait a few seconds and send again",
-			ErrRateLimited, name, limited, len(errs))
+		return 0, fmt.Errorf("%w: %s for %q: %d of its %d holders refuse more messages from this machine for now; wait a few seconds and send again",
+			ErrRateLimited, nothing, name, limited, len(errs))
 	}
 	return 0, fmt.Errorf("%w: %v", ErrNoHolders, last)
 }

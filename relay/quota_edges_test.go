@@ -160,9 +160,9 @@ func TestStoreResult(t *testing.T) {
 		"one took it":        {errs: []error{quota, nil, limited}, wantN: 1},
 		"all took it":        {errs: []error{nil, nil, nil}, wantN: 3},
 		"all full":           {errs: []error{quota, quota, quota}, wantIs: ErrQuota, wantInErr: []string{"nothing was stored", "3 of its 3", "send again later"}},
-		"full and limited":   {errs: []error{quota, limited, other}, wantIs: ErrQuota, wantInErr: []string{"1 of its 3", "1 more refuse"}},
+		"full and limited":   {errs: []error{quota, limited, other}, wantIs: ErrQuota, wantInErr: []string{"no holder confirmed it", "1 of its 3", "1 more refuse"}},
 		"all rate-limited":   {errs: []error{limited, limited}, wantIs: ErrRateLimited, wantInErr: []string{"nothing was stored", "wait a few seconds"}},
-		"limited and failed": {errs: []error{limited, other}, wantIs: ErrRateLimited},
+		"limited and failed": {errs: []error{limited, other}, wantIs: ErrRateLimited, wantInErr: []string{"no holder confirmed it"}},
 		"all failed":         {errs: []error{other}, wantIs: ErrNoHolders, wantInErr: []string{"disk full"}},
 	}
 	for name, tc := range tests {
