@@ -56,7 +56,7 @@ func explain(tool string, err error) string {
 	case errors.Is(err, relay.ErrEmpty):
 		return "The message is empty, so nothing was sent. Call " + tool + " again with the text to send."
 	case errors.Is(err, relay.ErrQuota):
-		return trimPkg(err) + ": the recipient has too many messages waiting. Try again after it has read some."
+		return trimPkg(err) + ". Nothing was sent." // the text names the quota and what to do
 	case errors.Is(err, relay.ErrNoHolders):
 		return trimPkg(err) + ": the recipient is offline and no other peer could keep the message. Try again when the recipient is online."
 	case errors.Is(err, context.DeadlineExceeded):

@@ -18,9 +18,10 @@ const (
 	DefaultMaxBody = 8 << 20
 	// DefaultLargeBody: received bodies over this are saved to a file (SPEC: 10 KiB).
 	DefaultLargeBody = store.DefaultLargeBody
-	// DefaultRate and DefaultBurst bound what one sending peer may deliver to this peer, per
-	// second and at once: generous for agents, who send a few messages a minute, tight enough
-	// that a runaway loop cannot fill a disk.
+	// DefaultRate and DefaultBurst bound what one source address (see Config.Rate) may
+	// deliver or store at this peer, per second and at once: generous for agents, who send a
+	// few messages a minute, and for every peer of one machine together (they share
+	// 127.0.0.1), tight enough that a runaway loop cannot fill a disk.
 	DefaultRate  rate.Limit = 1000
 	DefaultBurst int        = 2000
 	// DefaultDeliverTimeout bounds one delivery, retries included: long enough for a rename
@@ -33,6 +34,22 @@ const (
 	// DefaultQuota is how many messages one holder keeps for one name: enough for any real
 	// backlog, small enough that a loop cannot fill the disk.
 	DefaultQuota = 10000
+	// DefaultHeldBytes is the most one holder keeps for every offline name together, in the
+	// bytes the messages take in its held.db. It is the hard bound on what others can make a
+	// peer store for 30 days (an insider that invents names, each under its own quota, meets
+	// it): a sliver of any disk, even with a few holders on one machine, and still room for
+	// tens of thousands of typical messages or sixteen of the largest bodies.
+	DefaultHeldBytes int64 = 128 << 20
+	// DefaultSourceHeldBytes is the most one holder keeps on behalf of one source address
+	// (Config.SourceHeldBytes): half the total, so that one host, however many names it
+	// invents or peer ids it claims, leaves the other half to everyone else; it is that
+	// generous because until peers have identities every peer of one machine shares
+	// 127.0.0.1, and their stored messages share this quota at another peer of the machine.
+	DefaultSourceHeldBytes int64 = 64 << 20
+	// DefaultNameHeldBytes is the most one holder keeps for one name: a quarter of the total
+	// (four of the largest bodies, or thousands of typical messages), so that a backlog for
+	// one name, even one that will never come online, cannot take a holder's room.
+	DefaultNameHeldBytes int64 = 32 << 20
 	// DefaultHoldInterval is a fallback: claims, joins and stores wake holders at once.
 	DefaultHoldInterval = time.Second
 	// DefaultHandoverStagger is how long each lower-ranked holder waits before handing over
@@ -59,10 +76,16 @@ type Config struct {
 	// LargeBody: received bodies over this are saved to a file and the
 	// agent sees a preview; default DefaultLargeBody.
 	LargeBody int
-	// Rate and Burst bound what one sending peer may deliver to this peer:
-	// generous for agents (who send a few messages a minute), tight enough
-	// that a runaway loop cannot fill a disk.
-	// Defaults DefaultRate and DefaultBurst.
+	// Rate and Burst bound what one source may deliver and store at this peer: generous for
+	// agents (who send a few messages a minute), tight enough that a runaway loop cannot fill
+	// a disk. Defaults DefaultRate and DefaultBurst.
+	//
+	// A source is the address the sending connection comes from (an IPv4 address, an IPv6
+	// /64), never the peer id, which any holder of the mesh key can choose freely in its
+	// hello. This is an interim key until peers have identity keys: on one machine every
+	// local peer connects from 127.0.0.1 and shares one bucket (and one store quota, see
+	// SourceHeldBytes), which is why the defaults are sized for a machine's peers together,
+	// and hosts behind one NAT share one as well. This peer's own requests are not limited.
 	Rate  rate.Limit
 	Burst int
 	// DeliverTimeout bounds one delivery attempt, retries included; default
@@ -77,9 +100,23 @@ type Config struct {
 	Replicas int
 	// StoreTTL is how long a stored message waits; default DefaultStoreTTL.
 	StoreTTL time.Duration
-	// Quota is how many messages one holder keeps for one name; DefaultConfig sets
-	// DefaultQuota (0 in a Config not made by it: no quota).
-	Quota int
+	// Store quotas of a holder: Quota is how many messages it keeps for one name,
+	// NameHeldBytes how many bytes for one name, SourceHeldBytes how many bytes on behalf of
+	// one source (as Rate: the sending connection's address; this peer's own messages are
+	// one source of their own), HeldBytes how many bytes in all. A message that would pass
+	// any of them is refused with CodeQuota and its sender told why (ErrQuota), never
+	// dropped later. Defaults DefaultQuota, DefaultNameHeldBytes, DefaultSourceHeldBytes and
+	// DefaultHeldBytes; a negative value is no limit. NameHeldBytes and SourceHeldBytes above
+	// HeldBytes are lowered to it.
+	//
+	// The per-source quota below the total is what leaves room for others when one host
+	// floods: it can take SourceHeldBytes, the rest stays for every other source. Hosts
+	// together can still fill the total (they are then refused, like everyone); the total is
+	// the bound on the disk, the per-source quota the fairness until identities exist.
+	Quota           int
+	NameHeldBytes   int64
+	SourceHeldBytes int64
+	HeldBytes       int64
 	// HoldInterval is how often holders look for recipients that came
 	// online and for membership changes (they are also woken at once when
 	// a message is stored); HandoverStagger is how long each lower-ranked
@@ -96,6 +133,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock of ids, send times, rate limits and expiry; default time.Now.
 	Now func() time.Time
+
+	// heldLimits is what New makes of the quotas, for the held store.
+	heldLimits store.HeldLimits
 
 	// wrapHandler, when set (tests and benchmarks of this package), wraps the relay's handler
 	// of other peers' requests before the transport starts serving them.
@@ -114,8 +154,41 @@ func DefaultConfig() Config {
 		Replicas:        DefaultReplicas,
 		StoreTTL:        DefaultStoreTTL,
 		Quota:           DefaultQuota,
+		NameHeldBytes:   DefaultNameHeldBytes,
+		SourceHeldBytes: DefaultSourceHeldBytes,
+		HeldBytes:       DefaultHeldBytes,
 		HoldInterval:    DefaultHoldInterval,
 		HandoverStagger: DefaultHandoverStagger,
 		ExpiryInterval:  DefaultExpiryInterval,
 	}
+}
+
+// limits resolves the store quotas: zero is the default, negative none, and the per-name and
+// per-source byte quotas are at most the total.
+func (cfg *Config) limits() store.HeldLimits {
+	def := DefaultConfig()
+	pick := func(v, d int64) int64 {
+		switch {
+		case v == 0:
+			return d
+		case v < 0:
+			return 0
+		}
+		return v
+	}
+	lim := store.HeldLimits{
+		Bytes:        pick(cfg.HeldBytes, def.HeldBytes),
+		NameBytes:    pick(cfg.NameHeldBytes, def.NameHeldBytes),
+		NameMessages: int(pick(int64(cfg.Quota), int64(def.Quota))),
+		SourceBytes:  pick(cfg.SourceHeldBytes, def.SourceHeldBytes),
+	}
+	if lim.Bytes > 0 {
+		if lim.NameBytes == 0 || lim.NameBytes > lim.Bytes {
+			lim.NameBytes = lim.Bytes
+		}
+		if lim.SourceBytes == 0 || lim.SourceBytes > lim.Bytes {
+			lim.SourceBytes = lim.Bytes
+		}
+	}
+	return lim
 }

@@ -33,7 +33,9 @@ import (
 // they no longer need. Messages expire after StoreTTL; their senders are
 // told if online, and the count shows in status.
 
-// ErrQuota is returned when the recipient's store quota is full.
+// ErrQuota: no holder would keep the message, each because one of its store quotas
+// (Config.Quota and the byte quotas) is reached; the error's text says which and what to do.
+// Nothing was stored.
 var ErrQuota = errors.New("store quota reached")
 
 // ErrNoHolders: nobody could take the message.
@@ -90,25 +92,53 @@ func (r *Relay) store(ctx context.Context, m *Message) (int, error) {
 		}()
 	}
 	wg.Wait()
-	ok := 0
-	quota := 0
-	var last error
+	return storeResult(m.To, errs)
+}
+
+// storeResult is the outcome of asking holders to keep a message for name, given their
+// answers: how many took it, or, when none did, an error that says why and what to do (a
+// message no holder took is never reported stored).
+func storeResult(name string, errs []error) (int, error) {
+	ok, quota, limited := 0, 0, 0
+	var quotaErr, last error
 	for _, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case wire.CodeOf(err) == wire.CodeQuota:
+		switch wire.CodeOf(err) {
+		case wire.CodeOther:
+			if err == nil {
+				ok++
+				continue
+			}
+		case wire.CodeQuota:
 			quota++
-			last = err
-		default:
-			last = err
+			quotaErr = err
+			continue
+		case wire.CodeRateLimited:
+			limited++
+			continue
 		}
+		last = err
 	}
-	if ok > 0 {
+	// A holder that failed otherwise (unreachable after the request went out) may have kept
+	// it: say only what is known.
+	nothing := "nothing was stored"
+	if last != nil {
+		nothing = "no holder confirmed it"
+	}
+	switch {
+	case ok > 0:
 		return ok, nil
-	}
-	if quota > 0 {
-		return 0, fmt.Errorf("%w: %q has too many messages waiting; wait until it comes online and reads them", ErrQuota, m.To)
+	case quota > 0:
+		also := ""
+		if limited > 0 {
+			also = fmt.Sprintf("; %d more refuse messages from this machine for now", limited)
+		}
+		// The holder's text names the quota and what to do; its "quota reached" repeats ours.
+		why := strings.TrimPrefix(quotaErr.Error(), store.ErrQuota.Error()+": ")
+		return 0, fmt.Errorf("%w: %s for %q: %d of its %d holders are full (%s)%s",
+			ErrQuota, nothing, name, quota, len(errs), why, also)
+	case limited > 0:
+		return 0, fmt.Errorf("%w: %s for %q: %d of its %d holders refuse more messages from this machine for now; wait a few seconds and send again",
+			ErrRateLimited, nothing, name, limited, len(errs))
 	}
 	return 0, fmt.Errorf("%w: %v", ErrNoHolders, last)
 }
@@ -121,7 +151,7 @@ func (r *Relay) store(ctx context.Context, m *Message) (int, error) {
 // deliver does.
 func (r *Relay) storeAt(ctx context.Context, h mesh.Member, m *Message, replica bool) error {
 	if h.ID == r.dir.ID() {
-		return r.holdLocal(m)
+		return r.holdLocal(m, selfSource)
 	}
 	body := wire.AppendMessageAs(nil, wire.ReqStore, m, replica)
 	backoff := 20 * time.Millisecond
@@ -141,15 +171,22 @@ func (r *Relay) storeAt(ctx context.Context, h mesh.Member, m *Message, replica 
 	}
 }
 
-func (r *Relay) holdLocal(m *Message) error {
+// holdLocal keeps m here, charged to source (sourceOf, or selfSource), within the store
+// quotas.
+func (r *Relay) holdLocal(m *Message, source string) error {
 	if r.held == nil {
 		return errNotHolding
 	}
 	if r.handedOver.Contains(m.ID) {
 		return nil // its recipient has it: a late copy, nothing to keep
 	}
-	added, err := r.held.Put(m, r.cfg.StoreTTL, r.cfg.Quota)
+	added, err := r.held.Put(m, r.cfg.StoreTTL, source, r.cfg.heldLimits)
 	if err != nil {
+		if errors.Is(err, store.ErrQuota) {
+			r.mu.Lock()
+			r.stats.OverQuota++
+			r.mu.Unlock()
+		}
 		return storeRefusal(err)
 	}
 	if added {
@@ -158,21 +195,22 @@ func (r *Relay) holdLocal(m *Message) error {
 	return nil
 }
 
-// handleStore serves reqStore from another peer.
-func (r *Relay) handleStore(from string, body []byte) error {
+// handleStore serves reqStore from another peer, at source. A replica (a holder's copy) is
+// charged to the holder's source like any other: the flag is the sender's claim.
+func (r *Relay) handleStore(from, source string, body []byte) error {
 	m, replica, err := wire.DecodeMessageAs(body, wire.ReqStore, r.cfg.MaxBody)
 	if err != nil {
 		r.refused()
 		return decodeRefusal(err)
 	}
-	if !r.allow(from) {
+	if !r.allow(source) {
 		return errRateLimited
 	}
 	if !replica && m.Kind != KindSystem && !r.senderBound(from, m.From) {
 		r.refused()
 		return errUnknownSender
 	}
-	return r.holdLocal(m)
+	return r.holdLocal(m, source)
 }
 
 // A nameList is the payload of reqDrop and reqCount: version, type, the

@@ -348,15 +348,15 @@ func TestLateCopyOfHandedOverMessageNotKept(t *testing.T) {
 	}
 	early, late, other := "01TESTEARXY000000000000000", "01TESTXATE0000000000000000", "01TESTATHER000000000000000"
 	// Held, then handed over by another holder: dropped (as before).
-	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), wire.AppendMessageAs(nil, wire.ReqStore, msg(early), true)))
+	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), "127.0.0.1", wire.AppendMessageAs(nil, wire.ReqStore, msg(early), true)))
 	testutil.Must(t, h.relay.handleDrop(appendNameList(nil, wire.ReqDrop, "bob", []string{early, late})))
 	// Its copy arrives after the drop: not kept.
-	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), wire.AppendMessageAs(nil, wire.ReqStore, msg(late), true)))
-	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), wire.AppendMessageAs(nil, wire.ReqStore, msg(early), true)))
+	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), "127.0.0.1", wire.AppendMessageAs(nil, wire.ReqStore, msg(late), true)))
+	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), "127.0.0.1", wire.AppendMessageAs(nil, wire.ReqStore, msg(early), true)))
 	if n := h.relay.HeldCount("bob"); n != 0 {
 		t.Fatalf("holder keeps %d copies of messages already handed over, want 0", n)
 	}
-	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), wire.AppendMessageAs(nil, wire.ReqStore, msg(other), true)))
+	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), "127.0.0.1", wire.AppendMessageAs(nil, wire.ReqStore, msg(other), true)))
 	if n := h.relay.HeldCount("bob"); n != 1 {
 		t.Fatalf("holder keeps %d messages after a new one, want 1", n)
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -61,7 +62,7 @@ type Relay struct {
 
 	mu       sync.Mutex
 	inboxes  map[string]*store.Inbox
-	limiters map[string]*rate.Limiter // by sending peer id
+	limiters *lru.Cache[string, *rate.Limiter] // by source (sourceOf)
 	closed   bool
 	stats    Stats
 
@@ -88,6 +89,9 @@ type Stats struct {
 	// TooLarge counts stored messages that their recipient's peer refused
 	// at handover as larger than it accepts: dropped, their senders told.
 	TooLarge uint64
+	// OverQuota counts messages this holder refused to keep because a store quota was
+	// reached (their senders were told).
+	OverQuota uint64
 }
 
 // New starts a relay listening on cfg.ListenAddr.
@@ -135,13 +139,17 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Dir == nil || cfg.StateRoot == "" {
 		return nil, errors.New("relay: Config.Dir and Config.StateRoot are required")
 	}
+	cfg.heldLimits = cfg.limits()
 	r := &Relay{
 		cfg: cfg, log: cfg.Logger, dir: cfg.Dir,
 		inboxes:  make(map[string]*store.Inbox),
-		limiters: make(map[string]*rate.Limiter),
 		entropy:  ulid.Monotonic(ulidEntropy{}, 0),
 		holdKick: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
+	}
+	var err error
+	if r.limiters, err = lru.New[string, *rate.Limiter](maxLimiters); err != nil {
+		return nil, err
 	}
 	if cfg.HolderDir != "" {
 		h, err := store.OpenHeld(cfg.HolderDir, cfg.Now)
@@ -360,7 +368,7 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 		var re *wire.RemoteError
 		switch {
 		case errors.As(err, &re) && re.Code == wire.CodeRateLimited:
-			return Result{}, fmt.Errorf("%w: %s's peer refuses more messages from this peer for now; wait a few seconds and retry", ErrRateLimited, m.To)
+			return Result{}, fmt.Errorf("%w: %s's peer refuses more messages from this machine for now, so nothing was sent; wait a few seconds and retry", ErrRateLimited, m.To)
 		case errors.As(err, &re) && re.Code == wire.CodeOverLimit:
 			return Result{}, fmt.Errorf("%w: %s (%s); send a file path instead, or split it", ErrTooLarge, re.Msg, m.To)
 		case errors.As(err, &re) && !retryable(re.Code):
@@ -402,7 +410,7 @@ func (r *Relay) deliverTo(ctx context.Context, owner mesh.Member, m *Message) er
 func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, handover bool, timeout time.Duration) error {
 	if owner.ID == r.dir.ID() {
 		ch := make(chan error, 1)
-		r.accept(r.dir.ID(), m, nil, handover, func(err error) { ch <- err })
+		r.accept(r.dir.ID(), selfSource, m, nil, handover, func(err error) { ch <- err })
 		var expired <-chan time.Time
 		if timeout > 0 {
 			t := time.NewTimer(timeout)
@@ -430,12 +438,14 @@ func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, ha
 	return err
 }
 
-// HandleRequest implements Handler: a message from another peer.
-func (r *Relay) HandleRequest(from string, body []byte, respond func([]byte, error)) {
+// HandleRequest implements Handler: a message from another peer. Its rate and store quotas
+// are charged to src (sourceOf), not to the peer id from, which the sender chooses.
+func (r *Relay) HandleRequest(from string, src netip.Addr, body []byte, respond func([]byte, error)) {
+	source := sourceOf(src)
 	if len(body) >= 2 {
 		switch body[1] {
 		case wire.ReqStore:
-			respond(nil, r.handleStore(from, body))
+			respond(nil, r.handleStore(from, source, body))
 			return
 		case wire.ReqDrop:
 			respond(nil, r.handleDrop(body))
@@ -458,7 +468,7 @@ func (r *Relay) HandleRequest(from string, body []byte, respond func([]byte, err
 		respond(nil, decodeRefusal(err))
 		return
 	}
-	r.accept(from, m, msgBody, handover, func(err error) { respond(nil, err) })
+	r.accept(from, source, m, msgBody, handover, func(err error) { respond(nil, err) })
 }
 
 func (r *Relay) refused() {
@@ -473,12 +483,10 @@ func (r *Relay) refused() {
 // connection's read buffer, used only before accept returns).
 //
 // handover marks a stored message handed over by a holder rather than sent
-// by its author: the holder checked the author when it took the message.
-func (r *Relay) accept(fromPeer string, m *Message, body []byte, handover bool, done func(error)) {
-	if !r.allow(fromPeer) {
-		r.mu.Lock()
-		r.stats.RateLimited++
-		r.mu.Unlock()
+// by its author: the holder checked the author when it took the message. source is what the
+// request is charged to (sourceOf, or selfSource).
+func (r *Relay) accept(fromPeer, source string, m *Message, body []byte, handover bool, done func(error)) {
+	if !r.allow(source) {
 		done(errRateLimited)
 		return
 	}
@@ -529,22 +537,25 @@ func (r *Relay) senderBound(peer, name string) bool {
 	return false
 }
 
-// allow applies the per-sending-peer token bucket.
-func (r *Relay) allow(peer string) bool {
-	if peer == r.dir.ID() {
+// allow applies source's token bucket (Config.Rate) and counts a refusal.
+func (r *Relay) allow(source string) bool {
+	if source == selfSource {
 		return true
 	}
 	r.mu.Lock()
-	l, ok := r.limiters[peer]
+	l, ok := r.limiters.Get(source)
 	if !ok {
-		if len(r.limiters) > 4096 { // forget idle peers rather than grow forever
-			r.limiters = make(map[string]*rate.Limiter)
-		}
 		l = rate.NewLimiter(r.cfg.Rate, r.cfg.Burst)
-		r.limiters[peer] = l
+		r.limiters.Add(source, l)
 	}
 	r.mu.Unlock()
-	return l.AllowN(r.cfg.Now(), 1)
+	if l.AllowN(r.cfg.Now(), 1) {
+		return true
+	}
+	r.mu.Lock()
+	r.stats.RateLimited++
+	r.mu.Unlock()
+	return false
 }
 
 // inbox returns the open inbox of name, opening it on first use.

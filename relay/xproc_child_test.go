@@ -28,6 +28,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime/pprof"
 	"sync"
@@ -230,7 +231,7 @@ type xprocStampHandler struct {
 	rep xprocReport
 }
 
-func (h *xprocStampHandler) HandleRequest(from string, body []byte, respond func([]byte, error)) {
+func (h *xprocStampHandler) HandleRequest(from string, src netip.Addr, body []byte, respond func([]byte, error)) {
 	seen := time.Now().UnixNano()
 	payload := body
 	if h.messages {
@@ -241,7 +242,7 @@ func (h *xprocStampHandler) HandleRequest(from string, body []byte, respond func
 		if h.next == nil {
 			respond(nil, nil)
 		} else {
-			h.next.HandleRequest(from, body, respond)
+			h.next.HandleRequest(from, src, body, respond)
 		}
 		return
 	}
@@ -257,7 +258,7 @@ func (h *xprocStampHandler) HandleRequest(from string, body []byte, respond func
 		answer(nil, nil)
 		return
 	}
-	h.next.HandleRequest(from, body, answer)
+	h.next.HandleRequest(from, src, body, answer)
 }
 
 // take returns the timings so far and forgets them.

@@ -49,7 +49,7 @@ func heldFor(i int, name string) *wire.Message {
 
 func putOK(t *testing.T, h *Held, m *wire.Message, quota int) bool {
 	t.Helper()
-	added, err := h.Put(m, time.Hour, quota)
+	added, err := h.Put(m, time.Hour, "192.0.2.1", HeldLimits{NameMessages: quota})
 	if err != nil {
 		t.Fatalf("put %s for %s: %v", m.ID, m.To, err)
 	}
@@ -138,7 +138,7 @@ func TestHeldQuota(t *testing.T) {
 	defer h.Close()
 	putOK(t, h, heldFor(1, "bob"), 2)
 	putOK(t, h, heldFor(2, "bob"), 2)
-	added, err := h.Put(heldFor(3, "bob"), time.Hour, 2)
+	added, err := h.Put(heldFor(3, "bob"), time.Hour, "192.0.2.1", HeldLimits{NameMessages: 2})
 	if !errors.Is(err, ErrQuota) || added {
 		t.Fatalf("third message over a quota of 2: added %v, %v; want ErrQuota", added, err)
 	}
@@ -156,10 +156,10 @@ func TestHeldExpired(t *testing.T) {
 	clock := &testClock{now: time.Unix(1_700_000_000, 0)}
 	h := openTestHeld(t, t.TempDir(), clock.Now)
 	defer h.Close()
-	if _, err := h.Put(heldFor(1, "bob"), time.Minute, 0); err != nil {
+	if _, err := h.Put(heldFor(1, "bob"), time.Minute, "", HeldLimits{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Put(heldFor(2, "carol"), time.Hour, 0); err != nil {
+	if _, err := h.Put(heldFor(2, "carol"), time.Hour, "", HeldLimits{}); err != nil {
 		t.Fatal(err)
 	}
 	if recs, err := h.Expired(); err != nil || len(recs) != 0 {
@@ -186,7 +186,7 @@ func TestHeldAdopt(t *testing.T) {
 	otherDir := t.TempDir()
 	other := openTestHeld(t, otherDir, clock.Now)
 	for _, m := range []*wire.Message{heldFor(1, "bob"), heldFor(2, "bob"), heldFor(3, "carol")} {
-		if _, err := other.Put(m, time.Minute, 0); err != nil {
+		if _, err := other.Put(m, time.Minute, "", HeldLimits{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -435,7 +435,7 @@ func (c *conn) handleRequest(f *Frame) error {
 		c.respond(id, nil, WithCode(CodeNoHandler, errNoHandler))
 		return nil
 	}
-	h.HandleRequest(c.peerID, body, c.responder(id))
+	h.HandleRequest(c.peerID, c.source(), body, c.responder(id))
 	return nil
 }
 

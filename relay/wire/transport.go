@@ -68,8 +68,10 @@ type Handler interface {
 	// that is never answered makes its caller wait until its context ends.
 	//
 	// from is the remote peer id, as sent in the hello that the MAC authenticated: any holder
-	// of the mesh key can claim any id, so it is as trustworthy as the key.
-	HandleRequest(from string, body []byte, respond func(resp []byte, err error))
+	// of the mesh key can claim any id, so it is as trustworthy as the key. src is the IP
+	// address the connection comes from (see SourceAddr): a holder of the key cannot choose
+	// it freely, so limits that must hold against one (rates, quotas) are keyed on it.
+	HandleRequest(from string, src netip.Addr, body []byte, respond func(resp []byte, err error))
 }
 
 // Transport sends requests to other peers over persistent connections and serves theirs. It

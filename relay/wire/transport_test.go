@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ const tpPoll = time.Millisecond
 // tpFunc adapts a function to Handler.
 type tpFunc func(from string, body []byte, respond func([]byte, error))
 
-func (f tpFunc) HandleRequest(from string, body []byte, respond func([]byte, error)) {
+func (f tpFunc) HandleRequest(from string, _ netip.Addr, body []byte, respond func([]byte, error)) {
 	f(from, body, respond)
 }
 
@@ -145,7 +146,7 @@ type tpOrderHandler struct {
 	seen map[byte][]uint64
 }
 
-func (h *tpOrderHandler) HandleRequest(_ string, body []byte, respond func([]byte, error)) {
+func (h *tpOrderHandler) HandleRequest(_ string, _ netip.Addr, body []byte, respond func([]byte, error)) {
 	h.mu.Lock()
 	if h.seen == nil {
 		h.seen = map[byte][]uint64{}
