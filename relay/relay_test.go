@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 	"github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/mesh/meshtest"
 )
 
 var relayKey = bytes.Repeat([]byte{7}, 32)
@@ -33,15 +33,7 @@ type nodeOpt func(*Config)
 
 func startNode(t testing.TB, root string, opts ...nodeOpt) *node {
 	t.Helper()
-	mc := mesh.DefaultLocalConfig()
-	mc.Logger = testutil.QuietLogger(t, slog.LevelWarn)
-	mc.Memberlist.ProbeInterval = 500 * time.Millisecond
-	mc.Memberlist.ProbeTimeout = 400 * time.Millisecond
-	// With these short probes, the preset's SuspicionMult of 2 would give a
-	// peer starved by -race on a loaded machine only 1 s to refute.
-	mc.Memberlist.SuspicionMult = 3
-	mc.Memberlist.GossipInterval = 50 * time.Millisecond
-	p, err := mesh.New(mc)
+	p, err := mesh.New(meshtest.Config(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +41,7 @@ func startNode(t testing.TB, root string, opts ...nodeOpt) *node {
 		root = t.TempDir()
 	}
 	cfg := DefaultConfig()
-	cfg.Dir, cfg.Key, cfg.StateRoot, cfg.Logger = p, relayKey, root, testutil.QuietLogger(t, slog.LevelWarn)
+	cfg.Dir, cfg.Key, cfg.StateRoot, cfg.Logger = p, relayKey, root, testutil.QuietLogger(t, meshtest.LogLevel())
 	cfg.DeliverTimeout = 5 * time.Second
 	cfg.HandoverStagger = 300 * time.Millisecond
 	for _, o := range opts {
