@@ -65,6 +65,16 @@ func (n *node) close() {
 	n.peer.Close()
 }
 
+// crash stops n the way SIGKILL would stop its process: the relay's
+// connections drop and the mesh peer stops without a leave, so the others
+// see it suspected, then dead, after failure detection. (Relay.Close says
+// goodbye to no one: it is already what a crash does to the relay.) The
+// cleanup's close is then a no-op.
+func (n *node) crash() {
+	n.relay.Close()
+	meshtest.Crash(n.peer)
+}
+
 // meshOf starts peers named names, joined, each seeing every name.
 func meshOf(t testing.TB, names ...string) []*node {
 	t.Helper()
