@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
@@ -12,7 +13,12 @@ import (
 
 // Claude Code and Codex show the model a result's structuredContent, not its text: the
 // guidance of what to call next must be there too, as "next" (SPEC section 5).
-func TestStructuredResultsCarryNext(t *testing.T) {
+//
+// In a synctest bubble: the timed-out paf_wait_response below takes its 1 s
+// on the bubble's clock.
+func TestStructuredResultsCarryNext(t *testing.T) { synctest.Test(t, testStructuredResultsCarryNext) }
+
+func testStructuredResultsCarryNext(t *testing.T) {
 	fm := newFakeMesh()
 	cfg := testConfig(t)
 	expert := startSession(t, fm.peer(), cfg)

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -314,24 +315,35 @@ func TestRateLimitAndErrorsFromTheRelay(t *testing.T) {
 	ss.fails("paf_send", map[string]any{"to": "x", "message": "y"}, "rate limited")
 }
 
+// TestWaitTimeoutProgressAndCancel runs in a synctest bubble: the listen's
+// timer and progress ticker run on the bubble's clock, so its 1 s timeouts
+// take no real time and the count of progress notifications is exact.
 func TestWaitTimeoutProgressAndCancel(t *testing.T) {
+	synctest.Test(t, testWaitTimeoutProgressAndCancel)
+}
+
+func testWaitTimeoutProgressAndCancel(t *testing.T) {
 	fm := newFakeMesh()
 	cfg := testConfig(t)
 	cfg.ProgressInterval = 100 * time.Millisecond
 	ss := startSession(t, fm.peer(), cfg)
 	ss.ok("paf_register", map[string]any{"name": "me"})
 
+	// The bubble's clock moves only when every goroutine in it is blocked,
+	// so the listen returns exactly when its timer fires: not before its
+	// timeout, and not a progress interval after it.
 	start := time.Now()
 	txt, d := ss.ok("paf_listen", map[string]any{"timeout_seconds": 1})
 	if d["timed_out"] != true || !strings.Contains(txt, "Nothing arrived in 1 s") || !strings.Contains(txt, "paf_listen again") {
 		t.Fatalf("timeout result: %s %v", txt, d)
 	}
-	if time.Since(start) < time.Second {
-		t.Fatalf("listen returned after %s, before its timeout", time.Since(start))
+	if el := time.Since(start); el < time.Second || el >= time.Second+cfg.ProgressInterval {
+		t.Fatalf("listen returned after %s, want its 1 s timeout", el)
 	}
 
 	// Progress every ProgressInterval when the request has a token.
 	ss.ok("paf_listen", map[string]any{"timeout_seconds": 1})
+	synctest.Wait() // notifications may arrive after the result they precede
 	if n := len(ss.notes.Of(string(mcp.MethodNotificationProgress))); n != 0 {
 		t.Fatalf("%d progress notifications without a progress token", n)
 	}
@@ -339,38 +351,52 @@ func TestWaitTimeoutProgressAndCancel(t *testing.T) {
 	if res.IsError {
 		t.Fatal(mcptest.Text(res))
 	}
-	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "progress notifications", func() bool {
-		return len(ss.notes.Of(string(mcp.MethodNotificationProgress))) >= 3
-	})
-	p := ss.notes.Of(string(mcp.MethodNotificationProgress))[0].Params.AdditionalFields
+	synctest.Wait()
+	// One every 100 ms of the 1 s: 9, or 10 when the ticker wins the
+	// select against the timer at 1 s.
+	notes := ss.notes.Of(string(mcp.MethodNotificationProgress))
+	if n := len(notes); n < 9 || n > 10 {
+		t.Fatalf("%d progress notifications in a 1 s listen every 100 ms, want 9 or 10", n)
+	}
+	p := notes[0].Params.AdditionalFields
 	if p["progressToken"] != "tok-1" || p["total"] != float64(1) {
 		t.Fatalf("progress params: %v", p)
 	}
 
-	// Cancellation ends the wait at once and marks nothing read.
+	// Cancellation ends the wait at once (no time passes on the bubble's
+	// clock) and marks nothing read.
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := mcptest.Async(ctx, ss.c, "paf_listen", map[string]any{"timeout_seconds": 60}, nil)
-	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the listen to block", func() bool {
-		ss.s.mu.Lock()
-		defer ss.s.mu.Unlock()
-		return ss.s.listening == 1
-	})
+	synctest.Wait()
+	if n := listening(ss.s); n != 1 {
+		t.Fatalf("listening = %d after the listen blocked, want 1", n)
+	}
+	cancelled := time.Now()
 	cancel()
+	synctest.Wait()
 	select {
 	case <-ch:
-	case <-time.After(2 * time.Second):
+	default:
 		t.Fatal("a cancelled listen did not return")
 	}
-	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the cancelled listen to stop waiting", func() bool {
-		ss.s.mu.Lock()
-		defer ss.s.mu.Unlock()
-		return ss.s.listening == 0
-	})
+	if el := time.Since(cancelled); el != 0 {
+		t.Fatalf("a cancelled listen returned %s after the cancel, want at once", el)
+	}
+	if n := listening(ss.s); n != 0 {
+		t.Fatalf("listening = %d after the cancel, want 0", n)
+	}
 	fm.inject(relay.Message{From: "someone", To: "me", Kind: relay.KindMessage, Body: "after the cancel"})
 	_, d = ss.ok("paf_check", nil)
 	if ms := messages(t, d); len(ms) != 1 || ms[0].Body != "after the cancel" {
 		t.Fatalf("message lost after a cancelled listen: %+v", ms)
 	}
+}
+
+// listening is how many calls of s are blocked in paf_listen.
+func listening(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.listening
 }
 
 // TestCancelledTakeMarksNothingRead: a call whose request was cancelled
@@ -490,10 +516,15 @@ func TestBroadcast(t *testing.T) {
 	}
 }
 
-func TestIdleConversationsEnd(t *testing.T) {
+// TestIdleConversationsEnd runs in a synctest bubble, so the product's own
+// IdleTimeout (an hour) passes on the bubble's clock in no real time, and
+// the conversation is seen open just before it and ended just after.
+func TestIdleConversationsEnd(t *testing.T) { synctest.Test(t, testIdleConversationsEnd) }
+
+func testIdleConversationsEnd(t *testing.T) {
 	fm := newFakeMesh()
 	cfg := testConfig(t)
-	cfg.IdleTimeout = 300 * time.Millisecond
+	cfg.IdleTimeout = DefaultConfig().IdleTimeout
 	caller := startSession(t, fm.peer(), cfg)
 	// The other side is a bare peer, so only the caller's idle timer runs.
 	other := fm.peer()
@@ -502,9 +533,30 @@ func TestIdleConversationsEnd(t *testing.T) {
 	}
 	_, d := caller.ok("paf_connect", map[string]any{"target_session": "listener", "intent": "x", "my_name": "caller"})
 	conv := d["conversation_id"].(string)
+	ended := func() bool {
+		caller.s.mu.Lock()
+		defer caller.s.mu.Unlock()
+		return caller.s.convs[conv].Ended
+	}
+
+	// The idle loop looks every IdleTimeout/10: open one look before the
+	// timeout, ended one look after it.
+	look := cfg.IdleTimeout / 10
+	time.Sleep(cfg.IdleTimeout - look) // the bubble's clock: no real time passes
+	synctest.Wait()
+	if ended() || len(caller.notes.Of(channelMethod)) != 0 {
+		t.Fatalf("conversation ended %s before its idle timeout", look)
+	}
+	time.Sleep(2 * look)
+	synctest.Wait()
+	if !ended() {
+		t.Fatalf("conversation still open %s after its idle timeout", look)
+	}
 
 	// The caller's agent is told at once (pushed) and in the next result.
-	testutil.WaitForEvery(t, waitPoll, 5*time.Second, "the caller's notice", func() bool { return len(caller.notes.Of(channelMethod)) > 0 })
+	if n := len(caller.notes.Of(channelMethod)); n != 1 {
+		t.Fatalf("%d channel notifications for the end, want 1", n)
+	}
 	meta, _ := caller.notes.Of(channelMethod)[0].Params.AdditionalFields["meta"].(map[string]any)
 	if meta["conversation_id"] != conv || meta["kind"] != "notice" {
 		t.Fatalf("notice meta: %v", meta)
@@ -549,7 +601,9 @@ func TestEndArrivingEndsAtOnce(t *testing.T) {
 	}
 }
 
-func TestNotReady(t *testing.T) {
+func TestNotReady(t *testing.T) { synctest.Test(t, testNotReady) }
+
+func testNotReady(t *testing.T) {
 	fm := newFakeMesh()
 	cfg := testConfig(t)
 	cfg.JoinWait = 50 * time.Millisecond
@@ -571,7 +625,9 @@ var errBroken = errors.New("state dir is broken")
 // TestOpeningGrace: a listen that wakes to a new conversation's opening
 // alone waits a moment for the question; one that finds both returns at
 // once.
-func TestOpeningGrace(t *testing.T) {
+func TestOpeningGrace(t *testing.T) { synctest.Test(t, testOpeningGrace) }
+
+func testOpeningGrace(t *testing.T) {
 	fm := newFakeMesh()
 	cfg := testConfig(t)
 	cfg.OpeningGrace = 5 * time.Second
@@ -596,15 +652,27 @@ func TestOpeningGrace(t *testing.T) {
 	opening.ConversationID, question.ConversationID = "c-2", "c-2"
 	fm.inject(opening)
 	ch := mcptest.Async(context.Background(), ss.c, "paf_listen", map[string]any{"timeout_seconds": 30}, nil)
-	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "the listen to hold the opening", func() bool {
-		ss.s.mu.Lock()
-		defer ss.s.mu.Unlock()
-		return ss.s.listening == 1
-	})
+	synctest.Wait()
+	if n := listening(ss.s); n != 1 {
+		t.Fatalf("listening = %d while holding the opening, want 1", n)
+	}
+	time.Sleep(cfg.OpeningGrace / 2) // the bubble's clock: within the grace
 	fm.inject(question)
 	res := await(t, ch, 10*time.Second)
 	if ms := messages(t, mcptest.Structured(t, res)); len(ms) != 2 || ms[1].Body != "the question" {
 		t.Fatalf("listen: %+v", ms)
+	}
+
+	// The opening alone, and no question: it comes back when the grace ends.
+	opening.ConversationID = "c-3"
+	fm.inject(opening)
+	start = time.Now()
+	_, d = ss.ok("paf_listen", map[string]any{"timeout_seconds": 30})
+	if ms := messages(t, d); len(ms) != 1 || !ms[0].NewConversation {
+		t.Fatalf("listen with the opening alone: %+v", ms)
+	}
+	if el := time.Since(start); el != cfg.OpeningGrace {
+		t.Fatalf("listen with the opening alone returned after %s, want the grace of %s", el, cfg.OpeningGrace)
 	}
 }
 
@@ -703,26 +771,34 @@ func TestSentText(t *testing.T) {
 // timeout_seconds bounds the whole call: a listen that spent its budget
 // waiting for the peer to join (a crashed session's name being released)
 // returns once the peer is up rather than waiting its full timeout again.
-func TestListenTimeoutCountsTheJoin(t *testing.T) {
+func TestListenTimeoutCountsTheJoin(t *testing.T) { synctest.Test(t, testListenTimeoutCountsTheJoin) }
+
+func testListenTimeoutCountsTheJoin(t *testing.T) {
 	fm := newFakeMesh()
 	p := fm.pendingPeer()
 	cfg := testConfig(t)
 	cfg.ProgressInterval = 100 * time.Millisecond
 	ss := startSession(t, p, cfg)
-	sent := time.Now()
 	ch := mcptest.Async(context.Background(), ss.c, "paf_listen", map[string]any{"session_name": "me", "timeout_seconds": 1}, "tok-join")
-	// Not synchronisation: the condition is that the call's budget is spent.
-	testutil.WaitFor(t, 5*time.Second, "the call's 1 s budget to pass while the peer joins", func() bool {
-		return time.Since(sent) > 1200*time.Millisecond
-	})
+	// The call's 1 s budget passes on the bubble's clock while the peer
+	// joins (JoinWait is 2 s).
+	time.Sleep(1200 * time.Millisecond)
+	synctest.Wait()
+	select {
+	case r := <-ch:
+		t.Fatalf("listen returned before the peer joined: %v %v", r.Res, r.Err)
+	default:
+	}
 	close(p.ready)
 	res := await(t, ch, 10*time.Second)
 	d := mcptest.Structured(t, res)
 	if d["timed_out"] != true {
 		t.Fatalf("listen after its budget went on joining: %s %v, want timed out", mcptest.Text(res), d)
 	}
-	// A wait of its own would have sent a progress notification every 100 ms.
-	if n := len(ss.notes.Of(string(mcp.MethodNotificationProgress))); n > 2 {
+	// A wait of its own would have sent a progress notification every 100 ms
+	// of the bubble's clock; the budget was spent, so there is none.
+	synctest.Wait()
+	if n := len(ss.notes.Of(string(mcp.MethodNotificationProgress))); n != 0 {
 		t.Fatalf("the listen waited again after joining: %d progress notifications", n)
 	}
 }
@@ -730,7 +806,9 @@ func TestListenTimeoutCountsTheJoin(t *testing.T) {
 // A claim made by a tool call (paf_register, or a name passed to another
 // tool) is bounded so that the call answers inside a client's 60 s, joining
 // time included: the backend may wait for a crashed session's name.
-func TestClaimIsBoundedByTheCall(t *testing.T) {
+func TestClaimIsBoundedByTheCall(t *testing.T) { synctest.Test(t, testClaimIsBoundedByTheCall) }
+
+func testClaimIsBoundedByTheCall(t *testing.T) {
 	fm := newFakeMesh()
 	p := fm.peer()
 	ss := startSession(t, p, testConfig(t))

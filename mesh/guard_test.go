@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -198,8 +199,15 @@ func TestGuardByteLimits(t *testing.T) {
 	})
 }
 
-func TestGuardDeadline(t *testing.T) {
-	g := testGuard(guardLimits{PerSource: 5, Total: 5, MaxRead: 100, SourceBytes: 100, TotalBytes: 100, Timeout: 50 * time.Millisecond})
+// TestGuardDeadline runs in a synctest bubble: the stream is a net.Pipe,
+// whose deadlines are timers on the bubble's clock, so the guard's own
+// 10 s default is used and an idle read is seen to end exactly at it.
+func TestGuardDeadline(t *testing.T) { synctest.Test(t, testGuardDeadline) }
+
+func testGuardDeadline(t *testing.T) {
+	timeout := defaultGuardLimits.Timeout
+	g := testGuard(guardLimits{PerSource: 5, Total: 5, MaxRead: 100, SourceBytes: 100, TotalBytes: 100, Timeout: timeout})
+	admitted := time.Now()
 	s := admitFrom(t, g, "10.0.0.1")
 	// memberlist sets its own, later deadline; the guard's stays.
 	if err := s.c.SetDeadline(time.Now().Add(time.Hour)); err != nil {
@@ -218,13 +226,22 @@ func TestGuardDeadline(t *testing.T) {
 		_, err := s.c.Read(make([]byte, 1))
 		done <- err
 	}()
+	time.Sleep(timeout - time.Millisecond) // the bubble's clock
+	synctest.Wait()
+	select {
+	case err := <-done:
+		t.Fatalf("idle read ended %s after admission, before the guard's %s: %v", time.Since(admitted), timeout, err)
+	default:
+	}
+	time.Sleep(time.Millisecond)
+	synctest.Wait()
 	select {
 	case err := <-done:
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("idle read: %v, want a deadline error", err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("an idle stream outlived the guard's deadline by 10 s")
+	default:
+		t.Fatalf("an idle stream outlived the guard's deadline of %s", timeout)
 	}
 }
 

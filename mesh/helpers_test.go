@@ -35,10 +35,4 @@ func ownerID(p *Peer, name string) string {
 }
 
 // crash stops p the way SIGKILL would: no leave message, no goodbye.
-func (p *Peer) crash() {
-	p.closeOnce.Do(func() {
-		close(p.stop)
-		p.wg.Wait()
-		p.closeErr = p.ml.Shutdown()
-	})
-}
+func (p *Peer) crash() { CrashForTest(p) }

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 	"github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/mesh/meshtest"
 )
 
 var relayKey = bytes.Repeat([]byte{7}, 32)
@@ -33,15 +33,7 @@ type nodeOpt func(*Config)
 
 func startNode(t testing.TB, root string, opts ...nodeOpt) *node {
 	t.Helper()
-	mc := mesh.DefaultLocalConfig()
-	mc.Logger = testutil.QuietLogger(t, slog.LevelWarn)
-	mc.Memberlist.ProbeInterval = 500 * time.Millisecond
-	mc.Memberlist.ProbeTimeout = 400 * time.Millisecond
-	// With these short probes, the preset's SuspicionMult of 2 would give a
-	// peer starved by -race on a loaded machine only 1 s to refute.
-	mc.Memberlist.SuspicionMult = 3
-	mc.Memberlist.GossipInterval = 50 * time.Millisecond
-	p, err := mesh.New(mc)
+	p, err := mesh.New(meshtest.Config(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +41,7 @@ func startNode(t testing.TB, root string, opts ...nodeOpt) *node {
 		root = t.TempDir()
 	}
 	cfg := DefaultConfig()
-	cfg.Dir, cfg.Key, cfg.StateRoot, cfg.Logger = p, relayKey, root, testutil.QuietLogger(t, slog.LevelWarn)
+	cfg.Dir, cfg.Key, cfg.StateRoot, cfg.Logger = p, relayKey, root, testutil.QuietLogger(t, meshtest.LogLevel())
 	cfg.DeliverTimeout = 5 * time.Second
 	cfg.HandoverStagger = 300 * time.Millisecond
 	for _, o := range opts {
@@ -71,6 +63,16 @@ func startNode(t testing.TB, root string, opts ...nodeOpt) *node {
 func (n *node) close() {
 	n.relay.Close()
 	n.peer.Close()
+}
+
+// crash stops n the way SIGKILL would stop its process: the relay's
+// connections drop and the mesh peer stops without a leave, so the others
+// see it suspected, then dead, after failure detection. (Relay.Close says
+// goodbye to no one: it is already what a crash does to the relay.) The
+// cleanup's close is then a no-op.
+func (n *node) crash() {
+	n.relay.Close()
+	meshtest.Crash(n.peer)
 }
 
 // meshOf starts peers named names, joined, each seeing every name.

@@ -55,6 +55,12 @@ func Config(t testing.TB) *mesh.Config {
 	return c
 }
 
+// Crash stops p the way SIGKILL would stop its process (mesh.CrashForTest):
+// gossip stops without a leave, so the others see a failure (suspect, then
+// dead), not a departure. For tests of the layers above mesh that need
+// peers to fail as well as leave; Close after Crash does nothing.
+func Crash(p *mesh.Peer) { mesh.CrashForTest(p) }
+
 // LogLevel is Warn; with PAF_TEST_DEBUG set in the environment, Debug.
 func LogLevel() slog.Level {
 	if os.Getenv("PAF_TEST_DEBUG") != "" {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -30,6 +31,26 @@ func openTestInbox(t *testing.T, root string) *Inbox {
 		t.Fatal(err)
 	}
 	return ib
+}
+
+// tidiedWhenQuiet checks, in a synctest bubble, that what the inbox's
+// writer does once the inbox has been quiet for tidyAfter (done says whether
+// it is done) is not done a millisecond before and is done at tidyAfter. The
+// bubble's clock stands still while the test and the writer work (file
+// syscalls included) and moves only when both wait, so "quiet" is exact.
+func tidiedWhenQuiet(t *testing.T, what string, done func() bool) {
+	t.Helper()
+	synctest.Wait()
+	time.Sleep(tidyAfter - time.Millisecond)
+	synctest.Wait()
+	if done() {
+		t.Fatalf("%s before the inbox was quiet for %s", what, tidyAfter)
+	}
+	time.Sleep(time.Millisecond)
+	synctest.Wait()
+	if !done() {
+		t.Fatalf("%s: not after the inbox was quiet for %s", what, tidyAfter)
+	}
 }
 
 // addSync adds m to ib and returns the result its sender would get.
@@ -148,7 +169,9 @@ func flip(b []byte, i int) []byte {
 // one not read, once, in order; a torn record at the end (never
 // acknowledged) is dropped, and ids it had not yet copied to bbolt still
 // de-duplicate.
-func TestInboxRecoversFromLog(t *testing.T) {
+func TestInboxRecoversFromLog(t *testing.T) { synctest.Test(t, testInboxRecoversFromLog) }
+
+func testInboxRecoversFromLog(t *testing.T) {
 	root := t.TempDir()
 	m := func(i int) *wire.Message { return testMessage(i) }
 	torn, err := appendStored(nil, &wire.Message{ID: "01HZY00000000000000000T0RN", From: "alice", To: "bob", Kind: wire.KindMessage})
@@ -177,7 +200,7 @@ func TestInboxRecoversFromLog(t *testing.T) {
 	if fmt.Sprint(ids(got)) != fmt.Sprint(want) {
 		t.Fatalf("recovered %v, want %v", ids(got), want)
 	}
-	testutil.WaitFor(t, 10*time.Second, "the read log to start over", func() bool {
+	tidiedWhenQuiet(t, "the read log started over", func() bool {
 		var size int64
 		testutil.Must(t, ib.withLog(func() { size = ib.log.size }))
 		return size == fileHeaderLen
@@ -249,7 +272,9 @@ func TestInboxMovesLegacyUnread(t *testing.T) {
 // The writer looks an id up in bbolt only if its ULID time is not after the
 // latest one there; retries of ids kept in bbolt must still be recognised,
 // after a restart too, and new ids of any time accepted.
-func TestInboxDedupByULIDTime(t *testing.T) {
+func TestInboxDedupByULIDTime(t *testing.T) { synctest.Test(t, testInboxDedupByULIDTime) }
+
+func testInboxDedupByULIDTime(t *testing.T) {
 	root := t.TempDir()
 	at := func(ms uint64, i int) *wire.Message {
 		m := testMessage(i)
@@ -262,7 +287,7 @@ func TestInboxDedupByULIDTime(t *testing.T) {
 	if _, err := ib.Take(); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, 10*time.Second, "the id to move into bbolt", func() bool {
+	tidiedWhenQuiet(t, "the id moved into bbolt", func() bool {
 		var n int
 		testutil.Must(t, ib.withLog(func() { n = len(ib.newIDs) }))
 		return n == 0
@@ -349,7 +374,9 @@ func TestInboxDedupAcrossLogAndStore(t *testing.T) {
 
 // A log that is mostly read is rewritten with only the unread messages, and
 // they still read back whole and in order.
-func TestInboxCompactsLog(t *testing.T) {
+func TestInboxCompactsLog(t *testing.T) { synctest.Test(t, testInboxCompactsLog) }
+
+func testInboxCompactsLog(t *testing.T) {
 	root := t.TempDir()
 	ib := openTestInbox(t, root)
 	defer ib.Close()
@@ -366,7 +393,7 @@ func TestInboxCompactsLog(t *testing.T) {
 	if got, err := ib.Remove(read); err != nil || got != len(read) {
 		t.Fatalf("remove: %d, %v", got, err)
 	}
-	testutil.WaitFor(t, 10*time.Second, "the log to be compacted", func() bool {
+	tidiedWhenQuiet(t, "the log compacted", func() bool {
 		var size int64
 		testutil.Must(t, ib.withLog(func() { size = ib.log.size }))
 		return size < compactAt/2
