@@ -114,7 +114,14 @@ type Server struct {
 	log  *slog.Logger
 	wg   sync.WaitGroup
 	once sync.Once
+	// ctx ends when Close begins, so that calls blocked in the handler (a
+	// listen with no timeout) return at once instead of holding up shutdown.
+	ctx  context.Context
+	stop context.CancelFunc
 }
+
+// ErrShuttingDown answers a call that was waiting when the peer shut down.
+var ErrShuttingDown = errors.New("control: the peer shut down while this call waited; nothing was marked read: run the command again once a peer holds the name")
 
 // Listen creates the socket at path (mode 0600) and serves it until Close.
 // log may be nil.
@@ -132,6 +139,7 @@ func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
 	s := &Server{path: path, ln: ln, h: h, log: log}
+	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
@@ -175,7 +183,7 @@ func (s *Server) handle(c net.Conn) {
 		_ = c.SetReadDeadline(time.Time{})
 		// The client sends nothing after its request: a read that returns
 		// means it went away (Ctrl-C on `paf-peer listen`), so stop waiting.
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(s.ctx)
 		go func() {
 			var b [1]byte
 			_, _ = c.Read(b[:])
@@ -214,6 +222,9 @@ func (s *Server) dispatch(ctx context.Context, req Request, resp *Response) {
 			defer cancel()
 		}
 		if err := s.h.Wait(ctx, req.As); err != nil {
+			if s.ctx.Err() != nil {
+				err = ErrShuttingDown
+			}
 			fail(err)
 			return
 		}
@@ -238,6 +249,7 @@ func (s *Server) dispatch(ctx context.Context, req Request, resp *Response) {
 // removes the socket. It is idempotent.
 func (s *Server) Close() {
 	s.once.Do(func() {
+		s.stop()
 		s.ln.Close()
 		s.wg.Wait()
 		_ = os.Remove(s.path)

@@ -403,3 +403,49 @@ func TestServerRefusesAnotherUser(t *testing.T) {
 		t.Fatalf("our own request: %+v, %v", resp, err)
 	}
 }
+
+// ctxWaiter is a fakePeer whose Wait, like the real peer's, fails when its context ends.
+type ctxWaiter struct{ *fakePeer }
+
+func (w ctxWaiter) Wait(ctx context.Context, as string) error {
+	w.waiting <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A listen with no timeout does not hold up shutdown (issue: serve still ran 18 s after
+// SIGTERM with a `listen --as bob` connected): Close ends the wait, and the client is told
+// in words that the peer shut down and nothing was marked read.
+func TestCloseEndsWaitingListen(t *testing.T) {
+	dir, err := os.MkdirTemp("", "pafc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	f := ctxWaiter{newFake()}
+	srv, err := Listen(filepath.Join(dir, "c.sock"), f, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Call(context.Background(), srv.Path(), Request{Op: OpListen, As: "bob"})
+		done <- err
+	}()
+	<-f.waiting
+	closed := make(chan struct{})
+	go func() { srv.Close(); close(closed) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrShuttingDown) && (err == nil || !strings.Contains(err.Error(), "shut down")) {
+			t.Fatalf("the listen ended with %v, want the shutdown said", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a waiting listen held up Close")
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+}
