@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -39,6 +40,11 @@ func ActAs(ctx context.Context, cfg Config, name string) (*Actor, error) {
 		return a, nil
 	}
 	cfg.Name, cfg.Brief = name, true
+	// A fixed port (PAF_BIND) belongs to the machine's long-lived peer: a brief
+	// one taking it would make that peer's restart fail (issue 17 item 4).
+	if cfg.Bind.IsValid() {
+		cfg.Bind = netip.AddrPortFrom(cfg.Bind.Addr(), 0)
+	}
 	n, err := New(ctx, cfg)
 	if errors.Is(err, mesh.ErrNameTaken) {
 		deadline := time.Now().Add(localRetry)
