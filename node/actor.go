@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/discovery"
@@ -186,37 +183,25 @@ func (a *Actor) Ack(ctx context.Context, ms []relay.JSONMessage) error {
 }
 
 // PeerStartedBy finds the live named peer on this machine (advertised in
-// runDir) whose parent process is ppid, and returns its name and control
-// socket, or "", "". A hook command uses it to find the `paf-peer mcp` peer
-// of its own agent session: both are children of the same client process.
+// runDir) started by the same client process as the caller, and returns its
+// name and control socket, or "", "". A hook command uses it to find the
+// `paf-peer mcp` peer of its own agent session: both descend from the same
+// client process. ppid is the caller's parent: the client itself, or a shell
+// the client ran the hook through (Claude Code runs hooks with `/bin/sh -c`,
+// and dash does not exec the command), so the peer's parent is matched against
+// ppid and then ppid's parent. No further: an ancestor beyond that (the
+// terminal's shell) may have started peers of other sessions.
 func PeerStartedBy(runDir string, ppid int) (name, control string) {
-	for _, e := range LocalPeers(runDir) {
-		if e.Name != "" && e.Control != "" && parentOf(e.PID) == ppid {
-			return e.Name, e.Control
+	peers := LocalPeers(runDir)
+	for _, anc := range []int{ppid, parentOf(ppid)} {
+		if anc <= 1 {
+			break
+		}
+		for _, e := range peers {
+			if e.Name != "" && e.Control != "" && parentOf(e.PID) == anc {
+				return e.Name, e.Control
+			}
 		}
 	}
 	return "", ""
-}
-
-// parentOf returns the parent pid of pid from /proc (Linux), or -1.
-func parentOf(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return -1
-	}
-	// The command name (field 2) is in parentheses and may hold spaces.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return -1
-	}
-	p, err := strconv.Atoi(f[1])
-	if err != nil {
-		return -1
-	}
-	return p
 }

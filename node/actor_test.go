@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -307,18 +308,30 @@ func TestControlAsOtherName(t *testing.T) {
 	}
 }
 
-// PeerStartedBy finds the named local peer whose parent is the given
-// process: here the peers run in this test process, so their parent is its.
+// PeerStartedBy finds the named local peer started by the hook's client: the
+// hook's parent, or that parent's parent when the client ran the hook through a
+// shell (dash does not exec). Here the peers run in this test process, so
+// their parent is the process that started this test.
 func TestPeerStartedBy(t *testing.T) {
 	m := newTestMesh(t)
 	n := m.start("a", "ann")
 	m.start("b", "") // no name: never the answer
 	name, ctl := PeerStartedBy(m.runDir, os.Getppid())
 	if name != "ann" || ctl != n.ControlPath() {
-		t.Fatalf("PeerStartedBy(our parent) = %q, %q; want ann, %s", name, ctl, n.ControlPath())
+		t.Fatalf("PeerStartedBy(the client) = %q, %q; want ann, %s", name, ctl, n.ControlPath())
 	}
-	if name, ctl := PeerStartedBy(m.runDir, os.Getpid()); name != "" || ctl != "" {
-		t.Fatalf("PeerStartedBy(a process that started none) = %q, %q", name, ctl)
+	// The hook's parent is a shell (this process stands for it) whose parent is the client.
+	if name, ctl := PeerStartedBy(m.runDir, os.Getpid()); name != "ann" || ctl != n.ControlPath() {
+		t.Fatalf("PeerStartedBy(a shell of the client) = %q, %q; want ann", name, ctl)
+	}
+	// A process whose parent and grandparent started no peer: nothing.
+	other := exec.Command("sleep", "30")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
+	if name, ctl := PeerStartedBy(m.runDir, other.Process.Pid); name != "" || ctl != "" {
+		t.Fatalf("PeerStartedBy(a process whose line started none) = %q, %q", name, ctl)
 	}
 	if got := parentOf(-1); got != -1 {
 		t.Fatalf("parentOf(-1) = %d", got)

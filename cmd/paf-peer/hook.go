@@ -32,7 +32,7 @@ const maxHookInput = 8 << 20
 // agent reads them with paf_check, so each is shown in full exactly once.
 //
 // The name is --as, else PAF_NAME, else the name held by the `paf-peer mcp`
-// peer that the same Claude Code process started (our parent is its parent).
+// peer that the same Claude Code process started (node.PeerStartedBy).
 func runHook(ctx context.Context, args []string, io stdio, getenv func(string) string) error {
 	fs := newFlagSet("hook", "[--as NAME]   (reads the hook's JSON on stdin)", io)
 	var cf commonFlags

@@ -78,3 +78,25 @@ func TestE2EHook(t *testing.T) {
 		t.Fatalf("bad input: %d %q", code, errOut)
 	}
 }
+
+// Without --as or PAF_NAME the hook finds its session's peer: the one started by the same
+// client. Claude Code runs hooks through `/bin/sh -c` (dash on Debian and Ubuntu, which
+// does not exec the command), so the hook's parent is a shell and the client is its
+// grandparent. Here this test process is the client: it starts the peer, and runs the hook
+// through sh, as `sh -c 'paf-peer hook; true'` (a shell that stays, whatever sh is).
+func TestE2EHookThroughAShell(t *testing.T) {
+	m := newTestMesh(t)
+	m.serve("b", "--name", "bob") // our only peer, as a client has one mcp peer
+	m.waitNames("bob")
+	m.sendJSON("alice", "bob", "please review PR 43") // from a brief peer, gone after
+	cmd := exec.Command("/bin/sh", "-c", pafPeer+" hook; true")
+	cmd.Env = cleanEnv(t, m.env("cli"))
+	cmd.Stdin = strings.NewReader(`{"session_id":"s1","hook_event_name":"UserPromptSubmit","prompt":"hi"}`)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("hook through sh: %v", err)
+	}
+	if !strings.Contains(string(out), "PR 43") || !strings.Contains(string(out), "bob") {
+		t.Fatalf("the hook run through a shell did not find its session's peer (bob): %q", out)
+	}
+}
