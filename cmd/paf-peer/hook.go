@@ -6,19 +6,18 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/node"
 	"github.com/paf-mesh/paf-mesh/node/control"
-	"github.com/paf-mesh/paf-mesh/relay"
 )
 
 // hookInput is the part of a Claude Code hook's stdin JSON we use.
 type hookInput struct {
-	SessionID     string `json:"session_id"`
-	HookEventName string `json:"hook_event_name"`
+	SessionID      string `json:"session_id"`
+	StopHookActive bool   `json:"stop_hook_active"` // Claude is already going on because of a Stop hook
+	HookEventName  string `json:"hook_event_name"`
 }
 
 // maxHookInput bounds what we read from stdin: hook inputs are small, but a
@@ -65,15 +64,19 @@ func runHook(ctx context.Context, args []string, io stdio, getenv func(string) s
 	if name == "" {
 		name = getenv("PAF_NAME")
 	}
-	ctl := ""
 	if name != "" {
 		if name, err = mesh.NormalizeName(name); err != nil {
 			return usagef("--as: %v", err)
 		}
-		ctl = node.LocalHolder(s.RunDir, name)
-	} else {
-		name, ctl = node.PeerStartedBy(s.RunDir, os.Getppid())
 	}
+	if in.HookEventName == "Stop" && in.StopHookActive {
+		return nil // already going on because of a Stop hook: never wake in a loop
+	}
+	wait := time.Duration(0)
+	if in.HookEventName == "SessionStart" {
+		wait = node.HookPeerWait // the client may start its mcp peer after this hook
+	}
+	name, ctl := node.SessionPeer(ctx, s.RunDir, name, os.Getppid(), wait)
 	if ctl == "" {
 		return nil // no peer of ours is running: nothing to report
 	}
@@ -83,8 +86,12 @@ func runHook(ctx context.Context, args []string, io stdio, getenv func(string) s
 	if err != nil || len(resp.Messages) == 0 {
 		return nil // a hook must never get in the way of the session
 	}
-	note := unreadNote(name, resp.Messages)
+	note := node.UnreadNote(name, resp.Messages)
 	if in.HookEventName == "Stop" {
+		// Wake once per new message: not again for ones the model left unread.
+		if fresh, err := node.FreshForStop(s.StateDir, in.SessionID, resp.Messages); err != nil || len(fresh) == 0 {
+			return nil
+		}
 		fmt.Fprintln(io.err, note)
 		return hookWake{}
 	}
@@ -109,20 +116,4 @@ func readAllLimited(r io.Reader, n int64) ([]byte, error) {
 		return nil, fmt.Errorf("more than %d bytes on stdin", n)
 	}
 	return b, err
-}
-
-// unreadNote summarises unread messages for the model: who wrote, a preview,
-// and what to call to read them.
-func unreadNote(name string, ms []relay.JSONMessage) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "paf: %d unread message(s) for %s.", len(ms), name)
-	for i, m := range ms {
-		if i == 5 {
-			fmt.Fprintf(&b, " …and %d more.", len(ms)-5)
-			break
-		}
-		fmt.Fprintf(&b, " From %s: %q.", m.From, clipText(m.Body, 120))
-	}
-	b.WriteString(" Call paf_check (or paf_listen) to read them in full and reply.")
-	return b.String()
 }

@@ -56,14 +56,26 @@ func TestE2EHook(t *testing.T) {
 	}
 
 	// Stop: exit 2 with the note on stderr, which wakes the session.
-	out, errOut, code := m.hook(`{"hook_event_name":"Stop"}`, "--as", "bob")
+	out, errOut, code := m.hook(`{"session_id":"s1","hook_event_name":"Stop"}`, "--as", "bob")
 	if code != 2 || out != "" || !strings.Contains(errOut, "unread") {
 		t.Fatalf("Stop: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+	// Once per new message: the model left it unread, so the next Stop lets the session
+	// rest, and so does a Stop while Claude already goes on because of a Stop hook.
+	if out, errOut, code := m.hook(`{"session_id":"s1","hook_event_name":"Stop"}`, "--as", "bob"); code != 0 || out != "" || errOut != "" {
+		t.Fatalf("second Stop for the same message: exit %d, %q %q; want no wake", code, out, errOut)
+	}
+	m.sendJSON("alice", "bob", "and PR 44")
+	if _, _, code := m.hook(`{"session_id":"s1","hook_event_name":"Stop","stop_hook_active":true}`, "--as", "bob"); code != 0 {
+		t.Fatalf("Stop with stop_hook_active: exit %d; want no wake", code)
+	}
+	if _, errOut, code := m.hook(`{"session_id":"s1","hook_event_name":"Stop"}`, "--as", "bob"); code != 2 || !strings.Contains(errOut, "PR 44") {
+		t.Fatalf("Stop after a new message: exit %d, %q; want a wake", code, errOut)
+	}
 
 	// The hook does not read the messages for the agent.
-	if got := m.checkJSON("bob"); len(got.Messages) != 1 {
-		t.Fatalf("after the hooks bob has %d unread, want 1", len(got.Messages))
+	if got := m.checkJSON("bob"); len(got.Messages) != 2 {
+		t.Fatalf("after the hooks bob has %d unread, want 2", len(got.Messages))
 	}
 
 	// Other events, and names with no peer: nothing to say.
