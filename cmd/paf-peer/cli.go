@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/paf-mesh/paf-mesh/internal/buildinfo"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// version is this build's: the module version (go install ...@vX.Y.Z), else buildinfo.Dev.
+var version = buildinfo.Version()
 
 // Exit codes (SPEC section 6).
 const (
@@ -168,6 +170,6 @@ func runVersion(_ context.Context, args []string, io stdio, _ func(string) strin
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	fmt.Fprintf(io.out, "paf-peer %s\n", version)
+	fmt.Fprintf(io.out, "paf-peer %s\n", buildinfo.Long())
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paf-mesh/paf-mesh/internal/buildinfo"
 	"github.com/paf-mesh/paf-mesh/node"
 )
 
@@ -49,8 +50,8 @@ func TestRunUsage(t *testing.T) {
 		"--help":              {args: []string{"--help"}, wantCode: 0, wantOut: "Usage: paf-peer COMMAND"},
 		"-h":                  {args: []string{"-h"}, wantCode: 0, wantOut: "Commands:"},
 		"help":                {args: []string{"help"}, wantCode: 0, wantOut: "serve"},
-		"version":             {args: []string{"version"}, wantCode: 0, wantOut: "paf-peer " + version + "\n"},
-		"--version":           {args: []string{"--version"}, wantCode: 0, wantOut: "paf-peer " + version + "\n"},
+		"version":             {args: []string{"version"}, wantCode: 0, wantOut: "paf-peer " + buildinfo.Long() + "\n"},
+		"--version":           {args: []string{"--version"}, wantCode: 0, wantOut: "paf-peer " + buildinfo.Long() + "\n"},
 		"version extra":       {args: []string{"version", "now"}, wantCode: 2, wantErr: `unexpected argument "now"`},
 		"unknown command":     {args: []string{"frobnicate"}, wantCode: 2, wantErr: `unknown command "frobnicate"`},
 		"unknown serve flag":  {args: []string{"serve", "--frob"}, wantCode: 2, wantErr: "-frob"},
