@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -175,27 +176,10 @@ func (c Config) withDefaults() Config {
 			c.Bind = netip.MustParseAddrPort(DefaultSecureBind)
 		}
 	}
-	if c.MaxBody == 0 {
-		c.MaxBody = d.MaxBody
-	}
-	if c.FileOver == 0 {
-		c.FileOver = d.FileOver
-	}
-	if c.ForwardTTL == 0 {
-		c.ForwardTTL = d.ForwardTTL
-	}
-	if c.StoreTTL == 0 {
-		c.StoreTTL = d.StoreTTL
-	}
-	if c.Replicas == 0 {
-		c.Replicas = d.Replicas
-	}
-	if c.Rate == 0 {
-		c.Rate = d.Rate
-	}
-	if c.ConversationIdle == 0 {
-		c.ConversationIdle = d.ConversationIdle
-	}
+	c.MaxBody, c.FileOver = cmp.Or(c.MaxBody, d.MaxBody), cmp.Or(c.FileOver, d.FileOver)
+	c.ForwardTTL, c.StoreTTL = cmp.Or(c.ForwardTTL, d.ForwardTTL), cmp.Or(c.StoreTTL, d.StoreTTL)
+	c.Replicas, c.Rate = cmp.Or(c.Replicas, d.Replicas), cmp.Or(c.Rate, d.Rate)
+	c.ConversationIdle = cmp.Or(c.ConversationIdle, d.ConversationIdle)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

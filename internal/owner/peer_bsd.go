@@ -2,29 +2,14 @@
 
 package owner
 
-import (
-	"fmt"
-	"net"
+import "golang.org/x/sys/unix"
 
-	"golang.org/x/sys/unix"
-)
+const peerCredName = "LOCAL_PEERCRED"
 
-// PeerUID returns the user id of the process at the other end of c, a unix
-// socket connection, as the kernel recorded it at connect (LOCAL_PEERCRED).
-func PeerUID(c *net.UnixConn) (uint32, error) {
-	raw, err := c.SyscallConn()
+func peerUID(fd int) (uint32, error) {
+	cred, err := unix.GetsockoptXucred(fd, unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
 	if err != nil {
 		return 0, err
-	}
-	var cred *unix.Xucred
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, serr = unix.GetsockoptXucred(int(fd), unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
-	}); err != nil {
-		return 0, err
-	}
-	if serr != nil {
-		return 0, fmt.Errorf("LOCAL_PEERCRED: %w", serr)
 	}
 	return cred.Uid, nil
 }

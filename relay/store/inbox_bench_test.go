@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
@@ -83,7 +82,7 @@ func BenchmarkInboxSyncFloor(b *testing.B) {
 			if _, err := f.WriteAt(make([]byte, fileSize), 0); err != nil {
 				b.Fatal(err)
 			}
-			if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			if err := fdatasync(f); err != nil {
 				b.Fatal(err)
 			}
 			n := testutil.BenchCount(2000, 300)
@@ -105,7 +104,7 @@ func BenchmarkInboxSyncFloor(b *testing.B) {
 								b.Error(err)
 								return
 							}
-							if err := unix.Fdatasync(int(f.Fd())); err != nil {
+							if err := fdatasync(f); err != nil {
 								b.Error(err)
 								return
 							}

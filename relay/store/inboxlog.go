@@ -9,8 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/sys/unix"
 )
 
 // An inboxLog is the file that holds an inbox's unread messages: an
@@ -179,7 +177,7 @@ func (l *inboxLog) write(buf []byte) (int64, error) {
 	}
 	_, err := l.f.WriteAt(buf, at)
 	if err == nil {
-		err = unix.Fdatasync(int(l.f.Fd()))
+		err = fdatasync(l.f)
 	}
 	if err != nil {
 		// Nobody is told these records are stored: zero them, so that a
@@ -221,7 +219,7 @@ func (l *inboxLog) growAhead() error {
 	if err := l.reserve(l.size + allocAhead + allocStep); err != nil {
 		return err
 	}
-	if err := unix.Fdatasync(int(l.f.Fd())); err != nil {
+	if err := fdatasync(l.f); err != nil {
 		return fmt.Errorf("relay: sync inbox log %s: %w", l.path, err)
 	}
 	return nil
