@@ -113,18 +113,8 @@ func UnreadNote(name string, ms []relay.JSONMessage) string {
 			fmt.Fprintf(&b, " …and %d more.", len(ms)-5)
 			break
 		}
-		fmt.Fprintf(&b, " From %s: %q.", m.From, clipOneLine(m.Body, 120))
+		fmt.Fprintf(&b, " From %s: %q.", m.From, termsafe.Clip(m.Body, 120))
 	}
 	b.WriteString(" Call paf_check (or paf_listen) to read them in full and reply.")
 	return b.String()
-}
-
-// clipOneLine is s on one line of at most n runes, what a terminal acts on
-// escaped (the note may be shown in one).
-func clipOneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(termsafe.EscapeLine(s)), " ")
-	if len([]rune(s)) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
 }

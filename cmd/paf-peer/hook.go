@@ -89,7 +89,8 @@ func runHook(ctx context.Context, args []string, io stdio, getenv func(string) s
 	note := node.UnreadNote(name, resp.Messages)
 	if in.HookEventName == "Stop" {
 		// Wake once per new message: not again for ones the model left unread.
-		if fresh, err := node.FreshForStop(s.StateDir, in.SessionID, resp.Messages); err != nil || len(fresh) == 0 {
+		// Without a memory (state dir not writable) it wakes: stop_hook_active stops a loop.
+		if fresh, err := node.FreshForStop(s.StateDir, in.SessionID, resp.Messages); err == nil && len(fresh) == 0 {
 			return nil
 		}
 		fmt.Fprintln(io.err, note)

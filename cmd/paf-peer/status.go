@@ -106,7 +106,7 @@ func printStatus(w io.Writer, r *node.Status, now time.Time) {
 		if addr == "" {
 			addr = "-" // a failed peer known only from another's report (its name reserved)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, p.Activity, termsafe.EscapeLine(p.Host), addr, stored, p.ID, clipText(p.Description, 40))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, state, p.Activity, termsafe.EscapeLine(p.Host), addr, stored, p.ID, termsafe.Clip(p.Description, 40))
 	}
 	tw.Flush()
 	if gone > 0 {
@@ -135,13 +135,4 @@ func printStatus(w io.Writer, r *node.Status, now time.Time) {
 			fmt.Fprintf(w, "  %s -> %s%s\n", f.From, f.To, left)
 		}
 	}
-}
-
-// clipText: another peer's text on one line of n runes, escaped (termsafe).
-func clipText(s string, n int) string {
-	s = strings.Join(strings.Fields(termsafe.EscapeLine(s)), " ")
-	if len([]rune(s)) <= n {
-		return s
-	}
-	return string([]rune(s)[:n-1]) + "…"
 }

@@ -52,6 +52,17 @@ func EscapeLine(s string) string {
 	return strings.NewReplacer("\n", `\n`, "\t", `\t`).Replace(s)
 }
 
+// Clip is s on one line of at most n runes (words joined by single spaces,
+// "…" where it was cut), escaped as EscapeLine escapes: another peer's text
+// in a table or a one-line note.
+func Clip(s string, n int) string {
+	s = strings.Join(strings.Fields(EscapeLine(s)), " ")
+	if n < 1 || utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
 func safe(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 && c != '\n' && c != '\t' || c >= 0x7f {

@@ -66,3 +66,24 @@ func FuzzEscape(f *testing.F) {
 		}
 	})
 }
+
+func TestClip(t *testing.T) {
+	cases := map[string]struct {
+		in   string
+		n    int
+		want string
+	}{
+		"short":            {"a  b\nc", 10, `a b\nc`},
+		"cut":              {"abcdef", 4, "abc…"},
+		"exactly":          {"abcd", 4, "abcd"},
+		"escapes count":    {"\x1b[2J", 40, `\x1b[2J`},
+		"runes, not bytes": {"日本語テキスト", 3, "日本…"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := Clip(tc.in, tc.n); got != tc.want {
+				t.Fatalf("Clip(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+			}
+		})
+	}
+}
