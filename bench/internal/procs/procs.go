@@ -74,7 +74,9 @@ func Run(ctx context.Context, cfg Config, names []string) []Result {
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
 	}
-	want := func(ns ...string) bool { return slices.ContainsFunc(ns, func(n string) bool { return slices.Contains(names, n) }) }
+	want := func(ns ...string) bool {
+		return slices.ContainsFunc(ns, func(n string) bool { return slices.Contains(names, n) })
+	}
 	var out []Result
 	add := func(rs ...Result) {
 		for _, r := range rs {
