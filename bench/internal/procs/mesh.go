@@ -22,7 +22,7 @@ const convergeTimeout = 90 * time.Second
 // session's own goroutine every pollEvery), from the start of the last process. Then one
 // session renames itself (a claim of a new name) and the scenario times until all the others
 // list the new name. With idle, it then lets them settle and measures each process's CPU
-// (schedstat: nanoseconds on a CPU) and RSS over a window, beside an idle Python process (the
+// (schedstat of every thread: nanoseconds on a CPU) and RSS over a window, beside an idle Python process (the
 // hub of the baseline, an asyncio server with nothing to do). Then the same with n stock
 // memberlist nodes (memberlist.DefaultLocalConfig, each joining the ones started before it).
 func runMesh(ctx context.Context, cfg Config, n int, idle bool) []Result {
@@ -271,16 +271,26 @@ type procSample struct {
 
 func sampleProc(pid int) (procSample, error) {
 	s := procSample{at: time.Now()}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/schedstat", pid))
+	// /proc/PID/schedstat is the main thread's alone: sum every thread's (a Go process
+	// keeps its threads, so none that ran in the window is missing).
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
 		return s, fmt.Errorf("idle: %w", err)
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 1 {
-		return s, fmt.Errorf("idle: /proc/%d/schedstat: %q", pid, b)
-	}
-	if s.cpuNS, err = strconv.ParseInt(f[0], 10, 64); err != nil {
-		return s, err
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // the thread exited meanwhile
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 1 {
+			return s, fmt.Errorf("idle: /proc/%d/task/%s/schedstat: %q", pid, t.Name(), b)
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return s, err
+		}
+		s.cpuNS += ns
 	}
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
