@@ -219,7 +219,7 @@ func Rows() []RowSpec {
 			},
 		},
 		{
-			Key: "qa-fsyncs", Title: "  ↳ durable writes on that path (fsync + fdatasync of both processes, strace)",
+			Key: "qa-fsyncs", Title: "durable writes on the question → answer path (fsync + fdatasync of both processes, strace)",
 			Target: "≤ 2 per question → answer, none for reading",
 			Measured: []M{
 				m(PkgProcs, ProcsFsyncCount, "fsyncs/round-trip", "", "per round trip"),
@@ -246,10 +246,10 @@ func Rows() []RowSpec {
 		// once the recipient's inbox log is fdatasync'd (group-committed per batch). The
 		// like-for-like broker is JetStream with sync always, every message fsync'd before
 		// its ack; with the default sync, its ack means the page cache.
-		brokerTputRow("relay-throughput-vs-jetstream-sync", "  ↳ vs NATS JetStream publish, stored and fsync'd before the ack (sync always)",
-			"JetStream", "JetStream, sync always", NATSJetStreamSyncAlways, "no NATS JetStream sync-always baseline", relayTput),
 		brokerTputRow("relay-throughput-vs-nats", "  ↳ vs NATS request-reply, 1 KiB, 64 requesters (nothing stored)",
 			"NATS", "NATS", NATSRequestReply, "no NATS baseline", relayTput),
+		brokerTputRow("relay-throughput-vs-jetstream-sync", "  ↳ vs NATS JetStream publish, stored and fsync'd before the ack (sync always)",
+			"JetStream", "JetStream, sync always", NATSJetStreamSyncAlways, "no NATS JetStream sync-always baseline", relayTput),
 		brokerTputRow("relay-throughput-vs-jetstream", "  ↳ vs NATS JetStream publish, stored in the page cache before the ack (default sync)",
 			"JetStream", "JetStream, default sync", NATSJetStream, "no NATS JetStream default-sync baseline", relayTput),
 		{
@@ -426,8 +426,12 @@ func Rows() []RowSpec {
 // relayLatencyRow is the SPEC row of the relay's one-way latency to durable delivery, paced
 // 500 µs apart like its raw TCP baseline.
 func relayLatencyRow(key, size string, relay []M, rawTCP string) RowSpec {
+	title := "relay one-way latency"
+	if key != "relay-latency" {
+		title = "  ↳ relay one-way latency"
+	}
 	return RowSpec{
-		Key: key, Title: "relay one-way latency to durable delivery, " + size + ", separate processes, secure, paced 500 µs",
+		Key: key, Title: title + " to durable delivery, " + size + ", separate processes, secure, paced 500 µs",
 		Target: "p50 ≤ 3× raw TCP, p99 ≤ 5×, paced alike", Measured: relay, BaselineName: "raw TCP one-way, paced alike",
 		Baseline: []M{
 			m(PkgRelay, rawTCP, "p50-oneway-us", "p50", "us"),
@@ -448,8 +452,12 @@ func relayLatencyRow(key, size string, relay []M, rawTCP string) RowSpec {
 // allSeeRow is the SPEC row of n separate peer processes all seeing all, against stock
 // memberlist in the same layout.
 func allSeeRow(key string, n int, targetMS float64, paf, stock string) RowSpec {
+	indent := ""
+	if n != 20 {
+		indent = "  ↳ "
+	}
 	return RowSpec{
-		Key: key, Title: fmt.Sprintf("%d `paf-peer mcp` processes on one machine: all see all, after the last one starts", n),
+		Key: key, Title: fmt.Sprintf("%s%d `paf-peer mcp` processes on one machine: all see all, after the last one starts", indent, n),
 		Target: fmt.Sprintf("≤ %s", FormatValue(Value{Value: targetMS, Unit: "ms"})),
 		Measured: []M{
 			m(PkgProcs, paf, "ms/after-last-start", "", "ms"),
