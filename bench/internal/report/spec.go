@@ -549,7 +549,7 @@ func Curves() []CurveSpec {
 	senders := []XPoint{{1, "1"}, {8, "8"}, {64, "64"}}
 	return []CurveSpec{
 		{
-			Key: "relay-concurrency", Title: "Relay one-way latency, 1 KiB, vs concurrent senders",
+			Key: "relay-concurrency", Title: "Relay one-way latency to the receiver's handler (before its fsync; ack = durable), 1 KiB, vs concurrent senders, rate limit lifted",
 			XLabel: "concurrent senders", YLabel: "one-way latency", Unit: "us", Xs: senders, LogX: true, LogY: true, Chart: "relay-latency.png",
 			Series: []SeriesSpec{
 				{Name: "relay p50", Pkg: PkgRelay, NameFmt: "BenchmarkXProcRelayConcurrent/1KiB/senders-%s", Unit: "p50-deliver-us", Chart: true},
@@ -563,7 +563,7 @@ func Curves() []CurveSpec {
 		{
 			// Back to back on every side (the paced runs are in the vs-NATS rows): the
 			// relay's own figures beside raw TCP and NATS, plain and over TLS, as sent.
-			Key: "relay-sizes", Title: "Relay one-way latency by message size, one sender, back to back",
+			Key: "relay-sizes", Title: "Relay one-way latency to the receiver's handler (before its fsync) by message size, one sender, back to back, rate limit lifted",
 			XLabel: "message size (KiB)", YLabel: "one-way latency", Unit: "us", Xs: []XPoint{{1, "1KiB"}, {64, "64KiB"}},
 			Series: []SeriesSpec{
 				{Name: "relay p50", Pkg: PkgRelay, NameFmt: "BenchmarkXProcRelaySend/%s", Unit: "p50-deliver-us"},
