@@ -63,10 +63,11 @@ const (
 	IdlePython    = "IdlePython"
 	OneShot       = "OneShotSend"
 	MCPStart      = "MCPStart"
+	CrashReclaim  = "CrashReclaim"
 )
 
 // All lists every scenario name, in the order Run runs them.
-var All = []string{QA, Hub, Fsync, FsyncCount, AllSee20, StockAllSee20, Idle20, IdlePython, AllSee50, StockAllSee50, OneShot, MCPStart}
+var All = []string{QA, Hub, Fsync, FsyncCount, AllSee20, StockAllSee20, Idle20, IdlePython, AllSee50, StockAllSee50, OneShot, MCPStart, CrashReclaim}
 
 // Run runs the scenarios that produce any of names and returns their results (one per name
 // asked for, in All's order).
@@ -96,6 +97,7 @@ func Run(ctx context.Context, cfg Config, names []string) []Result {
 		{[]string{AllSee50, StockAllSee50}, func(ctx context.Context, c Config) []Result { return runMesh(ctx, c, 50, false) }},
 		{[]string{OneShot}, runOneShot},
 		{[]string{MCPStart}, runMCPStart},
+		{[]string{CrashReclaim}, runCrashReclaim},
 	}
 	for _, s := range steps {
 		if !want(s.names...) || ctx.Err() != nil {

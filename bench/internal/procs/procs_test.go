@@ -82,7 +82,7 @@ func TestDiskProbe(t *testing.T) {
 }
 
 func TestAllListsEveryScenario(t *testing.T) {
-	for _, n := range []string{QA, Hub, Fsync, FsyncCount, AllSee20, AllSee50, StockAllSee20, StockAllSee50, Idle20, IdlePython, OneShot, MCPStart} {
+	for _, n := range []string{QA, Hub, Fsync, FsyncCount, AllSee20, AllSee50, StockAllSee20, StockAllSee50, Idle20, IdlePython, OneShot, MCPStart, CrashReclaim} {
 		if !slices.Contains(All, n) {
 			t.Errorf("All lacks %s", n)
 		}

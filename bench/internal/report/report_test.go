@@ -859,7 +859,7 @@ func FuzzDecode(f *testing.F) {
 // TestProcsNames: the rows name the multi-process scenarios as package procs records them.
 func TestProcsNames(t *testing.T) {
 	for _, n := range []string{ProcsQA, ProcsHub, ProcsFsync, ProcsFsyncCount, ProcsAllSee20, ProcsAllSee50,
-		ProcsStockAllSee20, ProcsStockAllSee50, ProcsIdle20, ProcsIdlePython, ProcsOneShot, ProcsMCPStart} {
+		ProcsStockAllSee20, ProcsStockAllSee50, ProcsIdle20, ProcsIdlePython, ProcsOneShot, ProcsMCPStart, ProcsCrashReclaim} {
 		if !slices.Contains(procs.All, n) {
 			t.Errorf("%s is not a scenario of package procs", n)
 		}

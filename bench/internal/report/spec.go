@@ -284,10 +284,13 @@ func Rows() []RowSpec {
 			},
 		},
 		{
-			Key: "crash-reclaim", Title: "a crashed (SIGKILL) peer's name claimable again by its restarted session, same machine",
-			Target:   "≤ 1 s",
-			Measured: []M{m(PkgProcs, "CrashReclaim", "ms", "", "ms")},
-			Judge:    func(v Values) (string, string) { return verdict(v.M("") <= 1000), "" },
+			Key: "crash-reclaim", Title: "a crashed (SIGKILL) session's name claimed again by its restarted session, same machine (kill to paf_register succeeding, restart included)",
+			Target: "≤ 1 s",
+			Measured: []M{
+				m(PkgProcs, ProcsCrashReclaim, "ms/reclaim-p50", "median", "ms"),
+				opt(m(PkgProcs, ProcsCrashReclaim, "ms/reclaim-max", "max", "ms")),
+			},
+			Judge: func(v Values) (string, string) { return verdict(v.M("median") <= 1000), "" },
 		},
 		{
 			Key: "failure", Title: "a hard-killed peer marked dead by all: extra row, 100 peers IN ONE PROCESS (not the SPEC's LAN netns layout)",
@@ -487,6 +490,7 @@ const (
 	ProcsIdlePython    = "IdlePython"
 	ProcsOneShot       = "OneShotSend"
 	ProcsMCPStart      = "MCPStart"
+	ProcsCrashReclaim  = "CrashReclaim"
 )
 
 // natsLatencyRow is a "vs NATS" line: the relay's one-way latency against NATS publish to
