@@ -434,18 +434,24 @@ func startStock(cfg Config, name string, join []string, n int) (*stockNode, erro
 		return nil, fmt.Errorf("start a stock memberlist node: %w", err)
 	}
 	sc := bufio.NewScanner(out)
-	if !sc.Scan() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("stock memberlist node %s said nothing", name)
+	// Its count of itself alone ("members 1", from memberlist's join event for the local
+	// node) may come before "ready".
+	for {
+		if !sc.Scan() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return nil, fmt.Errorf("stock memberlist node %s exited before saying it was ready", name)
+		}
+		if addr, ok := strings.CutPrefix(sc.Text(), "ready "); ok {
+			nd.addr = addr
+			break
+		}
+		if !strings.HasPrefix(sc.Text(), "members ") {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			return nil, fmt.Errorf("stock memberlist node %s said %q", name, sc.Text())
+		}
 	}
-	addr, ok := strings.CutPrefix(sc.Text(), "ready ")
-	if !ok {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("stock memberlist node %s said %q", name, sc.Text())
-	}
-	nd.addr = addr
 	go func() {
 		for sc.Scan() {
 			now := time.Now()
