@@ -351,7 +351,7 @@ func TestLateCopyOfHandedOverMessageNotKept(t *testing.T) {
 	early, late, other := "01TESTEARXY000000000000000", "01TESTXATE0000000000000000", "01TESTATHER000000000000000"
 	// Held, then handed over by another holder: dropped (as before).
 	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), "127.0.0.1", wire.AppendMessageAs(nil, wire.ReqStore, msg(early), true)))
-	testutil.Must(t, h.relay.handleDrop(appendNameList(nil, wire.ReqDrop, "bob", []string{early, late})))
+	testutil.Must(t, h.relay.applyDrop("bob", []string{early, late})) // as a verified drop list does
 	// Its copy arrives after the drop: not kept.
 	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), "127.0.0.1", wire.AppendMessageAs(nil, wire.ReqStore, msg(late), true)))
 	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), "127.0.0.1", wire.AppendMessageAs(nil, wire.ReqStore, msg(early), true)))

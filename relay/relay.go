@@ -482,7 +482,14 @@ func (r *Relay) HandleRequest(from string, src netip.Addr, body []byte, respond 
 		respond(nil, decodeRefusal(err))
 		return
 	}
-	r.accept(from, source, m, msgBody, handover, func(err error) { respond(nil, err) })
+	r.accept(from, source, m, msgBody, handover, func(err error) {
+		if err == nil && handover {
+			// A holder handed it over: it drops its copies only on this peer's signed word.
+			respond(r.ackFor(m.ID), nil)
+			return
+		}
+		respond(nil, err)
+	})
 }
 
 func (r *Relay) refused() {
