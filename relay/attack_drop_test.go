@@ -19,7 +19,9 @@ func TestAttackDropListCannotDeleteStoredMessages(t *testing.T) {
 		t.Fatalf("send: %+v %v", res, err)
 	}
 	evil := evilClient(t, "mallory")
-	ack := func(id string) handoverAck { return handoverAck{id: id, sig: evil.Identity().Sign(ackDomain, []byte(id))} }
+	ack := func(id string) handoverAck {
+		return handoverAck{id: id, sig: evil.Identity().Sign(ackDomain, []byte(id))}
+	}
 	forged := dropLists("bob", evil.Identity().Public(), []handoverAck{ack(res.ID)})[0]
 	refusedBefore := make([]uint64, len(ns))
 	for i, n := range ns {
