@@ -1,6 +1,7 @@
 package mesh
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"time"
@@ -71,6 +72,14 @@ type Config struct {
 	// Identity (keys.Identity.NewPeerID), which is what a process wants: a
 	// restarted process is a new peer that may claim the old name.
 	ID string
+
+	// ConfirmClaim, when set, is asked before this peer gives its name up to another peer
+	// whose claim ranks first: it must prove that m is a live peer of the identity its id is
+	// bound to (the relay does it with a handshake at m's relay address). Until it says yes,
+	// the name is kept; a claimant it refuses is never yielded to. This is what stops replayed
+	// gossip of a departed peer, which cannot answer, from taking a live name. Nil: yield as
+	// the ranking says.
+	ConfirmClaim func(ctx context.Context, m Member) bool
 
 	// Identity is the user's identity on this machine (keys.LoadIdentity);
 	// the relay proves it on every connection. Nil means a fresh identity

@@ -135,6 +135,9 @@ func (d *delegate) update(n *memberlist.Node, ev EventType) {
 	if m == nil {
 		m = &Member{ID: n.Name, Since: now}
 		p.members[n.Name] = m
+		if _, ok := p.firstSeen[n.Name]; !ok {
+			p.firstSeen[n.Name] = now
+		}
 		ev = EventPeerJoined
 	} else if m.State != MemberAlive {
 		// Back from suspect, or rejoined after being declared dead.

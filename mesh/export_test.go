@@ -1,6 +1,11 @@
 package mesh
 
-import "github.com/paf-mesh/paf-mesh/internal/keys"
+import (
+	"context"
+	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/keys"
+)
 
 // Crash stops p the way SIGKILL would, for the tests of package mesh_test.
 func Crash(p *Peer) { p.crash() }
@@ -51,3 +56,14 @@ func DeliverForward(p *Peer, f Forward) {
 
 // SignForward signs f as written by id.
 func SignForward(f *Forward, id *keys.Identity) { f.sign(id) }
+
+// ForceClaim makes p announce name with claim time at, as an insider's modified peer would:
+// without checking that the name is free, with any time it likes, and never giving it up.
+func ForceClaim(ctx context.Context, p *Peer, name string, at time.Time) error {
+	p.mu.Lock()
+	p.insider = true
+	p.self.Name, p.self.ClaimedAt = name, at.UnixMilli()
+	p.recomputeLocked(p.now())
+	p.mu.Unlock()
+	return p.announce(ctx)
+}

@@ -95,6 +95,9 @@ type Stats struct {
 	// RejectedForwards counts forwards (renames) from other peers that were refused: not
 	// signed by their origin's identity, out of bounds, or for a name another identity holds.
 	RejectedForwards uint64
+	// RefusedClaims counts claims of our name that this peer did not yield to: a claim time
+	// it cannot have observed, or a claimant that could not prove it is live (ConfirmClaim).
+	RefusedClaims uint64
 }
 
 // Peer is one member of the mesh. Its methods are safe for concurrent use.
@@ -122,6 +125,14 @@ type Peer struct {
 	subs     map[chan<- Event]struct{}
 	stats    Stats
 	failing  map[string]*backoff // discovery addresses that failed: when to try again
+	// firstSeen is when this peer first learnt of each member; claimants, what
+	// ConfirmClaim said of a member that ranked before our own claim (true:
+	// proven; false: refused), and nil entries while it is being asked.
+	firstSeen map[string]time.Time
+	claimants map[string]*claimVerdict
+	// insider: never give our name up (tests only, ForceClaim: a peer whose code an attacker
+	// changed).
+	insider bool
 
 	discoverMu sync.Mutex // one discovery round at a time
 
@@ -138,18 +149,20 @@ func New(cfg *Config) (*Peer, error) {
 	c := cfg.withDefaults()
 	ml := c.Memberlist
 	p := &Peer{
-		cfg:      c,
-		log:      c.Logger.With("peer", c.ID),
-		id:       c.ID,
-		identity: c.Identity,
-		now:      time.Now,
-		members:  make(map[string]*Member),
-		owners:   make(map[string]string),
-		forwards: make(forwardTable),
-		subs:     make(map[chan<- Event]struct{}),
-		failing:  make(map[string]*backoff),
-		kick:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
+		cfg:       c,
+		log:       c.Logger.With("peer", c.ID),
+		id:        c.ID,
+		identity:  c.Identity,
+		now:       time.Now,
+		members:   make(map[string]*Member),
+		owners:    make(map[string]string),
+		forwards:  make(forwardTable),
+		subs:      make(map[chan<- Event]struct{}),
+		failing:   make(map[string]*backoff),
+		firstSeen: make(map[string]time.Time),
+		claimants: make(map[string]*claimVerdict),
+		kick:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
 	}
 	p.self = c.Meta.clone()
 	p.self.Name, p.self.ClaimedAt, p.self.Leaving = "", 0, false
@@ -223,7 +236,11 @@ func (p *Peer) Join(addrs ...string) (int, error) {
 // idempotent.
 func (p *Peer) Close() error {
 	p.closeOnce.Do(func() {
+		// Under mu: goroutines are started under mu only while stop is open, so none is
+		// added once Wait may have begun.
+		p.mu.Lock()
 		close(p.stop)
+		p.mu.Unlock()
 		p.wg.Wait()
 		p.mu.Lock()
 		p.self.Leaving = true
@@ -506,8 +523,26 @@ func (p *Peer) recomputeLocked(now time.Time) {
 	owners := make(map[string]string, len(best))
 	for name, m := range best {
 		owners[name] = m.ID
-		if old, ok := p.owners[name]; !ok || old != m.ID {
-			p.emitLocked(Event{Type: EventNameClaimed, Name: name, PeerID: m.ID})
+	}
+	for name, id := range owners {
+		// An owner that is live and still claims the name keeps it, in this peer's view, until
+		// the claim that now ranks first is shown to be possible and live (mayYieldLocked).
+		if old, ok := p.owners[name]; ok && old != id {
+			if cur := p.claimantLocked(old, name); cur != nil && !p.mayYieldLocked(cur, best[name], now) {
+				owners[name] = old
+			}
+		}
+	}
+	if n := p.self.Name; n != "" && owners[n] != p.id && p.owners[n] != p.id {
+		// Our claim has not been the owner here yet (made just now, or before this peer saw
+		// the others): the same rule against the claim that ranks first.
+		if cur := p.claimantLocked(p.id, n); cur != nil && !p.mayYieldLocked(cur, best[n], now) {
+			owners[n] = p.id
+		}
+	}
+	for name, id := range owners {
+		if old, ok := p.owners[name]; !ok || old != id {
+			p.emitLocked(Event{Type: EventNameClaimed, Name: name, PeerID: id})
 		}
 	}
 	for name, id := range p.owners {
@@ -516,7 +551,7 @@ func (p *Peer) recomputeLocked(now time.Time) {
 		}
 	}
 	p.owners = owners
-	if n := p.self.Name; n != "" && owners[n] != p.id {
+	if n := p.self.Name; n != "" && owners[n] != p.id && !p.insider {
 		winner := owners[n]
 		p.log.Warn("lost a concurrent claim of our name", "name", n, "owner", winner)
 		p.self.Name, p.self.ClaimedAt = "", 0
@@ -566,6 +601,8 @@ func (p *Peer) tick() {
 	for id, m := range p.members {
 		if (m.State == MemberDead || m.State == MemberLeft) && now.Sub(m.Since) > p.cfg.Retain {
 			delete(p.members, id)
+			delete(p.firstSeen, id)
+			delete(p.claimants, id)
 		}
 		if m.State == MemberSuspect && now.Sub(m.Since) > refuted {
 			m.State, m.Since = MemberAlive, now
@@ -609,4 +646,110 @@ func (p *Peer) observeLog(_ slog.Level, line string) {
 		m.State, m.Since = MemberSuspect, p.now()
 		p.emitLocked(Event{Type: EventPeerSuspect, PeerID: id})
 	}
+}
+
+// maxClaimClockSkew is how much earlier than its first sight here a claim may say it was made:
+// gossip takes time, and clocks differ.
+const maxClaimClockSkew = 2 * time.Minute
+
+// claimRecheck is how long a claimant that could not prove itself live is not asked again: a
+// real peer whose relay was briefly unreachable gets another chance.
+const claimRecheck = 30 * time.Second
+
+// claimVerdict is what this peer concluded about a claimant that ranks before our own claim.
+type claimVerdict struct {
+	asking bool      // ConfirmClaim is being asked
+	ok     bool      // proven: we yield to it
+	at     time.Time // when the verdict was reached
+}
+
+// claimantLocked returns the member id if it is live and claims name (this peer included),
+// else nil.
+func (p *Peer) claimantLocked(id, name string) *Member {
+	if id == p.id {
+		if p.self.Name != name {
+			return nil
+		}
+		return &Member{ID: p.id, State: MemberAlive, Meta: p.self}
+	}
+	m := p.members[id]
+	if m == nil || m.Meta.Name != name || (m.State != MemberAlive && m.State != MemberSuspect) {
+		return nil
+	}
+	return m
+}
+
+// mayYieldLocked reports whether the name that cur holds (in this peer's view) may go to w,
+// whose claim ranks first (SPEC section 7, "Names are bound to identities"). It may not when
+// w's claim time is earlier than cur's although w was unknown here when cur claimed (an
+// insider announcing a claim time of 1 ms: a time that cannot have been observed), nor until
+// ConfirmClaim has proven w a live peer of its identity (replayed gossip of a departed peer
+// cannot answer). The proof is asked in the background (again after claimRecheck if it
+// failed); its answer recomputes the owners. Every peer applies it, to every name, so the
+// holder and the others keep the same owner while a claim is unproven.
+//
+// The price: two partitions that each gave one name to a different peer, and then merge, keep
+// each side's holder (in each side's view) until one of them releases it.
+func (p *Peer) mayYieldLocked(cur, w *Member, now time.Time) bool {
+	if w == nil || w.ID == cur.ID {
+		return true
+	}
+	ours := cur.ID == p.id
+	v := p.claimants[w.ID]
+	if w.Meta.ClaimedAt < cur.Meta.ClaimedAt {
+		if seen, ok := p.firstSeen[w.ID]; ok && seen.UnixMilli() > cur.Meta.ClaimedAt+maxClaimClockSkew.Milliseconds() {
+			if v == nil {
+				p.claimants[w.ID] = &claimVerdict{at: now}
+				p.stats.RefusedClaims++
+				p.log.Warn("refusing a claim time that cannot have been observed: the claimant was not in the mesh when the holder claimed the name",
+					"name", cur.Meta.Name, "holder", cur.ID, "ours", ours, "claimant", w.ID,
+					"claimed_at", time.UnixMilli(w.Meta.ClaimedAt).UTC(), "first_seen", seen.UTC())
+			}
+			return false
+		}
+	}
+	if p.cfg.ConfirmClaim == nil {
+		return true
+	}
+	switch {
+	case v != nil && v.asking:
+		return false
+	case v != nil && (v.ok || now.Sub(v.at) < claimRecheck):
+		return v.ok
+	}
+	select {
+	case <-p.stop:
+		return false // closing: keep what we have
+	default:
+	}
+	p.claimants[w.ID] = &claimVerdict{asking: true}
+	m := *w
+	p.wg.Add(1)
+	go p.confirmClaimant(m, cur.Meta.Name)
+	return false
+}
+
+// confirmClaimant asks ConfirmClaim about m, a claimant of name, and recomputes the owners
+// with its answer.
+func (p *Peer) confirmClaimant(m Member, name string) {
+	defer p.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	ok := p.cfg.ConfirmClaim(ctx, m)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.claimants[m.ID] = &claimVerdict{ok: ok, at: p.now()}
+	if !ok {
+		p.stats.RefusedClaims++
+		p.log.Warn("refusing a claim: the claimant could not prove it is a live peer of its identity (replayed gossip of a peer that is gone?)",
+			"name", name, "claimant", m.ID)
+	}
+	p.recomputeLocked(p.now())
 }

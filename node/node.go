@@ -33,13 +33,15 @@ type Node struct {
 	slot     *statedir.Slot
 	keys     *keys.Keys
 	identity *keys.Identity // this user's on this machine (the state dir's identity file)
-	peer     *mesh.Peer
-	relay    *relay.Relay
-	local    *discovery.Local
-	advert   *discovery.Advert
-	ctl      *control.Server
-	mdns     atomic.Pointer[discovery.MDNS]
-	events   chan mesh.Event
+	// relayReady is n.relay once it exists, for the mesh's callbacks (which may run before).
+	relayReady atomic.Pointer[relay.Relay]
+	peer       *mesh.Peer
+	relay      *relay.Relay
+	local      *discovery.Local
+	advert     *discovery.Advert
+	ctl        *control.Server
+	mdns       atomic.Pointer[discovery.MDNS]
+	events     chan mesh.Event
 	// lost receives the name this peer lost to a concurrent claim (capacity
 	// 1; later losses are dropped): serve stops on it, since a headless peer
 	// cannot pick another name by itself.
@@ -103,6 +105,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	mc.Logger = log
 	mc.Identity = n.identity
+	mc.ConfirmClaim = func(ctx context.Context, m mesh.Member) bool {
+		r := n.relayReady.Load()
+		return r != nil && r.ProveLive(ctx, m) == nil
+	}
 	if n.slot != nil {
 		mc.StateDir = n.slot.Dir()
 	}
@@ -151,6 +157,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.relay, err = relay.New(rc); err != nil {
 		return nil, err
 	}
+	n.relayReady.Store(n.relay)
 	relayAddr := advertisable(n.relay.Addr(), n.peer.Addr())
 	if err = n.peer.SetMeta(ctx, func(m *mesh.Meta) { relay.SetMetaAddr(m, relayAddr) }); err != nil {
 		return nil, err

@@ -1,8 +1,10 @@
 package relay
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -179,4 +181,23 @@ func (r *Relay) handleDrop(body []byte) error {
 func (r *Relay) applyDrop(name string, ids []string) error {
 	r.noteHandedOver(ids)
 	return r.held.Drop(name, ids)
+}
+
+// ProveLive checks that m is a live peer of the identity its id is bound to: a request to its
+// relay address, whose handshake proves the identity (any answer will do, an error too). The
+// mesh asks it before giving this peer's name up to m (mesh.Config.ConfirmClaim).
+func (r *Relay) ProveLive(ctx context.Context, m mesh.Member) error {
+	addr := MetaAddr(m.Meta)
+	if addr == "" {
+		return fmt.Errorf("%w: peer %s announces no relay address", wire.ErrUnreachable, m.ID)
+	}
+	name := m.Meta.Name
+	if name == "" {
+		name = "x"
+	}
+	_, err := r.tr.Request(ctx, m.ID, addr, appendNameList(nil, wire.ReqCount, name, nil))
+	if _, answered := errors.AsType[*wire.RemoteError](err); answered {
+		return nil
+	}
+	return err
 }

@@ -95,11 +95,10 @@ var (
 
 // session is the outcome of a handshake: the other peer and the two cipher states.
 type session struct {
-	peerID   string
-	peerKey  ed25519.PublicKey // the other side's identity key
-	send     *noise.CipherState
-	recv     *noise.CipherState
-	serverID string // what the client expected; set on the server side
+	peerID  string
+	peerKey ed25519.PublicKey // the other side's identity key
+	send    *noise.CipherState
+	recv    *noise.CipherState
 }
 
 func newHandshake(t *Transport, initiator bool) (*noise.HandshakeState, error) {

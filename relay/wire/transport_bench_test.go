@@ -166,3 +166,58 @@ func BenchmarkRequestThroughput1K(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	})
 }
+
+// BenchmarkNewConnection is what a connection to a peer not yet connected costs: the TCP
+// connect, the Noise handshake (three messages, four X25519 operations and two identity
+// checks a side) and a first empty request. BenchmarkRawTCPConnect is the same without the
+// handshake: a TCP connect and one 1-byte round trip, the baseline in the same run.
+func BenchmarkNewConnection(b *testing.B) {
+	quiet := func(c *Config) { c.Logger = slog.New(slog.DiscardHandler) }
+	ack := tpFunc(func(_ string, _ []byte, respond func([]byte, error)) { respond(nil, nil) })
+	srv := tpNew(b, "b", ack, quiet)
+	ctx := context.Background()
+	for b.Loop() {
+		a := tpNew(b, "a", nil, quiet)
+		if _, err := a.Request(ctx, tid("b"), srv.Addr(), nil); err != nil {
+			b.Fatal(err)
+		}
+		a.Close()
+	}
+}
+
+func BenchmarkRawTCPConnect(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var one [1]byte
+				if _, err := io.ReadFull(c, one[:]); err == nil {
+					_, _ = c.Write(one[:])
+				}
+			}()
+		}
+	}()
+	for b.Loop() {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		var one [1]byte
+		if _, err := c.Write(one[:]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, one[:]); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
