@@ -374,10 +374,23 @@ func removeStaleSockets(local *discovery.Local) {
 	}
 }
 
+// How often a peer looks for orphaned state slots (adoptOrphans). A slot
+// becomes an orphan when its peer's process lets go of its lock, a moment
+// after the peer left the mesh (or, for a crash, at once): peers that stop
+// while others start (a total restart) free theirs after the new ones looked
+// at start. So a peer looks often for adoptBurst after its start and after
+// each peer it sees leave or fail, and otherwise once a minute, in case it
+// missed one. A look is a directory read and a lock attempt per slot.
+const (
+	adoptIdle  = time.Minute
+	adoptEvery = 250 * time.Millisecond
+	adoptBurst = 30 * time.Second
+)
+
 // adoptOrphans takes over the held messages of peers that died (their state
 // slots are unlocked) and removes their slots, so that messages survive every
-// session closing. It runs at start and then every minute: a peer that dies
-// while others run is adopted by one of them.
+// session closing. It runs at start and then as the constants above say: a
+// peer that dies while others run is adopted by one of them within a moment.
 func (n *Node) adoptOrphans() {
 	orphans, err := statedir.Orphans(n.cfg.StateDir)
 	if err != nil {
@@ -412,8 +425,25 @@ func (n *Node) adoptOrphans() {
 // informational name current.
 func (n *Node) watch(ctx context.Context) {
 	defer close(n.done)
-	adopt := time.NewTicker(time.Minute)
+	adopt := time.NewTicker(adoptIdle)
 	defer adopt.Stop()
+	// soon ticks every adoptEvery until burstEnd; nil when no burst is on.
+	var soon *time.Ticker
+	var soonC <-chan time.Time
+	burstEnd := time.Now().Add(adoptBurst)
+	burst := func() {
+		burstEnd = time.Now().Add(adoptBurst)
+		if soon == nil && n.slot != nil {
+			soon = time.NewTicker(adoptEvery)
+			soonC = soon.C
+		}
+	}
+	burst()
+	defer func() {
+		if soon != nil {
+			soon.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -422,7 +452,16 @@ func (n *Node) watch(ctx context.Context) {
 			if n.slot != nil {
 				n.adoptOrphans()
 			}
+		case <-soonC:
+			n.adoptOrphans()
+			if time.Now().After(burstEnd) {
+				soon.Stop()
+				soon, soonC = nil, nil
+			}
 		case e := <-n.events:
+			if e.Type == mesh.EventPeerLeft || e.Type == mesh.EventPeerFailed {
+				burst()
+			}
 			switch e.Type {
 			case mesh.EventNameLost:
 				n.log.Error("lost our name to another peer that claimed it at the same time", "name", e.Name, "owner", e.PeerID)
