@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
+)
+
+// restartArrival bounds how long a stored message takes to reach its
+// recipient after a total restart (issue 17 item 7: "within 5 s"), counted
+// from when the recipient's peer serves.
+const restartArrival = 5 * time.Second
+
+// A total restart on one machine through the real binary (issue 17 item 7;
+// node's TestTotalRestartWhileLeaving repeats it 30 times in one process):
+// three serve peers share one state dir and hold a message for omega; all
+// three get SIGTERM, and without waiting for them to exit `serve --name
+// fresh` and `serve --name omega` start on the same state dir, omega first,
+// second, or together. omega gets the message, once.
+func TestE2ETotalRestart(t *testing.T) {
+	for _, order := range []string{"omega first", "omega second", "together"} {
+		t.Run(order, func(t *testing.T) {
+			m := newTestMesh(t)
+			env := map[string]string{"PAF_RUN_DIR": m.runDir, "PAF_STATE_DIR": filepath.Join(m.root, "state")}
+			var old []*proc
+			for _, name := range []string{"p1", "p2", "p3"} {
+				old = append(old, startPeer(t, env, "serve", "--name", name))
+			}
+			for _, p := range old {
+				if !p.serving() {
+					t.Fatalf("%s did not start:\n%s", p, p.stderr())
+				}
+			}
+			testutil.WaitFor(t, meshDeadline, "p1 to see p2 and p3", func() bool {
+				st := m.status()
+				return st.peerNamed("p2", "alive") != nil && st.peerNamed("p3", "alive") != nil
+			})
+			out, errOut, code := runCLI(t, env, "send", "--as", "p1", "omega", "are you back?", "--json")
+			var sent struct {
+				ID      string `json:"id"`
+				Status  string `json:"status"`
+				Holders int    `json:"holders"`
+			}
+			if code != 0 || json.Unmarshal([]byte(out), &sent) != nil || sent.Status != "stored" || sent.Holders != 3 {
+				t.Fatalf("send: exit %d, %s %s; want stored by 3 holders", code, out, errOut)
+			}
+			for _, p := range old {
+				p.signal(syscall.SIGTERM)
+			}
+			var omega *proc
+			switch order {
+			case "omega first":
+				omega = startPeer(t, env, "serve", "--name", "omega")
+				omega.serving()
+				startPeer(t, env, "serve", "--name", "fresh")
+			case "omega second":
+				startPeer(t, env, "serve", "--name", "fresh").serving()
+				omega = startPeer(t, env, "serve", "--name", "omega")
+			default:
+				startPeer(t, env, "serve", "--name", "fresh")
+				omega = startPeer(t, env, "serve", "--name", "omega")
+			}
+			if !omega.serving() {
+				t.Fatalf("omega did not start:\n%s", omega.stderr())
+			}
+			var got []e2eMessage
+			testutil.WaitForEvery(t, 100*time.Millisecond, restartArrival, "the stored message to reach omega", func() bool {
+				out, _, code := runCLI(t, env, "check", "--as", "omega", "--json")
+				var res struct {
+					Messages []e2eMessage `json:"messages"`
+				}
+				if code == 0 && json.Unmarshal([]byte(out), &res) == nil {
+					got = append(got, res.Messages...)
+				}
+				return len(got) > 0
+			})
+			for _, p := range old {
+				if _, err := p.wait(stopTimeout); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Once: a second check after the old peers are gone finds nothing more.
+			out, errOut, code = runCLI(t, env, "check", "--as", "omega", "--json")
+			if code != 0 {
+				t.Fatalf("check: exit %d: %s", code, errOut)
+			}
+			var again struct {
+				Messages []e2eMessage `json:"messages"`
+			}
+			if err := json.Unmarshal([]byte(out), &again); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, again.Messages...)
+			if len(got) != 1 || got[0].ID != sent.ID || got[0].Body != "are you back?" {
+				t.Fatalf("omega got %s; want message %s once", fmt.Sprint(got), sent.ID)
+			}
+		})
+	}
+}
