@@ -42,7 +42,13 @@ type Node struct {
 	// lost receives the name this peer lost to a concurrent claim (capacity
 	// 1; later losses are dropped): serve stops on it, since a headless peer
 	// cannot pick another name by itself.
-	lost      chan mesh.Event
+	lost chan mesh.Event
+	// yielded is closed when a brief peer gives its name up to a long-lived
+	// peer that wants it (claim.go).
+	yielded   chan struct{}
+	yieldOnce sync.Once
+	bg        sync.WaitGroup // reclaims in progress (claim.go)
+	cancelSub func()         // ends the subscription to events
 	cancel    func()
 	done      chan struct{}
 	closeOnce sync.Once
@@ -63,7 +69,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	s := cfg.withDefaults()
 	log := s.Logger
-	n := &Node{cfg: s, log: log, done: make(chan struct{}), lost: make(chan mesh.Event, 1)}
+	n := &Node{cfg: s, log: log, done: make(chan struct{}), lost: make(chan mesh.Event, 1), yielded: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Close() // whatever was started, in reverse order
@@ -161,8 +167,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if len(s.Join) > 0 && len(n.peer.Members()) <= 1 {
 		log.Warn("no seed answered; running alone until one does", "seeds", s.Join)
 	}
+	// Subscribe before claiming: a concurrent claim lost during the start
+	// is then handled as any other (watch starts below).
+	n.events = make(chan mesh.Event, 256)
+	n.cancelSub = n.peer.Subscribe(n.events)
 	if s.Name != "" {
-		if err = claimPatiently(ctx, n.peer, s.Name); err != nil {
+		if err = n.claimPatiently(ctx, s.Name); err != nil {
 			return nil, err
 		}
 	}
@@ -179,10 +189,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.slot != nil {
 		n.adoptOrphans()
 	}
-	n.events = make(chan mesh.Event, 256)
-	cancelSub := n.peer.Subscribe(n.events)
 	evctx, cancel := context.WithCancel(context.Background())
-	n.cancel = func() { cancel(); cancelSub() }
+	n.cancel = func() { cancel(); n.cancelSub() }
 	go n.watch(evctx)
 	return n, nil
 }
@@ -228,15 +236,6 @@ func (n *Node) Members() []mesh.Member { return n.peer.Members() }
 // Forwards is the renames in force.
 func (n *Node) Forwards() []mesh.Forward { return n.peer.Forwards() }
 
-// claimPatiently claims name, waiting up to ClaimPatience while its holder
-// is a peer that failed or stopped answering; a holder that answers makes it
-// fail at once.
-func claimPatiently(ctx context.Context, p *mesh.Peer, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, ClaimPatience)
-	defer cancel()
-	return p.ClaimWhenReleased(ctx, name)
-}
-
 // ClaimAndCollect claims name for an agent session (waiting, as New does,
 // up to ClaimPatience for a holder that stopped answering), then
 // waits briefly for the holders of messages stored for it to hand them over,
@@ -244,7 +243,7 @@ func claimPatiently(ctx context.Context, p *mesh.Peer, name string) error {
 // paf_register reports, a first paf_check) includes them. Anything not handed
 // over in that time still arrives, a moment later.
 func (n *Node) ClaimAndCollect(ctx context.Context, name string) error {
-	if err := claimPatiently(ctx, n.peer, name); err != nil {
+	if err := n.claimPatiently(ctx, name); err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, CollectPatience)
@@ -464,17 +463,21 @@ func (n *Node) watch(ctx context.Context) {
 			}
 			switch e.Type {
 			case mesh.EventNameLost:
-				n.log.Error("lost our name to another peer that claimed it at the same time", "name", e.Name, "owner", e.PeerID)
 				n.relay.CloseInbox(e.Name) // the winner's process may need the file
-				select {
-				case n.lost <- e:
-				default:
+				if !n.cfg.Brief && n.transient(e.PeerID) {
+					n.log.Info("a brief peer (a shell command) claimed our name at the same moment; taking it back", "name", e.Name, "holder", e.PeerID)
+					n.bg.Add(1)
+					go n.reclaim(ctx, e)
+					break
 				}
+				n.log.Error("lost our name to another peer that claimed it at the same time", "name", e.Name, "owner", e.PeerID)
+				n.reportLost(e)
 			case mesh.EventPeerJoined, mesh.EventPeerLeft, mesh.EventPeerFailed:
 				n.log.Info(e.Type.String(), "peer", e.PeerID)
 			case mesh.EventNameClaimed, mesh.EventNameReleased, mesh.EventNameRenamed:
 				n.log.Info(e.Type.String(), "name", e.Name, "peer", e.PeerID, "to", e.To)
 			}
+			n.yieldIfWanted(e)
 			// Rewrite our rendezvous entry only when our own name changed:
 			// readers scanning the run dir retry around a rewrite, but there
 			// is no need to make them.
@@ -498,6 +501,9 @@ func (n *Node) close() {
 	if n.cancel != nil {
 		n.cancel()
 		<-n.done
+		n.bg.Wait()
+	} else if n.cancelSub != nil {
+		n.cancelSub()
 	}
 	if m := n.mdns.Load(); m != nil {
 		m.Close()
