@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -101,4 +103,57 @@ func TestE2ETotalRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// SIGTERM to a serve peer with a `listen --as bob` client blocked in it (no
+// timeout; issue 17 item 5, shutdown): serve exits, and the listen returns
+// at once with one clear line saying the peer shut down and nothing was
+// marked read, instead of both hanging. How fast is for the benchmarks; the
+// deadline here only tells an exit from a hang.
+func TestE2EServeStopsWithBlockedListen(t *testing.T) {
+	m := newTestMesh(t)
+	env := m.env("bob")
+	bob := startPeer(t, env, "serve", "--name", "bob")
+	if !bob.serving() {
+		t.Fatalf("serve did not start:\n%s", bob.stderr())
+	}
+	listen := startPeer(t, env, "listen", "--as", "bob")
+	// The listen is blocked in bob's control socket once it is connected.
+	testutil.WaitFor(t, startDeadline, "the listen to reach bob's control socket", func() bool {
+		return listenWaiting(t, bob)
+	})
+	bob.signal(syscall.SIGTERM)
+	if code, err := bob.wait(stopTimeout); err != nil || code != 0 {
+		t.Fatalf("serve after SIGTERM with a blocked listen: exit %d, %v\n%s", code, err, bob.stderr())
+	}
+	code, err := listen.wait(stopTimeout)
+	if err != nil {
+		t.Fatalf("the listen did not return when its peer stopped: %v", err)
+	}
+	lines := messageLines(listen.stderr())
+	if code != 1 || len(lines) != 1 || !strings.Contains(lines[0], "shut down") || !strings.Contains(lines[0], "nothing was marked read") {
+		t.Fatalf("listen: exit %d, stderr %q; want exit 1 and one line saying the peer shut down and nothing was marked read", code, listen.stderr())
+	}
+	if listen.stdout() != "" {
+		t.Fatalf("listen printed %q", listen.stdout())
+	}
+}
+
+// listenWaiting reports whether a client is connected to p's control
+// socket: the kernel lists each accepted connection of a Unix socket under
+// the socket's path, in state 03 (connected).
+func listenWaiting(t *testing.T, p *proc) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/unix")
+	if err != nil {
+		t.Skipf("no /proc/net/unix to see the listen connected: %v", err)
+	}
+	sock := filepath.Join(p.runDir, p.id+".sock")
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 8 && f[7] == sock && f[5] == "03" {
+			return true
+		}
+	}
+	return false
 }
