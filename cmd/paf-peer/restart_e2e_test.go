@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
+	"github.com/paf-mesh/paf-mesh/internal/testutil/mcptest"
 )
 
 // restartArrival bounds how long a stored message takes to reach its
@@ -156,4 +158,30 @@ func listenWaiting(t *testing.T, p *proc) bool {
 		}
 	}
 	return false
+}
+
+// SIGTERM to `paf-peer mcp` while its session waits in paf_listen (ten
+// minutes' timeout): the process exits before a generous deadline, and the
+// waiting call ends (its answer, or the channel closing) instead of hanging.
+func TestE2EMCPStopsWithBlockedListen(t *testing.T) {
+	m := newTestMesh(t)
+	bob := m.mcp("bob", "--name", "bob")
+	listen := mcptest.Async(context.Background(), bob.c, "paf_listen", map[string]any{"timeout_seconds": 600}, nil)
+	testutil.WaitFor(t, startDeadline, "bob to be listening", func() bool {
+		out, _, code := runCLI(t, m.env("x"), "status", "--json")
+		if code != 0 {
+			return false
+		}
+		p := decodeStatus(t, out).peerNamed("bob", "alive")
+		return p != nil && p.Listening
+	})
+	bob.p.signal(syscall.SIGTERM)
+	if _, err := bob.p.wait(stopTimeout); err != nil {
+		t.Fatalf("paf-peer mcp after SIGTERM with a waiting paf_listen: %v", err)
+	}
+	select {
+	case <-listen:
+	case <-time.After(stopTimeout):
+		t.Fatal("the waiting paf_listen did not end when its peer stopped")
+	}
 }
