@@ -185,3 +185,41 @@ func TestE2EMCPStopsWithBlockedListen(t *testing.T) {
 		t.Fatal("the waiting paf_listen did not end when its peer stopped")
 	}
 }
+
+// `serve --name bob` started together with `check --as bob` (a brief CLI
+// peer), 10 times: serve holds the name every time and the check succeeds
+// (issue 17 item 2; node's TestLongLivedClaimWinsOverBrief is the same in
+// one process).
+func TestE2EServeWinsOverBriefCheck(t *testing.T) {
+	for try := range 10 {
+		m := newTestMesh(t)
+		env := m.env("bob")
+		checked := make(chan string, 1)
+		go func() {
+			_, errOut, code := runCLI(t, m.env("cli"), "check", "--as", "bob", "--json")
+			if code != 0 {
+				checked <- fmt.Sprintf("exit %d: %s", code, errOut)
+				return
+			}
+			checked <- ""
+		}()
+		bob := startPeer(t, env, "serve", "--name", "bob")
+		if !bob.serving() {
+			t.Fatalf("try %d: serve did not start (exit %d):\n%s", try, bob.code, bob.stderr())
+		}
+		if msg := <-checked; msg != "" {
+			t.Errorf("try %d: check --as bob failed: %s", try, msg)
+		}
+		testutil.WaitFor(t, meshDeadline, "status to show bob held by the serve peer", func() bool {
+			p := m.status().peerNamed("bob", "alive")
+			return p != nil && p.ID == bob.peerID()
+		})
+		if bob.exited() {
+			t.Fatalf("try %d: serve exited:\n%s", try, bob.stderr())
+		}
+		bob.signal(syscall.SIGTERM)
+		if _, err := bob.wait(stopTimeout); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
