@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/discovery"
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/mcpserver"
 	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/node/control"
@@ -33,6 +34,9 @@ type StatusPeer struct {
 	// Transient marks a short-lived peer: a send, check or listen command
 	// acting as a name.
 	Transient bool `json:"transient,omitempty"`
+	// Identity is the fingerprint of the identity the peer's id is bound to (the
+	// relay proves it on every connection); empty for an id bound to none.
+	Identity string `json:"identity"`
 }
 
 // StatusForward is one rename in force.
@@ -68,6 +72,7 @@ func toStatusPeer(m mesh.Member) StatusPeer {
 		Stored: held, StoredNames: heldNames, Mode: mode, Version: m.Meta.Version,
 		Transient: m.Meta.Transient,
 	}
+	p.Identity, _ = keys.PeerIDFingerprint(m.ID)
 	if !m.Since.IsZero() {
 		p.Since = m.Since.UTC().Format(time.RFC3339)
 	}

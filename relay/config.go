@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/relay/store"
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 )
@@ -65,9 +66,12 @@ const (
 // Config configures a Relay. The zero value of each optional field means its default
 // (DefaultConfig).
 type Config struct {
-	Dir        Directory // required
-	Key        []byte    // relay HMAC key, from internal/keys; required
-	ListenAddr string    // host:port; port 0 picks one; default DefaultListenAddr
+	Dir Directory // required
+	Key []byte    // the mesh's relay key (the transport's pre-shared key), from internal/keys; required
+	// Identity proves Dir.ID() on every connection; nil means the Directory's own
+	// (mesh.Peer.Identity), which is where it comes from in a real peer.
+	Identity   *keys.Identity
+	ListenAddr string // host:port; port 0 picks one; default DefaultListenAddr
 	// StateRoot is the shared state dir: inboxes live in StateRoot/inbox,
 	// large bodies in StateRoot/files. Required.
 	StateRoot string

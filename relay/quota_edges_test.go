@@ -73,11 +73,10 @@ func TestQuotaEdgesOverTheWire(t *testing.T) {
 				clients := map[string]*wire.Transport{}
 				client := func(host string) *wire.Transport {
 					if clients[host] == nil {
-						id := "evil-" + host
+						clients[host] = evilClient(t, "evil-"+host)
 						if host != "" {
-							hs.set(id, host)
+							hs.set(clients[host].ID(), host)
 						}
-						clients[host] = evilClient(t, id)
 					}
 					return clients[host]
 				}
@@ -123,7 +122,7 @@ func TestSendNoHolderTakesIt(t *testing.T) {
 	var hs hosts
 	ns := startHolders(t, []string{"alice", ""}, quotaLimits(total, -1, -1, -1), hs.opt())
 	evil := evilClient(t, "evil")
-	hs.set("evil", "192.0.2.66") // not alice's machine: her own quota is untouched
+	hs.set(evil.ID(), "192.0.2.66") // not alice's machine: her own quota is untouched
 	for _, h := range ns {
 		for i := 0; ; i++ {
 			err := evilStore(evil, h, evilMessage(fmt.Sprintf("gh-%02d", i), 4<<10))

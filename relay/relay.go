@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/relay/store"
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
@@ -166,8 +167,13 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.wrapHandler != nil {
 		handler = cfg.wrapHandler(r)
 	}
+	if cfg.Identity == nil {
+		if d, ok := cfg.Dir.(interface{ Identity() *keys.Identity }); ok {
+			cfg.Identity = d.Identity()
+		}
+	}
 	tr, err := wire.NewTransport(wire.Config{
-		ID: cfg.Dir.ID(), Key: cfg.Key, ListenAddr: cfg.ListenAddr,
+		ID: cfg.Dir.ID(), Identity: cfg.Identity, Key: cfg.Key, ListenAddr: cfg.ListenAddr,
 		MaxPayload: cfg.MaxBody + maxPayloadHeadroom, Handler: handler, Logger: cfg.Logger,
 	})
 	if err != nil {
