@@ -92,7 +92,8 @@ const (
 type Config struct {
 	// Name is claimed at start ("" for none). A name held by a live peer
 	// elsewhere makes New fail with mesh.ErrNameTaken; one held by a peer
-	// that stopped answering is waited for, up to ClaimPatience.
+	// that stopped answering, or (for a peer that is not Brief) by a Brief
+	// peer, which is asked to give it up, is waited for, up to ClaimPatience.
 	Name string
 	// Description is what this peer is for, shown to others.
 	Description string

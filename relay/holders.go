@@ -172,11 +172,27 @@ func (r *Relay) storeAt(ctx context.Context, h mesh.Member, m *Message, replica 
 	}
 }
 
+// errLeaving refuses to keep a message once this peer has begun to leave the mesh.
+var errLeaving = wire.WithCode(wire.CodeNotHolding, errors.New("this peer is leaving the mesh and keeps no more messages for others"))
+
 // holdLocal keeps m here, charged to source (sourceOf, or selfSource), within the store
 // quotas.
+//
+// A peer that has begun to leave keeps nothing more, not even a copy it has already: a
+// holder drops its own copy once the new holders confirmed theirs (rereplicate), so its
+// confirmation must mean "kept by a peer that stays". Peers leaving together (a total
+// restart: every one asked to stop at once) each saw the others, not yet marked leaving, as
+// the holders, copied to them, were confirmed by peers with the message on disk that were
+// themselves leaving, and dropped their own copies; the last ones did the same to each
+// other, and the message was lost (issue 17 item 7). With the refusal, a chain of such moves
+// runs from each peer to one that began leaving later, so it ends at a peer that keeps its
+// copy: every other peer it asks is leaving already.
 func (r *Relay) holdLocal(m *Message, source string) error {
 	if r.held == nil {
 		return errNotHolding
+	}
+	if r.leaving() {
+		return errLeaving
 	}
 	if r.handedOver.Contains(m.ID) {
 		return nil // its recipient has it: a late copy, nothing to keep
@@ -194,6 +210,13 @@ func (r *Relay) holdLocal(m *Message, source string) error {
 		r.kickHolding()
 	}
 	return nil
+}
+
+// leaving reports whether this peer has begun to leave the mesh (mesh.Peer.Close marks its
+// own metadata before it tells the others).
+func (r *Relay) leaving() bool {
+	self, ok := r.dir.Member(r.dir.ID())
+	return ok && self.Meta.Leaving
 }
 
 // handleStore serves reqStore from another peer, at source. A replica (a holder's copy) is
@@ -361,16 +384,7 @@ func (r *Relay) holdLoop() {
 					since = now
 					onlineSince[name] = now
 				}
-				// The first-ranked holder hands over at once; the others
-				// wait their turn, by when the first has usually told them
-				// to drop their copies. A holder outside the current set
-				// (a stale copy) goes last.
-				rank := r.cfg.Replicas
-				for i, h := range holdersFor(name, members, r.cfg.Replicas) {
-					if h.ID == r.dir.ID() {
-						rank = i
-					}
-				}
+				rank := handoverRank(name, route, members, r.dir.ID(), r.cfg.Replicas)
 				if now.Sub(since) >= time.Duration(rank)*r.cfg.HandoverStagger {
 					r.handover(name, route, members)
 				}
@@ -393,6 +407,26 @@ func (r *Relay) holdLoop() {
 			}
 		}
 	}
+}
+
+// handoverRank is how many HandoverStagger steps the holder self waits, once name is online
+// at route, before handing over what it keeps for it. The first-ranked holder hands over at
+// once; the others wait their turn, by when the first has usually told them to drop their
+// copies. A holder outside the current set (a stale copy) goes last. The recipient's own peer
+// hands over to itself at once, without a network round trip, and is left out of the
+// ranking of the others: it often holds no copy (it has just started, in a slot of its own),
+// and the holders ranked after it would then wait for nothing.
+func handoverRank(name string, route mesh.Route, members []mesh.Member, self string, replicas int) int {
+	if route.Owner.ID == self {
+		return 0
+	}
+	others := slices.DeleteFunc(slices.Clone(members), func(m mesh.Member) bool { return m.ID == route.Owner.ID })
+	for i, h := range holdersFor(name, others, replicas) {
+		if h.ID == self {
+			return i
+		}
+	}
+	return replicas
 }
 
 // holderView identifies the set of peers that may hold, to notice changes.

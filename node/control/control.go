@@ -221,10 +221,19 @@ func (s *Server) dispatch(ctx context.Context, req Request, resp *Response) {
 			ctx, cancel = context.WithTimeout(ctx, time.Duration(req.Timeout*float64(time.Second)))
 			defer cancel()
 		}
-		if err := s.h.Wait(ctx, req.As); err != nil {
-			if s.ctx.Err() != nil {
-				err = ErrShuttingDown
+		err := s.h.Wait(ctx, req.As)
+		if s.ctx.Err() != nil {
+			// The peer is shutting down (Wait returns nil when its context
+			// ends): what arrived meanwhile is answered, and otherwise the
+			// client is told, rather than answered "nothing arrived".
+			if ms, perr := s.h.Peek(req.As); perr == nil && len(ms) > 0 {
+				resp.Messages = ms
+				return
 			}
+			fail(ErrShuttingDown)
+			return
+		}
+		if err != nil {
 			fail(err)
 			return
 		}
