@@ -170,7 +170,7 @@ func TCPStreams(segs []Segment, src netip.AddrPort, dst netip.AddrPort) []Stream
 		isn  uint32
 		segs []Segment
 	}
-	var conns []*conn                      // in the order of their SYNs
+	var conns []*conn                     // in the order of their SYNs
 	current := map[netip.AddrPort]*conn{} // the latest connection from each source address
 	for _, s := range segs {
 		if s.Proto != "tcp" || s.Dst != dst || s.Src.Addr() != src.Addr() || (src.Port() != 0 && s.Src.Port() != src.Port()) {
