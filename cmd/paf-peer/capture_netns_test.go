@@ -304,11 +304,12 @@ func TestLANPassiveAttacker(t *testing.T) {
 	bobGossip := addrPort(t, "bob's gossip address", bobView.Self.Addr)
 	carolRelay := addrPort(t, "carol's relay", carol.status(t).relay)
 
+	// The gossip alice sent bob while she was in the mesh holding her name, without her
+	// goodbye: an attacker replays what serves it, and her leave message would only undo the
+	// replayed news.
+	gossipDgrams, gossipStreams := l.capturedGossip(t, bobGossip)
 	// alice leaves; her relay connections close, so every stream she sent is complete.
 	l.stopAlice(t)
-	// A first look at the gossip before it is replayed: the stop must not have ended the
-	// capture early.
-	gossipDgrams, gossipStreams := l.capturedGossip(t, bobGossip)
 
 	ok := t.Run("capture holds nothing in clear", func(t *testing.T) {
 		// What was captured up to alice's leave (the capture runs on through the replays).
