@@ -11,20 +11,20 @@ package main
 // promises: the replay takes no name and brings nobody back.
 //
 // It FAILS on the code of this commit, and is behind the build tag `replayhole` until signed
-// name claims land; then it joins the suite. What it showed (in each of two runs, on a loaded 2-core
-// machine): alice left gracefully; a new session of another identity took her name on the same
-// host 2 s later; the attacker (host eve, no secret) replayed to bob, every 3 s, the gossip
-// alice had sent bob while she held the name (datagrams and her join's push/pull, not her
-// goodbye). Rounds up to 28-31 s after her leave changed nothing: bob's memberlist still knew
-// her as left with a higher incarnation. The round at 31 s (34 s in the other run), just past memberlist's LAN
-// GossipToTheDeadTime (30 s, after which it forgets a departed member), made bob take the
-// departed peer as a new member, alive, holding the name with its older claim time: bob's
-// status listed both peers alive under the name and resolved it to the ghost, bob logged
-// name-claimed for it, and the live holder logged "lost a concurrent claim of our name" and then
-// "lost our name to another peer that claimed it at the same time" (in an earlier run, where
-// the replay also carried alice's goodbye, the same happened only at 65 s, and the live holder
-// exited with code 1). The mesh layer does not stop it: a member it lists as left comes back alive on any
-// alive news memberlist passes on (mesh/delegate.go, update).
+// name claims land; then it joins the suite. What it showed (in each of two runs, on a loaded
+// 2-core machine): alice left gracefully; a new session of another identity took her name on
+// the same host 2 s later; the attacker (host eve, no secret) replayed to bob, every 3 s, the
+// gossip alice had sent bob while she held the name (datagrams and her join's push/pull, not
+// her goodbye). Rounds up to 28-31 s after her leave changed nothing: bob's memberlist still
+// knew her as left with a higher incarnation. The round at 31 s (34 s in the other run), just
+// past memberlist's LAN GossipToTheDeadTime (30 s, after which it forgets a departed member),
+// made bob take the departed peer as a new member, alive, holding the name with its older claim
+// time: bob's status listed both peers alive under the name (and resolved it to the ghost in
+// one run), bob logged name-claimed for it, and the live holder logged "lost a concurrent claim of our name"
+// and then "lost our name to another peer that claimed it at the same time" (in an earlier run,
+// where the replay also carried alice's goodbye, the same happened only at 65 s, and the live
+// holder exited with code 1). The mesh layer does not stop it: a member it lists as left comes
+// back alive on any alive news memberlist passes on (mesh/delegate.go, update).
 //
 //	go test -race -count=1 -p 1 -tags replayhole -run TestLANReplayedGossipLater ./cmd/paf-peer/
 //
