@@ -31,8 +31,10 @@ func evilClient(t *testing.T, label string) *wire.Transport {
 	return tr
 }
 
-// evilStore asks n to hold m as a holder's replica (the flag spares it the sender check).
+// evilStore asks n to hold m, signed by the attacker's own identity, as a holder's replica: a
+// name nobody holds, so the signature is all a holder can check.
 func evilStore(tr *wire.Transport, n *node, m *Message) error {
+	wire.SignMessage(m, tr.Identity())
 	_, err := tr.Request(ctx, n.peer.ID(), n.relay.Addr(), wire.AppendMessageAs(nil, wire.ReqStore, m, true))
 	return err
 }
@@ -113,6 +115,7 @@ func TestAttackRotatingPeerIDs(t *testing.T) {
 			send: func(tr *wire.Transport, target *node) error {
 				m := evilMessage("bob", 100)
 				m.From, m.Kind = "bob", KindSystem
+				wire.SignMessage(m, tr.Identity())
 				_, err := tr.Request(ctx, target.peer.ID(), target.relay.Addr(), wire.AppendMessage(nil, m))
 				return err
 			},

@@ -5,6 +5,7 @@ import (
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -206,9 +207,12 @@ func (r *Relay) handleStore(from, source string, body []byte) error {
 	if !r.allow(source) {
 		return errRateLimited
 	}
-	if !replica && m.Kind != KindSystem && !r.senderBound(from, m.From) {
+	// A holder keeps only what its author signed, from a name bound to the author: a replica
+	// (a holder's copy) is checked like a handover, anything else like a direct send.
+	if err := r.checkAuthor(from, m, nil, replica); err != nil {
 		r.refused()
-		return errUnknownSender
+		r.log.Warn("refusing to hold a message whose author cannot be verified", "peer", from, "from", m.From, "id", m.ID, "err", err)
+		return err
 	}
 	return r.holdLocal(m, source)
 }
@@ -225,19 +229,6 @@ func appendNameList(dst []byte, typ byte, name string, ids []string) []byte {
 		dst = append(dst, id...)
 	}
 	return dst
-}
-
-// maxDropIDs is the most ids one name list carries (its count is a uint16).
-const maxDropIDs = 65535
-
-// dropLists is the reqDrop payloads that tell other holders ids of name were
-// handed over: one per maxDropIDs ids.
-func dropLists(name string, ids []string) [][]byte {
-	var drops [][]byte
-	for chunk := range slices.Chunk(ids, maxDropIDs) {
-		drops = append(drops, appendNameList(nil, wire.ReqDrop, name, chunk))
-	}
-	return drops
 }
 
 // noticePreviewLen is how much of a message a notice about it (expired, refused) quotes.
@@ -425,12 +416,20 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DeliverTimeout)
 	defer cancel()
 	var delivered []string
+	var acks []handoverAck
+	var recipientKey ed25519.PublicKey
 	var refused []Message
 	for i := 0; i < len(recs); {
 		// Batches bound how much is in flight for a large backlog.
 		end := min(i+256, len(recs))
-		ok, tooLarge := r.deliverBatch(ctx, route, name, recs[i:end])
-		delivered = append(delivered, ok...)
+		ok, tooLarge, key := r.deliverBatch(ctx, route, name, recs[i:end])
+		for _, a := range ok {
+			delivered = append(delivered, a.id)
+		}
+		acks = append(acks, ok...)
+		if key != nil {
+			recipientKey = key
+		}
 		refused = append(refused, tooLarge...)
 		if len(ok)+len(tooLarge) < end-i {
 			break // stop at the first failure: order matters; retry next round
@@ -462,7 +461,13 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 		r.tellSender(m, "R", fmt.Sprintf("Your message %s to %s, sent %s, could not be delivered: it is larger than %s's peer accepts (%d bytes). Send a file path instead, or split it: %q",
 			m.ID, route.Name, m.SentAt.UTC().Format(time.RFC3339), route.Name, len(m.Body), store.Preview(m.Body, noticePreviewLen)))
 	}
-	drops := dropLists(name, done)
+	if len(acks) == 0 {
+		// Only refusals (too large): no acknowledgement to show the other holders, whose
+		// copies are refused in turn when they hand them over (the sender is told once:
+		// notices of one message share an id).
+		return
+	}
+	drops := dropLists(name, recipientKey, acks)
 	for _, m := range members {
 		if m.ID == r.dir.ID() || m.Meta.Transient || MetaAddr(m.Meta) == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
 			continue
@@ -477,27 +482,34 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 	}
 }
 
-// deliverBatch delivers recs in order and returns the ids that were
-// acknowledged and the messages the recipient refused as larger than it
-// accepts (which no retry can deliver): together a prefix of recs.
-func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string, recs []store.HeldRecord) (ok []string, tooLarge []Message) {
+// deliverBatch delivers recs in order and returns the recipient's acknowledgements (checked:
+// see checkAck) and the messages the recipient refused as larger than it accepts (which no
+// retry can deliver): together a prefix of recs; and the recipient's identity key.
+func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string, recs []store.HeldRecord) (ok []handoverAck, tooLarge []Message, key ed25519.PublicKey) {
 	msgs := make([]*Message, len(recs))
 	for i := range recs {
 		m := recs[i].Msg
 		m.File = ""
 		if route.Name != name {
-			m.To, m.ForwardedFrom = route.Name, name
+			// The first name of the chain stays: it is the name the author addressed, which
+			// the signature covers.
+			m.To = route.Name
+			if m.ForwardedFrom == "" {
+				m.ForwardedFrom = name
+			}
 		}
 		msgs[i] = &m
 	}
 	if route.Owner.ID == r.dir.ID() {
+		// This peer is the recipient: it acknowledges to itself.
 		for _, m := range msgs {
 			if r.deliverAs(ctx, route.Owner, m, true, 0) != nil {
-				return ok, tooLarge
+				return ok, tooLarge, key
 			}
-			ok = append(ok, m.ID)
+			ack := r.ackFor(m.ID)
+			ok = append(ok, handoverAck{id: m.ID, sig: ack[ed25519.PublicKeySize:]})
 		}
-		return ok, tooLarge
+		return ok, tooLarge, r.cfg.Identity.Public()
 	}
 	calls := make([]*wire.Call, 0, len(msgs))
 	for _, m := range msgs {
@@ -510,33 +522,27 @@ func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string,
 	}
 	failed := false
 	for i, c := range calls {
-		_, err := c.Wait(ctx)
+		resp, err := c.Wait(ctx)
+		var pub ed25519.PublicKey
+		var sig []byte
+		if err == nil {
+			if pub, sig, err = checkAck(resp, msgs[i].ID, route.Owner.ID); err != nil {
+				r.log.Warn("the recipient's acknowledgement of a handover does not verify; the message is kept", "id", msgs[i].ID, "peer", route.Owner.ID, "err", err)
+			}
+		}
 		var re *wire.RemoteError
 		switch {
 		case failed:
 		case err == nil:
-			ok = append(ok, msgs[i].ID)
+			ok = append(ok, handoverAck{id: msgs[i].ID, sig: sig})
+			key = pub
 		case errors.As(err, &re) && re.Code == wire.CodeOverLimit:
 			tooLarge = append(tooLarge, recs[i].Msg)
 		default:
 			failed = true
 		}
 	}
-	return ok, tooLarge
-}
-
-// handleDrop serves reqDrop: another holder handed these over.
-func (r *Relay) handleDrop(body []byte) error {
-	name, ids, err := decodeNameList(body, wire.ReqDrop)
-	if err != nil {
-		r.refused()
-		return decodeRefusal(err)
-	}
-	if r.held == nil {
-		return nil
-	}
-	r.noteHandedOver(ids)
-	return r.held.Drop(name, ids)
+	return ok, tooLarge, key
 }
 
 // handedOverIDs bounds the ids of handed-over messages a holder remembers:
@@ -640,6 +646,7 @@ func (r *Relay) tellSender(m Message, prefix, text string) {
 		ID: noticeID(prefix, m.ID), From: m.To, To: m.From, Kind: KindSystem, SentAt: r.cfg.Now().Truncate(time.Millisecond),
 		Body: text,
 	}
+	wire.SignMessage(notice, r.cfg.Identity)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := r.deliverTo(ctx, route.Owner, notice); err != nil {

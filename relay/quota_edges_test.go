@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/relay/store"
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
@@ -24,8 +25,11 @@ func TestQuotaEdgesOverTheWire(t *testing.T) {
 		m.SentAt = t0
 		return m
 	}
-	// Every source below is written in 9 bytes, as 127.0.0.1 is, so each record is the same size.
-	size, err := store.HeldSize(msg("gh-00"), t0, DefaultStoreTTL, "127.0.0.1")
+	// Every source below is written in 9 bytes, as 127.0.0.1 is, so each record is the same size
+	// (signed: evilStore signs, and a signature is the same size whoever makes it).
+	sized := msg("gh-00")
+	wire.SignMessage(sized, keys.NewIdentity())
+	size, err := store.HeldSize(sized, t0, DefaultStoreTTL, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -311,6 +311,12 @@ func xprocMessageBody(b []byte) []byte {
 		}
 		off += 2 + int(binary.BigEndian.Uint16(b[off:]))
 	}
+	for range 2 { // the sender's key and signature, each u8-length-prefixed
+		if len(b)-off < 1 {
+			return nil
+		}
+		off += 1 + int(b[off])
+	}
 	if len(b)-off < 4 {
 		return nil
 	}

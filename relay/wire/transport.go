@@ -545,3 +545,6 @@ func (t *Transport) Close() error {
 
 // ID is this peer's id (Config.ID).
 func (t *Transport) ID() string { return t.cfg.ID }
+
+// Identity is the identity this transport proves (Config.Identity).
+func (t *Transport) Identity() *keys.Identity { return t.cfg.Identity }
