@@ -427,6 +427,9 @@ func TestLANPassiveAttacker(t *testing.T) {
 		return
 	}
 
+	// A few seconds after alice left, bob still knows her as departed. Replays later than
+	// memberlist's memory of her (30 s on a LAN) are the open hole of issue 15, tested by
+	// TestLANReplayedGossipLater behind the build tag replayhole until signed claims land.
 	t.Run("replayed gossip takes no name", func(t *testing.T) {
 		before := bob.status(t)
 		answered := l.replayGossip(t, gossipDgrams, gossipStreams, bobGossip)

@@ -70,8 +70,11 @@ func TestLANReplayedGossipLater(t *testing.T) {
 	newID := waitServing(t, again.serve)
 	testutil.WaitFor(t, lanMeshDeadline, "bob to see the new holder of alice's name", func() bool {
 		v := bob.view(t)
+		if v == nil {
+			return false
+		}
 		p := v.peerNamed(alice.name, "alive")
-		return v != nil && p != nil && p.ID == newID
+		return p != nil && p.ID == newID
 	})
 
 	var round int
