@@ -39,13 +39,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 		p.log.Warn("dropping malformed gossip message", "err", err)
 		return
 	}
-	p.mu.Lock()
-	changed := p.applyForwardLocked(f, p.now())
-	if changed {
-		p.recomputeLocked(p.now())
-	}
-	p.mu.Unlock()
-	if changed {
+	if len(p.applyRemoteForwards([]Forward{f})) > 0 {
 		p.broadcastForwards([]Forward{f})
 	}
 }
@@ -82,16 +76,16 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 		return
 	}
 	st, bad, err := decodePushState(buf)
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if err != nil || bad > 0 {
+		p.mu.Lock()
 		p.stats.BadBroadcasts++
+		p.mu.Unlock()
 		p.log.Warn("dropping malformed push/pull state from a peer", "err", err, "bad_entries", bad)
 	}
+	p.applyRemoteForwards(st.Forwards)
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	now := p.now()
-	for _, f := range st.Forwards {
-		p.applyForwardLocked(f, now)
-	}
 	for _, r := range st.Reserved {
 		p.reserveLocked(r, now)
 	}

@@ -1,5 +1,7 @@
 package mesh
 
+import "github.com/paf-mesh/paf-mesh/internal/keys"
+
 // Crash stops p the way SIGKILL would, for the tests of package mesh_test.
 func Crash(p *Peer) { p.crash() }
 
@@ -37,3 +39,15 @@ func AddForwards(p *Peer, fs []Forward) {
 
 // PushPullJoinState is what p sends on a join's push/pull.
 func PushPullJoinState(p *Peer) []byte { return (&delegate{p: p}).LocalState(true) }
+
+// DeliverForward hands p a forward as if another peer had gossiped it.
+func DeliverForward(p *Peer, f Forward) {
+	b, err := encodeBroadcast(msgForward, f)
+	if err != nil {
+		panic(err)
+	}
+	(&delegate{p: p}).NotifyMsg(b)
+}
+
+// SignForward signs f as written by id.
+func SignForward(f *Forward, id *keys.Identity) { f.sign(id) }

@@ -92,6 +92,9 @@ type Stats struct {
 	// RejectedGossip counts gossip that failed to decrypt or authenticate:
 	// a peer with another secret (or none) trying to talk to this mesh.
 	RejectedGossip uint64
+	// RejectedForwards counts forwards (renames) from other peers that were refused: not
+	// signed by their origin's identity, out of bounds, or for a name another identity holds.
+	RejectedForwards uint64
 }
 
 // Peer is one member of the mesh. Its methods are safe for concurrent use.

@@ -96,7 +96,7 @@ func (n *Node) Status() Status {
 		"refused_messages": rs.Refused, "rate_limited": rs.RateLimited,
 		"delivered": rs.Delivered, "stored": rs.Stored, "received": rs.Received,
 		"handed_over": rs.HandedOver, "expired": rs.Expired, "too_large_undelivered": rs.TooLarge, "dropped_events": ms.DroppedEvents,
-		"over_quota": rs.OverQuota,
+		"over_quota": rs.OverQuota, "rejected_forwards": ms.RejectedForwards,
 	}
 	if m := n.mdns.Load(); m != nil {
 		st := m.Stats()

@@ -117,7 +117,7 @@ func printStatus(w io.Writer, r *node.Status, now time.Time) {
 		fmt.Fprintf(w, "(and %d %s (send, check, listen) that came and went recently, not listed)\n", gone, what)
 	}
 	var notes []string
-	for _, k := range []string{"expired", "too_large_undelivered", "rejected_gossip", "rejected_frames", "refused_messages", "rate_limited", "mdns_foreign_mesh"} {
+	for _, k := range []string{"expired", "too_large_undelivered", "rejected_gossip", "rejected_frames", "rejected_forwards", "refused_messages", "rate_limited", "mdns_foreign_mesh"} {
 		if v := r.Counters[k]; v > 0 {
 			notes = append(notes, fmt.Sprintf("%s %d", strings.ReplaceAll(k, "_", " "), v))
 		}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -189,4 +190,22 @@ func PeerIDFingerprint(peerID string) (string, bool) {
 		return "", false
 	}
 	return fp, true
+}
+
+// Raw is bytes (a key, a signature) kept in a string, so that a struct holding it stays
+// comparable, and encoded to JSON as base64 like a []byte: a string of raw bytes would be
+// mangled by JSON, whose strings are UTF-8.
+type Raw string
+
+// MarshalJSON encodes r as base64.
+func (r Raw) MarshalJSON() ([]byte, error) { return json.Marshal([]byte(r)) }
+
+// UnmarshalJSON decodes base64 (or null).
+func (r *Raw) UnmarshalJSON(b []byte) error {
+	var v []byte
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*r = Raw(v)
+	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -389,19 +388,5 @@ func (m *Message) Signer() string {
 	return keys.Fingerprint(ed25519.PublicKey(m.SenderKey))
 }
 
-// Raw is bytes kept in a string (so a struct holding it stays comparable) that encode to JSON
-// as base64, like a []byte: a string of raw bytes would be mangled (JSON strings are UTF-8).
-type Raw string
-
-// MarshalJSON encodes r as base64.
-func (r Raw) MarshalJSON() ([]byte, error) { return json.Marshal([]byte(r)) }
-
-// UnmarshalJSON decodes base64 (or null).
-func (r *Raw) UnmarshalJSON(b []byte) error {
-	var v []byte
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*r = Raw(v)
-	return nil
-}
+// Raw is bytes kept in a string: see keys.Raw.
+type Raw = keys.Raw
