@@ -78,9 +78,19 @@ func (n *node) crash() {
 // meshOf starts peers named names, joined, each seeing every name.
 func meshOf(t testing.TB, names ...string) []*node {
 	t.Helper()
+	return meshWith(t, names, nil)
+}
+
+// meshWith is meshOf with options per peer: opts[i] for names[i] (opts may be shorter).
+func meshWith(t testing.TB, names []string, opts [][]nodeOpt) []*node {
+	t.Helper()
 	ns := make([]*node, len(names))
 	for i, name := range names {
-		ns[i] = startNode(t, "")
+		var o []nodeOpt
+		if i < len(opts) {
+			o = opts[i]
+		}
+		ns[i] = startNode(t, "", o...)
 		if i > 0 {
 			if _, err := ns[i].peer.Join(ns[0].peer.Addr()); err != nil {
 				t.Fatal(err)

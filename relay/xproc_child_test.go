@@ -302,6 +302,9 @@ func xprocStamp(b []byte) (int64, bool) {
 // fixed bytes, six u16-prefixed strings, a u32 body length, the body.
 func xprocMessageBody(b []byte) []byte {
 	off := 12
+	if len(b) > 2 && b[2]&(1<<2) != 0 { // wire's flagStamped: the requester's clock follows sent-at
+		off = 20
+	}
 	for range 6 {
 		if len(b)-off < 2 {
 			return nil
