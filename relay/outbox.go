@@ -295,7 +295,7 @@ func (r *Relay) retryDue(ctx context.Context) time.Duration {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.drainGroup(ctx, key)
+			r.drainGroup(ctx, key, nil)
 		}()
 	}
 	wg.Wait()
@@ -322,7 +322,7 @@ func (ob *outbox) head(key string) *queued {
 
 // drainGroup sends the entries of group key in order until one is not confirmed, which waits
 // for its next try. ob.run is held.
-func (r *Relay) drainGroup(ctx context.Context, key string) (delivered, stored int, ok bool) {
+func (r *Relay) drainGroup(ctx context.Context, key string, outcomes map[string]Result) (delivered, stored int, ok bool) {
 	ob := &r.outbox
 	for {
 		q := ob.head(key)
@@ -347,6 +347,9 @@ func (r *Relay) drainGroup(ctx context.Context, key string) (delivered, stored i
 			}
 			r.log.Info("queued message confirmed", "id", q.m.ID, "to", res.To, "status", res.Status)
 			r.resolve(q, res, nil)
+			if outcomes != nil {
+				outcomes[q.m.ID] = res
+			}
 		case !hopeless(err):
 			// Already accepted: whatever refused it this time (no holder around, quotas, a
 			// rate limit) may pass, and the message is kept until it does.
@@ -407,6 +410,8 @@ type HandoffResult struct {
 	// dir, which the next peer of that state dir that runs (a serve or mcp peer) takes over.
 	Left int    `json:"left"`
 	File string `json:"file,omitempty"` // where they are left
+	// Sent is the result of each message that left the outbox (delivered or stored), by id.
+	Sent map[string]Result `json:"-"`
 }
 
 // Handoff tries, once, to deliver or store every queued message, in order: what a brief peer
@@ -424,9 +429,9 @@ func (r *Relay) Handoff(ctx context.Context) HandoffResult {
 		}
 	}
 	ob.mu.Unlock()
-	var res HandoffResult
+	res := HandoffResult{Sent: map[string]Result{}}
 	for _, key := range keys {
-		d, s, _ := r.drainGroup(ctx, key)
+		d, s, _ := r.drainGroup(ctx, key, res.Sent)
 		res.Delivered += d
 		res.Stored += s
 	}
