@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/mesh"
@@ -74,7 +76,11 @@ type outbox struct {
 	entries []*queued     // in queue order
 	next    map[string]time.Time
 	backoff map[string]time.Duration
-	kick    chan struct{}
+	// stored marks the groups of which a message was stored with holders rather than
+	// delivered: until the holders have handed everything over, later messages of the group
+	// are stored too, so that they reach the recipient after it (sendOnce).
+	stored map[string]bool
+	kick   chan struct{}
 }
 
 func groupKey(from, to string) string { return from + "\x00" + to }
@@ -93,13 +99,93 @@ func (r *Relay) Send(ctx context.Context, o Outgoing) (Result, error) {
 		return r.awaitQueued(ctx, q)
 	}
 	to := m.To
-	res, err := r.deliver(ctx, m, true)
+	res, err := r.sendOnce(ctx, m)
 	if err == nil || !queueable(err) {
 		return res, err
 	}
 	m.To, m.ForwardedFrom = to, ""
-	q := r.enqueue(m, reasonOf(to, err))
-	return q.queuedResult(), nil
+	return r.enqueue(m, reasonOf(to, err)).res, nil
+}
+
+// sendOnce is one attempt to deliver m (deliver), keeping its group's order: when an earlier
+// message of the group was stored and its holders still keep messages for the recipient, a
+// direct delivery would overtake them (a holder hands over a moment after the recipient is
+// back), so m is stored behind them instead and handed over after them, in id order.
+func (r *Relay) sendOnce(ctx context.Context, m *Message) (Result, error) {
+	key := groupKey(m.From, m.To)
+	ob := &r.outbox
+	ob.mu.Lock()
+	stored := ob.stored[key]
+	ob.mu.Unlock()
+	var res Result
+	var err error
+	if route, rerr := r.dir.Resolve(m.To); stored && rerr == nil && route.Online && r.heldAnywhere(ctx, route.Name) > 0 {
+		res, err = r.storeBehind(ctx, m, route)
+	} else {
+		if stored && rerr == nil && route.Online {
+			ob.mu.Lock()
+			delete(ob.stored, key) // everything stored has been handed over
+			ob.mu.Unlock()
+		}
+		res, err = r.deliver(ctx, m, true)
+	}
+	if err == nil && res.Status == StatusStored {
+		ob.mu.Lock()
+		ob.stored[key] = true
+		ob.mu.Unlock()
+	}
+	return res, err
+}
+
+// heldAnywhere is how many messages the live peers that may hold keep for name (asked in
+// parallel, each for at most a second; one that does not answer counts as keeping one, since
+// it may).
+func (r *Relay) heldAnywhere(ctx context.Context, name string) int {
+	req := appendNameList(nil, wire.ReqCount, name, nil)
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	for _, m := range r.dir.Members() {
+		if m.Meta.Transient || MetaAddr(m.Meta) == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
+			continue
+		}
+		if m.ID == r.dir.ID() {
+			total.Add(int64(r.HeldCount(name)))
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			resp, err := r.tr.Request(cctx, m.ID, MetaAddr(m.Meta), req)
+			n, perr := strconv.Atoi(string(resp))
+			if err != nil || perr != nil {
+				n = 1
+			}
+			total.Add(int64(n))
+		}()
+	}
+	wg.Wait()
+	return int(total.Load())
+}
+
+// storeBehind stores m with the holders of route's name, which is online: see sendOnce.
+func (r *Relay) storeBehind(ctx context.Context, m *Message, route mesh.Route) (Result, error) {
+	m.To = route.Name
+	if len(route.Via) > 0 {
+		m.ForwardedFrom = route.Via[0]
+	}
+	sctx, cancel := context.WithTimeout(ctx, r.cfg.DeliverTimeout)
+	defer cancel()
+	n, err := r.store(sctx, m)
+	if err != nil {
+		return Result{ID: m.ID, To: m.To}, err
+	}
+	r.mu.Lock()
+	r.stats.Stored++
+	r.mu.Unlock()
+	return Result{ID: m.ID, Status: StatusStored, Holders: n, To: m.To, ForwardedFrom: m.ForwardedFrom,
+		Reason: fmt.Sprintf("kept in order: stored behind earlier messages to %s that its holders are handing over; they hand this one over right after", m.To)}, nil
 }
 
 // queueable reports whether a failed delivery may have left this process, or failed for a
@@ -133,7 +219,8 @@ func reasonOf(to string, err error) string {
 	return fmt.Sprintf("not answering: no confirmation from %s's peer or its holders yet (%v); this peer keeps the message and retries it with the same id", to, err)
 }
 
-// queuedResult is what Send answers for q.
+// queuedResult is what Send answers for q. outbox.mu is held (the retry loop updates the
+// reason).
 func (q *queued) queuedResult() Result {
 	return Result{ID: q.m.ID, Status: StatusQueued, To: q.m.To, Reason: q.reason}
 }
@@ -152,11 +239,11 @@ func (r *Relay) queueBehind(m *Message) *queued {
 	if behind == 0 {
 		return nil
 	}
-	return r.enqueue(m, fmt.Sprintf("behind %d earlier message(s) to %s that are not confirmed yet: kept on this peer and sent after them, in order", behind, m.To))
+	return r.enqueue(m, fmt.Sprintf("behind %d earlier message(s) to %s that are not confirmed yet: kept on this peer and sent after them, in order", behind, m.To)).q
 }
 
 // enqueue adds m to the outbox (durably, when the disk allows) and wakes the retry loop.
-func (r *Relay) enqueue(m *Message, reason string) *queued {
+func (r *Relay) enqueue(m *Message, reason string) enqueued {
 	q := &queued{m: *m, key: groupKey(m.From, m.To), since: r.cfg.Now(), reason: reason, done: make(chan struct{})}
 	ob := &r.outbox
 	ob.mu.Lock()
@@ -171,10 +258,17 @@ func (r *Relay) enqueue(m *Message, reason string) *queued {
 		q.reason += "; it could not be written to disk (" + err.Error() + "), so it is lost if this peer stops first"
 	}
 	ob.entries = append(ob.entries, q)
+	res := q.queuedResult()
 	ob.mu.Unlock()
 	r.log.Info("message queued", "id", m.ID, "to", m.To, "reason", reason)
 	r.kickOutbox()
-	return q
+	return enqueued{q, res}
+}
+
+// enqueued is a message just queued, and what Send answers for it now.
+type enqueued struct {
+	q   *queued
+	res Result
 }
 
 // openLocked opens this peer's outbox file at its first use. ob.mu is held.
@@ -337,7 +431,7 @@ func (r *Relay) drainGroup(ctx context.Context, key string, outcomes map[string]
 			return delivered, stored, false
 		}
 		m := q.m // deliver rewrites To and ForwardedFrom
-		res, err := r.deliver(ctx, &m, true)
+		res, err := r.sendOnce(ctx, &m)
 		switch {
 		case err == nil:
 			if res.Status == StatusStored {
@@ -476,8 +570,7 @@ func (r *Relay) adoptOutbox(st *store.Outbox) (int, error) {
 	for _, e := range entries {
 		m := e.Msg
 		if m.From == name {
-			q := r.enqueue(&m, "taken over from a peer of this state dir that is gone")
-			q.since = e.QueuedAt
+			r.enqueue(&m, "taken over from a peer of this state dir that is gone")
 		} else if _, err = r.held.Put(&m, r.cfg.StoreTTL, selfSource, store.HeldLimits{}); err != nil {
 			break
 		} else {

@@ -161,7 +161,7 @@ func New(cfg Config) (*Relay, error) {
 		stop:     make(chan struct{}),
 		outbox: outbox{
 			kick: make(chan struct{}, 1),
-			next: map[string]time.Time{}, backoff: map[string]time.Duration{},
+			next: map[string]time.Time{}, backoff: map[string]time.Duration{}, stored: map[string]bool{},
 		},
 	}
 	r.clocks.init()
