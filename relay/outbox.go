@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -584,7 +585,18 @@ func (r *Relay) adoptOutbox(st *store.Outbox) (int, error) {
 	if lerr == nil && err == nil {
 		return len(taken), st.Remove()
 	}
-	return len(taken), errors.Join(lerr, err, st.Close())
+	path := st.Path()
+	cerr := st.Close()
+	if lerr != nil && err == nil && cerr == nil {
+		// Only damaged entries are left: set the file aside, where a person can look at it,
+		// rather than read it again at every look for orphans.
+		aside := path + ".damaged"
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return len(taken), errors.Join(lerr, rerr)
+		}
+		return len(taken), fmt.Errorf("%w; the file is kept as %s", lerr, aside)
+	}
+	return len(taken), errors.Join(lerr, err, cerr)
 }
 
 // closeOutbox closes the outbox file: what it still holds is taken over by the state dir's

@@ -15,12 +15,15 @@ func FuzzDecodeMessage(f *testing.F) {
 	bad := AppendMessage(nil, good)
 	bad[len(bad)-1] = 0xff // invalid UTF-8 in the body
 	f.Add(bad)
+	f.Add(AppendMessageStamped(nil, ReqDeliver, good, false, time.UnixMilli(1700000000123)))
+	f.Add(AppendMessageStamped(nil, ReqStore, good, true, time.UnixMilli(1)))
+	f.Add([]byte{1, 1, flagStamped, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{1, 1, 0, 1})
 	f.Add([]byte{2, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 1 && (b[1] == ReqStore) {
 			m, replica, err := DecodeMessageAs(b, ReqStore, 1<<20)
-			if err == nil && !bytes.Equal(AppendMessageAs(nil, ReqStore, m, replica), b) {
+			if err == nil && !bytes.Equal(AppendMessageStamped(nil, ReqStore, m, replica, m.Stamp), b) {
 				t.Fatalf("store re-encoding differs")
 			}
 			return
@@ -36,7 +39,7 @@ func FuzzDecodeMessage(f *testing.F) {
 			t.Fatalf("decoded an invalid message")
 		}
 		// Canonical: what decodes re-encodes to the same bytes.
-		if again := AppendMessageAs(nil, ReqDeliver, m, replica); !bytes.Equal(again, b) {
+		if again := AppendMessageStamped(nil, ReqDeliver, m, replica, m.Stamp); !bytes.Equal(again, b) {
 			t.Fatalf("re-encoding differs")
 		}
 	})
@@ -79,5 +82,37 @@ func TestDecodeMessageRejects(t *testing.T) {
 	}
 	if _, err := DecodeMessage(AppendMessage(nil, good), 1000); err != nil {
 		t.Fatalf("good message refused: %v", err)
+	}
+}
+
+// A request's stamp (the requester's clock, for the clock-skew check) travels beside the
+// message and never changes it; a stamp cut short is malformed.
+func TestMessageStamp(t *testing.T) {
+	m := &Message{ID: "01HZY0000000000000000000AB", From: "alice", To: "bob", Kind: KindMessage, Body: "hi", SentAt: time.UnixMilli(1700000000000)}
+	stamp := time.UnixMilli(1700000300000)
+	for name, b := range map[string][]byte{
+		"append": AppendMessageStamped(nil, ReqDeliver, m, false, stamp),
+		"parts": func() []byte {
+			head, body := MessagePartsStamped(ReqDeliver, m, false, stamp)
+			return append(head, body...)
+		}(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := DecodeMessage(b, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.Stamp.Equal(stamp) || !got.SentAt.Equal(m.SentAt) || got.Body != "hi" || got.ID != m.ID {
+				t.Fatalf("decoded %+v; want the message with stamp %v", got, stamp)
+			}
+		})
+	}
+	plain, err := DecodeMessage(AppendMessage(nil, m), 1000)
+	if err != nil || !plain.Stamp.IsZero() {
+		t.Fatalf("an unstamped message decodes with stamp %v, %v; want none", plain.Stamp, err)
+	}
+	short := AppendMessageStamped(nil, ReqDeliver, m, false, stamp)[:18]
+	if _, err := DecodeMessage(short, 1000); !errors.Is(err, ErrBadMessage) {
+		t.Fatalf("a stamp cut short: %v, want ErrBadMessage", err)
 	}
 }
