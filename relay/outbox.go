@@ -70,7 +70,9 @@ type queued struct {
 
 // outbox is the Relay's part that keeps and retries queued messages.
 type outbox struct {
-	run sync.Mutex // held by a delivery round and by Handoff: one attempt per group at a time
+	// run is held (a token in it) by a delivery round and by Handoff: one attempt per group at
+	// a time. A channel, so that Handoff can give up waiting when its context ends.
+	run chan struct{}
 
 	mu      sync.Mutex
 	st      *store.Outbox // opened at the first entry; nil before
@@ -369,8 +371,8 @@ func (r *Relay) outboxLoop() {
 // goroutine, and returns how long until the next group is due.
 func (r *Relay) retryDue(ctx context.Context) time.Duration {
 	ob := &r.outbox
-	ob.run.Lock()
-	defer ob.run.Unlock()
+	ob.run <- struct{}{}
+	defer func() { <-ob.run }()
 	now := time.Now()
 	ob.mu.Lock()
 	var due []string
@@ -514,8 +516,20 @@ type HandoffResult struct {
 // the state dir's next long-lived peer.
 func (r *Relay) Handoff(ctx context.Context) HandoffResult {
 	ob := &r.outbox
-	ob.run.Lock()
-	defer ob.run.Unlock()
+	var res HandoffResult
+	select {
+	case ob.run <- struct{}{}:
+		defer func() { <-ob.run }()
+	case <-ctx.Done():
+		// A retry of the loop is under way: what it does not confirm stays in the file.
+		ob.mu.Lock()
+		defer ob.mu.Unlock()
+		res.Left = len(ob.entries)
+		if res.Left > 0 && ob.st != nil {
+			res.File = ob.st.Path()
+		}
+		return res
+	}
 	var keys []string
 	ob.mu.Lock()
 	for _, q := range ob.entries {
@@ -524,7 +538,7 @@ func (r *Relay) Handoff(ctx context.Context) HandoffResult {
 		}
 	}
 	ob.mu.Unlock()
-	res := HandoffResult{Sent: map[string]Result{}}
+	res.Sent = map[string]Result{}
 	for _, key := range keys {
 		d, s, _ := r.drainGroup(ctx, key, res.Sent)
 		res.Delivered += d

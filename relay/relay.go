@@ -160,7 +160,7 @@ func New(cfg Config) (*Relay, error) {
 		holdKick: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		outbox: outbox{
-			kick: make(chan struct{}, 1),
+			run: make(chan struct{}, 1), kick: make(chan struct{}, 1),
 			next: map[string]time.Time{}, backoff: map[string]time.Duration{}, stored: map[string]bool{},
 		},
 	}
