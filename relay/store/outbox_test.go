@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 )
@@ -123,7 +124,7 @@ func TestOrphanOutboxes(t *testing.T) {
 	if want := []string{filepath.Join(root, "outbox", "gone.db")}; !slices.Equal(orphans, want) {
 		t.Fatalf("orphans %v, want %v (not the live one, not self's)", orphans, want)
 	}
-	if _, err := OpenOrphanOutbox(live.Path()); !errors.Is(err, bbolt.ErrTimeout) {
+	if _, err := OpenOrphanOutbox(live.Path()); !errors.Is(err, bolterrors.ErrTimeout) {
 		t.Fatalf("opening a live peer's outbox: %v, want a timeout on its lock", err)
 	}
 	o, err := OpenOrphanOutbox(orphans[0])
