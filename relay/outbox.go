@@ -111,27 +111,26 @@ func (r *Relay) Send(ctx context.Context, o Outgoing) (Result, error) {
 }
 
 // sendOnce is one attempt to deliver m (deliver), keeping its group's order: when an earlier
-// message of the group was stored and its holders still keep messages for the recipient, a
-// direct delivery would overtake them (a holder hands over a moment after the recipient is
-// back), so m is stored behind them instead and handed over after them, in id order.
+// message of the group was stored and holders still keep messages for the recipient, a direct
+// delivery would overtake them (a holder hands over a moment after the recipient is back), so
+// m waits in the outbox (errBehindHolders) until they are handed over. (Storing it behind them
+// would not do: each holder hands over what it keeps, and the recipient's own peer, a holder
+// too, hands over to itself at once.)
 func (r *Relay) sendOnce(ctx context.Context, m *Message) (Result, error) {
 	key := groupKey(m.From, m.To)
 	ob := &r.outbox
 	ob.mu.Lock()
 	stored := ob.stored[key]
 	ob.mu.Unlock()
-	var res Result
-	var err error
-	if route, rerr := r.dir.Resolve(m.To); stored && rerr == nil && route.Online && r.heldAnywhere(ctx, route.Name) > 0 {
-		res, err = r.storeBehind(ctx, m, route)
-	} else {
-		if stored && rerr == nil && route.Online {
-			ob.mu.Lock()
-			delete(ob.stored, key) // everything stored has been handed over
-			ob.mu.Unlock()
+	if route, rerr := r.dir.Resolve(m.To); stored && rerr == nil && route.Online {
+		if n := r.heldAnywhere(ctx, route.Name); n > 0 {
+			return Result{ID: m.ID, To: m.To}, fmt.Errorf("%w: %d message(s) for %s", errBehindHolders, n, route.Name)
 		}
-		res, err = r.deliver(ctx, m, true)
+		ob.mu.Lock()
+		delete(ob.stored, key) // everything stored has been handed over
+		ob.mu.Unlock()
 	}
+	res, err := r.deliver(ctx, m, true)
 	if err == nil && res.Status == StatusStored {
 		ob.mu.Lock()
 		ob.stored[key] = true
@@ -139,6 +138,10 @@ func (r *Relay) sendOnce(ctx context.Context, m *Message) (Result, error) {
 	}
 	return res, err
 }
+
+// errBehindHolders: a message waits in the outbox for earlier ones of its group that holders
+// are handing over (sendOnce).
+var errBehindHolders = errors.New("kept in order: earlier messages are still with holders, who hand them over now that the recipient is online")
 
 // heldAnywhere is how many messages the live peers that may hold keep for name (asked in
 // parallel, each for at most a second; one that does not answer counts as keeping one, since
@@ -172,32 +175,13 @@ func (r *Relay) heldAnywhere(ctx context.Context, name string) int {
 	return int(total.Load())
 }
 
-// storeBehind stores m with the holders of route's name, which is online: see sendOnce.
-func (r *Relay) storeBehind(ctx context.Context, m *Message, route mesh.Route) (Result, error) {
-	m.To = route.Name
-	if len(route.Via) > 0 {
-		m.ForwardedFrom = route.Via[0]
-	}
-	sctx, cancel := context.WithTimeout(ctx, r.cfg.DeliverTimeout)
-	defer cancel()
-	n, err := r.store(sctx, m)
-	if err != nil {
-		return Result{ID: m.ID, To: m.To}, err
-	}
-	r.mu.Lock()
-	r.stats.Stored++
-	r.mu.Unlock()
-	return Result{ID: m.ID, Status: StatusStored, Holders: n, To: m.To, ForwardedFrom: m.ForwardedFrom,
-		Reason: fmt.Sprintf("kept in order: stored behind earlier messages to %s that its holders are handing over; they hand this one over right after", m.To)}, nil
-}
-
 // queueable reports whether a failed delivery may have left this process, or failed for a
 // reason that passes (a wrong clock, a peer restarting): the message is then queued, not
 // refused. A peer's explicit refusal (a *wire.RemoteError with a code no wait cures), a body
 // over the limit, a name nobody may hold, or no holder anywhere are not.
 func queueable(err error) bool {
 	switch {
-	case errors.Is(err, ErrClockSkew),
+	case errors.Is(err, ErrClockSkew), errors.Is(err, errBehindHolders),
 		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		errors.Is(err, wire.ErrUnreachable), errors.Is(err, wire.ErrPeerMismatch),
 		errors.Is(err, wire.ErrClosed), errors.Is(err, ErrClosed):
@@ -218,6 +202,9 @@ func hopeless(err error) bool {
 func reasonOf(to string, err error) string {
 	if errors.Is(err, ErrClockSkew) {
 		return err.Error()
+	}
+	if errors.Is(err, errBehindHolders) {
+		return fmt.Sprintf("kept in order: earlier messages to %s are still with holders, who are handing them over; this one is sent right after them", to)
 	}
 	return fmt.Sprintf("not answering: no confirmation from %s's peer or its holders yet (%v); this peer keeps the message and retries it with the same id", to, err)
 }
@@ -453,6 +440,9 @@ func (r *Relay) drainGroup(ctx context.Context, key string, outcomes map[string]
 			ob.mu.Lock()
 			b := ob.backoff[key]
 			b = min(max(2*b, r.cfg.OutboxRetry), maxOutboxBackoff)
+			if errors.Is(err, errBehindHolders) {
+				b = r.cfg.OutboxRetry // a handover takes a moment: look again soon
+			}
 			ob.backoff[key] = b
 			ob.next[key] = time.Now().Add(b)
 			q.reason = reasonOf(q.m.To, err)
