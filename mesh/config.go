@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 )
 
 // Defaults of Config, named so that the presets, New and the docs agree.
@@ -65,9 +67,15 @@ const (
 // constants), and a nil Config is DefaultLocalConfig.
 type Config struct {
 	// ID is the peer id, used as the memberlist node name. It must be unique
-	// in the mesh; empty means a fresh random id, which is what a process
-	// wants: a restarted process is a new peer that may claim the old name.
+	// in the mesh and bound to Identity; empty means a fresh random id of
+	// Identity (keys.Identity.NewPeerID), which is what a process wants: a
+	// restarted process is a new peer that may claim the old name.
 	ID string
+
+	// Identity is the user's identity on this machine (keys.LoadIdentity);
+	// the relay proves it on every connection. Nil means a fresh identity
+	// that is stored nowhere (tests).
+	Identity *keys.Identity
 
 	// Meta is what this peer announces at start. Name is ignored here: names
 	// are claimed with Peer.Claim after joining, so that a taken name is seen
@@ -187,8 +195,11 @@ func (c *Config) withDefaults() Config {
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
 	}
+	if out.Identity == nil {
+		out.Identity = keys.NewIdentity()
+	}
 	if out.ID == "" {
-		out.ID = newID()
+		out.ID = out.Identity.NewPeerID()
 	}
 	if out.Meta.Host == "" {
 		out.Meta.Host, _ = os.Hostname()

@@ -2,8 +2,6 @@ package mesh
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 )
 
 var (
@@ -97,14 +96,15 @@ type Stats struct {
 
 // Peer is one member of the mesh. Its methods are safe for concurrent use.
 type Peer struct {
-	cfg   Config
-	log   *slog.Logger
-	id    string
-	addr  string // our gossip address, fixed once bound
-	live  atomic.Int32
-	ml    *memberlist.Memberlist
-	queue *memberlist.TransmitLimitedQueue
-	now   func() time.Time
+	cfg      Config
+	log      *slog.Logger
+	id       string
+	identity *keys.Identity
+	addr     string // our gossip address, fixed once bound
+	live     atomic.Int32
+	ml       *memberlist.Memberlist
+	queue    *memberlist.TransmitLimitedQueue
+	now      func() time.Time
 
 	// announceMu serialises our metadata updates: memberlist's UpdateNode
 	// reads our node's state outside its lock and must not run twice at once.
@@ -138,6 +138,7 @@ func New(cfg *Config) (*Peer, error) {
 		cfg:      c,
 		log:      c.Logger.With("peer", c.ID),
 		id:       c.ID,
+		identity: c.Identity,
 		now:      time.Now,
 		members:  make(map[string]*Member),
 		owners:   make(map[string]string),
@@ -189,17 +190,11 @@ func New(cfg *Config) (*Peer, error) {
 	return p, nil
 }
 
-func newID() string {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		// crypto/rand does not fail on supported platforms.
-		panic(err)
-	}
-	return hex.EncodeToString(b[:])
-}
-
 // ID is this peer's id.
 func (p *Peer) ID() string { return p.id }
+
+// Identity is the identity this peer's id is bound to.
+func (p *Peer) Identity() *keys.Identity { return p.identity }
 
 // Addr is this peer's gossip address (host:port), what others join.
 func (p *Peer) Addr() string { return p.addr }

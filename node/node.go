@@ -28,17 +28,18 @@ import (
 // rendezvous entry and control socket, wired together. This is the only
 // place the packages meet.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	slot   *statedir.Slot
-	keys   *keys.Keys
-	peer   *mesh.Peer
-	relay  *relay.Relay
-	local  *discovery.Local
-	advert *discovery.Advert
-	ctl    *control.Server
-	mdns   atomic.Pointer[discovery.MDNS]
-	events chan mesh.Event
+	cfg      Config
+	log      *slog.Logger
+	slot     *statedir.Slot
+	keys     *keys.Keys
+	identity *keys.Identity // this user's on this machine (the state dir's identity file)
+	peer     *mesh.Peer
+	relay    *relay.Relay
+	local    *discovery.Local
+	advert   *discovery.Advert
+	ctl      *control.Server
+	mdns     atomic.Pointer[discovery.MDNS]
+	events   chan mesh.Event
 	// lost receives the name this peer lost to a concurrent claim (capacity
 	// 1; later losses are dropped): serve stops on it, since a headless peer
 	// cannot pick another name by itself.
@@ -92,11 +93,16 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	static := discovery.Static(s.Join)
 
+	if n.identity, err = keys.LoadIdentity(s.StateDir); err != nil {
+		return nil, fmt.Errorf("%w; fix it or choose another state dir with --state-dir / PAF_STATE_DIR", err)
+	}
+
 	mc := mesh.DefaultLocalConfig()
 	if s.Secure() {
 		mc = mesh.DefaultLANConfig()
 	}
 	mc.Logger = log
+	mc.Identity = n.identity
 	if n.slot != nil {
 		mc.StateDir = n.slot.Dir()
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/discovery"
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/mcpserver"
 	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/node/control"
@@ -37,6 +38,9 @@ type StatusPeer struct {
 	// (from the stamps of its requests, or a refusal of ours), e.g. "5m0s ahead, outside the
 	// ±2m0s window"; empty when nothing is known.
 	ClockSkew string `json:"clock_skew,omitempty"`
+	// Identity is the fingerprint of the identity the peer's id is bound to (the
+	// relay proves it on every connection); empty for an id bound to none.
+	Identity string `json:"identity"`
 }
 
 // StatusForward is one rename in force.
@@ -75,6 +79,7 @@ func toStatusPeer(m mesh.Member) StatusPeer {
 		Stored: held, StoredNames: heldNames, Mode: mode, Version: m.Meta.Version,
 		Transient: m.Meta.Transient,
 	}
+	p.Identity, _ = keys.PeerIDFingerprint(m.ID)
 	if !m.Since.IsZero() {
 		p.Since = m.Since.UTC().Format(time.RFC3339)
 	}

@@ -13,10 +13,10 @@ import (
 
 // Clock skew (SPEC section 3). Every message-layer request carries the requesting peer's
 // clock (wire.Message.Stamp). A receiver whose clock differs from it by more than
-// Config.ClockWindow, the frame codec's window, refuses the request with wire.CodeClockSkew,
+// Config.ClockWindow refuses the request with wire.CodeClockSkew,
 // saying by how much: the requester's result then names the clock (stored with holders, or
 // queued until a clock is fixed), rather than the recipient alone logging it. The check
-// reads only the stamp, not the frame codec, so it holds whatever the transport is. Both
+// reads only the stamp, not the transport's frames, so it holds whatever the transport is. Both
 // sides remember what they learnt, per peer, for status (ClockSkews).
 
 // ErrClockSkew: a peer refused this peer's request because their clocks differ by more than

@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/relay/store"
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 )
@@ -58,6 +59,11 @@ const (
 	// DefaultExpiryInterval is how often holders look for expired messages: expiry is in
 	// days, so a minute late is nothing.
 	DefaultExpiryInterval = time.Minute
+	// DefaultClockWindow is the clock skew accepted either way (SPEC sections 3 and 7): wide
+	// enough for clocks that NTP keeps, narrow enough that ids (ULIDs, which carry their
+	// sender's time) and send times stay meaningful. It was the HMAC frame codec's window; the
+	// Noise transport carries frame times only as information, so this is the one check.
+	DefaultClockWindow = 2 * time.Minute
 	// maxPayloadHeadroom is what a frame carries besides a message's body: its metadata.
 	maxPayloadHeadroom = 64 << 10
 )
@@ -65,9 +71,12 @@ const (
 // Config configures a Relay. The zero value of each optional field means its default
 // (DefaultConfig).
 type Config struct {
-	Dir        Directory // required
-	Key        []byte    // relay HMAC key, from internal/keys; required
-	ListenAddr string    // host:port; port 0 picks one; default DefaultListenAddr
+	Dir Directory // required
+	Key []byte    // the mesh's relay key (the transport's pre-shared key), from internal/keys; required
+	// Identity proves Dir.ID() on every connection; nil means the Directory's own
+	// (mesh.Peer.Identity), which is where it comes from in a real peer.
+	Identity   *keys.Identity
+	ListenAddr string // host:port; port 0 picks one; default DefaultListenAddr
 	// StateRoot is the shared state dir: inboxes live in StateRoot/inbox,
 	// large bodies in StateRoot/files. Required.
 	StateRoot string
@@ -137,7 +146,7 @@ type Config struct {
 	Now func() time.Time
 	// ClockWindow is how far a requesting peer's clock (its request's stamp) may be from this
 	// peer's either way before its requests are refused as clock skew (wire.CodeClockSkew);
-	// default wire.DefaultWindow, the frame codec's window, so that both layers agree.
+	// default DefaultClockWindow.
 	ClockWindow time.Duration
 	// OutboxRetry is the first wait before a queued message is tried again (it doubles up to
 	// 30 s); OutboxAdopt is how often this peer looks for outboxes left by peers that are

@@ -223,9 +223,12 @@ func (r *Relay) handleStore(from, source string, body []byte) error {
 	if !r.allow(source) {
 		return errRateLimited
 	}
-	if !replica && m.Kind != KindSystem && !r.senderBound(from, m.From) {
+	// A holder keeps only what its author signed, from a name bound to the author: a replica
+	// (a holder's copy) is checked like a handover, anything else like a direct send.
+	if err := r.checkAuthor(from, m, nil, replica); err != nil {
 		r.refused()
-		return errUnknownSender
+		r.log.Warn("refusing to hold a message whose author cannot be verified", "peer", from, "from", m.From, "id", m.ID, "err", err)
+		return err
 	}
 	return r.holdLocal(m, source)
 }
@@ -503,7 +506,12 @@ func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string,
 		m := recs[i].Msg
 		m.File = ""
 		if route.Name != name {
-			m.To, m.ForwardedFrom = route.Name, name
+			// The first name of the chain stays: it is the name the author addressed, which
+			// the signature covers.
+			m.To = route.Name
+			if m.ForwardedFrom == "" {
+				m.ForwardedFrom = name
+			}
 		}
 		msgs[i] = &m
 	}
@@ -657,6 +665,7 @@ func (r *Relay) tellSender(m Message, prefix, text string) {
 		ID: noticeID(prefix, m.ID), From: m.To, To: m.From, Kind: KindSystem, SentAt: r.cfg.Now().Truncate(time.Millisecond),
 		Body: text,
 	}
+	wire.SignMessage(notice, r.cfg.Identity)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := r.deliverTo(ctx, route.Owner, notice); err != nil {

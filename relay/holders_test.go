@@ -344,7 +344,9 @@ func TestLateCopyOfHandedOverMessageNotKept(t *testing.T) {
 	ns := startHolders(t, []string{"a", ""})
 	h := ns[1]
 	msg := func(id string) *Message {
-		return &Message{ID: id, From: "a", To: "bob", Kind: KindMessage, Body: "hi " + id, SentAt: time.Now().UTC().Truncate(time.Millisecond)}
+		m := &Message{ID: id, From: "a", To: "bob", Kind: KindMessage, Body: "hi " + id, SentAt: time.Now().UTC().Truncate(time.Millisecond)}
+		wire.SignMessage(m, ns[0].peer.Identity())
+		return m
 	}
 	early, late, other := "01TESTEARXY000000000000000", "01TESTXATE0000000000000000", "01TESTATHER000000000000000"
 	// Held, then handed over by another holder: dropped (as before).

@@ -234,6 +234,11 @@ func (r *Relay) queueBehind(m *Message) *queued {
 
 // enqueue adds m to the outbox (durably, when the disk allows) and wakes the retry loop.
 func (r *Relay) enqueue(m *Message, reason string) enqueued {
+	if m.Sig == "" {
+		// Signed now (as deliver would), so that whoever sends it later, this peer or the one
+		// that takes the outbox over, sends what its author signed.
+		wire.SignMessage(m, r.cfg.Identity)
+	}
 	q := &queued{m: *m, key: groupKey(m.From, m.To), since: r.cfg.Now(), reason: reason, done: make(chan struct{})}
 	ob := &r.outbox
 	ob.mu.Lock()
@@ -481,6 +486,7 @@ func (r *Relay) resolve(q *queued, res Result, err error) {
 			Body: fmt.Sprintf("Your message %s to %s, queued since %s, was refused and will not be delivered: %v. %q",
 				q.m.ID, q.m.To, q.since.UTC().Format(time.RFC3339), err, store.Preview(q.m.Body, noticePreviewLen)),
 		}
+		wire.SignMessage(notice, r.cfg.Identity)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if derr := r.deliverAs(ctx, mesh.Member{ID: r.dir.ID()}, notice, false, 0); derr != nil {

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/relay/store"
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
@@ -24,8 +25,11 @@ func TestQuotaEdgesOverTheWire(t *testing.T) {
 		m.SentAt = t0
 		return m
 	}
-	// Every source below is written in 9 bytes, as 127.0.0.1 is, so each record is the same size.
-	size, err := store.HeldSize(msg("gh-00"), t0, DefaultStoreTTL, "127.0.0.1")
+	// Every source below is written in 9 bytes, as 127.0.0.1 is, so each record is the same size
+	// (signed: evilStore signs, and a signature is the same size whoever makes it).
+	sized := msg("gh-00")
+	wire.SignMessage(sized, keys.NewIdentity())
+	size, err := store.HeldSize(sized, t0, DefaultStoreTTL, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,11 +77,10 @@ func TestQuotaEdgesOverTheWire(t *testing.T) {
 				clients := map[string]*wire.Transport{}
 				client := func(host string) *wire.Transport {
 					if clients[host] == nil {
-						id := "evil-" + host
+						clients[host] = evilClient(t, "evil-"+host)
 						if host != "" {
-							hs.set(id, host)
+							hs.set(clients[host].ID(), host)
 						}
-						clients[host] = evilClient(t, id)
 					}
 					return clients[host]
 				}
@@ -123,7 +126,7 @@ func TestSendNoHolderTakesIt(t *testing.T) {
 	var hs hosts
 	ns := startHolders(t, []string{"alice", ""}, quotaLimits(total, -1, -1, -1), hs.opt())
 	evil := evilClient(t, "evil")
-	hs.set("evil", "192.0.2.66") // not alice's machine: her own quota is untouched
+	hs.set(evil.ID(), "192.0.2.66") // not alice's machine: her own quota is untouched
 	for _, h := range ns {
 		for i := 0; ; i++ {
 			err := evilStore(evil, h, evilMessage(fmt.Sprintf("gh-%02d", i), 4<<10))

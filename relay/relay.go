@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/relay/store"
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
@@ -147,10 +148,18 @@ func New(cfg Config) (*Relay, error) {
 		cfg.OutboxAdopt = DefaultOutboxAdopt
 	}
 	if cfg.ClockWindow <= 0 {
-		cfg.ClockWindow = wire.DefaultWindow
+		cfg.ClockWindow = DefaultClockWindow
 	}
 	if cfg.Dir == nil || cfg.StateRoot == "" {
 		return nil, errors.New("relay: Config.Dir and Config.StateRoot are required")
+	}
+	if cfg.Identity == nil {
+		if d, ok := cfg.Dir.(interface{ Identity() *keys.Identity }); ok {
+			cfg.Identity = d.Identity()
+		}
+	}
+	if cfg.Identity == nil {
+		return nil, errors.New("relay: Config.Identity is required (or a Directory with one)")
 	}
 	cfg.heldLimits = cfg.limits()
 	r := &Relay{
@@ -185,7 +194,7 @@ func New(cfg Config) (*Relay, error) {
 		handler = cfg.wrapHandler(r)
 	}
 	tr, err := wire.NewTransport(wire.Config{
-		ID: cfg.Dir.ID(), Key: cfg.Key, ListenAddr: cfg.ListenAddr,
+		ID: cfg.Dir.ID(), Identity: cfg.Identity, Key: cfg.Key, ListenAddr: cfg.ListenAddr,
 		MaxPayload: cfg.MaxBody + maxPayloadHeadroom, Handler: handler, Logger: cfg.Logger,
 	})
 	if err != nil {
@@ -333,6 +342,11 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 	// a busy sender's CPU; storing, which is rare, makes a context of it.
 	deadline := time.Now().Add(r.cfg.DeliverTimeout)
 	original := m.To
+	if m.Sig == "" {
+		// Its fields are final here (Broadcast is set after prepare); To and ForwardedFrom
+		// change below, which the signature allows (it covers Addressed, which they keep).
+		wire.SignMessage(m, r.cfg.Identity)
+	}
 	backoff := 20 * time.Millisecond
 	var unanswered time.Time // since when the recipient's peer cannot be reached
 	storeIt := func(route mesh.Route, reason string) (Result, error) {
@@ -524,11 +538,10 @@ func (r *Relay) accept(fromPeer, source string, m *Message, body []byte, handove
 		done(errRateLimited)
 		return
 	}
-	// System notices (a stored message expired) come from a holder, not
-	// from an agent; every other message must come from its sender's peer.
-	if !handover && m.Kind != KindSystem && !r.senderBound(fromPeer, m.From) {
+	if err := r.checkAuthor(fromPeer, m, body, handover); err != nil {
 		r.refused()
-		done(errUnknownSender)
+		r.log.Warn("refusing a message whose author cannot be verified", "peer", fromPeer, "from", m.From, "id", m.ID, "err", err)
+		done(err)
 		return
 	}
 	if r.dir.Name() != m.To {
@@ -553,6 +566,56 @@ func (r *Relay) accept(fromPeer, source string, m *Message, body []byte, handove
 		}
 		done(storeRefusal(err))
 	})
+}
+
+// checkAuthor checks that m is what its author wrote and that the author may use the name
+// in m.From (SPEC section 7, "Messages are signed"): the signature must verify (nothing a
+// holder or forwarder did changed what it covers), and the name must be bound to the signer.
+//
+//   - A name held now (or claimed, or forwarding to a holder) is bound to the identity of
+//     that holder's peer id (keys.PeerIDFingerprint): a message signed by any other identity
+//     is refused, whoever hands it over.
+//   - A message sent directly (not a handover) must also come from a peer of the signer's
+//     identity that holds the name (senderBound).
+//   - A handover of a message whose author's name nobody holds now is accepted on its
+//     signature alone: its author may be long gone, and the holders checked it when they
+//     took it.
+//   - A system notice (a stored message expired) is signed by the holder that sent it and
+//     shown as a notice from that holder's identity, never as a message from a name.
+//
+// fromPeer is the peer the request came from: its id is bound to the identity the transport
+// proved. body is m's body when it is not in m.Body (see accept).
+func (r *Relay) checkAuthor(fromPeer string, m *Message, body []byte, handover bool) error {
+	signer, err := wire.VerifySignature(m, body)
+	if err != nil {
+		return decodeRefusal(err)
+	}
+	peerFP, _ := keys.PeerIDFingerprint(fromPeer)
+	if m.Kind == KindSystem {
+		if !handover && peerFP != signer {
+			return errUnknownSender
+		}
+		return nil
+	}
+	if fp, known := r.nameIdentity(m.From); known && fp != signer {
+		return errUnknownSender
+	}
+	if !handover && (peerFP != signer || !r.senderBound(fromPeer, m.From)) {
+		return errUnknownSender
+	}
+	return nil
+}
+
+// nameIdentity is the fingerprint of the identity name is bound to now: its holder's, or
+// the claimant's whose claim is ahead of our view, or, for a renamed name, its new holder's.
+func (r *Relay) nameIdentity(name string) (string, bool) {
+	if o, ok := r.dir.Owner(name); ok {
+		return keys.PeerIDFingerprint(o.ID)
+	}
+	if route, err := r.dir.Resolve(name); err == nil && route.Online {
+		return keys.PeerIDFingerprint(route.Owner.ID)
+	}
+	return "", false
 }
 
 // senderBound reports whether peer may send as name: it holds the name, or

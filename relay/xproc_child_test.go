@@ -18,6 +18,8 @@ package relay
 // recorded since the previous report, which are then forgotten.
 
 import (
+	"crypto/sha256"
+
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
 	"bufio"
@@ -58,9 +60,9 @@ const (
 	xprocSecret = "paf-mesh xproc benchmark secret (not a real one)"
 	xprocRxName = "bench-rx"
 	xprocTxName = "bench-tx"
-	// Peer ids of the bare transports of the transport role and of the parent.
-	xprocRxTransportID = "bench-rx-transport"
-	xprocTxTransportID = "bench-tx-transport"
+	// Names of the identities of the bare transports of the transport role and of the parent.
+	xprocRxTransport = "bench-rx-transport"
+	xprocTxTransport = "bench-tx-transport"
 	// xprocMaxPayload lets a transport carry what a relay does (MaxBody plus headroom).
 	xprocMaxPayload = 8<<20 + 64<<10
 )
@@ -185,14 +187,15 @@ func xprocServeTransport(log *slog.Logger, in io.Reader, out io.Writer) error {
 		return err
 	}
 	h := &xprocStampHandler{}
+	ident := xprocIdentity(xprocRxTransport)
 	tr, err := wire.NewTransport(wire.Config{
-		ID: xprocRxTransportID, Key: k.Relay, MaxPayload: xprocMaxPayload, Handler: h, Logger: log,
+		ID: ident.NewPeerID(), Identity: ident, Key: k.Relay, MaxPayload: xprocMaxPayload, Handler: h, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	if _, err := fmt.Fprintf(out, "ready %s %s\n", tr.Addr(), xprocRxTransportID); err != nil {
+	if _, err := fmt.Fprintf(out, "ready %s %s\n", tr.Addr(), tr.ID()); err != nil {
 		return err
 	}
 	return xprocCommands(in, out, h)
@@ -316,6 +319,12 @@ func xprocMessageBody(b []byte) []byte {
 		}
 		off += 2 + int(binary.BigEndian.Uint16(b[off:]))
 	}
+	for range 2 { // the sender's key and signature, each u8-length-prefixed
+		if len(b)-off < 1 {
+			return nil
+		}
+		off += 1 + int(b[off])
+	}
 	if len(b)-off < 4 {
 		return nil
 	}
@@ -382,4 +391,14 @@ func xprocEcho(nc net.Conn) {
 			return
 		}
 	}
+}
+
+// xprocIdentity is the identity of a benchmark role, derived from its name.
+func xprocIdentity(name string) *keys.Identity {
+	seed := sha256.Sum256([]byte(name))
+	id, err := keys.IdentityFromSeed(seed[:])
+	if err != nil {
+		panic(err)
+	}
+	return id
 }

@@ -50,6 +50,7 @@ func commands() []command {
 		{"listen", "--as NAME [--timeout S] [--json]", "wait for a message for NAME, print it and mark it read", runListen},
 		{"hook", "[--as NAME]", "a Claude Code hook command: tells the session about unread messages", runHook},
 		{"demo", "[--verbose]", "play a conversation, a future message, a rename and a broadcast between in-process peers", runDemo},
+		{"identity", "[--json]", "this user's identity key fingerprint on this machine, and the names bound to it", runIdentity},
 		{"secret", "new [--write | --file PATH] [--force]", "make a new random 256-bit shared secret: print it, or write it to the secret file", runSecret},
 		{"version", "", "print the version", runVersion},
 	}

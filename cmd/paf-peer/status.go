@@ -78,7 +78,7 @@ func printStatus(w io.Writer, r *node.Status, now time.Time) {
 			alive++
 		}
 	}
-	fmt.Fprintf(w, "mode: %s   peers: %d alive, %d known   (view of peer %s)\n\n", r.Mode, alive, len(shown), r.Self.ID)
+	fmt.Fprintf(w, "mode: %s   identity: %s   peers: %d alive, %d known   (view of peer %s)\n\n", r.Mode, r.Self.Identity, alive, len(shown), r.Self.ID)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tACTIVITY\tHOST\tADDR\tSTORED\tID\tDESCRIPTION")
 	for _, p := range shown {

@@ -1,7 +1,10 @@
 package wire
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/mesh"
 )
 
@@ -57,6 +61,14 @@ type Message struct {
 	Intent         string    // the conversation's focus, when there is one
 	Broadcast      bool      // sent to everyone online
 
+	// SenderKey and Sig: the author's identity key (Ed25519) and its signature of the
+	// message (SignMessage). Holders and forwarders cannot change what they cover: id, from,
+	// the name the author addressed, kind, time, conversation, intent, broadcast and body.
+	// Empty only in a record stored by a version before signatures (MessageVersion 1).
+	// Raw bytes kept in strings, so that a Message stays comparable.
+	SenderKey Raw
+	Sig       Raw
+
 	// Set by the receiving peer, never sent.
 	File string // where a large body was saved; Body is then a preview
 	// Stamp is the requesting peer's clock when this request left it (ReqDeliver, ReqStore),
@@ -90,8 +102,10 @@ const (
 	flagStamped   = 1 << 2 // 8 bytes of the requester's clock (unix ms) follow sent-at: Message.Stamp
 )
 
-// MessageVersion is the first byte of every message-layer request body.
-const MessageVersion = 1
+// MessageVersion is the first byte of every message-layer request body. Version 2 added the
+// sender's key and signature after the six strings; version 1 records (unsigned) are still
+// read from disk, but a peer refuses an unsigned message from the network.
+const MessageVersion = 2
 
 // Errors of the message decoders; test with errors.Is. They are returned wrapped with detail.
 var (
@@ -157,6 +171,8 @@ func appendMessageHead(dst []byte, typ byte, m *Message, replica bool, stamp tim
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
 		dst = append(dst, s...)
 	}
+	dst = append(append(dst, byte(len(m.SenderKey))), m.SenderKey...)
+	dst = append(append(dst, byte(len(m.Sig))), m.Sig...)
 	return binary.BigEndian.AppendUint32(dst, uint32(len(m.Body)))
 }
 
@@ -186,7 +202,8 @@ func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 	if len(b) < 12 {
 		return nil, nil, false, fmt.Errorf("%w: %d bytes is too short", ErrBadMessage, len(b))
 	}
-	if b[0] != MessageVersion {
+	version := b[0]
+	if version != MessageVersion && version != 1 {
 		return nil, nil, false, fmt.Errorf("%w: version %d, this peer speaks %d", ErrBadMessage, b[0], MessageVersion)
 	}
 	if b[1] != typ {
@@ -203,6 +220,9 @@ func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 	m.SentAt = time.UnixMilli(int64(binary.BigEndian.Uint64(b[4:12])))
 	start := 12 // where the strings begin
 	if b[2]&flagStamped != 0 {
+		if version < 2 {
+			return nil, nil, false, fmt.Errorf("%w: a version 1 message with a stamp", ErrBadMessage)
+		}
 		if len(b) < 20 {
 			return nil, nil, false, fmt.Errorf("%w: truncated stamp", ErrBadMessage)
 		}
@@ -226,6 +246,27 @@ func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 		at[i] = [2]int{off, off + n}
 		off += n
 	}
+	fieldsEnd := off
+	if version >= 2 {
+		for _, f := range []struct {
+			dst  *Raw
+			size int
+		}{{&m.SenderKey, ed25519.PublicKeySize}, {&m.Sig, ed25519.SignatureSize}} {
+			if len(b)-off < 1 {
+				return nil, nil, false, fmt.Errorf("%w: truncated", ErrBadMessage)
+			}
+			n := int(b[off])
+			off++
+			if (n != 0 && n != f.size) || len(b)-off < n {
+				return nil, nil, false, fmt.Errorf("%w: a key or signature of %d bytes", ErrBadMessage, n)
+			}
+			*f.dst = Raw(b[off : off+n])
+			off += n
+		}
+		if (m.SenderKey == "") != (m.Sig == "") {
+			return nil, nil, false, fmt.Errorf("%w: a key without a signature, or a signature without a key", ErrBadMessage)
+		}
+	}
 	if len(b)-off < 4 {
 		return nil, nil, false, fmt.Errorf("%w: truncated", ErrBadMessage)
 	}
@@ -236,7 +277,7 @@ func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 	if int64(len(b)-off-4) != n {
 		return nil, nil, false, fmt.Errorf("%w: body length %d does not match the %d bytes that follow", ErrBadMessage, n, len(b)-off-4)
 	}
-	fields := string(b[start:off])
+	fields := string(b[start:fieldsEnd])
 	for i, f := range []*string{&m.ID, &m.From, &m.To, &m.ForwardedFrom, &m.ConversationID, &m.Intent} {
 		*f = fields[at[i][0]-start : at[i][1]-start]
 	}
@@ -308,5 +349,93 @@ func ValidConversationID(id string) error {
 			return errors.New("bad conversation id: only letters, digits, '-' and '_' are allowed")
 		}
 	}
+	return nil
+}
+
+// signDomain separates message signatures from every other thing an identity signs.
+const signDomain = "message"
+
+// Addressed is the name the author sent m to: the first name of a forward chain
+// (ForwardedFrom) when a forward redirected it, else To. It is what the signature covers,
+// since To changes on the way when a name was renamed.
+func (m *Message) Addressed() string {
+	if m.ForwardedFrom != "" {
+		return m.ForwardedFrom
+	}
+	return m.To
+}
+
+// signedBytes is what a message signature covers: the fields an author sets, each
+// length-prefixed, and the SHA-256 of the body (a body may be megabytes; hashing it once
+// keeps the signed input small).
+func signedBytes(m *Message, body []byte) []byte {
+	b := make([]byte, 0, 256)
+	for _, s := range []string{m.ID, m.From, m.Addressed(), m.ConversationID, m.Intent} {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+		b = append(b, s...)
+	}
+	var flags byte
+	if m.Broadcast {
+		flags = flagBroadcast
+	}
+	b = append(b, byte(m.Kind), flags)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.SentAt.UnixMilli()))
+	sum := sha256.Sum256(body)
+	return append(b, sum[:]...)
+}
+
+// SignMessage signs m as its author, id: m.SenderKey and m.Sig are set. Sign a message once
+// its fields are final (the addressed name, kind, broadcast); To and ForwardedFrom may change
+// later as long as Addressed stays the same.
+func SignMessage(m *Message, id *keys.Identity) {
+	m.SenderKey = Raw(id.Public())
+	m.Sig = Raw(id.Sign(signDomain, signedBytes(m, unsafe.Slice(unsafe.StringData(m.Body), len(m.Body)))))
+}
+
+// ErrUnsigned and ErrBadSignature: a message from the network without a signature, or whose
+// signature does not verify (it was altered, or made up). Both wrap ErrBadMessage.
+var (
+	ErrUnsigned     = fmt.Errorf("%w: unsigned (a peer of a version before signatures?)", ErrBadMessage)
+	ErrBadSignature = fmt.Errorf("%w: its signature does not verify (altered or forged)", ErrBadMessage)
+)
+
+// VerifySignature checks m's signature over m with body (m.Body when body is nil) and returns
+// the signer's fingerprint.
+func VerifySignature(m *Message, body []byte) (string, error) {
+	if m.Sig == "" {
+		return "", ErrUnsigned
+	}
+	if body == nil {
+		body = unsafe.Slice(unsafe.StringData(m.Body), len(m.Body))
+	}
+	if !keys.Verify(ed25519.PublicKey(m.SenderKey), signDomain, signedBytes(m, body), []byte(m.Sig)) {
+		return "", ErrBadSignature
+	}
+	return keys.Fingerprint(ed25519.PublicKey(m.SenderKey)), nil
+}
+
+// Signer is the fingerprint of the key that signed m (not checked: see VerifySignature), or
+// "" for an unsigned message.
+func (m *Message) Signer() string {
+	if len(m.SenderKey) != ed25519.PublicKeySize {
+		return ""
+	}
+	return keys.Fingerprint(ed25519.PublicKey(m.SenderKey))
+}
+
+// Raw is bytes kept in a string (so a struct holding it stays comparable) that encode to JSON
+// as base64, like a []byte: a string of raw bytes would be mangled (JSON strings are UTF-8).
+type Raw string
+
+// MarshalJSON encodes r as base64.
+func (r Raw) MarshalJSON() ([]byte, error) { return json.Marshal([]byte(r)) }
+
+// UnmarshalJSON decodes base64 (or null).
+func (r *Raw) UnmarshalJSON(b []byte) error {
+	var v []byte
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*r = Raw(v)
 	return nil
 }

@@ -35,7 +35,7 @@ func tpBenchPair(b *testing.B) (a, srv *Transport) {
 	quiet := func(c *Config) { c.Logger = slog.New(slog.DiscardHandler) }
 	ack := tpFunc(func(_ string, _ []byte, respond func([]byte, error)) { respond(nil, nil) })
 	a, srv = tpNew(b, "a", nil, quiet), tpNew(b, "b", ack, quiet)
-	if _, err := a.Request(context.Background(), "b", srv.Addr(), nil); err != nil { // connect
+	if _, err := a.Request(context.Background(), tid("b"), srv.Addr(), nil); err != nil { // connect
 		b.Fatal(err)
 	}
 	return a, srv
@@ -102,7 +102,7 @@ func BenchmarkRequestLatency1K(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		if _, err := a.Request(ctx, "b", srv.Addr(), body); err != nil {
+		if _, err := a.Request(ctx, tid("b"), srv.Addr(), body); err != nil {
 			b.Fatal(err)
 		}
 		rtts = append(rtts, time.Since(start))
@@ -129,7 +129,7 @@ func BenchmarkRequestThroughput1K(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			cl, err := a.StartRequest(ctx, "b", srv.Addr(), body, nil)
+			cl, err := a.StartRequest(ctx, tid("b"), srv.Addr(), body, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -156,7 +156,7 @@ func BenchmarkRequestThroughput1K(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			ctx := context.Background()
 			for pb.Next() {
-				if _, err := a.Request(ctx, "b", srv.Addr(), body); err != nil {
+				if _, err := a.Request(ctx, tid("b"), srv.Addr(), body); err != nil {
 					b.Error(err)
 					return
 				}
