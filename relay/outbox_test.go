@@ -289,7 +289,7 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 		t.Fatalf("outbox files left by the crashed sender: %v; want its one", files)
 	}
 	f.setCut(false)
-	alice2 := startNode(t, root, fastRetry)
+	alice2 := startNodeAs(t, alice.peer.Identity(), root, fastRetry) // the state dir's identity
 	if _, err := alice2.peer.Join(bob.peer.Addr()); err != nil {
 		t.Fatal(err)
 	}

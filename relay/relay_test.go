@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/mesh/meshtest"
@@ -36,7 +37,16 @@ type nodeOpt func(*Config)
 
 func startNode(t testing.TB, root string, opts ...nodeOpt) *node {
 	t.Helper()
-	p, err := mesh.New(meshtest.Config(t))
+	return startNodeAs(t, nil, root, opts...)
+}
+
+// startNodeAs is startNode with the identity id (nil: a new one), as a peer restarted on the
+// same state dir has.
+func startNodeAs(t testing.TB, id *keys.Identity, root string, opts ...nodeOpt) *node {
+	t.Helper()
+	mc := meshtest.Config(t)
+	mc.Identity = id
+	p, err := mesh.New(mc)
 	if err != nil {
 		t.Fatal(err)
 	}
