@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -742,102 +741,6 @@ func (r *Relay) ownInbox(name string) (*store.Inbox, error) {
 		return nil, fmt.Errorf("relay: this peer does not hold %q: %w", name, mesh.ErrNoName)
 	}
 	return r.inbox(name)
-}
-
-// MoveInbox moves the unread messages of old into the inbox of new, in
-// order, after this peer renamed itself from old to new, and closes old's
-// inbox. The messages keep their ids, so nothing is shown twice.
-func (r *Relay) MoveInbox(old, new string) error {
-	if r.dir.Name() != new {
-		return fmt.Errorf("relay: this peer does not hold %q: %w", new, mesh.ErrNoName)
-	}
-	src, err := r.inbox(old)
-	if err != nil {
-		return err
-	}
-	dst, err := r.inbox(new)
-	if err != nil {
-		return err
-	}
-	ms, err := src.Peek()
-	if err != nil {
-		return err
-	}
-	errs := make(chan error, len(ms))
-	for i := range ms {
-		m := ms[i]
-		dst.Add(&m, nil, func(err error) { errs <- err })
-	}
-	ids := make([]string, len(ms))
-	for i := range ms {
-		ids[i] = ms[i].ID
-		if err := <-errs; err != nil {
-			return fmt.Errorf("relay: move unread messages from %q to %q: %w", old, new, err)
-		}
-	}
-	if _, err := src.Remove(ids); err != nil {
-		return err
-	}
-	return r.CloseInbox(old)
-}
-
-// CloseInbox closes the inbox of a name this peer no longer holds, so the
-// next holder (maybe another process) can open it.
-func (r *Relay) CloseInbox(name string) error {
-	r.mu.Lock()
-	ib, ok := r.inboxes[name]
-	delete(r.inboxes, name)
-	r.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	return ib.Close()
-}
-
-// BroadcastResult says who got a broadcast.
-type BroadcastResult struct {
-	Delivered []string          `json:"delivered"`
-	Failed    map[string]string `json:"failed,omitempty"` // name -> error
-}
-
-// Broadcast sends body to every named peer online now except this one, in
-// parallel, and reports who got it.
-func (r *Relay) Broadcast(ctx context.Context, from, body string) (BroadcastResult, error) {
-	if strings.TrimSpace(body) == "" {
-		return BroadcastResult{}, fmt.Errorf("%w: nothing was sent; write the message text", ErrEmpty)
-	}
-	var names []string
-	for _, m := range r.dir.Members() {
-		if m.Meta.Name != "" && m.Meta.Name != from && (m.State == mesh.MemberAlive || m.State == mesh.MemberSuspect) {
-			names = append(names, m.Meta.Name)
-		}
-	}
-	sort.Strings(names)
-	res := BroadcastResult{Delivered: []string{}, Failed: map[string]string{}}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, name := range names {
-		m, err := r.prepare(Outgoing{From: from, To: name, Body: body})
-		if err != nil {
-			return res, err // the same for every recipient: size, text, our name
-		}
-		m.Broadcast = true
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := r.deliver(ctx, m, false)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				res.Failed[name] = err.Error()
-			} else {
-				res.Delivered = append(res.Delivered, name)
-			}
-		}()
-	}
-	wg.Wait()
-	sort.Strings(res.Delivered)
-	return res, nil
 }
 
 // ulidEntropy feeds ULIDs from crypto/rand: ids must not be guessable, or a
