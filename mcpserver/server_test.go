@@ -761,6 +761,10 @@ func TestSentText(t *testing.T) {
 		"stored":    {relay.Result{Status: "stored", To: "dana", Holders: 1}, "dana is not online: the message is stored, held by 1 peer, and delivered when dana appears."},
 		"not answering": {relay.Result{Status: "stored", To: "bob", Holders: 2, Unanswered: true},
 			"bob's session is not answering (it may have just stopped): the message is stored, held by 2 peers, and delivered when bob is back."},
+		"clock": {relay.Result{Status: "stored", To: "bob", Holders: 1, Unanswered: true, Reason: "clock skew: bob's peer refused it"},
+			"bob's session is not answering (it may have just stopped): the message is stored, held by 1 peer, and delivered when bob is back. Why: clock skew: bob's peer refused it."},
+		"queued": {relay.Result{ID: "01ARZ3NDEKTSV4RRFFQ69G5FAV", Status: "queued", To: "bob", Reason: "not answering"},
+			"Queued for bob: not confirmed yet. This session keeps the message (id 01ARZ3NDEKTSV4RRFFQ69G5FAV) on disk and retries it with the same id until bob's peer or its holders confirm it; do not send it again (the retries cannot make it arrive twice, a resend would). Why: not answering."},
 	} {
 		if got := sentText(tc.res); got != tc.want {
 			t.Errorf("%s: %q, want %q", name, got, tc.want)

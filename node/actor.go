@@ -145,6 +145,32 @@ func (a *Actor) follow(ctx context.Context) error {
 // claims at once, then opens the socket and advertises it.
 const followPatience = 10 * time.Second
 
+// handoffPatience bounds a brief peer's last try to deliver or store its queued messages
+// before it exits.
+const handoffPatience = 5 * time.Second
+
+// handoff is what a brief peer does with a queued message before it exits (SPEC section 3):
+// one more try to deliver or store everything queued; what still is not confirmed stays in
+// the brief peer's outbox file in the state dir, for the state dir's long-lived peer (serve,
+// mcp) to take over and send. The result says which.
+func (a *Actor) handoff(ctx context.Context, res relay.Result) relay.Result {
+	hctx, cancel := context.WithTimeout(ctx, handoffPatience)
+	defer cancel()
+	h := a.n.relay.Handoff(hctx)
+	if sent, ok := h.Sent[res.ID]; ok {
+		return sent
+	}
+	where := "no long-lived peer (paf-peer serve, or an agent session's) runs on this machine now: it is sent when one starts with this state dir"
+	for _, e := range LocalPeers(a.n.cfg.RunDir) {
+		if e.Control != "" && e.ID != a.n.ID() {
+			where = "a long-lived peer runs on this machine: one that uses this state dir takes it over within seconds and retries it"
+			break
+		}
+	}
+	res.Reason += fmt.Sprintf("; this command's brief peer exits now, so it left the message in %s: %s", h.File, where)
+	return res
+}
+
 func (a *Actor) call(ctx context.Context, req control.Request) (*control.Response, error) {
 	req.As = a.name
 	return control.Call(ctx, a.ctl, req)
@@ -159,7 +185,11 @@ func (a *Actor) Send(ctx context.Context, to, msg string) (relay.Result, error) 
 		}
 	}
 	if a.n != nil {
-		return a.n.relay.Send(ctx, relay.Outgoing{From: a.name, To: to, Body: msg})
+		res, err := a.n.relay.Send(ctx, relay.Outgoing{From: a.name, To: to, Body: msg})
+		if err == nil && res.Status == relay.StatusQueued {
+			res = a.handoff(ctx, res)
+		}
+		return res, err
 	}
 	resp, err := a.call(ctx, control.Request{Op: control.OpSend, To: to, Message: msg})
 	if err != nil {

@@ -34,6 +34,10 @@ type StatusPeer struct {
 	// Transient marks a short-lived peer: a send, check or listen command
 	// acting as a name.
 	Transient bool `json:"transient,omitempty"`
+	// ClockSkew is what the reporting peer knows of this peer's clock compared with its own
+	// (from the stamps of its requests, or a refusal of ours), e.g. "5m0s ahead, outside the
+	// ±2m0s window"; empty when nothing is known.
+	ClockSkew string `json:"clock_skew,omitempty"`
 	// Identity is the fingerprint of the identity the peer's id is bound to (the
 	// relay proves it on every connection); empty for an id bound to none.
 	Identity string `json:"identity"`
@@ -54,6 +58,9 @@ type Status struct {
 	Forwards []StatusForward `json:"forwards"`
 	// Counters of the reporting peer: what it refused or lost sight of.
 	Counters map[string]uint64 `json:"counters,omitempty"`
+	// Queued is how many messages the reporting peer keeps in its outbox, not yet confirmed
+	// delivered or stored (SPEC section 3): it retries them with the same ids.
+	Queued int `json:"queued"`
 	// Message is set when there is nothing to report (no peer running).
 	Message string `json:"message,omitempty"`
 }
@@ -83,9 +90,15 @@ func toStatusPeer(m mesh.Member) StatusPeer {
 func (n *Node) Status() Status {
 	self := toStatusPeer(n.peer.Self())
 	r := Status{Self: &self, Mode: n.cfg.Mode(), Peers: []StatusPeer{}, Forwards: []StatusForward{}}
+	skews := n.relay.ClockSkews()
 	for _, m := range n.peer.Members() {
-		r.Peers = append(r.Peers, toStatusPeer(m))
+		p := toStatusPeer(m)
+		if pc, ok := skews[m.ID]; ok {
+			p.ClockSkew = clockSkew(pc)
+		}
+		r.Peers = append(r.Peers, p)
 	}
+	r.Queued = n.relay.Queued()
 	ms, rs, ts := n.peer.Stats(), n.relay.Stats(), n.relay.TransportStats()
 	var rejectedFrames uint64
 	for _, c := range ts.Rejected {
@@ -97,6 +110,7 @@ func (n *Node) Status() Status {
 		"delivered": rs.Delivered, "stored": rs.Stored, "received": rs.Received,
 		"handed_over": rs.HandedOver, "expired": rs.Expired, "too_large_undelivered": rs.TooLarge, "dropped_events": ms.DroppedEvents,
 		"over_quota": rs.OverQuota, "rejected_forwards": ms.RejectedForwards, "refused_claims": ms.RefusedClaims,
+		"queued": uint64(r.Queued),
 	}
 	if m := n.mdns.Load(); m != nil {
 		st := m.Stats()
@@ -108,6 +122,21 @@ func (n *Node) Status() Status {
 		r.Forwards = append(r.Forwards, StatusForward{From: f.From, To: f.To, ExpiresAt: f.Expires.UTC().Format(time.RFC3339)})
 	}
 	return r
+}
+
+// clockSkew says what is known of a peer's clock, for status.
+func clockSkew(pc relay.PeerClock) string {
+	out := ""
+	if pc.Outside {
+		out = "outside the accepted window: requests refused"
+	}
+	if !pc.Measured {
+		return out
+	}
+	if out == "" {
+		return relay.DescribeSkew(pc.Skew)
+	}
+	return relay.DescribeSkew(pc.Skew) + ", " + out
 }
 
 // statusAskTimeout bounds asking one peer for its status: a local peer

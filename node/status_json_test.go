@@ -34,3 +34,22 @@ func TestStatusPeerJSONFromTags(t *testing.T) {
 		t.Fatalf("status JSON:\n got %s\nwant %s", b, want)
 	}
 }
+
+// What status says of another peer's clock (SPEC section 3): measured from its requests, or
+// only known to refuse ours, or both.
+func TestClockSkewText(t *testing.T) {
+	for name, tc := range map[string]struct {
+		pc   relay.PeerClock
+		want string
+	}{
+		"in step":      {relay.PeerClock{Measured: true, Skew: 300 * time.Microsecond}, "in step"},
+		"ms behind":    {relay.PeerClock{Measured: true, Skew: -40 * time.Millisecond}, "40ms behind"},
+		"ahead":        {relay.PeerClock{Measured: true, Skew: 5*time.Minute + 200*time.Millisecond}, "5m0s ahead"},
+		"outside":      {relay.PeerClock{Measured: true, Skew: 5 * time.Minute, Outside: true}, "5m0s ahead, outside the accepted window: requests refused"},
+		"refused ours": {relay.PeerClock{Outside: true}, "outside the accepted window: requests refused"},
+	} {
+		if got := clockSkew(tc.pc); got != tc.want {
+			t.Errorf("%s: %q, want %q", name, got, tc.want)
+		}
+	}
+}

@@ -98,10 +98,12 @@ func (r *Relay) store(ctx context.Context, m *Message) (int, error) {
 
 // storeResult is the outcome of asking holders to keep a message for name, given their
 // answers: how many took it, or, when none did, an error that says why and what to do (a
-// message no holder took is never reported stored).
+// message no holder took is never reported stored). A holder that failed without answering
+// (unreachable after the request went out, no answer in time) may have kept it: the error
+// then wraps that failure, which the sender queues rather than reports (queueable).
 func storeResult(name string, errs []error) (int, error) {
-	ok, quota, limited := 0, 0, 0
-	var quotaErr, last error
+	ok, quota, limited, skewed := 0, 0, 0, 0
+	var quotaErr, skewErr, ambiguous, refused error
 	for _, err := range errs {
 		switch wire.CodeOf(err) {
 		case wire.CodeOther:
@@ -116,18 +118,25 @@ func storeResult(name string, errs []error) (int, error) {
 		case wire.CodeRateLimited:
 			limited++
 			continue
+		case wire.CodeClockSkew:
+			skewed++
+			skewErr = err
+			continue
 		}
-		last = err
-	}
-	// A holder that failed otherwise (unreachable after the request went out) may have kept
-	// it: say only what is known.
-	nothing := "nothing was stored"
-	if last != nil {
-		nothing = "no holder confirmed it"
+		if queueable(err) {
+			ambiguous = err
+		} else {
+			refused = err
+		}
 	}
 	switch {
 	case ok > 0:
 		return ok, nil
+	case ambiguous != nil:
+		return 0, fmt.Errorf("%w: no holder confirmed it: %w", ErrNoHolders, ambiguous)
+	case skewed > 0:
+		// Refused for this peer's clock, which a fix cures: the sender queues it.
+		return 0, fmt.Errorf("%w: %d of the %d holders of %q refused it too: %v", ErrClockSkew, skewed, len(errs), name, skewErr)
 	case quota > 0:
 		also := ""
 		if limited > 0 {
@@ -135,13 +144,13 @@ func storeResult(name string, errs []error) (int, error) {
 		}
 		// The holder's text names the quota and what to do; its "quota reached" repeats ours.
 		why := strings.TrimPrefix(quotaErr.Error(), store.ErrQuota.Error()+": ")
-		return 0, fmt.Errorf("%w: %s for %q: %d of its %d holders are full (%s)%s",
-			ErrQuota, nothing, name, quota, len(errs), why, also)
+		return 0, fmt.Errorf("%w: nothing was stored for %q: %d of its %d holders are full (%s)%s",
+			ErrQuota, name, quota, len(errs), why, also)
 	case limited > 0:
-		return 0, fmt.Errorf("%w: %s for %q: %d of its %d holders refuse more messages from this machine for now; wait a few seconds and send again",
-			ErrRateLimited, nothing, name, limited, len(errs))
+		return 0, fmt.Errorf("%w: nothing was stored for %q: %d of its %d holders refuse more messages from this machine for now; wait a few seconds and send again",
+			ErrRateLimited, name, limited, len(errs))
 	}
-	return 0, fmt.Errorf("%w: %v", ErrNoHolders, last)
+	return 0, fmt.Errorf("%w: %w", ErrNoHolders, refused)
 }
 
 // storeAt stores m at one holder (locally without a round trip). Its error carries the
@@ -154,11 +163,14 @@ func (r *Relay) storeAt(ctx context.Context, h mesh.Member, m *Message, replica 
 	if h.ID == r.dir.ID() {
 		return r.holdLocal(m, selfSource)
 	}
-	body := wire.AppendMessageAs(nil, wire.ReqStore, m, replica)
 	backoff := 20 * time.Millisecond
 	deadline := time.Now().Add(3 * time.Second)
 	for {
+		body := wire.AppendMessageStamped(nil, wire.ReqStore, m, replica, r.cfg.Now())
 		_, err := r.tr.Request(ctx, h.ID, MetaAddr(h.Meta), body)
+		if wire.CodeOf(err) == wire.CodeClockSkew {
+			r.clocks.outside(h.ID, r.cfg.Now())
+		}
 		var re *wire.RemoteError
 		if err == nil || !errors.As(err, &re) || !retryable(re.Code) || time.Now().After(deadline) {
 			return err
@@ -227,6 +239,11 @@ func (r *Relay) handleStore(from, source string, body []byte) error {
 		r.refused()
 		return decodeRefusal(err)
 	}
+	if err := r.checkStamp(from, m.Stamp); err != nil {
+		r.refused()
+		return err
+	}
+	m.Stamp = time.Time{}
 	if !r.allow(source) {
 		return errRateLimited
 	}
@@ -547,7 +564,7 @@ func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string,
 	}
 	calls := make([]*wire.Call, 0, len(msgs))
 	for _, m := range msgs {
-		head, body := wire.MessageParts(wire.ReqDeliver, m, true)
+		head, body := wire.MessagePartsStamped(wire.ReqDeliver, m, true, r.cfg.Now())
 		c, err := r.tr.StartRequest(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), head, body)
 		if err != nil {
 			break

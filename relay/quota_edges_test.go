@@ -154,6 +154,8 @@ func TestStoreResult(t *testing.T) {
 	quota := wire.WithCode(wire.CodeQuota, fmt.Errorf("%w: this holder already keeps 9 bytes for offline names, and this message (2) would pass its total of 10; send again later", store.ErrQuota))
 	limited := &wire.RemoteError{Code: wire.CodeRateLimited, Msg: errRateLimited.Error()}
 	other := errors.New("disk full")
+	unreachable := fmt.Errorf("%w: connection reset", wire.ErrUnreachable)
+	skewed := &wire.RemoteError{Code: wire.CodeClockSkew, Msg: "the sending peer's clock is 5m0s ahead"}
 	tests := map[string]struct {
 		errs      []error
 		wantN     int
@@ -163,16 +165,24 @@ func TestStoreResult(t *testing.T) {
 		"one took it":        {errs: []error{quota, nil, limited}, wantN: 1},
 		"all took it":        {errs: []error{nil, nil, nil}, wantN: 3},
 		"all full":           {errs: []error{quota, quota, quota}, wantIs: ErrQuota, wantInErr: []string{"nothing was stored", "3 of its 3", "send again later"}},
-		"full and limited":   {errs: []error{quota, limited, other}, wantIs: ErrQuota, wantInErr: []string{"no holder confirmed it", "1 of its 3", "1 more refuse"}},
+		"full and limited":   {errs: []error{quota, limited, other}, wantIs: ErrQuota, wantInErr: []string{"nothing was stored", "1 of its 3", "1 more refuse"}},
 		"all rate-limited":   {errs: []error{limited, limited}, wantIs: ErrRateLimited, wantInErr: []string{"nothing was stored", "wait a few seconds"}},
-		"limited and failed": {errs: []error{limited, other}, wantIs: ErrRateLimited, wantInErr: []string{"no holder confirmed it"}},
+		"limited and failed": {errs: []error{limited, other}, wantIs: ErrRateLimited, wantInErr: []string{"nothing was stored"}},
 		"all failed":         {errs: []error{other}, wantIs: ErrNoHolders, wantInErr: []string{"disk full"}},
+		// A holder that did not answer may have kept it: never a refusal (the sender queues).
+		"full and unanswered": {errs: []error{quota, unreachable, limited}, wantIs: wire.ErrUnreachable, wantInErr: []string{"no holder confirmed it"}},
+		"skewed":              {errs: []error{skewed, skewed, other}, wantIs: ErrClockSkew, wantInErr: []string{"2 of the 3", "5m0s ahead"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			n, err := storeResult("carol", tc.errs)
 			if n != tc.wantN || !errors.Is(err, tc.wantIs) || (tc.wantIs == nil) != (err == nil) {
 				t.Fatalf("storeResult = %d, %v; want %d, %v", n, err, tc.wantN, tc.wantIs)
+			}
+			// Only a failure that may have kept it, or a clock, is queued rather than refused.
+			wantQueued := errors.Is(tc.wantIs, wire.ErrUnreachable) || errors.Is(tc.wantIs, ErrClockSkew)
+			if err != nil && queueable(err) != wantQueued {
+				t.Errorf("queueable(%v) = %v, want %v", err, !wantQueued, wantQueued)
 			}
 			for _, s := range tc.wantInErr {
 				if !strings.Contains(err.Error(), s) {

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/mesh/meshtest"
@@ -36,7 +37,16 @@ type nodeOpt func(*Config)
 
 func startNode(t testing.TB, root string, opts ...nodeOpt) *node {
 	t.Helper()
-	p, err := mesh.New(meshtest.Config(t))
+	return startNodeAs(t, nil, root, opts...)
+}
+
+// startNodeAs is startNode with the identity id (nil: a new one), as a peer restarted on the
+// same state dir has.
+func startNodeAs(t testing.TB, id *keys.Identity, root string, opts ...nodeOpt) *node {
+	t.Helper()
+	mc := meshtest.Config(t)
+	mc.Identity = id
+	p, err := mesh.New(mc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,9 +91,19 @@ func (n *node) crash() {
 // meshOf starts peers named names, joined, each seeing every name.
 func meshOf(t testing.TB, names ...string) []*node {
 	t.Helper()
+	return meshWith(t, names, nil)
+}
+
+// meshWith is meshOf with options per peer: opts[i] for names[i] (opts may be shorter).
+func meshWith(t testing.TB, names []string, opts [][]nodeOpt) []*node {
+	t.Helper()
 	ns := make([]*node, len(names))
 	for i, name := range names {
-		ns[i] = startNode(t, "")
+		var o []nodeOpt
+		if i < len(opts) {
+			o = opts[i]
+		}
+		ns[i] = startNode(t, "", o...)
 		if i > 0 {
 			if _, err := ns[i].peer.Join(ns[0].peer.Addr()); err != nil {
 				t.Fatal(err)

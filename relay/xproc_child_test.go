@@ -93,6 +93,8 @@ func xprocChildMain(role string) int {
 		err = xprocServeTransport(log, os.Stdin, os.Stdout)
 	case "tcpecho":
 		err = xprocServeEcho(os.Stdin, os.Stdout)
+	case "crashrx":
+		err = crashServeReceiver(log, os.Stdin, os.Stdout)
 	default:
 		err = fmt.Errorf("unknown role %q (want receiver, transport or tcpecho)", role)
 	}
@@ -118,7 +120,7 @@ type xprocNode struct {
 // xprocStartNode starts a peer and its relay with state under root. The relay's rate limit is
 // off: the benchmarks send far faster than an agent, on purpose. wrap, when not nil, wraps the
 // relay's handler of requests from other peers.
-func xprocStartNode(log *slog.Logger, root string, wrap func(wire.Handler) wire.Handler) (*xprocNode, error) {
+func xprocStartNode(log *slog.Logger, root string, wrap func(wire.Handler) wire.Handler, opts ...nodeOpt) (*xprocNode, error) {
 	k, err := xprocKeys()
 	if err != nil {
 		return nil, err
@@ -134,6 +136,9 @@ func xprocStartNode(log *slog.Logger, root string, wrap func(wire.Handler) wire.
 	cfg.Dir, cfg.Key, cfg.StateRoot, cfg.Logger = p, k.Relay, root, log
 	cfg.Rate, cfg.Burst = rate.Inf, 1
 	cfg.wrapHandler = wrap
+	for _, o := range opts {
+		o(&cfg)
+	}
 	r, err := New(cfg)
 	if err != nil {
 		p.Close()
@@ -305,6 +310,9 @@ func xprocStamp(b []byte) (int64, bool) {
 // fixed bytes, six u16-prefixed strings, a u32 body length, the body.
 func xprocMessageBody(b []byte) []byte {
 	off := 12
+	if len(b) > 2 && b[2]&(1<<2) != 0 { // wire's flagStamped: the requester's clock follows sent-at
+		off = 20
+	}
 	for range 6 {
 		if len(b)-off < 2 {
 			return nil

@@ -98,6 +98,9 @@ func printStatus(w io.Writer, r *node.Status, now time.Time) {
 				state += fmt.Sprintf(" %s ago", now.Sub(t).Round(time.Second))
 			}
 		}
+		if p.ClockSkew != "" {
+			state += " (clock " + p.ClockSkew + ")"
+		}
 		stored := "-"
 		if p.Stored > 0 {
 			stored = fmt.Sprintf("%d for %d", p.Stored, p.StoredNames)
@@ -117,7 +120,7 @@ func printStatus(w io.Writer, r *node.Status, now time.Time) {
 		fmt.Fprintf(w, "(and %d %s (send, check, listen) that came and went recently, not listed)\n", gone, what)
 	}
 	var notes []string
-	for _, k := range []string{"expired", "too_large_undelivered", "rejected_gossip", "rejected_frames", "rejected_forwards", "refused_claims", "refused_messages", "rate_limited", "mdns_foreign_mesh"} {
+	for _, k := range []string{"queued", "expired", "too_large_undelivered", "rejected_gossip", "rejected_frames", "rejected_forwards", "refused_claims", "refused_messages", "rate_limited", "mdns_foreign_mesh"} {
 		if v := r.Counters[k]; v > 0 {
 			notes = append(notes, fmt.Sprintf("%s %d", strings.ReplaceAll(k, "_", " "), v))
 		}

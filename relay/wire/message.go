@@ -70,6 +70,11 @@ type Message struct {
 
 	// Set by the receiving peer, never sent.
 	File string // where a large body was saved; Body is then a preview
+	// Stamp is the requesting peer's clock when this request left it (ReqDeliver, ReqStore),
+	// set by the decoder when the request carries one (AppendMessageStamped): the receiver
+	// compares it with its own clock to tell a peer whose clock is off (CodeClockSkew). It
+	// differs from SentAt, which a queued message keeps through its retries. Never stored.
+	Stamp time.Time `json:"-"`
 }
 
 // Limits on the metadata fields, far above real use; they only bound what a
@@ -93,6 +98,7 @@ const (
 const (
 	flagBroadcast = 1 << 0
 	flagReplica   = 1 << 1 // from a holder, not the author: a copy to another holder (reqStore) or a handover (reqDeliver)
+	flagStamped   = 1 << 2 // 8 bytes of the requester's clock (unix ms) follow sent-at: Message.Stamp
 )
 
 // MessageVersion is the first byte of every message-layer request body. Version 2 added the
@@ -122,19 +128,33 @@ func AppendMessage(dst []byte, m *Message) []byte {
 // AppendMessageAs encodes m as request type typ (ReqDeliver or ReqStore); replica marks a
 // copy from a holder rather than from the author.
 func AppendMessageAs(dst []byte, typ byte, m *Message, replica bool) []byte {
-	return append(appendMessageHead(dst, typ, m, replica), m.Body...)
+	return append(appendMessageHead(dst, typ, m, replica, time.Time{}), m.Body...)
+}
+
+// AppendMessageStamped is AppendMessageAs carrying stamp, the requesting peer's clock now,
+// which the receiver decodes into Message.Stamp (a zero stamp is not sent).
+func AppendMessageStamped(dst []byte, typ byte, m *Message, replica bool, stamp time.Time) []byte {
+	return append(appendMessageHead(dst, typ, m, replica, stamp), m.Body...)
 }
 
 // MessageParts is the encoding of m in two parts, its body last and not copied: a transport
 // request sends a large body from the message's own memory (Transport.request).
 func MessageParts(typ byte, m *Message, replica bool) (head, body []byte) {
-	head = appendMessageHead(make([]byte, 0, 128), typ, m, replica)
+	return MessagePartsStamped(typ, m, replica, time.Time{})
+}
+
+// MessagePartsStamped is MessageParts carrying stamp (see AppendMessageStamped).
+func MessagePartsStamped(typ byte, m *Message, replica bool, stamp time.Time) (head, body []byte) {
+	head = appendMessageHead(make([]byte, 0, 136), typ, m, replica, stamp)
 	return head, unsafe.Slice(unsafe.StringData(m.Body), len(m.Body)) // read, never written
 }
 
 // appendMessageHead is AppendMessageAs up to the body, which comes last.
-func appendMessageHead(dst []byte, typ byte, m *Message, replica bool) []byte {
+func appendMessageHead(dst []byte, typ byte, m *Message, replica bool, stamp time.Time) []byte {
 	var flags byte
+	if !stamp.IsZero() {
+		flags |= flagStamped
+	}
 	if m.Broadcast {
 		flags |= flagBroadcast
 	}
@@ -143,6 +163,9 @@ func appendMessageHead(dst []byte, typ byte, m *Message, replica bool) []byte {
 	}
 	dst = append(dst, MessageVersion, typ, flags, byte(m.Kind))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(m.SentAt.UnixMilli()))
+	if !stamp.IsZero() {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(stamp.UnixMilli()))
+	}
 	for _, s := range []string{m.ID, m.From, m.To, m.ForwardedFrom, m.ConversationID, m.Intent} {
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
 		dst = append(dst, s...)
@@ -187,18 +210,29 @@ func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 	}
 	m = &Message{Broadcast: b[2]&flagBroadcast != 0, Kind: Kind(b[3])}
 	replica = b[2]&flagReplica != 0
-	if b[2]&^(flagBroadcast|flagReplica) != 0 {
+	if b[2]&^(flagBroadcast|flagReplica|flagStamped) != 0 {
 		return nil, nil, false, fmt.Errorf("%w: unknown flags %#x", ErrBadMessage, b[2])
 	}
 	if m.Kind < KindMessage || m.Kind > KindSystem {
 		return nil, nil, false, fmt.Errorf("%w: kind %d", ErrBadMessage, b[3])
 	}
 	m.SentAt = time.UnixMilli(int64(binary.BigEndian.Uint64(b[4:12])))
+	start := 12 // where the strings begin
+	if b[2]&flagStamped != 0 {
+		if version < 2 {
+			return nil, nil, false, fmt.Errorf("%w: a version 1 message with a stamp", ErrBadMessage)
+		}
+		if len(b) < 20 {
+			return nil, nil, false, fmt.Errorf("%w: truncated stamp", ErrBadMessage)
+		}
+		m.Stamp = time.UnixMilli(int64(binary.BigEndian.Uint64(b[12:20])))
+		start = 20
+	}
 	// The six fields are located first and then copied with one allocation
 	// (they are parts of one string); the body has its own, so that keeping a
 	// field (an id, for de-duplication) does not keep the body.
 	var at [6][2]int
-	off := 12
+	off := start
 	for i := range at {
 		if len(b)-off < 2 {
 			return nil, nil, false, fmt.Errorf("%w: truncated", ErrBadMessage)
@@ -242,9 +276,9 @@ func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 	if int64(len(b)-off-4) != n {
 		return nil, nil, false, fmt.Errorf("%w: body length %d does not match the %d bytes that follow", ErrBadMessage, n, len(b)-off-4)
 	}
-	fields := string(b[12:fieldsEnd])
+	fields := string(b[start:fieldsEnd])
 	for i, f := range []*string{&m.ID, &m.From, &m.To, &m.ForwardedFrom, &m.ConversationID, &m.Intent} {
-		*f = fields[at[i][0]-12 : at[i][1]-12]
+		*f = fields[at[i][0]-start : at[i][1]-start]
 	}
 	body = b[off+4:]
 	if err := m.Validate(); err != nil {

@@ -23,13 +23,16 @@ func FuzzDecodeMessage(f *testing.F) {
 	bad := AppendMessage(nil, good)
 	bad[len(bad)-1] = 0xff // invalid UTF-8 in the body
 	f.Add(bad)
+	f.Add(AppendMessageStamped(nil, ReqDeliver, good, false, time.UnixMilli(1700000000123)))
+	f.Add(AppendMessageStamped(nil, ReqStore, good, true, time.UnixMilli(1)))
+	f.Add([]byte{1, 1, flagStamped, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Add([]byte{1, 1, 0, 1})
 	f.Add([]byte{2, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// Canonical: what decodes re-encodes to the same bytes; a version 1 record (read from
 		// disk) re-encodes as version 1 would have encoded it.
 		reencode := func(typ byte, m *Message, replica bool) []byte {
-			again := AppendMessageAs(nil, typ, m, replica)
+			again := AppendMessageStamped(nil, typ, m, replica, m.Stamp)
 			if b[0] == 1 {
 				if m.SenderKey != "" {
 					t.Fatal("a version 1 record decoded with a key")
@@ -98,6 +101,38 @@ func TestDecodeMessageRejects(t *testing.T) {
 	}
 	if _, err := DecodeMessage(AppendMessage(nil, good), 1000); err != nil {
 		t.Fatalf("good message refused: %v", err)
+	}
+}
+
+// A request's stamp (the requester's clock, for the clock-skew check) travels beside the
+// message and never changes it; a stamp cut short is malformed.
+func TestMessageStamp(t *testing.T) {
+	m := &Message{ID: "01HZY0000000000000000000AB", From: "alice", To: "bob", Kind: KindMessage, Body: "hi", SentAt: time.UnixMilli(1700000000000)}
+	stamp := time.UnixMilli(1700000300000)
+	for name, b := range map[string][]byte{
+		"append": AppendMessageStamped(nil, ReqDeliver, m, false, stamp),
+		"parts": func() []byte {
+			head, body := MessagePartsStamped(ReqDeliver, m, false, stamp)
+			return append(head, body...)
+		}(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := DecodeMessage(b, 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.Stamp.Equal(stamp) || !got.SentAt.Equal(m.SentAt) || got.Body != "hi" || got.ID != m.ID {
+				t.Fatalf("decoded %+v; want the message with stamp %v", got, stamp)
+			}
+		})
+	}
+	plain, err := DecodeMessage(AppendMessage(nil, m), 1000)
+	if err != nil || !plain.Stamp.IsZero() {
+		t.Fatalf("an unstamped message decodes with stamp %v, %v; want none", plain.Stamp, err)
+	}
+	short := AppendMessageStamped(nil, ReqDeliver, m, false, stamp)[:18]
+	if _, err := DecodeMessage(short, 1000); !errors.Is(err, ErrBadMessage) {
+		t.Fatalf("a stamp cut short: %v, want ErrBadMessage", err)
 	}
 }
 
