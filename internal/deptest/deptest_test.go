@@ -31,6 +31,7 @@ var layers = map[string]int{
 	"node":         8,
 	"node/demo":    9, // the demo's script: peers of node, played through mcpserver's client
 	"cmd/...":      10,
+	"test/...":     10, // the real-client suite (test/clients): runs the built binary
 }
 
 // layerOf returns pkg's layer (pkg relative to the module) and whether it has one.
