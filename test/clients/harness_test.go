@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -278,16 +279,24 @@ func (h *home) start(t *testing.T, name string, extra []string, withStdin bool, 
 	}()
 	t.Cleanup(func() {
 		cancel()
-		// The group: the client and what it started (its mcp peers, hooks).
+		// The group: the client and what it started (its mcp peers, hooks),
+		// and any descendant a client put in a group of its own.
+		kids := descendants(pgid)
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		for _, k := range kids {
+			_ = syscall.Kill(k, syscall.SIGTERM)
+		}
 		select {
 		case <-r.done:
 		case <-time.After(10 * time.Second):
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 			<-r.done
 		}
-		// Children that outlived the client are in the group too.
+		// Children that outlived the client.
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		for _, k := range kids {
+			_ = syscall.Kill(k, syscall.SIGKILL) // ours: a PID reused since is unlikely within seconds
+		}
 		if t.Failed() {
 			t.Logf("%s stdout:\n%s\n%s stderr:\n%s", name, clip(r.out.String(), 6000), name, clip(r.errb.String(), 6000))
 		}
@@ -340,6 +349,38 @@ func jsonLines(s string) []map[string]any {
 		var m map[string]any
 		if json.Unmarshal(sc.Bytes(), &m) == nil {
 			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// descendants returns the PIDs of every live process that descends from
+// pid, read from /proc (Linux).
+func descendants(pid int) []int {
+	parent := map[int]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) >= 2 {
+			parent[p], _ = strconv.Atoi(f[1])
+		}
+	}
+	var out []int
+	for p := range parent {
+		for q := parent[p]; q > 1; q = parent[q] {
+			if q == pid {
+				out = append(out, p)
+				break
+			}
 		}
 	}
 	return out

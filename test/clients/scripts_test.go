@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
 // waitSeconds is what the scripts ask blocking tools to wait: under every
@@ -119,12 +121,14 @@ func (w *world) peers() map[string]statusPeer {
 // waitListening waits until name is online and listening.
 func (w *world) waitListening(t *testing.T, name string) {
 	t.Helper()
-	deadline := time.Now().Add(clientTimeout)
-	for time.Now().Before(deadline) {
-		if p, ok := w.peers()[name]; ok && p.Listening {
-			return
-		}
-		time.Sleep(200 * time.Millisecond) // polling interval, not synchronisation
-	}
-	t.Fatalf("%s never showed as listening in paf-peer status", name)
+	waitUntil(t, name+" listening in paf-peer status", func() bool {
+		p, ok := w.peers()[name]
+		return ok && p.Listening
+	})
+}
+
+// waitUntil polls cond until it holds, or fails the test after clientTimeout.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	testutil.WaitForEvery(t, 100*time.Millisecond, clientTimeout, what, cond)
 }

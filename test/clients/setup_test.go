@@ -52,7 +52,7 @@ func (w *world) claude(name string, script Script, hooks bool) *claudeSession {
 // paf tools without asking.
 func (c *claudeSession) run(t *testing.T, name string) *run {
 	return c.h.start(t, name, c.env, true, c.bin, "-p", "--verbose",
-		"--input-format", "stream-json", "--output-format", "stream-json",
+		"--input-format", "stream-json", "--output-format", "stream-json", "--include-hook-events",
 		"--allowedTools", "mcp__paf")
 }
 
