@@ -56,21 +56,32 @@ func TestMain(m *testing.M) {
 			os.Exit(code)
 		}
 	}
-	code := func() int {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildOnce builds paf-peer the first time a test needs it (not in
+// TestMain: `go test -list` and -run patterns matching nothing here run
+// TestMain too).
+var buildOnce sync.Once
+
+func buildPafPeer() error {
+	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "paf-clients-bin-")
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+			buildErr = err
+			return
 		}
-		defer os.RemoveAll(dir)
 		binDir = dir
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "paf-peer"), "../../cmd/paf-peer")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/paf-peer: %v\n%s", err, out)
 		}
-		return m.Run()
-	}()
-	os.Exit(code)
+	})
+	return buildErr
 }
 
 // nsScript mounts the tmpfs and makes the user's runtime dir, then execs the
@@ -126,9 +137,6 @@ func requireClients() bool { return os.Getenv("PAF_REQUIRE_CLIENTS") == "1" }
 // (fails under PAF_REQUIRE_CLIENTS=1) when it is not installed.
 func clientBin(t *testing.T, name string) string {
 	t.Helper()
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
 	p, err := filepath.Abs(filepath.Join(modulesDir, ".bin", name))
 	if err == nil {
 		err = nsErr
@@ -139,8 +147,13 @@ func clientBin(t *testing.T, name string) string {
 	if err == nil {
 		_, err = exec.LookPath("node")
 	}
+	if err == nil {
+		if err := buildPafPeer(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err != nil {
-		msg := fmt.Sprintf("client %s is not installed (run: npm ci --prefix test/clients): %v", name, err)
+		msg := fmt.Sprintf("cannot run client %s: %v (the clients install with: npm ci --prefix test/clients)", name, err)
 		if requireClients() {
 			t.Fatal(msg + "; PAF_REQUIRE_CLIENTS=1 makes this a failure")
 		}
