@@ -6,7 +6,8 @@ import (
 	"testing"
 )
 
-// TestConversationAcrossClients: for each pair, a session of one client
+// TestConversationAcrossClients: for each pair, both clients' paf servers
+// connect and the model is offered all 12 tools; then a session of one client
 // listens with paf_listen, a session of another opens a conversation, asks,
 // and waits; the listener answers with paf_respond and the answer reaches
 // the caller's model. Each client is caller once and listener once. The
@@ -33,6 +34,10 @@ func TestConversationAcrossClients(t *testing.T) {
 			if testing.Verbose() {
 				t.Logf("caller's model saw:\n%s\nlistener's model saw:\n%s", w.model.Dump(cname), w.model.Dump(lname))
 			}
+			// Both servers connected and every paf tool was offered to both
+			// models (each client is in two of the pairs).
+			checkTools(t, w, cname)
+			checkTools(t, w, lname)
 			// The caller's model read the answer from paf_wait_response.
 			var got bool
 			for _, r := range w.model.AgentRequests(cname) {

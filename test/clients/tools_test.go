@@ -22,27 +22,3 @@ func checkTools(t *testing.T, w *world, session string) {
 	}
 }
 
-func TestToolsListed(t *testing.T) {
-	done := func(r *Request) Reply { return Say("I see the tools.") }
-	t.Run("claude", func(t *testing.T) {
-		w := newWorld(t)
-		c := w.claude("claude", done, false)
-		r := c.run(t, "claude")
-		r.prompt("Which tools do you have?")
-		r.stdin.Close()
-		r.wait()
-		checkTools(t, w, "claude")
-	})
-	t.Run("gemini", func(t *testing.T) {
-		w := newWorld(t)
-		g := w.gemini("gemini", done)
-		g.run(t, "gemini", "Which tools do you have?").wait()
-		checkTools(t, w, "gemini")
-	})
-	t.Run("codex", func(t *testing.T) {
-		w := newWorld(t)
-		c := w.codex("codex", done)
-		c.run(t, "codex", "Which tools do you have?").wait()
-		checkTools(t, w, "codex")
-	})
-}
