@@ -21,4 +21,3 @@ func checkTools(t *testing.T, w *world, session string) {
 		}
 	}
 }
-
