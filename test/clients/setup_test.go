@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -139,15 +137,6 @@ stream_max_retries = 0
 func (c *codexSession) run(t *testing.T, name, prompt string) *run {
 	return c.h.start(t, name, c.env, false, c.bin, "exec", "--skip-git-repo-check",
 		"--dangerously-bypass-approvals-and-sandbox", "--json", prompt)
-}
-
-func mustAbs(t *testing.T, p string) string {
-	a, err := filepath.Abs(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = os.MkdirAll(a, 0o700)
-	return a
 }
 
 // session starts a one-prompt session of client kind ("claude", "gemini",
