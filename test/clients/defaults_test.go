@@ -62,7 +62,6 @@ func TestCodexAndClaudeWithDefaults(t *testing.T) {
 		}
 	}
 	xrun.wait()
-	crun.wait()
 
 	var registered, delivered bool
 	for _, r := range w.model.AgentRequests("codex-d") {
@@ -74,8 +73,9 @@ func TestCodexAndClaudeWithDefaults(t *testing.T) {
 		}
 	}
 	if !registered || !delivered {
-		t.Errorf("codex: claude-d online in paf_register: %v, paf_send delivered: %v\n%s", registered, delivered, w.model.Dump("codex-d"))
+		t.Fatalf("codex: claude-d online in paf_register: %v, paf_send delivered: %v\n%s", registered, delivered, w.model.Dump("codex-d"))
 	}
+	crun.wait()
 	var read bool
 	for _, r := range w.model.AgentRequests("claude-d") {
 		if res, ok := lastIs(r, "paf_listen"); ok && strings.Contains(res.Content, body) && strings.Contains(res.Content, "codex-d") {
