@@ -13,8 +13,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -173,6 +175,13 @@ func (f *FakeModel) Requests(session string) []*Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]*Request(nil), f.requests[session]...)
+}
+
+// Sessions returns the names of the sessions that made requests, sorted.
+func (f *FakeModel) Sessions() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(maps.Keys(f.requests))
 }
 
 // AgentRequests returns the session's requests that offered tools.

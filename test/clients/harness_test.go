@@ -175,7 +175,16 @@ type world struct {
 }
 
 func newWorld(t *testing.T) *world {
-	return &world{t: t, model: NewFakeModel(t), root: t.TempDir()}
+	w := &world{t: t, model: NewFakeModel(t), root: t.TempDir()}
+	// Registered first, so it runs last: after the clients have ended.
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, s := range w.model.Sessions() {
+				t.Logf("what the model of %s was shown:\n%s", s, clip(w.model.Dump(s), 20000))
+			}
+		}
+	})
+	return w
 }
 
 // home is one user session's environment: its own HOME, XDG dirs and state
