@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Call is a tool call the model makes (or made earlier in the history).
@@ -54,6 +55,7 @@ type Request struct {
 	System  string
 	Turns   []Turn
 	Session string
+	At      time.Time // when it arrived
 }
 
 // Side reports whether this is a client's side request (a title, a
@@ -199,7 +201,7 @@ func (f *FakeModel) AgentRequests(session string) []*Request {
 func (f *FakeModel) Dump(session string) string {
 	var b strings.Builder
 	for i, r := range f.Requests(session) {
-		fmt.Fprintf(&b, "--- request %d %s %s tools=%d\n", i, r.API, r.Path, len(r.Tools))
+		fmt.Fprintf(&b, "--- request %d at %s %s %s tools=%d\n", i, r.At.Format("15:04:05.000"), r.API, r.Path, len(r.Tools))
 		for _, t := range r.Turns {
 			fmt.Fprintf(&b, "  [%s] %q", t.Role, clip(t.Text, 400))
 			for _, c := range t.Calls {
@@ -224,6 +226,7 @@ func clip(s string, n int) string {
 func (f *FakeModel) record(r *Request) Script {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	r.At = time.Now()
 	f.requests[r.Session] = append(f.requests[r.Session], r)
 	close(f.changed)
 	f.changed = make(chan struct{})

@@ -4,10 +4,14 @@ package clients
 // for it, plus what pointing it at the fake model takes.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -32,17 +36,50 @@ func (w *world) claude(name string, script Script, hooks bool) *claudeSession {
 		"DISABLE_AUTOUPDATER=1",
 		"DISABLE_TELEMETRY=1",
 	}
-	// README: claude mcp add paf -- paf-peer mcp
-	add := strings.Fields(readmeBlock(t, "**Claude Code**", "sh"))
-	if len(add) < 3 || add[0] != "claude" {
-		t.Fatalf("README's Claude Code block is not a `claude mcp add` line: %q", add)
-	}
-	r := h.start(t, name+"-mcp-add", c.env, false, bin, add[1:]...)
-	r.wait()
+	c.addMCP(t)
 	if hooks {
 		h.write(t, ".claude/settings.json", readmeBlock(t, "### The Claude Code hook", "json"))
 	}
 	return c
+}
+
+// claudeProject is what README's `claude mcp add` line wrote into
+// ~/.claude.json for its project (the working dir) the first time a test ran
+// it: later sessions get the same entry written for their own working dir,
+// rather than paying a `claude` start (up to 10 s on a loaded machine) each.
+var (
+	claudeProjectMu sync.Mutex
+	claudeProject   json.RawMessage
+)
+
+// addMCP configures the session's MCP server as README's Claude Code block
+// says: `claude mcp add paf -- paf-peer mcp`, run for real once per test run.
+func (c *claudeSession) addMCP(t *testing.T) {
+	t.Helper()
+	claudeProjectMu.Lock()
+	defer claudeProjectMu.Unlock()
+	if claudeProject == nil {
+		add := strings.Fields(readmeBlock(t, "**Claude Code**", "sh"))
+		if len(add) < 3 || add[0] != "claude" {
+			t.Fatalf("README's Claude Code block is not a `claude mcp add` line: %q", add)
+		}
+		r := c.h.start(t, "claude-mcp-add", c.env, false, c.bin, add[1:]...)
+		r.wait()
+		var cfg struct {
+			Projects map[string]json.RawMessage `json:"projects"`
+		}
+		b, err := os.ReadFile(filepath.Join(c.h.dir, ".claude.json"))
+		if err == nil {
+			err = json.Unmarshal(b, &cfg)
+		}
+		if err != nil || len(cfg.Projects) != 1 || !bytes.Contains(cfg.Projects[c.h.work], []byte(`"paf-peer"`)) {
+			t.Fatalf("after %q, ~/.claude.json has no paf server for %s (%v):\n%s", add, c.h.work, err, b)
+		}
+		claudeProject = cfg.Projects[c.h.work]
+		return
+	}
+	b, _ := json.Marshal(map[string]any{"projects": map[string]json.RawMessage{c.h.work: claudeProject}})
+	c.h.write(t, ".claude.json", string(b))
 }
 
 // run starts `claude -p` reading prompts as stream-json from stdin (so a
