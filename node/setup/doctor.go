@@ -239,13 +239,21 @@ func (d *doctor) secret() (fromEnv bool) {
 	trimmed := bytes.TrimSpace(secret)
 	switch {
 	case len(trimmed) < keys.MinSecretLen:
-		d.add("secret", StatusFail, fmt.Sprintf("the secret from %s has %d characters, under %d: peers refuse to start with it", source, len(trimmed), keys.MinSecretLen), "paf-peer secret new --write --force (and give it to every peer)")
+		d.add("secret", StatusFail, fmt.Sprintf("the secret from %s has %d characters, under %d: peers refuse to start with it", source, len(trimmed), keys.MinSecretLen), newSecret(source))
 	case keys.WeakSecretWarning(secret) != "":
-		d.add("secret", StatusWarn, "from "+source+": "+keys.WeakSecretWarning(secret), "paf-peer secret new --write --force")
+		d.add("secret", StatusWarn, "from "+source+": "+keys.WeakSecretWarning(secret), newSecret(source))
 	default:
 		d.add("secret", StatusOK, fmt.Sprintf("from %s, strong (about %.0f bits estimated)", source, keys.SecretStrength(secret)), "")
 	}
 	return source == keys.EnvSecret || source == keys.EnvSecretLegacy
+}
+
+// newSecret says how to replace the secret from source.
+func newSecret(source string) string {
+	if source == keys.EnvSecret || source == keys.EnvSecretLegacy {
+		return "set " + source + " to the output of `paf-peer secret new`, the same on every peer"
+	}
+	return "paf-peer secret new --write --force, then copy the file to every peer's machine"
 }
 
 // target checks a configured command: it must exist, and be this binary.
@@ -544,7 +552,11 @@ func (r Report) Print(w io.Writer) {
 		label := map[Status]string{StatusOK: "ok", StatusInfo: "--", StatusWarn: "WARN", StatusFail: "FAIL"}[c.Status]
 		fmt.Fprintf(w, "%-4s  %-13s %s\n", label, c.Name, c.Detail)
 		if c.Fix != "" && c.Status != StatusOK {
-			fmt.Fprintf(w, "      %-13s fix: %s\n", "", c.Fix)
+			label := "fix:"
+			if c.Status == StatusInfo {
+				label = "hint:"
+			}
+			fmt.Fprintf(w, "      %-13s %s %s\n", "", label, c.Fix)
 		}
 		switch c.Status {
 		case StatusFail:
