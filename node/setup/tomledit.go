@@ -171,10 +171,10 @@ func locateCodex(b []byte) (header int, owned [][2]int, err error) {
 			if len(full) < 2 || full[0] != "mcp_servers" || full[1] != "paf" {
 				continue
 			}
-			if len(table) != 2 {
+			if len(table) < 2 { // from [mcp_servers] or the root, by dotted keys
 				return 0, nil, fmt.Errorf("mcp_servers.paf is written as %s, not as a [mcp_servers.paf] table: make it one, or edit it by hand", strings.Join(full, "."))
 			}
-			if len(k) == 1 && slices.Contains([]string{"command", "args", "env_vars"}, k[0]) {
+			if len(table) == 2 && len(k) == 1 && slices.Contains([]string{"command", "args", "env_vars"}, k[0]) {
 				start := lineStart(b, int(e.Raw.Offset))
 				end := lineEnd(b, int(e.Raw.Offset+e.Raw.Length))
 				owned = append(owned, [2]int{start, end})
