@@ -355,6 +355,23 @@ func exists(path string) bool {
 
 func (d *doctor) claude(p paths) {
 	present := exists(p.claudeJSON) || exists(filepath.Dir(p.claudeSettings))
+	if plugin := pafPlugin(p); plugin != "" {
+		// The plugin brings the server, the hooks and the monitor, run from PATH.
+		st, what := d.target("paf-peer")
+		fix := ""
+		if st != StatusOK {
+			fix = "put paf-peer on PATH: the plugin runs it from there"
+		}
+		d.add("claude plugin", st, plugin+" is enabled: it "+what, fix)
+		for _, f := range []string{p.claudeJSON, p.projectMCP} {
+			if s, err := jsonServer(f); err == nil && s != nil {
+				d.add("claude mcp", StatusWarn, f+" also runs paf: with the plugin, each session starts two peers",
+					"keep one: claude mcp remove paf (from "+f+"), or claude plugin uninstall "+plugin)
+				return
+			}
+		}
+		return
+	}
 	if !d.server("claude", []string{p.claudeJSON, p.projectMCP}, present) {
 		return
 	}
@@ -407,6 +424,29 @@ func worse(a, b Status) Status {
 		return b
 	}
 	return a
+}
+
+// pafPlugin returns the paf plugin ("paf@MARKETPLACE") if Claude Code's
+// settings (the user's or the project's) enable it, else "".
+func pafPlugin(p paths) string {
+	for _, f := range []string{p.claudeSettings, p.projectClaude} {
+		o, err := readJSON(f)
+		if err != nil || o == nil {
+			continue
+		}
+		raw, ok := o.get("enabledPlugins")
+		if !ok {
+			continue
+		}
+		var enabled map[string]any
+		_ = json.Unmarshal(raw, &enabled)
+		for k, v := range enabled {
+			if strings.HasPrefix(k, "paf@") && v == true {
+				return k
+			}
+		}
+	}
+	return ""
 }
 
 // pafHooks returns the paf-peer hooks of event ev in settings o.

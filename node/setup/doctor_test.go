@@ -126,6 +126,15 @@ func TestDoctorBrokenCases(t *testing.T) {
 		"secret in env, Codex drops it": {[]string{"PAF_SECRET", keys.NewSecret()}, func(t *testing.T, env Env, root string) {
 			writeFile(t, filepath.Join(env.Getenv("HOME"), ".codex", "config.toml"), "[mcp_servers.paf]\ncommand = \""+env.Exe+"\"\nargs = [\"mcp\"]\n")
 		}, "codex mcp", StatusFail, "does not list PAF_SECRET"},
+		"plugin and install both": {nil, func(t *testing.T, env Env, root string) {
+			path := filepath.Join(env.Getenv("HOME"), ".claude", "settings.json")
+			b, _ := os.ReadFile(path)
+			writeFile(t, path, strings.Replace(string(b), "{", `{"enabledPlugins": {"paf@paf-mesh": true},`, 1))
+		}, "claude mcp", StatusWarn, "two peers"},
+		"plugin without paf-peer on PATH": {[]string{"PATH", "/nonexistent"}, func(t *testing.T, env Env, root string) {
+			os.Remove(filepath.Join(env.Getenv("HOME"), ".claude.json"))
+			writeFile(t, filepath.Join(env.Getenv("HOME"), ".claude", "settings.json"), `{"enabledPlugins": {"paf@paf-mesh": true}}`)
+		}, "claude plugin", StatusFail, "not on PATH"},
 		"gemini folder distrusted": {nil, func(t *testing.T, env Env, root string) {
 			writeFile(t, filepath.Join(env.Getenv("HOME"), ".gemini", "trustedFolders.json"), `{"`+env.Dir+`": "DO_NOT_TRUST"}`)
 		}, "gemini trust", StatusWarn, "DO_NOT_TRUST"},
