@@ -11,7 +11,7 @@ import (
 )
 
 func runInstall(_ context.Context, args []string, io stdio, getenv func(string) string) error {
-	fs := newFlagSet("install", "claude|gemini|codex|all [--dry-run] [--scope user|project]", io)
+	fs := newFlagSet("install", "[claude|gemini|codex|all] [--dry-run] [--scope user|project]", io)
 	dry := fs.Bool("dry-run", false, "print the exact edits (a diff per file); write nothing")
 	scope := fs.String("scope", "user", "user: your own config files; project: this directory's (Claude Code, Gemini CLI)")
 	pos, err := parseFlags(fs, args)

@@ -104,7 +104,11 @@ func clientNotes(client string, scope Scope, env Env) []string {
 		}
 		return []string{fmt.Sprintf("gemini: Gemini CLI starts MCP servers only in folders it trusts (`gemini mcp list` shows paf as Disabled elsewhere): trust each project folder when Gemini asks, or add it to ~/.gemini/trustedFolders.json, e.g. {%q: \"TRUST_FOLDER\"}", dir)}
 	case "claude":
-		return []string{"claude: restart running Claude Code sessions (or run /mcp) to start paf; `claude mcp list` shows it"}
+		n := []string{"claude: restart running Claude Code sessions (or run /mcp) to start paf; `claude mcp list` shows it"}
+		if scope == ScopeProject {
+			n = append(n, "claude: Claude Code asks each user once to approve the servers of a project's .mcp.json")
+		}
+		return n
 	case "codex":
 		return []string{"codex: restart Codex; `codex mcp list` shows paf"}
 	}
@@ -280,16 +284,17 @@ func (p *Plan) Print(w io.Writer, dryRun bool, applied []Applied) {
 	}
 }
 
-// ParseInstall reads install's arguments (one client, or all) and --scope.
-// Its errors are usage errors.
+// ParseInstall reads install's arguments (one client, or all; none is all,
+// as SPEC section 6 has the client optional) and --scope. Its errors are
+// usage errors.
 func ParseInstall(args []string, scope string) ([]string, Scope, error) {
 	if scope != string(ScopeUser) && scope != string(ScopeProject) {
 		return nil, "", fmt.Errorf("--scope %q: want user or project", scope)
 	}
-	if len(args) != 1 {
+	if len(args) > 1 {
 		return nil, "", fmt.Errorf("name one client: %s or all", strings.Join(Clients, ", "))
 	}
-	if args[0] == "all" {
+	if len(args) == 0 || args[0] == "all" {
 		return Clients, Scope(scope), nil
 	}
 	if !slices.Contains(Clients, args[0]) {

@@ -331,7 +331,7 @@ func TestParseInstall(t *testing.T) {
 	}{
 		"all":           {[]string{"all"}, "user", 3, ""},
 		"one":           {[]string{"gemini"}, "project", 1, ""},
-		"none":          {nil, "user", 0, "name one client"},
+		"none is all":   {nil, "user", 3, ""},
 		"two":           {[]string{"claude", "codex"}, "user", 0, "name one client"},
 		"unknown":       {[]string{"cursor"}, "user", 0, `unknown client "cursor"`},
 		"bad scope":     {[]string{"all"}, "global", 0, `--scope "global"`},
