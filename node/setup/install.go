@@ -57,6 +57,9 @@ func PlanInstall(env Env, clients []string, scope Scope) (*Plan, error) {
 	if !filepath.IsAbs(env.Exe) {
 		return nil, fmt.Errorf("the path of this paf-peer (%q) is not absolute", env.Exe)
 	}
+	if strings.Contains(env.Exe, string(filepath.Separator)+"go-build") {
+		return nil, fmt.Errorf("this paf-peer (%s) is a temporary build of `go run`, which the clients could not start later: install it first (go install ./cmd/paf-peer, or go install github.com/paf-mesh/paf-mesh/cmd/paf-peer@latest) and run that one", env.Exe)
+	}
 	if scope == ScopeProject && !filepath.IsAbs(env.Dir) {
 		return nil, errors.New("--scope project needs the project directory: run it from the project")
 	}

@@ -322,6 +322,16 @@ func TestInstallClientHomesAndLinks(t *testing.T) {
 	}
 }
 
+// A binary of `go run` lives in a temporary directory: configs must not
+// point at it.
+func TestInstallRefusesGoRun(t *testing.T) {
+	env, _ := testEnv(t)
+	env.Exe = "/tmp/go-build123456/b001/exe/paf-peer"
+	if _, err := PlanInstall(env, Clients, ScopeUser); err == nil || !strings.Contains(err.Error(), "go install") {
+		t.Fatalf("go run binary: %v", err)
+	}
+}
+
 func TestParseInstall(t *testing.T) {
 	tests := map[string]struct {
 		args  []string
