@@ -79,19 +79,6 @@ func (o *object) set(k string, v any) error {
 	return nil
 }
 
-func (o *object) del(k string) {
-	if _, ok := o.vals[k]; !ok {
-		return
-	}
-	delete(o.vals, k)
-	for i, key := range o.keys {
-		if key == k {
-			o.keys = append(o.keys[:i], o.keys[i+1:]...)
-			break
-		}
-	}
-}
-
 // child returns the object under k (a new empty one if k is absent or null);
 // an error if k holds something else.
 func (o *object) child(k string) (*object, error) {
