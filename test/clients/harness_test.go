@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -338,28 +337,6 @@ func (r *run) wait() {
 	if r.waitEr != nil {
 		r.t.Fatalf("%s: %v\nstdout:\n%s\nstderr:\n%s", r.name, r.waitEr, clip(r.out.String(), 4000), clip(r.errb.String(), 4000))
 	}
-}
-
-// readmeBlock returns the first fenced block of lang in README.md after the
-// line containing heading: the tests configure the clients with exactly what
-// the README tells a user to write.
-func readmeBlock(t *testing.T, heading, lang string) string {
-	t.Helper()
-	b, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	i := strings.Index(s, heading)
-	if i < 0 {
-		t.Fatalf("README.md has no %q", heading)
-	}
-	re := regexp.MustCompile("(?s)```" + lang + "\n(.*?)```")
-	m := re.FindStringSubmatch(s[i:])
-	if m == nil {
-		t.Fatalf("README.md has no ```%s block after %q", lang, heading)
-	}
-	return m[1]
 }
 
 // jsonLines decodes the JSON objects of a stream-json output, one a line.

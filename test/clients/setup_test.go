@@ -4,19 +4,15 @@ package clients
 // for it, plus what pointing it at the fake model takes.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
-	"os"
-	"path/filepath"
-	"strings"
-	"sync"
+	"os/exec"
 	"testing"
 )
 
-// claudeSession is one Claude Code user: `claude mcp add` as README says,
-// the README's hooks when hooks is set, and the model at base.
+// claudeSession is one Claude Code user: set up by `paf-peer install
+// claude` as README says (MCP server and hooks; the hooks removed again
+// unless hooks is set), and the model at base.
 type claudeSession struct {
 	h    *home
 	bin  string
@@ -36,50 +32,15 @@ func (w *world) claude(name string, script Script, hooks bool) *claudeSession {
 		"DISABLE_AUTOUPDATER=1",
 		"DISABLE_TELEMETRY=1",
 	}
-	c.addMCP(t)
-	if hooks {
-		h.write(t, ".claude/settings.json", readmeBlock(t, "### The Claude Code hook", "json"))
+	// README: paf-peer install claude writes the MCP server and the hooks.
+	h.install(t, "claude")
+	if !hooks {
+		// Sessions that do not test the hooks run without them: fewer
+		// processes per turn on a loaded machine, and no Stop hook waking
+		// a session the test means to end.
+		h.write(t, ".claude/settings.json", "{}")
 	}
 	return c
-}
-
-// claudeProject is what README's `claude mcp add` line wrote into
-// ~/.claude.json for its project (the working dir) the first time a test ran
-// it: later sessions get the same entry written for their own working dir,
-// rather than paying a `claude` start (up to 10 s on a loaded machine) each.
-var (
-	claudeProjectMu sync.Mutex
-	claudeProject   json.RawMessage
-)
-
-// addMCP configures the session's MCP server as README's Claude Code block
-// says: `claude mcp add paf -- paf-peer mcp`, run for real once per test run.
-func (c *claudeSession) addMCP(t *testing.T) {
-	t.Helper()
-	claudeProjectMu.Lock()
-	defer claudeProjectMu.Unlock()
-	if claudeProject == nil {
-		add := strings.Fields(readmeBlock(t, "**Claude Code**", "sh"))
-		if len(add) < 3 || add[0] != "claude" {
-			t.Fatalf("README's Claude Code block is not a `claude mcp add` line: %q", add)
-		}
-		r := c.h.start(t, "claude-mcp-add", c.env, false, c.bin, add[1:]...)
-		r.wait()
-		var cfg struct {
-			Projects map[string]json.RawMessage `json:"projects"`
-		}
-		b, err := os.ReadFile(filepath.Join(c.h.dir, ".claude.json"))
-		if err == nil {
-			err = json.Unmarshal(b, &cfg)
-		}
-		if err != nil || len(cfg.Projects) != 1 || !bytes.Contains(cfg.Projects[c.h.work], []byte(`"paf-peer"`)) {
-			t.Fatalf("after %q, ~/.claude.json has no paf server for %s (%v):\n%s", add, c.h.work, err, b)
-		}
-		claudeProject = cfg.Projects[c.h.work]
-		return
-	}
-	b, _ := json.Marshal(map[string]any{"projects": map[string]json.RawMessage{c.h.work: claudeProject}})
-	c.h.write(t, ".claude.json", string(b))
 }
 
 // run starts `claude -p` reading prompts as stream-json from stdin (so a
@@ -100,8 +61,9 @@ func (r *run) prompt(text string) {
 	}
 }
 
-// geminiSession is one Gemini CLI user: README's settings.json, the folder
-// trusted (README says to), the model at base.
+// geminiSession is one Gemini CLI user: set up by `paf-peer install gemini`
+// (unless mcp is false), the folder trusted (README says to), the model at
+// base.
 type geminiSession struct {
 	h    *home
 	bin  string
@@ -109,7 +71,7 @@ type geminiSession struct {
 	env  []string
 }
 
-func (w *world) gemini(name string, script Script) *geminiSession {
+func (w *world) gemini(name string, script Script, mcp bool) *geminiSession {
 	t := w.t
 	bin := clientBin(t, "gemini")
 	h := w.newHome(name)
@@ -119,18 +81,18 @@ func (w *world) gemini(name string, script Script) *geminiSession {
 		"GEMINI_API_KEY=fake-gemini-key",
 		"GEMINI_CLI_NO_RELAUNCH=true",
 	}
-	var settings map[string]any
-	if err := json.Unmarshal([]byte(readmeBlock(t, "**Gemini CLI**", "json")), &settings); err != nil {
-		t.Fatalf("README's Gemini CLI settings.json is not JSON: %v", err)
-	}
-	maps.Copy(settings, map[string]any{
+	// The fake model's settings first; then README: paf-peer install gemini
+	// adds the server (keeping these), and the folder is trusted by hand.
+	b, _ := json.MarshalIndent(map[string]any{
 		"security":  map[string]any{"auth": map[string]any{"selectedType": "gemini-api-key"}},
 		"general":   map[string]any{"disableAutoUpdate": true, "disableUpdateNag": true},
 		"privacy":   map[string]any{"usageStatisticsEnabled": false},
 		"telemetry": map[string]any{"enabled": false},
-	})
-	b, _ := json.MarshalIndent(settings, "", "  ")
+	}, "", "  ")
 	h.write(t, ".gemini/settings.json", string(b))
+	if mcp {
+		h.install(t, "gemini")
+	}
 	trust, _ := json.Marshal(map[string]string{h.work: "TRUST_FOLDER"})
 	h.write(t, ".gemini/trustedFolders.json", string(trust))
 	return g
@@ -140,8 +102,8 @@ func (g *geminiSession) run(t *testing.T, name, prompt string) *run {
 	return g.h.start(t, name, g.env, false, g.bin, "-p", prompt, "--approval-mode", "yolo", "--output-format", "json")
 }
 
-// codexSession is one Codex user: README's config.toml, plus a model
-// provider for the fake model.
+// codexSession is one Codex user: a model provider for the fake model in
+// config.toml, then `paf-peer install codex` as README says.
 type codexSession struct {
 	h    *home
 	bin  string
@@ -167,7 +129,9 @@ request_max_retries = 0
 stream_max_retries = 0
 
 `, c.base+"/v1")
-	h.write(t, ".codex/config.toml", provider+readmeBlock(t, "**Codex**", "toml"))
+	h.write(t, ".codex/config.toml", provider)
+	// README: paf-peer install codex adds [mcp_servers.paf] with env_vars.
+	h.install(t, "codex")
 	return c
 }
 
@@ -187,10 +151,21 @@ func (w *world) session(kind, name string, script Script, prompt string) *run {
 		_ = r.stdin.Close() // one prompt: claude ends after its turn
 		return r
 	case "gemini":
-		return w.gemini(name, script).run(t, name, prompt)
+		return w.gemini(name, script, true).run(t, name, prompt)
 	case "codex":
 		return w.codex(name, script).run(t, name, prompt)
 	}
 	t.Fatalf("no client %q", kind)
 	return nil
+}
+
+// install runs `paf-peer install CLIENT` in h, as README's first step says.
+func (h *home) install(t *testing.T, client string) {
+	t.Helper()
+	cmd := exec.Command(pafPeer(), "install", client)
+	cmd.Dir = h.work
+	cmd.Env = h.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("paf-peer install %s: %v\n%s", client, err, out)
+	}
 }
