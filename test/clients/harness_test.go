@@ -174,6 +174,13 @@ type world struct {
 }
 
 func newWorld(t *testing.T) *world {
+	if os.Getenv(inNSEnv) == "1" {
+		// A fresh run dir for each test: in our own namespace the default
+		// one is ours alone (never the real user's: see TestMain).
+		if err := os.RemoveAll(fmt.Sprintf("/run/user/%d/paf", os.Geteuid())); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w := &world{t: t, model: NewFakeModel(t), root: t.TempDir()}
 	// Registered first, so it runs last: after the clients have ended.
 	t.Cleanup(func() {
