@@ -2,7 +2,7 @@ package clients
 
 // The harness: the paf-peer binary built once, and each client started as a
 // user would have it, in a temporary HOME with temporary XDG dirs of its own,
-// configured by the config blocks README.md gives, talking to the fake model.
+// configured as README.md says (setup_test.go), talking to the fake model.
 
 import (
 	"bufio"

@@ -34,8 +34,9 @@ func results(out string) int {
 // stopWake is the text Claude Code gives the model when a Stop hook exits 2.
 const stopWake = "Stop hook"
 
-// TestClaudeHooks runs the README's hooks (`paf-peer hook` for
-// UserPromptSubmit, SessionStart and Stop with asyncRewake) in a real Claude
+// TestClaudeHooks runs the README's hooks, as `paf-peer install claude`
+// writes them (`paf-peer hook` for UserPromptSubmit, SessionStart and Stop
+// with asyncRewake), in a real Claude
 // Code session, which runs them through /bin/sh -c: dash on Debian, which
 // does not exec the command, so the hook's parent is the shell (issue 16,
 // finding 2). It shows that:

@@ -1,7 +1,8 @@
 package clients
 
-// How each client is set up and started: the configuration README.md gives
-// for it, plus what pointing it at the fake model takes.
+// How each client is set up and started: what README.md tells a user to do
+// (`paf-peer install CLIENT`, and trusting the folder for Gemini CLI), plus
+// what pointing it at the fake model takes.
 
 import (
 	"encoding/json"
