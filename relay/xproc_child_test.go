@@ -319,7 +319,10 @@ func xprocMessageBody(b []byte) []byte {
 		}
 		off += 2 + int(binary.BigEndian.Uint16(b[off:]))
 	}
-	for range 2 { // the sender's key and signature, each u8-length-prefixed
+	for range 2 { // the sender's key and signature, each u8-length-prefixed (version 2 on)
+		if b[0] < 2 {
+			break
+		}
 		if len(b)-off < 1 {
 			return nil
 		}
