@@ -97,6 +97,9 @@ type Config struct {
 	Name string
 	// Description is what this peer is for, shown to others.
 	Description string
+	// Clock is the clock of the times messages carry (relay.Config.Now); nil is time.Now.
+	// Tests skew one peer's clock with it.
+	Clock func() time.Time
 
 	// Keys are the mesh's keys from the shared secret: secure mode. Nil is
 	// open mode, with keys kept in the run dir (keys.LocalKeys), so every

@@ -152,6 +152,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	rc.ListenAddr = net.JoinHostPort(s.Bind.Addr().String(), "0")
 	rc.MaxBody, rc.LargeBody, rc.StoreTTL, rc.Replicas = s.MaxBody, s.FileOver, s.StoreTTL, s.Replicas
 	rc.Rate, rc.Burst = rate.Limit(s.Rate), int(2*s.Rate)
+	rc.Now = s.Clock
 	if n.slot != nil {
 		rc.HolderDir = n.slot.Dir()
 		rc.OnHeldChange = func(msgs, names int) {

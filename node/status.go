@@ -38,6 +38,9 @@ type StatusPeer struct {
 	// (from the stamps of its requests, or a refusal of ours), e.g. "5m0s ahead, outside the
 	// ±2m0s window"; empty when nothing is known.
 	ClockSkew string `json:"clock_skew,omitempty"`
+	// ClockOutside: the two clocks differ by more than the accepted window, so requests
+	// between the two peers are refused (their messages wait with holders, or queued).
+	ClockOutside bool `json:"clock_outside,omitempty"`
 	// Identity is the fingerprint of the identity the peer's id is bound to (the
 	// relay proves it on every connection); empty for an id bound to none.
 	Identity string `json:"identity"`
@@ -95,6 +98,7 @@ func (n *Node) Status() Status {
 		p := toStatusPeer(m)
 		if pc, ok := skews[m.ID]; ok {
 			p.ClockSkew = clockSkew(pc)
+			p.ClockOutside = pc.Outside || (pc.Measured && (pc.Skew > relay.DefaultClockWindow || pc.Skew < -relay.DefaultClockWindow))
 		}
 		r.Peers = append(r.Peers, p)
 	}

@@ -2,6 +2,8 @@ package setup
 
 import (
 	"bytes"
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/internal/owner"
@@ -72,7 +75,7 @@ func Doctor(env Env) Report {
 		d.gemini(p)
 		d.codex(p, secretFromEnv)
 	}
-	d.add("clocks", StatusInfo, "not checked: clock skew of LAN peers is not measured yet", "")
+	d.clocks(runDir)
 	r := Report{OK: true, Checks: d.checks}
 	for _, c := range r.Checks {
 		if c.Status == StatusFail {
@@ -213,6 +216,43 @@ func (d *doctor) peers(runDir string) {
 			desc += fmt.Sprintf(" (%d without a name yet)", unnamed)
 		}
 		d.add("peers", StatusOK, desc, "")
+	}
+}
+
+// clocks reports what a running peer of this machine has learnt of the other peers' clocks
+// (from the times their requests carry): a peer whose clock is outside the accepted window
+// cannot exchange messages with this machine's peers.
+func (d *doctor) clocks(runDir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := node.FetchStatus(ctx, node.Config{RunDir: runDir})
+	switch {
+	case err != nil:
+		d.add("clocks", StatusWarn, "not checked: no running peer answered ("+err.Error()+")", "")
+		return
+	case st.Self == nil:
+		d.add("clocks", StatusInfo, "not checked: no peer is running on this machine to compare clocks with", "")
+		return
+	}
+	var off, known []string
+	for _, p := range st.Peers {
+		if p.ClockSkew == "" {
+			continue
+		}
+		who := cmp.Or(p.Name, p.ID)
+		known = append(known, who)
+		if p.ClockOutside {
+			off = append(off, fmt.Sprintf("%s on %s (%s)", who, p.Host, p.ClockSkew))
+		}
+	}
+	switch {
+	case len(off) > 0:
+		d.add("clocks", StatusFail, "clocks outside the accepted window: "+strings.Join(off, "; "),
+			"turn on time synchronisation (NTP: timedatectl set-ntp true) on the machine whose clock is off; their messages wait with holders or queued until then")
+	case len(known) > 0:
+		d.add("clocks", StatusOK, fmt.Sprintf("within the accepted window for the %d peers measured (%s)", len(known), strings.Join(known, ", ")), "")
+	default:
+		d.add("clocks", StatusInfo, "no peer's clock measured yet (they are, from the times their messages carry)", "")
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 	"github.com/paf-mesh/paf-mesh/node"
+	"github.com/paf-mesh/paf-mesh/node/control"
 )
 
 // doctorEnv is a machine set up as install leaves it: this binary on PATH,
@@ -194,4 +195,46 @@ func TestDoctorSeesPeersAndSecret(t *testing.T) {
 	if c := findCheck(t, r, "codex mcp"); c.Status != StatusOK {
 		t.Fatalf("codex with env_vars and a secret in the environment: %+v", c)
 	}
+}
+
+// A peer whose clock is outside the accepted window is flagged, with how far off it is and
+// how to fix it.
+func TestDoctorFlagsClockSkew(t *testing.T) {
+	root, err := os.MkdirTemp("", "pafc") // short: control socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	env, _ := doctorEnv(t, "PAF_RUN_DIR", root+"/run")
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	start := func(name string, skew time.Duration) *node.Node {
+		cfg := node.DefaultConfig()
+		cfg.RunDir, cfg.StateDir, cfg.Name, cfg.Version = root+"/run", root+"/state-"+name, name, "test"
+		cfg.Logger = testutil.QuietLogger(t, slog.LevelInfo)
+		if skew != 0 {
+			cfg.Clock = func() time.Time { return time.Now().Add(skew) }
+		}
+		n, err := node.New(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(n.Close)
+		return n
+	}
+	alice := start("alice", 0)
+	start("bob", 10*time.Minute)
+	testutil.WaitFor(t, 15*time.Second, "both peers to see each other", func() bool {
+		return len(alice.Members()) == 2 && node.LocalHolder(root+"/run", "bob") != ""
+	})
+	// Bob's clock is 10 minutes ahead: alice's peer refuses his message for it (it is queued
+	// or stored, not lost), and both peers learn of it.
+	res, err := control.Call(ctx, node.LocalHolder(root+"/run", "bob"), control.Request{Op: control.OpSend, As: "bob", To: "alice", Message: "hello from the future"})
+	if err != nil || res.Result == nil || res.Result.Status == "delivered" {
+		t.Fatalf("send from the skewed peer: %+v %v", res, err)
+	}
+	testutil.WaitFor(t, 15*time.Second, "the doctor to flag bob's clock", func() bool {
+		c := findCheck(t, Doctor(env), "clocks")
+		return c.Status == StatusFail && strings.Contains(c.Detail, "bob") && strings.Contains(c.Fix, "NTP")
+	})
 }
