@@ -2,6 +2,7 @@ package mesh_test
 
 import (
 	"context"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -91,5 +92,45 @@ func TestHolderYieldsOnlyToAProvenClaimant(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A peer that said goodbye never comes back: memberlist forgets a departed node after
+// GossipToTheDeadTime and takes a replayed "alive" of it as news, and the mesh ignores that
+// news, before and after it has dropped the member (Retain). Before, replayed gossip of a
+// departed peer brought it back alive, holding its name.
+func TestDepartedPeerDoesNotComeBack(t *testing.T) {
+	ctx := t.Context()
+	cfg := meshtest.Config(t)
+	cfg.Retain = 100 * time.Millisecond
+	bob := newPeer(t, cfg)
+	alice := newPeer(t, meshtest.Config(t))
+	if _, err := alice.Join(bob.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Claim(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "bob to see alice's claim", func() bool { return ownerID(bob, "alice") == alice.ID() })
+	gone := alice.Self()
+	if err := alice.Close(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "bob to see alice leave and forget her", func() bool {
+		_, known := bob.Member(gone.ID)
+		return !known && ownerID(bob, "alice") == ""
+	})
+	addr, err := net.ResolveTCPAddr("tcp", gone.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := gone.Meta
+	meta.Leaving = false // her gossip from before the goodbye
+	mesh.ReplayAlive(bob, gone.ID, meta, addr)
+	if m, known := bob.Member(gone.ID); known && m.State == mesh.MemberAlive {
+		t.Fatalf("the departed peer came back: %+v", m)
+	}
+	if o := ownerID(bob, "alice"); o != "" {
+		t.Fatalf("the departed peer's name is held by %s", o)
 	}
 }

@@ -113,6 +113,7 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	m.State = MemberDead
 	if m.Meta.Leaving {
 		m.State, ev = MemberLeft, EventPeerLeft
+		p.departed.Add(n.Name, struct{}{})
 	}
 	p.emitLocked(Event{Type: ev, PeerID: n.Name})
 	p.recomputeLocked(now)
@@ -129,8 +130,12 @@ func (d *delegate) update(n *memberlist.Node, ev EventType) {
 	}
 	now := p.now()
 	m := p.members[n.Name]
-	if m != nil && m.State == MemberLeft && (err != nil || meta.Leaving) {
-		return // a repeat of the same goodbye
+	if (m != nil && m.State == MemberLeft) || (m == nil && p.departed.Contains(n.Name)) {
+		// A peer that said goodbye never comes back: a process leaves once, and a restarted
+		// one has a new id. Anything more about it is a repeat of the goodbye or a replay of
+		// its old gossip (memberlist, which forgets a departed node after
+		// GossipToTheDeadTime, takes a replayed "alive" as news).
+		return
 	}
 	if m == nil {
 		m = &Member{ID: n.Name, Since: now}
@@ -154,6 +159,7 @@ func (d *delegate) update(n *memberlist.Node, ev EventType) {
 		// Gone as far as we are concerned: release its name now rather
 		// than when memberlist's leave message arrives.
 		m.State, m.Since, ev = MemberLeft, now, EventPeerLeft
+		p.departed.Add(n.Name, struct{}{})
 	}
 	p.emitLocked(Event{Type: ev, PeerID: n.Name})
 	p.recomputeLocked(now)

@@ -2,8 +2,10 @@ package mesh
 
 import (
 	"context"
+	"net"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/paf-mesh/paf-mesh/internal/keys"
 )
 
@@ -66,4 +68,10 @@ func ForceClaim(ctx context.Context, p *Peer, name string, at time.Time) error {
 	p.recomputeLocked(p.now())
 	p.mu.Unlock()
 	return p.announce(ctx)
+}
+
+// ReplayAlive hands p memberlist's news that node id is alive with metadata meta at addr, as
+// a replayed "alive" gossip message would once memberlist has forgotten the node.
+func ReplayAlive(p *Peer, id string, meta Meta, addr *net.TCPAddr) {
+	(&delegate{p: p}).NotifyJoin(&memberlist.Node{Name: id, Addr: addr.IP, Port: uint16(addr.Port), Meta: encodeMeta(meta, memberlist.MetaMaxSize)})
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/hashicorp/memberlist"
 	"github.com/paf-mesh/paf-mesh/internal/keys"
 )
@@ -130,6 +131,9 @@ type Peer struct {
 	// proven; false: refused), and nil entries while it is being asked.
 	firstSeen map[string]time.Time
 	claimants map[string]*claimVerdict
+	// departed remembers the ids of peers that said goodbye, past Retain, so that replayed
+	// gossip of one does not bring it back (delegate.update).
+	departed *lru.Cache[string, struct{}]
 	// insider: never give our name up (tests only, ForceClaim: a peer whose code an attacker
 	// changed).
 	insider bool
@@ -164,6 +168,7 @@ func New(cfg *Config) (*Peer, error) {
 		kick:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
+	p.departed, _ = lru.New[string, struct{}](maxDeparted) // fails only for a size <= 0
 	p.self = c.Meta.clone()
 	p.self.Name, p.self.ClaimedAt, p.self.Leaving = "", 0, false
 	if err := p.self.check(); err != nil {
@@ -651,6 +656,10 @@ func (p *Peer) observeLog(_ slog.Level, line string) {
 // maxClaimClockSkew is how much earlier than its first sight here a claim may say it was made:
 // gossip takes time, and clocks differ.
 const maxClaimClockSkew = 2 * time.Minute
+
+// maxDeparted bounds the ids of departed peers remembered (Peer.departed): far more than
+// leave a mesh between two restarts of a long-running peer.
+const maxDeparted = 16384
 
 // claimRecheck is how long a claimant that could not prove itself live is not asked again: a
 // real peer whose relay was briefly unreachable gets another chance.
