@@ -17,6 +17,9 @@ var (
 	ErrIDInUse = errors.New("discovery: id is already advertised by a live peer")
 	// ErrClosed is returned by [Advert.Update] after [Advert.Close].
 	ErrClosed = errors.New("discovery: advert is closed")
+	// ErrWatchUnsupported is returned by [Local.Watch] where the system cannot watch a
+	// directory (not Linux).
+	ErrWatchUnsupported = errors.New("discovery: watching the run dir is not supported here")
 )
 
 // Advert is this peer's entry in the rendezvous directory. It holds the entry's lock, which is

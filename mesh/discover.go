@@ -3,6 +3,7 @@ package mesh
 // Joining what discovery finds.
 
 import (
+	"math/rand/v2"
 	"time"
 )
 
@@ -11,14 +12,35 @@ func (p *Peer) discoverLoop() {
 	defer p.wg.Done()
 	t := time.NewTicker(p.cfg.DiscoverInterval)
 	defer t.Stop()
+	wake := p.cfg.DiscoverWake
+	var soon <-chan time.Time // a round after a wake, once armed
 	for {
 		select {
 		case <-p.stop:
 			return
 		case <-t.C:
 			p.Discover()
+		case _, ok := <-wake:
+			if !ok {
+				wake = nil // the watch ended: the timer alone from now on
+				continue
+			}
+			if soon == nil {
+				soon = time.After(wakeDelay())
+			}
+		case <-soon:
+			soon = nil
+			p.Discover()
 		}
 	}
+}
+
+// wakeDelay is how long a round waits after a wake: 0.5-1 s, at random. A new peer joins the
+// ones it finds itself, and gossip tells the rest within about a second; had every peer joined
+// it at once on the wake, 20 peers starting together would make 190 joins (each a push/pull of
+// the whole state) where gossip needs none. The round is a heal, as the timer's was.
+func wakeDelay() time.Duration {
+	return 500*time.Millisecond + rand.N(500*time.Millisecond)
 }
 
 // Discover runs one discovery round now: it asks Config.Discover for

@@ -39,9 +39,11 @@ type Node struct {
 	relay      *relay.Relay
 	local      *discovery.Local
 	advert     *discovery.Advert
-	ctl        *control.Server
-	mdns       atomic.Pointer[discovery.MDNS]
-	events     chan mesh.Event
+	// watchStop ends the run dir's watch (discovery.Local.Watch), after the peer.
+	watchStop chan struct{}
+	ctl       *control.Server
+	mdns      atomic.Pointer[discovery.MDNS]
+	events    chan mesh.Event
 	// lost receives the name this peer lost to a concurrent claim (capacity
 	// 1; later losses are dropped): serve stops on it, since a headless peer
 	// cannot pick another name by itself.
@@ -141,6 +143,16 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			addrs = append(addrs, c.Addr)
 		}
 		return addrs
+	}
+	if !s.Brief && !s.Secure() {
+		// Same machine only (open mode): read the run dir when it changes, not every
+		// second. In secure mode mDNS answers still need the LAN preset's polling.
+		n.watchStop = make(chan struct{})
+		if wake, werr := n.local.Watch(n.watchStop); werr == nil {
+			mc.DiscoverWake, mc.DiscoverInterval = wake, mesh.WatchedDiscoverInterval
+		} else {
+			log.Debug("run dir not watched; reading it every second", "err", werr)
+		}
 	}
 	if n.peer, err = mesh.New(mc); err != nil {
 		return nil, err
@@ -532,6 +544,9 @@ func (n *Node) close() {
 	// finish what is in flight.
 	if n.peer != nil {
 		n.peer.Close()
+	}
+	if n.watchStop != nil {
+		close(n.watchStop)
 	}
 	if n.relay != nil {
 		n.relay.Close()

@@ -36,7 +36,7 @@ func crashServeReceiver(log *slog.Logger, in io.Reader, out io.Writer) error {
 	if root == "" {
 		return fmt.Errorf("%s is not set", xprocStateEnv)
 	}
-	n, err := xprocStartNode(log, root, nil)
+	n, err := xprocStartNode(log, root, true, nil)
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func TestReceiverSIGKILLedDuringStream(t *testing.T) {
 	}
 	const total, kills = 2000, 10
 	rxState := t.TempDir() // before the children, so removed after they exit
-	n, err := xprocStartNode(testutil.QuietLogger(t, slog.LevelWarn), t.TempDir(), nil, func(c *Config) {
+	n, err := xprocStartNode(testutil.QuietLogger(t, slog.LevelWarn), t.TempDir(), true, nil, func(c *Config) {
 		c.HolderDir = filepath.Join(c.StateRoot, "slot")
 		c.DeliverTimeout = time.Second
 		c.OutboxRetry = 50 * time.Millisecond

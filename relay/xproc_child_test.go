@@ -48,6 +48,8 @@ const (
 	xprocChildEnv = "PAF_BENCH_CHILD"
 	// xprocStateEnv is the receiver's state root (set by the parent to a temp dir).
 	xprocStateEnv = "PAF_BENCH_STATE"
+	// xprocRateLiftedEnv, set to 1, turns the receiver's per-source rate limit off.
+	xprocRateLiftedEnv = "PAF_BENCH_RATE_LIFTED"
 	// xprocProfileEnv, set by whoever runs the benchmarks, asks every child for a CPU profile:
 	// each writes <value>.<benchmark name>.
 	xprocProfileEnv = "PAF_BENCH_CHILD_CPUPROFILE"
@@ -118,9 +120,10 @@ type xprocNode struct {
 }
 
 // xprocStartNode starts a peer and its relay with state under root. The relay's rate limit is
-// off: the benchmarks send far faster than an agent, on purpose. wrap, when not nil, wraps the
-// relay's handler of requests from other peers.
-func xprocStartNode(log *slog.Logger, root string, wrap func(wire.Handler) wire.Handler, opts ...nodeOpt) (*xprocNode, error) {
+// the default unless lifted (some benchmarks send far faster than an agent, on purpose, and
+// say so). wrap, when not nil, wraps the relay's handler of requests from other peers; opts
+// change its config last.
+func xprocStartNode(log *slog.Logger, root string, lifted bool, wrap func(wire.Handler) wire.Handler, opts ...nodeOpt) (*xprocNode, error) {
 	k, err := xprocKeys()
 	if err != nil {
 		return nil, err
@@ -134,7 +137,9 @@ func xprocStartNode(log *slog.Logger, root string, wrap func(wire.Handler) wire.
 	}
 	cfg := DefaultConfig()
 	cfg.Dir, cfg.Key, cfg.StateRoot, cfg.Logger = p, k.Relay, root, log
-	cfg.Rate, cfg.Burst = rate.Inf, 1
+	if lifted {
+		cfg.Rate, cfg.Burst = rate.Inf, 1
+	}
 	cfg.wrapHandler = wrap
 	for _, o := range opts {
 		o(&cfg)
@@ -164,7 +169,7 @@ func xprocServeReceiver(log *slog.Logger, in io.Reader, out io.Writer) error {
 	}
 	// Time each message on its way into the relay: wrap the relay's handler.
 	var h *xprocStampHandler
-	n, err := xprocStartNode(log, root, func(next wire.Handler) wire.Handler {
+	n, err := xprocStartNode(log, root, os.Getenv(xprocRateLiftedEnv) == "1", func(next wire.Handler) wire.Handler {
 		h = &xprocStampHandler{next: next, messages: true}
 		return h
 	})

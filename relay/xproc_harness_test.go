@@ -150,14 +150,21 @@ func (c *xprocChild) report(tb testing.TB) xprocReport {
 // xprocRelayPair starts a receiver child holding bench-rx and, in this process, a peer holding
 // bench-tx joined to it. It returns once a message goes through (the child has learnt that
 // this peer holds bench-tx), with the child's timings so far discarded.
-func xprocRelayPair(tb testing.TB) (*xprocNode, *xprocChild) {
+//
+// lifted turns the receiver's per-source rate limit off; otherwise it has the default
+// (DefaultRate, DefaultBurst).
+func xprocRelayPair(tb testing.TB, lifted bool) (*xprocNode, *xprocChild) {
 	tb.Helper()
 	rxState := tb.TempDir() // before the child, so removed after it exits
-	child, ready := xprocSpawn(tb, "receiver", xprocStateEnv+"="+rxState)
+	env := []string{xprocStateEnv + "=" + rxState}
+	if lifted {
+		env = append(env, xprocRateLiftedEnv+"=1")
+	}
+	child, ready := xprocSpawn(tb, "receiver", env...)
 	if len(ready) != 1 {
 		tb.Fatalf("receiver said ready %q, want its gossip address", ready)
 	}
-	n, err := xprocStartNode(testutil.QuietLogger(tb, slog.LevelWarn), tb.TempDir(), nil)
+	n, err := xprocStartNode(testutil.QuietLogger(tb, slog.LevelWarn), tb.TempDir(), false, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

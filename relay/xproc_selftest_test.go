@@ -146,7 +146,7 @@ func TestXProcRelayChild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a child process with a mesh peer")
 	}
-	n, child := xprocRelayPair(t)
+	n, child := xprocRelayPair(t, false)
 	for name, body := range map[string][]byte{
 		"stamped": xprocStamped(time.Now().UnixNano(), " a timed message"),
 		"plain":   []byte("not timed"),

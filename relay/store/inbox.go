@@ -26,8 +26,11 @@ import (
 // everything queued to the log with one fdatasync and only then acknowledges
 // each message: a message acknowledged to its sender is on disk, and a burst
 // costs one sync instead of one per message. A reader marks messages read
-// itself (under logMu): it appends a "read" record, also synced before the
-// messages are returned, so a message is shown once. When the inbox is quiet
+// itself (under logMu): it appends a "read" record before the messages are
+// returned, so a message is shown once, even across kill -9: the record is in
+// the page cache at once, and made durable by the next commit of arrivals or
+// when the inbox is quiet (a reader never waits for the disk; only a crash of
+// the machine in between can show a message again). When the inbox is quiet
 // the writer copies new ids into bbolt and empties (or rewrites) the log; a
 // busy inbox copies them in a goroutine beside the writer, so that no
 // acknowledgement waits for the copy. Arrival order is kept, so messages from

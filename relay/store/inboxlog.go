@@ -50,6 +50,9 @@ type inboxLog struct {
 	gen   uint32
 	size  int64 // end of the whole records; the next record goes here
 	alloc int64 // bytes of the file, written (zeros past size)
+	// dirty: records were appended without a sync since the last one (see
+	// writeLazy); the next write, growAhead or syncLazy makes them durable.
+	dirty bool
 }
 
 const (
@@ -169,14 +172,37 @@ func appendLogRecord(buf []byte, gen uint32, typ byte, body []byte) []byte {
 }
 
 // write appends buf (whole records of this generation) and waits until it
-// is on disk. It returns where buf starts.
-func (l *inboxLog) write(buf []byte) (int64, error) {
+// is on disk (and with it every record appended lazily before). It returns
+// where buf starts.
+func (l *inboxLog) write(buf []byte) (int64, error) { return l.append(buf, true) }
+
+// writeLazy appends buf without waiting for the disk: the records are in the
+// kernel's page cache, so they survive this process being killed (kill -9),
+// and they become durable with the next sync of the log: the next commit of
+// arrivals, growAhead, or syncLazy once the inbox is quiet. Only a crash of
+// the machine before then loses them. It is for read records: losing one
+// shows a message again, it never loses a message.
+func (l *inboxLog) writeLazy(buf []byte) (int64, error) { return l.append(buf, false) }
+
+// syncLazy makes durable what writeLazy appended, if anything.
+func (l *inboxLog) syncLazy() error {
+	if !l.dirty {
+		return nil
+	}
+	if err := fdatasync(l.f); err != nil {
+		return fmt.Errorf("relay: sync inbox log %s: %w", l.path, err)
+	}
+	l.dirty = false
+	return nil
+}
+
+func (l *inboxLog) append(buf []byte, sync bool) (int64, error) {
 	at := l.size
 	if err := l.reserve(at + int64(len(buf))); err != nil {
 		return 0, err
 	}
 	_, err := l.f.WriteAt(buf, at)
-	if err == nil {
+	if err == nil && sync {
 		err = fdatasync(l.f)
 	}
 	if err != nil {
@@ -187,6 +213,7 @@ func (l *inboxLog) write(buf []byte) (int64, error) {
 		return 0, errors.Join(fmt.Errorf("relay: write inbox log %s: %w", l.path, err), zerr)
 	}
 	l.size += int64(len(buf))
+	l.dirty = !sync
 	return at, nil
 }
 
@@ -222,6 +249,7 @@ func (l *inboxLog) growAhead() error {
 	if err := fdatasync(l.f); err != nil {
 		return fmt.Errorf("relay: sync inbox log %s: %w", l.path, err)
 	}
+	l.dirty = false
 	return nil
 }
 

@@ -101,6 +101,14 @@ func decodeLogMessage(payload []byte) (wire.Message, error) {
 
 // markRead (under logMu) records that the messages of refs were read and
 // drops them from the unread ones; keep says which of ib.refs stay.
+//
+// The read record is appended without a sync of its own (writeLazy): a
+// reader never waits for the disk. It is in the page cache at once, so a
+// killed process (kill -9) finds it at the next open and shows nothing
+// twice; the next commit of arrivals, or the quiet inbox's tidy, makes it
+// durable. A crash of the whole machine in between can show the messages
+// again (never lose them). So a question and its answer cost one durable
+// write per message, the arrival's (SPEC section 10).
 func (ib *Inbox) markRead(read []msgRef, keep func(msgRef) bool) error {
 	ids := make([]string, len(read))
 	for i, r := range read {
@@ -110,7 +118,7 @@ func (ib *Inbox) markRead(read []msgRef, keep func(msgRef) bool) error {
 	if err != nil {
 		return err
 	}
-	if _, err := ib.log.write(appendLogRecord(nil, ib.log.gen, recRead, body)); err != nil {
+	if _, err := ib.log.writeLazy(appendLogRecord(nil, ib.log.gen, recRead, body)); err != nil {
 		return err
 	}
 	ib.mu.Lock()

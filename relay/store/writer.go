@@ -264,6 +264,11 @@ func (ib *Inbox) changeUnread(delta int) {
 // emptied or rewritten only once every id it held is in bbolt.
 func (ib *Inbox) tidy() error {
 	ib.reapCopy(true)
+	// Read records appended lazily become durable now, once per quiet spell,
+	// before the log may start over.
+	if err := ib.log.syncLazy(); err != nil {
+		return err
+	}
 	if len(ib.newIDs) > 0 || ib.now().Sub(ib.lastPrune) > time.Hour {
 		var upTo uint64
 		err := ib.db.Update(func(tx *bbolt.Tx) (err error) {

@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/paf-mesh/paf-mesh/bench/internal/procs"
 	"github.com/paf-mesh/paf-mesh/bench/internal/report"
 	"github.com/paf-mesh/paf-mesh/bench/internal/runner"
 	"github.com/paf-mesh/paf-mesh/bench/natsbase"
@@ -34,6 +35,9 @@ const off = "off"
 func main() {
 	if natsbase.IsChild() { // re-executed as the NATS baseline's publisher
 		os.Exit(natsbase.ChildMain())
+	}
+	if name := os.Getenv(procs.StockChildEnv); name != "" { // re-executed as a stock memberlist node
+		os.Exit(procs.StockChild(name, os.Stdin, os.Stdout))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

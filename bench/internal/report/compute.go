@@ -115,6 +115,12 @@ func BuildRow(spec RowSpec, res *Results) Row {
 			row.Baseline = append(row.Baseline, Value{Name: mm.Label, Value: x, Unit: mm.Show, Source: source(mm.Ref, mm.Unit)})
 		}
 	}
+	for _, d := range spec.Derived {
+		if x, ok := d.F(v); ok {
+			v.baseline[d.Label] = x
+			row.Baseline = append(row.Baseline, Value{Name: d.Name, Value: x, Unit: d.Show})
+		}
+	}
 	for _, label := range spec.Ratios {
 		mx, mok := v.measured[label]
 		bx, bok := v.baseline[label]

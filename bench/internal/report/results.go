@@ -15,6 +15,10 @@ const (
 	PkgMesh  = "mesh"
 	PkgPeer  = "cmd/paf-peer"
 	PkgNATS  = "nats"
+	// PkgProcs holds the runner's own scenarios with the real binary in separate processes
+	// (package procs): the question-and-answer round trip and its baselines, the mesh of
+	// separate processes, idle cost, one-shot send, mcp start.
+	PkgProcs = "procs"
 )
 
 // Ref names one benchmark of a package, sub-benchmarks included ("BenchmarkX/1KiB").

@@ -40,7 +40,7 @@ func plan(refs []report.Ref) []proc {
 		return t
 	}
 	for _, r := range refs {
-		if r.Pkg == report.PkgNATS {
+		if r.Pkg == report.PkgNATS || r.Pkg == report.PkgProcs {
 			continue
 		}
 		parts := strings.Split(r.Name, "/")
@@ -95,7 +95,7 @@ func orderedPkgs(refs []report.Ref) []string {
 		}
 	}
 	for _, r := range refs {
-		if !slices.Contains(pkgs, r.Pkg) {
+		if r.Pkg != report.PkgProcs && !slices.Contains(pkgs, r.Pkg) {
 			pkgs = append(pkgs, r.Pkg)
 		}
 	}

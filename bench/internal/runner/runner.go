@@ -146,6 +146,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if roundsErr != nil {
 		return roundsErr
 	}
+	ps, ok := r.runProcs(ctx, binDir, refs)
+	rep.Processes = append(rep.Processes, ps...)
+	failed = failed || !ok
 
 	rep.LoadEnd = loadAvg()
 	rep.Seconds = time.Since(start).Seconds()

@@ -203,7 +203,10 @@ var fakeProduct = map[string]string{
 	"relay/relay.go": "package relay\n",
 	"relay/relay_test.go": `package relay
 
-import "testing"
+import (
+	"os"
+	"testing"
+)
 
 func BenchmarkXProcRawTCP(b *testing.B) {
 	for _, s := range []string{"1KiB", "64KiB", "1KiB-paced-500us"} {
@@ -211,7 +214,11 @@ func BenchmarkXProcRawTCP(b *testing.B) {
 			if s == "64KiB" {
 				b.Fatal("not selected: must not run")
 			}
-			b.ReportMetric(10, "p50-oneway-us")
+			p50 := 100.0
+			if os.Getenv("PAF_BENCH_QUICK") == "1" {
+				p50 = 10
+			}
+			b.ReportMetric(p50, "p50-oneway-us")
 			b.ReportMetric(20, "p99-oneway-us")
 		})
 	}
@@ -226,6 +233,8 @@ func BenchmarkXProcRelaySend(b *testing.B) {
 			case "1KiB-paced-500us":
 				b.ReportMetric(35, "p50-deliver-us")
 				b.ReportMetric(70, "p99-deliver-us")
+				b.ReportMetric(25, "p50-durable-us")
+				b.ReportMetric(55, "p99-durable-us")
 				return
 			}
 			b.ReportMetric(25, "p50-deliver-us")
@@ -259,7 +268,46 @@ func BenchmarkXProcTransportThroughput(b *testing.B) {
 	b.Run("1KiB-goroutines-64", func(b *testing.B) { b.ReportMetric(100000, "msgs/s") })
 }
 `,
-	"cmd/paf-peer/main.go": "package main\n\nfunc main() {}\n",
+	// A fake paf-peer for the multi-process scenarios: version, and an MCP server on stdio
+	// that answers initialize and tools/list.
+	"cmd/paf-peer/main.go": `package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "version" {
+		fmt.Println("paf-peer 0.0.0-fake")
+		return
+	}
+	if len(os.Args) < 2 || os.Args[1] != "mcp" {
+		os.Exit(2)
+	}
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		var req struct {
+			ID     *int   ` + "`json:\"id\"`" + `
+			Method string ` + "`json:\"method\"`" + `
+		}
+		if json.Unmarshal(sc.Bytes(), &req) != nil || req.ID == nil {
+			continue
+		}
+		var result any = map[string]any{}
+		switch req.Method {
+		case "initialize":
+			result = map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "serverInfo": map[string]any{"name": "fake", "version": "0"}}
+		case "tools/list":
+			result = map[string]any{"tools": []any{map[string]any{"name": "paf_check", "inputSchema": map[string]any{"type": "object"}}}}
+		}
+		b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": *req.ID, "result": result})
+		os.Stdout.Write(append(b, '\n'))
+	}
+}
+`,
 	"cmd/paf-peer/peer_test.go": `package main
 
 import (
@@ -324,7 +372,7 @@ func fakeRun(t *testing.T) (cfg Config, out string, stdout, stderr *bytes.Buffer
 // TestRun runs the whole runner against fakeProduct: build, processes, NATS, every output.
 func TestRun(t *testing.T) {
 	cfg, out, stdout, stderr := fakeRun(t)
-	cfg.Quick, cfg.Only = true, "^relay-latency$|relay-latency-vs-nats|mcp-start|lan-discovery|^membership$"
+	cfg.Quick, cfg.Only = true, "^relay-latency$|relay-latency-vs-nats|mcp-start|tools-list|lan-discovery|^membership$"
 	cfg.Markdown, cfg.Charts = filepath.Join(out, "r.md"), filepath.Join(out, "charts")
 	if err := Run(context.Background(), cfg); err != nil {
 		t.Fatalf("Run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
@@ -332,11 +380,12 @@ func TestRun(t *testing.T) {
 	text := stdout.String()
 	for _, want := range []string{
 		"commit: unknown", "mode: quick run",
-		"p50 25.0 µs, p99 55.0 µs", "raw TCP one-way, paced: p50 10.0 µs, p99 20.0 µs", "p50 2.50×, p99 2.75×",
-		"|   ↳ vs NATS pub→sub, 1 KiB, both paced 500 µs ", "| p50 35.0 µs, p99 70.0 µs ", // the paced relay run
-		"median 5.00 ms", // PAF_BENCH_QUICK reached the benchmark
+		// The paced run's durable figures, against raw TCP paced alike; PAF_BENCH_QUICK
+		// reached the benchmark (its p50 is 10 µs only in quick mode).
+		"p50 25.0 µs, p99 55.0 µs", "raw TCP one-way, paced alike: p50 10.0 µs, p99 20.0 µs", "p50 2.50×, p99 2.75×",
+		"|   ↳ vs NATS pub→sub, 1 KiB, both paced 500 µs ",
 		"skipped (needs root (netns))",
-		"stock memberlist: 1.80 s", "| 200   | 4,000    | —",
+		"CAPPED at 5 s (converged share shown): 1.80 s", "| 200   | 4,000    | —",
 		"chart: " + filepath.Join(out, "charts", "membership.png"),
 		"json: " + cfg.JSON, "markdown: " + cfg.Markdown,
 	} {
@@ -353,7 +402,12 @@ func TestRun(t *testing.T) {
 		verdicts[r.Key] = r.Verdict
 	}
 	want := map[string]string{
-		"relay-latency": report.Met, "mcp-start": report.Met, "lan-discovery": report.Skipped, "membership": report.Met,
+		"relay-latency": report.Met, "tools-list": report.Met, "lan-discovery": report.Skipped, "membership": report.Met,
+	}
+	// mcp-start ran the fake paf-peer in separate processes (package procs): judged, on a
+	// ratio of times, so either verdict.
+	if v := verdicts["mcp-start"]; v != report.Met && v != report.Missed {
+		t.Errorf("row mcp-start: verdict %q: the multi-process scenario did not run", v)
 	}
 	for k, v := range want {
 		if verdicts[k] != v {
@@ -385,11 +439,11 @@ func TestRun(t *testing.T) {
 
 	// Compare with itself: every change is 0.
 	stdout.Reset()
-	cfg.Compare, cfg.JSON, cfg.Markdown, cfg.Charts, cfg.Only = cfg.JSON, "", "", "", "^mcp-start$"
+	cfg.Compare, cfg.JSON, cfg.Markdown, cfg.Charts, cfg.Only = cfg.JSON, "", "", "", "^tools-list$"
 	if err := Run(context.Background(), cfg); err != nil {
 		t.Fatalf("Run with --compare: %v\n%s", err, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "| mcp-start median") || !strings.Contains(stdout.String(), "+0.0%") {
+	if !strings.Contains(stdout.String(), "| tools-list ") || !strings.Contains(stdout.String(), "+0.0%") {
 		t.Errorf("comparison:\n%s", stdout.String())
 	}
 }

@@ -1,0 +1,90 @@
+package procs
+
+import (
+	"context"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestStraceCalls(t *testing.T) {
+	text := `% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 98.12    0.051234         426       120           fdatasync
+  1.88    0.000981          81        12         2 fsync
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.052215         395       132         2 total
+`
+	got := straceCalls(text)
+	if got["fdatasync"] != 120 || got["fsync"] != 12 || len(got) != 2 {
+		t.Errorf("straceCalls = %v, want fdatasync 120, fsync 12", got)
+	}
+	if got := straceCalls("strace: Process 12 attached\n\n"); len(got) != 0 {
+		t.Errorf("no table: %v", got)
+	}
+}
+
+func TestPctMedian(t *testing.T) {
+	ds := []time.Duration{5, 1, 4, 2, 3}
+	if p := pct(ds, 50); p != 3 {
+		t.Errorf("p50 = %v", p)
+	}
+	if p := pct(ds, 100); p != 5 {
+		t.Errorf("p100 = %v", p)
+	}
+	if p := pct(nil, 50); p != 0 {
+		t.Errorf("p50 of nothing = %v", p)
+	}
+	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
+		t.Errorf("median = %v", m)
+	}
+}
+
+// TestHub runs the Python hub baseline for a few question-and-answer rounds.
+func TestHub(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, err := newHubPair(ctx, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.close()
+	for range 5 {
+		if _, err := h.round(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Sending to a name nobody registered is an error, not a hang.
+	if _, err := h.a.do(map[string]any{"op": "send", "to": "nobody", "body": "x"}); err == nil {
+		t.Error("send to an unknown session succeeded")
+	}
+}
+
+func TestDiskProbe(t *testing.T) {
+	d, err := newDiskProbe(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	d.off = diskProbeSize - 10 // wraps instead of growing the file
+	for range 3 {
+		if _, err := d.sample(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d.off != 3*int64(len(d.buf)) {
+		t.Errorf("offset %d after wrapping, want %d", d.off, 3*len(d.buf))
+	}
+}
+
+func TestAllListsEveryScenario(t *testing.T) {
+	for _, n := range []string{QA, Hub, Fsync, FsyncCount, AllSee20, AllSee50, StockAllSee20, StockAllSee50, Idle20, IdlePython, OneShot, MCPStart, CrashReclaim} {
+		if !slices.Contains(All, n) {
+			t.Errorf("All lacks %s", n)
+		}
+	}
+}

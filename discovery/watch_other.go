@@ -1,0 +1,9 @@
+//go:build !linux
+
+package discovery
+
+// Watch is Linux only (inotify): here it returns [ErrWatchUnsupported], and peers read the
+// directory on their timer.
+func (l *Local) Watch(stop <-chan struct{}) (<-chan struct{}, error) {
+	return nil, ErrWatchUnsupported
+}
