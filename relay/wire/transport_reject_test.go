@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -549,13 +550,21 @@ func TestTransportClientRejectsBadServer(t *testing.T) {
 // testIdentity returns the identity of the test peer named name: derived from the name, so
 // that a test can refer to a peer by name (tid) before it exists.
 func testIdentity(name string) *keys.Identity {
+	if id, ok := testIdentities.Load(name); ok {
+		return id.(*keys.Identity)
+	}
 	seed := sha256.Sum256([]byte("identity of " + name))
 	id, err := keys.IdentityFromSeed(seed[:])
 	if err != nil {
 		panic(err)
 	}
+	testIdentities.Store(name, id)
 	return id
 }
+
+// testIdentities memoizes testIdentity: deriving one costs a key generation and a signature,
+// which a benchmark calling tid in its loop would otherwise measure.
+var testIdentities sync.Map
 
 // tid is the peer id of the test peer named name, bound to testIdentity(name).
 func tid(name string) string {
