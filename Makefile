@@ -6,7 +6,10 @@ FUZZTIME ?= 200000x
 # staticcheck, pinned: `make lint` fetches it through the module proxy on first use.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test test-norace race fuzz bench lint clean
+.PHONY: all build test test-norace race fuzz bench lint clean release-check
+
+# GoReleaser, pinned, run through the module proxy like staticcheck (no install step).
+GORELEASER ?= github.com/goreleaser/goreleaser/v2@v2.17.0
 
 all: lint test
 
@@ -62,6 +65,10 @@ lint:
 	$(GO) vet $(PKGS)
 	GOOS=darwin $(GO) vet $(PKGS)   # macOS must keep building (no /proc, no fdatasync there)
 	$(GO) run $(STATICCHECK) $(PKGS)
+
+# Check .goreleaser.yaml (Linux and macOS, amd64 and arm64 builds) without building a release.
+release-check:
+	$(GO) run $(GORELEASER) check
 
 clean:
 	rm -rf bin

@@ -24,6 +24,9 @@ type fakeMesh struct {
 	maxBody  int
 	// failSend, when set, is returned by every Send (to test errors).
 	failSend error
+	// queueReason, when set, makes every Send answer queued with it as the reason, delivering
+	// nothing (a recipient whose peer does not answer).
+	queueReason string
 }
 
 type fakeInbox struct {
@@ -267,6 +270,10 @@ func (p *fakePeer) Send(_ context.Context, o relay.Outgoing) (relay.Result, erro
 	}
 	if o.Kind == 0 {
 		o.Kind = relay.KindMessage
+	}
+	if fm.queueReason != "" {
+		fm.seq++
+		return relay.Result{ID: fmt.Sprintf("Q%025d", fm.seq), Status: relay.StatusQueued, To: to, Reason: fm.queueReason}, nil
 	}
 	return fm.deliverLocked(relay.Message{From: o.From, To: to, Kind: o.Kind, Body: o.Body, ConversationID: o.ConversationID, Intent: o.Intent}), nil
 }

@@ -1,6 +1,7 @@
 package mcpserver
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -82,6 +83,9 @@ func header(it shown) string {
 	var parts []string
 	from := "from " + m.From
 	switch {
+	case m.Kind == relay.KindSystem:
+		// A holder's notice, signed by the holder: never shown as a message from a name.
+		from = fmt.Sprintf("notice from a holder (identity %s) about your message to %s", cmp.Or(m.Signer(), "unknown"), m.From)
 	case it.cl.opens:
 		from = fmt.Sprintf("%s opened conversation %s", m.From, m.ConversationID)
 	case it.cl.foreign:

@@ -30,21 +30,34 @@ func sentText(res relay.Result) string {
 	if res.ForwardedFrom != "" {
 		via = fmt.Sprintf(" (sent to %s, which was renamed: forwarded to %s)", res.ForwardedFrom, res.To)
 	}
-	if res.Status == "stored" && res.Unanswered {
-		return fmt.Sprintf("%s's session is not answering (it may have just stopped): the message is stored, held by %s, and delivered when %s is back%s.",
-			res.To, plural(res.Holders, "peer", "peers"), res.To, via)
+	why := ""
+	if res.Reason != "" {
+		why = " Why: " + res.Reason + "."
 	}
-	if res.Status == "stored" {
-		return fmt.Sprintf("%s is not online: the message is stored, held by %s, and delivered when %s appears%s.",
-			res.To, plural(res.Holders, "peer", "peers"), res.To, via)
+	switch {
+	case res.Status == relay.StatusQueued:
+		return fmt.Sprintf("Queued for %s%s: not confirmed yet. This session keeps the message (id %s) on disk and retries it with the same id until %s's peer or its holders confirm it; do not send it again (the retries cannot make it arrive twice, a resend would).%s",
+			res.To, via, res.ID, res.To, why)
+	case res.Status == relay.StatusStored && res.Unanswered:
+		return fmt.Sprintf("%s's session is not answering (it may have just stopped): the message is stored, held by %s, and delivered when %s is back%s.%s",
+			res.To, plural(res.Holders, "peer", "peers"), res.To, via, why)
+	case res.Status == relay.StatusStored:
+		return fmt.Sprintf("%s is not online: the message is stored, held by %s, and delivered when %s appears%s.%s",
+			res.To, plural(res.Holders, "peer", "peers"), res.To, via, why)
 	}
 	return fmt.Sprintf("Delivered to %s%s.", res.To, via)
 }
 
+// queuedNext is the guidance for a queued message outside a conversation.
+const queuedNext = "Nothing to do for this message: it is retried automatically, so do not send it again. Carry on with your work."
+
 func resultData(res relay.Result) map[string]any {
 	d := map[string]any{"id": res.ID, "status": res.Status, "to": res.To}
-	if res.Status == "stored" {
+	if res.Status == relay.StatusStored {
 		d["holders"] = res.Holders
+	}
+	if res.Reason != "" {
+		d["reason"] = res.Reason
 	}
 	if res.ForwardedFrom != "" {
 		d["forwarded_from"] = res.ForwardedFrom
@@ -128,6 +141,9 @@ func (s *Server) send(ctx context.Context, _ mcp.CallToolRequest, a sendArgs) (*
 		r.next = "Wait for the answer with paf_wait_response."
 		r.text += fmt.Sprintf(" In conversation %s. %s", c.ID, r.next)
 		r.data["conversation_id"] = c.ID
+	} else if res.Status == relay.StatusQueued {
+		r.next = queuedNext
+		r.text += " " + queuedNext
 	}
 	return r, nil
 }

@@ -73,3 +73,29 @@ func testStructuredResultsCarryNext(t *testing.T) {
 	res := await(t, ch, 5*time.Second)
 	next("listen with a plain message", mcptest.Structured(t, res), "paf_listen")
 }
+
+// A queued message (SPEC section 3): the structured result says queued, why, and that there
+// is nothing to resend; so does the text.
+func TestQueuedSendResult(t *testing.T) {
+	fm := newFakeMesh()
+	cfg := testConfig(t)
+	alice := startSession(t, fm.peer(), cfg)
+	bob := startSession(t, fm.peer(), cfg)
+	alice.ok("paf_register", map[string]any{"name": "alice"})
+	bob.ok("paf_register", map[string]any{"name": "bob"})
+	fm.mu.Lock()
+	fm.queueReason = "not answering: no confirmation from bob's peer yet"
+	fm.mu.Unlock()
+	text, d := alice.ok("paf_send", map[string]any{"to": "bob", "message": "are you there?"})
+	if d["status"] != "queued" || d["reason"] != "not answering: no confirmation from bob's peer yet" || d["id"] == "" {
+		t.Fatalf("structured result %v; want status queued with its reason and id", d)
+	}
+	if n, _ := d["next"].(string); !strings.Contains(n, "do not send it again") {
+		t.Fatalf("next = %q; want it to say not to resend", n)
+	}
+	for _, want := range []string{"Queued for bob", "retries it with the same id", "not answering"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text %q does not say %q", text, want)
+		}
+	}
+}

@@ -3,11 +3,14 @@ package mesh
 // Taking, releasing and renaming this peer's name.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 )
 
 // Claim makes this peer the holder of name, releasing any name it held
@@ -143,6 +146,7 @@ func (p *Peer) Rename(ctx context.Context, newName string) error {
 	now := p.now()
 	p.self.Name, p.self.ClaimedAt = n, now.UnixMilli()
 	fwd := Forward{From: old, To: n, Expires: now.Add(p.cfg.ForwardTTL), Stamp: now.UnixNano(), Origin: p.id}
+	fwd.sign(p.identity)
 	bcast := []Forward{fwd}
 	if f, ok := p.forwards[n]; ok && f.To != "" {
 		bcast = append(bcast, p.tombstoneLocked(n, now))
@@ -216,8 +220,87 @@ func (p *Peer) tombstoneLocked(name string, now time.Time) Forward {
 		exp = f.Expires
 	}
 	t := Forward{From: name, Expires: exp, Stamp: now.UnixNano(), Origin: p.id}
+	t.sign(p.identity)
 	p.applyForwardLocked(t, now)
 	return t
+}
+
+// maxForwardSkew is how far ahead of this peer's clock a forward's stamp may be: clocks
+// differ, but a stamp far in the future would win over every later entry for its name.
+const maxForwardSkew = 2 * time.Minute
+
+// checkForwardLocked decides whether a forward from another peer, whose signature has been
+// checked already (Forward.verify, which gave fp), may be applied: its stamp no more than
+// maxForwardSkew ahead of this peer's clock and its expiry no further than ForwardTTL (plus
+// that skew) away, so that no entry can outlive or out-rank the ones written after it; and it
+// must not be about a name that a peer of another identity holds now, for only the name's
+// holder renames it (a forward) or cancels its forwards (a tombstone, when it claims it
+// again).
+func (p *Peer) checkForwardLocked(f Forward, fp string, now time.Time) error {
+	if f.Stamp > now.Add(maxForwardSkew).UnixNano() {
+		return fmt.Errorf("mesh: forward for %q stamped %v ahead of this peer's clock", f.From, time.Duration(f.Stamp-now.UnixNano()).Round(time.Second))
+	}
+	if f.Expires.After(now.Add(p.cfg.ForwardTTL + maxForwardSkew)) {
+		return fmt.Errorf("mesh: forward for %q expires in %v, more than the %v a forward lasts", f.From, f.Expires.Sub(now).Round(time.Second), p.cfg.ForwardTTL)
+	}
+	if owner, ok := p.owners[f.From]; ok {
+		if ofp, _ := keys.PeerIDFingerprint(owner); ofp != fp {
+			return fmt.Errorf("mesh: forward for %q by identity %s, but a peer of identity %s holds it", f.From, fp, ofp)
+		}
+	}
+	return nil
+}
+
+// applyRemoteForwards applies forwards from another peer (a broadcast, or push/pull state):
+// each must verify (Forward.verify) and pass checkForwardLocked. Signatures are checked
+// without p.mu held, and only for entries that would change the table: a push/pull repeats
+// the whole table every interval, and re-checking what is already here would cost an idle
+// peer a signature check per forward per interval. Refusals are counted, and logged once per
+// call. It returns the entries applied.
+func (p *Peer) applyRemoteForwards(fs []Forward) []Forward {
+	p.mu.Lock()
+	now := p.now()
+	fresh := make([]Forward, 0, len(fs))
+	for _, f := range fs {
+		if cur, ok := p.forwards[f.From]; (ok && !f.newer(cur)) || !f.Expires.After(now) {
+			continue // nothing new: the table would not change
+		}
+		fresh = append(fresh, f)
+	}
+	p.mu.Unlock()
+	fps := make([]string, len(fresh))
+	errs := make([]error, len(fresh))
+	for i := range fresh {
+		fps[i], errs[i] = fresh[i].verify()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now = p.now()
+	var applied []Forward
+	var refused int
+	var firstErr error
+	for i, f := range fresh {
+		err := errs[i]
+		if err == nil {
+			err = p.checkForwardLocked(f, fps[i], now)
+		}
+		if err != nil {
+			refused++
+			firstErr = cmp.Or(firstErr, err)
+			continue
+		}
+		if p.applyForwardLocked(f, now) {
+			applied = append(applied, f)
+		}
+	}
+	if refused > 0 {
+		p.stats.RejectedForwards += uint64(refused)
+		p.log.Warn("refusing forwards from another peer", "count", refused, "first_err", firstErr)
+	}
+	if len(applied) > 0 {
+		p.recomputeLocked(now)
+	}
+	return applied
 }
 
 // applyForwardLocked merges f into the table and emits the matching event.

@@ -1,11 +1,14 @@
 package mesh
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 )
 
 // Defaults of Config, named so that the presets, New and the docs agree.
@@ -72,9 +75,23 @@ const (
 // constants), and a nil Config is DefaultLocalConfig.
 type Config struct {
 	// ID is the peer id, used as the memberlist node name. It must be unique
-	// in the mesh; empty means a fresh random id, which is what a process
-	// wants: a restarted process is a new peer that may claim the old name.
+	// in the mesh and bound to Identity; empty means a fresh random id of
+	// Identity (keys.Identity.NewPeerID), which is what a process wants: a
+	// restarted process is a new peer that may claim the old name.
 	ID string
+
+	// ConfirmClaim, when set, is asked before this peer gives its name up to another peer
+	// whose claim ranks first: it must prove that m is a live peer of the identity its id is
+	// bound to (the relay does it with a handshake at m's relay address). Until it says yes,
+	// the name is kept; a claimant it refuses is never yielded to. This is what stops replayed
+	// gossip of a departed peer, which cannot answer, from taking a live name. Nil: yield as
+	// the ranking says.
+	ConfirmClaim func(ctx context.Context, m Member) bool
+
+	// Identity is the user's identity on this machine (keys.LoadIdentity);
+	// the relay proves it on every connection. Nil means a fresh identity
+	// that is stored nowhere (tests).
+	Identity *keys.Identity
 
 	// Meta is what this peer announces at start. Name is ignored here: names
 	// are claimed with Peer.Claim after joining, so that a taken name is seen
@@ -198,8 +215,11 @@ func (c *Config) withDefaults() Config {
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
 	}
+	if out.Identity == nil {
+		out.Identity = keys.NewIdentity()
+	}
 	if out.ID == "" {
-		out.ID = newID()
+		out.ID = out.Identity.NewPeerID()
 	}
 	if out.Meta.Host == "" {
 		out.Meta.Host, _ = os.Hostname()

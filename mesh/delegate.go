@@ -39,13 +39,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 		p.log.Warn("dropping malformed gossip message", "err", err)
 		return
 	}
-	p.mu.Lock()
-	changed := p.applyForwardLocked(f, p.now())
-	if changed {
-		p.recomputeLocked(p.now())
-	}
-	p.mu.Unlock()
-	if changed {
+	if len(p.applyRemoteForwards([]Forward{f})) > 0 {
 		p.broadcastForwards([]Forward{f})
 	}
 }
@@ -82,16 +76,16 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 		return
 	}
 	st, bad, err := decodePushState(buf)
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if err != nil || bad > 0 {
+		p.mu.Lock()
 		p.stats.BadBroadcasts++
+		p.mu.Unlock()
 		p.log.Warn("dropping malformed push/pull state from a peer", "err", err, "bad_entries", bad)
 	}
+	p.applyRemoteForwards(st.Forwards)
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	now := p.now()
-	for _, f := range st.Forwards {
-		p.applyForwardLocked(f, now)
-	}
 	for _, r := range st.Reserved {
 		p.reserveLocked(r, now)
 	}
@@ -119,6 +113,7 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	m.State = MemberDead
 	if m.Meta.Leaving {
 		m.State, ev = MemberLeft, EventPeerLeft
+		p.departed.Add(n.Name, struct{}{})
 	}
 	p.emitLocked(Event{Type: ev, PeerID: n.Name})
 	p.recomputeLocked(now)
@@ -135,12 +130,19 @@ func (d *delegate) update(n *memberlist.Node, ev EventType) {
 	}
 	now := p.now()
 	m := p.members[n.Name]
-	if m != nil && m.State == MemberLeft && (err != nil || meta.Leaving) {
-		return // a repeat of the same goodbye
+	if (m != nil && m.State == MemberLeft) || (m == nil && p.departed.Contains(n.Name)) {
+		// A peer that said goodbye never comes back: a process leaves once, and a restarted
+		// one has a new id. Anything more about it is a repeat of the goodbye or a replay of
+		// its old gossip (memberlist, which forgets a departed node after
+		// GossipToTheDeadTime, takes a replayed "alive" as news).
+		return
 	}
 	if m == nil {
 		m = &Member{ID: n.Name, Since: now}
 		p.members[n.Name] = m
+		if _, ok := p.firstSeen[n.Name]; !ok {
+			p.firstSeen[n.Name] = now
+		}
 		ev = EventPeerJoined
 	} else if m.State != MemberAlive {
 		// Back from suspect, or rejoined after being declared dead.
@@ -157,6 +159,7 @@ func (d *delegate) update(n *memberlist.Node, ev EventType) {
 		// Gone as far as we are concerned: release its name now rather
 		// than when memberlist's leave message arrives.
 		m.State, m.Since, ev = MemberLeft, now, EventPeerLeft
+		p.departed.Add(n.Name, struct{}{})
 	}
 	p.emitLocked(Event{Type: ev, PeerID: n.Name})
 	p.recomputeLocked(now)

@@ -1,5 +1,14 @@
 package mesh
 
+import (
+	"context"
+	"net"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/paf-mesh/paf-mesh/internal/keys"
+)
+
 // Crash stops p the way SIGKILL would, for the tests of package mesh_test.
 func Crash(p *Peer) { p.crash() }
 
@@ -37,3 +46,32 @@ func AddForwards(p *Peer, fs []Forward) {
 
 // PushPullJoinState is what p sends on a join's push/pull.
 func PushPullJoinState(p *Peer) []byte { return (&delegate{p: p}).LocalState(true) }
+
+// DeliverForward hands p a forward as if another peer had gossiped it.
+func DeliverForward(p *Peer, f Forward) {
+	b, err := encodeBroadcast(msgForward, f)
+	if err != nil {
+		panic(err)
+	}
+	(&delegate{p: p}).NotifyMsg(b)
+}
+
+// SignForward signs f as written by id.
+func SignForward(f *Forward, id *keys.Identity) { f.sign(id) }
+
+// ForceClaim makes p announce name with claim time at, as an insider's modified peer would:
+// without checking that the name is free, with any time it likes, and never giving it up.
+func ForceClaim(ctx context.Context, p *Peer, name string, at time.Time) error {
+	p.mu.Lock()
+	p.insider = true
+	p.self.Name, p.self.ClaimedAt = name, at.UnixMilli()
+	p.recomputeLocked(p.now())
+	p.mu.Unlock()
+	return p.announce(ctx)
+}
+
+// ReplayAlive hands p memberlist's news that node id is alive with metadata meta at addr, as
+// a replayed "alive" gossip message would once memberlist has forgotten the node.
+func ReplayAlive(p *Peer, id string, meta Meta, addr *net.TCPAddr) {
+	(&delegate{p: p}).NotifyJoin(&memberlist.Node{Name: id, Addr: addr.IP, Port: uint16(addr.Port), Meta: encodeMeta(meta, memberlist.MetaMaxSize)})
+}

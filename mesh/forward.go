@@ -1,10 +1,15 @@
 package mesh
 
 import (
+	"crypto/ed25519"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 )
 
 // Forward says that messages for From go to To until Expires. An entry with an
@@ -19,6 +24,47 @@ type Forward struct {
 	// broken by Origin, so every peer keeps the same entry.
 	Stamp  int64  `json:"st"`
 	Origin string `json:"o"` // peer id that wrote the entry
+	// Key and Sig: the identity key of Origin's peer and its signature of the entry
+	// (sign). A peer takes an entry from another only if it verifies, from the identity of
+	// Origin, within the bounds on Stamp and Expires, and not for a name another identity
+	// holds (Peer.checkForwardLocked).
+	Key keys.Raw `json:"k,omitempty"`
+	Sig keys.Raw `json:"sig,omitempty"`
+}
+
+// forwardDomain separates forward signatures from everything else an identity signs.
+const forwardDomain = "forward"
+
+func (f *Forward) signedBytes() []byte {
+	b := make([]byte, 0, 128)
+	for _, s := range []string{f.From, f.To, f.Origin} {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(f.Expires.UnixMilli()))
+	return binary.BigEndian.AppendUint64(b, uint64(f.Stamp))
+}
+
+// sign signs f as written by id.
+func (f *Forward) sign(id *keys.Identity) {
+	f.Key = keys.Raw(id.Public())
+	f.Sig = keys.Raw(id.Sign(forwardDomain, f.signedBytes()))
+}
+
+// verify checks f's signature and that it is by the identity f.Origin is bound to, and
+// returns that identity's fingerprint.
+func (f *Forward) verify() (string, error) {
+	if f.Sig == "" {
+		return "", errors.New("mesh: unsigned forward (a peer of a version before signed forwards?)")
+	}
+	if !keys.Verify(ed25519.PublicKey(f.Key), forwardDomain, f.signedBytes(), []byte(f.Sig)) {
+		return "", errors.New("mesh: forward signature does not verify")
+	}
+	fp := keys.Fingerprint(ed25519.PublicKey(f.Key))
+	if o, ok := keys.PeerIDFingerprint(f.Origin); !ok || o != fp {
+		return "", fmt.Errorf("mesh: forward from peer %s signed by identity %s", clip(f.Origin, 40), fp)
+	}
+	return fp, nil
 }
 
 // newer reports whether f supersedes g (both for the same From).

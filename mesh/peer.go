@@ -2,8 +2,6 @@ package mesh
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,7 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/hashicorp/memberlist"
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 )
 
 var (
@@ -93,18 +93,25 @@ type Stats struct {
 	// RejectedGossip counts gossip that failed to decrypt or authenticate:
 	// a peer with another secret (or none) trying to talk to this mesh.
 	RejectedGossip uint64
+	// RejectedForwards counts forwards (renames) from other peers that were refused: not
+	// signed by their origin's identity, out of bounds, or for a name another identity holds.
+	RejectedForwards uint64
+	// RefusedClaims counts claims of our name that this peer did not yield to: a claim time
+	// it cannot have observed, or a claimant that could not prove it is live (ConfirmClaim).
+	RefusedClaims uint64
 }
 
 // Peer is one member of the mesh. Its methods are safe for concurrent use.
 type Peer struct {
-	cfg   Config
-	log   *slog.Logger
-	id    string
-	addr  string // our gossip address, fixed once bound
-	live  atomic.Int32
-	ml    *memberlist.Memberlist
-	queue *memberlist.TransmitLimitedQueue
-	now   func() time.Time
+	cfg      Config
+	log      *slog.Logger
+	id       string
+	identity *keys.Identity
+	addr     string // our gossip address, fixed once bound
+	live     atomic.Int32
+	ml       *memberlist.Memberlist
+	queue    *memberlist.TransmitLimitedQueue
+	now      func() time.Time
 
 	// announceMu serialises our metadata updates: memberlist's UpdateNode
 	// reads our node's state outside its lock and must not run twice at once.
@@ -119,6 +126,17 @@ type Peer struct {
 	subs     map[chan<- Event]struct{}
 	stats    Stats
 	failing  map[string]*backoff // discovery addresses that failed: when to try again
+	// firstSeen is when this peer first learnt of each member; claimants, what
+	// ConfirmClaim said of a member that ranked before our own claim (true:
+	// proven; false: refused), and nil entries while it is being asked.
+	firstSeen map[string]time.Time
+	claimants map[string]*claimVerdict
+	// departed remembers the ids of peers that said goodbye, past Retain, so that replayed
+	// gossip of one does not bring it back (delegate.update).
+	departed *lru.Cache[string, struct{}]
+	// insider: never give our name up (tests only, ForceClaim: a peer whose code an attacker
+	// changed).
+	insider bool
 
 	discoverMu sync.Mutex // one discovery round at a time
 
@@ -135,18 +153,22 @@ func New(cfg *Config) (*Peer, error) {
 	c := cfg.withDefaults()
 	ml := c.Memberlist
 	p := &Peer{
-		cfg:      c,
-		log:      c.Logger.With("peer", c.ID),
-		id:       c.ID,
-		now:      time.Now,
-		members:  make(map[string]*Member),
-		owners:   make(map[string]string),
-		forwards: make(forwardTable),
-		subs:     make(map[chan<- Event]struct{}),
-		failing:  make(map[string]*backoff),
-		kick:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
+		cfg:       c,
+		log:       c.Logger.With("peer", c.ID),
+		id:        c.ID,
+		identity:  c.Identity,
+		now:       time.Now,
+		members:   make(map[string]*Member),
+		owners:    make(map[string]string),
+		forwards:  make(forwardTable),
+		subs:      make(map[chan<- Event]struct{}),
+		failing:   make(map[string]*backoff),
+		firstSeen: make(map[string]time.Time),
+		claimants: make(map[string]*claimVerdict),
+		kick:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
 	}
+	p.departed, _ = lru.New[string, struct{}](maxDeparted) // fails only for a size <= 0
 	p.self = c.Meta.clone()
 	p.self.Name, p.self.ClaimedAt, p.self.Leaving = "", 0, false
 	if err := p.self.check(); err != nil {
@@ -189,17 +211,11 @@ func New(cfg *Config) (*Peer, error) {
 	return p, nil
 }
 
-func newID() string {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		// crypto/rand does not fail on supported platforms.
-		panic(err)
-	}
-	return hex.EncodeToString(b[:])
-}
-
 // ID is this peer's id.
 func (p *Peer) ID() string { return p.id }
+
+// Identity is the identity this peer's id is bound to.
+func (p *Peer) Identity() *keys.Identity { return p.identity }
 
 // Addr is this peer's gossip address (host:port), what others join.
 func (p *Peer) Addr() string { return p.addr }
@@ -225,7 +241,11 @@ func (p *Peer) Join(addrs ...string) (int, error) {
 // idempotent.
 func (p *Peer) Close() error {
 	p.closeOnce.Do(func() {
+		// Under mu: goroutines are started under mu only while stop is open, so none is
+		// added once Wait may have begun.
+		p.mu.Lock()
 		close(p.stop)
+		p.mu.Unlock()
 		p.wg.Wait()
 		p.mu.Lock()
 		p.self.Leaving = true
@@ -508,8 +528,26 @@ func (p *Peer) recomputeLocked(now time.Time) {
 	owners := make(map[string]string, len(best))
 	for name, m := range best {
 		owners[name] = m.ID
-		if old, ok := p.owners[name]; !ok || old != m.ID {
-			p.emitLocked(Event{Type: EventNameClaimed, Name: name, PeerID: m.ID})
+	}
+	for name, id := range owners {
+		// An owner that is live and still claims the name keeps it, in this peer's view, until
+		// the claim that now ranks first is shown to be possible and live (mayYieldLocked).
+		if old, ok := p.owners[name]; ok && old != id {
+			if cur := p.claimantLocked(old, name); cur != nil && !p.mayYieldLocked(cur, best[name], now) {
+				owners[name] = old
+			}
+		}
+	}
+	if n := p.self.Name; n != "" && owners[n] != p.id && p.owners[n] != p.id {
+		// Our claim has not been the owner here yet (made just now, or before this peer saw
+		// the others): the same rule against the claim that ranks first.
+		if cur := p.claimantLocked(p.id, n); cur != nil && !p.mayYieldLocked(cur, best[n], now) {
+			owners[n] = p.id
+		}
+	}
+	for name, id := range owners {
+		if old, ok := p.owners[name]; !ok || old != id {
+			p.emitLocked(Event{Type: EventNameClaimed, Name: name, PeerID: id})
 		}
 	}
 	for name, id := range p.owners {
@@ -518,7 +556,7 @@ func (p *Peer) recomputeLocked(now time.Time) {
 		}
 	}
 	p.owners = owners
-	if n := p.self.Name; n != "" && owners[n] != p.id {
+	if n := p.self.Name; n != "" && owners[n] != p.id && !p.insider {
 		winner := owners[n]
 		p.log.Warn("lost a concurrent claim of our name", "name", n, "owner", winner)
 		p.self.Name, p.self.ClaimedAt = "", 0
@@ -568,6 +606,8 @@ func (p *Peer) tick() {
 	for id, m := range p.members {
 		if (m.State == MemberDead || m.State == MemberLeft) && now.Sub(m.Since) > p.cfg.Retain {
 			delete(p.members, id)
+			delete(p.firstSeen, id)
+			delete(p.claimants, id)
 		}
 		if m.State == MemberSuspect && now.Sub(m.Since) > refuted {
 			m.State, m.Since = MemberAlive, now
@@ -611,4 +651,114 @@ func (p *Peer) observeLog(_ slog.Level, line string) {
 		m.State, m.Since = MemberSuspect, p.now()
 		p.emitLocked(Event{Type: EventPeerSuspect, PeerID: id})
 	}
+}
+
+// maxClaimClockSkew is how much earlier than its first sight here a claim may say it was made:
+// gossip takes time, and clocks differ.
+const maxClaimClockSkew = 2 * time.Minute
+
+// maxDeparted bounds the ids of departed peers remembered (Peer.departed): far more than
+// leave a mesh between two restarts of a long-running peer.
+const maxDeparted = 16384
+
+// claimRecheck is how long a claimant that could not prove itself live is not asked again: a
+// real peer whose relay was briefly unreachable gets another chance.
+const claimRecheck = 30 * time.Second
+
+// claimVerdict is what this peer concluded about a claimant that ranks before our own claim.
+type claimVerdict struct {
+	asking bool      // ConfirmClaim is being asked
+	ok     bool      // proven: we yield to it
+	at     time.Time // when the verdict was reached
+}
+
+// claimantLocked returns the member id if it is live and claims name (this peer included),
+// else nil.
+func (p *Peer) claimantLocked(id, name string) *Member {
+	if id == p.id {
+		if p.self.Name != name {
+			return nil
+		}
+		return &Member{ID: p.id, State: MemberAlive, Meta: p.self}
+	}
+	m := p.members[id]
+	if m == nil || m.Meta.Name != name || (m.State != MemberAlive && m.State != MemberSuspect) {
+		return nil
+	}
+	return m
+}
+
+// mayYieldLocked reports whether the name that cur holds (in this peer's view) may go to w,
+// whose claim ranks first (SPEC section 7, "Names are bound to identities"). It may not when
+// w's claim time is earlier than cur's although w was unknown here when cur claimed (an
+// insider announcing a claim time of 1 ms: a time that cannot have been observed), nor until
+// ConfirmClaim has proven w a live peer of its identity (replayed gossip of a departed peer
+// cannot answer). The proof is asked in the background (again after claimRecheck if it
+// failed); its answer recomputes the owners. Every peer applies it, to every name, so the
+// holder and the others keep the same owner while a claim is unproven.
+//
+// The price: two partitions that each gave one name to a different peer, and then merge, keep
+// each side's holder (in each side's view) until one of them releases it.
+func (p *Peer) mayYieldLocked(cur, w *Member, now time.Time) bool {
+	if w == nil || w.ID == cur.ID {
+		return true
+	}
+	ours := cur.ID == p.id
+	v := p.claimants[w.ID]
+	if w.Meta.ClaimedAt < cur.Meta.ClaimedAt {
+		if seen, ok := p.firstSeen[w.ID]; ok && seen.UnixMilli() > cur.Meta.ClaimedAt+maxClaimClockSkew.Milliseconds() {
+			if v == nil {
+				p.claimants[w.ID] = &claimVerdict{at: now}
+				p.stats.RefusedClaims++
+				p.log.Warn("refusing a claim time that cannot have been observed: the claimant was not in the mesh when the holder claimed the name",
+					"name", cur.Meta.Name, "holder", cur.ID, "ours", ours, "claimant", w.ID,
+					"claimed_at", time.UnixMilli(w.Meta.ClaimedAt).UTC(), "first_seen", seen.UTC())
+			}
+			return false
+		}
+	}
+	if p.cfg.ConfirmClaim == nil {
+		return true
+	}
+	switch {
+	case v != nil && v.asking:
+		return false
+	case v != nil && (v.ok || now.Sub(v.at) < claimRecheck):
+		return v.ok
+	}
+	select {
+	case <-p.stop:
+		return false // closing: keep what we have
+	default:
+	}
+	p.claimants[w.ID] = &claimVerdict{asking: true}
+	m := *w
+	p.wg.Add(1)
+	go p.confirmClaimant(m, cur.Meta.Name)
+	return false
+}
+
+// confirmClaimant asks ConfirmClaim about m, a claimant of name, and recomputes the owners
+// with its answer.
+func (p *Peer) confirmClaimant(m Member, name string) {
+	defer p.wg.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	ok := p.cfg.ConfirmClaim(ctx, m)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.claimants[m.ID] = &claimVerdict{ok: ok, at: p.now()}
+	if !ok {
+		p.stats.RefusedClaims++
+		p.log.Warn("refusing a claim: the claimant could not prove it is a live peer of its identity (replayed gossip of a peer that is gone?)",
+			"name", name, "claimant", m.ID)
+	}
+	p.recomputeLocked(p.now())
 }

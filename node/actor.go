@@ -18,9 +18,10 @@ import (
 // none, as a brief peer of its own that joins the mesh as the name and
 // leaves at Close (SPEC section 6, send/check/listen).
 type Actor struct {
-	name string
-	ctl  string // control socket of the live peer, or ""
-	n    *Node  // the brief peer, or nil
+	name   string
+	runDir string
+	ctl    string // control socket of the live peer, or ""
+	n      *Node  // the brief peer, or nil
 }
 
 // localRetry is how long ActAs looks again for a local holder of a name the
@@ -32,7 +33,7 @@ const localRetry = 2 * time.Second
 // one is needed, runs with cfg (Brief and Name set here). A name held by a
 // peer on another machine is an error that says to act from there.
 func ActAs(ctx context.Context, cfg Config, name string) (*Actor, error) {
-	a := &Actor{name: name}
+	a := &Actor{name: name, runDir: cfg.RunDir}
 	if a.ctl = LocalHolder(cfg.RunDir, name); a.ctl != "" {
 		return a, nil
 	}
@@ -106,6 +107,70 @@ func (a *Actor) Close() {
 	}
 }
 
+// yielded reports whether the brief peer gave the name up to a long-lived
+// peer that wants it, or lost it to one that claimed it at the same moment
+// (claim.go).
+func (a *Actor) yielded() bool {
+	if a.n == nil {
+		return false
+	}
+	select {
+	case <-a.n.Yielded():
+		return true
+	default:
+		return a.n.Name() != a.name
+	}
+}
+
+// follow goes on through the long-lived peer on this machine that took the
+// name from the brief peer: the brief peer leaves, and the actor waits (up to
+// followPatience, or ctx) for the long-lived peer's control socket.
+func (a *Actor) follow(ctx context.Context) error {
+	a.n.Close()
+	a.n = nil
+	deadline := time.Now().Add(followPatience)
+	for {
+		if a.ctl = LocalHolder(a.runDir, a.name); a.ctl != "" {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("a long-lived peer took the name %s while this command ran, and it is not on this machine (or has not started yet); act as %s from that peer's machine, or run the command again", a.name, a.name)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the run dir
+	}
+}
+
+// followPatience bounds how long an actor whose brief peer gave its name up
+// waits for the long-lived peer that took it to serve its control socket: it
+// claims at once, then opens the socket and advertises it.
+const followPatience = 10 * time.Second
+
+// handoffPatience bounds a brief peer's last try to deliver or store its queued messages
+// before it exits.
+const handoffPatience = 5 * time.Second
+
+// handoff is what a brief peer does with a queued message before it exits (SPEC section 3):
+// one more try to deliver or store everything queued; what still is not confirmed stays in
+// the brief peer's outbox file in the state dir, for the state dir's long-lived peer (serve,
+// mcp) to take over and send. The result says which.
+func (a *Actor) handoff(ctx context.Context, res relay.Result) relay.Result {
+	hctx, cancel := context.WithTimeout(ctx, handoffPatience)
+	defer cancel()
+	h := a.n.relay.Handoff(hctx)
+	if sent, ok := h.Sent[res.ID]; ok {
+		return sent
+	}
+	where := "no long-lived peer (paf-peer serve, or an agent session's) runs on this machine now: it is sent when one starts with this state dir"
+	for _, e := range LocalPeers(a.n.cfg.RunDir) {
+		if e.Control != "" && e.ID != a.n.ID() {
+			where = "a long-lived peer runs on this machine: one that uses this state dir takes it over within seconds and retries it"
+			break
+		}
+	}
+	res.Reason += fmt.Sprintf("; this command's brief peer exits now, so it left the message in %s: %s", h.File, where)
+	return res
+}
+
 func (a *Actor) call(ctx context.Context, req control.Request) (*control.Response, error) {
 	req.As = a.name
 	return control.Call(ctx, a.ctl, req)
@@ -114,8 +179,17 @@ func (a *Actor) call(ctx context.Context, req control.Request) (*control.Respons
 // Send sends msg to to. A brief peer that finds nobody to keep a message for
 // an offline name returns relay.ErrNoHolders.
 func (a *Actor) Send(ctx context.Context, to, msg string) (relay.Result, error) {
+	if a.yielded() {
+		if err := a.follow(ctx); err != nil {
+			return relay.Result{}, err
+		}
+	}
 	if a.n != nil {
-		return a.n.relay.Send(ctx, relay.Outgoing{From: a.name, To: to, Body: msg})
+		res, err := a.n.relay.Send(ctx, relay.Outgoing{From: a.name, To: to, Body: msg})
+		if err == nil && res.Status == relay.StatusQueued {
+			res = a.handoff(ctx, res)
+		}
+		return res, err
 	}
 	resp, err := a.call(ctx, control.Request{Op: control.OpSend, To: to, Message: msg})
 	if err != nil {
@@ -131,28 +205,32 @@ func (a *Actor) Send(ctx context.Context, to, msg string) (relay.Result, error) 
 // wait is set; 0 waits until ctx ends) without marking them read: call Ack
 // once they are shown.
 func (a *Actor) Messages(ctx context.Context, wait bool, timeout time.Duration) ([]relay.JSONMessage, error) {
-	if a.n != nil {
-		// A brief peer: the holders of messages for this name hand them
-		// over now that it is online; wait (briefly) for that.
-		cctx, cancel := context.WithTimeout(ctx, BriefCollectPatience)
-		err := a.n.relay.Collect(cctx, a.name)
+	start := time.Now()
+	if a.n != nil && !a.yielded() {
+		// A brief peer, until a long-lived peer wants the name.
+		yctx, cancel := context.WithCancel(ctx)
+		yielded := a.n.Yielded()
+		go func() {
+			select {
+			case <-yielded:
+				cancel()
+			case <-yctx.Done():
+			}
+		}()
+		ms, err := a.briefMessages(yctx, wait, timeout)
 		cancel()
-		if err != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("collect stored messages: %w", err)
+		if !a.yielded() {
+			return ms, err
 		}
-		if wait {
-			wctx := ctx
-			if timeout > 0 {
-				var cancel context.CancelFunc
-				wctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
-			}
-			if err := a.n.relay.Wait(wctx, a.name); err != nil && wctx.Err() == nil {
-				return nil, err
-			}
+	}
+	if a.yielded() {
+		if err := a.follow(ctx); err != nil {
+			return nil, err
 		}
-		ms, err := a.n.relay.Peek(a.name)
-		return JSONMessages(ms), err
+		if timeout > 0 {
+			// What the brief peer waited counts against the timeout.
+			timeout = max(timeout-time.Since(start), time.Millisecond)
+		}
 	}
 	op := control.OpCheck
 	if wait {
@@ -165,6 +243,31 @@ func (a *Actor) Messages(ctx context.Context, wait bool, timeout time.Duration) 
 	return resp.Messages, nil
 }
 
+// briefMessages is Messages through the brief peer: the holders of messages
+// for this name hand them over now that it is online; it waits (briefly) for
+// that, and then, for listen, for a message.
+func (a *Actor) briefMessages(ctx context.Context, wait bool, timeout time.Duration) ([]relay.JSONMessage, error) {
+	cctx, cancel := context.WithTimeout(ctx, BriefCollectPatience)
+	err := a.n.relay.Collect(cctx, a.name)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		return nil, fmt.Errorf("collect stored messages: %w", err)
+	}
+	if wait {
+		wctx := ctx
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		if err := a.n.relay.Wait(wctx, a.name); err != nil && wctx.Err() == nil {
+			return nil, err
+		}
+	}
+	ms, err := a.n.relay.Peek(a.name)
+	return JSONMessages(ms), err
+}
+
 // Ack marks ms read.
 func (a *Actor) Ack(ctx context.Context, ms []relay.JSONMessage) error {
 	if len(ms) == 0 {
@@ -173,6 +276,11 @@ func (a *Actor) Ack(ctx context.Context, ms []relay.JSONMessage) error {
 	ids := make([]string, len(ms))
 	for i, m := range ms {
 		ids[i] = m.ID
+	}
+	if a.yielded() {
+		if err := a.follow(ctx); err != nil {
+			return err
+		}
 	}
 	if a.n != nil {
 		_, err := a.n.relay.Ack(a.name, ids)

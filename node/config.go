@@ -92,10 +92,14 @@ const (
 type Config struct {
 	// Name is claimed at start ("" for none). A name held by a live peer
 	// elsewhere makes New fail with mesh.ErrNameTaken; one held by a peer
-	// that stopped answering is waited for, up to ClaimPatience.
+	// that stopped answering, or (for a peer that is not Brief) by a Brief
+	// peer, which is asked to give it up, is waited for, up to ClaimPatience.
 	Name string
 	// Description is what this peer is for, shown to others.
 	Description string
+	// Clock is the clock of the times messages carry (relay.Config.Now); nil is time.Now.
+	// Tests skew one peer's clock with it.
+	Clock func() time.Time
 
 	// Keys are the mesh's keys from the shared secret: secure mode. Nil is
 	// open mode, with keys kept in the run dir (keys.LocalKeys), so every

@@ -11,10 +11,16 @@
 //
 // What a peer guarantees beyond its parts:
 //   - Orphan adoption: a peer that is not Brief takes over the held messages
-//     of peers that died (their state slots are unlocked) at start and then
-//     every minute, so messages survive every session closing.
-//   - A lost name (two peers claimed it at the same moment and the other
-//     won) closes the inbox file at once and is reported on Lost.
+//     of peers that died (their state slots are unlocked): at start, then
+//     often for a while after its start and after each peer it sees leave or
+//     fail (a slot is freed a moment after its peer left), and otherwise
+//     every minute, so messages survive every session closing, a total
+//     restart included.
+//   - Long-lived claims win: a peer that is not Brief never loses its name
+//     to a Brief one (claim.go); the Brief peer gives the name up and its
+//     Actor goes on through the long-lived peer.
+//   - A lost name (two long-lived peers claimed it at the same moment and
+//     the other won) closes the inbox file at once and is reported on Lost.
 //   - The rendezvous entry in the run dir always names the name held.
 //
 // Above that sit the three ways a peer is used: Backend is the MCP server's

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,6 +19,36 @@ import (
 	"github.com/paf-mesh/paf-mesh/internal/termsafe"
 	"github.com/paf-mesh/paf-mesh/relay"
 )
+
+// HookInput is the part of a Claude Code hook's stdin JSON a hook uses.
+type HookInput struct {
+	SessionID      string `json:"session_id"`
+	StopHookActive bool   `json:"stop_hook_active"` // Claude is already going on because of a Stop hook
+	HookEventName  string `json:"hook_event_name"`
+}
+
+// maxHookInput bounds what a hook reads from stdin: hook inputs are small,
+// but a UserPromptSubmit carries the whole prompt.
+const maxHookInput = 8 << 20
+
+// ReadHookInput reads a hook's JSON input from r (at most maxHookInput bytes).
+func ReadHookInput(r io.Reader) (HookInput, error) {
+	var in HookInput
+	if r == nil {
+		return in, errors.New("read hook input: no stdin")
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxHookInput+1))
+	if err != nil {
+		return in, fmt.Errorf("read hook input: %w", err)
+	}
+	if len(b) > maxHookInput {
+		return in, fmt.Errorf("read hook input: more than %d bytes on stdin", maxHookInput)
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return in, fmt.Errorf("hook input is not JSON (%v): run paf-peer hook as a Claude Code hook command, which passes the event on stdin", err)
+	}
+	return in, nil
+}
 
 // HookPeerWait is how long a hook waits for its session's peer to appear: a
 // SessionStart hook can run before the client has started `paf-peer mcp`, and

@@ -28,14 +28,17 @@ import (
 // rendezvous entry and control socket, wired together. This is the only
 // place the packages meet.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	slot   *statedir.Slot
-	keys   *keys.Keys
-	peer   *mesh.Peer
-	relay  *relay.Relay
-	local  *discovery.Local
-	advert *discovery.Advert
+	cfg      Config
+	log      *slog.Logger
+	slot     *statedir.Slot
+	keys     *keys.Keys
+	identity *keys.Identity // this user's on this machine (the state dir's identity file)
+	// relayReady is n.relay once it exists, for the mesh's callbacks (which may run before).
+	relayReady atomic.Pointer[relay.Relay]
+	peer       *mesh.Peer
+	relay      *relay.Relay
+	local      *discovery.Local
+	advert     *discovery.Advert
 	// watchStop ends the run dir's watch (discovery.Local.Watch), after the peer.
 	watchStop chan struct{}
 	ctl       *control.Server
@@ -44,7 +47,13 @@ type Node struct {
 	// lost receives the name this peer lost to a concurrent claim (capacity
 	// 1; later losses are dropped): serve stops on it, since a headless peer
 	// cannot pick another name by itself.
-	lost      chan mesh.Event
+	lost chan mesh.Event
+	// yielded is closed when a brief peer gives its name up to a long-lived
+	// peer that wants it (claim.go).
+	yielded   chan struct{}
+	yieldOnce sync.Once
+	bg        sync.WaitGroup // reclaims in progress (claim.go)
+	cancelSub func()         // ends the subscription to events
 	cancel    func()
 	done      chan struct{}
 	closeOnce sync.Once
@@ -65,7 +74,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	s := cfg.withDefaults()
 	log := s.Logger
-	n := &Node{cfg: s, log: log, done: make(chan struct{}), lost: make(chan mesh.Event, 1)}
+	n := &Node{cfg: s, log: log, done: make(chan struct{}), lost: make(chan mesh.Event, 1), yielded: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			n.Close() // whatever was started, in reverse order
@@ -94,11 +103,20 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	static := discovery.Static(s.Join)
 
+	if n.identity, err = keys.LoadIdentity(s.StateDir); err != nil {
+		return nil, fmt.Errorf("%w; fix it or choose another state dir with --state-dir / PAF_STATE_DIR", err)
+	}
+
 	mc := mesh.DefaultLocalConfig()
 	if s.Secure() {
 		mc = mesh.DefaultLANConfig()
 	}
 	mc.Logger = log
+	mc.Identity = n.identity
+	mc.ConfirmClaim = func(ctx context.Context, m mesh.Member) bool {
+		r := n.relayReady.Load()
+		return r != nil && r.ProveLive(ctx, m) == nil
+	}
 	if n.slot != nil {
 		mc.StateDir = n.slot.Dir()
 	}
@@ -146,6 +164,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	rc.ListenAddr = net.JoinHostPort(s.Bind.Addr().String(), "0")
 	rc.MaxBody, rc.LargeBody, rc.StoreTTL, rc.Replicas = s.MaxBody, s.FileOver, s.StoreTTL, s.Replicas
 	rc.Rate, rc.Burst = rate.Limit(s.Rate), int(2*s.Rate)
+	rc.Now = s.Clock
 	if n.slot != nil {
 		rc.HolderDir = n.slot.Dir()
 		rc.OnHeldChange = func(msgs, names int) {
@@ -157,6 +176,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.relay, err = relay.New(rc); err != nil {
 		return nil, err
 	}
+	n.relayReady.Store(n.relay)
 	relayAddr := advertisable(n.relay.Addr(), n.peer.Addr())
 	if err = n.peer.SetMeta(ctx, func(m *mesh.Meta) { relay.SetMetaAddr(m, relayAddr) }); err != nil {
 		return nil, err
@@ -173,8 +193,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if len(s.Join) > 0 && len(n.peer.Members()) <= 1 {
 		log.Warn("no seed answered; running alone until one does", "seeds", s.Join)
 	}
+	// Subscribe before claiming: a concurrent claim lost during the start
+	// is then handled as any other (watch starts below).
+	n.events = make(chan mesh.Event, 256)
+	n.cancelSub = n.peer.Subscribe(n.events)
 	if s.Name != "" {
-		if err = claimPatiently(ctx, n.peer, s.Name); err != nil {
+		if err = n.claimPatiently(ctx, s.Name); err != nil {
 			return nil, err
 		}
 	}
@@ -191,10 +215,8 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.slot != nil {
 		n.adoptOrphans()
 	}
-	n.events = make(chan mesh.Event, 256)
-	cancelSub := n.peer.Subscribe(n.events)
 	evctx, cancel := context.WithCancel(context.Background())
-	n.cancel = func() { cancel(); cancelSub() }
+	n.cancel = func() { cancel(); n.cancelSub() }
 	go n.watch(evctx)
 	return n, nil
 }
@@ -240,15 +262,6 @@ func (n *Node) Members() []mesh.Member { return n.peer.Members() }
 // Forwards is the renames in force.
 func (n *Node) Forwards() []mesh.Forward { return n.peer.Forwards() }
 
-// claimPatiently claims name, waiting up to ClaimPatience while its holder
-// is a peer that failed or stopped answering; a holder that answers makes it
-// fail at once.
-func claimPatiently(ctx context.Context, p *mesh.Peer, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, ClaimPatience)
-	defer cancel()
-	return p.ClaimWhenReleased(ctx, name)
-}
-
 // ClaimAndCollect claims name for an agent session (waiting, as New does,
 // up to ClaimPatience for a holder that stopped answering), then
 // waits briefly for the holders of messages stored for it to hand them over,
@@ -256,7 +269,7 @@ func claimPatiently(ctx context.Context, p *mesh.Peer, name string) error {
 // paf_register reports, a first paf_check) includes them. Anything not handed
 // over in that time still arrives, a moment later.
 func (n *Node) ClaimAndCollect(ctx context.Context, name string) error {
-	if err := claimPatiently(ctx, n.peer, name); err != nil {
+	if err := n.claimPatiently(ctx, name); err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, CollectPatience)
@@ -386,10 +399,23 @@ func removeStaleSockets(local *discovery.Local) {
 	}
 }
 
+// How often a peer looks for orphaned state slots (adoptOrphans). A slot
+// becomes an orphan when its peer's process lets go of its lock, a moment
+// after the peer left the mesh (or, for a crash, at once): peers that stop
+// while others start (a total restart) free theirs after the new ones looked
+// at start. So a peer looks often for adoptBurst after its start and after
+// each peer it sees leave or fail, and otherwise once a minute, in case it
+// missed one. A look is a directory read and a lock attempt per slot.
+const (
+	adoptIdle  = time.Minute
+	adoptEvery = 250 * time.Millisecond
+	adoptBurst = 30 * time.Second
+)
+
 // adoptOrphans takes over the held messages of peers that died (their state
 // slots are unlocked) and removes their slots, so that messages survive every
-// session closing. It runs at start and then every minute: a peer that dies
-// while others run is adopted by one of them.
+// session closing. It runs at start and then as the constants above say: a
+// peer that dies while others run is adopted by one of them within a moment.
 func (n *Node) adoptOrphans() {
 	orphans, err := statedir.Orphans(n.cfg.StateDir)
 	if err != nil {
@@ -424,8 +450,25 @@ func (n *Node) adoptOrphans() {
 // informational name current.
 func (n *Node) watch(ctx context.Context) {
 	defer close(n.done)
-	adopt := time.NewTicker(time.Minute)
+	adopt := time.NewTicker(adoptIdle)
 	defer adopt.Stop()
+	// soon ticks every adoptEvery until burstEnd; nil when no burst is on.
+	var soon *time.Ticker
+	var soonC <-chan time.Time
+	burstEnd := time.Now().Add(adoptBurst)
+	burst := func() {
+		burstEnd = time.Now().Add(adoptBurst)
+		if soon == nil && n.slot != nil {
+			soon = time.NewTicker(adoptEvery)
+			soonC = soon.C
+		}
+	}
+	burst()
+	defer func() {
+		if soon != nil {
+			soon.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -434,20 +477,33 @@ func (n *Node) watch(ctx context.Context) {
 			if n.slot != nil {
 				n.adoptOrphans()
 			}
+		case <-soonC:
+			n.adoptOrphans()
+			if time.Now().After(burstEnd) {
+				soon.Stop()
+				soon, soonC = nil, nil
+			}
 		case e := <-n.events:
+			if e.Type == mesh.EventPeerLeft || e.Type == mesh.EventPeerFailed {
+				burst()
+			}
 			switch e.Type {
 			case mesh.EventNameLost:
-				n.log.Error("lost our name to another peer that claimed it at the same time", "name", e.Name, "owner", e.PeerID)
 				n.relay.CloseInbox(e.Name) // the winner's process may need the file
-				select {
-				case n.lost <- e:
-				default:
+				if !n.cfg.Brief && n.transient(e.PeerID) {
+					n.log.Info("a brief peer (a shell command) claimed our name at the same moment; taking it back", "name", e.Name, "holder", e.PeerID)
+					n.bg.Add(1)
+					go n.reclaim(ctx, e)
+					break
 				}
+				n.log.Error("lost our name to another peer that claimed it at the same time", "name", e.Name, "owner", e.PeerID)
+				n.reportLost(e)
 			case mesh.EventPeerJoined, mesh.EventPeerLeft, mesh.EventPeerFailed:
 				n.log.Info(e.Type.String(), "peer", e.PeerID)
 			case mesh.EventNameClaimed, mesh.EventNameReleased, mesh.EventNameRenamed:
 				n.log.Info(e.Type.String(), "name", e.Name, "peer", e.PeerID, "to", e.To)
 			}
+			n.yieldIfWanted(e)
 			// Rewrite our rendezvous entry only when our own name changed:
 			// readers scanning the run dir retry around a rewrite, but there
 			// is no need to make them.
@@ -471,6 +527,9 @@ func (n *Node) close() {
 	if n.cancel != nil {
 		n.cancel()
 		<-n.done
+		n.bg.Wait()
+	} else if n.cancelSub != nil {
+		n.cancelSub()
 	}
 	if m := n.mdns.Load(); m != nil {
 		m.Close()

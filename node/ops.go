@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/paf-mesh/paf-mesh/node/control"
 	"github.com/paf-mesh/paf-mesh/relay"
@@ -42,6 +43,48 @@ func (h *controlHandler) Wait(ctx context.Context, as string) error {
 		return err
 	}
 	return nil
+}
+
+// nameCheck is how often WaitNew checks that this peer still holds the name
+// it waits on: the change channel of an inbox whose name moved away (a
+// rename) is never closed.
+const nameCheck = time.Second
+
+func (h *controlHandler) WaitNew(ctx context.Context, as string, seen []string) error {
+	if err := h.holds(as); err != nil {
+		return err
+	}
+	shown := make(map[string]bool, len(seen))
+	for _, id := range seen {
+		shown[id] = true
+	}
+	t := time.NewTicker(nameCheck)
+	defer t.Stop()
+	for {
+		// The state first: a message that arrives after the Peek closes changed.
+		_, changed, err := h.relay.InboxState(as)
+		if err != nil {
+			return err
+		}
+		ms, err := h.relay.Peek(as)
+		if err != nil {
+			return err
+		}
+		for i := range ms {
+			if !shown[ms[i].ID] {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-t.C:
+			if err := h.holds(as); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 func (h *controlHandler) Peek(as string) ([]relay.JSONMessage, error) {

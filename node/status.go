@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/discovery"
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/mcpserver"
 	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/node/control"
@@ -33,6 +34,16 @@ type StatusPeer struct {
 	// Transient marks a short-lived peer: a send, check or listen command
 	// acting as a name.
 	Transient bool `json:"transient,omitempty"`
+	// ClockSkew is what the reporting peer knows of this peer's clock compared with its own
+	// (from the stamps of its requests, or a refusal of ours), e.g. "5m0s ahead, outside the
+	// ±2m0s window"; empty when nothing is known.
+	ClockSkew string `json:"clock_skew,omitempty"`
+	// ClockOutside: the two clocks differ by more than the accepted window, so requests
+	// between the two peers are refused (their messages wait with holders, or queued).
+	ClockOutside bool `json:"clock_outside,omitempty"`
+	// Identity is the fingerprint of the identity the peer's id is bound to (the
+	// relay proves it on every connection); empty for an id bound to none.
+	Identity string `json:"identity"`
 }
 
 // StatusForward is one rename in force.
@@ -50,6 +61,9 @@ type Status struct {
 	Forwards []StatusForward `json:"forwards"`
 	// Counters of the reporting peer: what it refused or lost sight of.
 	Counters map[string]uint64 `json:"counters,omitempty"`
+	// Queued is how many messages the reporting peer keeps in its outbox, not yet confirmed
+	// delivered or stored (SPEC section 3): it retries them with the same ids.
+	Queued int `json:"queued"`
 	// Message is set when there is nothing to report (no peer running).
 	Message string `json:"message,omitempty"`
 }
@@ -68,6 +82,7 @@ func toStatusPeer(m mesh.Member) StatusPeer {
 		Stored: held, StoredNames: heldNames, Mode: mode, Version: m.Meta.Version,
 		Transient: m.Meta.Transient,
 	}
+	p.Identity, _ = keys.PeerIDFingerprint(m.ID)
 	if !m.Since.IsZero() {
 		p.Since = m.Since.UTC().Format(time.RFC3339)
 	}
@@ -78,9 +93,16 @@ func toStatusPeer(m mesh.Member) StatusPeer {
 func (n *Node) Status() Status {
 	self := toStatusPeer(n.peer.Self())
 	r := Status{Self: &self, Mode: n.cfg.Mode(), Peers: []StatusPeer{}, Forwards: []StatusForward{}}
+	skews := n.relay.ClockSkews()
 	for _, m := range n.peer.Members() {
-		r.Peers = append(r.Peers, toStatusPeer(m))
+		p := toStatusPeer(m)
+		if pc, ok := skews[m.ID]; ok {
+			p.ClockSkew = clockSkew(pc)
+			p.ClockOutside = pc.Outside || (pc.Measured && (pc.Skew > relay.DefaultClockWindow || pc.Skew < -relay.DefaultClockWindow))
+		}
+		r.Peers = append(r.Peers, p)
 	}
+	r.Queued = n.relay.Queued()
 	ms, rs, ts := n.peer.Stats(), n.relay.Stats(), n.relay.TransportStats()
 	var rejectedFrames uint64
 	for _, c := range ts.Rejected {
@@ -91,7 +113,8 @@ func (n *Node) Status() Status {
 		"refused_messages": rs.Refused, "rate_limited": rs.RateLimited,
 		"delivered": rs.Delivered, "stored": rs.Stored, "received": rs.Received,
 		"handed_over": rs.HandedOver, "expired": rs.Expired, "too_large_undelivered": rs.TooLarge, "dropped_events": ms.DroppedEvents,
-		"over_quota": rs.OverQuota,
+		"over_quota": rs.OverQuota, "rejected_forwards": ms.RejectedForwards, "refused_claims": ms.RefusedClaims,
+		"queued": uint64(r.Queued),
 	}
 	if m := n.mdns.Load(); m != nil {
 		st := m.Stats()
@@ -103,6 +126,21 @@ func (n *Node) Status() Status {
 		r.Forwards = append(r.Forwards, StatusForward{From: f.From, To: f.To, ExpiresAt: f.Expires.UTC().Format(time.RFC3339)})
 	}
 	return r
+}
+
+// clockSkew says what is known of a peer's clock, for status.
+func clockSkew(pc relay.PeerClock) string {
+	out := ""
+	if pc.Outside {
+		out = "outside the accepted window: requests refused"
+	}
+	if !pc.Measured {
+		return out
+	}
+	if out == "" {
+		return relay.DescribeSkew(pc.Skew)
+	}
+	return relay.DescribeSkew(pc.Skew) + ", " + out
 }
 
 // statusAskTimeout bounds asking one peer for its status: a local peer

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
 	"fmt"
@@ -16,11 +17,13 @@ import (
 // speaks the protocol itself). These run against the base commit too (see the commit that
 // added them): there, every attack below went through.
 
-// evilClient is a bare transport with the mesh key and a peer id of the attacker's choosing:
-// no mesh membership, no name, no relay.
-func evilClient(t *testing.T, id string) *wire.Transport {
+// evilClient is a bare transport with the mesh key and an identity of the attacker's own (a
+// new one per client: identities cost nothing to make), no mesh membership, no name, no
+// relay. label only names it in failures.
+func evilClient(t *testing.T, label string) *wire.Transport {
 	t.Helper()
-	tr, err := wire.NewTransport(wire.Config{ID: id, Key: relayKey, ListenAddr: "127.0.0.1:0"})
+	ident := keys.NewIdentity()
+	tr, err := wire.NewTransport(wire.Config{ID: ident.NewPeerID(), Identity: ident, Key: relayKey, ListenAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,8 +31,10 @@ func evilClient(t *testing.T, id string) *wire.Transport {
 	return tr
 }
 
-// evilStore asks n to hold m as a holder's replica (the flag spares it the sender check).
+// evilStore asks n to hold m, signed by the attacker's own identity, as a holder's replica: a
+// name nobody holds, so the signature is all a holder can check.
 func evilStore(tr *wire.Transport, n *node, m *Message) error {
+	wire.SignMessage(m, tr.Identity())
 	_, err := tr.Request(ctx, n.peer.ID(), n.relay.Addr(), wire.AppendMessageAs(nil, wire.ReqStore, m, true))
 	return err
 }
@@ -110,6 +115,7 @@ func TestAttackRotatingPeerIDs(t *testing.T) {
 			send: func(tr *wire.Transport, target *node) error {
 				m := evilMessage("bob", 100)
 				m.From, m.Kind = "bob", KindSystem
+				wire.SignMessage(m, tr.Identity())
 				_, err := tr.Request(ctx, target.peer.ID(), target.relay.Addr(), wire.AppendMessage(nil, m))
 				return err
 			},

@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/relay/store"
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 )
@@ -58,6 +59,11 @@ const (
 	// DefaultExpiryInterval is how often holders look for expired messages: expiry is in
 	// days, so a minute late is nothing.
 	DefaultExpiryInterval = time.Minute
+	// DefaultClockWindow is the clock skew accepted either way (SPEC sections 3 and 7): wide
+	// enough for clocks that NTP keeps, narrow enough that ids (ULIDs, which carry their
+	// sender's time) and send times stay meaningful. It was the HMAC frame codec's window; the
+	// Noise transport carries frame times only as information, so this is the one check.
+	DefaultClockWindow = 2 * time.Minute
 	// maxPayloadHeadroom is what a frame carries besides a message's body: its metadata.
 	maxPayloadHeadroom = 64 << 10
 )
@@ -65,9 +71,12 @@ const (
 // Config configures a Relay. The zero value of each optional field means its default
 // (DefaultConfig).
 type Config struct {
-	Dir        Directory // required
-	Key        []byte    // relay HMAC key, from internal/keys; required
-	ListenAddr string    // host:port; port 0 picks one; default DefaultListenAddr
+	Dir Directory // required
+	Key []byte    // the mesh's relay key (the transport's pre-shared key), from internal/keys; required
+	// Identity proves Dir.ID() on every connection; nil means the Directory's own
+	// (mesh.Peer.Identity), which is where it comes from in a real peer.
+	Identity   *keys.Identity
+	ListenAddr string // host:port; port 0 picks one; default DefaultListenAddr
 	// StateRoot is the shared state dir: inboxes live in StateRoot/inbox,
 	// large bodies in StateRoot/files. Required.
 	StateRoot string
@@ -131,8 +140,19 @@ type Config struct {
 	OnHeldChange func(msgs, names int)
 	// Logger receives the relay's and its transport's logs; default: discard.
 	Logger *slog.Logger
-	// Now is the clock of ids, send times, rate limits and expiry; default time.Now.
+	// Now is the clock of ids, send times, request stamps (the clock-skew check), rate limits
+	// and expiry; default time.Now. Tests skew one peer's clock with it. (The transport's
+	// frames keep the real clock.)
 	Now func() time.Time
+	// ClockWindow is how far a requesting peer's clock (its request's stamp) may be from this
+	// peer's either way before its requests are refused as clock skew (wire.CodeClockSkew);
+	// default DefaultClockWindow.
+	ClockWindow time.Duration
+	// OutboxRetry is the first wait before a queued message is tried again (it doubles up to
+	// 30 s); OutboxAdopt is how often this peer looks for outboxes left by peers that are
+	// gone. Defaults DefaultOutboxRetry and DefaultOutboxAdopt.
+	OutboxRetry time.Duration
+	OutboxAdopt time.Duration
 
 	// heldLimits is what New makes of the quotas, for the held store.
 	heldLimits store.HeldLimits

@@ -5,6 +5,7 @@ import (
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -97,10 +98,12 @@ func (r *Relay) store(ctx context.Context, m *Message) (int, error) {
 
 // storeResult is the outcome of asking holders to keep a message for name, given their
 // answers: how many took it, or, when none did, an error that says why and what to do (a
-// message no holder took is never reported stored).
+// message no holder took is never reported stored). A holder that failed without answering
+// (unreachable after the request went out, no answer in time) may have kept it: the error
+// then wraps that failure, which the sender queues rather than reports (queueable).
 func storeResult(name string, errs []error) (int, error) {
-	ok, quota, limited := 0, 0, 0
-	var quotaErr, last error
+	ok, quota, limited, skewed := 0, 0, 0, 0
+	var quotaErr, skewErr, ambiguous, refused error
 	for _, err := range errs {
 		switch wire.CodeOf(err) {
 		case wire.CodeOther:
@@ -115,18 +118,25 @@ func storeResult(name string, errs []error) (int, error) {
 		case wire.CodeRateLimited:
 			limited++
 			continue
+		case wire.CodeClockSkew:
+			skewed++
+			skewErr = err
+			continue
 		}
-		last = err
-	}
-	// A holder that failed otherwise (unreachable after the request went out) may have kept
-	// it: say only what is known.
-	nothing := "nothing was stored"
-	if last != nil {
-		nothing = "no holder confirmed it"
+		if queueable(err) {
+			ambiguous = err
+		} else {
+			refused = err
+		}
 	}
 	switch {
 	case ok > 0:
 		return ok, nil
+	case ambiguous != nil:
+		return 0, fmt.Errorf("%w: no holder confirmed it: %w", ErrNoHolders, ambiguous)
+	case skewed > 0:
+		// Refused for this peer's clock, which a fix cures: the sender queues it.
+		return 0, fmt.Errorf("%w: %d of the %d holders of %q refused it too: %v", ErrClockSkew, skewed, len(errs), name, skewErr)
 	case quota > 0:
 		also := ""
 		if limited > 0 {
@@ -134,13 +144,13 @@ func storeResult(name string, errs []error) (int, error) {
 		}
 		// The holder's text names the quota and what to do; its "quota reached" repeats ours.
 		why := strings.TrimPrefix(quotaErr.Error(), store.ErrQuota.Error()+": ")
-		return 0, fmt.Errorf("%w: %s for %q: %d of its %d holders are full (%s)%s",
-			ErrQuota, nothing, name, quota, len(errs), why, also)
+		return 0, fmt.Errorf("%w: nothing was stored for %q: %d of its %d holders are full (%s)%s",
+			ErrQuota, name, quota, len(errs), why, also)
 	case limited > 0:
-		return 0, fmt.Errorf("%w: %s for %q: %d of its %d holders refuse more messages from this machine for now; wait a few seconds and send again",
-			ErrRateLimited, nothing, name, limited, len(errs))
+		return 0, fmt.Errorf("%w: nothing was stored for %q: %d of its %d holders refuse more messages from this machine for now; wait a few seconds and send again",
+			ErrRateLimited, name, limited, len(errs))
 	}
-	return 0, fmt.Errorf("%w: %v", ErrNoHolders, last)
+	return 0, fmt.Errorf("%w: %w", ErrNoHolders, refused)
 }
 
 // storeAt stores m at one holder (locally without a round trip). Its error carries the
@@ -153,11 +163,14 @@ func (r *Relay) storeAt(ctx context.Context, h mesh.Member, m *Message, replica 
 	if h.ID == r.dir.ID() {
 		return r.holdLocal(m, selfSource)
 	}
-	body := wire.AppendMessageAs(nil, wire.ReqStore, m, replica)
 	backoff := 20 * time.Millisecond
 	deadline := time.Now().Add(3 * time.Second)
 	for {
+		body := wire.AppendMessageStamped(nil, wire.ReqStore, m, replica, r.cfg.Now())
 		_, err := r.tr.Request(ctx, h.ID, MetaAddr(h.Meta), body)
+		if wire.CodeOf(err) == wire.CodeClockSkew {
+			r.clocks.outside(h.ID, r.cfg.Now())
+		}
 		var re *wire.RemoteError
 		if err == nil || !errors.As(err, &re) || !retryable(re.Code) || time.Now().After(deadline) {
 			return err
@@ -171,11 +184,27 @@ func (r *Relay) storeAt(ctx context.Context, h mesh.Member, m *Message, replica 
 	}
 }
 
+// errLeaving refuses to keep a message once this peer has begun to leave the mesh.
+var errLeaving = wire.WithCode(wire.CodeNotHolding, errors.New("this peer is leaving the mesh and keeps no more messages for others"))
+
 // holdLocal keeps m here, charged to source (sourceOf, or selfSource), within the store
 // quotas.
+//
+// A peer that has begun to leave keeps nothing more, not even a copy it has already: a
+// holder drops its own copy once the new holders confirmed theirs (rereplicate), so its
+// confirmation must mean "kept by a peer that stays". Peers leaving together (a total
+// restart: every one asked to stop at once) each saw the others, not yet marked leaving, as
+// the holders, copied to them, were confirmed by peers with the message on disk that were
+// themselves leaving, and dropped their own copies; the last ones did the same to each
+// other, and the message was lost (issue 17 item 7). With the refusal, a chain of such moves
+// runs from each peer to one that began leaving later, so it ends at a peer that keeps its
+// copy: every other peer it asks is leaving already.
 func (r *Relay) holdLocal(m *Message, source string) error {
 	if r.held == nil {
 		return errNotHolding
+	}
+	if r.leaving() {
+		return errLeaving
 	}
 	if r.handedOver.Contains(m.ID) {
 		return nil // its recipient has it: a late copy, nothing to keep
@@ -195,6 +224,13 @@ func (r *Relay) holdLocal(m *Message, source string) error {
 	return nil
 }
 
+// leaving reports whether this peer has begun to leave the mesh (mesh.Peer.Close marks its
+// own metadata before it tells the others).
+func (r *Relay) leaving() bool {
+	self, ok := r.dir.Member(r.dir.ID())
+	return ok && self.Meta.Leaving
+}
+
 // handleStore serves reqStore from another peer, at source. A replica (a holder's copy) is
 // charged to the holder's source like any other: the flag is the sender's claim.
 func (r *Relay) handleStore(from, source string, body []byte) error {
@@ -203,12 +239,20 @@ func (r *Relay) handleStore(from, source string, body []byte) error {
 		r.refused()
 		return decodeRefusal(err)
 	}
+	if err := r.checkStamp(from, m.Stamp); err != nil {
+		r.refused()
+		return err
+	}
+	m.Stamp = time.Time{}
 	if !r.allow(source) {
 		return errRateLimited
 	}
-	if !replica && m.Kind != KindSystem && !r.senderBound(from, m.From) {
+	// A holder keeps only what its author signed, from a name bound to the author: a replica
+	// (a holder's copy) is checked like a handover, anything else like a direct send.
+	if err := r.checkAuthor(from, m, nil, replica); err != nil {
 		r.refused()
-		return errUnknownSender
+		r.log.Warn("refusing to hold a message whose author cannot be verified", "peer", from, "from", m.From, "id", m.ID, "err", err)
+		return err
 	}
 	return r.holdLocal(m, source)
 }
@@ -225,19 +269,6 @@ func appendNameList(dst []byte, typ byte, name string, ids []string) []byte {
 		dst = append(dst, id...)
 	}
 	return dst
-}
-
-// maxDropIDs is the most ids one name list carries (its count is a uint16).
-const maxDropIDs = 65535
-
-// dropLists is the reqDrop payloads that tell other holders ids of name were
-// handed over: one per maxDropIDs ids.
-func dropLists(name string, ids []string) [][]byte {
-	var drops [][]byte
-	for chunk := range slices.Chunk(ids, maxDropIDs) {
-		drops = append(drops, appendNameList(nil, wire.ReqDrop, name, chunk))
-	}
-	return drops
 }
 
 // noticePreviewLen is how much of a message a notice about it (expired, refused) quotes.
@@ -370,16 +401,7 @@ func (r *Relay) holdLoop() {
 					since = now
 					onlineSince[name] = now
 				}
-				// The first-ranked holder hands over at once; the others
-				// wait their turn, by when the first has usually told them
-				// to drop their copies. A holder outside the current set
-				// (a stale copy) goes last.
-				rank := r.cfg.Replicas
-				for i, h := range holdersFor(name, members, r.cfg.Replicas) {
-					if h.ID == r.dir.ID() {
-						rank = i
-					}
-				}
+				rank := handoverRank(name, route, members, r.dir.ID(), r.cfg.Replicas)
 				if now.Sub(since) >= time.Duration(rank)*r.cfg.HandoverStagger {
 					r.handover(name, route, members)
 				}
@@ -404,6 +426,26 @@ func (r *Relay) holdLoop() {
 	}
 }
 
+// handoverRank is how many HandoverStagger steps the holder self waits, once name is online
+// at route, before handing over what it keeps for it. The first-ranked holder hands over at
+// once; the others wait their turn, by when the first has usually told them to drop their
+// copies. A holder outside the current set (a stale copy) goes last. The recipient's own peer
+// hands over to itself at once, without a network round trip, and is left out of the
+// ranking of the others: it often holds no copy (it has just started, in a slot of its own),
+// and the holders ranked after it would then wait for nothing.
+func handoverRank(name string, route mesh.Route, members []mesh.Member, self string, replicas int) int {
+	if route.Owner.ID == self {
+		return 0
+	}
+	others := slices.DeleteFunc(slices.Clone(members), func(m mesh.Member) bool { return m.ID == route.Owner.ID })
+	for i, h := range holdersFor(name, others, replicas) {
+		if h.ID == self {
+			return i
+		}
+	}
+	return replicas
+}
+
 // holderView identifies the set of peers that may hold, to notice changes.
 func holderView(members []mesh.Member) string {
 	var ids []string
@@ -425,12 +467,20 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DeliverTimeout)
 	defer cancel()
 	var delivered []string
+	var acks []handoverAck
+	var recipientKey ed25519.PublicKey
 	var refused []Message
 	for i := 0; i < len(recs); {
 		// Batches bound how much is in flight for a large backlog.
 		end := min(i+256, len(recs))
-		ok, tooLarge := r.deliverBatch(ctx, route, name, recs[i:end])
-		delivered = append(delivered, ok...)
+		ok, tooLarge, key := r.deliverBatch(ctx, route, name, recs[i:end])
+		for _, a := range ok {
+			delivered = append(delivered, a.id)
+		}
+		acks = append(acks, ok...)
+		if key != nil {
+			recipientKey = key
+		}
 		refused = append(refused, tooLarge...)
 		if len(ok)+len(tooLarge) < end-i {
 			break // stop at the first failure: order matters; retry next round
@@ -462,7 +512,13 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 		r.tellSender(m, "R", fmt.Sprintf("Your message %s to %s, sent %s, could not be delivered: it is larger than %s's peer accepts (%d bytes). Send a file path instead, or split it: %q",
 			m.ID, route.Name, m.SentAt.UTC().Format(time.RFC3339), route.Name, len(m.Body), store.Preview(m.Body, noticePreviewLen)))
 	}
-	drops := dropLists(name, done)
+	if len(acks) == 0 {
+		// Only refusals (too large): no acknowledgement to show the other holders, whose
+		// copies are refused in turn when they hand them over (the sender is told once:
+		// notices of one message share an id).
+		return
+	}
+	drops := dropLists(name, recipientKey, acks)
 	for _, m := range members {
 		if m.ID == r.dir.ID() || m.Meta.Transient || MetaAddr(m.Meta) == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
 			continue
@@ -477,31 +533,38 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 	}
 }
 
-// deliverBatch delivers recs in order and returns the ids that were
-// acknowledged and the messages the recipient refused as larger than it
-// accepts (which no retry can deliver): together a prefix of recs.
-func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string, recs []store.HeldRecord) (ok []string, tooLarge []Message) {
+// deliverBatch delivers recs in order and returns the recipient's acknowledgements (checked:
+// see checkAck) and the messages the recipient refused as larger than it accepts (which no
+// retry can deliver): together a prefix of recs; and the recipient's identity key.
+func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string, recs []store.HeldRecord) (ok []handoverAck, tooLarge []Message, key ed25519.PublicKey) {
 	msgs := make([]*Message, len(recs))
 	for i := range recs {
 		m := recs[i].Msg
 		m.File = ""
 		if route.Name != name {
-			m.To, m.ForwardedFrom = route.Name, name
+			// The first name of the chain stays: it is the name the author addressed, which
+			// the signature covers.
+			m.To = route.Name
+			if m.ForwardedFrom == "" {
+				m.ForwardedFrom = name
+			}
 		}
 		msgs[i] = &m
 	}
 	if route.Owner.ID == r.dir.ID() {
+		// This peer is the recipient: it acknowledges to itself.
 		for _, m := range msgs {
 			if r.deliverAs(ctx, route.Owner, m, true, 0) != nil {
-				return ok, tooLarge
+				return ok, tooLarge, key
 			}
-			ok = append(ok, m.ID)
+			ack := r.ackFor(m.ID)
+			ok = append(ok, handoverAck{id: m.ID, sig: ack[ed25519.PublicKeySize:]})
 		}
-		return ok, tooLarge
+		return ok, tooLarge, r.cfg.Identity.Public()
 	}
 	calls := make([]*wire.Call, 0, len(msgs))
 	for _, m := range msgs {
-		head, body := wire.MessageParts(wire.ReqDeliver, m, true)
+		head, body := wire.MessagePartsStamped(wire.ReqDeliver, m, true, r.cfg.Now())
 		c, err := r.tr.StartRequest(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), head, body)
 		if err != nil {
 			break
@@ -510,33 +573,27 @@ func (r *Relay) deliverBatch(ctx context.Context, route mesh.Route, name string,
 	}
 	failed := false
 	for i, c := range calls {
-		_, err := c.Wait(ctx)
+		resp, err := c.Wait(ctx)
+		var pub ed25519.PublicKey
+		var sig []byte
+		if err == nil {
+			if pub, sig, err = checkAck(resp, msgs[i].ID, route.Owner.ID); err != nil {
+				r.log.Warn("the recipient's acknowledgement of a handover does not verify; the message is kept", "id", msgs[i].ID, "peer", route.Owner.ID, "err", err)
+			}
+		}
 		var re *wire.RemoteError
 		switch {
 		case failed:
 		case err == nil:
-			ok = append(ok, msgs[i].ID)
+			ok = append(ok, handoverAck{id: msgs[i].ID, sig: sig})
+			key = pub
 		case errors.As(err, &re) && re.Code == wire.CodeOverLimit:
 			tooLarge = append(tooLarge, recs[i].Msg)
 		default:
 			failed = true
 		}
 	}
-	return ok, tooLarge
-}
-
-// handleDrop serves reqDrop: another holder handed these over.
-func (r *Relay) handleDrop(body []byte) error {
-	name, ids, err := decodeNameList(body, wire.ReqDrop)
-	if err != nil {
-		r.refused()
-		return decodeRefusal(err)
-	}
-	if r.held == nil {
-		return nil
-	}
-	r.noteHandedOver(ids)
-	return r.held.Drop(name, ids)
+	return ok, tooLarge, key
 }
 
 // handedOverIDs bounds the ids of handed-over messages a holder remembers:
@@ -640,6 +697,7 @@ func (r *Relay) tellSender(m Message, prefix, text string) {
 		ID: noticeID(prefix, m.ID), From: m.To, To: m.From, Kind: KindSystem, SentAt: r.cfg.Now().Truncate(time.Millisecond),
 		Body: text,
 	}
+	wire.SignMessage(notice, r.cfg.Identity)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := r.deliverTo(ctx, route.Owner, notice); err != nil {

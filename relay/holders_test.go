@@ -344,12 +344,14 @@ func TestLateCopyOfHandedOverMessageNotKept(t *testing.T) {
 	ns := startHolders(t, []string{"a", ""})
 	h := ns[1]
 	msg := func(id string) *Message {
-		return &Message{ID: id, From: "a", To: "bob", Kind: KindMessage, Body: "hi " + id, SentAt: time.Now().UTC().Truncate(time.Millisecond)}
+		m := &Message{ID: id, From: "a", To: "bob", Kind: KindMessage, Body: "hi " + id, SentAt: time.Now().UTC().Truncate(time.Millisecond)}
+		wire.SignMessage(m, ns[0].peer.Identity())
+		return m
 	}
 	early, late, other := "01TESTEARXY000000000000000", "01TESTXATE0000000000000000", "01TESTATHER000000000000000"
 	// Held, then handed over by another holder: dropped (as before).
 	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), "127.0.0.1", wire.AppendMessageAs(nil, wire.ReqStore, msg(early), true)))
-	testutil.Must(t, h.relay.handleDrop(appendNameList(nil, wire.ReqDrop, "bob", []string{early, late})))
+	testutil.Must(t, h.relay.applyDrop("bob", []string{early, late})) // as a verified drop list does
 	// Its copy arrives after the drop: not kept.
 	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), "127.0.0.1", wire.AppendMessageAs(nil, wire.ReqStore, msg(late), true)))
 	testutil.Must(t, h.relay.handleStore(ns[0].peer.ID(), "127.0.0.1", wire.AppendMessageAs(nil, wire.ReqStore, msg(early), true)))

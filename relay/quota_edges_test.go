@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/relay/store"
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
@@ -24,8 +25,11 @@ func TestQuotaEdgesOverTheWire(t *testing.T) {
 		m.SentAt = t0
 		return m
 	}
-	// Every source below is written in 9 bytes, as 127.0.0.1 is, so each record is the same size.
-	size, err := store.HeldSize(msg("gh-00"), t0, DefaultStoreTTL, "127.0.0.1")
+	// Every source below is written in 9 bytes, as 127.0.0.1 is, so each record is the same size
+	// (signed: evilStore signs, and a signature is the same size whoever makes it).
+	sized := msg("gh-00")
+	wire.SignMessage(sized, keys.NewIdentity())
+	size, err := store.HeldSize(sized, t0, DefaultStoreTTL, "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,11 +77,10 @@ func TestQuotaEdgesOverTheWire(t *testing.T) {
 				clients := map[string]*wire.Transport{}
 				client := func(host string) *wire.Transport {
 					if clients[host] == nil {
-						id := "evil-" + host
+						clients[host] = evilClient(t, "evil-"+host)
 						if host != "" {
-							hs.set(id, host)
+							hs.set(clients[host].ID(), host)
 						}
-						clients[host] = evilClient(t, id)
 					}
 					return clients[host]
 				}
@@ -123,7 +126,7 @@ func TestSendNoHolderTakesIt(t *testing.T) {
 	var hs hosts
 	ns := startHolders(t, []string{"alice", ""}, quotaLimits(total, -1, -1, -1), hs.opt())
 	evil := evilClient(t, "evil")
-	hs.set("evil", "192.0.2.66") // not alice's machine: her own quota is untouched
+	hs.set(evil.ID(), "192.0.2.66") // not alice's machine: her own quota is untouched
 	for _, h := range ns {
 		for i := 0; ; i++ {
 			err := evilStore(evil, h, evilMessage(fmt.Sprintf("gh-%02d", i), 4<<10))
@@ -151,6 +154,8 @@ func TestStoreResult(t *testing.T) {
 	quota := wire.WithCode(wire.CodeQuota, fmt.Errorf("%w: this holder already keeps 9 bytes for offline names, and this message (2) would pass its total of 10; send again later", store.ErrQuota))
 	limited := &wire.RemoteError{Code: wire.CodeRateLimited, Msg: errRateLimited.Error()}
 	other := errors.New("disk full")
+	unreachable := fmt.Errorf("%w: connection reset", wire.ErrUnreachable)
+	skewed := &wire.RemoteError{Code: wire.CodeClockSkew, Msg: "the sending peer's clock is 5m0s ahead"}
 	tests := map[string]struct {
 		errs      []error
 		wantN     int
@@ -160,16 +165,24 @@ func TestStoreResult(t *testing.T) {
 		"one took it":        {errs: []error{quota, nil, limited}, wantN: 1},
 		"all took it":        {errs: []error{nil, nil, nil}, wantN: 3},
 		"all full":           {errs: []error{quota, quota, quota}, wantIs: ErrQuota, wantInErr: []string{"nothing was stored", "3 of its 3", "send again later"}},
-		"full and limited":   {errs: []error{quota, limited, other}, wantIs: ErrQuota, wantInErr: []string{"no holder confirmed it", "1 of its 3", "1 more refuse"}},
+		"full and limited":   {errs: []error{quota, limited, other}, wantIs: ErrQuota, wantInErr: []string{"nothing was stored", "1 of its 3", "1 more refuse"}},
 		"all rate-limited":   {errs: []error{limited, limited}, wantIs: ErrRateLimited, wantInErr: []string{"nothing was stored", "wait a few seconds"}},
-		"limited and failed": {errs: []error{limited, other}, wantIs: ErrRateLimited, wantInErr: []string{"no holder confirmed it"}},
+		"limited and failed": {errs: []error{limited, other}, wantIs: ErrRateLimited, wantInErr: []string{"nothing was stored"}},
 		"all failed":         {errs: []error{other}, wantIs: ErrNoHolders, wantInErr: []string{"disk full"}},
+		// A holder that did not answer may have kept it: never a refusal (the sender queues).
+		"full and unanswered": {errs: []error{quota, unreachable, limited}, wantIs: wire.ErrUnreachable, wantInErr: []string{"no holder confirmed it"}},
+		"skewed":              {errs: []error{skewed, skewed, other}, wantIs: ErrClockSkew, wantInErr: []string{"2 of the 3", "5m0s ahead"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			n, err := storeResult("carol", tc.errs)
 			if n != tc.wantN || !errors.Is(err, tc.wantIs) || (tc.wantIs == nil) != (err == nil) {
 				t.Fatalf("storeResult = %d, %v; want %d, %v", n, err, tc.wantN, tc.wantIs)
+			}
+			// Only a failure that may have kept it, or a clock, is queued rather than refused.
+			wantQueued := errors.Is(tc.wantIs, wire.ErrUnreachable) || errors.Is(tc.wantIs, ErrClockSkew)
+			if err != nil && queueable(err) != wantQueued {
+				t.Errorf("queueable(%v) = %v, want %v", err, !wantQueued, wantQueued)
 			}
 			for _, s := range tc.wantInErr {
 				if !strings.Contains(err.Error(), s) {

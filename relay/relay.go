@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/relay/store"
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
@@ -11,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +68,10 @@ type Relay struct {
 
 	entropy io.Reader
 	idMu    sync.Mutex
+
+	outbox outbox
+	// clocks is what this peer knows of other peers' clocks (clock.go).
+	clocks clocks
 
 	held *store.Held // nil when this peer does not hold
 	// handedOver remembers the ids of stored messages already handed over
@@ -136,8 +140,25 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.OutboxRetry <= 0 {
+		cfg.OutboxRetry = DefaultOutboxRetry
+	}
+	if cfg.OutboxAdopt <= 0 {
+		cfg.OutboxAdopt = DefaultOutboxAdopt
+	}
+	if cfg.ClockWindow <= 0 {
+		cfg.ClockWindow = DefaultClockWindow
+	}
 	if cfg.Dir == nil || cfg.StateRoot == "" {
 		return nil, errors.New("relay: Config.Dir and Config.StateRoot are required")
+	}
+	if cfg.Identity == nil {
+		if d, ok := cfg.Dir.(interface{ Identity() *keys.Identity }); ok {
+			cfg.Identity = d.Identity()
+		}
+	}
+	if cfg.Identity == nil {
+		return nil, errors.New("relay: Config.Identity is required (or a Directory with one)")
 	}
 	cfg.heldLimits = cfg.limits()
 	r := &Relay{
@@ -146,7 +167,12 @@ func New(cfg Config) (*Relay, error) {
 		entropy:  ulid.Monotonic(ulidEntropy{}, 0),
 		holdKick: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
+		outbox: outbox{
+			run: make(chan struct{}, 1), kick: make(chan struct{}, 1),
+			next: map[string]time.Time{}, backoff: map[string]time.Duration{}, stored: map[string]bool{},
+		},
 	}
+	r.clocks.init()
 	var err error
 	if r.limiters, err = lru.New[string, *rate.Limiter](maxLimiters); err != nil {
 		return nil, err
@@ -167,7 +193,7 @@ func New(cfg Config) (*Relay, error) {
 		handler = cfg.wrapHandler(r)
 	}
 	tr, err := wire.NewTransport(wire.Config{
-		ID: cfg.Dir.ID(), Key: cfg.Key, ListenAddr: cfg.ListenAddr,
+		ID: cfg.Dir.ID(), Identity: cfg.Identity, Key: cfg.Key, ListenAddr: cfg.ListenAddr,
 		MaxPayload: cfg.MaxBody + maxPayloadHeadroom, Handler: handler, Logger: cfg.Logger,
 	})
 	if err != nil {
@@ -181,6 +207,8 @@ func New(cfg Config) (*Relay, error) {
 		r.wg.Add(1)
 		go r.holdLoop()
 	}
+	r.wg.Add(1)
+	go r.outboxLoop()
 	return r, nil
 }
 
@@ -208,7 +236,7 @@ func (r *Relay) Close() error {
 	r.mu.Unlock()
 	close(r.stop)
 	r.wg.Wait()
-	err := r.tr.Close()
+	err := errors.Join(r.tr.Close(), r.closeOutbox())
 	if r.held != nil {
 		err = errors.Join(err, r.held.Close())
 	}
@@ -241,25 +269,16 @@ type Outgoing struct {
 // Result says what happened to a sent message.
 type Result struct {
 	ID            string `json:"id"`
-	Status        string `json:"status"` // "delivered" or "stored"
+	Status        string `json:"status"` // StatusDelivered, StatusStored or StatusQueued
 	Holders       int    `json:"holders"`
 	To            string `json:"to"`                       // the name it went to, after forwards
 	ForwardedFrom string `json:"forwarded_from,omitempty"` // the name it was sent to, when forwarded
 	// Unanswered: stored because the recipient's peer, still a member of
 	// the mesh, could not be reached (it has most likely just stopped).
 	Unanswered bool `json:"unanswered,omitempty"`
-}
-
-// Send delivers a message to the peer holding its recipient's name (after
-// following forwards) and returns once that peer has it on disk. The message
-// is at-least-once on the wire and exactly-once for the recipient: a retry
-// after a lost acknowledgement is recognised by its id.
-func (r *Relay) Send(ctx context.Context, o Outgoing) (Result, error) {
-	m, err := r.prepare(o)
-	if err != nil {
-		return Result{}, err
-	}
-	return r.deliver(ctx, m, true)
+	// Reason says why a message is stored or queued rather than delivered, when that helps
+	// the sender: the recipient's peer is not answering, or a clock is wrong.
+	Reason string `json:"reason,omitempty"`
 }
 
 func (r *Relay) prepare(o Outgoing) (*Message, error) {
@@ -322,9 +341,14 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 	// a busy sender's CPU; storing, which is rare, makes a context of it.
 	deadline := time.Now().Add(r.cfg.DeliverTimeout)
 	original := m.To
+	if m.Sig == "" {
+		// Its fields are final here (Broadcast is set after prepare); To and ForwardedFrom
+		// change below, which the signature allows (it covers Addressed, which they keep).
+		wire.SignMessage(m, r.cfg.Identity)
+	}
 	backoff := 20 * time.Millisecond
 	var unanswered time.Time // since when the recipient's peer cannot be reached
-	storeIt := func(route mesh.Route) (Result, error) {
+	storeIt := func(route mesh.Route, reason string) (Result, error) {
 		m.To = route.Name
 		if len(route.Via) > 0 {
 			m.ForwardedFrom = route.Via[0]
@@ -333,12 +357,17 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 		n, err := r.store(sctx, m)
 		cancel()
 		if err != nil {
+			if reason != "" && errors.Is(err, ErrClockSkew) {
+				err = fmt.Errorf("%s (and its holders refuse it too: %w)", reason, ErrClockSkew)
+			} else if reason != "" && queueable(err) {
+				err = fmt.Errorf("%s, and no holder confirmed it: %w", reason, err)
+			}
 			return Result{ID: m.ID, To: m.To}, err
 		}
 		r.mu.Lock()
 		r.stats.Stored++
 		r.mu.Unlock()
-		return Result{ID: m.ID, Status: "stored", Holders: n, To: m.To, ForwardedFrom: m.ForwardedFrom, Unanswered: route.Online}, nil
+		return Result{ID: m.ID, Status: StatusStored, Holders: n, To: m.To, ForwardedFrom: m.ForwardedFrom, Unanswered: route.Online, Reason: reason}, nil
 	}
 	for {
 		route, err := r.dir.Resolve(original)
@@ -352,7 +381,7 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 			if !mayStore {
 				return Result{ID: m.ID, To: route.Name}, fmt.Errorf("%w: no peer holds %q right now", ErrNotOnline, route.Name)
 			}
-			return storeIt(route)
+			return storeIt(route, "")
 		}
 		m.To = route.Name
 		if len(route.Via) > 0 {
@@ -367,6 +396,16 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 		}
 		var re *wire.RemoteError
 		switch {
+		case errors.As(err, &re) && re.Code == wire.CodeClockSkew:
+			// The recipient's peer refuses this peer's requests until a clock is fixed:
+			// holders keep the message meanwhile (or, if they refuse too, the outbox does).
+			r.clocks.outside(route.Owner.ID, r.cfg.Now())
+			why := fmt.Errorf("%w: %s's peer refused it: %s", ErrClockSkew, m.To, re.Msg)
+			if !mayStore {
+				return Result{ID: m.ID, To: m.To}, why
+			}
+			r.log.Warn("the recipient's peer refuses this peer's clock; storing the message with holders", "to", m.To, "peer", route.Owner.ID, "err", re.Msg)
+			return storeIt(route, why.Error())
 		case errors.As(err, &re) && re.Code == wire.CodeRateLimited:
 			return Result{}, fmt.Errorf("%w: %s's peer refuses more messages from this machine for now, so nothing was sent; wait a few seconds and retry", ErrRateLimited, m.To)
 		case errors.As(err, &re) && re.Code == wire.CodeOverLimit:
@@ -384,7 +423,7 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 			unanswered = time.Now()
 		} else if mayStore && time.Since(unanswered) >= storeUnanswered && route.Owner.ID != r.dir.ID() {
 			r.log.Info("the recipient's peer is not answering; storing the message with holders", "to", m.To, "peer", route.Owner.ID, "id", m.ID)
-			return storeIt(route)
+			return storeIt(route, fmt.Sprintf("not answering: %s's peer could not be reached (%v)", m.To, err))
 		}
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -433,7 +472,7 @@ func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, ha
 	if MetaAddr(owner.Meta) == "" {
 		return fmt.Errorf("%w: peer %s announces no relay address", wire.ErrUnreachable, owner.ID)
 	}
-	head, body := wire.MessageParts(wire.ReqDeliver, m, handover)
+	head, body := wire.MessagePartsStamped(wire.ReqDeliver, m, handover, r.cfg.Now())
 	_, err := r.tr.RequestParts(ctx, owner.ID, MetaAddr(owner.Meta), head, body, timeout)
 	return err
 }
@@ -456,6 +495,14 @@ func (r *Relay) HandleRequest(from string, src netip.Addr, body []byte, respond 
 		}
 	}
 	m, msgBody, handover, err := wire.DecodeMessageRef(body, wire.ReqDeliver, r.cfg.MaxBody)
+	if err == nil {
+		if err := r.checkStamp(from, m.Stamp); err != nil {
+			r.refused()
+			respond(nil, err)
+			return
+		}
+		m.Stamp = time.Time{}
+	}
 	if errors.Is(err, wire.ErrOverLimit) {
 		r.refused()
 		r.log.Info("refusing a message larger than this peer accepts (--max-body)", "peer", from, "err", err)
@@ -468,7 +515,14 @@ func (r *Relay) HandleRequest(from string, src netip.Addr, body []byte, respond 
 		respond(nil, decodeRefusal(err))
 		return
 	}
-	r.accept(from, source, m, msgBody, handover, func(err error) { respond(nil, err) })
+	r.accept(from, source, m, msgBody, handover, func(err error) {
+		if err == nil && handover {
+			// A holder handed it over: it drops its copies only on this peer's signed word.
+			respond(r.ackFor(m.ID), nil)
+			return
+		}
+		respond(nil, err)
+	})
 }
 
 func (r *Relay) refused() {
@@ -490,11 +544,10 @@ func (r *Relay) accept(fromPeer, source string, m *Message, body []byte, handove
 		done(errRateLimited)
 		return
 	}
-	// System notices (a stored message expired) come from a holder, not
-	// from an agent; every other message must come from its sender's peer.
-	if !handover && m.Kind != KindSystem && !r.senderBound(fromPeer, m.From) {
+	if err := r.checkAuthor(fromPeer, m, body, handover); err != nil {
 		r.refused()
-		done(errUnknownSender)
+		r.log.Warn("refusing a message whose author cannot be verified", "peer", fromPeer, "from", m.From, "id", m.ID, "err", err)
+		done(err)
 		return
 	}
 	if r.dir.Name() != m.To {
@@ -519,6 +572,56 @@ func (r *Relay) accept(fromPeer, source string, m *Message, body []byte, handove
 		}
 		done(storeRefusal(err))
 	})
+}
+
+// checkAuthor checks that m is what its author wrote and that the author may use the name
+// in m.From (SPEC section 7, "Messages are signed"): the signature must verify (nothing a
+// holder or forwarder did changed what it covers), and the name must be bound to the signer.
+//
+//   - A name held now (or claimed, or forwarding to a holder) is bound to the identity of
+//     that holder's peer id (keys.PeerIDFingerprint): a message signed by any other identity
+//     is refused, whoever hands it over.
+//   - A message sent directly (not a handover) must also come from a peer of the signer's
+//     identity that holds the name (senderBound).
+//   - A handover of a message whose author's name nobody holds now is accepted on its
+//     signature alone: its author may be long gone, and the holders checked it when they
+//     took it.
+//   - A system notice (a stored message expired) is signed by the holder that sent it and
+//     shown as a notice from that holder's identity, never as a message from a name.
+//
+// fromPeer is the peer the request came from: its id is bound to the identity the transport
+// proved. body is m's body when it is not in m.Body (see accept).
+func (r *Relay) checkAuthor(fromPeer string, m *Message, body []byte, handover bool) error {
+	signer, err := wire.VerifySignature(m, body)
+	if err != nil {
+		return decodeRefusal(err)
+	}
+	peerFP, _ := keys.PeerIDFingerprint(fromPeer)
+	if m.Kind == KindSystem {
+		if !handover && peerFP != signer {
+			return errUnknownSender
+		}
+		return nil
+	}
+	if fp, known := r.nameIdentity(m.From); known && fp != signer {
+		return errUnknownSender
+	}
+	if !handover && (peerFP != signer || !r.senderBound(fromPeer, m.From)) {
+		return errUnknownSender
+	}
+	return nil
+}
+
+// nameIdentity is the fingerprint of the identity name is bound to now: its holder's, or
+// the claimant's whose claim is ahead of our view, or, for a renamed name, its new holder's.
+func (r *Relay) nameIdentity(name string) (string, bool) {
+	if o, ok := r.dir.Owner(name); ok {
+		return keys.PeerIDFingerprint(o.ID)
+	}
+	if route, err := r.dir.Resolve(name); err == nil && route.Online {
+		return keys.PeerIDFingerprint(route.Owner.ID)
+	}
+	return "", false
 }
 
 // senderBound reports whether peer may send as name: it holds the name, or
@@ -645,102 +748,6 @@ func (r *Relay) ownInbox(name string) (*store.Inbox, error) {
 		return nil, fmt.Errorf("relay: this peer does not hold %q: %w", name, mesh.ErrNoName)
 	}
 	return r.inbox(name)
-}
-
-// MoveInbox moves the unread messages of old into the inbox of new, in
-// order, after this peer renamed itself from old to new, and closes old's
-// inbox. The messages keep their ids, so nothing is shown twice.
-func (r *Relay) MoveInbox(old, new string) error {
-	if r.dir.Name() != new {
-		return fmt.Errorf("relay: this peer does not hold %q: %w", new, mesh.ErrNoName)
-	}
-	src, err := r.inbox(old)
-	if err != nil {
-		return err
-	}
-	dst, err := r.inbox(new)
-	if err != nil {
-		return err
-	}
-	ms, err := src.Peek()
-	if err != nil {
-		return err
-	}
-	errs := make(chan error, len(ms))
-	for i := range ms {
-		m := ms[i]
-		dst.Add(&m, nil, func(err error) { errs <- err })
-	}
-	ids := make([]string, len(ms))
-	for i := range ms {
-		ids[i] = ms[i].ID
-		if err := <-errs; err != nil {
-			return fmt.Errorf("relay: move unread messages from %q to %q: %w", old, new, err)
-		}
-	}
-	if _, err := src.Remove(ids); err != nil {
-		return err
-	}
-	return r.CloseInbox(old)
-}
-
-// CloseInbox closes the inbox of a name this peer no longer holds, so the
-// next holder (maybe another process) can open it.
-func (r *Relay) CloseInbox(name string) error {
-	r.mu.Lock()
-	ib, ok := r.inboxes[name]
-	delete(r.inboxes, name)
-	r.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	return ib.Close()
-}
-
-// BroadcastResult says who got a broadcast.
-type BroadcastResult struct {
-	Delivered []string          `json:"delivered"`
-	Failed    map[string]string `json:"failed,omitempty"` // name -> error
-}
-
-// Broadcast sends body to every named peer online now except this one, in
-// parallel, and reports who got it.
-func (r *Relay) Broadcast(ctx context.Context, from, body string) (BroadcastResult, error) {
-	if strings.TrimSpace(body) == "" {
-		return BroadcastResult{}, fmt.Errorf("%w: nothing was sent; write the message text", ErrEmpty)
-	}
-	var names []string
-	for _, m := range r.dir.Members() {
-		if m.Meta.Name != "" && m.Meta.Name != from && (m.State == mesh.MemberAlive || m.State == mesh.MemberSuspect) {
-			names = append(names, m.Meta.Name)
-		}
-	}
-	sort.Strings(names)
-	res := BroadcastResult{Delivered: []string{}, Failed: map[string]string{}}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, name := range names {
-		m, err := r.prepare(Outgoing{From: from, To: name, Body: body})
-		if err != nil {
-			return res, err // the same for every recipient: size, text, our name
-		}
-		m.Broadcast = true
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := r.deliver(ctx, m, false)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				res.Failed[name] = err.Error()
-			} else {
-				res.Delivered = append(res.Delivered, name)
-			}
-		}()
-	}
-	wg.Wait()
-	sort.Strings(res.Delivered)
-	return res, nil
 }
 
 // ulidEntropy feeds ULIDs from crypto/rand: ids must not be guessable, or a

@@ -1,6 +1,9 @@
 package relay
 
 import (
+	"cmp"
+
+	"github.com/oklog/ulid/v2"
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
 	"bytes"
@@ -15,6 +18,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/mesh/meshtest"
@@ -33,7 +37,16 @@ type nodeOpt func(*Config)
 
 func startNode(t testing.TB, root string, opts ...nodeOpt) *node {
 	t.Helper()
-	p, err := mesh.New(meshtest.Config(t))
+	return startNodeAs(t, nil, root, opts...)
+}
+
+// startNodeAs is startNode with the identity id (nil: a new one), as a peer restarted on the
+// same state dir has.
+func startNodeAs(t testing.TB, id *keys.Identity, root string, opts ...nodeOpt) *node {
+	t.Helper()
+	mc := meshtest.Config(t)
+	mc.Identity = id
+	p, err := mesh.New(mc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,9 +91,19 @@ func (n *node) crash() {
 // meshOf starts peers named names, joined, each seeing every name.
 func meshOf(t testing.TB, names ...string) []*node {
 	t.Helper()
+	return meshWith(t, names, nil)
+}
+
+// meshWith is meshOf with options per peer: opts[i] for names[i] (opts may be shorter).
+func meshWith(t testing.TB, names []string, opts [][]nodeOpt) []*node {
+	t.Helper()
 	ns := make([]*node, len(names))
 	for i, name := range names {
-		ns[i] = startNode(t, "")
+		var o []nodeOpt
+		if i < len(opts) {
+			o = opts[i]
+		}
+		ns[i] = startNode(t, "", o...)
 		if i > 0 {
 			if _, err := ns[i].peer.Join(ns[0].peer.Addr()); err != nil {
 				t.Fatal(err)
@@ -335,18 +358,51 @@ func TestSenderMustHoldItsName(t *testing.T) {
 	ns := meshOf(t, "alice", "bob", "")
 	// The third peer holds no name and forges a message from alice.
 	forger := ns[2]
-	m := &Message{ID: "01HZY0000000000000000F0RGE", From: "alice", To: "bob", Kind: KindMessage, Body: "trust me", SentAt: time.Now()}
 	route, _ := forger.peer.Resolve("bob")
-	_, err := forger.relay.tr.Request(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), wire.AppendMessage(nil, m))
-	var re *wire.RemoteError
-	if !errors.As(err, &re) || re.Code != wire.CodeUnknownSender {
-		t.Fatalf("forged sender: %v, want a refusal", err)
+	alice := ns[0].peer.Identity()
+	refused := uint64(0)
+	for name, tc := range map[string]struct {
+		sign     func(m *Message) // nil: unsigned
+		handover bool             // the holder's flag, which once spared the sender check
+		kind     Kind
+		want     wire.Code
+	}{
+		"its own signature":                {sign: func(m *Message) { wire.SignMessage(m, forger.peer.Identity()) }, want: wire.CodeUnknownSender},
+		"its own signature, as a handover": {sign: func(m *Message) { wire.SignMessage(m, forger.peer.Identity()) }, handover: true, want: wire.CodeUnknownSender},
+		"unsigned":                         {want: wire.CodeMalformed},
+		"unsigned, as a handover":          {handover: true, want: wire.CodeMalformed},
+		"alice's signature of another message": {sign: func(m *Message) {
+			c := *m
+			c.Body = "hello"
+			wire.SignMessage(&c, alice)
+			m.SenderKey, m.Sig = c.SenderKey, c.Sig
+		}, handover: true, want: wire.CodeMalformed},
+		"alice's key, its own signature":         {sign: func(m *Message) { wire.SignMessage(m, forger.peer.Identity()); m.SenderKey = wire.Raw(alice.Public()) }, handover: true, want: wire.CodeMalformed},
+		"its own signature, kind system, direct": {sign: func(m *Message) { wire.SignMessage(m, alice) }, kind: KindSystem, want: wire.CodeUnknownSender},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := &Message{ID: ulid.Make().String(), From: "alice", To: "bob", Kind: cmp.Or(tc.kind, KindMessage), Body: "trust me", SentAt: time.Now().Truncate(time.Millisecond)}
+			if tc.sign != nil {
+				tc.sign(m)
+			}
+			_, err := forger.relay.tr.Request(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), wire.AppendMessageAs(nil, wire.ReqDeliver, m, tc.handover))
+			var re *wire.RemoteError
+			if !errors.As(err, &re) || re.Code != tc.want {
+				t.Fatalf("forged sender: %v, want a refusal with %v", err, tc.want)
+			}
+			if ns[1].relay.Unread("bob") != 0 {
+				t.Fatalf("forged message arrived")
+			}
+			if r := ns[1].relay.Stats().Refused; r <= refused {
+				t.Errorf("refusal not counted")
+			} else {
+				refused = r
+			}
+		})
 	}
-	if ns[1].relay.Unread("bob") != 0 {
-		t.Fatalf("forged message arrived")
-	}
-	if ns[1].relay.Stats().Refused == 0 {
-		t.Errorf("refusal not counted")
+	// Bob still hears from alice.
+	if res, err := ns[0].relay.Send(ctx, Outgoing{From: "alice", To: "bob", Body: "the real alice"}); err != nil || res.Status != "delivered" {
+		t.Fatalf("alice after the forgeries: %+v %v", res, err)
 	}
 }
 

@@ -18,6 +18,8 @@ package relay
 // recorded since the previous report, which are then forgotten.
 
 import (
+	"crypto/sha256"
+
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
 	"bufio"
@@ -60,9 +62,9 @@ const (
 	xprocSecret = "paf-mesh xproc benchmark secret (not a real one)"
 	xprocRxName = "bench-rx"
 	xprocTxName = "bench-tx"
-	// Peer ids of the bare transports of the transport role and of the parent.
-	xprocRxTransportID = "bench-rx-transport"
-	xprocTxTransportID = "bench-tx-transport"
+	// Names of the identities of the bare transports of the transport role and of the parent.
+	xprocRxTransport = "bench-rx-transport"
+	xprocTxTransport = "bench-tx-transport"
 	// xprocMaxPayload lets a transport carry what a relay does (MaxBody plus headroom).
 	xprocMaxPayload = 8<<20 + 64<<10
 )
@@ -93,6 +95,8 @@ func xprocChildMain(role string) int {
 		err = xprocServeTransport(log, os.Stdin, os.Stdout)
 	case "tcpecho":
 		err = xprocServeEcho(os.Stdin, os.Stdout)
+	case "crashrx":
+		err = crashServeReceiver(log, os.Stdin, os.Stdout)
 	default:
 		err = fmt.Errorf("unknown role %q (want receiver, transport or tcpecho)", role)
 	}
@@ -117,8 +121,9 @@ type xprocNode struct {
 
 // xprocStartNode starts a peer and its relay with state under root. The relay's rate limit is
 // the default unless lifted (some benchmarks send far faster than an agent, on purpose, and
-// say so). wrap, when not nil, wraps the relay's handler of requests from other peers.
-func xprocStartNode(log *slog.Logger, root string, lifted bool, wrap func(wire.Handler) wire.Handler) (*xprocNode, error) {
+// say so). wrap, when not nil, wraps the relay's handler of requests from other peers; opts
+// change its config last.
+func xprocStartNode(log *slog.Logger, root string, lifted bool, wrap func(wire.Handler) wire.Handler, opts ...nodeOpt) (*xprocNode, error) {
 	k, err := xprocKeys()
 	if err != nil {
 		return nil, err
@@ -136,6 +141,9 @@ func xprocStartNode(log *slog.Logger, root string, lifted bool, wrap func(wire.H
 		cfg.Rate, cfg.Burst = rate.Inf, 1
 	}
 	cfg.wrapHandler = wrap
+	for _, o := range opts {
+		o(&cfg)
+	}
 	r, err := New(cfg)
 	if err != nil {
 		p.Close()
@@ -184,14 +192,15 @@ func xprocServeTransport(log *slog.Logger, in io.Reader, out io.Writer) error {
 		return err
 	}
 	h := &xprocStampHandler{}
+	ident := xprocIdentity(xprocRxTransport)
 	tr, err := wire.NewTransport(wire.Config{
-		ID: xprocRxTransportID, Key: k.Relay, MaxPayload: xprocMaxPayload, Handler: h, Logger: log,
+		ID: ident.NewPeerID(), Identity: ident, Key: k.Relay, MaxPayload: xprocMaxPayload, Handler: h, Logger: log,
 	})
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	if _, err := fmt.Fprintf(out, "ready %s %s\n", tr.Addr(), xprocRxTransportID); err != nil {
+	if _, err := fmt.Fprintf(out, "ready %s %s\n", tr.Addr(), tr.ID()); err != nil {
 		return err
 	}
 	return xprocCommands(in, out, h)
@@ -306,11 +315,23 @@ func xprocStamp(b []byte) (int64, bool) {
 // fixed bytes, six u16-prefixed strings, a u32 body length, the body.
 func xprocMessageBody(b []byte) []byte {
 	off := 12
+	if len(b) > 2 && b[2]&(1<<2) != 0 { // wire's flagStamped: the requester's clock follows sent-at
+		off = 20
+	}
 	for range 6 {
 		if len(b)-off < 2 {
 			return nil
 		}
 		off += 2 + int(binary.BigEndian.Uint16(b[off:]))
+	}
+	for range 2 { // the sender's key and signature, each u8-length-prefixed (version 2 on)
+		if b[0] < 2 {
+			break
+		}
+		if len(b)-off < 1 {
+			return nil
+		}
+		off += 1 + int(b[off])
 	}
 	if len(b)-off < 4 {
 		return nil
@@ -378,4 +399,14 @@ func xprocEcho(nc net.Conn) {
 			return
 		}
 	}
+}
+
+// xprocIdentity is the identity of a benchmark role, derived from its name.
+func xprocIdentity(name string) *keys.Identity {
+	seed := sha256.Sum256([]byte(name))
+	id, err := keys.IdentityFromSeed(seed[:])
+	if err != nil {
+		panic(err)
+	}
+	return id
 }

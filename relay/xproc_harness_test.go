@@ -225,7 +225,7 @@ func xprocTransportPair(tb testing.TB) (tr *wire.Transport, id, addr string, chi
 		tb.Fatal(err)
 	}
 	tr, err = wire.NewTransport(wire.Config{
-		ID: xprocTxTransportID, Key: k.Relay, MaxPayload: xprocMaxPayload, Logger: testutil.QuietLogger(tb, slog.LevelWarn),
+		ID: xprocIdentity(xprocTxTransport).NewPeerID(), Identity: xprocIdentity(xprocTxTransport), Key: k.Relay, MaxPayload: xprocMaxPayload, Logger: testutil.QuietLogger(tb, slog.LevelWarn),
 	})
 	if err != nil {
 		tb.Fatal(err)

@@ -70,7 +70,7 @@ func TestXProcMessageBody(t *testing.T) {
 			if got := string(xprocMessageBody(enc)); got != m.Body {
 				t.Fatalf("body %q, want %q", got, m.Body)
 			}
-			for n := range 12 + 2 {
+			for n := range 12 + 2 + 2 {
 				if got := xprocMessageBody(enc[:n]); got != nil {
 					t.Fatalf("a %d-byte prefix gave body %q, want nil", n, got)
 				}

@@ -49,7 +49,11 @@ func commands() []command {
 		{"check", "--as NAME [--json]", "print NAME's unread messages and mark them read", runCheck},
 		{"listen", "--as NAME [--timeout S] [--json]", "wait for a message for NAME, print it and mark it read", runListen},
 		{"hook", "[--as NAME]", "a Claude Code hook command: tells the session about unread messages", runHook},
+		{"watch", "[--as NAME]", "print a line per new message for this session (never marks read): for a monitor or a terminal", runWatch},
+		{"install", "[claude|gemini|codex|all] [--dry-run] [--scope user|project]", "add paf-peer to the agent clients' configuration (default all; backs up what it edits)", runInstall},
+		{"doctor", "[--json]", "check this machine's set-up and say what to fix", runDoctor},
 		{"demo", "[--verbose]", "play a conversation, a future message, a rename and a broadcast between in-process peers", runDemo},
+		{"identity", "[--json]", "this user's identity key fingerprint on this machine, and the names bound to it", runIdentity},
 		{"secret", "new [--write | --file PATH] [--force]", "make a new random 256-bit shared secret: print it, or write it to the secret file", runSecret},
 		{"version", "", "print the version", runVersion},
 	}

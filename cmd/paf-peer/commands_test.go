@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -217,9 +218,15 @@ func TestStatusWithPeers(t *testing.T) {
 	}
 	for _, pr := range peers {
 		requireKeys(t, "peer", pr, peerKeys)
+		var id, fp string
+		_ = json.Unmarshal(pr["id"], &id)
+		_ = json.Unmarshal(pr["identity"], &fp)
+		if len(fp) != 16 || !strings.HasPrefix(id, fp+"-") {
+			t.Fatalf("peer %s has identity %q: want the fingerprint its id is bound to", id, fp)
+		}
 	}
 	out, _, code = p.run("", "status")
-	if code != 0 || !strings.Contains(out, "mode: open   peers: 2 alive, 2 known") || !strings.Contains(out, "the b peer") {
+	if code != 0 || !strings.Contains(out, "mode: open   identity: ") || !strings.Contains(out, "peers: 2 alive, 2 known") || !strings.Contains(out, "the b peer") {
 		t.Fatalf("status table: exit %d\n%s", code, out)
 	}
 }
@@ -265,5 +272,41 @@ func TestRunDemo(t *testing.T) {
 	}
 	if left := testutil.DirNames(t, tmp); len(left) != 0 {
 		t.Errorf("demo left %v behind in TMPDIR", left)
+	}
+}
+
+// identity: the state dir's key (made on first use, 0600, the same every time), and the
+// names that peers of this identity hold now, as a running peer sees them; a peer of
+// another identity (another state dir here) is not listed.
+func TestIdentityCommand(t *testing.T) {
+	p := newPeers(t)
+	var first node.IdentityInfo
+	out, errOut, code := p.run("", "identity", "--json")
+	if code != 0 || errOut != "" || json.Unmarshal([]byte(out), &first) != nil {
+		t.Fatalf("identity --json with no peer: exit %d %q\n%s", code, errOut, out)
+	}
+	if len(first.Fingerprint) != 16 || len(first.Names) != 0 || !strings.Contains(first.Note, "no peer") {
+		t.Fatalf("identity with no peer: %+v", first)
+	}
+	if st, err := os.Stat(first.File); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file %s: %v %v", first.File, st, err)
+	}
+	a := p.start("a", func(c *node.Config) { c.StateDir = p.env["PAF_STATE_DIR"] })
+	p.start("b")
+	waitNames(t, a, "a", "b")
+	var again node.IdentityInfo
+	out, _, code = p.run("", "identity", "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &again) != nil {
+		t.Fatalf("identity --json: exit %d\n%s", code, out)
+	}
+	if again.Fingerprint != first.Fingerprint || !slices.Equal(again.Names, []string{"a"}) || again.Note != "" {
+		t.Fatalf("identity with peers a (this identity) and b (another): %+v, first %+v", again, first)
+	}
+	if !strings.HasPrefix(a.ID(), first.Fingerprint+"-") {
+		t.Fatalf("peer a's id %s is not bound to the state dir's identity %s", a.ID(), first.Fingerprint)
+	}
+	out, _, code = p.run("", "identity")
+	if code != 0 || !strings.Contains(out, "identity: "+first.Fingerprint) || !strings.Contains(out, "names held now: a\n") {
+		t.Fatalf("identity: exit %d\n%s", code, out)
 	}
 }

@@ -375,7 +375,7 @@ type jsonForward struct {
 // peerKeys and topKeys are the keys SPEC section 6 promises in status --json.
 var (
 	topKeys   = []string{"self", "mode", "peers", "forwards"}
-	peerKeys  = []string{"id", "name", "description", "host", "addr", "state", "listening", "stored"}
+	peerKeys  = []string{"id", "name", "description", "host", "addr", "state", "listening", "stored", "identity"}
 	fwdKeys   = []string{"from", "to", "expires_at"}
 	modeNames = map[string]bool{"open": true, "secure": true}
 )

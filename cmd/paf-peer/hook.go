@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -12,17 +11,6 @@ import (
 	"github.com/paf-mesh/paf-mesh/node"
 	"github.com/paf-mesh/paf-mesh/node/control"
 )
-
-// hookInput is the part of a Claude Code hook's stdin JSON we use.
-type hookInput struct {
-	SessionID      string `json:"session_id"`
-	StopHookActive bool   `json:"stop_hook_active"` // Claude is already going on because of a Stop hook
-	HookEventName  string `json:"hook_event_name"`
-}
-
-// maxHookInput bounds what we read from stdin: hook inputs are small, but a
-// UserPromptSubmit carries the whole prompt.
-const maxHookInput = 8 << 20
 
 // runHook is `paf-peer hook`: a Claude Code hook command. For
 // UserPromptSubmit and SessionStart it adds a note about unread messages to
@@ -40,13 +28,9 @@ func runHook(ctx context.Context, args []string, io stdio, getenv func(string) s
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	var in hookInput
-	b, err := readAllLimited(io.in, maxHookInput)
+	in, err := node.ReadHookInput(io.in)
 	if err != nil {
-		return fmt.Errorf("read hook input: %w", err)
-	}
-	if err := json.Unmarshal(b, &in); err != nil {
-		return fmt.Errorf("hook input is not JSON (%v): run paf-peer hook as a Claude Code hook command, which passes the event on stdin", err)
+		return err
 	}
 	switch in.HookEventName {
 	case "UserPromptSubmit", "SessionStart", "Stop":
@@ -107,14 +91,3 @@ func runHook(ctx context.Context, args []string, io stdio, getenv func(string) s
 type hookWake struct{}
 
 func (hookWake) Error() string { return "" }
-
-func readAllLimited(r io.Reader, n int64) ([]byte, error) {
-	if r == nil {
-		return nil, fmt.Errorf("no stdin")
-	}
-	b, err := io.ReadAll(io.LimitReader(r, n+1))
-	if err == nil && int64(len(b)) > n {
-		return nil, fmt.Errorf("more than %d bytes on stdin", n)
-	}
-	return b, err
-}

@@ -105,13 +105,17 @@ func runSend(ctx context.Context, args []string, io stdio, getenv func(string) s
 		via = fmt.Sprintf(" (sent to %s, which now forwards to %s)", res.ForwardedFrom, res.To)
 	}
 	switch res.Status {
+	case relay.StatusQueued:
+		fmt.Fprintf(io.out, "queued for %s%s, not confirmed yet: %s (id %s)\n", res.To, via, res.Reason, res.ID)
 	case "stored":
 		peers := "peers"
 		if res.Holders == 1 {
 			peers = "peer"
 		}
 		why := ""
-		if res.Unanswered {
+		if res.Reason != "" {
+			why = " (" + res.Reason + ")"
+		} else if res.Unanswered {
 			why = " (its peer is not answering)"
 		}
 		fmt.Fprintf(io.out, "stored for %s%s, held by %d %s until it comes online%s (id %s)\n", res.To, why, res.Holders, peers, via, res.ID)

@@ -30,7 +30,9 @@ var layers = map[string]int{
 	"node/control": 7,
 	"node":         8,
 	"node/demo":    9, // the demo's script: peers of node, played through mcpserver's client
+	"node/setup":   9, // install and doctor: the clients' config files, checks over node
 	"cmd/...":      10,
+	"test/...":     10, // the real-client suite (test/clients): runs the built binary
 }
 
 // layerOf returns pkg's layer (pkg relative to the module) and whether it has one.

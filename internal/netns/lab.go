@@ -292,6 +292,9 @@ func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.C
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.Name, name}, args...)...)
 }
 
+// Lab returns the lab the host belongs to.
+func (h *Host) Lab() *Lab { return h.lab }
+
 // LinkDown cuts the host off the LAN by taking its port on the bridge down, as pulling the
 // cable would. The host's own interface, addresses and routes are left as they are.
 func (h *Host) LinkDown() error {

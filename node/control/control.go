@@ -37,6 +37,10 @@ const (
 	OpCheck  = "check"  // As's unread messages, not marked read
 	OpListen = "listen" // as check, after waiting up to Timeout for one
 	OpAck    = "ack"    // mark IDs read for As
+	// OpWatch is as listen, but waits for an unread message whose id is not
+	// among IDs (those the client has already shown): a watcher that never
+	// marks anything read is told of each message once, not in a loop.
+	OpWatch = "watch"
 )
 
 // ioTimeout bounds reading a request and writing a response: both are local
@@ -47,7 +51,8 @@ const ioTimeout = 10 * time.Second
 type Request struct {
 	V  int    `json:"v"`
 	Op string `json:"op"`
-	// For send, check, ack, listen.
+	// For send, check, ack, listen, watch (IDs: for ack, those to mark read;
+	// for watch, those already shown).
 	As      string   `json:"as,omitempty"`
 	To      string   `json:"to,omitempty"`
 	Message string   `json:"message,omitempty"`
@@ -82,6 +87,8 @@ type Handler interface {
 	// Wait blocks until as has an unread message or ctx ends. It returns
 	// nil in both cases; an error only when as cannot be waited on.
 	Wait(ctx context.Context, as string) error
+	// WaitNew is Wait for an unread message whose id is not in seen.
+	WaitNew(ctx context.Context, as string, seen []string) error
 	// Peek returns as's unread messages without marking them read: the
 	// client acknowledges (Ack) once it has shown them, so a client killed
 	// in between loses nothing.
@@ -215,16 +222,29 @@ func (s *Server) dispatch(ctx context.Context, req Request, resp *Response) {
 			return
 		}
 		resp.Result = &res
-	case OpListen:
+	case OpListen, OpWatch:
 		if req.Timeout > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, time.Duration(req.Timeout*float64(time.Second)))
 			defer cancel()
 		}
-		if err := s.h.Wait(ctx, req.As); err != nil {
-			if s.ctx.Err() != nil {
-				err = ErrShuttingDown
+		wait := func() error { return s.h.Wait(ctx, req.As) }
+		if req.Op == OpWatch {
+			wait = func() error { return s.h.WaitNew(ctx, req.As, req.IDs) }
+		}
+		err := wait()
+		if s.ctx.Err() != nil {
+			// The peer is shutting down (Wait returns nil when its context
+			// ends): what arrived meanwhile is answered, and otherwise the
+			// client is told, rather than answered "nothing arrived".
+			if ms, perr := s.h.Peek(req.As); perr == nil && len(ms) > 0 {
+				resp.Messages = ms
+				return
 			}
+			fail(ErrShuttingDown)
+			return
+		}
+		if err != nil {
 			fail(err)
 			return
 		}

@@ -12,7 +12,7 @@
 // server cancels the operation in progress (a `listen` interrupted with
 // Ctrl-C stops waiting at once).
 //
-// Guarantees: check and listen never mark messages read; the client does
+// Guarantees: check, listen and watch never mark messages read; the client does
 // that with a separate ack once it has shown them, so a client killed in
 // between loses nothing. Server.Close is idempotent, waits for every
 // connection in progress and removes the socket.

@@ -1,7 +1,9 @@
 // Package store keeps a peer's messages on disk: the inbox of each name it holds (an
 // append-only log of unread messages with group commit, and a bbolt file of the ids already
 // received, for de-duplication), the bodies of large messages saved to their own files, and
-// the messages it holds for names that are offline (held.db). It has no network code.
+// the messages it holds for names that are offline (held.db), and the messages it sent that are
+// not confirmed yet (its outbox, outbox/<peer id>.db, which another peer of the state dir takes
+// over when its peer is gone). It has no network code.
 //
 // Guarantees: a message is acknowledged (Inbox.Add's done) only once it is on disk (fdatasync),
 // and a retry of a message already received is acknowledged again without being stored twice,

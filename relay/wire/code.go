@@ -43,8 +43,12 @@ const (
 	CodeQuota Code = 9
 	// CodeNotHolding: the peer does not hold messages for others (a transient peer).
 	CodeNotHolding Code = 10
+	// CodeClockSkew: the request's stamp (Message.Stamp) is outside the receiver's clock
+	// window (DefaultWindow): the two peers' clocks disagree. The receiver kept nothing; a
+	// retry succeeds once a clock is fixed.
+	CodeClockSkew Code = 11
 
-	numCodes = 11
+	numCodes = 12
 )
 
 var codeNames = [numCodes]string{
@@ -59,6 +63,7 @@ var codeNames = [numCodes]string{
 	CodeInboxClosed:      "inbox-closed",
 	CodeQuota:            "quota",
 	CodeNotHolding:       "not-holding",
+	CodeClockSkew:        "clock-skew",
 }
 
 // String is the code's name, for logs.

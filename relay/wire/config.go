@@ -4,18 +4,19 @@ import (
 	"log/slog"
 	"math"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 )
 
 // The configuration of this package and every default, in one place: Config for a
-// Transport, CodecConfig for a Codec (a Transport makes its own from Config), and
-// DefaultReplayCapacity for a ReplayGuard.
+// Transport, and CodecConfig for a Codec (a Transport makes its own from Config).
 
 // Transport defaults.
 const (
 	// DefaultDialTimeout bounds a TCP connect. Peers are on loopback or a LAN: a connect that
 	// takes longer means the peer is gone, and the message layer has stores to fall back to.
 	DefaultDialTimeout = 2 * time.Second
-	// DefaultHandshakeTimeout bounds the hello/ack exchange on both sides, so a connection that
+	// DefaultHandshakeTimeout bounds the handshake on both sides, so a connection that
 	// never says hello (or says it a byte at a time) cannot hold a goroutine and a descriptor
 	// for long. A real peer sends its hello as soon as its connect completes, so the hello
 	// arrives one round trip after the accept: microseconds on loopback, milliseconds on a LAN;
@@ -45,21 +46,26 @@ const (
 	// arrive within its round trip.
 	maxPending = 256
 	// maxPendingFrame is the most a connection that has not authenticated can make this peer
-	// read or allocate for its first frame: the largest hello, with the frame's header and MAC
-	// (579 bytes). A length prefix announcing more is refused before anything more is read.
-	maxPendingFrame = frameOverhead + maxHelloLen
-	// maxAckFrame likewise bounds the hello-ack a dialler reads before the answer
-	// authenticates (the peer dialled may not be the one expected, or not a peer at all).
-	maxAckFrame = frameOverhead + maxHelloAckLen
+	// read or allocate: the largest first handshake message with its length prefix (309
+	// bytes). A length prefix announcing more is refused before anything more is read.
+	maxPendingFrame = lenPrefixLen + maxMsg1Len
+	// maxAckFrame likewise bounds the second handshake message a dialler reads before the
+	// answer authenticates (the peer dialled may not be the one expected, or not a peer at all).
+	maxAckFrame = lenPrefixLen + maxMsg2Len
 )
 
 // Config configures a Transport. The zero value of each optional field means its
 // default.
 type Config struct {
-	// ID is this peer's id: sent in the hello, and checked by a dialler against the id it
-	// expects. Required; 1 to 255 bytes of UTF-8.
+	// ID is this peer's id: sent in the handshake, and checked by a dialler against the id it
+	// expects. Required, and bound to Identity (keys.Identity.NewPeerID).
 	ID string
-	// Key is the relay HMAC key (32 bytes), from internal/keys. Required.
+	// Identity is this user's identity on this machine: its transport key authenticates the
+	// handshake, and every connection learns the other side's. Required.
+	Identity *keys.Identity
+	// Key is the mesh's relay key (32 bytes, from internal/keys), the handshake's pre-shared
+	// key: only holders of the mesh secret (or, in open mode, of this user's key file) can
+	// connect. Required.
 	Key []byte
 	// ListenAddr is where to accept connections; default "127.0.0.1:0" (loopback, any port),
 	// which is what open mode requires.
@@ -73,14 +79,14 @@ type Config struct {
 	Logger *slog.Logger
 	// DialTimeout bounds a TCP connect; default DefaultDialTimeout.
 	DialTimeout time.Duration
-	// HandshakeTimeout bounds the hello/ack exchange; default DefaultHandshakeTimeout.
+	// HandshakeTimeout bounds the handshake; default DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
 	// MaxBackoff caps the backoff after a failed dial; default DefaultMaxBackoff. After a
 	// failed dial to a peer, requests to it fail fast with ErrUnreachable (or ErrPeerMismatch
 	// if that was the failure) until the backoff, doubling from 50ms, has passed.
 	MaxBackoff time.Duration
-	// Now is the codec's clock (frame times and the ±2 minute window); default time.Now.
-	// Backoff and timeouts use the real clock.
+	// Now is the clock of the times frames carry; default time.Now. Backoff and timeouts use
+	// the real clock.
 	Now func() time.Time
 }
 
@@ -89,12 +95,8 @@ const (
 	// DefaultMaxPayload allows an 8 MiB message body plus 64 KiB of headroom for the message
 	// metadata that travels with it in the same frame.
 	DefaultMaxPayload = 8<<20 + 64<<10
-	// DefaultWindow is the clock skew accepted either way (SPEC section 7): wide enough for
-	// machines without tight NTP, narrow enough that replays must happen soon after capture,
-	// which is what bounds the ReplayGuard's memory.
-	DefaultWindow = 2 * time.Minute
-	// MinKeyLen is the shortest HMAC key accepted: HMAC-SHA256's full strength needs 32 bytes.
-	MinKeyLen = 32
+	// KeyLen is the length of the pre-shared key (Config.Key).
+	KeyLen = 32
 	// maxMaxPayload keeps the body length representable in the u32 length prefix.
 	maxMaxPayload = math.MaxUint32 - frameOverhead
 	// minReadBuf is the capacity ReadFrame allocates when the caller gives no buffer: it holds a
@@ -102,21 +104,11 @@ const (
 	minReadBuf = 4 << 10
 )
 
-// CodecConfig configures a Codec. The zero value of every field except Key means its default.
+// CodecConfig configures a Codec. The zero value of every field means its default.
 type CodecConfig struct {
-	// Key is the HMAC-SHA256 key (keys.Keys.Relay), at least MinKeyLen bytes. Required. It is
-	// copied.
-	Key []byte
 	// MaxPayload is the largest payload accepted, in bytes; default DefaultMaxPayload. A frame
 	// announcing more is refused before its body is read.
 	MaxPayload int
-	// Window is the clock skew accepted either way; default DefaultWindow.
-	Window time.Duration
-	// Now is the clock; default time.Now. Tests inject a fake clock.
+	// Now is the clock frames are stamped with; default time.Now.
 	Now func() time.Time
 }
-
-// DefaultReplayCapacity is the number of nonces a ReplayGuard remembers by default: 65536
-// handshakes within one 2-minute window is ~550 connections per second, far beyond any real
-// mesh. Memory grows with use, to roughly 9 MiB if it ever fills.
-const DefaultReplayCapacity = 65536

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/flynn/noise"
 )
 
 const (
@@ -25,10 +28,6 @@ const (
 	// keepBufCap: buffers grown beyond this by a large frame are dropped after use instead of
 	// kept for the life of the connection.
 	keepBufCap = 1 << 20
-	// lateMACMin: a request body at least this large, written by the goroutine that sends it,
-	// is written from the caller's memory and before its frame's MAC is computed (see
-	// drainLocked). Below it, the extra write costs more than the overlap saves.
-	lateMACMin = 16 << 10
 	// writeTimeout bounds one write: a peer that stops reading (stopped or wedged) loses the
 	// connection, and its requests fail with ErrUnreachable instead of queueing forever.
 	writeTimeout = 10 * time.Second
@@ -50,12 +49,12 @@ type conn struct {
 	nc      net.Conn
 	br      *bufio.Reader
 	peerID  string
-	session [sessionLen]byte
+	peerKey ed25519.PublicKey // the identity the handshake proved
 	inbound bool
 
 	// Owned by the read loop.
-	rbuf    []byte
-	recvSeq uint64
+	rbuf []byte
+	recv *noise.CipherState // opens the other side's frames, in order
 
 	done      chan struct{} // closed by close
 	closeOnce sync.Once
@@ -69,22 +68,20 @@ type conn struct {
 	out     []byte // guarded by wmu: encoded frames waiting for the writer
 	writing bool   // guarded by wmu: a goroutine is writing and will drain out
 	spare   []byte // owned by whoever is writing: the buffer not in use by the senders
-	// late and lateTail, guarded by wmu: when late > 0, out ends with the head of a frame
-	// (starting at late-1) whose payload goes on with lateTail, then its MAC, both written
-	// by drainLocked.
-	late     int
-	lateTail []byte
-	sendSeq  uint64        // guarded by wmu: sequence number of the last frame queued
-	space    chan struct{} // guarded by wmu: closed when the writer takes a full buffer
-	kick     chan struct{} // capacity 1: out is not empty
+	// send seals our frames, guarded by wmu: frames are sealed in the order they are queued
+	// onto out, which is the order they are written.
+	send  *noise.CipherState
+	space chan struct{} // guarded by wmu: closed when the writer takes a full buffer
+	kick  chan struct{} // capacity 1: out is not empty
 
 	mu      sync.Mutex
 	pending map[uint64]*Call // guarded by mu: outbound requests awaiting a response; nil once closed
 }
 
-func newConn(t *Transport, nc net.Conn, br *bufio.Reader, rbuf []byte, peerID string, session [sessionLen]byte, inbound bool) *conn {
+func newConn(t *Transport, nc net.Conn, br *bufio.Reader, rbuf []byte, s session, inbound bool) *conn {
 	c := &conn{
-		t: t, nc: nc, br: br, rbuf: rbuf, peerID: peerID, session: session, inbound: inbound,
+		t: t, nc: nc, br: br, rbuf: rbuf, inbound: inbound,
+		peerID: s.peerID, peerKey: s.peerKey, send: s.send, recv: s.recv,
 		done:  make(chan struct{}),
 		space: make(chan struct{}),
 		kick:  make(chan struct{}, 1),
@@ -262,26 +259,18 @@ func (c *conn) enqueue(ctx context.Context, typ FrameType, hdr, head, tail []byt
 		c.wmu.Unlock()
 		return c.lostErr()
 	}
-	f := Frame{Type: typ, Time: c.t.now(), Nonce: sessionNonce(c.session, c.sendSeq+1)}
-	// A large frame written now by this goroutine goes out with its body referenced, not
-	// copied, and before its MAC is computed (drainLocked); any other frame is copied whole,
-	// since another goroutine will write it after this call returns.
-	direct := how != writeByWriter
-	late := direct && !c.writing && len(tail) >= lateMACMin
-	start := len(c.out)
-	out, err := c.t.codec.appendParts(c.out, &f, hdr, head, tail, !late)
+	// Sealed into out under wmu: the order of sealing (the nonce counter) is the order of
+	// writing.
+	out, err := c.t.codec.appendFrame(c.out, c.send, typ, c.t.now(), hdr, head, tail)
 	if err != nil {
 		c.wmu.Unlock()
 		return fmt.Errorf("relay: to %s: %w", c.peerID, err)
 	}
-	if late {
-		c.late, c.lateTail = start+1, tail
-	}
 	c.out = out
-	c.sendSeq++
 	c.t.stats.framesOut.Add(1)
+	direct := how != writeByWriter
 	if direct && !c.writing {
-		if how == writeSoon && !late {
+		if how == writeSoon {
 			c.writing = true // the others queue behind this frame and leave the write to us
 			c.wmu.Unlock()
 			runtime.Gosched()
@@ -339,30 +328,15 @@ func (c *conn) drainLocked() {
 	c.writing = true
 	for len(c.out) > 0 && !c.wclosed {
 		buf := c.out
-		late, tail := c.late, c.lateTail
 		c.out = c.spare[:0]
 		c.spare = nil
-		c.late, c.lateTail = 0, nil
 		if len(buf) >= maxQueued {
 			close(c.space)
 			c.space = make(chan struct{})
 		}
 		c.wmu.Unlock()
 		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		var err error
-		if late > 0 {
-			// The frame's body goes now, from the caller's memory, and the MAC after it: the
-			// receiver hashes the body (Codec.ReadFrame hashes as it reads) while this
-			// goroutine computes the MAC, so for a 64 KiB body two HMAC-SHA256 runs of
-			// ~60 us each overlap instead of following each other.
-			bufs := net.Buffers{buf, tail}
-			if _, err = bufs.WriteTo(c.nc); err == nil {
-				mac := c.t.codec.macOf(buf[late-1+lenPrefixLen:], tail)
-				_, err = c.nc.Write(mac[:])
-			}
-		} else {
-			_, err = c.nc.Write(buf)
-		}
+		_, err := c.nc.Write(buf)
 		if err != nil {
 			c.close(fmt.Errorf("write: %w", err))
 		}
@@ -394,7 +368,7 @@ func (c *conn) readFrames() error {
 		if c.inbound {
 			c.waitSpace()
 		}
-		f, buf, err := c.t.codec.ReadFrame(c.br, c.rbuf)
+		f, buf, err := c.t.codec.ReadFrame(c.br, c.recv, c.rbuf)
 		c.rbuf = buf
 		if err != nil {
 			if reason, ok := codecReason(err); ok {
@@ -403,11 +377,6 @@ func (c *conn) readFrames() error {
 			return err
 		}
 		c.t.stats.framesIn.Add(1)
-		c.recvSeq++
-		if want := sessionNonce(c.session, c.recvSeq); f.Nonce != want {
-			return &rejection{reason: reasonSequence, err: fmt.Errorf(
-				"relay: frame nonce %x, want %x: a replayed, re-ordered or injected frame", f.Nonce, want)}
-		}
 		if c.inbound {
 			err = c.handleRequest(&f)
 		} else {

@@ -1,47 +1,49 @@
 package wire
 
 import (
-	"bytes"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
-	"sync"
 	"time"
+
+	"github.com/flynn/noise"
 )
 
 // Wire format of one frame, all integers big-endian:
 //
-//	u32  length of everything after this field (version..mac)
-//	u8   version (FrameVersion)
-//	u8   type (opaque to the codec, but 0 is invalid)
-//	i64  sent time, unix milliseconds
-//	16B  nonce
-//	...  payload
-//	32B  HMAC-SHA256(key, every byte after the length and before the mac)
+//	u32  length of the sealed body that follows
+//	...  sealed body: ChaCha20-Poly1305 under this direction's key, with this direction's
+//	     frame count as the nonce (a Noise CipherState), of:
+//	       u8   version (FrameVersion)
+//	       u8   type (opaque to the codec, but 0 is invalid)
+//	       i64  sent time, unix milliseconds (information: how far the sender's clock is off)
+//	       ...  payload
+//	16B  the AEAD tag (the last 16 bytes of the sealed body)
 //
-// The length prefix is not covered by the MAC on purpose: it is implied by the covered bytes
-// (a changed length shifts where the MAC is read from, so the MAC fails).
+// The length prefix is not sealed: it is implied by the sealed bytes (a changed length moves
+// where the tag is read from, so opening fails). Each direction of a connection has its own key
+// and nonce counter (Noise's Split), so a frame cannot be replayed, reordered, reflected back
+// to its sender or moved to another connection: opening it fails, and the connection is
+// dropped.
+//
+// Frames are larger than Noise's 65535-byte transport messages (a body may be 8 MiB). The
+// cipher is Noise's own CipherState used for one message per frame; ChaCha20-Poly1305 is
+// sound for messages up to 256 GiB, so the bound is the protocol's, not the cipher's.
 
 // FrameVersion is the only frame version this codec speaks.
-const FrameVersion = 1
+const FrameVersion = 2
 
 const (
 	lenPrefixLen  = 4
-	nonceLen      = 16
-	macLen        = sha256.Size
-	headerLen     = 1 + 1 + 8 + nonceLen // version, type, time, nonce
-	frameOverhead = headerLen + macLen   // body bytes that are not payload
+	tagLen        = 16
+	headerLen     = 1 + 1 + 8 // version, type, time
+	frameOverhead = headerLen + tagLen
 
-	// Offsets inside the body (the bytes after the length prefix).
+	// Offsets inside an opened body.
 	offVersion = 0
 	offType    = 1
 	offTime    = 2
-	offNonce   = 10
 	offPayload = headerLen
 )
 
@@ -52,13 +54,10 @@ type FrameType uint8
 // Frame is one decoded or to-be-encoded frame.
 type Frame struct {
 	Type FrameType
-	// Time is when the frame was sent. It has millisecond precision on the wire and must be
-	// within the codec's Window of the receiver's clock.
+	// Time is when the frame was sent, by the sender's clock, with millisecond precision on the
+	// wire. Nothing is refused for it: freshness comes from the session keys and counters.
 	Time time.Time
-	// Nonce makes every frame unique so that a ReplayGuard can refuse a repeated one. Use
-	// NewNonce.
-	Nonce [16]byte
-	// Payload is opaque to the codec. On decode it aliases the input buffer.
+	// Payload is opaque to the codec. On decode it aliases the read buffer.
 	Payload []byte
 }
 
@@ -68,102 +67,56 @@ var (
 	// ErrFrameTooLarge: a payload over MaxPayload, on encode or announced by a length prefix.
 	ErrFrameTooLarge = errors.New("relay: frame too large")
 	// ErrFrameTruncated: the stream ended inside a frame, or a frame is shorter than its fixed
-	// header and MAC. When the stream ended, io.ErrUnexpectedEOF is wrapped as well.
+	// header and tag. When the stream ended, io.ErrUnexpectedEOF is wrapped as well.
 	ErrFrameTruncated = errors.New("relay: frame truncated")
 	// ErrBadVersion: a frame version other than FrameVersion.
 	ErrBadVersion = errors.New("relay: unknown frame version")
 	// ErrBadType: frame type 0.
 	ErrBadType = errors.New("relay: invalid frame type")
-	// ErrBadMAC: the frame was not made with this mesh's key, or was altered. This is what a
-	// peer with the wrong secret produces.
+	// ErrBadMAC: the frame does not open under this direction's key and next nonce: it was
+	// altered, replayed, reordered, injected, or made under another session.
 	ErrBadMAC = errors.New("relay: frame authentication failed")
-	// ErrStale: the frame time is outside the accepted window of the local clock.
-	ErrStale = errors.New("relay: frame time outside the accepted window")
-	// ErrReplay: a nonce seen before (see ReplayGuard).
-	ErrReplay = errors.New("relay: replayed frame")
 )
 
-// Codec encodes and verifies frames for one key. It is safe for concurrent use.
+// Codec holds the frame limits of a Transport and seals and opens frames with the cipher
+// state of one direction of one connection. It is safe for concurrent use; a CipherState is
+// not, and each must be used by one goroutine at a time, in frame order.
 type Codec struct {
 	maxPayload int
-	window     time.Duration
 	now        func() time.Time
-	// macs pools keyed HMAC states: hmac.New hashes the key and allocates, which would dominate
-	// the cost of a small frame.
-	macs sync.Pool // of *macState
 }
 
-// macState is a pooled HMAC with room for its sum, so computing a MAC allocates nothing.
-type macState struct {
-	h   hash.Hash
-	sum [macLen]byte
-}
-
-// NewCodec returns a Codec for cfg, applying defaults. It fails for a key shorter than
-// MinKeyLen or a negative or out-of-range limit.
+// NewCodec returns a Codec for cfg, applying defaults. It fails for an out-of-range limit.
 func NewCodec(cfg CodecConfig) (*Codec, error) {
-	if len(cfg.Key) < MinKeyLen {
-		return nil, fmt.Errorf("relay: codec key is %d bytes, need at least %d", len(cfg.Key), MinKeyLen)
-	}
 	switch {
 	case cfg.MaxPayload < 0 || uint64(cfg.MaxPayload) > maxMaxPayload:
 		return nil, fmt.Errorf("relay: codec MaxPayload %d out of range [0, %d]", cfg.MaxPayload, uint64(maxMaxPayload))
 	case cfg.MaxPayload == 0:
 		cfg.MaxPayload = DefaultMaxPayload
 	}
-	switch {
-	case cfg.Window < 0:
-		return nil, fmt.Errorf("relay: codec Window %v is negative", cfg.Window)
-	case cfg.Window == 0:
-		cfg.Window = DefaultWindow
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	key := bytes.Clone(cfg.Key)
-	c := &Codec{maxPayload: cfg.MaxPayload, window: cfg.Window, now: cfg.Now}
-	c.macs.New = func() any { return &macState{h: hmac.New(sha256.New, key)} }
-	return c, nil
+	return &Codec{maxPayload: cfg.MaxPayload, now: cfg.Now}, nil
 }
 
 // MaxPayload is the largest payload this codec encodes or accepts.
 func (c *Codec) MaxPayload() int { return c.maxPayload }
 
-// Window is the clock skew this codec accepts either way.
-func (c *Codec) Window() time.Duration { return c.window }
-
-// NewNonce returns a random frame nonce.
-func NewNonce() [16]byte {
-	var n [16]byte
-	// crypto/rand.Read never returns an error (it aborts the program if the OS fails it).
-	_, _ = rand.Read(n[:])
-	return n
-}
-
-// AppendFrame appends the encoded frame, length prefix included, to dst and returns the
+// AppendFrame appends f, sealed with cs, length prefix included, to dst and returns the
 // extended slice, so the caller can send it with one Write. It errors only for type 0
-// (ErrBadType) or a payload over MaxPayload (ErrFrameTooLarge); dst is then returned
-// unchanged. f.Payload must not overlap dst's spare capacity. With enough capacity in dst it
-// does not allocate.
-func (c *Codec) AppendFrame(dst []byte, f *Frame) ([]byte, error) {
-	return c.appendFrame(dst, f, f.Payload, nil, nil)
+// (ErrBadType), a payload over MaxPayload (ErrFrameTooLarge) or a cipher state at the end of
+// its nonces; dst is then returned unchanged and cs is not advanced. f.Payload must not
+// overlap dst's spare capacity. With enough capacity in dst it does not allocate.
+func (c *Codec) AppendFrame(dst []byte, cs *noise.CipherState, f *Frame) ([]byte, error) {
+	return c.appendFrame(dst, cs, f.Type, f.Time, f.Payload, nil, nil)
 }
 
 // appendFrame is AppendFrame for a payload given in parts (a request or response header, then
-// the body, possibly in two pieces), which it copies straight into dst: a large body is copied
-// once, not first assembled elsewhere. f.Payload is ignored.
-func (c *Codec) appendFrame(dst []byte, f *Frame, part1, part2, part3 []byte) ([]byte, error) {
-	return c.appendParts(dst, f, part1, part2, part3, true)
-}
-
-// appendParts appends a frame whose payload is part1||part2||part3. Complete, it copies part3
-// and appends the MAC. Otherwise it stops after part2: the caller writes part3 (not copied)
-// and then the frame's MAC (macOf of the bytes after the length prefix, and part3), so that
-// a large body is neither copied nor made to wait for its MAC before it goes (see
-// conn.drainLocked). It errors for type 0 or a payload over MaxPayload, returning dst
-// unchanged.
-func (c *Codec) appendParts(dst []byte, f *Frame, part1, part2, part3 []byte, complete bool) ([]byte, error) {
-	if f.Type == 0 {
+// the body, possibly in two pieces), which it copies straight into dst and seals there: a
+// large body is copied once, not first assembled elsewhere.
+func (c *Codec) appendFrame(dst []byte, cs *noise.CipherState, typ FrameType, at time.Time, part1, part2, part3 []byte) ([]byte, error) {
+	if typ == 0 {
 		return dst, fmt.Errorf("%w: type 0", ErrBadType)
 	}
 	payloadLen := len(part1) + len(part2) + len(part3)
@@ -172,9 +125,6 @@ func (c *Codec) appendParts(dst []byte, f *Frame, part1, part2, part3 []byte, co
 	}
 	start := len(dst)
 	n := lenPrefixLen + frameOverhead + payloadLen
-	if !complete {
-		n -= len(part3) + macLen
-	}
 	if need := start + n; need > cap(dst) {
 		grown := make([]byte, start, max(need, 2*cap(dst)))
 		copy(grown, dst)
@@ -182,49 +132,40 @@ func (c *Codec) appendParts(dst []byte, f *Frame, part1, part2, part3 []byte, co
 	}
 	dst = dst[:start+n]
 	binary.BigEndian.PutUint32(dst[start:], uint32(frameOverhead+payloadLen))
-	body := dst[start+lenPrefixLen:]
+	body := dst[start+lenPrefixLen : start+n-tagLen]
 	body[offVersion] = FrameVersion
-	body[offType] = byte(f.Type)
-	binary.BigEndian.PutUint64(body[offTime:], uint64(f.Time.UnixMilli()))
-	copy(body[offNonce:], f.Nonce[:])
-	at := offPayload + copy(body[offPayload:], part1)
-	at += copy(body[at:], part2)
-	if complete {
-		macAt := at + copy(body[at:], part3)
-		mac := c.macOf(body[:macAt], nil)
-		copy(body[macAt:], mac[:])
+	body[offType] = byte(typ)
+	binary.BigEndian.PutUint64(body[offTime:], uint64(at.UnixMilli()))
+	p := offPayload + copy(body[offPayload:], part1)
+	p += copy(body[p:], part2)
+	copy(body[p:], part3)
+	// Sealed in place: the output is body followed by the tag, which fits in dst.
+	if _, err := cs.Encrypt(body[:0], nil, body); err != nil {
+		return dst[:start], fmt.Errorf("relay: seal frame: %w", err)
 	}
 	return dst, nil
 }
 
-// macOf returns the MAC of a frame whose bytes after the length prefix are head||tail.
-func (c *Codec) macOf(head, tail []byte) [macLen]byte {
-	st := c.macs.Get().(*macState)
-	st.h.Reset()
-	st.h.Write(head) // hash.Hash.Write never returns an error
-	st.h.Write(tail)
-	st.h.Sum(st.sum[:0]) // into the pooled state: a local array would escape to the heap
-	sum := st.sum
-	c.macs.Put(st)
-	return sum
-}
-
-// ReadFrame reads exactly one frame from r and verifies it like DecodeFrame. The announced
-// length is checked before anything is allocated or read for the body, so a hostile length
-// costs nothing. buf is used for the body when its capacity suffices and is returned (possibly
+// ReadFrame reads exactly one frame from r and opens it with cs. The announced length is
+// checked before anything is allocated or read for the body, so a hostile length costs
+// nothing. buf is used for the body when its capacity suffices and is returned (possibly
 // reallocated) for the next call; the returned Payload aliases it, so it is only valid until
 // buf is reused. A stream that ends cleanly before a frame returns io.EOF itself; one that ends
 // inside a frame returns ErrFrameTruncated wrapping io.ErrUnexpectedEOF. Other read errors are
 // wrapped as they are.
-func (c *Codec) ReadFrame(r io.Reader, buf []byte) (Frame, []byte, error) {
-	return c.readFrame(r, buf, c.maxPayload)
+func (c *Codec) ReadFrame(r io.Reader, cs *noise.CipherState, buf []byte) (Frame, []byte, error) {
+	body, buf, err := readSized(r, buf, frameOverhead, frameOverhead+c.maxPayload)
+	if err != nil {
+		return Frame{}, buf, err
+	}
+	f, err := c.openFrame(cs, body)
+	return f, buf, err
 }
 
-// readFrame is ReadFrame refusing (ErrFrameTooLarge) a payload over maxPayload, which is at
-// most the codec's MaxPayload. The transport reads the first frame of a connection with the
-// largest hello (or hello-ack) as the bound: before it authenticates, a connection can make
-// this peer allocate no more than that, whatever its length prefix says.
-func (c *Codec) readFrame(r io.Reader, buf []byte, maxPayload int) (Frame, []byte, error) {
+// readSized reads one length-prefixed record of minLen to maxLen bytes into buf (grown if
+// needed) and returns it. It is the framing of handshake messages too: a length outside the
+// bounds is refused before anything more is read or allocated.
+func readSized(r io.Reader, buf []byte, minLen, maxLen int) ([]byte, []byte, error) {
 	if cap(buf) < lenPrefixLen {
 		buf = make([]byte, 0, minReadBuf)
 	}
@@ -232,106 +173,66 @@ func (c *Codec) readFrame(r io.Reader, buf []byte, maxPayload int) (Frame, []byt
 	if _, err := io.ReadFull(r, buf); err != nil {
 		switch {
 		case err == io.EOF:
-			return Frame{}, buf, io.EOF // between frames: the peer closed cleanly
+			return nil, buf, io.EOF // between frames: the peer closed cleanly
 		case errors.Is(err, io.ErrUnexpectedEOF):
-			return Frame{}, buf, fmt.Errorf("%w: stream ended inside the length prefix: %w", ErrFrameTruncated, err)
+			return nil, buf, fmt.Errorf("%w: stream ended inside the length prefix: %w", ErrFrameTruncated, err)
 		default:
-			return Frame{}, buf, fmt.Errorf("relay: read frame length: %w", err)
+			return nil, buf, fmt.Errorf("relay: read frame length: %w", err)
 		}
 	}
 	n := binary.BigEndian.Uint32(buf)
-	if err := checkLen(uint64(n), maxPayload); err != nil {
-		return Frame{}, buf, err
+	switch {
+	case uint64(n) < uint64(minLen):
+		return nil, buf, fmt.Errorf("%w: %d bytes, a frame here has at least %d", ErrFrameTruncated, n, minLen)
+	case uint64(n) > uint64(maxLen):
+		return nil, buf, fmt.Errorf("%w: %d bytes announced, max %d here", ErrFrameTooLarge, n, maxLen)
 	}
 	if int(n) > cap(buf) {
 		// Grow geometrically so a stream of slowly growing frames does not reallocate each time.
-		buf = make([]byte, max(int(n), min(2*cap(buf), frameOverhead+maxPayload)))
+		buf = make([]byte, max(int(n), min(2*cap(buf), maxLen)))
 	}
 	buf = buf[:n]
-	// The MAC is computed over the bytes as they arrive rather than once all are in: a sender
-	// puts a large frame on the wire before its MAC (conn.drainLocked), so both ends hash at
-	// the same time instead of one after the other. Nothing is trusted before the MAC is
-	// checked in decodeFrame.
-	st := c.macs.Get().(*macState)
-	defer c.macs.Put(st)
-	st.h.Reset()
-	macAt := int(n) - macLen
-	for got, hashed, empty := 0, 0, 0; got < int(n); {
-		k, err := r.Read(buf[got:])
-		got += k
-		if k == 0 && err == nil {
-			if empty++; empty == 100 { // as io.ReadFull's bufio would: a reader that never gives data
-				err = io.ErrNoProgress
-			}
-		}
-		if h := min(got, macAt); h > hashed {
-			st.h.Write(buf[hashed:h]) // hash.Hash.Write never returns an error
-			hashed = h
-		}
-		if err == nil || got == int(n) {
-			continue
-		}
+	if _, err := io.ReadFull(r, buf); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return Frame{}, buf, fmt.Errorf("%w: stream ended before the %d announced bytes: %w",
+			return nil, buf, fmt.Errorf("%w: stream ended before the %d announced bytes: %w",
 				ErrFrameTruncated, n, io.ErrUnexpectedEOF)
 		}
-		return Frame{}, buf, fmt.Errorf("relay: read frame body: %w", err)
+		return nil, buf, fmt.Errorf("relay: read frame body: %w", err)
 	}
-	f, err := c.decodeFrame(buf, st.h.Sum(st.sum[:0]))
-	return f, buf, err
+	return buf, buf, nil
 }
 
-// checkLen validates a body length (everything after the length prefix) against a payload
-// bound.
-func checkLen(n uint64, maxPayload int) error {
-	if n < frameOverhead {
-		return fmt.Errorf("%w: %d bytes, a frame has at least %d", ErrFrameTruncated, n, frameOverhead)
+// OpenFrame opens one frame given as the bytes after its length prefix (b is the whole sealed
+// body), in place. It checks, in order: length, the tag (ErrBadMAC), version, type. The
+// returned Payload aliases b. A frame that does not authenticate leaves cs where it was (one
+// that does, but is refused for its version or type, has used its nonce: the connection is
+// dropped either way).
+func (c *Codec) OpenFrame(cs *noise.CipherState, b []byte) (Frame, error) {
+	if len(b) < frameOverhead {
+		return Frame{}, fmt.Errorf("%w: %d bytes, a frame has at least %d", ErrFrameTruncated, len(b), frameOverhead)
 	}
-	if n-frameOverhead > uint64(maxPayload) {
-		return fmt.Errorf("%w: payload of %d bytes, max %d", ErrFrameTooLarge, n-frameOverhead, maxPayload)
+	if len(b)-frameOverhead > c.maxPayload {
+		return Frame{}, fmt.Errorf("%w: payload of %d bytes, max %d", ErrFrameTooLarge, len(b)-frameOverhead, c.maxPayload)
 	}
-	return nil
+	return c.openFrame(cs, b)
 }
 
-// DecodeFrame verifies one frame given as the bytes after its length prefix (b is the whole
-// body). It checks, in order: length, version, type, MAC (in constant time), then the time
-// window. The returned Payload aliases b.
-func (c *Codec) DecodeFrame(b []byte) (Frame, error) {
-	return c.decodeFrame(b, nil)
-}
-
-// decodeFrame is DecodeFrame given the MAC the codec computes over b's covered bytes, when
-// the caller has it already (ReadFrame hashes as it reads); with nil it computes it.
-func (c *Codec) decodeFrame(b []byte, sum []byte) (Frame, error) {
-	if err := checkLen(uint64(len(b)), c.maxPayload); err != nil {
-		return Frame{}, err
+func (c *Codec) openFrame(cs *noise.CipherState, b []byte) (Frame, error) {
+	plain, err := cs.Decrypt(b[:0], nil, b)
+	if err != nil {
+		return Frame{}, fmt.Errorf("%w: it does not open under this session's key and sequence (altered, replayed, reordered or injected)", ErrBadMAC)
 	}
-	if v := b[offVersion]; v != FrameVersion {
+	if v := plain[offVersion]; v != FrameVersion {
 		return Frame{}, fmt.Errorf("%w: %d (this peer speaks %d; upgrade the older peer)", ErrBadVersion, v, FrameVersion)
 	}
-	if b[offType] == 0 {
+	if plain[offType] == 0 {
 		return Frame{}, fmt.Errorf("%w: type 0", ErrBadType)
 	}
-	macAt := len(b) - macLen
-	if sum == nil {
-		mac := c.macOf(b[:macAt], nil)
-		sum = mac[:]
-	}
-	if !hmac.Equal(sum, b[macAt:]) {
-		return Frame{}, fmt.Errorf("%w: wrong key (different mesh secret?) or altered frame", ErrBadMAC)
-	}
-	t := time.UnixMilli(int64(binary.BigEndian.Uint64(b[offTime:])))
-	// Sub saturates instead of overflowing, so absurd times land outside the window.
-	if skew := t.Sub(c.now()); skew > c.window || skew < -c.window {
-		return Frame{}, fmt.Errorf("%w: frame time is %v from the local clock, window is ±%v; check the clocks",
-			ErrStale, skew.Round(time.Millisecond), c.window)
-	}
-	f := Frame{
-		Type: FrameType(b[offType]),
-		Time: t,
-		// Cap the payload so an append by the caller cannot overwrite the MAC in b.
-		Payload: b[offPayload:macAt:macAt],
-	}
-	copy(f.Nonce[:], b[offNonce:offPayload])
-	return f, nil
+	n := len(plain)
+	return Frame{
+		Type: FrameType(plain[offType]),
+		Time: time.UnixMilli(int64(binary.BigEndian.Uint64(plain[offTime:]))),
+		// Capped so an append by the caller cannot run into the tag's bytes in b.
+		Payload: plain[offPayload:n:n],
+	}, nil
 }

@@ -14,7 +14,7 @@ import (
 const fuzzMaxPayload = 1024
 
 // codecErrors are the only errors decoding may return for bytes from a peer.
-var codecErrors = []error{ErrFrameTooLarge, ErrFrameTruncated, ErrBadVersion, ErrBadType, ErrBadMAC, ErrStale}
+var codecErrors = []error{ErrFrameTooLarge, ErrFrameTruncated, ErrBadVersion, ErrBadType, ErrBadMAC}
 
 func isCodecError(err error) bool {
 	for _, s := range codecErrors {
@@ -25,8 +25,9 @@ func isCodecError(err error) bool {
 	return false
 }
 
-// fuzzSeedBodies returns frame bodies (no length prefix): valid ones and each kind of broken
-// one, all made for newTestCodec(CodecConfig{MaxPayload: fuzzMaxPayload}).
+// fuzzSeedBodies returns frame bodies (no length prefix), each the first frame of a session
+// under testKey: valid ones and each kind of broken one, for
+// newTestCodec(CodecConfig{MaxPayload: fuzzMaxPayload}).
 func fuzzSeedBodies(tb testing.TB) [][]byte {
 	good, bad := fuzzSeeds(tb)
 	return append(good, bad...)
@@ -35,47 +36,30 @@ func fuzzSeedBodies(tb testing.TB) [][]byte {
 func fuzzSeeds(tb testing.TB) (good, bad [][]byte) {
 	c := newTestCodec(tb, CodecConfig{MaxPayload: fuzzMaxPayload})
 	big := newTestCodec(tb, CodecConfig{MaxPayload: fuzzMaxPayload + 1})
-	wrongKey := newTestCodec(tb, CodecConfig{Key: otherKey})
-	body := func(cc *Codec, typ FrameType, payload []byte, mod func(*Frame)) []byte {
-		f := testFrame(typ, payload)
-		if mod != nil {
-			mod(f)
-		}
-		return encodeBody(tb, cc, f)
-	}
-	resealed := func(mod func([]byte)) []byte {
-		b := body(c, 5, []byte("resealed"), nil)
-		mod(b)
-		return reseal(b, testKey)
+	body := func(cc *Codec, key []byte, typ FrameType, payload []byte) []byte {
+		return encodeBody(tb, cc, testCS(key), testFrame(typ, payload))
 	}
 	flipped := func(off int) []byte {
-		b := body(c, 5, []byte("flipped"), nil)
+		b := body(c, testKey, 5, []byte("flipped"))
 		b[off] ^= 0x01
 		return b
 	}
-	valid := body(c, 1, []byte("hello"), nil)
+	valid := body(c, testKey, 1, []byte("hello"))
 	good = [][]byte{
 		valid,
-		body(c, 1, nil, nil),
-		body(c, 255, bytes.Repeat([]byte{0xff}, 100), nil),
-		body(c, 2, make([]byte, fuzzMaxPayload), nil),
-		body(c, 3, []byte(`{"id":"01J","from":"a","to":"b","body":"hi"}`), func(f *Frame) { f.Time = testNow.Add(-time.Minute) }),
+		body(c, testKey, 1, nil),
+		body(c, testKey, 255, bytes.Repeat([]byte{0xff}, 100)),
+		body(c, testKey, 2, make([]byte, fuzzMaxPayload)),
+		body(c, testKey, 3, []byte(`{"id":"01J","from":"a","to":"b","body":"hi"}`)),
 	}
 	bad = [][]byte{
-		body(wrongKey, 1, []byte("hello"), nil),
+		body(c, otherKey, 1, []byte("hello")),
 		flipped(offPayload + 2),
 		flipped(offTime),
-		flipped(offNonce + 5),
 		flipped(len(valid) - 1),
-		resealed(func(b []byte) { b[offVersion] = 2 }),
-		resealed(func(b []byte) { b[offType] = 0 }),
-		resealed(func(b []byte) {
-			binary.BigEndian.PutUint64(b[offTime:], uint64(testNow.Add(-3*time.Minute).UnixMilli()))
-		}),
-		resealed(func(b []byte) {
-			binary.BigEndian.PutUint64(b[offTime:], uint64(testNow.Add(3*time.Minute).UnixMilli()))
-		}),
-		body(big, 1, make([]byte, fuzzMaxPayload+1), nil),
+		sealRaw(rawPlain(1, 5, []byte("old version"))),
+		sealRaw(rawPlain(FrameVersion, 0, []byte("type 0"))),
+		body(big, testKey, 1, make([]byte, fuzzMaxPayload+1)),
 		valid[:len(valid)-1],
 		valid[:frameOverhead-1],
 		nil,
@@ -83,184 +67,186 @@ func fuzzSeeds(tb testing.TB) (good, bad [][]byte) {
 	return good, bad
 }
 
-// TestFuzzSeeds keeps the seeds honest: the valid ones decode and each broken one does not, so
+// TestFuzzSeeds keeps the seeds honest: the valid ones open and each broken one does not, so
 // the fuzzer starts from both sides of every check.
 func TestFuzzSeeds(t *testing.T) {
 	c := newTestCodec(t, CodecConfig{MaxPayload: fuzzMaxPayload})
 	good, bad := fuzzSeeds(t)
 	for i, b := range good {
-		if _, err := c.DecodeFrame(b); err != nil {
+		if _, err := c.OpenFrame(testCS(testKey), bytes.Clone(b)); err != nil {
 			t.Errorf("valid seed %d refused: %v", i, err)
 		}
 	}
 	for i, b := range bad {
-		if _, err := c.DecodeFrame(b); !isCodecError(err) {
+		if _, err := c.OpenFrame(testCS(testKey), bytes.Clone(b)); !isCodecError(err) {
 			t.Errorf("broken seed %d: err = %v, want a codec sentinel", i, err)
 		}
 	}
 }
 
-// FuzzDecodeFrame: arbitrary bytes never panic, only fail with a codec sentinel, and any frame
-// that decodes re-encodes to exactly the same bytes.
-func FuzzDecodeFrame(f *testing.F) {
+// FuzzOpenFrame: arbitrary bytes, as the first frame of a session, never panic, only fail
+// with a codec sentinel, and any frame that opens re-seals to exactly the same bytes.
+func FuzzOpenFrame(f *testing.F) {
 	for _, b := range fuzzSeedBodies(f) {
 		f.Add(b)
 	}
 	c := newTestCodec(f, CodecConfig{MaxPayload: fuzzMaxPayload})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		in := bytes.Clone(b)
-		fr, err := c.DecodeFrame(b)
-		if !bytes.Equal(in, b) {
-			t.Fatal("DecodeFrame modified its input")
-		}
+		recv := testCS(testKey)
+		fr, err := c.OpenFrame(recv, b)
 		if err != nil {
 			if !isCodecError(err) {
 				t.Fatalf("error matches no codec sentinel: %v", err)
 			}
+			if errors.Is(err, ErrBadMAC) && recv.Nonce() != 0 {
+				t.Fatal("a frame that did not authenticate moved the session's counter")
+			}
 			return
 		}
-		again, err := c.AppendFrame(nil, &fr)
+		again, err := c.AppendFrame(nil, testCS(testKey), &Frame{Type: fr.Type, Time: fr.Time, Payload: bytes.Clone(fr.Payload)})
 		if err != nil {
-			t.Fatalf("decoded frame does not re-encode: %v", err)
+			t.Fatalf("opened frame does not re-seal: %v", err)
 		}
 		if want := withPrefix(in); !bytes.Equal(again, want) {
-			t.Fatalf("re-encoding differs:\n got %x\nwant %x", again, want)
+			t.Fatalf("re-sealing differs:\n got %x\nwant %x", again, want)
 		}
 	})
 }
 
 // FuzzReadFrame: a byte stream of length-prefixed frames never panics; each frame read
-// re-encodes to exactly the bytes consumed; reading stops with io.EOF only at a frame boundary
-// and otherwise with a codec sentinel.
+// re-seals, as the next frame of the session, to exactly the bytes consumed; reading stops
+// with io.EOF only at a frame boundary and otherwise with a codec sentinel. Read whole and one
+// byte at a time, a stream gives the same frames and the same error.
 func FuzzReadFrame(f *testing.F) {
+	c := newTestCodec(f, CodecConfig{MaxPayload: fuzzMaxPayload})
 	bodies := fuzzSeedBodies(f)
 	for _, b := range bodies {
 		f.Add(withPrefix(b))
 	}
-	valid := withPrefix(bodies[0])
-	f.Add(append(bytes.Clone(valid), withPrefix(bodies[2])...))          // two good frames
-	f.Add(append(bytes.Clone(valid), withPrefix(bodies[6])...))          // good, then bad MAC
-	f.Add(append(bytes.Clone(valid), valid[:len(valid)/2]...))           // good, then truncated
-	f.Add(append(bytes.Clone(valid), 0x80, 0, 0, 0))                     // good, then 1<<31 length
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff})                                // max u32 length
-	f.Add([]byte{0, 0, 0, 0})                                            // zero length
-	f.Add([]byte{0, 0})                                                  // partial length prefix
-	f.Add(append(binary.BigEndian.AppendUint32(nil, 100), valid[4:]...)) // length disagrees with body
-	c := newTestCodec(f, CodecConfig{MaxPayload: fuzzMaxPayload})
-	f.Fuzz(func(t *testing.T, stream []byte) {
-		r := bytes.NewReader(stream)
-		var buf []byte
-		for range len(stream) + 1 { // every good frame consumes at least one byte
-			start := len(stream) - r.Len()
-			var (
-				fr  Frame
-				err error
-			)
-			fr, buf, err = c.ReadFrame(r, buf)
-			if err == io.EOF {
-				if start != len(stream) {
-					t.Fatalf("io.EOF at offset %d of %d: not a frame boundary", start, len(stream))
-				}
-				return
-			}
-			if err != nil {
-				if !isCodecError(err) {
-					t.Fatalf("error matches no codec sentinel: %v", err)
-				}
-				return
-			}
-			end := len(stream) - r.Len()
-			again, err := c.AppendFrame(nil, &fr)
-			if err != nil {
-				t.Fatalf("frame read at %d does not re-encode: %v", start, err)
-			}
-			if !bytes.Equal(again, stream[start:end]) {
-				t.Fatalf("re-encoding of frame at %d differs:\n got %x\nwant %x", start, again, stream[start:end])
-			}
-		}
-		t.Fatal("ReadFrame kept returning frames without consuming the stream")
-	})
-}
-
-// FuzzReadFrameInPieces: ReadFrame hashes a frame as its bytes arrive, so the verdict must not
-// depend on how the stream is cut: read whole and one byte at a time, a stream gives the same
-// frames and the same error.
-func FuzzReadFrameInPieces(f *testing.F) {
-	bodies := fuzzSeedBodies(f)
-	for _, b := range bodies {
-		f.Add(withPrefix(b))
+	// Sessions of several frames: good ones, then one broken in each way.
+	send := testCS(testKey)
+	var two []byte
+	for _, p := range []string{"one", "two"} {
+		two, _ = c.AppendFrame(two, send, testFrame(1, []byte(p)))
 	}
-	valid := withPrefix(bodies[0])
-	f.Add(append(bytes.Clone(valid), withPrefix(bodies[6])...)) // good, then bad MAC
-	f.Add(append(bytes.Clone(valid), valid[:len(valid)/2]...))  // good, then truncated
-	c := newTestCodec(f, CodecConfig{MaxPayload: fuzzMaxPayload})
-	readAll := func(r io.Reader) (frames []Frame, err error) {
+	f.Add(two)
+	f.Add(append(bytes.Clone(two), two...))                        // the session replayed after itself
+	f.Add(append(withPrefix(bodies[0]), withPrefix(bodies[0])...)) // a frame twice
+	f.Add(append(bytes.Clone(two), 0x80, 0, 0, 0))                 // good, then 1<<31 length
+	f.Add(append(bytes.Clone(two), two[:len(two)/3]...))           // good, then truncated
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff})                          // max u32 length
+	f.Add([]byte{0, 0, 0, 0})                                      // zero length
+	f.Add([]byte{0, 0})                                            // partial length prefix
+	readAll := func(r io.Reader) (frames []Frame, consumed []int, err error) {
 		var buf []byte
+		recv := testCS(testKey)
+		cr := &countReader{r: r}
 		for {
 			var fr Frame
-			if fr, buf, err = c.ReadFrame(r, buf); err != nil {
-				return frames, err
+			if fr, buf, err = c.ReadFrame(cr, recv, buf); err != nil {
+				return frames, consumed, err
 			}
 			fr.Payload = bytes.Clone(fr.Payload)
 			frames = append(frames, fr)
+			consumed = append(consumed, cr.n)
 		}
 	}
 	f.Fuzz(func(t *testing.T, stream []byte) {
-		whole, errWhole := readAll(bytes.NewReader(stream))
-		pieces, errPieces := readAll(iotest.OneByteReader(bytes.NewReader(stream)))
-		if errWhole.Error() != errPieces.Error() {
-			t.Fatalf("read whole: %v; one byte at a time: %v", errWhole, errPieces)
+		frames, ends, err := readAll(bytes.NewReader(stream))
+		if err == io.EOF {
+			if n := len(ends); (n == 0 && len(stream) != 0) || (n > 0 && ends[n-1] != len(stream)) {
+				t.Fatalf("io.EOF not at a frame boundary (stream of %d bytes)", len(stream))
+			}
+		} else if !isCodecError(err) {
+			t.Fatalf("error matches no codec sentinel: %v", err)
 		}
-		if len(whole) != len(pieces) {
-			t.Fatalf("read whole: %d frames; one byte at a time: %d", len(whole), len(pieces))
+		send := testCS(testKey)
+		start := 0
+		for i, fr := range frames {
+			again, err := c.AppendFrame(nil, send, &Frame{Type: fr.Type, Time: fr.Time, Payload: fr.Payload})
+			if err != nil {
+				t.Fatalf("frame %d does not re-seal: %v", i, err)
+			}
+			if !bytes.Equal(again, stream[start:ends[i]]) {
+				t.Fatalf("re-sealing of frame %d differs", i)
+			}
+			start = ends[i]
 		}
-		for i := range whole {
-			if !whole[i].Time.Equal(pieces[i].Time) || whole[i].Type != pieces[i].Type ||
-				whole[i].Nonce != pieces[i].Nonce || !bytes.Equal(whole[i].Payload, pieces[i].Payload) {
-				t.Fatalf("frame %d differs between reading whole and one byte at a time", i)
+		pieces, _, errPieces := readAll(iotest.OneByteReader(bytes.NewReader(stream)))
+		if err.Error() != errPieces.Error() || len(pieces) != len(frames) {
+			t.Fatalf("read whole: %d frames, %v; one byte at a time: %d frames, %v", len(frames), err, len(pieces), errPieces)
+		}
+	})
+}
+
+type countReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n += k
+	return k, err
+}
+
+// FuzzReadSized: the bound on a connection's handshake messages. A record announced within
+// the bounds reads whole; one announcing more is refused with ErrFrameTooLarge after
+// consuming only its length prefix; and the buffer never grows past the bound.
+func FuzzReadSized(f *testing.F) {
+	for _, b := range fuzzSeedBodies(f) {
+		f.Add(withPrefix(b), uint16(maxMsg1Len))
+		f.Add(withPrefix(b), uint16(len(b)))   // at its bound exactly
+		f.Add(withPrefix(b), uint16(len(b)-1)) // and one byte past
+	}
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 1}, uint16(maxMsg1Len)) // the 6-byte attack
+	f.Fuzz(func(t *testing.T, stream []byte, limit uint16) {
+		bound := int(limit)
+		r := bytes.NewReader(stream)
+		rec, buf, err := readSized(r, make([]byte, 0, lenPrefixLen), 1, bound)
+		if cap(buf) > max(lenPrefixLen, minReadBuf, bound) {
+			t.Fatalf("buffer of %d bytes for a bound of %d", cap(buf), bound)
+		}
+		if len(stream) < lenPrefixLen {
+			if err == nil {
+				t.Fatal("a record from less than its length prefix")
+			}
+			return
+		}
+		n := int64(binary.BigEndian.Uint32(stream))
+		switch {
+		case n > int64(bound):
+			if !errors.Is(err, ErrFrameTooLarge) || r.Len() != len(stream)-lenPrefixLen {
+				t.Fatalf("record of %d over the bound %d: %v after reading %d bytes, want ErrFrameTooLarge after the prefix",
+					n, bound, err, len(stream)-r.Len())
+			}
+		case n < 1:
+			if !errors.Is(err, ErrFrameTruncated) {
+				t.Fatalf("empty record: %v", err)
+			}
+		case n > int64(len(stream)-lenPrefixLen):
+			if !errors.Is(err, ErrFrameTruncated) {
+				t.Fatalf("record cut short: %v", err)
+			}
+		default:
+			if err != nil || !bytes.Equal(rec, stream[lenPrefixLen:lenPrefixLen+n]) {
+				t.Fatalf("record of %d bytes within the bound: %v", n, err)
 			}
 		}
 	})
 }
 
-// FuzzReadFrameBounded: the bound on a connection's first frame (readFrame with the largest
-// hello, or ack, as the payload bound). A frame announced within the bound reads exactly as
-// ReadFrame reads it; one announcing more is refused with ErrFrameTooLarge after consuming
-// only its length prefix; and the buffer never grows past the bound.
-func FuzzReadFrameBounded(f *testing.F) {
-	for _, b := range fuzzSeedBodies(f) {
-		f.Add(withPrefix(b), uint16(maxHelloLen))
-		f.Add(withPrefix(b), uint16(5)) // "hello" at its bound exactly
-		f.Add(withPrefix(b), uint16(4)) // and one byte past
+// The time a frame carries is information only: frames stamped far from the receiver's clock
+// open (freshness comes from the session, not the clock).
+func TestFrameTimeIsNotChecked(t *testing.T) {
+	c := newTestCodec(t, CodecConfig{})
+	for _, d := range []time.Duration{-365 * 24 * time.Hour, 365 * 24 * time.Hour} {
+		f := testFrame(1, []byte("x"))
+		f.Time = testNow.Add(d)
+		got, err := c.OpenFrame(testCS(testKey), encodeBody(t, c, testCS(testKey), f))
+		if err != nil || !got.Time.Equal(f.Time) {
+			t.Fatalf("frame stamped %v away: %v, time %v", d, err, got.Time)
+		}
 	}
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 1}, uint16(maxHelloLen)) // the 6-byte attack
-	c := newTestCodec(f, CodecConfig{MaxPayload: fuzzMaxPayload})
-	f.Fuzz(func(t *testing.T, stream []byte, limit uint16) {
-		bound := int(limit) % (fuzzMaxPayload + 1)
-		rb := bytes.NewReader(stream)
-		fb, buf, errB := c.readFrame(rb, make([]byte, 0, lenPrefixLen), bound)
-		if cap(buf) > max(lenPrefixLen, frameOverhead+bound) {
-			t.Fatalf("buffer of %d bytes for a bound of %d", cap(buf), bound)
-		}
-		if len(stream) >= lenPrefixLen {
-			if n := binary.BigEndian.Uint32(stream); n >= frameOverhead && int64(n)-frameOverhead > int64(bound) {
-				if !errors.Is(errB, ErrFrameTooLarge) || rb.Len() != len(stream)-lenPrefixLen {
-					t.Fatalf("payload of %d over the bound %d: %v after reading %d bytes, want ErrFrameTooLarge after the prefix",
-						int64(n)-frameOverhead, bound, errB, len(stream)-rb.Len())
-				}
-				return
-			}
-		}
-		ra := bytes.NewReader(stream)
-		fa, _, errA := c.ReadFrame(ra, nil)
-		if (errA == nil) != (errB == nil) || (errA != nil && errA.Error() != errB.Error()) {
-			t.Fatalf("bounded: %v; unbounded: %v", errB, errA)
-		}
-		if ra.Len() != rb.Len() {
-			t.Fatalf("bounded read consumed %d bytes, unbounded %d", len(stream)-rb.Len(), len(stream)-ra.Len())
-		}
-		if errA == nil && (fa.Type != fb.Type || !fa.Time.Equal(fb.Time) || fa.Nonce != fb.Nonce || !bytes.Equal(fa.Payload, fb.Payload)) {
-			t.Fatal("bounded and unbounded reads decode different frames")
-		}
-	})
 }

@@ -3,6 +3,8 @@ package wire
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,46 +12,54 @@ import (
 	"net"
 	"time"
 	"unicode/utf8"
+
+	"github.com/flynn/noise"
+
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 )
 
-// Frame types used by the transport (the codec treats them as opaque).
+// The handshake is Noise_XXpsk0_25519_ChaChaPoly_BLAKE2s (noiseprotocol.org, revision 34),
+// from github.com/flynn/noise; nothing in it is made here. Each handshake message travels as
+// u32 length || Noise message, and the payloads are:
+//
+//	1, client -> server (psk, e):         u8 version, u8 len + the server id the client expects
+//	2, server -> client (e, ee, s, es):   u8 version, u8 len + server id, identity certificate
+//	3, client -> server (s, se):          u8 len + client id, identity certificate
+//
+// What each side gets from it:
+//   - The pre-shared key (the mesh's relay key) is mixed in before the first message, whose
+//     payload is therefore encrypted and authenticated under it: a connection without the
+//     mesh secret is refused after reading at most maxPendingFrame bytes, and learns nothing
+//     (not even which peer it reached).
+//   - Each side's static key is an X25519 key of its identity (keys.Identity), proved by the
+//     handshake itself; the certificate (the Ed25519 identity key and its signature of that
+//     static key) says whose it is. A peer id must start with that identity's fingerprint
+//     (keys.PeerIDFingerprint): nobody can answer or dial as another identity's peer.
+//   - Split gives one key per direction. Every later frame is sealed with its direction's key
+//     and a counter nonce (frame.go), so frames cannot be replayed, reordered or reflected.
+//   - Fresh ephemeral keys on both sides make every session new: a recorded first message
+//     replayed later gets an answer under a new ephemeral key, and without the client's static
+//     private key the replayer cannot send the third message nor read anything. No clock and
+//     no replay cache are needed.
+//
+// The handshake version covers every payload layout of the connection (requests and
+// responses too). A peer speaking another version is refused with reason "bad-version".
 const (
-	frameHello    FrameType = 1 // client -> server: opens a connection
-	frameHelloAck FrameType = 2 // server -> client
-	frameRequest  FrameType = 3 // payload: u64 request id, then the body
-	frameResponse FrameType = 4 // payload: u64 request id, u8 status (0 ok, 1 error), [u8 code when status 1], then body (error text when status 1)
-)
-
-// Payload layouts, all integers big-endian, no trailing bytes allowed:
-//
-//	hello:    u8 version, u8 len + client id, u8 len + expected server id, 8B client session
-//	helloAck: u8 version, u8 len + server id, 8B client session (echoed), 8B server session
-//	request:  u64 request id (never 0), body
-//	response: u64 request id (never 0), u8 status 0 (ok), body
-//	       or u64 request id (never 0), u8 status 1 (error), u8 Code, error text
-//
-// The handshake version covers every payload layout of the connection, not just the hello
-// and ack: version 2 added the error response's code byte. A peer still speaking version 1
-// would read the code as the text's first byte, so it is refused at the hello ("bad-version")
-// rather than misunderstood later; and a response with a status or Code this version does not
-// define is a protocol error that closes the connection.
-//
-// The connection's session id, which prefixes every later nonce, is the client session XOR the
-// server session. The client half makes the echo in the ack prove freshness to the client; the
-// server half makes a session fresh for the server even when a hello is replayed after the
-// server restarted (its ReplayGuard is in memory only): recorded frames of an old session then
-// fail the sequence check of the new one.
-const (
-	// handshakeVersion is the version of the hello/ack payloads. A peer speaking another
-	// version is refused with reason "bad-version".
-	handshakeVersion = 2
+	handshakeVersion = 3
 	// maxIDLen bounds a peer id so that it fits the u8 length prefix.
-	maxIDLen   = 255
-	sessionLen = 8
-	// maxHelloLen is the largest hello payload; MaxPayload must hold it.
-	maxHelloLen = 1 + 1 + maxIDLen + 1 + maxIDLen + sessionLen
-	// maxHelloAckLen is the largest hello-ack payload.
-	maxHelloAckLen = 1 + 1 + maxIDLen + sessionLen + sessionLen
+	maxIDLen = 255
+	// dhLen and aeadTagLen are Noise's sizes for 25519 and ChaChaPoly.
+	dhLen      = 32
+	aeadTagLen = 16
+	// The largest handshake messages: keys as Noise sends them, then the encrypted payload.
+	maxMsg1Len = dhLen + (1 + 1 + maxIDLen) + aeadTagLen
+	maxMsg2Len = dhLen + (dhLen + aeadTagLen) + (1 + 1 + maxIDLen + keys.CertificateLen) + aeadTagLen
+	maxMsg3Len = (dhLen + aeadTagLen) + (1 + maxIDLen + keys.CertificateLen) + aeadTagLen
+	// The smallest: one-byte ids.
+	minMsg1Len = dhLen + (1 + 1 + 1) + aeadTagLen
+	minMsg2Len = dhLen + (dhLen + aeadTagLen) + (1 + 1 + 1 + keys.CertificateLen) + aeadTagLen
+	minMsg3Len = (dhLen + aeadTagLen) + (1 + 1 + keys.CertificateLen) + aeadTagLen
+
 	requestHdrLen  = 8
 	responseHdrLen = 8 + 1
 	errorHdrLen    = responseHdrLen + 1 // an error response's header: its Code follows the status
@@ -58,25 +68,160 @@ const (
 	statusError = 1
 )
 
+// prologue binds the handshake to this protocol: a handshake for anything else fails.
+var prologue = []byte("paf-mesh relay")
+
+// Frame types used by the transport after the handshake (the codec treats them as opaque).
+const (
+	frameRequest  FrameType = 3 // payload: u64 request id, then the body
+	frameResponse FrameType = 4 // payload: u64 request id, u8 status (0 ok, 1 error), [u8 code when status 1], then body (error text when status 1)
+)
+
+var cipherSuite = noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
+
+// Payload layouts of requests and responses, all integers big-endian, no trailing bytes:
+//
+//	request:  u64 request id (never 0), body
+//	response: u64 request id (never 0), u8 status 0 (ok), body
+//	       or u64 request id (never 0), u8 status 1 (error), u8 Code, error text
+
 // Sentinel errors of the payload decoders. Only the transport acts on them (to choose the
 // rejection reason); they never reach a caller of Request unwrapped.
 var (
 	errBadPayload       = errors.New("relay: malformed payload")
 	errHandshakeVersion = errors.New("relay: unknown handshake version")
+	errIdentity         = errors.New("relay: peer identity does not match")
 )
 
-// hello opens a connection.
-type hello struct {
-	clientID string
-	serverID string // the id the client expects to reach
-	session  [sessionLen]byte
+// session is the outcome of a handshake: the other peer and the two cipher states.
+type session struct {
+	peerID  string
+	peerKey ed25519.PublicKey // the other side's identity key
+	send    *noise.CipherState
+	recv    *noise.CipherState
 }
 
-// helloAck answers a hello.
-type helloAck struct {
-	serverID      string
-	clientSession [sessionLen]byte // echoed from the hello
-	serverSession [sessionLen]byte
+func newHandshake(t *Transport, initiator bool) (*noise.HandshakeState, error) {
+	return noise.NewHandshakeState(noise.Config{
+		CipherSuite:           cipherSuite,
+		Random:                rand.Reader,
+		Pattern:               noise.HandshakeXX,
+		Initiator:             initiator,
+		Prologue:              prologue,
+		PresharedKey:          t.cfg.Key,
+		PresharedKeyPlacement: 0,
+		StaticKeypair:         noise.DHKey{Private: t.cfg.Identity.StaticPrivate(), Public: t.cfg.Identity.StaticPublic()},
+	})
+}
+
+// hello1 is the first message's payload.
+type hello1 struct {
+	serverID string // the id the client expects to reach
+}
+
+func appendHello1(dst []byte, h hello1) []byte {
+	dst = append(dst, handshakeVersion)
+	return appendID(dst, h.serverID)
+}
+
+// decodeHello1 parses the first message's payload. Errors wrap errHandshakeVersion or
+// errBadPayload.
+func decodeHello1(b []byte) (hello1, error) {
+	var h hello1
+	if err := checkVersion(b); err != nil {
+		return h, err
+	}
+	off := 1
+	var err error
+	if h.serverID, err = readID(b, &off); err != nil {
+		return h, fmt.Errorf("server id: %w", err)
+	}
+	return h, checkEnd(b, off)
+}
+
+// hello2 is the second message's payload (server), and hello3 the third's (client).
+type hello2 struct {
+	serverID string
+	cert     []byte
+}
+
+func appendHello2(dst []byte, h hello2) []byte {
+	dst = append(dst, handshakeVersion)
+	dst = appendID(dst, h.serverID)
+	return append(dst, h.cert...)
+}
+
+func decodeHello2(b []byte) (hello2, error) {
+	var h hello2
+	if err := checkVersion(b); err != nil {
+		return h, err
+	}
+	off := 1
+	var err error
+	if h.serverID, err = readID(b, &off); err != nil {
+		return h, fmt.Errorf("server id: %w", err)
+	}
+	if h.cert, err = readCert(b, &off); err != nil {
+		return h, err
+	}
+	return h, checkEnd(b, off)
+}
+
+type hello3 struct {
+	clientID string
+	cert     []byte
+}
+
+func appendHello3(dst []byte, h hello3) []byte {
+	dst = appendID(dst, h.clientID)
+	return append(dst, h.cert...)
+}
+
+func decodeHello3(b []byte) (hello3, error) {
+	var h hello3
+	off := 0
+	var err error
+	if h.clientID, err = readID(b, &off); err != nil {
+		return h, fmt.Errorf("client id: %w", err)
+	}
+	if h.cert, err = readCert(b, &off); err != nil {
+		return h, err
+	}
+	return h, checkEnd(b, off)
+}
+
+func readCert(b []byte, off *int) ([]byte, error) {
+	if len(b)-*off < keys.CertificateLen {
+		return nil, fmt.Errorf("%w: identity certificate truncated at offset %d", errBadPayload, *off)
+	}
+	c := b[*off : *off+keys.CertificateLen]
+	*off += keys.CertificateLen
+	return c, nil
+}
+
+// validID reports whether id can travel in a handshake: 1..maxIDLen bytes of UTF-8.
+func validID(id string) error {
+	if id == "" || len(id) > maxIDLen || !utf8.ValidString(id) {
+		return fmt.Errorf("relay: peer id %q must be 1-%d bytes of UTF-8", id, maxIDLen)
+	}
+	return nil
+}
+
+// checkIdentity checks that the handshake's static key belongs to cert's identity and that id
+// is bound to that identity. Errors wrap errIdentity.
+func checkIdentity(id string, cert, static []byte) (ed25519.PublicKey, error) {
+	pub, err := keys.VerifyCertificate(cert, static)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errIdentity, err)
+	}
+	fp, ok := keys.PeerIDFingerprint(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: peer id %q is not bound to an identity", errIdentity, id)
+	}
+	if want := keys.Fingerprint(pub); fp != want {
+		return nil, fmt.Errorf("%w: peer id %q belongs to identity %s, but the peer proved identity %s", errIdentity, id, fp, want)
+	}
+	return pub, nil
 }
 
 func appendID(dst []byte, id string) []byte {
@@ -102,16 +247,6 @@ func readID(b []byte, off *int) (string, error) {
 	return string(id), nil
 }
 
-func readSession(b []byte, off *int) ([sessionLen]byte, error) {
-	var s [sessionLen]byte
-	if len(b)-*off < sessionLen {
-		return s, fmt.Errorf("%w: session id truncated at offset %d", errBadPayload, *off)
-	}
-	copy(s[:], b[*off:])
-	*off += sessionLen
-	return s, nil
-}
-
 func checkVersion(b []byte) error {
 	if len(b) == 0 {
 		return fmt.Errorf("%w: empty", errBadPayload)
@@ -129,66 +264,168 @@ func checkEnd(b []byte, off int) error {
 	return nil
 }
 
-// validID reports whether id can travel in a hello: 1..maxIDLen bytes of UTF-8.
-func validID(id string) error {
-	if id == "" || len(id) > maxIDLen || !utf8.ValidString(id) {
-		return fmt.Errorf("relay: peer id %q must be 1-%d bytes of UTF-8", id, maxIDLen)
-	}
-	return nil
+// writeRecord writes one length-prefixed handshake message directly (before the connection's
+// writer goroutine exists).
+func writeRecord(nc net.Conn, msg []byte) error {
+	b := make([]byte, lenPrefixLen, lenPrefixLen+len(msg))
+	binary.BigEndian.PutUint32(b, uint32(len(msg)))
+	_, err := nc.Write(append(b, msg...))
+	return err
 }
 
-func appendHello(dst []byte, h hello) []byte {
-	dst = append(dst, handshakeVersion)
-	dst = appendID(dst, h.clientID)
-	dst = appendID(dst, h.serverID)
-	return append(dst, h.session[:]...)
+// clientHandshake runs the client side on nc. It returns the established connection (not yet
+// registered or running). Errors wrap ErrUnreachable, ErrPeerMismatch or ErrClosed; a refused
+// answer is also counted. The handshake is bounded by HandshakeTimeout and aborted by Close.
+func (t *Transport) clientHandshake(nc net.Conn, id, addr string) (*conn, error) {
+	stop := context.AfterFunc(t.ctx, func() { nc.Close() })
+	defer stop()
+	_ = nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+
+	fail := func(format string, args ...any) error {
+		if t.ctx.Err() != nil {
+			return ErrClosed
+		}
+		return fmt.Errorf("relay: handshake with %s at %s: %s: %w", id, addr, fmt.Sprintf(format, args...), ErrUnreachable)
+	}
+	refuse := func(reason rejectReason, err error) error {
+		t.reject(reason, nc.RemoteAddr(), id, err)
+		return fail("%v", err)
+	}
+	hs, err := newHandshake(t, true)
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	msg1, _, _, err := hs.WriteMessage(nil, appendHello1(nil, hello1{serverID: id}))
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	if err := writeRecord(nc, msg1); err != nil {
+		return nil, fail("send hello: %v", err)
+	}
+	br := bufio.NewReaderSize(nc, readBufSize)
+	// Bounded by the largest second message until it authenticates: whoever answers at addr
+	// may not be a peer of this mesh.
+	rec, _, err := readSized(br, make([]byte, 0, maxAckFrame), minMsg2Len, maxMsg2Len)
+	if err != nil {
+		if reason, ok := codecReason(err); ok {
+			return nil, refuse(reason, err)
+		}
+		if errors.Is(err, io.EOF) {
+			return nil, fail("connection closed by the peer before its answer (a different mesh secret? see the peer's log)")
+		}
+		return nil, fail("read answer: %v", err)
+	}
+	p2, _, _, err := hs.ReadMessage(nil, rec)
+	if err != nil {
+		return nil, refuse(reasonBadMAC, fmt.Errorf("relay: the answer does not authenticate: %v", err))
+	}
+	h2, err := decodeHello2(p2)
+	if err != nil {
+		reason := reasonHandshake
+		if errors.Is(err, errHandshakeVersion) {
+			reason = reasonBadVersion
+		}
+		return nil, refuse(reason, err)
+	}
+	peerKey, err := checkIdentity(h2.serverID, h2.cert, hs.PeerStatic())
+	if err != nil {
+		return nil, refuse(reasonIdentity, err)
+	}
+	if h2.serverID != id {
+		return nil, fmt.Errorf("relay: dial %s at %s: the peer there is %s: %w", id, addr, h2.serverID, ErrPeerMismatch)
+	}
+	msg3, send, recv, err := hs.WriteMessage(nil, appendHello3(nil, hello3{clientID: t.cfg.ID, cert: t.cfg.Identity.Certificate()}))
+	if err != nil {
+		return nil, fail("%v", err)
+	}
+	if err := writeRecord(nc, msg3); err != nil {
+		return nil, fail("send identity: %v", err)
+	}
+	t.stats.handshakes.Add(1)
+	_ = nc.SetDeadline(time.Time{})
+	return newConn(t, nc, br, nil, session{peerID: id, peerKey: peerKey, send: send, recv: recv}, false), nil
 }
 
-// decodeHello parses a hello payload. Errors wrap errHandshakeVersion or errBadPayload.
-func decodeHello(b []byte) (hello, error) {
-	var h hello
-	if err := checkVersion(b); err != nil {
-		return h, err
+// serverHandshake runs the server side on an accepted connection, calling authenticated once
+// the first message has proved the mesh key. A refused handshake is counted and returned as a
+// *rejection; a clean close before any byte returns io.EOF.
+//
+// Until the first message authenticates, the connection is read for at most maxPendingFrame
+// bytes (allocated once here: a length prefix announcing more is refused before anything else
+// is read), within HandshakeTimeout from the accept (a deadline for the whole handshake, not
+// per read: a hello sent a byte at a time does not extend it). Handshake messages are read
+// from nc without buffering, so nothing past them is read before they authenticate; the
+// connection's buffered reader is made afterwards.
+func (t *Transport) serverHandshake(nc net.Conn, authenticated func()) (*conn, error) {
+	_ = nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
+	readMsg := func(minLen, maxLen int, what string) ([]byte, error) {
+		rec, _, err := readSized(nc, make([]byte, 0, lenPrefixLen+maxLen), minLen, maxLen)
+		if err == nil {
+			return rec, nil
+		}
+		if reason, ok := codecReason(err); ok {
+			return nil, &rejection{reason: reason, err: fmt.Errorf("%s: %w", what, err)}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			return nil, &rejection{reason: reasonHandshake, err: fmt.Errorf("relay: no %s within %v", what, t.cfg.HandshakeTimeout)}
+		}
+		return nil, err
 	}
-	off := 1
-	var err error
-	if h.clientID, err = readID(b, &off); err != nil {
-		return h, fmt.Errorf("client id: %w", err)
+	hs, err := newHandshake(t, false)
+	if err != nil {
+		return nil, err
 	}
-	if h.serverID, err = readID(b, &off); err != nil {
-		return h, fmt.Errorf("server id: %w", err)
+	rec, err := readMsg(minMsg1Len, maxMsg1Len, "hello")
+	if err != nil {
+		return nil, err
 	}
-	if h.session, err = readSession(b, &off); err != nil {
-		return h, err
+	p1, _, _, err := hs.ReadMessage(nil, rec)
+	if err != nil {
+		return nil, &rejection{reason: reasonBadMAC, err: fmt.Errorf("relay: hello does not authenticate (a different mesh secret?): %v", err)}
 	}
-	return h, checkEnd(b, off)
-}
-
-func appendHelloAck(dst []byte, a helloAck) []byte {
-	dst = append(dst, handshakeVersion)
-	dst = appendID(dst, a.serverID)
-	dst = append(dst, a.clientSession[:]...)
-	return append(dst, a.serverSession[:]...)
-}
-
-// decodeHelloAck parses a hello-ack payload. Errors wrap errHandshakeVersion or errBadPayload.
-func decodeHelloAck(b []byte) (helloAck, error) {
-	var a helloAck
-	if err := checkVersion(b); err != nil {
-		return a, err
+	authenticated()
+	h1, err := decodeHello1(p1)
+	if err != nil {
+		reason := reasonHandshake
+		if errors.Is(err, errHandshakeVersion) {
+			reason = reasonBadVersion
+		}
+		return nil, &rejection{reason: reason, err: fmt.Errorf("hello: %w", err)}
 	}
-	off := 1
-	var err error
-	if a.serverID, err = readID(b, &off); err != nil {
-		return a, fmt.Errorf("server id: %w", err)
+	msg2, _, _, err := hs.WriteMessage(nil, appendHello2(nil, hello2{serverID: t.cfg.ID, cert: t.cfg.Identity.Certificate()}))
+	if err != nil {
+		return nil, err
 	}
-	if a.clientSession, err = readSession(b, &off); err != nil {
-		return a, err
+	// The answer goes even to a client that expected another peer, so that it can tell
+	// ErrPeerMismatch (a stale address) from an unreachable peer.
+	if err := writeRecord(nc, msg2); err != nil {
+		return nil, fmt.Errorf("relay: answer hello from %s: %w", nc.RemoteAddr(), err)
 	}
-	if a.serverSession, err = readSession(b, &off); err != nil {
-		return a, err
+	if h1.serverID != t.cfg.ID {
+		return nil, fmt.Errorf("relay: a peer at %s dialled %s, this peer is %s: %w",
+			nc.RemoteAddr(), h1.serverID, t.cfg.ID, ErrPeerMismatch)
 	}
-	return a, checkEnd(b, off)
+	if rec, err = readMsg(minMsg3Len, maxMsg3Len, "identity"); err != nil {
+		return nil, err
+	}
+	p3, recv, send, err := hs.ReadMessage(nil, rec)
+	if err != nil {
+		return nil, &rejection{reason: reasonBadMAC, err: fmt.Errorf("relay: identity message does not authenticate: %v", err)}
+	}
+	h3, err := decodeHello3(p3)
+	if err != nil {
+		return nil, &rejection{reason: reasonHandshake, err: fmt.Errorf("identity: %w", err)}
+	}
+	peerKey, err := checkIdentity(h3.clientID, h3.cert, hs.PeerStatic())
+	if err != nil {
+		return nil, &rejection{reason: reasonIdentity, err: err}
+	}
+	t.stats.handshakes.Add(1)
+	_ = nc.SetDeadline(time.Time{})
+	return newConn(t, nc, bufio.NewReaderSize(nc, readBufSize), nil, session{peerID: h3.clientID, peerKey: peerKey, send: send, recv: recv}, true), nil
 }
 
 // decodeRequest splits a request payload. body aliases b.
@@ -224,160 +461,4 @@ func decodeResponse(b []byte) (id uint64, status byte, code Code, body []byte, e
 		return id, status, code, b[errorHdrLen:], nil
 	}
 	return 0, 0, 0, nil, fmt.Errorf("%w: response status %d", errBadPayload, status)
-}
-
-// sessionNonce is the nonce of frame number seq of a session: session id || u64 seq.
-func sessionNonce(session [sessionLen]byte, seq uint64) [16]byte {
-	var n [16]byte
-	copy(n[:sessionLen], session[:])
-	binary.BigEndian.PutUint64(n[sessionLen:], seq)
-	return n
-}
-
-func xorSessions(a, b [sessionLen]byte) [sessionLen]byte {
-	for i := range a {
-		a[i] ^= b[i]
-	}
-	return a
-}
-
-func randomSession() [sessionLen]byte {
-	var s [sessionLen]byte
-	n := NewNonce() // crypto/rand
-	copy(s[:], n[:])
-	return s
-}
-
-// writeFrame encodes and writes one frame directly, for the handshake (before the connection's
-// writer goroutine exists).
-func (t *Transport) writeFrame(nc net.Conn, typ FrameType, nonce [16]byte, payload []byte) error {
-	b, err := t.codec.AppendFrame(nil, &Frame{Type: typ, Time: t.now(), Nonce: nonce, Payload: payload})
-	if err != nil {
-		return err
-	}
-	if _, err := nc.Write(b); err != nil {
-		return err
-	}
-	t.stats.framesOut.Add(1)
-	return nil
-}
-
-// clientHandshake sends a hello on nc and checks the ack. It returns the established
-// connection (not yet registered or running). Errors wrap ErrUnreachable, ErrPeerMismatch or
-// ErrClosed; a rejected ack is also counted. The handshake is bounded by HandshakeTimeout and
-// aborted by Close.
-func (t *Transport) clientHandshake(nc net.Conn, id, addr string) (*conn, error) {
-	stop := context.AfterFunc(t.ctx, func() { nc.Close() })
-	defer stop()
-	_ = nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
-
-	fail := func(format string, args ...any) error {
-		if t.ctx.Err() != nil {
-			return ErrClosed
-		}
-		return fmt.Errorf("relay: handshake with %s at %s: %s: %w", id, addr, fmt.Sprintf(format, args...), ErrUnreachable)
-	}
-	h := hello{clientID: t.cfg.ID, serverID: id, session: randomSession()}
-	if err := t.writeFrame(nc, frameHello, NewNonce(), appendHello(nil, h)); err != nil {
-		return nil, fail("send hello: %v", err)
-	}
-	br := bufio.NewReaderSize(nc, readBufSize)
-	// Bounded by the largest ack until the ack authenticates: whoever answers at addr may not
-	// be a peer of this mesh.
-	f, buf, err := t.codec.readFrame(br, make([]byte, 0, maxAckFrame), maxHelloAckLen)
-	if err != nil {
-		if reason, ok := codecReason(err); ok {
-			t.reject(reason, nc.RemoteAddr(), id, err)
-		}
-		if errors.Is(err, io.EOF) {
-			return nil, fail("connection closed by the peer before its answer (a different mesh secret? see the peer's log)")
-		}
-		return nil, fail("read answer: %v", err)
-	}
-	t.stats.framesIn.Add(1)
-	if f.Type != frameHelloAck {
-		err := fmt.Errorf("relay: expected a hello-ack, got frame type %d", f.Type)
-		t.reject(reasonHandshake, nc.RemoteAddr(), id, err)
-		return nil, fail("%v", err)
-	}
-	ack, err := decodeHelloAck(f.Payload)
-	if err != nil {
-		reason := reasonHandshake
-		if errors.Is(err, errHandshakeVersion) {
-			reason = reasonBadVersion
-		}
-		t.reject(reason, nc.RemoteAddr(), id, err)
-		return nil, fail("hello-ack: %v", err)
-	}
-	session := xorSessions(h.session, ack.serverSession)
-	if ack.clientSession != h.session || f.Nonce != sessionNonce(session, 0) {
-		// Not an answer to this hello: a replayed or forged ack.
-		err := errors.New("relay: hello-ack does not answer this hello")
-		t.reject(reasonHandshake, nc.RemoteAddr(), id, err)
-		return nil, fail("%v", err)
-	}
-	if ack.serverID != id {
-		return nil, fmt.Errorf("relay: dial %s at %s: the peer there is %s: %w", id, addr, ack.serverID, ErrPeerMismatch)
-	}
-	_ = nc.SetDeadline(time.Time{})
-	return newConn(t, nc, br, buf, id, session, false), nil
-}
-
-// serverHandshake reads the hello of an accepted connection and answers it, calling
-// authenticated once the hello has passed the codec (MAC, time) and the replay guard. A
-// rejected hello is counted and returned as a *rejection; a clean close before any byte
-// returns io.EOF.
-//
-// Until the hello authenticates, the connection is read for at most the largest hello
-// (maxPendingFrame bytes, allocated once here: a length prefix announcing more is refused
-// before anything else is read), within HandshakeTimeout from the accept (a deadline for the
-// whole hello, not per read: a hello sent a byte at a time does not extend it). The hello is
-// read from nc without buffering, so nothing past it is read before it authenticates; the
-// connection's buffered reader is made afterwards.
-func (t *Transport) serverHandshake(nc net.Conn, authenticated func()) (*conn, error) {
-	_ = nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
-	f, buf, err := t.codec.readFrame(nc, make([]byte, 0, maxPendingFrame), maxHelloLen)
-	if err != nil {
-		if reason, ok := codecReason(err); ok {
-			return nil, &rejection{reason: reason, err: err}
-		}
-		if errors.Is(err, io.EOF) {
-			return nil, io.EOF
-		}
-		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
-			return nil, &rejection{reason: reasonHandshake, err: fmt.Errorf("relay: no hello within %v", t.cfg.HandshakeTimeout)}
-		}
-		return nil, err
-	}
-	t.stats.framesIn.Add(1)
-	if f.Type != frameHello {
-		return nil, &rejection{reason: reasonHandshake, err: fmt.Errorf("relay: expected a hello, got frame type %d", f.Type)}
-	}
-	// Only the hello has a random nonce: the guard is what stops a recorded one from opening a
-	// second session within the window.
-	if err := t.replay.Check(f.Nonce, f.Time); err != nil {
-		return nil, &rejection{reason: reasonReplay, err: err}
-	}
-	authenticated()
-	h, err := decodeHello(f.Payload)
-	if err != nil {
-		reason := reasonHandshake
-		if errors.Is(err, errHandshakeVersion) {
-			reason = reasonBadVersion
-		}
-		return nil, &rejection{reason: reason, err: fmt.Errorf("hello: %w", err)}
-	}
-	ack := helloAck{serverID: t.cfg.ID, clientSession: h.session, serverSession: randomSession()}
-	session := xorSessions(h.session, ack.serverSession)
-	// The ack is sent even to a client that expected another peer, so that it can tell
-	// ErrPeerMismatch (a stale address) from an unreachable peer.
-	if err := t.writeFrame(nc, frameHelloAck, sessionNonce(session, 0), appendHelloAck(nil, ack)); err != nil {
-		return nil, fmt.Errorf("relay: send hello-ack to %s: %w", h.clientID, err)
-	}
-	if h.serverID != t.cfg.ID {
-		return nil, fmt.Errorf("relay: %s at %s dialled %s, this peer is %s: %w",
-			h.clientID, nc.RemoteAddr(), h.serverID, t.cfg.ID, ErrPeerMismatch)
-	}
-	_ = nc.SetDeadline(time.Time{})
-	return newConn(t, nc, bufio.NewReaderSize(nc, readBufSize), buf, h.clientID, session, true), nil
 }

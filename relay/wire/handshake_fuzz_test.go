@@ -6,9 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 )
 
 // isPayloadError reports whether err is one the payload decoders are allowed to return.
@@ -17,71 +20,107 @@ func isPayloadError(err error) bool {
 }
 
 func fuzzHelloSeeds() [][]byte {
-	s := [sessionLen]byte{1, 2, 3, 4, 5, 6, 7, 8}
-	good := appendHello(nil, hello{clientID: "0123456789abcdef", serverID: "fedcba9876543210", session: s})
-	long := appendHello(nil, hello{clientID: strings.Repeat("c", maxIDLen), serverID: strings.Repeat("s", maxIDLen), session: s})
-	otherVersion := bytes.Clone(good)
+	cert := bytes.Repeat([]byte{7}, keys.CertificateLen)
+	h1 := appendHello1(nil, hello1{serverID: "fedcba9876543210"})
+	h2 := appendHello2(nil, hello2{serverID: "fedcba9876543210", cert: cert})
+	h3 := appendHello3(nil, hello3{clientID: "0123456789abcdef", cert: cert})
+	otherVersion := bytes.Clone(h1)
 	otherVersion[0] = handshakeVersion + 1
 	return [][]byte{
-		good, long, otherVersion,
-		good[:len(good)-1],      // session truncated
-		append(good, 0),         // trailing byte
-		{},                      // empty
-		{handshakeVersion},      // version only
-		{handshakeVersion, 0},   // empty client id
-		{handshakeVersion, 200}, // id longer than the payload
-		{handshakeVersion, 1, 0xff, 1, 'b', 1, 2, 3, 4, 5, 6, 7, 8}, // client id not UTF-8
+		h1, h2, h3, otherVersion,
+		appendHello1(nil, hello1{serverID: strings.Repeat("s", maxIDLen)}),
+		appendHello2(nil, hello2{serverID: strings.Repeat("s", maxIDLen), cert: cert}),
+		appendHello3(nil, hello3{clientID: strings.Repeat("c", maxIDLen), cert: cert}),
+		h2[:len(h2)-1],              // certificate truncated
+		append(h1, 0),               // trailing byte
+		{},                          // empty
+		{handshakeVersion},          // version only
+		{handshakeVersion, 0},       // empty id
+		{handshakeVersion, 200},     // id longer than the payload
+		{handshakeVersion, 1, 0xff}, // id not UTF-8
 	}
 }
 
-func FuzzDecodeHello(f *testing.F) {
+// FuzzDecodeHellos: the three handshake payload decoders never panic, fail only with payload
+// errors, accept only valid ids and whole certificates, and are canonical (what decodes
+// re-encodes to the same bytes).
+func FuzzDecodeHellos(f *testing.F) {
 	for _, s := range fuzzHelloSeeds() {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := decodeHello(b)
-		if err != nil {
-			if !isPayloadError(err) {
-				t.Fatalf("unexpected error kind: %v", err)
+		if h, err := decodeHello1(b); err == nil {
+			if validID(h.serverID) != nil {
+				t.Fatalf("hello1 accepted invalid id %q", h.serverID)
 			}
-			return
+			if got := appendHello1(nil, h); !bytes.Equal(got, b) {
+				t.Fatalf("hello1 re-encoded %x, input %x", got, b)
+			}
+		} else if !isPayloadError(err) {
+			t.Fatalf("hello1: unexpected error kind: %v", err)
 		}
-		if validID(h.clientID) != nil || validID(h.serverID) != nil {
-			t.Fatalf("accepted invalid ids %q, %q", h.clientID, h.serverID)
+		if h, err := decodeHello2(b); err == nil {
+			if validID(h.serverID) != nil || len(h.cert) != keys.CertificateLen {
+				t.Fatalf("hello2 accepted id %q, cert of %d bytes", h.serverID, len(h.cert))
+			}
+			if got := appendHello2(nil, h); !bytes.Equal(got, b) {
+				t.Fatalf("hello2 re-encoded %x, input %x", got, b)
+			}
+		} else if !isPayloadError(err) {
+			t.Fatalf("hello2: unexpected error kind: %v", err)
 		}
-		// The encoding is canonical: what decodes re-encodes to the same bytes.
-		if got := appendHello(nil, h); !bytes.Equal(got, b) {
-			t.Fatalf("re-encoded %x, input %x", got, b)
+		if h, err := decodeHello3(b); err == nil {
+			if validID(h.clientID) != nil || len(h.cert) != keys.CertificateLen {
+				t.Fatalf("hello3 accepted id %q, cert of %d bytes", h.clientID, len(h.cert))
+			}
+			if got := appendHello3(nil, h); !bytes.Equal(got, b) {
+				t.Fatalf("hello3 re-encoded %x, input %x", got, b)
+			}
+		} else if !isPayloadError(err) {
+			t.Fatalf("hello3: unexpected error kind: %v", err)
 		}
 	})
 }
 
-func FuzzDecodeHelloAck(f *testing.F) {
-	c, s := [sessionLen]byte{1, 2, 3, 4, 5, 6, 7, 8}, [sessionLen]byte{9, 9, 9, 9, 9, 9, 9, 9}
-	good := appendHelloAck(nil, helloAck{serverID: "fedcba9876543210", clientSession: c, serverSession: s})
-	for _, seed := range [][]byte{
-		good,
-		appendHelloAck(nil, helloAck{serverID: strings.Repeat("s", maxIDLen), clientSession: c, serverSession: s}),
-		good[:len(good)-1], append(good, 1), {}, {handshakeVersion}, {handshakeVersion + 1}, {handshakeVersion, 0},
-	} {
-		f.Add(seed)
-	}
-	for _, seed := range fuzzHelloSeeds() { // a hello is a plausible wrong answer
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		a, err := decodeHelloAck(b)
+// FuzzServerHandshake feeds a listening peer's handshake whatever an unauthenticated
+// connection sends. It never panics, never reads more than maxPendingFrame bytes before the
+// first message authenticates, never calls authenticated for bytes made without the mesh key,
+// and ends with a rejection or the end of the stream.
+func FuzzServerHandshake(f *testing.F) {
+	tr := tpNew(f, "fuzz-server", tpEcho, nil)
+	// A real first message (under the mesh key), and one under another key.
+	first := func(key []byte) []byte {
+		cli := tpNew(f, "fuzz-client", nil, func(c *Config) { c.Key = key })
+		hs, err := newHandshake(cli, true)
 		if err != nil {
-			if !isPayloadError(err) {
-				t.Fatalf("unexpected error kind: %v", err)
-			}
-			return
+			f.Fatal(err)
 		}
-		if validID(a.serverID) != nil {
-			t.Fatalf("accepted invalid id %q", a.serverID)
+		msg, _, _, err := hs.WriteMessage(nil, appendHello1(nil, hello1{serverID: tr.cfg.ID}))
+		if err != nil {
+			f.Fatal(err)
 		}
-		if got := appendHelloAck(nil, a); !bytes.Equal(got, b) {
-			t.Fatalf("re-encoded %x, input %x", got, b)
+		return withPrefix(msg)
+	}
+	f.Add(first(testKey))
+	f.Add(first(otherKey))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 1}) // a huge announced length
+	f.Add([]byte{0, 0, 0, 0})
+	f.Add(append(first(testKey), 0, 0, 1, 0))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := &countingConn{r: bytes.NewReader(in)}
+		authed := false
+		_, err := tr.serverHandshake(r, func() { authed = true })
+		if !authed && r.n > maxPendingFrame {
+			t.Fatalf("read %d bytes before authenticating, bound is %d", r.n, maxPendingFrame)
+		}
+		if authed && (len(in) < lenPrefixLen+minMsg1Len) {
+			t.Fatalf("authenticated %d bytes", len(in))
+		}
+		if err == nil {
+			t.Fatal("a handshake completed from bytes alone")
+		}
+		if _, ok := errors.AsType[*rejection](err); !ok && err != io.EOF && !errors.Is(err, ErrPeerMismatch) && !errors.Is(err, io.ErrClosedPipe) {
+			t.Fatalf("handshake ended with %v", err)
 		}
 	})
 }
@@ -147,7 +186,7 @@ func FuzzDecodeResponse(f *testing.F) {
 }
 
 // FuzzConnFrames feeds a connection's read loop authenticated, in-sequence frames of any type
-// and payload: what a peer holding the key could send. data is a list of frames, each a type
+// and payload: what a peer that completed a handshake could send. data is a list of frames, each a type
 // byte, a u16 length and that many payload bytes. The loop must never panic, and may only stop
 // at the end of the stream or with a "protocol" rejection.
 func FuzzConnFrames(f *testing.F) {
@@ -175,22 +214,18 @@ func FuzzConnFrames(f *testing.F) {
 	f.Add(false, []byte{byte(frameResponse), 0, 10, 0, 0, 0, 0, 0, 0, 0, 1, statusError, numCodes}) // unknown code
 	f.Add(false, []byte{byte(frameResponse), 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, statusError})            // no code
 	f.Add(false, req(1, "wrong side"))
-	f.Add(false, []byte{byte(frameHello), 0, 0})
+	f.Add(false, []byte{1, 0, 0})
 	f.Add(false, []byte{200, 0, 1, 0})
 
-	tr, err := NewTransport(Config{ID: "fuzz", Key: testKey, Handler: tpEcho, MaxPayload: 1 << 16})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { tr.Close() })
-	session := [sessionLen]byte{1, 2, 3, 4, 5, 6, 7, 8}
+	tr := tpNew(f, "fuzz", tpEcho, func(c *Config) { c.MaxPayload = 1 << 16; c.Logger = nil })
 
 	f.Fuzz(func(t *testing.T, inbound bool, data []byte) {
 		// Bounded so that the echoed responses, which nothing drains here, stay under maxQueued
 		// (past it the read loop would wait for the writer).
 		data = data[:min(len(data), 64<<10)]
 		var stream []byte
-		for seq := uint64(1); len(data) >= 3; seq++ {
+		send := testCS(testKey)
+		for len(data) >= 3 {
 			typ, n := FrameType(data[0]), int(binary.BigEndian.Uint16(data[1:]))
 			data = data[3:]
 			n = min(n, len(data))
@@ -198,13 +233,13 @@ func FuzzConnFrames(f *testing.F) {
 				typ = frameRequest // the codec refuses to encode type 0; its decoder is fuzzed elsewhere
 			}
 			var err error
-			stream, err = tr.codec.AppendFrame(stream, &Frame{Type: typ, Time: time.Now(), Nonce: sessionNonce(session, seq), Payload: data[:n]})
+			stream, err = tr.codec.AppendFrame(stream, send, &Frame{Type: typ, Time: time.Now(), Payload: data[:n]})
 			if err != nil {
 				t.Fatal(err)
 			}
 			data = data[n:]
 		}
-		c := newConn(tr, nil, bufio.NewReader(bytes.NewReader(stream)), nil, "peer", session, inbound)
+		c := newConn(tr, nil, bufio.NewReader(bytes.NewReader(stream)), nil, session{peerID: "peer", recv: testCS(testKey), send: testCS(otherKey)}, inbound)
 		if !inbound {
 			// Two requests in flight, so that some responses have someone to go to.
 			for range 2 {
@@ -221,3 +256,24 @@ func FuzzConnFrames(f *testing.F) {
 		}
 	})
 }
+
+// countingConn is a net.Conn that reads from r and counts the bytes read; writes succeed and
+// are dropped.
+type countingConn struct {
+	net.Conn
+	r *bytes.Reader
+	n int
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n += k
+	return k, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) { return len(p), nil }
+func (c *countingConn) SetDeadline(time.Time) error { return nil }
+func (c *countingConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+}
+func (c *countingConn) Close() error { return nil }

@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/mesh"
 )
 
@@ -57,8 +60,21 @@ type Message struct {
 	Intent         string    // the conversation's focus, when there is one
 	Broadcast      bool      // sent to everyone online
 
+	// SenderKey and Sig: the author's identity key (Ed25519) and its signature of the
+	// message (SignMessage). Holders and forwarders cannot change what they cover: id, from,
+	// the name the author addressed, kind, time, conversation, intent, broadcast and body.
+	// Empty only in a record stored by a version before signatures (MessageVersion 1).
+	// Raw bytes kept in strings, so that a Message stays comparable.
+	SenderKey Raw
+	Sig       Raw
+
 	// Set by the receiving peer, never sent.
 	File string // where a large body was saved; Body is then a preview
+	// Stamp is the requesting peer's clock when this request left it (ReqDeliver, ReqStore),
+	// set by the decoder when the request carries one (AppendMessageStamped): the receiver
+	// compares it with its own clock to tell a peer whose clock is off (CodeClockSkew). It
+	// differs from SentAt, which a queued message keeps through its retries. Never stored.
+	Stamp time.Time `json:"-"`
 }
 
 // Limits on the metadata fields, far above real use; they only bound what a
@@ -82,10 +98,13 @@ const (
 const (
 	flagBroadcast = 1 << 0
 	flagReplica   = 1 << 1 // from a holder, not the author: a copy to another holder (reqStore) or a handover (reqDeliver)
+	flagStamped   = 1 << 2 // 8 bytes of the requester's clock (unix ms) follow sent-at: Message.Stamp
 )
 
-// MessageVersion is the first byte of every message-layer request body.
-const MessageVersion = 1
+// MessageVersion is the first byte of every message-layer request body. Version 2 added the
+// sender's key and signature after the six strings; version 1 records (unsigned) are still
+// read from disk, but a peer refuses an unsigned message from the network.
+const MessageVersion = 2
 
 // Errors of the message decoders; test with errors.Is. They are returned wrapped with detail.
 var (
@@ -109,19 +128,33 @@ func AppendMessage(dst []byte, m *Message) []byte {
 // AppendMessageAs encodes m as request type typ (ReqDeliver or ReqStore); replica marks a
 // copy from a holder rather than from the author.
 func AppendMessageAs(dst []byte, typ byte, m *Message, replica bool) []byte {
-	return append(appendMessageHead(dst, typ, m, replica), m.Body...)
+	return append(appendMessageHead(dst, typ, m, replica, time.Time{}), m.Body...)
+}
+
+// AppendMessageStamped is AppendMessageAs carrying stamp, the requesting peer's clock now,
+// which the receiver decodes into Message.Stamp (a zero stamp is not sent).
+func AppendMessageStamped(dst []byte, typ byte, m *Message, replica bool, stamp time.Time) []byte {
+	return append(appendMessageHead(dst, typ, m, replica, stamp), m.Body...)
 }
 
 // MessageParts is the encoding of m in two parts, its body last and not copied: a transport
 // request sends a large body from the message's own memory (Transport.request).
 func MessageParts(typ byte, m *Message, replica bool) (head, body []byte) {
-	head = appendMessageHead(make([]byte, 0, 128), typ, m, replica)
+	return MessagePartsStamped(typ, m, replica, time.Time{})
+}
+
+// MessagePartsStamped is MessageParts carrying stamp (see AppendMessageStamped).
+func MessagePartsStamped(typ byte, m *Message, replica bool, stamp time.Time) (head, body []byte) {
+	head = appendMessageHead(make([]byte, 0, 136), typ, m, replica, stamp)
 	return head, unsafe.Slice(unsafe.StringData(m.Body), len(m.Body)) // read, never written
 }
 
 // appendMessageHead is AppendMessageAs up to the body, which comes last.
-func appendMessageHead(dst []byte, typ byte, m *Message, replica bool) []byte {
+func appendMessageHead(dst []byte, typ byte, m *Message, replica bool, stamp time.Time) []byte {
 	var flags byte
+	if !stamp.IsZero() {
+		flags |= flagStamped
+	}
 	if m.Broadcast {
 		flags |= flagBroadcast
 	}
@@ -130,10 +163,15 @@ func appendMessageHead(dst []byte, typ byte, m *Message, replica bool) []byte {
 	}
 	dst = append(dst, MessageVersion, typ, flags, byte(m.Kind))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(m.SentAt.UnixMilli()))
+	if !stamp.IsZero() {
+		dst = binary.BigEndian.AppendUint64(dst, uint64(stamp.UnixMilli()))
+	}
 	for _, s := range []string{m.ID, m.From, m.To, m.ForwardedFrom, m.ConversationID, m.Intent} {
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
 		dst = append(dst, s...)
 	}
+	dst = append(append(dst, byte(len(m.SenderKey))), m.SenderKey...)
+	dst = append(append(dst, byte(len(m.Sig))), m.Sig...)
 	return binary.BigEndian.AppendUint32(dst, uint32(len(m.Body)))
 }
 
@@ -163,7 +201,8 @@ func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 	if len(b) < 12 {
 		return nil, nil, false, fmt.Errorf("%w: %d bytes is too short", ErrBadMessage, len(b))
 	}
-	if b[0] != MessageVersion {
+	version := b[0]
+	if version != MessageVersion && version != 1 {
 		return nil, nil, false, fmt.Errorf("%w: version %d, this peer speaks %d", ErrBadMessage, b[0], MessageVersion)
 	}
 	if b[1] != typ {
@@ -171,18 +210,29 @@ func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 	}
 	m = &Message{Broadcast: b[2]&flagBroadcast != 0, Kind: Kind(b[3])}
 	replica = b[2]&flagReplica != 0
-	if b[2]&^(flagBroadcast|flagReplica) != 0 {
+	if b[2]&^(flagBroadcast|flagReplica|flagStamped) != 0 {
 		return nil, nil, false, fmt.Errorf("%w: unknown flags %#x", ErrBadMessage, b[2])
 	}
 	if m.Kind < KindMessage || m.Kind > KindSystem {
 		return nil, nil, false, fmt.Errorf("%w: kind %d", ErrBadMessage, b[3])
 	}
 	m.SentAt = time.UnixMilli(int64(binary.BigEndian.Uint64(b[4:12])))
+	start := 12 // where the strings begin
+	if b[2]&flagStamped != 0 {
+		if version < 2 {
+			return nil, nil, false, fmt.Errorf("%w: a version 1 message with a stamp", ErrBadMessage)
+		}
+		if len(b) < 20 {
+			return nil, nil, false, fmt.Errorf("%w: truncated stamp", ErrBadMessage)
+		}
+		m.Stamp = time.UnixMilli(int64(binary.BigEndian.Uint64(b[12:20])))
+		start = 20
+	}
 	// The six fields are located first and then copied with one allocation
 	// (they are parts of one string); the body has its own, so that keeping a
 	// field (an id, for de-duplication) does not keep the body.
 	var at [6][2]int
-	off := 12
+	off := start
 	for i := range at {
 		if len(b)-off < 2 {
 			return nil, nil, false, fmt.Errorf("%w: truncated", ErrBadMessage)
@@ -195,6 +245,27 @@ func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 		at[i] = [2]int{off, off + n}
 		off += n
 	}
+	fieldsEnd := off
+	if version >= 2 {
+		for _, f := range []struct {
+			dst  *Raw
+			size int
+		}{{&m.SenderKey, ed25519.PublicKeySize}, {&m.Sig, ed25519.SignatureSize}} {
+			if len(b)-off < 1 {
+				return nil, nil, false, fmt.Errorf("%w: truncated", ErrBadMessage)
+			}
+			n := int(b[off])
+			off++
+			if (n != 0 && n != f.size) || len(b)-off < n {
+				return nil, nil, false, fmt.Errorf("%w: a key or signature of %d bytes", ErrBadMessage, n)
+			}
+			*f.dst = Raw(b[off : off+n])
+			off += n
+		}
+		if (m.SenderKey == "") != (m.Sig == "") {
+			return nil, nil, false, fmt.Errorf("%w: a key without a signature, or a signature without a key", ErrBadMessage)
+		}
+	}
 	if len(b)-off < 4 {
 		return nil, nil, false, fmt.Errorf("%w: truncated", ErrBadMessage)
 	}
@@ -205,9 +276,9 @@ func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 	if int64(len(b)-off-4) != n {
 		return nil, nil, false, fmt.Errorf("%w: body length %d does not match the %d bytes that follow", ErrBadMessage, n, len(b)-off-4)
 	}
-	fields := string(b[12:off])
+	fields := string(b[start:fieldsEnd])
 	for i, f := range []*string{&m.ID, &m.From, &m.To, &m.ForwardedFrom, &m.ConversationID, &m.Intent} {
-		*f = fields[at[i][0]-12 : at[i][1]-12]
+		*f = fields[at[i][0]-start : at[i][1]-start]
 	}
 	body = b[off+4:]
 	if err := m.Validate(); err != nil {
@@ -279,3 +350,77 @@ func ValidConversationID(id string) error {
 	}
 	return nil
 }
+
+// signDomain separates message signatures from every other thing an identity signs.
+const signDomain = "message"
+
+// Addressed is the name the author sent m to: the first name of a forward chain
+// (ForwardedFrom) when a forward redirected it, else To. It is what the signature covers,
+// since To changes on the way when a name was renamed.
+func (m *Message) Addressed() string {
+	if m.ForwardedFrom != "" {
+		return m.ForwardedFrom
+	}
+	return m.To
+}
+
+// signedBytes is what a message signature covers: the fields an author sets, each
+// length-prefixed, and the SHA-256 of the body (a body may be megabytes; hashing it once
+// keeps the signed input small).
+func signedBytes(m *Message, body []byte) []byte {
+	b := make([]byte, 0, 256)
+	for _, s := range []string{m.ID, m.From, m.Addressed(), m.ConversationID, m.Intent} {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+		b = append(b, s...)
+	}
+	var flags byte
+	if m.Broadcast {
+		flags = flagBroadcast
+	}
+	b = append(b, byte(m.Kind), flags)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.SentAt.UnixMilli()))
+	sum := sha256.Sum256(body)
+	return append(b, sum[:]...)
+}
+
+// SignMessage signs m as its author, id: m.SenderKey and m.Sig are set. Sign a message once
+// its fields are final (the addressed name, kind, broadcast); To and ForwardedFrom may change
+// later as long as Addressed stays the same.
+func SignMessage(m *Message, id *keys.Identity) {
+	m.SenderKey = Raw(id.Public())
+	m.Sig = Raw(id.Sign(signDomain, signedBytes(m, unsafe.Slice(unsafe.StringData(m.Body), len(m.Body)))))
+}
+
+// ErrUnsigned and ErrBadSignature: a message from the network without a signature, or whose
+// signature does not verify (it was altered, or made up). Both wrap ErrBadMessage.
+var (
+	ErrUnsigned     = fmt.Errorf("%w: unsigned (a peer of a version before signatures?)", ErrBadMessage)
+	ErrBadSignature = fmt.Errorf("%w: its signature does not verify (altered or forged)", ErrBadMessage)
+)
+
+// VerifySignature checks m's signature over m with body (m.Body when body is nil) and returns
+// the signer's fingerprint.
+func VerifySignature(m *Message, body []byte) (string, error) {
+	if m.Sig == "" {
+		return "", ErrUnsigned
+	}
+	if body == nil {
+		body = unsafe.Slice(unsafe.StringData(m.Body), len(m.Body))
+	}
+	if !keys.Verify(ed25519.PublicKey(m.SenderKey), signDomain, signedBytes(m, body), []byte(m.Sig)) {
+		return "", ErrBadSignature
+	}
+	return keys.Fingerprint(ed25519.PublicKey(m.SenderKey)), nil
+}
+
+// Signer is the fingerprint of the key that signed m (not checked: see VerifySignature), or
+// "" for an unsigned message.
+func (m *Message) Signer() string {
+	if len(m.SenderKey) != ed25519.PublicKeySize {
+		return ""
+	}
+	return keys.Fingerprint(ed25519.PublicKey(m.SenderKey))
+}
+
+// Raw is bytes kept in a string: see keys.Raw.
+type Raw = keys.Raw

@@ -19,7 +19,7 @@ func TestHandlerGetsSourceAddr(t *testing.T) {
 		respond(nil, nil)
 	}), nil)
 	for _, id := range []string{"client-1", "client-2"} {
-		if _, err := tpNew(t, id, nil, nil).Request(tpCtx(t), "srv", srv.Addr(), []byte("x")); err != nil {
+		if _, err := tpNew(t, id, nil, nil).Request(tpCtx(t), tid("srv"), srv.Addr(), []byte("x")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -27,7 +27,7 @@ func TestHandlerGetsSourceAddr(t *testing.T) {
 	defer mu.Unlock()
 	want := netip.MustParseAddr("127.0.0.1")
 	for _, id := range []string{"client-1", "client-2"} {
-		if got[id] != want {
+		if got[tid(id)] != want {
 			t.Errorf("%s's requests came from %v, want %v", id, got[id], want)
 		}
 	}

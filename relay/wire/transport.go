@@ -5,17 +5,17 @@ package wire
 //
 // A peer dials another for its own requests; the responses come back on the same connection,
 // and the connections it accepts carry the other peers' requests. So between two peers there
-// are up to two connections, one per direction. A connection opens with a hello/ack handshake
-// (see handshake.go) whose hello is checked against a ReplayGuard; after it, every frame's
-// nonce is the session id and a per-direction sequence number, and the receiver accepts only
-// the next number: a replayed, re-ordered or injected frame breaks the connection.
+// are up to two connections, one per direction. A connection opens with a Noise handshake
+// (see handshake.go) that proves the mesh key and both identities; after it, every frame is
+// sealed with its direction's key and counter (frame.go): a replayed, re-ordered or injected
+// frame does not open, and breaks the connection.
 //
 // Any frame that is refused is counted by reason (Stats), logged at Warn (rate-limited per
 // remote host), and its connection is closed; every other connection keeps being served.
 //
 // Accepted connections that have not authenticated are bounded (SPEC section 7, "Limits
 // before authentication"): per source address and in all, the oldest dropped first, for at
-// most HandshakeTimeout, and read for no more than the largest hello (see maxPending,
+// most HandshakeTimeout, and read for no more than the largest first message (see maxPending,
 // maxPendingPerSource and maxPendingFrame in config.go).
 //
 // Lock order: Transport.mu, then conn.wmu, then conn.mu. No lock is held while calling the
@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/internal/connlimit"
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 )
 
 // Errors of Request. Test with errors.Is; they are returned wrapped with detail.
@@ -67,8 +68,9 @@ type Handler interface {
 	// the connection is gone does nothing; a second respond is ignored and logged. A request
 	// that is never answered makes its caller wait until its context ends.
 	//
-	// from is the remote peer id, as sent in the hello that the MAC authenticated: any holder
-	// of the mesh key can claim any id, so it is as trustworthy as the key. src is the IP
+	// from is the remote peer id, bound to the identity the handshake proved (it starts with
+	// that identity's fingerprint, keys.PeerIDFingerprint): a peer of another identity cannot
+	// send as it, though every peer of one identity (one user on one machine) can. src is the IP
 	// address the connection comes from (see SourceAddr): a holder of the key cannot choose
 	// it freely, so limits that must hold against one (rates, quotas) are keyed on it.
 	HandleRequest(from string, src netip.Addr, body []byte, respond func(resp []byte, err error))
@@ -77,13 +79,12 @@ type Handler interface {
 // Transport sends requests to other peers over persistent connections and serves theirs. It
 // is safe for concurrent use.
 type Transport struct {
-	cfg    Config
-	codec  *Codec
-	replay *ReplayGuard
-	log    *slog.Logger
-	ln     net.Listener
-	addr   string // ln's address, formatted once
-	now    func() time.Time
+	cfg   Config
+	codec *Codec
+	log   *slog.Logger
+	ln    net.Listener
+	addr  string // ln's address, formatted once
+	now   func() time.Time
 	// clock drives the dial backoff; tests replace it to step time.
 	clock func() time.Time
 
@@ -141,6 +142,15 @@ func NewTransport(cfg Config) (*Transport, error) {
 	if err := validID(cfg.ID); err != nil {
 		return nil, fmt.Errorf("relay: transport ID: %w", err)
 	}
+	if cfg.Identity == nil {
+		return nil, errors.New("relay: transport Identity is required")
+	}
+	if fp, ok := keys.PeerIDFingerprint(cfg.ID); !ok || fp != cfg.Identity.Fingerprint() {
+		return nil, fmt.Errorf("relay: transport ID %q is not bound to %v (make it with Identity.NewPeerID)", cfg.ID, cfg.Identity)
+	}
+	if len(cfg.Key) != KeyLen {
+		return nil, fmt.Errorf("relay: transport Key is %d bytes, want %d", len(cfg.Key), KeyLen)
+	}
 	if cfg.ListenAddr == "" {
 		cfg.ListenAddr = "127.0.0.1:0"
 	}
@@ -160,16 +170,13 @@ func NewTransport(cfg Config) (*Transport, error) {
 			*d.v = d.def
 		}
 	}
-	if cfg.MaxPayload != 0 && cfg.MaxPayload < maxHelloLen {
-		return nil, fmt.Errorf("relay: transport MaxPayload %d is below %d, the largest hello", cfg.MaxPayload, maxHelloLen)
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	codec, err := NewCodec(CodecConfig{Key: cfg.Key, MaxPayload: cfg.MaxPayload, Now: cfg.Now})
+	codec, err := NewCodec(CodecConfig{MaxPayload: cfg.MaxPayload, Now: cfg.Now})
 	if err != nil {
 		return nil, fmt.Errorf("relay: transport: %w", err)
 	}
@@ -181,7 +188,6 @@ func NewTransport(cfg Config) (*Transport, error) {
 	t := &Transport{
 		cfg:         cfg,
 		codec:       codec,
-		replay:      NewReplayGuard(0),
 		log:         cfg.Logger,
 		ln:          ln,
 		addr:        ln.Addr().String(),
@@ -536,3 +542,9 @@ func (t *Transport) Close() error {
 	})
 	return nil
 }
+
+// ID is this peer's id (Config.ID).
+func (t *Transport) ID() string { return t.cfg.ID }
+
+// Identity is the identity this transport proves (Config.Identity).
+func (t *Transport) Identity() *keys.Identity { return t.cfg.Identity }

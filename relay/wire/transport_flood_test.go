@@ -192,7 +192,7 @@ func runFloodVictim(string) int {
 		b, err := json.Marshal(r)
 		respond(b, err)
 	})
-	tr, err := NewTransport(Config{ID: "victim", Key: testKey, Handler: h})
+	tr, err := NewTransport(Config{ID: tid("victim"), Identity: testIdentity("victim"), Key: testKey, Handler: h})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "flood victim:", err)
 		return 2
@@ -214,8 +214,8 @@ func runFloodVictim(string) int {
 // own. Before the fix the peer allocated the whole announced frame for each before reading a
 // byte of it or knowing who sent it: 250 connections grew its heap by 2 GiB (measured here:
 // 2,050 MiB, held until the handshakes timed out and the next GC; RSS grows as the pages are
-// touched: to 95 MiB after 50 connections with -race). Now the first frame of a connection is
-// bounded by the largest hello, so each is refused at its length prefix.
+// touched: to 95 MiB after 50 connections with -race). Now the first message of a connection is
+// bounded by the largest hello (maxPendingFrame), so each is refused at its length prefix.
 func TestTransportFloodHugeHeaders(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the victim reads its RSS from /proc/self/status")
@@ -224,7 +224,7 @@ func TestTransportFloodHugeHeaders(t *testing.T) {
 	cli := tpNew(t, "asker", nil, nil)
 	ask := func() victimReport {
 		t.Helper()
-		b, err := cli.Request(tpCtx(t), "victim", addr, []byte("mem"))
+		b, err := cli.Request(tpCtx(t), tid("victim"), addr, []byte("mem"))
 		if err != nil {
 			t.Fatalf("the victim does not answer: %v", err)
 		}
@@ -235,7 +235,7 @@ func TestTransportFloodHugeHeaders(t *testing.T) {
 		return r
 	}
 	header := binary.BigEndian.AppendUint32(nil, uint32(frameOverhead+DefaultMaxPayload))
-	header = append(header, FrameVersion, byte(frameHello))
+	header = append(header, 1, 1)
 
 	const (
 		n, batch = 250, 25
@@ -286,9 +286,9 @@ func TestTransportFloodTrickleHitsDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	// A frame of the largest hello's size: 579 bytes, 29 s at one byte per 50 ms, so only the
+	// A hello of the largest size: 305 bytes, 15 s at one byte per 50 ms, so only the
 	// deadline can end it within the 10 s tpExpectClosed allows.
-	first := binary.BigEndian.AppendUint32(nil, uint32(frameOverhead+maxHelloLen))
+	first := binary.BigEndian.AppendUint32(nil, uint32(maxMsg1Len))
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync"
@@ -143,29 +142,27 @@ func TestTransportPendingBurstOfLocalPeers(t *testing.T) {
 	}
 }
 
-// The first frame of a connection is bounded by the largest hello: a frame of exactly that
-// size is read (and here refused for its MAC), one byte more is refused at its length
+// The first message of a connection is bounded by the largest hello: one of exactly that size
+// is read (and here refused: it does not authenticate), one byte more is refused at its length
 // prefix, before its body is read or allocated.
 func TestTransportPendingFrameBound(t *testing.T) {
 	tests := map[string]struct {
-		payload  int
+		size     int
 		sendBody bool
 		reason   string
 	}{
-		"largest hello, read whole":                {payload: maxHelloLen, sendBody: true, reason: "bad-mac"},
-		"one byte more, refused at the prefix":     {payload: maxHelloLen + 1, sendBody: false, reason: "too-large"},
-		"the largest frame, refused at the prefix": {payload: DefaultMaxPayload, sendBody: false, reason: "too-large"},
+		"largest hello, read whole":                {size: maxMsg1Len, sendBody: true, reason: "bad-mac"},
+		"one byte more, refused at the prefix":     {size: maxMsg1Len + 1, sendBody: false, reason: "too-large"},
+		"the largest frame, refused at the prefix": {size: frameOverhead + DefaultMaxPayload, sendBody: false, reason: "too-large"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			// No deadline to speak of: only the bound can end the prefix-only cases.
 			srv := tpNew(t, "srv", tpEcho, func(c *Config) { c.HandshakeTimeout = time.Hour })
 			nc := tpDialFrom(t, "127.0.0.2", srv.Addr())
-			msg := binary.BigEndian.AppendUint32(nil, uint32(frameOverhead+tc.payload))
+			msg := binary.BigEndian.AppendUint32(nil, uint32(tc.size))
 			if tc.sendBody {
-				body := bytes.Repeat([]byte{0x5a}, frameOverhead+tc.payload)
-				body[offVersion], body[offType] = FrameVersion, byte(frameHello)
-				msg = append(msg, body...)
+				msg = append(msg, bytes.Repeat([]byte{0x5a}, tc.size)...)
 			}
 			if _, err := nc.Write(msg); err != nil {
 				t.Fatal(err)
@@ -176,33 +173,35 @@ func TestTransportPendingFrameBound(t *testing.T) {
 			}
 		})
 	}
-	t.Run("largest real hello and ack", func(t *testing.T) {
-		// Ids of the largest length make the largest hello and hello-ack: both pass the bound.
-		srvID, cliID := strings.Repeat("s", maxIDLen), strings.Repeat("c", maxIDLen)
-		srv := tpNew(t, srvID, tpEcho, nil)
-		cli := tpNew(t, cliID, nil, nil)
-		got, err := cli.Request(tpCtx(t), srvID, srv.Addr(), []byte("hi"))
-		if err != nil || string(got) != "hi" {
-			t.Fatalf("request with the largest ids: %q, %v", got, err)
+	t.Run("largest real hello", func(t *testing.T) {
+		// A hello for a server id of the largest length is the largest hello, and passes the
+		// bound: the server authenticates it and answers (with its own id: not the one asked for).
+		srv := tpNew(t, "srv", tpEcho, func(c *Config) { c.HandshakeTimeout = time.Hour })
+		r := tpDialRaw(t, srv)
+		r.msg(appendHello1(nil, hello1{serverID: strings.Repeat("s", maxIDLen)}))
+		if n := len(r.sent[0]) - lenPrefixLen; n != maxMsg1Len {
+			t.Fatalf("largest hello is %d bytes, maxMsg1Len is %d", n, maxMsg1Len)
 		}
-		if len(appendHello(nil, hello{clientID: cliID, serverID: srvID})) != maxHelloLen ||
-			len(appendHelloAck(nil, helloAck{serverID: srvID})) != maxHelloAckLen {
-			t.Fatal("maxHelloLen or maxHelloAckLen is not the largest payload")
+		if h := r.answer(); h.serverID != srv.cfg.ID {
+			t.Fatalf("answered as %q", h.serverID)
+		}
+		tpExpectClosed(t, r.nc)
+		if got := srv.Stats().Rejected; len(got) != 0 {
+			t.Fatalf("rejected %v", got)
 		}
 	})
 }
 
-// A dialler reads the answer to its hello bounded by the largest ack: a server that announces
-// a huge first frame is refused at the prefix.
+// A dialler reads the answer to its hello bounded by the largest answer: a server that
+// announces a huge first message is refused at the prefix.
 func TestTransportClientAckBound(t *testing.T) {
-	for name, payload := range map[string]int{"one past the largest ack": maxHelloAckLen + 1, "largest frame": DefaultMaxPayload} {
+	for name, size := range map[string]int{"one past the largest answer": maxMsg2Len + 1, "largest frame": frameOverhead + DefaultMaxPayload} {
 		t.Run(name, func(t *testing.T) {
-			addr := tpRawServer(t, func(nc net.Conn, _ *Codec, _ hello, _ [16]byte) {
-				_, _ = nc.Write(binary.BigEndian.AppendUint32(nil, uint32(frameOverhead+payload)))
-				_, _ = io.Copy(io.Discard, nc) // and nothing more, until the client hangs up
+			addr := tpRawServer(t, "srv", testKey, func(s *tpRawSrv) {
+				_, _ = s.nc.Write(binary.BigEndian.AppendUint32(nil, uint32(size)))
 			})
 			cli := tpNew(t, "cli", nil, func(c *Config) { c.HandshakeTimeout = time.Hour })
-			_, err := cli.Request(tpCtx(t), "srv", addr, nil)
+			_, err := cli.Request(tpCtx(t), tid("srv"), addr, nil)
 			if !errors.Is(err, ErrUnreachable) {
 				t.Fatalf("err = %v, want ErrUnreachable", err)
 			}

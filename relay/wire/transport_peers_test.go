@@ -19,7 +19,7 @@ import (
 func TestTransportWrongKey(t *testing.T) {
 	a := tpNew(t, "a", tpEcho, nil)
 	intruder := tpNew(t, "intruder", nil, func(c *Config) { c.Key = otherKey })
-	_, err := intruder.Request(tpCtx(t), "a", a.Addr(), []byte("let me in"))
+	_, err := intruder.Request(tpCtx(t), tid("a"), a.Addr(), []byte("let me in"))
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("err = %v, want ErrUnreachable", err)
 	}
@@ -33,11 +33,11 @@ func TestTransportPeerMismatch(t *testing.T) {
 	a, b := tpNew(t, "a", nil, nil), tpNew(t, "b", tpEcho, nil)
 	ctx := tpCtx(t)
 	for i := range 2 { // the second one is in backoff, and still says why
-		if _, err := a.Request(ctx, "x", b.Addr(), []byte("hi")); !errors.Is(err, ErrPeerMismatch) {
+		if _, err := a.Request(ctx, tid("x"), b.Addr(), []byte("hi")); !errors.Is(err, ErrPeerMismatch) {
 			t.Fatalf("attempt %d: err = %v, want ErrPeerMismatch", i, err)
 		}
 	}
-	if got, err := a.Request(ctx, "b", b.Addr(), []byte("hi")); err != nil || string(got) != "hi" {
+	if got, err := a.Request(ctx, tid("b"), b.Addr(), []byte("hi")); err != nil || string(got) != "hi" {
 		t.Fatalf("request to the right id: %q, %v", got, err)
 	}
 	if r := b.Stats().Rejected; len(r) != 0 {
@@ -60,7 +60,7 @@ func TestTransportPeerGoneBacksOff(t *testing.T) {
 	a.clock = clock.now
 	b := tpNew(t, "b", tpEcho, nil)
 	ctx := tpCtx(t)
-	if _, err := a.Request(ctx, "b", b.Addr(), []byte("hi")); err != nil {
+	if _, err := a.Request(ctx, tid("b"), b.Addr(), []byte("hi")); err != nil {
 		t.Fatal(err)
 	}
 	addr := b.Addr()
@@ -70,7 +70,7 @@ func TestTransportPeerGoneBacksOff(t *testing.T) {
 	backoffOf := func() time.Duration {
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		if p := a.peers["b"]; p != nil {
+		if p := a.peers[tid("b")]; p != nil {
 			return p.backoff
 		}
 		return 0
@@ -79,7 +79,7 @@ func TestTransportPeerGoneBacksOff(t *testing.T) {
 	// fail at once without dialling.
 	for i, want := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, maxBackoff, maxBackoff} {
 		dials := a.dialCount()
-		if _, err := a.Request(ctx, "b", addr, []byte("hi")); !errors.Is(err, ErrUnreachable) {
+		if _, err := a.Request(ctx, tid("b"), addr, []byte("hi")); !errors.Is(err, ErrUnreachable) {
 			t.Fatalf("dial %d: err = %v, want ErrUnreachable", i, err)
 		}
 		if got := a.dialCount(); got != dials+1 {
@@ -89,13 +89,13 @@ func TestTransportPeerGoneBacksOff(t *testing.T) {
 			t.Fatalf("dial %d: backoff %v, want %v", i, got, want)
 		}
 		for range 5 {
-			_, err := a.Request(ctx, "b", addr, []byte("hi"))
+			_, err := a.Request(ctx, tid("b"), addr, []byte("hi"))
 			if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "next try in") {
 				t.Fatalf("in backoff: err = %v, want a fast ErrUnreachable", err)
 			}
 		}
 		clock.advance(want - time.Millisecond)
-		if _, err := a.Request(ctx, "b", addr, []byte("hi")); !errors.Is(err, ErrUnreachable) || a.dialCount() != dials+1 {
+		if _, err := a.Request(ctx, tid("b"), addr, []byte("hi")); !errors.Is(err, ErrUnreachable) || a.dialCount() != dials+1 {
 			t.Fatalf("just before the backoff ends: err = %v, %d dials", err, a.dialCount())
 		}
 		clock.advance(time.Millisecond)
@@ -104,7 +104,7 @@ func TestTransportPeerGoneBacksOff(t *testing.T) {
 	// The peer comes back on the same port: the next request after the backoff dials and
 	// succeeds, and resets the backoff.
 	b2 := tpNew(t, "b", tpEcho, func(c *Config) { c.ListenAddr = addr })
-	if got, err := a.Request(ctx, "b", b2.Addr(), []byte("back")); err != nil || string(got) != "back" {
+	if got, err := a.Request(ctx, tid("b"), b2.Addr(), []byte("back")); err != nil || string(got) != "back" {
 		t.Fatalf("after the peer came back: %q, %v", got, err)
 	}
 	if got := backoffOf(); got != 0 {
@@ -124,12 +124,12 @@ func TestTransportPeerRestart(t *testing.T) {
 	}), nil)
 	ctx := tpCtx(t)
 	addr := b.Addr()
-	if _, err := a.Request(ctx, "b", addr, []byte("hi")); err != nil {
+	if _, err := a.Request(ctx, tid("b"), addr, []byte("hi")); err != nil {
 		t.Fatal(err)
 	}
 	inFlight := make(chan error, 1)
 	go func() {
-		_, err := a.Request(ctx, "b", addr, []byte("hold"))
+		_, err := a.Request(ctx, tid("b"), addr, []byte("hold"))
 		inFlight <- err
 	}()
 	respond := <-held
@@ -141,7 +141,7 @@ func TestTransportPeerRestart(t *testing.T) {
 	testutil.WaitForEvery(t, tpPoll, 10*time.Second, "a to have no outgoing connection", func() bool { return a.Stats().ConnsOut == 0 })
 
 	b2 := tpNew(t, "b", tpEcho, func(c *Config) { c.ListenAddr = addr })
-	if got, err := a.Request(ctx, "b", addr, []byte("again")); err != nil || string(got) != "again" {
+	if got, err := a.Request(ctx, tid("b"), addr, []byte("again")); err != nil || string(got) != "again" {
 		t.Fatalf("after restart: %q, %v", got, err)
 	}
 	if a.dialCount() != 2 || b2.Stats().ConnsIn != 1 {
@@ -154,7 +154,7 @@ func TestTransportPeerMovesAddress(t *testing.T) {
 	b1, b2 := tpNew(t, "b", tpEcho, nil), tpNew(t, "b", tpEcho, nil)
 	ctx := tpCtx(t)
 	for _, b := range []*Transport{b1, b2, b1} {
-		if got, err := a.Request(ctx, "b", b.Addr(), []byte("hi")); err != nil || string(got) != "hi" {
+		if got, err := a.Request(ctx, tid("b"), b.Addr(), []byte("hi")); err != nil || string(got) != "hi" {
 			t.Fatalf("request to b at %s: %q, %v", b.Addr(), got, err)
 		}
 	}
@@ -185,7 +185,7 @@ func TestTransportContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := a.Request(ctx, "b", b.Addr(), []byte("hold"))
+		_, err := a.Request(ctx, tid("b"), b.Addr(), []byte("hold"))
 		done <- err
 	}()
 	respond := <-held
@@ -195,14 +195,14 @@ func TestTransportContextEnds(t *testing.T) {
 	}
 	respond([]byte("late"), nil) // dropped by a, without counting it as a violation
 
-	if got, err := a.Request(tpCtx(t), "b", b.Addr(), []byte("next")); err != nil || string(got) != "next" {
+	if got, err := a.Request(tpCtx(t), tid("b"), b.Addr(), []byte("next")); err != nil || string(got) != "next" {
 		t.Fatalf("next request: %q, %v", got, err)
 	}
 	if s := a.Stats(); len(s.Rejected) != 0 || s.ConnsOut != 1 || a.dialCount() != 1 {
 		t.Fatalf("the late response hurt the connection: %+v, %d dials", s, a.dialCount())
 	}
 	// A context that already ended sends nothing.
-	if _, err := a.Request(ctx, "b", b.Addr(), []byte("x")); !errors.Is(err, context.Canceled) {
+	if _, err := a.Request(ctx, tid("b"), b.Addr(), []byte("x")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("ended context: err = %v", err)
 	}
 }
@@ -213,14 +213,14 @@ func TestTransportRequestTimeout(t *testing.T) {
 	b, held := tpHolding(t)
 	a := tpNew(t, "a", nil, nil)
 	ctx := tpCtx(t)
-	_, err := a.RequestParts(ctx, "b", b.Addr(), []byte("hold"), nil, 50*time.Millisecond)
+	_, err := a.RequestParts(ctx, tid("b"), b.Addr(), []byte("hold"), nil, 50*time.Millisecond)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want one wrapping context.DeadlineExceeded", err)
 	}
 	(<-held)([]byte("late"), nil)
 	for i := range 100 { // answered well within their timeouts, one call reused
 		want := fmt.Sprint("next ", i)
-		if got, err := a.RequestParts(ctx, "b", b.Addr(), []byte(want), nil, 5*time.Second); err != nil || string(got) != want {
+		if got, err := a.RequestParts(ctx, tid("b"), b.Addr(), []byte(want), nil, 5*time.Second); err != nil || string(got) != want {
 			t.Fatalf("request %d: %q, %v", i, got, err)
 		}
 	}
@@ -235,7 +235,7 @@ func TestTransportClose(t *testing.T) {
 	a := tpNew(t, "a", nil, nil)
 	done := make(chan error, 1)
 	go func() {
-		_, err := a.Request(context.Background(), "b", b.Addr(), []byte("wait"))
+		_, err := a.Request(context.Background(), tid("b"), b.Addr(), []byte("wait"))
 		done <- err
 	}()
 	respond := <-held
@@ -248,7 +248,7 @@ func TestTransportClose(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := a.Request(context.Background(), "b", b.Addr(), nil); !errors.Is(err, ErrClosed) {
+	if _, err := a.Request(context.Background(), tid("b"), b.Addr(), nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Request after Close: err = %v, want ErrClosed", err)
 	}
 	testutil.WaitForEvery(t, tpPoll, 10*time.Second, "b to have no incoming connection", func() bool { return b.Stats().ConnsIn == 0 })
@@ -276,7 +276,7 @@ func TestTransportCloseAbortsHandshake(t *testing.T) {
 	a := tpNew(t, "a", nil, func(c *Config) { c.HandshakeTimeout = time.Hour })
 	done := make(chan error, 1)
 	go func() {
-		_, err := a.Request(context.Background(), "b", ln.Addr().String(), nil)
+		_, err := a.Request(context.Background(), tid("b"), ln.Addr().String(), nil)
 		done <- err
 	}()
 	nc := <-accepted
@@ -306,19 +306,22 @@ func TestNewTransportConfig(t *testing.T) {
 		mod     func(*Config)
 		wantErr string
 	}{
-		"defaults":           {},
-		"empty id":           {mod: func(c *Config) { c.ID = "" }, wantErr: "must be 1-255 bytes"},
-		"long id":            {mod: func(c *Config) { c.ID = strings.Repeat("x", 256) }, wantErr: "must be 1-255 bytes"},
-		"id not utf-8":       {mod: func(c *Config) { c.ID = "\xff" }, wantErr: "UTF-8"},
-		"short key":          {mod: func(c *Config) { c.Key = testKey[:31] }, wantErr: "key is 31 bytes"},
-		"negative timeout":   {mod: func(c *Config) { c.DialTimeout = -1 }, wantErr: "DialTimeout"},
-		"negative backoff":   {mod: func(c *Config) { c.MaxBackoff = -1 }, wantErr: "MaxBackoff"},
-		"tiny max payload":   {mod: func(c *Config) { c.MaxPayload = 100 }, wantErr: "MaxPayload"},
-		"bad listen address": {mod: func(c *Config) { c.ListenAddr = "127.0.0.1:99999" }, wantErr: "listen on"},
+		"defaults":               {},
+		"empty id":               {mod: func(c *Config) { c.ID = "" }, wantErr: "must be 1-255 bytes"},
+		"long id":                {mod: func(c *Config) { c.ID = strings.Repeat("x", 256) }, wantErr: "must be 1-255 bytes"},
+		"id not utf-8":           {mod: func(c *Config) { c.ID = "\xff" }, wantErr: "UTF-8"},
+		"short key":              {mod: func(c *Config) { c.Key = testKey[:31] }, wantErr: "Key is 31 bytes"},
+		"negative timeout":       {mod: func(c *Config) { c.DialTimeout = -1 }, wantErr: "DialTimeout"},
+		"negative backoff":       {mod: func(c *Config) { c.MaxBackoff = -1 }, wantErr: "MaxBackoff"},
+		"negative max payload":   {mod: func(c *Config) { c.MaxPayload = -1 }, wantErr: "MaxPayload"},
+		"no identity":            {mod: func(c *Config) { c.Identity = nil }, wantErr: "Identity is required"},
+		"id of another identity": {mod: func(c *Config) { c.ID = tid("b") }, wantErr: "not bound to identity"},
+		"id bound to nothing":    {mod: func(c *Config) { c.ID = "a" }, wantErr: "not bound to identity"},
+		"bad listen address":     {mod: func(c *Config) { c.ListenAddr = "127.0.0.1:99999" }, wantErr: "listen on"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			cfg := Config{ID: "a", Key: testKey}
+			cfg := Config{ID: tid("a"), Identity: testIdentity("a"), Key: testKey}
 			if tc.mod != nil {
 				tc.mod(&cfg)
 			}

@@ -13,11 +13,15 @@ import (
 type TransportStats struct {
 	// FramesIn counts frames received that passed the codec; FramesOut frames queued to send.
 	FramesIn, FramesOut uint64
-	// Rejected counts refused frames (each also closed its connection) by reason: "bad-mac",
-	// "stale", "replay", "too-large", "bad-version", "bad-type", "truncated", "handshake" (a
-	// malformed hello or ack, a connection that sent no hello in time), "sequence" (a frame out
-	// of its session's sequence) and "protocol" (a malformed request or response, or one on the
-	// wrong side). Only reasons with a non-zero count are present.
+	// Handshakes counts completed handshakes, both sides.
+	Handshakes uint64
+	// Rejected counts refused frames and handshakes (each also closed its connection) by
+	// reason: "bad-mac" (a handshake message or frame that does not authenticate: another mesh
+	// secret, or a frame altered, replayed, reordered or injected), "too-large",
+	// "bad-version", "bad-type", "truncated", "handshake" (a malformed handshake payload, a
+	// connection that did not complete the handshake in time), "identity" (a peer whose id is
+	// not bound to the identity it proved) and "protocol" (a malformed request or response,
+	// or one on the wrong side). Only reasons with a non-zero count are present.
 	Rejected map[string]uint64
 	// ConnsIn and ConnsOut are the established connections open now: accepted, and dialled.
 	ConnsIn, ConnsOut int
@@ -34,28 +38,24 @@ type rejectReason uint8
 
 const (
 	reasonBadMAC rejectReason = iota
-	reasonStale
-	reasonReplay
 	reasonTooLarge
 	reasonBadVersion
 	reasonBadType
 	reasonTruncated
 	reasonHandshake
-	reasonSequence
+	reasonIdentity
 	reasonProtocol
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	reasonBadMAC:     "bad-mac",
-	reasonStale:      "stale",
-	reasonReplay:     "replay",
 	reasonTooLarge:   "too-large",
 	reasonBadVersion: "bad-version",
 	reasonBadType:    "bad-type",
 	reasonTruncated:  "truncated",
 	reasonHandshake:  "handshake",
-	reasonSequence:   "sequence",
+	reasonIdentity:   "identity",
 	reasonProtocol:   "protocol",
 }
 
@@ -83,8 +83,6 @@ func codecReason(err error) (rejectReason, bool) {
 		reason rejectReason
 	}{
 		{ErrBadMAC, reasonBadMAC},
-		{ErrStale, reasonStale},
-		{ErrReplay, reasonReplay},
 		{ErrFrameTooLarge, reasonTooLarge},
 		{ErrBadVersion, reasonBadVersion},
 		{ErrBadType, reasonBadType},
@@ -99,6 +97,7 @@ func codecReason(err error) (rejectReason, bool) {
 
 type transportStats struct {
 	framesIn, framesOut atomic.Uint64
+	handshakes          atomic.Uint64
 	rejected            [numReasons]atomic.Uint64
 }
 
@@ -141,9 +140,10 @@ func (t *Transport) reject(reason rejectReason, remote net.Addr, peer string, er
 // Stats returns a snapshot of the transport's counters.
 func (t *Transport) Stats() TransportStats {
 	s := TransportStats{
-		FramesIn:  t.stats.framesIn.Load(),
-		FramesOut: t.stats.framesOut.Load(),
-		Rejected:  make(map[string]uint64),
+		FramesIn:   t.stats.framesIn.Load(),
+		FramesOut:  t.stats.framesOut.Load(),
+		Handshakes: t.stats.handshakes.Load(),
+		Rejected:   make(map[string]uint64),
 	}
 	for r := range numReasons {
 		if n := t.stats.rejected[r].Load(); n > 0 {

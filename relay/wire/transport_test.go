@@ -34,10 +34,11 @@ var tpEcho = tpFunc(func(_ string, body []byte, respond func([]byte, error)) {
 	respond(bytes.Clone(body), nil)
 })
 
-// tpNew starts a transport with testKey on loopback port 0, closed at the end of the test.
+// tpNew starts the transport of the test peer named id (its id is tid(id), its identity
+// testIdentity(id)) with testKey on loopback port 0, closed at the end of the test.
 func tpNew(tb testing.TB, id string, h Handler, mod func(*Config)) *Transport {
 	tb.Helper()
-	cfg := Config{ID: id, Key: testKey, ListenAddr: "127.0.0.1:0", Handler: h, Logger: testutil.Logger(tb, slog.LevelDebug)}
+	cfg := Config{ID: tid(id), Identity: testIdentity(id), Key: testKey, ListenAddr: "127.0.0.1:0", Handler: h, Logger: testutil.Logger(tb, slog.LevelDebug)}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -74,11 +75,12 @@ func (t *Transport) dialCount() uint64 {
 func TestTransportRoundTrip(t *testing.T) {
 	var mu sync.Mutex
 	froms := map[string]int{}
+	names := map[string]string{tid("a"): "a", tid("b"): "b"}
 	h := tpFunc(func(from string, body []byte, respond func([]byte, error)) {
 		mu.Lock()
-		froms[from]++
+		froms[names[from]]++
 		mu.Unlock()
-		respond(append([]byte(from+":"), body...), nil)
+		respond(append([]byte(names[from]+":"), body...), nil)
 	})
 	a, b := tpNew(t, "a", h, nil), tpNew(t, "b", h, nil)
 	ctx := tpCtx(t)
@@ -124,15 +126,19 @@ func TestTransportStatsCountFrames(t *testing.T) {
 	a, b := tpNew(t, "a", nil, nil), tpNew(t, "b", tpEcho, nil)
 	const n = 10
 	for i := range n {
-		if _, err := a.Request(tpCtx(t), "b", b.Addr(), []byte{byte(i)}); err != nil {
+		if _, err := a.Request(tpCtx(t), tid("b"), b.Addr(), []byte{byte(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The server counts the last response when it queues it, before the client reads it.
+	// Handshake messages are not frames: they are counted as one handshake on each side.
 	sa, sb := a.Stats(), b.Stats()
-	if sa.FramesOut != n+1 || sa.FramesIn != n+1 || sb.FramesIn != n+1 || sb.FramesOut != n+1 {
-		t.Fatalf("frames: a out/in %d/%d, b in/out %d/%d; want %d each (hello or ack + %d)",
-			sa.FramesOut, sa.FramesIn, sb.FramesIn, sb.FramesOut, n+1, n)
+	if sa.FramesOut != n || sa.FramesIn != n || sb.FramesIn != n || sb.FramesOut != n {
+		t.Fatalf("frames: a out/in %d/%d, b in/out %d/%d; want %d each",
+			sa.FramesOut, sa.FramesIn, sb.FramesIn, sb.FramesOut, n)
+	}
+	if sa.Handshakes != 1 || sb.Handshakes != 1 {
+		t.Fatalf("handshakes: a %d, b %d; want 1 each", sa.Handshakes, sb.Handshakes)
 	}
 	if sa.ConnsOut != 1 || sa.ConnsIn != 0 || sb.ConnsIn != 1 || sb.ConnsOut != 0 {
 		t.Fatalf("conns: a %+v, b %+v", sa, sb)
@@ -190,7 +196,7 @@ func TestTransportPipelinedInCallOrder(t *testing.T) {
 	// One goroutine issues all requests without waiting for any response.
 	calls := make([]*Call, n)
 	for i := range calls {
-		cl, err := a.StartRequest(ctx, "b", b.Addr(), tpOrderBody(uint64(i), 0), nil)
+		cl, err := a.StartRequest(ctx, tid("b"), b.Addr(), tpOrderBody(uint64(i), 0), nil)
 		if err != nil {
 			t.Fatalf("startRequest %d: %v", i, err)
 		}
@@ -227,7 +233,7 @@ func TestTransportConcurrentRequests(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				body := tpOrderBody(uint64(i), byte(g))
-				cl, err := a.StartRequest(ctx, "b", b.Addr(), body, nil)
+				cl, err := a.StartRequest(ctx, tid("b"), b.Addr(), body, nil)
 				close(started)
 				if err != nil {
 					errs <- err
@@ -250,7 +256,7 @@ func TestTransportConcurrentRequests(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			body := []byte(fmt.Sprintf("concurrent %d", i))
-			got, err := b.Request(ctx, "a", a.Addr(), body)
+			got, err := b.Request(ctx, tid("a"), a.Addr(), body)
 			if err == nil && !bytes.Equal(got, body) {
 				err = fmt.Errorf("concurrent %d: response %q", i, got)
 			}
@@ -331,7 +337,7 @@ func TestTransportResponses(t *testing.T) {
 			}), nil)
 			a := tpNew(t, "a", nil, nil)
 			for range 2 { // and the connection stays usable
-				got, err := a.Request(tpCtx(t), "b", b.Addr(), []byte("req"))
+				got, err := a.Request(tpCtx(t), tid("b"), b.Addr(), []byte("req"))
 				if tc.wantText != "" {
 					re, ok := errors.AsType[*RemoteError](err)
 					if !ok || re.Msg != tc.wantText || err.Error() != tc.wantText || re.Code != tc.wantCode || CodeOf(err) != tc.wantCode {
@@ -349,7 +355,7 @@ func TestTransportResponses(t *testing.T) {
 
 func TestTransportNilHandlerAnswersError(t *testing.T) {
 	a, b := tpNew(t, "a", nil, nil), tpNew(t, "b", nil, nil)
-	_, err := a.Request(tpCtx(t), "b", b.Addr(), []byte("x"))
+	_, err := a.Request(tpCtx(t), tid("b"), b.Addr(), []byte("x"))
 	if re, ok := errors.AsType[*RemoteError](err); !ok || re.Msg != errNoHandler.Error() || re.Code != CodeNoHandler {
 		t.Fatalf("err = %v, want RemoteError %q with code %v", err, errNoHandler, CodeNoHandler)
 	}
@@ -382,7 +388,7 @@ func TestTransportPayloadLimits(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := a.Request(ctx, "b", b.Addr(), tc.body)
+			got, err := a.Request(ctx, tid("b"), b.Addr(), tc.body)
 			switch {
 			case tc.wantErr != nil:
 				if !errors.Is(err, tc.wantErr) {
@@ -416,7 +422,7 @@ func TestTransportLargeBodiesPipelined(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			body := bytes.Repeat([]byte{byte(i)}, size)
-			got, err := a.Request(ctx, "b", b.Addr(), body)
+			got, err := a.Request(ctx, tid("b"), b.Addr(), body)
 			if err == nil && !bytes.Equal(got, body) {
 				err = fmt.Errorf("request %d: wrong response", i)
 			}
@@ -432,11 +438,9 @@ func TestTransportLargeBodiesPipelined(t *testing.T) {
 	}
 }
 
-// A request body sent in two parts, its large tail referenced rather than copied when the
-// sending goroutine writes it (conn.drainLocked), must be on the wire, or copied, by the time
-// startRequest returns: the caller may reuse its memory at once. Concurrent senders make
-// both paths happen (a direct write with the MAC after the body, and a copy queued behind
-// another goroutine's write).
+// A request body sent in two parts must be sealed into the send buffer (or on the wire) by
+// the time StartRequest returns: the caller may reuse its memory at once. Concurrent senders
+// make both paths happen (a direct write, and a frame queued behind another goroutine's write).
 func TestTransportRequestTailNotRetained(t *testing.T) {
 	const senders, rounds = 8, 20
 	a, b := tpNew(t, "a", nil, nil), tpNew(t, "b", tpEcho, nil)
@@ -446,14 +450,14 @@ func TestTransportRequestTailNotRetained(t *testing.T) {
 	for s := range senders {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(s), 7))
-			tail := make([]byte, lateMACMin+s*1000)
+			tail := make([]byte, 16<<10+s*1000)
 			for r := range rounds {
 				head := []byte(fmt.Sprintf("sender %d round %d:", s, r))
 				for i := range tail {
 					tail[i] = byte(rng.Uint32())
 				}
 				want := append(bytes.Clone(head), tail...)
-				cl, err := a.StartRequest(ctx, "b", b.Addr(), head, tail)
+				cl, err := a.StartRequest(ctx, tid("b"), b.Addr(), head, tail)
 				if err != nil {
 					errs <- err
 					return
