@@ -20,6 +20,7 @@ func TestLeavingPeerConfirmsNoCopy(t *testing.T) {
 	ns := startHolders(t, []string{"a", ""})
 	h := ns[1]
 	m := &Message{ID: "01TESTEAVNGX00000000000000", From: "a", To: "bob", Kind: KindMessage, Body: "hi", SentAt: time.Now().UTC().Truncate(time.Millisecond)}
+	wire.SignMessage(m, ns[0].peer.Identity()) // holders keep only what its author signed
 	if err := ns[0].relay.storeAt(ctx, h.peer.Self(), m, true); err != nil {
 		t.Fatalf("store at a staying peer: %v", err)
 	}
