@@ -23,7 +23,7 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(attackerEnv); dir != "" {
 		runAttacker(dir) // attack_local_test.go: another user's process
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, testutil.MemberlistProbes()...)
 }
 
 const (

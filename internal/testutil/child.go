@@ -64,3 +64,13 @@ func StartSelf(tb testing.TB, stderr io.Writer, env ...string) (cmd *exec.Cmd, l
 	}
 	return cmd, strings.TrimSpace(raw)
 }
+
+// MemberlistProbes are the goleak options for memberlist's probe goroutines: its Shutdown
+// does not wait for a probe in flight, which ends by itself within one probe interval. Not a
+// leak of ours.
+func MemberlistProbes() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNodeByAddr"),
+	}
+}

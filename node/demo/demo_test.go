@@ -15,7 +15,9 @@ import (
 	"github.com/paf-mesh/paf-mesh/node"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, testutil.MemberlistProbes()...)
+}
 
 // Play plays every scene in process and closes every peer it started. (Was
 // TestE2EDemo, which ran the binary; cmd tests the command's temporary
