@@ -74,16 +74,20 @@ type Relay struct {
 	clocks clocks
 
 	held *store.Held // nil when this peer does not hold
+	// seals is what this peer knows of the identities that hold names (seals.go).
+	seals *sealBook
 	// handedOver remembers the ids of stored messages already handed over
 	// to their recipient, by this holder or another (which says so with a
 	// drop), so that a copy arriving late, a re-replication that was in
 	// flight when the name came online, is not kept and handed over again:
 	// a later session of the name, with another inbox, would show it twice.
 	handedOver *lru.Cache[string, struct{}]
-	holdKick   chan struct{}
-	lastHeld   [2]int // last totals reported to OnHeldChange
-	stop       chan struct{}
-	wg         sync.WaitGroup
+	// told remembers the notices of kept messages sent (tellKept).
+	told     *lru.Cache[string, struct{}]
+	holdKick chan struct{}
+	lastHeld [2]int // last totals reported to OnHeldChange
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // Stats counts deliveries, for status.
@@ -173,6 +177,7 @@ func New(cfg Config) (*Relay, error) {
 		},
 	}
 	r.clocks.init()
+	r.seals = newSealBook(cfg.StateRoot, cfg.StoreTTL, cfg.Now, cfg.Logger)
 	var err error
 	if r.limiters, err = lru.New[string, *rate.Limiter](maxLimiters); err != nil {
 		return nil, err
@@ -184,6 +189,10 @@ func New(cfg Config) (*Relay, error) {
 		}
 		r.held = h
 		if r.handedOver, err = lru.New[string, struct{}](handedOverIDs); err != nil {
+			h.Close()
+			return nil, err
+		}
+		if r.told, err = lru.New[string, struct{}](4096); err != nil {
 			h.Close()
 			return nil, err
 		}
@@ -353,8 +362,12 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 		if len(route.Via) > 0 {
 			m.ForwardedFrom = route.Via[0]
 		}
+		kept, unsealed, err := r.sealForStore(m, route)
+		if err != nil {
+			return Result{ID: m.ID, To: m.To}, err
+		}
 		sctx, cancel := context.WithDeadline(ctx, deadline)
-		n, err := r.store(sctx, m)
+		n, err := r.store(sctx, kept)
 		cancel()
 		if err != nil {
 			if reason != "" && errors.Is(err, ErrClockSkew) {
@@ -367,6 +380,9 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 		r.mu.Lock()
 		r.stats.Stored++
 		r.mu.Unlock()
+		if unsealed != "" {
+			reason = strings.TrimPrefix(reason+"; "+unsealed, "; ")
+		}
 		return Result{ID: m.ID, Status: StatusStored, Holders: n, To: m.To, ForwardedFrom: m.ForwardedFrom, Unanswered: route.Online, Reason: reason}, nil
 	}
 	for {
@@ -490,7 +506,7 @@ func (r *Relay) HandleRequest(from string, src netip.Addr, body []byte, respond 
 			respond(nil, r.handleDrop(body))
 			return
 		case wire.ReqCount:
-			respond(r.handleCount(body))
+			respond(r.handleCount(from, body))
 			return
 		}
 	}
@@ -553,6 +569,18 @@ func (r *Relay) accept(fromPeer, source string, m *Message, body []byte, handove
 	if r.dir.Name() != m.To {
 		done(errNotHere)
 		return
+	}
+	if m.SealedTo != "" {
+		// A stored message sealed to this name's holder: opened here, kept open in the inbox
+		// (which only this user reads). Holders hand a sealed message only to the identity it
+		// is sealed to; one that reaches another is refused and stays with them.
+		if err := wire.OpenMessage(m, r.cfg.Identity); err != nil {
+			r.refused()
+			r.log.Warn("refusing a stored message this identity cannot open", "peer", fromPeer, "from", m.From, "id", m.ID, "err", err)
+			done(wire.WithCode(wire.CodeNotHere, err))
+			return
+		}
+		body = nil
 	}
 	ib, err := r.inbox(m.To)
 	if err != nil {

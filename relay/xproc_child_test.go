@@ -150,7 +150,7 @@ func xprocStartNode(log *slog.Logger, root string, lifted bool, wrap func(wire.H
 		return nil, err
 	}
 	n := &xprocNode{peer: p, relay: r}
-	if err := p.SetMeta(context.Background(), func(m *mesh.Meta) { SetMetaAddr(m, r.Addr()) }); err != nil {
+	if err := p.SetMeta(context.Background(), func(m *mesh.Meta) { r.Announce(m, r.Addr()) }); err != nil {
 		n.close()
 		return nil, err
 	}
