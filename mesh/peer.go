@@ -132,6 +132,9 @@ type Peer struct {
 	// proven; false: refused), and nil entries while it is being asked.
 	firstSeen map[string]time.Time
 	claimants map[string]*claimVerdict
+	// refusedReserved: claims of another identity refused against a reservation, counted
+	// once each (claimant id and name).
+	refusedReserved map[[2]string]bool
 	// departed remembers the ids of peers that said goodbye, past Retain, so that replayed
 	// gossip of one does not bring it back (delegate.update).
 	departed *lru.Cache[string, struct{}]
@@ -166,6 +169,8 @@ func New(cfg *Config) (*Peer, error) {
 		failing:   make(map[string]*backoff),
 		firstSeen: make(map[string]time.Time),
 		claimants: make(map[string]*claimVerdict),
+
+		refusedReserved: make(map[[2]string]bool),
 		kick:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
@@ -723,6 +728,17 @@ func (p *Peer) reservedOwnerLocked(r, first *Member, claims []*Member, now time.
 	for _, c := range kin {
 		if c.ID == p.id || p.mayYieldLocked(r, c, now) {
 			return c
+		}
+	}
+	for _, c := range claims {
+		if key := [2]string{c.ID, r.Meta.Name}; c.ID != p.id && !sameIdentity(r.ID, c.ID) && !p.refusedReserved[key] {
+			if len(p.refusedReserved) >= 1024 {
+				clear(p.refusedReserved) // bounded; a claim counted again is harmless
+			}
+			p.refusedReserved[key] = true
+			p.stats.RefusedClaims++
+			p.log.Warn("refusing a claim of a name reserved for a failed peer of another identity (only its own identity may take it during the grace period)",
+				"name", r.Meta.Name, "reserved_for", r.ID, "claimant", c.ID)
 		}
 	}
 	return r

@@ -93,6 +93,10 @@ func TestReservedNameTakenOnlyBySameIdentity(t *testing.T) {
 	if o := ownerID(observer, "alice"); o != gone {
 		t.Fatalf("another identity took a reserved name: owner %s, want the failed holder %s", o, gone)
 	}
+	refused := observer.Stats().RefusedClaims
+	if refused == 0 {
+		t.Fatal("the refused claim was not counted")
+	}
 
 	// A peer id of alice's identity that cannot prove itself live (replayed gossip) takes
 	// nothing either, even with an early claim time.
@@ -105,7 +109,7 @@ func TestReservedNameTakenOnlyBySameIdentity(t *testing.T) {
 	}
 	testutil.WaitFor(t, 10*time.Second, "the observer to refuse the unproven claim", func() bool {
 		m, ok := observer.Member(ghost.ID())
-		return ok && m.Meta.Name == "alice" && observer.Stats().RefusedClaims > 0
+		return ok && m.Meta.Name == "alice" && observer.Stats().RefusedClaims > refused
 	})
 	if o := ownerID(observer, "alice"); o != gone {
 		t.Fatalf("an unproven claimant of the same identity took the name: owner %s", o)

@@ -140,14 +140,14 @@ func storeResult(name string, errs []error) (int, error) {
 	case quota > 0:
 		also := ""
 		if limited > 0 {
-			also = fmt.Sprintf("; %d more refuse messages from this machine for now", limited)
+			also = fmt.Sprintf("; %d more refuse messages from this sender for now", limited)
 		}
 		// The holder's text names the quota and what to do; its "quota reached" repeats ours.
 		why := strings.TrimPrefix(quotaErr.Error(), store.ErrQuota.Error()+": ")
 		return 0, fmt.Errorf("%w: nothing was stored for %q: %d of its %d holders are full (%s)%s",
 			ErrQuota, name, quota, len(errs), why, also)
 	case limited > 0:
-		return 0, fmt.Errorf("%w: nothing was stored for %q: %d of its %d holders refuse more messages from this machine for now; wait a few seconds and send again",
+		return 0, fmt.Errorf("%w: nothing was stored for %q: %d of its %d holders refuse more messages from this sender (this user on this machine) for now; wait a few seconds and send again",
 			ErrRateLimited, name, limited, len(errs))
 	}
 	return 0, fmt.Errorf("%w: %w", ErrNoHolders, refused)
@@ -254,7 +254,7 @@ func (r *Relay) handleStore(from, source string, body []byte) error {
 		r.log.Warn("refusing to hold a message whose author cannot be verified", "peer", from, "from", m.From, "id", m.ID, "err", err)
 		return err
 	}
-	return r.holdLocal(m, source)
+	return r.holdLocal(m, authorCharge(m, source))
 }
 
 // A nameList is the payload of reqDrop and reqCount: version, type, the

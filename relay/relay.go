@@ -62,7 +62,7 @@ type Relay struct {
 
 	mu       sync.Mutex
 	inboxes  map[string]*store.Inbox
-	limiters *lru.Cache[string, *rate.Limiter] // by source (sourceOf)
+	limiters *lru.Cache[string, *rate.Limiter] // by charge key (source.go)
 	closed   bool
 	stats    Stats
 
@@ -423,7 +423,7 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 			r.log.Warn("the recipient's peer refuses this peer's clock; storing the message with holders", "to", m.To, "peer", route.Owner.ID, "err", re.Msg)
 			return storeIt(route, why.Error())
 		case errors.As(err, &re) && re.Code == wire.CodeRateLimited:
-			return Result{}, fmt.Errorf("%w: %s's peer refuses more messages from this machine for now, so nothing was sent; wait a few seconds and retry", ErrRateLimited, m.To)
+			return Result{}, fmt.Errorf("%w: %s's peer refuses more messages from this sender (this user on this machine) for now, so nothing was sent; wait a few seconds and retry", ErrRateLimited, m.To)
 		case errors.As(err, &re) && re.Code == wire.CodeOverLimit:
 			return Result{}, fmt.Errorf("%w: %s (%s); send a file path instead, or split it", ErrTooLarge, re.Msg, m.To)
 		case errors.As(err, &re) && !retryable(re.Code):
@@ -496,7 +496,7 @@ func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, ha
 // HandleRequest implements Handler: a message from another peer. Its rate and store quotas
 // are charged to src (sourceOf), not to the peer id from, which the sender chooses.
 func (r *Relay) HandleRequest(from string, src netip.Addr, body []byte, respond func([]byte, error)) {
-	source := sourceOf(src)
+	source := chargeOf(from, src)
 	if len(body) >= 2 {
 		switch body[1] {
 		case wire.ReqStore:
@@ -668,19 +668,30 @@ func (r *Relay) senderBound(peer, name string) bool {
 	return false
 }
 
-// allow applies source's token bucket (Config.Rate) and counts a refusal.
+// allow applies the token buckets of source's keys (Config.Rate: its identity's, and its
+// address's, AddrFactor times larger) and counts a refusal.
 func (r *Relay) allow(source string) bool {
 	if source == selfSource {
 		return true
 	}
-	r.mu.Lock()
-	l, ok := r.limiters.Get(source)
-	if !ok {
-		l = rate.NewLimiter(r.cfg.Rate, r.cfg.Burst)
-		r.limiters.Add(source, l)
+	ok := true
+	for _, k := range store.ChargeKeys(source) {
+		r.mu.Lock()
+		l, found := r.limiters.Get(k)
+		if !found {
+			l = rate.NewLimiter(r.cfg.Rate, r.cfg.Burst)
+			if !strings.HasPrefix(k, store.IdentityPrefix) {
+				l = rate.NewLimiter(AddrFactor*r.cfg.Rate, AddrFactor*r.cfg.Burst)
+			}
+			r.limiters.Add(k, l)
+		}
+		r.mu.Unlock()
+		if !l.AllowN(r.cfg.Now(), 1) {
+			ok = false
+			break
+		}
 	}
-	r.mu.Unlock()
-	if l.AllowN(r.cfg.Now(), 1) {
+	if ok {
 		return true
 	}
 	r.mu.Lock()
