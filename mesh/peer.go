@@ -171,8 +171,8 @@ func New(cfg *Config) (*Peer, error) {
 		claimants: make(map[string]*claimVerdict),
 
 		refusedReserved: make(map[[2]string]bool),
-		kick:      make(chan struct{}, 1),
-		stop:      make(chan struct{}),
+		kick:            make(chan struct{}, 1),
+		stop:            make(chan struct{}),
 	}
 	p.departed, _ = lru.New[string, struct{}](maxDeparted) // fails only for a size <= 0
 	p.self = c.Meta.clone()
