@@ -131,6 +131,11 @@ func xprocStartNode(log *slog.Logger, root string, lifted bool, wrap func(wire.H
 	mc := mesh.DefaultLocalConfig()
 	mc.Logger = log
 	mc.Memberlist.SecretKey = k.Gossip
+	// The identity of the state dir, as a real peer's: a receiver restarted on it is the same
+	// user, and is handed what was sealed to it.
+	if mc.Identity, err = keys.LoadIdentity(root); err != nil {
+		return nil, err
+	}
 	p, err := mesh.New(mc)
 	if err != nil {
 		return nil, err
