@@ -103,3 +103,43 @@ func TestSealedBodyLimit(t *testing.T) {
 		t.Fatalf("an unsigned sealed message decoded: %v", err)
 	}
 }
+
+// BenchmarkSealMessage is what sealing adds to storing a 1 KiB message (the sender), and
+// opening to its handover (the recipient), beside signing alone.
+func BenchmarkSealMessage(b *testing.B) {
+	alice, bob := keys.NewIdentity(), keys.NewIdentity()
+	card, err := keys.ParseCard(bob.Card())
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := &Message{ID: "01HZY0000000000000000000AB", From: "alice", To: "bob", Kind: KindMessage,
+		Body: strings.Repeat("x", 1024), SentAt: time.UnixMilli(1700000000000)}
+	b.Run("sign", func(b *testing.B) {
+		for b.Loop() {
+			s := *m
+			SignMessage(&s, alice)
+		}
+	})
+	b.Run("seal+sign", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := SealMessage(m, card, alice); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	sealed, err := SealMessage(m, card, alice)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("verify+open", func(b *testing.B) {
+		for b.Loop() {
+			s := *sealed
+			if _, err := VerifySignature(&s, nil); err != nil {
+				b.Fatal(err)
+			}
+			if err := OpenMessage(&s, bob); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
