@@ -237,7 +237,7 @@ func (r *Relay) cardFor(route mesh.Route) (keys.SealCard, bool) {
 
 // notSealed is the Result.Reason of a message stored unsealed.
 func notSealed(name string) string {
-	return fmt.Sprintf("not sealed: %s's identity is unknown here, no peer of yours having seen it hold the name, so its holders can read this message", name)
+	return fmt.Sprintf("not sealed: no peer of yours has seen %s's identity yet, so its holders can read this message", name)
 }
 
 // sealForStore returns what to store for m, sent to route's name: m sealed to the name's

@@ -169,7 +169,7 @@ func TestSendNeedsAHolder(t *testing.T) {
 	waitNames(t, h, "holder")
 	out, errOut, code := p.run("", "send", "--as", "alice", "bob", "hello")
 	// Bob was never seen, so his identity is unknown: stored, and said to be unsealed.
-	if code != 0 || !strings.Contains(out, "stored for bob (not sealed: bob's identity is unknown here") || !strings.Contains(out, "held by 1 peer until it comes online") {
+	if code != 0 || !strings.Contains(out, "stored for bob (not sealed: no peer of yours has seen bob's identity yet") || !strings.Contains(out, "held by 1 peer until it comes online") {
 		t.Fatalf("send with one peer running: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }
