@@ -12,19 +12,6 @@ import (
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
-// recipientAs is recipient with the identity id: a session of that user, restarted or new.
-func recipientAs(t *testing.T, ns []*node, id *keys.Identity, name string) *node {
-	t.Helper()
-	r := startNodeAs(t, id, "", holder(filepath.Join(t.TempDir(), "slot")))
-	if _, err := r.peer.Join(ns[0].peer.Addr()); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.peer.Claim(ctx, name); err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 // Security II: a message stored for a name that is offline is sealed to the identity that
 // held it (SPEC section 7). Holders keep ciphertext (the marker is in none of their files);
 // an insider that takes the free name with another identity is not handed it, is told that

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
@@ -68,7 +69,14 @@ func startHolders(t *testing.T, names []string, opts ...nodeOpt) []*node {
 // recipient starts a peer that joins ns and claims name.
 func recipient(t *testing.T, ns []*node, name string, opts ...nodeOpt) *node {
 	t.Helper()
-	r := startNode(t, "", append([]nodeOpt{holder(filepath.Join(t.TempDir(), "slot"))}, opts...)...)
+	return recipientAs(t, ns, nil, name, opts...)
+}
+
+// recipientAs is recipient with the identity id (nil: a new one): a session of that user,
+// restarted or new.
+func recipientAs(t *testing.T, ns []*node, id *keys.Identity, name string, opts ...nodeOpt) *node {
+	t.Helper()
+	r := startNodeAs(t, id, "", append([]nodeOpt{holder(filepath.Join(t.TempDir(), "slot"))}, opts...)...)
 	if _, err := r.peer.Join(ns[0].peer.Addr()); err != nil {
 		t.Fatal(err)
 	}
