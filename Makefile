@@ -6,7 +6,7 @@ FUZZTIME ?= 200000x
 # staticcheck, pinned: `make lint` fetches it through the module proxy on first use.
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test test-norace race fuzz bench lint clean release-check install-check
+.PHONY: all build test test-norace race fuzz bench lint clean release-check release-snapshot install-check
 
 # GoReleaser, pinned, run through the module proxy like staticcheck (no install step). Its JSON
 # schema for this version is in internal/releasetest/testdata, which `make test` validates
@@ -85,6 +85,11 @@ release-check:
 	rm -f internal/releasetest/testdata/goreleaser-*.schema.json
 	$(GORELEASER_RUN) jsonschema --output $(GORELEASER_SCHEMA)
 	@git status --short -- internal/releasetest/testdata
+
+# The release archives for the four targets in dist/, from the current commit, nothing
+# published (run it in a git clone, not a git worktree, for the commit to be recorded).
+release-snapshot:
+	$(GORELEASER_RUN) release --snapshot --clean --skip=publish
 
 # `go install github.com/paf-mesh/paf-mesh/cmd/paf-peer@latest` (the README's install line)
 # from a clean GOPATH and module cache, dependencies through the module proxy, the module
