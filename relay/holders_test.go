@@ -326,7 +326,7 @@ func TestSendStoresWhenRecipientDoesNotAnswer(t *testing.T) {
 		}
 		return true
 	})
-	bob2 := recipient(t, ns, "bob")
+	bob2 := recipientAs(t, ns, bob.peer.Identity(), "bob") // the same user's new session
 	testutil.WaitFor(t, 10*time.Second, "the stored message to reach bob's new session", func() bool {
 		return bob2.relay.Unread("bob") > 0
 	})
