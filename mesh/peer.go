@@ -169,10 +169,8 @@ func New(cfg *Config) (*Peer, error) {
 		failing:   make(map[string]*backoff),
 		firstSeen: make(map[string]time.Time),
 		claimants: make(map[string]*claimVerdict),
-
-		refusedReserved: make(map[[2]string]bool),
-		kick:            make(chan struct{}, 1),
-		stop:            make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
 	}
 	p.departed, _ = lru.New[string, struct{}](maxDeparted) // fails only for a size <= 0
 	p.self = c.Meta.clone()
@@ -732,8 +730,8 @@ func (p *Peer) reservedOwnerLocked(r, first *Member, claims []*Member, now time.
 	}
 	for _, c := range claims {
 		if key := [2]string{c.ID, r.Meta.Name}; c.ID != p.id && !sameIdentity(r.ID, c.ID) && !p.refusedReserved[key] {
-			if len(p.refusedReserved) >= 1024 {
-				clear(p.refusedReserved) // bounded; a claim counted again is harmless
+			if p.refusedReserved == nil || len(p.refusedReserved) >= 1024 {
+				p.refusedReserved = make(map[[2]string]bool) // bounded; a claim counted again is harmless
 			}
 			p.refusedReserved[key] = true
 			p.stats.RefusedClaims++
