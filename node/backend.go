@@ -157,4 +157,49 @@ func (b *Backend) InboxState(name string) (int, <-chan struct{}, error) {
 	return b.n.relay.InboxState(name)
 }
 
-func (b *Backend) Subscribe(ch chan<- mesh.Event) func() { return b.n.peer.Subscribe(ch) }
+// Subscribe delivers the mesh's events to ch, without blocking, except the loss of this
+// peer's name to a brief peer, which the node takes back by itself (Node.reclaims): a
+// session told "lost its name" would register another. If taking it back fails, ch gets the
+// loss then.
+func (b *Backend) Subscribe(ch chan<- mesh.Event) func() {
+	n := b.n
+	mid := make(chan mesh.Event, cap(ch)+1)
+	cancel := n.peer.Subscribe(mid)
+	n.lostMu.Lock()
+	if n.lostSubs == nil {
+		n.lostSubs = map[chan<- mesh.Event]struct{}{}
+	}
+	n.lostSubs[ch] = struct{}{}
+	n.lostMu.Unlock()
+	done := make(chan struct{})
+	go n.sessionEvents(mid, ch, done)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			n.lostMu.Lock()
+			delete(n.lostSubs, ch)
+			n.lostMu.Unlock()
+			close(done)
+		})
+	}
+}
+
+// sessionEvents passes the events of in to out, without blocking, leaving out the losses
+// this node takes back by itself (reclaims), until done is closed.
+func (n *Node) sessionEvents(in <-chan mesh.Event, out chan<- mesh.Event, done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case e := <-in:
+			if n.reclaims(e) {
+				continue
+			}
+			select {
+			case out <- e:
+			default:
+			}
+		}
+	}
+}

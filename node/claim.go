@@ -95,6 +95,22 @@ func (n *Node) reportLost(e mesh.Event) {
 	case n.lost <- e:
 	default:
 	}
+	n.lostMu.Lock()
+	defer n.lostMu.Unlock()
+	for ch := range n.lostSubs {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}
+
+// reclaims reports whether this peer takes back, by itself, the name e says it lost: a
+// long-lived peer that lost it to a brief peer (a shell command) claiming at the same moment.
+// Such a loss is not news for the session (Backend.Subscribe leaves it out); a failure to
+// take the name back is (reportLost).
+func (n *Node) reclaims(e mesh.Event) bool {
+	return e.Type == mesh.EventNameLost && !n.cfg.Brief && n.transient(e.PeerID)
 }
 
 // yieldIfWanted is a brief peer's side: when a long-lived peer wants the

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
+	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/relay"
 )
 
@@ -100,5 +101,47 @@ func TestBriefListenYieldsToLongLived(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the listen did not return")
+	}
+}
+
+// A long-lived peer takes back by itself a name a brief peer (a shell command) won in a
+// concurrent claim, so its MCP session is not told "lost its name" (it would register another
+// name and lose the one it had); a loss it cannot take back is shown, and so is a failure to
+// take it back.
+func TestSessionNotToldOfReclaimedName(t *testing.T) {
+	m := newTestMesh(t)
+	serve := m.start("serve", "bob")
+	brief := m.start("cli", "", func(c *Config) { c.Brief = true })
+	other := m.start("other", "zed")
+	testutil.WaitFor(t, meshDeadline, "the long-lived peer to see the brief one", func() bool {
+		b, ok := serve.peer.Member(brief.ID())
+		o, ok2 := serve.peer.Member(other.ID())
+		return ok && b.Meta.Transient && ok2 && !o.Meta.Transient
+	})
+	in, out, done := make(chan mesh.Event, 4), make(chan mesh.Event, 4), make(chan struct{})
+	defer close(done)
+	go serve.sessionEvents(in, out, done)
+	in <- mesh.Event{Type: mesh.EventNameLost, Name: "bob", PeerID: brief.ID()} // taken back
+	in <- mesh.Event{Type: mesh.EventNameLost, Name: "bob", PeerID: other.ID()} // lost
+	select {
+	case e := <-out:
+		if e.PeerID != other.ID() {
+			t.Fatalf("the session was shown %+v: a loss to a brief peer, which the node takes back", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a loss to a long-lived peer was not shown")
+	}
+	b := &Backend{n: serve}
+	ch := make(chan mesh.Event, 1)
+	cancel := b.Subscribe(ch)
+	defer cancel()
+	serve.reportLost(mesh.Event{Type: mesh.EventNameLost, Name: "bob", PeerID: brief.ID()}) // taking it back failed
+	select {
+	case e := <-ch:
+		if e.Type != mesh.EventNameLost || e.Name != "bob" {
+			t.Fatalf("subscriber got %+v", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a failure to take the name back was not shown to the session")
 	}
 }

@@ -48,6 +48,10 @@ type Node struct {
 	// 1; later losses are dropped): serve stops on it, since a headless peer
 	// cannot pick another name by itself.
 	lost chan mesh.Event
+	// lostSubs are the event subscribers of Backend.Subscribe (MCP sessions): they are
+	// told a loss when this peer could not take its name back (reportLost).
+	lostMu   sync.Mutex
+	lostSubs map[chan<- mesh.Event]struct{}
 	// yielded is closed when a brief peer gives its name up to a long-lived
 	// peer that wants it (claim.go).
 	yielded   chan struct{}
@@ -490,7 +494,7 @@ func (n *Node) watch(ctx context.Context) {
 			switch e.Type {
 			case mesh.EventNameLost:
 				n.relay.CloseInbox(e.Name) // the winner's process may need the file
-				if !n.cfg.Brief && n.transient(e.PeerID) {
+				if n.reclaims(e) {
 					n.log.Info("a brief peer (a shell command) claimed our name at the same moment; taking it back", "name", e.Name, "holder", e.PeerID)
 					n.bg.Add(1)
 					go n.reclaim(ctx, e)
