@@ -41,7 +41,7 @@ type lanHost struct {
 
 // newLANHosts builds a lab with one host per name (skipping or failing as
 // netns.Require does) and gives each its own run and state dirs.
-func newLANHosts(t *testing.T, names ...string) []*lanHost {
+func newLANHosts(t testing.TB, names ...string) []*lanHost {
 	t.Helper()
 	lab := netns.New(t, len(names))
 	// Not t.TempDir(): its long path would push the control sockets past the
@@ -65,7 +65,7 @@ func newLANHosts(t *testing.T, names ...string) []*lanHost {
 }
 
 // lanSecret returns a fresh random secret, well over the 16-character minimum.
-func lanSecret(t *testing.T) string {
+func lanSecret(t testing.TB) string {
 	t.Helper()
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -86,21 +86,21 @@ func (h *lanHost) env() map[string]string {
 
 // startServe starts `paf-peer serve --name <h.name>` plus args on h, owned
 // by t (its cleanup stops it).
-func (h *lanHost) startServe(t *testing.T, args ...string) *proc {
+func (h *lanHost) startServe(t testing.TB, args ...string) *proc {
 	t.Helper()
 	h.serve = spawn(t, h.Host, h.env(), nil, append([]string{"serve", "--name", h.name}, args...)...)
 	return h.serve
 }
 
 // cli runs one paf-peer command on h with h's environment.
-func (h *lanHost) cli(t *testing.T, args ...string) (stdout, stderr string, code int) {
+func (h *lanHost) cli(t testing.TB, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	return runCLIOn(t, h.Host, h.env(), args...)
 }
 
 // waitServing waits until p serves (see proc.serving) and returns its peer
 // id; p exiting first fails t.
-func waitServing(t *testing.T, p *proc) string {
+func waitServing(t testing.TB, p *proc) string {
 	t.Helper()
 	if !p.serving() {
 		t.Fatalf("paf-peer %s%s exited with %d before serving:\n%s", p, p.where(), p.code, p.stderr())
@@ -117,7 +117,7 @@ type lanView struct {
 }
 
 // decodeLANView checks out as status --json (decodeStatus) and decodes it.
-func decodeLANView(t *testing.T, out string) *lanView {
+func decodeLANView(t testing.TB, out string) *lanView {
 	t.Helper()
 	st := decodeStatus(t, out)
 	var extra struct {
@@ -139,7 +139,7 @@ func decodeLANView(t *testing.T, out string) *lanView {
 // view asks h's serve for its view of the mesh straight over its control
 // socket (cheap enough to poll; the socket is a path, so it is reachable
 // from any namespace). It returns nil while no peer in h's run dir answers.
-func (h *lanHost) view(t *testing.T) *lanView {
+func (h *lanHost) view(t testing.TB) *lanView {
 	t.Helper()
 	l, err := discovery.NewLocal(h.runDir, nil)
 	if err != nil {
@@ -162,7 +162,7 @@ func (h *lanHost) view(t *testing.T) *lanView {
 
 // status runs `paf-peer status --json` on h, in h's namespace with h's run
 // dir, as a user would; it must succeed and report a peer.
-func (h *lanHost) status(t *testing.T) *lanView {
+func (h *lanHost) status(t testing.TB) *lanView {
 	t.Helper()
 	out, errOut, code := h.cli(t, "status", "--json")
 	if code != 0 {
@@ -177,7 +177,7 @@ func (h *lanHost) status(t *testing.T) *lanView {
 
 // seeAlive reports whether every one of hosts answers and lists each of
 // names alive.
-func seeAlive(t *testing.T, hosts []*lanHost, names ...string) bool {
+func seeAlive(t testing.TB, hosts []*lanHost, names ...string) bool {
 	t.Helper()
 	for _, h := range hosts {
 		v := h.view(t)
@@ -201,7 +201,7 @@ type lanSend struct {
 }
 
 // send runs `send --as <h.name> to body --json` on h.
-func (h *lanHost) send(t *testing.T, to, body string) lanSend {
+func (h *lanHost) send(t testing.TB, to, body string) lanSend {
 	t.Helper()
 	out, errOut, code := h.cli(t, "send", "--as", h.name, to, body, "--json")
 	if code != 0 {
@@ -224,7 +224,7 @@ type lanMessage struct {
 
 // check runs `check --as <h.name> --json` on h: the unread messages, now
 // marked read.
-func (h *lanHost) check(t *testing.T) []lanMessage {
+func (h *lanHost) check(t testing.TB) []lanMessage {
 	t.Helper()
 	out, errOut, code := h.cli(t, "check", "--as", h.name, "--json")
 	if code != 0 {
@@ -241,7 +241,7 @@ func (h *lanHost) check(t *testing.T) []lanMessage {
 
 // dialFrom tries a TCP connection to addr from inside h's namespace and
 // returns the dial's error (nil: something accepted it).
-func dialFrom(t *testing.T, h *netns.Host, addr string) error {
+func dialFrom(t testing.TB, h *netns.Host, addr string) error {
 	t.Helper()
 	var dialErr error
 	err := h.Run(func() error {
@@ -259,7 +259,7 @@ func dialFrom(t *testing.T, h *netns.Host, addr string) error {
 }
 
 // listenIn opens a TCP listener in h's namespace on addr, closed when t ends.
-func listenIn(t *testing.T, h *netns.Host, addr string) net.Listener {
+func listenIn(t testing.TB, h *netns.Host, addr string) net.Listener {
 	t.Helper()
 	var ln net.Listener
 	err := h.Run(func() (err error) {
@@ -282,7 +282,7 @@ type lanSocket struct {
 
 // socketsIn lists the listening TCP and the unconnected UDP sockets of h's
 // namespace, with their owners, as `ss -H -l -t -u -n -p` run there sees them.
-func socketsIn(t *testing.T, h *netns.Host) []lanSocket {
+func socketsIn(t testing.TB, h *netns.Host) []lanSocket {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
 	defer cancel()
@@ -313,7 +313,7 @@ func (s lanSocket) ownedBy(pid int) bool {
 
 // hostOf returns the host part of a host:port address, failing t when addr
 // is not one.
-func hostOf(t *testing.T, what, addr string) string {
+func hostOf(t testing.TB, what, addr string) string {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || port == "" || port == "0" {
@@ -323,7 +323,7 @@ func hostOf(t *testing.T, what, addr string) string {
 }
 
 // portOf returns the port of a host:port address.
-func portOf(t *testing.T, what, addr string) string {
+func portOf(t testing.TB, what, addr string) string {
 	t.Helper()
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -28,7 +28,7 @@ const mcpCallTimeout = 30 * time.Second
 
 // mcpPeer is one `paf-peer mcp` process and the MCP client talking to it.
 type mcpPeer struct {
-	t    *testing.T
+	t    testing.TB
 	who  string
 	p    *proc
 	c    *client.Client
@@ -257,14 +257,14 @@ type e2eMessage struct {
 	NewConversation bool   `json:"new_conversation"`
 }
 
-func msgsOf(t *testing.T, d map[string]any) []e2eMessage {
+func msgsOf(t testing.TB, d map[string]any) []e2eMessage {
 	t.Helper()
 	var ms []e2eMessage
 	decodeInto(t, d["messages"], &ms)
 	return ms
 }
 
-func decodeInto(t *testing.T, v any, into any) {
+func decodeInto(t testing.TB, v any, into any) {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err == nil {

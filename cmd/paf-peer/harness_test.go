@@ -46,7 +46,12 @@ const (
 	pollEvery = testutil.PollInterval
 )
 
-func TestMain(m *testing.M) { os.Exit(testMain(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(stockLANChildEnv) != "" {
+		os.Exit(stockLANChild()) // a baseline node of BenchmarkLANFailureDetection
+	}
+	os.Exit(testMain(m))
+}
 
 func testMain(m *testing.M) int {
 	dir, err := os.MkdirTemp("", "paf-bin")
@@ -83,7 +88,7 @@ func testMain(m *testing.M) int {
 
 // proc is one running paf-peer process.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	args []string
 	// runDir is the run dir it was started with (PAF_RUN_DIR), where
 	// serving looks for its control socket; host the lab host it runs on.
@@ -102,7 +107,7 @@ type proc struct {
 // GORACE shortens the race detector's pause at exit (1 s by default, which
 // would make every short command take a second) while still leaving time
 // for a race in another goroutine to be reported.
-func cleanEnv(t *testing.T, env map[string]string) []string {
+func cleanEnv(t testing.TB, env map[string]string) []string {
 	t.Helper()
 	out := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "GORACE=atexit_sleep_ms=100"}
 	for k, v := range env {
@@ -113,7 +118,7 @@ func cleanEnv(t *testing.T, env map[string]string) []string {
 
 // startPeer starts paf-peer with args (a command and its flags) on this
 // host and returns at once (see spawn).
-func startPeer(t *testing.T, env map[string]string, args ...string) *proc {
+func startPeer(t testing.TB, env map[string]string, args ...string) *proc {
 	t.Helper()
 	return spawn(t, nil, env, nil, args...)
 }
@@ -126,7 +131,7 @@ func startPeer(t *testing.T, env map[string]string, args ...string) *proc {
 // When the test ends, every process it started that still runs gets
 // SIGTERM, all at once, and then SIGKILL if it has not exited within
 // stopTimeout. Processes are only ever signalled by their PID.
-func spawn(t *testing.T, h *netns.Host, env map[string]string, pipes func(*proc) (wait func()), args ...string) *proc {
+func spawn(t testing.TB, h *netns.Host, env map[string]string, pipes func(*proc) (wait func()), args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, args: args, runDir: env["PAF_RUN_DIR"], done: make(chan struct{})}
 	if h == nil {
@@ -174,11 +179,11 @@ type procGroup struct {
 
 var (
 	groupsMu sync.Mutex
-	groups   = map[*testing.T]*procGroup{}
+	groups   = map[testing.TB]*procGroup{}
 )
 
 // procsOf returns t's group, creating it (and its cleanup) on first use.
-func procsOf(t *testing.T) *procGroup {
+func procsOf(t testing.TB) *procGroup {
 	groupsMu.Lock()
 	defer groupsMu.Unlock()
 	if g, ok := groups[t]; ok {
@@ -269,7 +274,7 @@ func (p *proc) signal(sig os.Signal) {
 
 // kill ends the process as a crash would (SIGKILL: no goodbye to the mesh)
 // and waits until it is gone.
-func (p *proc) kill(t *testing.T) {
+func (p *proc) kill(t testing.TB) {
 	t.Helper()
 	p.signal(syscall.SIGKILL)
 	if code, err := p.wait(stopTimeout); err != nil || code != -1 {
@@ -292,14 +297,14 @@ func (p *proc) wait(timeout time.Duration) (int, error) {
 }
 
 // runCLI runs one paf-peer command to completion on this host.
-func runCLI(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
+func runCLI(t testing.TB, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	return runCLIOn(t, nil, env, args...)
 }
 
 // runCLIOn runs one paf-peer command to completion on h (nil: this host). A
 // command still running after cliTimeout fails the test: it has hung.
-func runCLIOn(t *testing.T, h *netns.Host, env map[string]string, args ...string) (stdout, stderr string, code int) {
+func runCLIOn(t testing.TB, h *netns.Host, env map[string]string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	p := spawn(t, h, env, nil, args...)
 	code, err := p.wait(cliTimeout)
@@ -312,12 +317,12 @@ func runCLIOn(t *testing.T, h *netns.Host, env map[string]string, args ...string
 // testMesh is a place for peers to meet: one run dir (the local rendezvous)
 // shared by all, and a state dir per peer.
 type testMesh struct {
-	t      *testing.T
+	t      testing.TB
 	runDir string
 	root   string
 }
 
-func newTestMesh(t *testing.T) *testMesh {
+func newTestMesh(t testing.TB) *testMesh {
 	t.Helper()
 	// Not t.TempDir(): its long path would push the control sockets in the
 	// run dir past the 107-byte limit on Unix socket paths.
@@ -382,7 +387,7 @@ var (
 
 // decodeStatus checks that out is exactly one JSON object in the SPEC's shape
 // and decodes it.
-func decodeStatus(t *testing.T, out string) *jsonStatus {
+func decodeStatus(t testing.TB, out string) *jsonStatus {
 	t.Helper()
 	dec := json.NewDecoder(strings.NewReader(out))
 	var raw map[string]json.RawMessage
@@ -429,7 +434,7 @@ func decodeStatus(t *testing.T, out string) *jsonStatus {
 	return &st
 }
 
-func requireKeys(t *testing.T, what string, obj map[string]json.RawMessage, keys []string) {
+func requireKeys(t testing.TB, what string, obj map[string]json.RawMessage, keys []string) {
 	t.Helper()
 	for _, k := range keys {
 		if _, ok := obj[k]; !ok {
