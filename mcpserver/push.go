@@ -176,7 +176,11 @@ func (s *Server) presenceLoop(ctx context.Context) {
 		return
 	}
 	var last presence
+	var lastAt time.Time // when last was announced
 	first := true
+	// settle fires when a change made too soon after the last announcement
+	// may be announced (Config.PresenceInterval); nil while none waits.
+	var settle <-chan time.Time
 	for {
 		s.mu.Lock()
 		want := presence{activity: ActivityIdle}
@@ -186,20 +190,27 @@ func (s *Server) presenceLoop(ctx context.Context) {
 			want.activity = ActivityListening
 		}
 		s.mu.Unlock()
-		if first || want != last {
-			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err := s.b.SetActivity(sctx, want.activity, want.focus)
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				s.log.Debug("announce activity", "err", err)
+		if (first || want != last) && settle == nil {
+			if wait := s.cfg.PresenceInterval - time.Since(lastAt); !first && wait > 0 {
+				settle = time.After(wait)
 			} else {
-				last, first = want, false
+				sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				err := s.b.SetActivity(sctx, want.activity, want.focus)
+				cancel()
+				if err != nil && ctx.Err() == nil {
+					s.log.Debug("announce activity", "err", err)
+				} else {
+					last, first = want, false
+				}
+				lastAt = time.Now()
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.presenceKick:
+		case <-settle:
+			settle = nil
 		}
 	}
 }
