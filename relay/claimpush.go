@@ -35,10 +35,10 @@ type stateSyncer interface {
 // tells it of the new metadata once UpdateNode has set it, which comes right
 // after the claim event): pushed before, the state would still carry the
 // metadata without the name.
-func (r *Relay) claimPushLoop(sy stateSyncer) {
+func (r *Relay) claimPushLoop(sy stateSyncer, sub subscription) {
 	defer r.wg.Done()
-	events := make(chan mesh.Event, 64)
-	defer r.dir.Subscribe(events)()
+	defer sub.cancel()
+	events := sub.events
 	self := r.dir.ID()
 	var pending []string // names claimed, not pushed yet
 	for {
@@ -59,6 +59,18 @@ func (r *Relay) claimPushLoop(sy stateSyncer) {
 			pending = pending[:0]
 		}
 	}
+}
+
+// subscription is a subscription to the Directory's events, taken before the goroutine that
+// reads it starts, so that no event after New returns is missed.
+type subscription struct {
+	events <-chan mesh.Event
+	cancel func()
+}
+
+func (r *Relay) subscribe() subscription {
+	ch := make(chan mesh.Event, 64)
+	return subscription{events: ch, cancel: r.dir.Subscribe(ch)}
 }
 
 // pushClaim exchanges state with each peer that may hold messages for name

@@ -211,7 +211,7 @@ func New(cfg Config) (*Relay, error) {
 	go r.outboxLoop()
 	if sy, ok := cfg.Dir.(stateSyncer); ok {
 		r.wg.Add(1)
-		go r.claimPushLoop(sy) // claimpush.go
+		go r.claimPushLoop(sy, r.subscribe()) // claimpush.go
 	}
 	return r, nil
 }
