@@ -80,7 +80,9 @@ func (r *Relay) pushClaim(sy stateSyncer, name string) {
 	self := r.dir.ID()
 	others := slices.DeleteFunc(r.dir.Members(), func(m mesh.Member) bool { return m.ID == self })
 	for _, h := range holdersFor(name, others, r.cfg.Replicas) {
-		if h.Addr == "" {
+		if h.Addr == "" || h.State != mesh.MemberAlive {
+			// A suspect holder may be gone: its dial would hold Close up to memberlist's
+			// TCPTimeout (10 s in the LAN preset), and gossip reaches it if it is not.
 			continue
 		}
 		r.wg.Add(1)
