@@ -190,11 +190,12 @@ func OpenInbox(cfg Config, name string) (*Inbox, error) {
 	}
 	if fresh {
 		// A new inbox holds nothing, and bbolt.Open has synced the empty database: the
-		// transaction of load that creates its bucket need not wait for the disk (two
-		// fdatasyncs and an fsync of the file's growth, of the six a new inbox cost, on the path
-		// of a session's first message after it claims a new name). A crash that loses it
-		// leaves the empty database bbolt synced (its meta pages are checksummed, and it falls
-		// back to the older one), and the next open creates the bucket again.
+		// transactions of load that create its bucket and prune it (tidy) need not wait for
+		// the disk (four fdatasyncs and an fsync of the file's growth: five of the six syncs a
+		// new inbox cost, on the path of a session's first message after it claims a new
+		// name; strace). A crash that loses them leaves the empty database bbolt synced (its
+		// meta pages are checksummed, and it falls back to the older one), and the next open
+		// creates the bucket again.
 		db.NoSync, db.NoGrowSync = true, true
 	}
 	err = ib.load(filepath.Join(dir, name+".log"))
