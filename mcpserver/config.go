@@ -44,6 +44,16 @@ type Config struct {
 	// SendTimeout bounds the messages the server sends on its own: the end
 	// of an idle conversation, and the ends sent when the session closes.
 	SendTimeout time.Duration
+	// PresenceInterval is the least time between two announcements of
+	// this session's activity (presenceLoop): a change right after the last
+	// one is announced when the interval is over, as the state is then. An
+	// agent serving questions leaves paf_listen and enters it again within
+	// a millisecond or two; announcing each flip cost a gossip update
+	// (memberlist UpdateNode, and every other peer's processing of it), 15-20 %
+	// of both processes' CPU in the question-and-answer benchmark, for a
+	// state nobody could see. A quarter of a second is below what a person or
+	// an agent listing sessions notices.
+	PresenceInterval time.Duration
 	// Workers is how many tool calls run at once. Blocking tools hold one
 	// each while they wait, so this is more than mcp-go's default of 5.
 	Workers int
@@ -67,6 +77,7 @@ func DefaultConfig() Config {
 		OpeningGrace:     2 * time.Second,
 		SendTimeout:      5 * time.Second,
 		Workers:          32,
+		PresenceInterval: 250 * time.Millisecond,
 		MaxConversations: 256,
 	}
 }
@@ -95,6 +106,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SendTimeout <= 0 {
 		c.SendTimeout = d.SendTimeout
+	}
+	if c.PresenceInterval <= 0 {
+		c.PresenceInterval = d.PresenceInterval
 	}
 	if c.Workers <= 0 {
 		c.Workers = d.Workers

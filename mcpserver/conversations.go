@@ -61,7 +61,7 @@ func (s *Server) connect(ctx context.Context, _ mcp.CallToolRequest, a connectAr
 	s.mu.Lock()
 	c.Peer = res.To // after forwards: the name that answers
 	s.mu.Unlock()
-	kick(s.presenceKick)
+	s.kickPresence()
 	next := fmt.Sprintf("Now send your question with paf_send(to=%q, message=...), then wait for the answer with paf_wait_response.", res.To)
 	text := fmt.Sprintf("Conversation %s opened with %s. %s\nIntent: %s\n%s", c.ID, res.To, sentText(res), intent, next)
 	data := resultData(res)
@@ -152,7 +152,7 @@ func (s *Server) refocus(ctx context.Context, _ mcp.CallToolRequest, a refocusAr
 	s.touchLocked(c)
 	s.bumpLocked()
 	s.mu.Unlock()
-	kick(s.presenceKick)
+	s.kickPresence()
 	data := resultData(res)
 	data["conversation_id"] = c.ID
 	data["intent"] = intent
@@ -237,7 +237,7 @@ func (s *Server) endConvs(ctx context.Context, convs []*conversation, who, reaso
 	}
 	s.bumpLocked()
 	s.mu.Unlock()
-	kick(s.presenceKick)
+	s.kickPresence()
 	failed := map[string]error{}
 	if from == "" {
 		return failed

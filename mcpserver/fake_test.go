@@ -47,6 +47,8 @@ type fakePeer struct {
 	subs  map[chan<- mesh.Event]struct{}
 	// claimDeadlines are the deadlines of the contexts Claim was given.
 	claimDeadlines []time.Time
+	// activitySets counts SetActivity calls (announcements).
+	activitySets int
 }
 
 var _ Backend = (*fakePeer)(nil)
@@ -210,6 +212,7 @@ func (p *fakePeer) SetDescription(_ context.Context, d string) error {
 func (p *fakePeer) SetActivity(_ context.Context, a Activity, focus string) error {
 	p.fm.mu.Lock()
 	defer p.fm.mu.Unlock()
+	p.activitySets++
 	p.updateMetaLocked(func(m *mesh.Meta) { SetMetaPresence(m, a, focus) })
 	p.fm.emitLocked(mesh.Event{Type: mesh.EventPeerUpdated, PeerID: p.id})
 	return nil
@@ -220,6 +223,13 @@ func (p *fakePeer) activity() (Activity, string) {
 	p.fm.mu.Lock()
 	defer p.fm.mu.Unlock()
 	return MetaPresence(p.meta)
+}
+
+// announcements is how many times p announced its activity.
+func (p *fakePeer) announcements() int {
+	p.fm.mu.Lock()
+	defer p.fm.mu.Unlock()
+	return p.activitySets
 }
 
 // updateMetaLocked changes p's metadata on a copy, as mesh.Peer.SetMeta

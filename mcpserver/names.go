@@ -62,7 +62,7 @@ func (s *Server) nameChanged() {
 	s.bumpLocked()
 	s.mu.Unlock()
 	kick(s.pushKick)
-	kick(s.presenceKick)
+	s.kickPresence()
 }
 
 func (s *Server) register(ctx context.Context, _ mcp.CallToolRequest, a registerArgs) (*reply, error) {

@@ -101,7 +101,7 @@ func (s *Server) pushNew(name string) {
 	}
 	s.mu.Unlock()
 	if ended {
-		kick(s.presenceKick)
+		s.kickPresence()
 	}
 	for _, m := range fresh {
 		s.mcp.SendNotificationToAllClients(channelMethod, channelParams(m))
@@ -176,7 +176,11 @@ func (s *Server) presenceLoop(ctx context.Context) {
 		return
 	}
 	var last presence
+	var lastAt time.Time // when last was announced
 	first := true
+	// settle fires when a change made too soon after the last announcement
+	// may be announced (Config.PresenceInterval); nil while none waits.
+	var settle <-chan time.Time
 	for {
 		s.mu.Lock()
 		want := presence{activity: ActivityIdle}
@@ -186,21 +190,42 @@ func (s *Server) presenceLoop(ctx context.Context) {
 			want.activity = ActivityListening
 		}
 		s.mu.Unlock()
-		if first || want != last {
-			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err := s.b.SetActivity(sctx, want.activity, want.focus)
-			cancel()
-			if err != nil && ctx.Err() == nil {
-				s.log.Debug("announce activity", "err", err)
+		if (first || want != last) && settle == nil {
+			if wait := s.cfg.PresenceInterval - time.Since(lastAt); !first && wait > 0 {
+				settle = time.After(wait)
 			} else {
-				last, first = want, false
+				sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				err := s.b.SetActivity(sctx, want.activity, want.focus)
+				cancel()
+				if err != nil && ctx.Err() == nil {
+					s.log.Debug("announce activity", "err", err)
+				} else {
+					last, first = want, false
+				}
+				lastAt = time.Now()
 			}
 		}
+		s.presenceSettling.Store(settle != nil)
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.presenceKick:
+		case <-settle:
+			settle = nil
+			// Before looking at the state: a change made after this is kicked (see
+			// kickPresence).
+			s.presenceSettling.Store(false)
 		}
+	}
+}
+
+// kickPresence tells presenceLoop that what it announces may have changed; call it after
+// the change. While the loop waits for PresenceInterval to end it looks at the state then
+// anyway, so the kick is left out: under an agent that leaves and re-enters paf_listen
+// back to back, a few wake-ups per call fewer.
+func (s *Server) kickPresence() {
+	if !s.presenceSettling.Load() {
+		kick(s.presenceKick)
 	}
 }
 

@@ -87,3 +87,32 @@ func TestResourcesAndPrompts(t *testing.T) {
 		t.Fatalf("listen_as_expert: %v %v", p, err)
 	}
 }
+
+// Taking messages (paf_check) tells a subscriber of the inbox resource that it changed, as an
+// arrival does.
+func TestInboxResourceUpdatedWhenRead(t *testing.T) {
+	fm := newFakeMesh()
+	ss := startSession(t, fm.peer(), testConfig(t))
+	ss.ok("paf_register", map[string]any{"name": "me"})
+	sub := mcp.SubscribeRequest{}
+	sub.Params.URI = inboxURI
+	//lint:ignore SA1019 the agent clients speak the initialize-era protocol, where resources/subscribe is how a client asks for updates
+	if err := ss.c.Subscribe(context.Background(), sub); err != nil {
+		t.Fatal(err)
+	}
+	updates := func() int {
+		n := 0
+		for _, note := range ss.notes.Of(mcp.MethodNotificationResourceUpdated) {
+			if note.Params.AdditionalFields["uri"] == inboxURI {
+				n++
+			}
+		}
+		return n
+	}
+	fm.inject(relay.Message{From: "x", To: "me", Kind: relay.KindMessage, Body: "to be read"})
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "resources/updated for the arrival", func() bool { return updates() == 1 })
+	if txt, _ := ss.ok("paf_check", nil); !strings.Contains(txt, "to be read") {
+		t.Fatalf("paf_check: %s", txt)
+	}
+	testutil.WaitForEvery(t, waitPoll, 2*time.Second, "resources/updated for the read", func() bool { return updates() == 2 })
+}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -54,9 +55,12 @@ type Server struct {
 	seen       map[string]activitySeen
 
 	presenceKick chan struct{}
-	pushKick     chan struct{}
-	clientReady  chan struct{} // closed once the client finished initializing
-	readyOnce    sync.Once
+	// presenceSettling is set while presenceLoop waits for PresenceInterval to end
+	// before it looks again: a kick then would wake it for nothing (kickPresence).
+	presenceSettling atomic.Bool
+	pushKick         chan struct{}
+	clientReady      chan struct{} // closed once the client finished initializing
+	readyOnce        sync.Once
 
 	wg sync.WaitGroup
 }

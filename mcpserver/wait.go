@@ -71,9 +71,14 @@ func (s *Server) take(ctx context.Context, name string, pick picker, accept func
 		delete(s.pushed, items[i].m.ID)
 	}
 	s.bumpLocked()
+	sub := s.subscribed[inboxURI]
 	s.mu.Unlock()
-	kick(s.presenceKick)
-	kick(s.pushKick) // the inbox resource changed
+	s.kickPresence()
+	if sub {
+		// Told here: pushLoop, which tells of arrivals, sees nothing gone once the taken
+		// ids have left s.pushed above (it used to be kicked for this, and told nothing).
+		s.resourceUpdated(inboxURI)
+	}
 	return items, nil
 }
 
@@ -167,12 +172,12 @@ func (s *Server) wait(ctx context.Context, req mcp.CallToolRequest, w waitSpec) 
 		s.mu.Lock()
 		s.listening++
 		s.mu.Unlock()
-		kick(s.presenceKick)
+		s.kickPresence()
 		defer func() {
 			s.mu.Lock()
 			s.listening--
 			s.mu.Unlock()
-			kick(s.presenceKick)
+			s.kickPresence()
 		}()
 	}
 	var graceUntil time.Time

@@ -218,6 +218,10 @@ func New(cfg Config) (*Relay, error) {
 	}
 	r.wg.Add(1)
 	go r.outboxLoop()
+	if sy, ok := cfg.Dir.(stateSyncer); ok {
+		r.wg.Add(1)
+		go r.claimPushLoop(sy, r.subscribe()) // claimpush.go
+	}
 	return r, nil
 }
 
