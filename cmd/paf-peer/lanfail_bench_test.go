@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -136,7 +137,6 @@ func stockLANChild() int {
 		fmt.Fprintf(os.Stderr, "stock memberlist: %v\n", err)
 		return 1
 	}
-	ev.ml = ml
 	if seed := os.Getenv(stockLANJoinEnv); seed != "" {
 		for {
 			if _, err := ml.Join([]string{net.JoinHostPort(seed, strconv.Itoa(stockPort))}); err == nil {
@@ -154,22 +154,25 @@ type stockGone struct {
 	at   time.Time
 }
 
-// stockEvents reports memberlist's membership news on stdout.
+// stockEvents reports memberlist's membership news on stdout. It counts members itself:
+// memberlist calls it with its node lock held, so asking memberlist would deadlock.
 type stockEvents struct {
 	emit func(string, ...any)
-	ml   *memberlist.Memberlist
+	mu   sync.Mutex
+	n    int
 }
 
-func (e *stockEvents) NotifyJoin(*memberlist.Node) { e.count() }
+func (e *stockEvents) NotifyJoin(*memberlist.Node) { e.add(1) }
 func (e *stockEvents) NotifyLeave(n *memberlist.Node) {
 	e.emit("gone %s", n.Name)
-	e.count()
+	e.add(-1)
 }
 func (e *stockEvents) NotifyUpdate(*memberlist.Node) {}
-func (e *stockEvents) count() {
-	if e.ml != nil {
-		e.emit("members %d", e.ml.NumMembers())
-	}
+func (e *stockEvents) add(d int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.n += d
+	e.emit("members %d", e.n)
 }
 
 // stockLANFailure runs the baseline on the lab's hosts: a stock memberlist process on each
@@ -192,6 +195,8 @@ func stockLANFailure(b *testing.B, hosts []*lanHost, kills int) []time.Duration 
 		if h != hosts[0] {
 			n.cmd.Env = append(n.cmd.Env, stockLANJoinEnv+"="+hosts[0].IP)
 		}
+		var stderr bytes.Buffer
+		n.cmd.Stderr = &stderr
 		out, err := n.cmd.StdoutPipe()
 		if err != nil {
 			b.Fatal(err)
@@ -202,6 +207,9 @@ func stockLANFailure(b *testing.B, hosts []*lanHost, kills int) []time.Duration 
 		b.Cleanup(func() {
 			_ = n.cmd.Process.Kill() // by its PID
 			_ = n.cmd.Wait()
+			if b.Failed() {
+				b.Logf("stock node %s: %d members; stderr: %s", n.name, n.members.Load(), stderr.String())
+			}
 		})
 		go func() {
 			sc := bufio.NewScanner(out)
