@@ -517,8 +517,8 @@ func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 		// Waiting would not help: the recipient's peer takes smaller
 		// bodies (its --max-body), and would refuse it until it expired.
 		r.log.Warn("stored message refused by its recipient as too large; its sender is told", "id", m.ID, "from", m.From, "to", route.Name)
-		r.tellSender(m, "R", fmt.Sprintf("Your message %s to %s, sent %s, could not be delivered: it is larger than %s's peer accepts (%d bytes). Send a file path instead, or split it: %q",
-			m.ID, route.Name, m.SentAt.UTC().Format(time.RFC3339), route.Name, len(m.Body), store.Preview(m.Body, noticePreviewLen)))
+		r.tellSender(m, "R", fmt.Sprintf("Your message %s to %s, sent %s, could not be delivered: it is larger than %s's peer accepts (%d bytes). Send a file path instead, or split it: %s",
+			m.ID, route.Name, m.SentAt.UTC().Format(time.RFC3339), route.Name, bodyLen(&m), noticePreview(&m)))
 	}
 	if len(acks) == 0 {
 		// Only refusals (too large): no acknowledgement to show the other holders, whose
@@ -686,8 +686,8 @@ func (r *Relay) expire() {
 		r.stats.Expired++
 		r.mu.Unlock()
 		r.log.Warn("stored message expired undelivered", "id", m.ID, "from", m.From, "to", m.To)
-		r.tellSender(m, "X", fmt.Sprintf("Your message %s to %s, sent %s, expired undelivered after %s: %q",
-			m.ID, m.To, m.SentAt.UTC().Format(time.RFC3339), r.cfg.StoreTTL, store.Preview(m.Body, noticePreviewLen)))
+		r.tellSender(m, "X", fmt.Sprintf("Your message %s to %s, sent %s, expired undelivered after %s: %s",
+			m.ID, m.To, m.SentAt.UTC().Format(time.RFC3339), r.cfg.StoreTTL, noticePreview(&m)))
 	}
 	for name, ids := range byName {
 		_ = r.held.Drop(name, ids)

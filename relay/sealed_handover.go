@@ -80,3 +80,20 @@ func fpOf(peerID string) string {
 	fp, _ := keys.PeerIDFingerprint(peerID)
 	return fp
 }
+
+// noticePreview is how a notice to its sender quotes m: the start of its body, or, sealed,
+// a word that the holder cannot read it (the sender knows what it wrote from the id).
+func noticePreview(m *Message) string {
+	if m.SealedTo != "" {
+		return "(sealed to its recipient: this holder cannot read it)"
+	}
+	return fmt.Sprintf("%q", store.Preview(m.Body, noticePreviewLen))
+}
+
+// bodyLen is the length of m's body, sealed or not.
+func bodyLen(m *Message) int {
+	if m.SealedTo != "" {
+		return max(len(m.Sealed)-keys.SealOverhead, 0)
+	}
+	return len(m.Body)
+}
