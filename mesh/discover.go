@@ -25,6 +25,11 @@ func (p *Peer) discoverLoop() {
 				wake = nil // the watch ended: the timer alone from now on
 				continue
 			}
+			// A peer of this machine that died is failed at once (its name is reserved, and
+			// a restarted session can take it back); joining waits for the round.
+			p.discoverMu.Lock()
+			p.checkGone()
+			p.discoverMu.Unlock()
 			if soon == nil {
 				soon = time.After(wakeDelay())
 			}
@@ -53,22 +58,18 @@ func (p *Peer) Discover() {
 	}
 	p.discoverMu.Lock()
 	defer p.discoverMu.Unlock()
-	known := map[string]bool{p.Addr(): true}
-	p.mu.Lock()
-	for _, m := range p.members {
-		if m.State == MemberAlive || m.State == MemberSuspect {
-			known[m.Addr] = true
-		}
-	}
-	p.mu.Unlock()
 	now := time.Now()
 	for _, addr := range p.cfg.Discover() {
-		if known[addr] {
-			continue
-		}
+		// Asked again before each join: a join is a push/pull of the whole state, so the first
+		// one usually teaches us every other address found (20 peers starting together each
+		// spent up to a second in sequential joins of peers they already knew; issue 18).
 		p.mu.Lock()
+		known := addr == p.addr || p.knowsAddrLocked(addr)
 		b := p.failing[addr]
 		p.mu.Unlock()
+		if known {
+			continue
+		}
 		if b != nil && now.Before(b.next) {
 			continue // failed recently: a dead address must not stall every round
 		}
@@ -102,6 +103,19 @@ func (p *Peer) Discover() {
 			p.log.Info("reached peer", "addr", addr)
 		}
 	}
+	// After the joins, which taught us the members: a peer that starts after another died
+	// (its restarted session) must not take the dead one for alive, as memberlist still does.
+	p.checkGone()
+}
+
+// knowsAddrLocked reports whether a live (or suspect) member has gossip address addr.
+func (p *Peer) knowsAddrLocked(addr string) bool {
+	for _, m := range p.members {
+		if m.Addr == addr && (m.State == MemberAlive || m.State == MemberSuspect) {
+			return true
+		}
+	}
+	return false
 }
 
 // backoff spaces out join attempts to an address that failed.

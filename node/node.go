@@ -144,6 +144,9 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		}
 		return addrs
 	}
+	// A peer of this machine that died (its run-dir entry no longer held) is failed at once,
+	// not after failure detection: a restarted session takes its name back within a second.
+	mc.Gone = n.local.Gone
 	if !s.Brief && !s.Secure() {
 		// Same machine only (open mode): read the run dir when it changes, not every
 		// second. In secure mode mDNS answers still need the LAN preset's polling.

@@ -720,26 +720,50 @@ func noticeID(prefix, id string) string {
 // Collect waits until no live holder keeps messages for name (they hand them
 // over as soon as the name is online), or ctx ends. A brief peer (`paf-peer
 // check --as NAME`) calls it before reading the inbox.
+//
+// It asks only the peers whose metadata says they hold messages (SetMetaHeld),
+// all at once (at most collectParallel in flight): asking every peer in turn
+// made a session starting among 19 others wait for 19 sequential handshakes
+// (0.3-0.9 s, and 17% of the CPU of 20 sessions starting together; issue 18).
+// A holder that stored a message for name a moment ago, before its metadata
+// said so here, is not waited for: it hands the message over when it sees the
+// claim, as it does for every message stored after Collect returns.
 func (r *Relay) Collect(ctx context.Context, name string) error {
 	req := appendNameList(nil, wire.ReqCount, name, nil)
 	for {
 		pending := 0
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, collectParallel)
 		for _, m := range r.dir.Members() {
 			if m.Meta.Transient || MetaAddr(m.Meta) == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
 				continue
 			}
 			if m.ID == r.dir.ID() {
-				pending += r.HeldCount(name)
+				n := r.HeldCount(name)
+				mu.Lock()
+				pending += n
+				mu.Unlock()
 				continue
 			}
-			cctx, cancel := context.WithTimeout(ctx, time.Second)
-			resp, err := r.tr.Request(cctx, m.ID, MetaAddr(m.Meta), req)
-			cancel()
-			if err == nil {
-				n, _ := strconv.Atoi(string(resp))
-				pending += n
+			if held, _ := MetaHeld(m.Meta); held == 0 {
+				continue
 			}
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				cctx, cancel := context.WithTimeout(ctx, time.Second)
+				resp, err := r.tr.Request(cctx, m.ID, MetaAddr(m.Meta), req)
+				cancel()
+				if err == nil {
+					n, _ := strconv.Atoi(string(resp))
+					mu.Lock()
+					pending += n
+					mu.Unlock()
+				}
+			})
 		}
+		wg.Wait()
 		if pending == 0 {
 			return nil
 		}
@@ -750,3 +774,6 @@ func (r *Relay) Collect(ctx context.Context, name string) error {
 		}
 	}
 }
+
+// collectParallel bounds the count requests Collect has in flight.
+const collectParallel = 8
