@@ -140,6 +140,14 @@ type Config struct {
 	// is ignored from then on.
 	DiscoverWake <-chan struct{}
 
+	// Names, when set, tells the names that peers of this machine say they hold (their run-dir
+	// entries), by peer id. It is a hint, never trusted for ownership: a known live peer whose
+	// entry names another name than this peer's view shows it holding is pulled from (a
+	// push/pull, as a join does) in the discovery round, which heals a claim that gossip did
+	// not bring here; the pulled state is judged as any gossip is. Asked once per round, never
+	// concurrently with itself; it may block briefly (it reads files).
+	Names func() map[string]string
+
 	// Gone, when set, says whether the peer with this id is known to have stopped, by a proof
 	// that comes sooner than failure detection: for a peer of this machine, its run-dir entry
 	// whose owner's lock is free (discovery.Local.Gone). It must say true only on proof, for a

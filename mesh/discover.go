@@ -106,6 +106,40 @@ func (p *Peer) Discover() {
 	// After the joins, which taught us the members: a peer that starts after another died
 	// (its restarted session) must not take the dead one for alive, as memberlist still does.
 	p.checkGone()
+	p.pullStale()
+}
+
+// pullStale pulls, with a push/pull, from each live peer whose run-dir entry (Config.Names)
+// names another name than our view shows it holding: gossip lost its claim on the way here.
+// At 20 sessions starting together that happened in about 1 run of 10, and the name then
+// reached the peer that missed it only with the next periodic push/pull, 10-18 s later
+// (issue 18). A claim is in the entry as soon as its session has made it, and its rewrite
+// wakes every peer of the machine (DiscoverWake).
+func (p *Peer) pullStale() {
+	if p.cfg.Names == nil {
+		return
+	}
+	var addrs []string
+	for id, name := range p.cfg.Names() {
+		p.mu.Lock()
+		m := p.members[id]
+		if id != p.id && m != nil && m.State == MemberAlive && !m.Meta.Leaving && m.Meta.Name != name && m.Addr != "" {
+			addrs = append(addrs, m.Addr)
+		}
+		p.mu.Unlock()
+	}
+	for _, addr := range addrs {
+		select {
+		case <-p.stop:
+			return
+		default:
+		}
+		if _, err := p.ml.Join([]string{addr}); err != nil {
+			p.log.Debug("pull a peer's state", "addr", addr, "err", err)
+		} else {
+			p.log.Debug("pulled the state of a peer whose claim gossip had not brought", "addr", addr)
+		}
+	}
 }
 
 // knowsAddrLocked reports whether a live (or suspect) member has gossip address addr.

@@ -1,6 +1,7 @@
 package mesh_test
 
 import (
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -126,5 +127,64 @@ func TestGoneSeenByNewcomerAtDiscover(t *testing.T) {
 	// Its name is reserved (for NameGrace), not held by a live peer.
 	if m, ok := newcomer.Owner("dora"); !ok || m.State != mesh.MemberDead {
 		t.Fatalf("dora's owner in the newcomer's view: %+v, %v; want the dead peer, reserved", m, ok)
+	}
+}
+
+// A claim that gossip did not bring (here: the claimant does not gossip at all, and nothing
+// pulls periodically) is pulled from the claimant when its run-dir entry (Config.Names) names
+// it; the entry is a hint only: what is pulled is the claimant's own state, not the entry's
+// word. A peer without the hint keeps its stale view through the same discovery round.
+func TestNamesHintPullsAMissedClaim(t *testing.T) {
+	var hint sync.Mutex
+	names := map[string]string{}
+	quiet := func(c *mesh.Config) {
+		c.Memberlist.GossipNodes = 0           // no gossip
+		c.Memberlist.PushPullInterval = 0      // no periodic push/pull
+		c.Memberlist.ProbeInterval = time.Hour // no probes to carry broadcasts either
+	}
+	ps := cluster(t, 3, func(i int, c *mesh.Config) {
+		quiet(c)
+		if i == 1 {
+			c.Discover = func() []string { return nil }
+			c.DiscoverInterval = time.Hour
+			c.Names = func() map[string]string {
+				hint.Lock()
+				defer hint.Unlock()
+				return maps.Clone(names)
+			}
+		}
+		if i == 2 {
+			c.Discover = func() []string { return nil }
+			c.DiscoverInterval = time.Hour
+		}
+	})
+	claimant, hinted, plain := ps[0], ps[1], ps[2]
+	// Without gossip, only push/pulls spread membership: make every pair exchange state.
+	if _, err := hinted.Join(plain.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if !allSee(ps, func(p *mesh.Peer) bool { return aliveCount(p) == 3 }) {
+		t.Fatal("the three peers do not all know each other after the joins")
+	}
+	if err := claimant.Claim(bg, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	hinted.Discover()
+	plain.Discover()
+	for _, p := range []*mesh.Peer{hinted, plain} {
+		if got := ownerID(p, "bob"); got != "" {
+			t.Fatalf("without a hint, bob's owner is %q in a peer's view; the setup lets claims travel", got)
+		}
+	}
+
+	hint.Lock()
+	names[claimant.ID()] = "zed" // a wrong hint: pulled, but not believed
+	hint.Unlock()
+	hinted.Discover()
+	if got := ownerID(hinted, "bob"); got != claimant.ID() {
+		t.Fatalf("after the pull, bob's owner in the hinted peer's view is %q, want the claimant", got)
+	}
+	if got := ownerID(hinted, "zed"); got != "" {
+		t.Fatalf("the hint's name zed is owned by %q in the hinted peer's view; a hint is never trusted", got)
 	}
 }

@@ -153,6 +153,17 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.watchStop = make(chan struct{})
 		if wake, werr := n.local.Watch(n.watchStop); werr == nil {
 			mc.DiscoverWake, mc.DiscoverInterval = wake, mesh.WatchedDiscoverInterval
+			mc.Names = func() map[string]string {
+				es, err := n.local.Entries()
+				if err != nil {
+					log.Debug("run dir", "err", err)
+				}
+				names := make(map[string]string, len(es))
+				for _, e := range es {
+					names[e.ID] = e.Name
+				}
+				return names
+			}
 		} else {
 			log.Debug("run dir not watched; reading it every second", "err", werr)
 		}
