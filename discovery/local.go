@@ -111,7 +111,7 @@ func (l *Local) Candidates(ctx context.Context) ([]Candidate, error) {
 		if l.Self != "" && e.ID == l.Self {
 			continue
 		}
-		out = append(out, Candidate{ID: e.ID, Addr: e.Addr, Source: SourceLocal})
+		out = append(out, Candidate{ID: e.ID, Addr: e.Addr, Source: SourceLocal, Name: e.Name})
 	}
 	return out, nil
 }

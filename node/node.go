@@ -127,6 +127,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	mc.Memberlist.SecretKey = n.keys.Gossip
 	mc.Meta = mesh.Meta{Secure: s.Secure(), Version: s.Version, Transient: s.Brief}
 	mcpserver.SetMetaDescription(&mc.Meta, s.Description)
+	var localNames atomic.Pointer[map[string]string] // the run-dir names of the last Discover
 	mc.Discover = func() []string {
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -139,9 +140,14 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			log.Debug("discovery", "err", err)
 		}
 		addrs := make([]string, 0, len(cands))
+		names := make(map[string]string)
 		for _, c := range cands {
 			addrs = append(addrs, c.Addr)
+			if c.Source == discovery.SourceLocal && c.ID != "" {
+				names[c.ID] = c.Name
+			}
 		}
+		localNames.Store(&names)
 		return addrs
 	}
 	// A peer of this machine that died (its run-dir entry no longer held) is failed at once,
@@ -153,16 +159,13 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		n.watchStop = make(chan struct{})
 		if wake, werr := n.local.Watch(n.watchStop); werr == nil {
 			mc.DiscoverWake, mc.DiscoverInterval = wake, mesh.WatchedDiscoverInterval
+			// The names read by the same round's Discover (mesh asks Names right after it):
+			// the run dir is read once per round.
 			mc.Names = func() map[string]string {
-				es, err := n.local.Entries()
-				if err != nil {
-					log.Debug("run dir", "err", err)
+				if m := localNames.Load(); m != nil {
+					return *m
 				}
-				names := make(map[string]string, len(es))
-				for _, e := range es {
-					names[e.ID] = e.Name
-				}
-				return names
+				return nil
 			}
 		} else {
 			log.Debug("run dir not watched; reading it every second", "err", werr)
