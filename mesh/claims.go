@@ -170,7 +170,9 @@ func (p *Peer) takenLocked(n string) error {
 		return nil
 	}
 	m := p.members[id]
-	if m == nil {
+	if m == nil || m.State == MemberDead && sameIdentity(m.ID, p.id) {
+		// Free, or reserved for a failed peer of our own identity: a restarted session takes
+		// its name back at once (reservationWinsLocked), without waiting for the grace.
 		return nil
 	}
 	host := m.Meta.Host

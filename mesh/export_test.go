@@ -75,3 +75,6 @@ func ForceClaim(ctx context.Context, p *Peer, name string, at time.Time) error {
 func ReplayAlive(p *Peer, id string, meta Meta, addr *net.TCPAddr) {
 	(&delegate{p: p}).NotifyJoin(&memberlist.Node{Name: id, Addr: addr.IP, Port: uint16(addr.Port), Meta: encodeMeta(meta, memberlist.MetaMaxSize)})
 }
+
+// MergeState hands p a push/pull state as if another peer had sent it.
+func MergeState(p *Peer, b []byte) { (&delegate{p: p}).MergeRemoteState(b, false) }

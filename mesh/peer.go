@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -131,6 +132,9 @@ type Peer struct {
 	// proven; false: refused), and nil entries while it is being asked.
 	firstSeen map[string]time.Time
 	claimants map[string]*claimVerdict
+	// refusedReserved: claims of another identity refused against a reservation, counted
+	// once each (claimant id and name).
+	refusedReserved map[[2]string]bool
 	// departed remembers the ids of peers that said goodbye, past Retain, so that replayed
 	// gossip of one does not bring it back (delegate.update).
 	departed *lru.Cache[string, struct{}]
@@ -495,6 +499,7 @@ func (p *Peer) recomputeLocked(now time.Time) {
 	// period, and then the others agree that the name is ours).
 	best := make(map[string]*Member)
 	reserved := make(map[string]*Member)
+	claims := make(map[string][]*Member) // live claims by name
 	for _, m := range p.members {
 		c := m
 		if m.ID == p.id {
@@ -506,15 +511,15 @@ func (p *Peer) recomputeLocked(now time.Time) {
 		into := best
 		if c.State == MemberDead {
 			into = reserved
+		} else {
+			claims[c.Meta.Name] = append(claims[c.Meta.Name], c)
 		}
 		if cur := into[c.Meta.Name]; cur == nil || c.claimsBefore(cur) {
 			into[c.Meta.Name] = c
 		}
 	}
 	for name, r := range reserved {
-		if live := best[name]; live == nil || r.claimsBefore(live) && live.ID != p.id {
-			best[name] = r
-		}
+		best[name] = p.reservedOwnerLocked(r, best[name], claims[name], now)
 	}
 	if _, ok := p.members[p.id]; !ok && p.self.Name != "" {
 		// Before memberlist has told us about ourselves.
@@ -690,6 +695,62 @@ func (p *Peer) claimantLocked(id, name string) *Member {
 		return nil
 	}
 	return m
+}
+
+// reservedOwnerLocked decides who has a name that r, a failed peer in its grace period,
+// reserves: r, or one of claims, the live claims of the name (first the one that ranks first).
+// SPEC section 7, "Names are bound to identities": a reserved name can be taken only by the
+// same identity.
+//
+//   - A reservation never takes a name from a live holder: not from this peer, and not from
+//     the peer that owns it in this view already (a reservation learnt later, such as one
+//     forged into push/pull state, or a holder that came back).
+//   - A live claimant of r's identity (its restarted session) takes the name at once, once it
+//     has proven itself a live peer of that identity (mayYieldLocked): the first such claim
+//     that is proven, whatever other identities claim.
+//   - A claimant of any other identity waits for the grace period to end, whatever claim time
+//     it announces. (Two sides of a partition that merge with the name held on one side by a
+//     peer that has failed since: the other side's holder has it once the grace has passed.)
+func (p *Peer) reservedOwnerLocked(r, first *Member, claims []*Member, now time.Time) *Member {
+	if first != nil && (first.ID == p.id || p.owners[r.Meta.Name] == first.ID) {
+		return first
+	}
+	var kin []*Member
+	for _, c := range claims {
+		if sameIdentity(r.ID, c.ID) {
+			kin = append(kin, c)
+		}
+	}
+	slices.SortFunc(kin, func(a, b *Member) int {
+		if a.claimsBefore(b) {
+			return -1
+		}
+		return 1
+	})
+	for _, c := range kin {
+		if c.ID == p.id || p.mayYieldLocked(r, c, now) {
+			return c
+		}
+	}
+	for _, c := range claims {
+		if key := [2]string{c.ID, r.Meta.Name}; c.ID != p.id && !sameIdentity(r.ID, c.ID) && !p.refusedReserved[key] {
+			if p.refusedReserved == nil || len(p.refusedReserved) >= 1024 {
+				p.refusedReserved = make(map[[2]string]bool) // bounded; a claim counted again is harmless
+			}
+			p.refusedReserved[key] = true
+			p.stats.RefusedClaims++
+			p.log.Warn("refusing a claim of a name reserved for a failed peer of another identity (only its own identity may take it during the grace period)",
+				"name", r.Meta.Name, "reserved_for", r.ID, "claimant", c.ID)
+		}
+	}
+	return r
+}
+
+// sameIdentity reports whether peer ids a and b are bound to one identity (keys.NewPeerID).
+func sameIdentity(a, b string) bool {
+	fa, ok := keys.PeerIDFingerprint(a)
+	fb, ok2 := keys.PeerIDFingerprint(b)
+	return ok && ok2 && fa == fb
 }
 
 // mayYieldLocked reports whether the name that cur holds (in this peer's view) may go to w,

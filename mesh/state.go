@@ -87,7 +87,8 @@ func (p *Peer) reservationsLocked(now time.Time) []reservation {
 		if m.State != MemberDead || m.Meta.Name == "" || !m.holdsName(now, p.cfg.NameGrace) {
 			continue
 		}
-		left := p.cfg.NameGrace - now.Sub(m.Since)
+		// A grace longer than others accept (maxReservation) is sent as the longest they do.
+		left := min(p.cfg.NameGrace-now.Sub(m.Since), maxReservation)
 		rs = append(rs, reservation{Name: m.Meta.Name, ID: m.ID, Host: m.Meta.Host, ClaimedAt: m.Meta.ClaimedAt, LeftMs: max(left.Milliseconds(), 1)})
 	}
 	return rs

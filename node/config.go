@@ -47,10 +47,11 @@ const (
 	// DefaultReplicas is how many peers keep each stored message: any two of
 	// them may close and the message survives.
 	DefaultReplicas = 3
-	// DefaultRate is the messages per second accepted from one source address
-	// (bursts of twice that; see relay.Config.Rate: every peer of one machine
-	// shares 127.0.0.1): far above the pace of a machine's agents together,
-	// low enough that a runaway loop cannot fill an inbox or a disk.
+	// DefaultRate is the messages per second accepted from one sending identity
+	// (bursts of twice that; an address gets relay.AddrFactor times as much; see
+	// relay.Config.Rate: every peer of one user on one machine shares its
+	// identity): far above the pace of a user's agents together, low enough
+	// that a runaway loop cannot fill an inbox or a disk.
 	DefaultRate = 1000
 	// DefaultConversationIdle ends a conversation quiet for this long (SPEC
 	// section 4), so a forgotten one does not keep a session busy for ever.

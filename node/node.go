@@ -195,7 +195,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	}
 	n.relayReady.Store(n.relay)
 	relayAddr := advertisable(n.relay.Addr(), n.peer.Addr())
-	if err = n.peer.SetMeta(ctx, func(m *mesh.Meta) { relay.SetMetaAddr(m, relayAddr) }); err != nil {
+	if err = n.peer.SetMeta(ctx, func(m *mesh.Meta) { n.relay.Announce(m, relayAddr) }); err != nil {
 		return nil, err
 	}
 	if s.MDNS && !s.Brief {

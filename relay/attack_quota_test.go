@@ -2,6 +2,7 @@ package relay
 
 import (
 	"github.com/paf-mesh/paf-mesh/internal/keys"
+	"github.com/paf-mesh/paf-mesh/relay/store"
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
 	"fmt"
@@ -101,12 +102,14 @@ func TestAttackInventedNamesFlood(t *testing.T) {
 }
 
 // The finding: the rate limit was keyed on the peer id the sender declares, so with a new id
-// per message 6,000 of 6,000 went through. From one address, with a new id per message (each
-// a new connection), only the burst goes through, to an online name (a system notice, which
-// needs no sender name) and to a holder; the rest is refused with CodeRateLimited; and a
-// peer on another machine is not limited by it.
+// per message 6,000 of 6,000 went through. Limits are now keyed on the identity the handshake
+// proves, and on the address. One identity gets its burst; from one address, with a new
+// identity per message (each a new connection: identities cost nothing to make), only the
+// address's burst (AddrFactor identities' worth) goes through, to an online name (a system
+// notice, which needs no sender name) and to a holder; the rest is refused with
+// CodeRateLimited; and a peer on another machine is not limited by it.
 func TestAttackRotatingPeerIDs(t *testing.T) {
-	const burst, attempts = 5, 40
+	const burst, attempts = 5, 40 // attempts > AddrFactor*burst
 	tests := map[string]struct {
 		send func(tr *wire.Transport, target *node) error
 		kept func(target *node) int
@@ -134,7 +137,24 @@ func TestAttackRotatingPeerIDs(t *testing.T) {
 			})
 			alice, target := ns[0], ns[1]
 			hs.set(alice.peer.ID(), "192.0.2.10")
-			passed := 0
+			// One identity, many requests: its own burst.
+			one := evilClient(t, "one")
+			passedOne := 0
+			for i := 0; i < 2*burst; i++ {
+				err := tc.send(one, target)
+				switch {
+				case err == nil:
+					passedOne++
+				case wire.CodeOf(err) != wire.CodeRateLimited:
+					t.Fatalf("attempt %d of one identity: %v, want accepted or refused with CodeRateLimited", i, err)
+				}
+			}
+			if passedOne != burst {
+				t.Fatalf("one identity had %d of %d accepted, want its burst of %d", passedOne, 2*burst, burst)
+			}
+			// A new identity per request, from the same address: the address's burst, less
+			// what the first identity used of it.
+			passed := passedOne
 			for i := 0; i < attempts; i++ {
 				err := tc.send(evilClient(t, fmt.Sprintf("rotating-%03d", i)), target)
 				switch {
@@ -144,16 +164,53 @@ func TestAttackRotatingPeerIDs(t *testing.T) {
 					t.Fatalf("attempt %d: %v, want accepted or refused with CodeRateLimited", i, err)
 				}
 			}
-			if passed != burst || tc.kept(target) != burst {
-				t.Fatalf("%d of %d went through (%d kept) with rotating ids, want the burst of %d", passed, attempts, tc.kept(target), burst)
+			if passed != AddrFactor*burst || tc.kept(target) != AddrFactor*burst {
+				t.Fatalf("%d of %d went through (%d kept) with rotating identities, want the address's burst of %d", passed, attempts+2*burst, tc.kept(target), AddrFactor*burst)
 			}
-			if target.relay.Stats().RateLimited != attempts-burst {
-				t.Errorf("rate-limited count %d, want %d", target.relay.Stats().RateLimited, attempts-burst)
+			if want := uint64(attempts + 2*burst - AddrFactor*burst); target.relay.Stats().RateLimited != want {
+				t.Errorf("rate-limited count %d, want %d", target.relay.Stats().RateLimited, want)
 			}
 			// Another machine's peer has its own bucket.
 			if _, err := alice.relay.Send(ctx, Outgoing{From: "alice", To: "bob", Body: "still welcome"}); err != nil {
 				t.Fatalf("a peer on another machine after the flood: %v", err)
 			}
 		})
+	}
+}
+
+// Store quotas are keyed on the sender's identity (SPEC section 7), within its address's: an
+// identity that filled its own quota is refused, another identity from the same address is
+// not, and an insider minting identities on one address stops at the address's quota.
+func TestQuotaPerSenderIdentity(t *testing.T) {
+	probe := evilMessage("gh-00", 1000)
+	signer := keys.NewIdentity()
+	wire.SignMessage(probe, signer)
+	size, err := store.HeldSize(probe, time.Now(), DefaultStoreTTL, store.IdentityPrefix+signer.Fingerprint()+" 127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slack := size / 4 // records differ by a few bytes (their times); never a whole record
+	h := startHolders(t, []string{""}, func(c *Config) {
+		c.SenderHeldBytes, c.SourceHeldBytes = 2*size+slack, 3*size+slack
+	})[0]
+	a, b := evilClient(t, "a"), evilClient(t, "b")
+	for i := 0; i < 2; i++ {
+		if err := evilStore(a, h, evilMessage(fmt.Sprintf("gh-%02d", i), 1000)); err != nil {
+			t.Fatalf("store %d of identity a, within its quota: %v", i, err)
+		}
+	}
+	err = evilStore(a, h, evilMessage("gh-02", 1000))
+	if wire.CodeOf(err) != wire.CodeQuota || !strings.Contains(err.Error(), "for one sender") || !strings.Contains(err.Error(), a.Identity().Fingerprint()) {
+		t.Fatalf("identity a past its quota: %v, want CodeQuota naming its identity", err)
+	}
+	if err := evilStore(b, h, evilMessage("gh-03", 1000)); err != nil {
+		t.Fatalf("identity b from the same address, with room left at the address: %v", err)
+	}
+	err = evilStore(evilClient(t, "c"), h, evilMessage("gh-04", 1000))
+	if wire.CodeOf(err) != wire.CodeQuota || !strings.Contains(err.Error(), "one sending address") {
+		t.Fatalf("a new identity past the address's quota: %v, want CodeQuota for the address", err)
+	}
+	if h.relay.Stats().OverQuota != 2 {
+		t.Errorf("over-quota count %d, want 2", h.relay.Stats().OverQuota)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
@@ -85,8 +86,14 @@ func churn(t *testing.T, seed uint64) {
 			}
 		}
 	}
+	// Each name is one user's: its sessions share an identity, as a user's restarted sessions
+	// do (stored messages are sealed to it).
+	idents := map[string]*keys.Identity{}
+	for _, name := range names {
+		idents[name] = keys.NewIdentity()
+	}
 	receive := func(name string, crash bool) {
-		r := startNode(t, "", holder(filepath.Join(t.TempDir(), "slot")))
+		r := startNodeAs(t, idents[name], "", holder(filepath.Join(t.TempDir(), "slot")))
 		if _, err := r.peer.Join(src.peer.Addr()); err != nil {
 			t.Fatal(err)
 		}

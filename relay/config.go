@@ -19,12 +19,18 @@ const (
 	DefaultMaxBody = 8 << 20
 	// DefaultLargeBody: received bodies over this are saved to a file (SPEC: 10 KiB).
 	DefaultLargeBody = store.DefaultLargeBody
-	// DefaultRate and DefaultBurst bound what one source address (see Config.Rate) may
+	// DefaultRate and DefaultBurst bound what one sending identity (see Config.Rate) may
 	// deliver or store at this peer, per second and at once: generous for agents, who send a
-	// few messages a minute, and for every peer of one machine together (they share
-	// 127.0.0.1), tight enough that a runaway loop cannot fill a disk.
+	// few messages a minute, and for every peer of one user on one machine together (they
+	// share its identity), tight enough that a runaway loop cannot fill a disk. One sending
+	// address may do AddrFactor times as much, for every identity behind it.
 	DefaultRate  rate.Limit = 1000
 	DefaultBurst int        = 2000
+	// AddrFactor is how many identities' worth of Rate, Burst and SenderHeldBytes one
+	// sending address gets (SourceHeldBytes is its own setting): several users of one machine
+	// or one NAT each have their own limits, and an insider who mints identities at will
+	// (an identity costs nothing to make) still gets no more than this from one address.
+	AddrFactor = 4
 	// DefaultDeliverTimeout bounds one delivery, retries included: long enough for a rename
 	// or claim to finish gossiping, short enough for an agent to be told.
 	DefaultDeliverTimeout = 10 * time.Second
@@ -41,12 +47,14 @@ const (
 	// it): a sliver of any disk, even with a few holders on one machine, and still room for
 	// tens of thousands of typical messages or sixteen of the largest bodies.
 	DefaultHeldBytes int64 = 128 << 20
-	// DefaultSourceHeldBytes is the most one holder keeps on behalf of one source address
+	// DefaultSourceHeldBytes is the most one holder keeps on behalf of one sending address
 	// (Config.SourceHeldBytes): half the total, so that one host, however many names it
-	// invents or peer ids it claims, leaves the other half to everyone else; it is that
-	// generous because until peers have identities every peer of one machine shares
-	// 127.0.0.1, and their stored messages share this quota at another peer of the machine.
+	// invents or identities it makes, leaves the other half to everyone else.
 	DefaultSourceHeldBytes int64 = 64 << 20
+	// DefaultSenderHeldBytes is the most one holder keeps on behalf of one sending identity
+	// (Config.SenderHeldBytes): a quarter of the total, so that users sharing a machine or a
+	// NAT each have room of their own within their address's half.
+	DefaultSenderHeldBytes int64 = 32 << 20
 	// DefaultNameHeldBytes is the most one holder keeps for one name: a quarter of the total
 	// (four of the largest bodies, or thousands of typical messages), so that a backlog for
 	// one name, even one that will never come online, cannot take a holder's room.
@@ -85,16 +93,15 @@ type Config struct {
 	// LargeBody: received bodies over this are saved to a file and the
 	// agent sees a preview; default DefaultLargeBody.
 	LargeBody int
-	// Rate and Burst bound what one source may deliver and store at this peer: generous for
-	// agents (who send a few messages a minute), tight enough that a runaway loop cannot fill
-	// a disk. Defaults DefaultRate and DefaultBurst.
+	// Rate and Burst bound what one sending identity may deliver and store at this peer:
+	// generous for agents (who send a few messages a minute), tight enough that a runaway loop
+	// cannot fill a disk. Defaults DefaultRate and DefaultBurst.
 	//
-	// A source is the address the sending connection comes from (an IPv4 address, an IPv6
-	// /64), never the peer id, which any holder of the mesh key can choose freely in its
-	// hello. This is an interim key until peers have identity keys: on one machine every
-	// local peer connects from 127.0.0.1 and shares one bucket (and one store quota, see
-	// SourceHeldBytes), which is why the defaults are sized for a machine's peers together,
-	// and hosts behind one NAT share one as well. This peer's own requests are not limited.
+	// The identity is the one the transport's handshake proved (SPEC section 7: quotas and
+	// rates are keyed on identities), shared by every peer of one user on one machine. The
+	// sending connection's address (an IPv4 address, an IPv6 /64) has a bucket of its own,
+	// AddrFactor times larger, since identities cost nothing to make. This peer's own
+	// requests are not limited.
 	Rate  rate.Limit
 	Burst int
 	// DeliverTimeout bounds one delivery attempt, retries included; default
@@ -110,20 +117,23 @@ type Config struct {
 	// StoreTTL is how long a stored message waits; default DefaultStoreTTL.
 	StoreTTL time.Duration
 	// Store quotas of a holder: Quota is how many messages it keeps for one name,
-	// NameHeldBytes how many bytes for one name, SourceHeldBytes how many bytes on behalf of
-	// one source (as Rate: the sending connection's address; this peer's own messages are
-	// one source of their own), HeldBytes how many bytes in all. A message that would pass
-	// any of them is refused with CodeQuota and its sender told why (ErrQuota), never
-	// dropped later. Defaults DefaultQuota, DefaultNameHeldBytes, DefaultSourceHeldBytes and
-	// DefaultHeldBytes; a negative value is no limit. NameHeldBytes and SourceHeldBytes above
-	// HeldBytes are lowered to it.
+	// NameHeldBytes how many bytes for one name, SenderHeldBytes how many bytes on behalf of
+	// one sending identity (the message's author, whose signature a holder checks),
+	// SourceHeldBytes on behalf of one sending address (the connection's; this peer's own
+	// messages are one source of their own), HeldBytes how many bytes in all. A message that
+	// would pass any of them is refused with CodeQuota and its sender told why (ErrQuota),
+	// never dropped later. Defaults DefaultQuota, DefaultNameHeldBytes,
+	// DefaultSenderHeldBytes, DefaultSourceHeldBytes and DefaultHeldBytes; a negative value is
+	// no limit. Per-name, per-sender and per-address quotas above HeldBytes are lowered to it.
 	//
-	// The per-source quota below the total is what leaves room for others when one host
-	// floods: it can take SourceHeldBytes, the rest stays for every other source. Hosts
-	// together can still fill the total (they are then refused, like everyone); the total is
-	// the bound on the disk, the per-source quota the fairness until identities exist.
+	// The per-sender and per-address quotas below the total are what leave room for others
+	// when one sender floods: an identity can take SenderHeldBytes, everything from one
+	// address SourceHeldBytes (however many identities it makes), the rest stays for others.
+	// Hosts together can still fill the total (they are then refused, like everyone); the
+	// total is the bound on the disk.
 	Quota           int
 	NameHeldBytes   int64
+	SenderHeldBytes int64
 	SourceHeldBytes int64
 	HeldBytes       int64
 	// HoldInterval is how often holders look for recipients that came
@@ -175,6 +185,7 @@ func DefaultConfig() Config {
 		StoreTTL:        DefaultStoreTTL,
 		Quota:           DefaultQuota,
 		NameHeldBytes:   DefaultNameHeldBytes,
+		SenderHeldBytes: DefaultSenderHeldBytes,
 		SourceHeldBytes: DefaultSourceHeldBytes,
 		HeldBytes:       DefaultHeldBytes,
 		HoldInterval:    DefaultHoldInterval,
@@ -184,7 +195,7 @@ func DefaultConfig() Config {
 }
 
 // limits resolves the store quotas: zero is the default, negative none, and the per-name and
-// per-source byte quotas are at most the total.
+// per-sender and per-address byte quotas are at most the total.
 func (cfg *Config) limits() store.HeldLimits {
 	def := DefaultConfig()
 	pick := func(v, d int64) int64 {
@@ -200,14 +211,14 @@ func (cfg *Config) limits() store.HeldLimits {
 		Bytes:        pick(cfg.HeldBytes, def.HeldBytes),
 		NameBytes:    pick(cfg.NameHeldBytes, def.NameHeldBytes),
 		NameMessages: int(pick(int64(cfg.Quota), int64(def.Quota))),
-		SourceBytes:  pick(cfg.SourceHeldBytes, def.SourceHeldBytes),
+		SenderBytes:  pick(cfg.SenderHeldBytes, def.SenderHeldBytes),
+		AddrBytes:    pick(cfg.SourceHeldBytes, def.SourceHeldBytes),
 	}
 	if lim.Bytes > 0 {
-		if lim.NameBytes == 0 || lim.NameBytes > lim.Bytes {
-			lim.NameBytes = lim.Bytes
-		}
-		if lim.SourceBytes == 0 || lim.SourceBytes > lim.Bytes {
-			lim.SourceBytes = lim.Bytes
+		for _, q := range []*int64{&lim.NameBytes, &lim.SenderBytes, &lim.AddrBytes} {
+			if *q == 0 || *q > lim.Bytes {
+				*q = lim.Bytes
+			}
 		}
 	}
 	return lim

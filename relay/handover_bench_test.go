@@ -162,7 +162,7 @@ func startBenchNode(b *testing.B) *node {
 		b.Fatal(err)
 	}
 	n := &node{peer: p, relay: r, root: root}
-	if err := p.SetMeta(context.Background(), func(m *mesh.Meta) { SetMetaAddr(m, r.Addr()) }); err != nil {
+	if err := p.SetMeta(context.Background(), func(m *mesh.Meta) { r.Announce(m, r.Addr()) }); err != nil {
 		n.close()
 		b.Fatal(err)
 	}

@@ -140,14 +140,14 @@ func storeResult(name string, errs []error) (int, error) {
 	case quota > 0:
 		also := ""
 		if limited > 0 {
-			also = fmt.Sprintf("; %d more refuse messages from this machine for now", limited)
+			also = fmt.Sprintf("; %d more refuse messages from this sender for now", limited)
 		}
 		// The holder's text names the quota and what to do; its "quota reached" repeats ours.
 		why := strings.TrimPrefix(quotaErr.Error(), store.ErrQuota.Error()+": ")
 		return 0, fmt.Errorf("%w: nothing was stored for %q: %d of its %d holders are full (%s)%s",
 			ErrQuota, name, quota, len(errs), why, also)
 	case limited > 0:
-		return 0, fmt.Errorf("%w: nothing was stored for %q: %d of its %d holders refuse more messages from this machine for now; wait a few seconds and send again",
+		return 0, fmt.Errorf("%w: nothing was stored for %q: %d of its %d holders refuse more messages from this sender (this user on this machine) for now; wait a few seconds and send again",
 			ErrRateLimited, name, limited, len(errs))
 	}
 	return 0, fmt.Errorf("%w: %w", ErrNoHolders, refused)
@@ -254,7 +254,7 @@ func (r *Relay) handleStore(from, source string, body []byte) error {
 		r.log.Warn("refusing to hold a message whose author cannot be verified", "peer", from, "from", m.From, "id", m.ID, "err", err)
 		return err
 	}
-	return r.holdLocal(m, source)
+	return r.holdLocal(m, authorCharge(m, source))
 }
 
 // A nameList is the payload of reqDrop and reqCount: version, type, the
@@ -386,6 +386,7 @@ func (r *Relay) holdLoop() {
 			}
 		}
 		members := r.dir.Members()
+		r.seals.observe(members)
 		view := holderView(members)
 		viewChanged := view != lastView
 		lastView = view
@@ -462,6 +463,13 @@ func holderView(members []mesh.Member) string {
 func (r *Relay) handover(name string, route mesh.Route, members []mesh.Member) {
 	recs, err := r.held.List(name)
 	if err != nil || len(recs) == 0 {
+		return
+	}
+	recs, kept := forIdentity(recs, fpOf(route.Owner.ID))
+	if len(kept) > 0 {
+		r.tellKept(name, route, kept)
+	}
+	if len(recs) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.DeliverTimeout)
@@ -608,14 +616,15 @@ func (r *Relay) noteHandedOver(ids []string) {
 	}
 }
 
-// handleCount serves reqCount: how many messages are held here for a name.
-func (r *Relay) handleCount(body []byte) ([]byte, error) {
+// handleCount serves reqCount from peer from: how many messages are held here for a name that
+// a peer of from's identity can be handed (not those sealed to another identity).
+func (r *Relay) handleCount(from string, body []byte) ([]byte, error) {
 	name, _, err := decodeNameList(body, wire.ReqCount)
 	if err != nil {
 		r.refused()
 		return nil, decodeRefusal(err)
 	}
-	return []byte(strconv.Itoa(r.HeldCount(name))), nil
+	return []byte(strconv.Itoa(r.heldFor(name, fpOf(from)))), nil
 }
 
 // rereplicate copies what this peer holds for name to the current holder
@@ -736,7 +745,7 @@ func (r *Relay) Collect(ctx context.Context, name string) error {
 				continue
 			}
 			if m.ID == r.dir.ID() {
-				n := r.HeldCount(name)
+				n := r.heldFor(name, r.cfg.Identity.Fingerprint())
 				mu.Lock()
 				pending += n
 				mu.Unlock()

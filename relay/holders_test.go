@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/paf-mesh/paf-mesh/internal/keys"
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
 
@@ -68,7 +69,14 @@ func startHolders(t *testing.T, names []string, opts ...nodeOpt) []*node {
 // recipient starts a peer that joins ns and claims name.
 func recipient(t *testing.T, ns []*node, name string, opts ...nodeOpt) *node {
 	t.Helper()
-	r := startNode(t, "", append([]nodeOpt{holder(filepath.Join(t.TempDir(), "slot"))}, opts...)...)
+	return recipientAs(t, ns, nil, name, opts...)
+}
+
+// recipientAs is recipient with the identity id (nil: a new one): a session of that user,
+// restarted or new.
+func recipientAs(t *testing.T, ns []*node, id *keys.Identity, name string, opts ...nodeOpt) *node {
+	t.Helper()
+	r := startNodeAs(t, id, "", append([]nodeOpt{holder(filepath.Join(t.TempDir(), "slot"))}, opts...)...)
 	if _, err := r.peer.Join(ns[0].peer.Addr()); err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +334,7 @@ func TestSendStoresWhenRecipientDoesNotAnswer(t *testing.T) {
 		}
 		return true
 	})
-	bob2 := recipient(t, ns, "bob")
+	bob2 := recipientAs(t, ns, bob.peer.Identity(), "bob") // the same user's new session
 	testutil.WaitFor(t, 10*time.Second, "the stored message to reach bob's new session", func() bool {
 		return bob2.relay.Unread("bob") > 0
 	})

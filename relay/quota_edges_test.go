@@ -25,11 +25,13 @@ func TestQuotaEdgesOverTheWire(t *testing.T) {
 		m.SentAt = t0
 		return m
 	}
-	// Every source below is written in 9 bytes, as 127.0.0.1 is, so each record is the same size
-	// (signed: evilStore signs, and a signature is the same size whoever makes it).
+	// Every address below is written in 9 bytes, as 127.0.0.1 is, and every identity's key in
+	// 19, so each record is the same size (signed: evilStore signs, and a signature is the same
+	// size whoever makes it).
 	sized := msg("gh-00")
-	wire.SignMessage(sized, keys.NewIdentity())
-	size, err := store.HeldSize(sized, t0, DefaultStoreTTL, "127.0.0.1")
+	signer := keys.NewIdentity()
+	wire.SignMessage(sized, signer)
+	size, err := store.HeldSize(sized, t0, DefaultStoreTTL, store.IdentityPrefix+signer.Fingerprint()+" 127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,10 +202,10 @@ func TestQuotaConfig(t *testing.T) {
 		cfg  Config
 		want store.HeldLimits
 	}{
-		"defaults": {Config{}, store.HeldLimits{Bytes: DefaultHeldBytes, NameBytes: DefaultNameHeldBytes, NameMessages: DefaultQuota, SourceBytes: DefaultSourceHeldBytes}},
-		"none":     {Config{HeldBytes: -1, NameHeldBytes: -1, SourceHeldBytes: -1, Quota: -1}, store.HeldLimits{}},
-		"lowered":  {Config{HeldBytes: 100, NameHeldBytes: 200, SourceHeldBytes: -1, Quota: 5}, store.HeldLimits{Bytes: 100, NameBytes: 100, NameMessages: 5, SourceBytes: 100}},
-		"set":      {Config{HeldBytes: 100, NameHeldBytes: 20, SourceHeldBytes: 50, Quota: 5}, store.HeldLimits{Bytes: 100, NameBytes: 20, NameMessages: 5, SourceBytes: 50}},
+		"defaults": {Config{}, store.HeldLimits{Bytes: DefaultHeldBytes, NameBytes: DefaultNameHeldBytes, NameMessages: DefaultQuota, SenderBytes: DefaultSenderHeldBytes, AddrBytes: DefaultSourceHeldBytes}},
+		"none":     {Config{HeldBytes: -1, NameHeldBytes: -1, SenderHeldBytes: -1, SourceHeldBytes: -1, Quota: -1}, store.HeldLimits{}},
+		"lowered":  {Config{HeldBytes: 100, NameHeldBytes: 200, SourceHeldBytes: -1, Quota: 5}, store.HeldLimits{Bytes: 100, NameBytes: 100, NameMessages: 5, SenderBytes: 100, AddrBytes: 100}},
+		"set":      {Config{HeldBytes: 100, NameHeldBytes: 20, SenderHeldBytes: 30, SourceHeldBytes: 50, Quota: 5}, store.HeldLimits{Bytes: 100, NameBytes: 20, NameMessages: 5, SenderBytes: 30, AddrBytes: 50}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -212,7 +214,7 @@ func TestQuotaConfig(t *testing.T) {
 			}
 		})
 	}
-	if DefaultSourceHeldBytes >= DefaultHeldBytes || DefaultNameHeldBytes >= DefaultHeldBytes {
+	if DefaultSourceHeldBytes >= DefaultHeldBytes || DefaultNameHeldBytes >= DefaultHeldBytes || DefaultSenderHeldBytes >= DefaultSourceHeldBytes {
 		t.Fatal("the per-source and per-name defaults must be below the total, or one host or one name could take it all")
 	}
 }

@@ -10,7 +10,7 @@ import (
 // Refusals a sender acts on. They cross the wire as a *wire.RemoteError with their code
 // (the text is for people), and a local delivery returns them as one too (deliverAs).
 var (
-	errRateLimited   = wire.WithCode(wire.CodeRateLimited, errors.New("rate limited: this peer takes no more messages from the sender's address for now; wait a few seconds and retry"))
+	errRateLimited   = wire.WithCode(wire.CodeRateLimited, errors.New("rate limited: this peer takes no more messages from the sender (its identity, or its address) for now; wait a few seconds and retry"))
 	errNotHere       = wire.WithCode(wire.CodeNotHere, errors.New("not here: this peer does not hold the recipient's name"))
 	errUnknownSender = wire.WithCode(wire.CodeUnknownSender, errors.New("unknown sender: the sender's name is not bound to the sending peer"))
 	errNotHolding    = wire.WithCode(wire.CodeNotHolding, errors.New("this peer does not hold messages for others"))

@@ -62,7 +62,7 @@ type Relay struct {
 
 	mu       sync.Mutex
 	inboxes  map[string]*store.Inbox
-	limiters *lru.Cache[string, *rate.Limiter] // by source (sourceOf)
+	limiters *lru.Cache[string, *rate.Limiter] // by charge key (source.go)
 	closed   bool
 	stats    Stats
 
@@ -74,16 +74,20 @@ type Relay struct {
 	clocks clocks
 
 	held *store.Held // nil when this peer does not hold
+	// seals is what this peer knows of the identities that hold names (seals.go).
+	seals *sealBook
 	// handedOver remembers the ids of stored messages already handed over
 	// to their recipient, by this holder or another (which says so with a
 	// drop), so that a copy arriving late, a re-replication that was in
 	// flight when the name came online, is not kept and handed over again:
 	// a later session of the name, with another inbox, would show it twice.
 	handedOver *lru.Cache[string, struct{}]
-	holdKick   chan struct{}
-	lastHeld   [2]int // last totals reported to OnHeldChange
-	stop       chan struct{}
-	wg         sync.WaitGroup
+	// told remembers the notices of kept messages sent (tellKept).
+	told     *lru.Cache[string, struct{}]
+	holdKick chan struct{}
+	lastHeld [2]int // last totals reported to OnHeldChange
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // Stats counts deliveries, for status.
@@ -173,6 +177,7 @@ func New(cfg Config) (*Relay, error) {
 		},
 	}
 	r.clocks.init()
+	r.seals = newSealBook(cfg.StateRoot, cfg.StoreTTL, cfg.Now, cfg.Logger)
 	var err error
 	if r.limiters, err = lru.New[string, *rate.Limiter](maxLimiters); err != nil {
 		return nil, err
@@ -184,6 +189,10 @@ func New(cfg Config) (*Relay, error) {
 		}
 		r.held = h
 		if r.handedOver, err = lru.New[string, struct{}](handedOverIDs); err != nil {
+			h.Close()
+			return nil, err
+		}
+		if r.told, err = lru.New[string, struct{}](4096); err != nil {
 			h.Close()
 			return nil, err
 		}
@@ -353,8 +362,12 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 		if len(route.Via) > 0 {
 			m.ForwardedFrom = route.Via[0]
 		}
+		kept, unsealed, err := r.sealForStore(m, route)
+		if err != nil {
+			return Result{ID: m.ID, To: m.To}, err
+		}
 		sctx, cancel := context.WithDeadline(ctx, deadline)
-		n, err := r.store(sctx, m)
+		n, err := r.store(sctx, kept)
 		cancel()
 		if err != nil {
 			if reason != "" && errors.Is(err, ErrClockSkew) {
@@ -367,6 +380,9 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 		r.mu.Lock()
 		r.stats.Stored++
 		r.mu.Unlock()
+		if unsealed != "" {
+			reason = strings.TrimPrefix(reason+"; "+unsealed, "; ")
+		}
 		return Result{ID: m.ID, Status: StatusStored, Holders: n, To: m.To, ForwardedFrom: m.ForwardedFrom, Unanswered: route.Online, Reason: reason}, nil
 	}
 	for {
@@ -407,7 +423,7 @@ func (r *Relay) deliver(ctx context.Context, m *Message, mayStore bool) (Result,
 			r.log.Warn("the recipient's peer refuses this peer's clock; storing the message with holders", "to", m.To, "peer", route.Owner.ID, "err", re.Msg)
 			return storeIt(route, why.Error())
 		case errors.As(err, &re) && re.Code == wire.CodeRateLimited:
-			return Result{}, fmt.Errorf("%w: %s's peer refuses more messages from this machine for now, so nothing was sent; wait a few seconds and retry", ErrRateLimited, m.To)
+			return Result{}, fmt.Errorf("%w: %s's peer refuses more messages from this sender (this user on this machine) for now, so nothing was sent; wait a few seconds and retry", ErrRateLimited, m.To)
 		case errors.As(err, &re) && re.Code == wire.CodeOverLimit:
 			return Result{}, fmt.Errorf("%w: %s (%s); send a file path instead, or split it", ErrTooLarge, re.Msg, m.To)
 		case errors.As(err, &re) && !retryable(re.Code):
@@ -480,7 +496,7 @@ func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, ha
 // HandleRequest implements Handler: a message from another peer. Its rate and store quotas
 // are charged to src (sourceOf), not to the peer id from, which the sender chooses.
 func (r *Relay) HandleRequest(from string, src netip.Addr, body []byte, respond func([]byte, error)) {
-	source := sourceOf(src)
+	source := chargeOf(from, src)
 	if len(body) >= 2 {
 		switch body[1] {
 		case wire.ReqStore:
@@ -490,7 +506,7 @@ func (r *Relay) HandleRequest(from string, src netip.Addr, body []byte, respond 
 			respond(nil, r.handleDrop(body))
 			return
 		case wire.ReqCount:
-			respond(r.handleCount(body))
+			respond(r.handleCount(from, body))
 			return
 		}
 	}
@@ -553,6 +569,18 @@ func (r *Relay) accept(fromPeer, source string, m *Message, body []byte, handove
 	if r.dir.Name() != m.To {
 		done(errNotHere)
 		return
+	}
+	if m.SealedTo != "" {
+		// A stored message sealed to this name's holder: opened here, kept open in the inbox
+		// (which only this user reads). Holders hand a sealed message only to the identity it
+		// is sealed to; one that reaches another is refused and stays with them.
+		if err := wire.OpenMessage(m, r.cfg.Identity); err != nil {
+			r.refused()
+			r.log.Warn("refusing a stored message this identity cannot open", "peer", fromPeer, "from", m.From, "id", m.ID, "err", err)
+			done(wire.WithCode(wire.CodeNotHere, err))
+			return
+		}
+		body = nil
 	}
 	ib, err := r.inbox(m.To)
 	if err != nil {
@@ -640,19 +668,30 @@ func (r *Relay) senderBound(peer, name string) bool {
 	return false
 }
 
-// allow applies source's token bucket (Config.Rate) and counts a refusal.
+// allow applies the token buckets of source's keys (Config.Rate: its identity's, and its
+// address's, AddrFactor times larger) and counts a refusal.
 func (r *Relay) allow(source string) bool {
 	if source == selfSource {
 		return true
 	}
-	r.mu.Lock()
-	l, ok := r.limiters.Get(source)
-	if !ok {
-		l = rate.NewLimiter(r.cfg.Rate, r.cfg.Burst)
-		r.limiters.Add(source, l)
+	ok := true
+	for _, k := range store.ChargeKeys(source) {
+		r.mu.Lock()
+		l, found := r.limiters.Get(k)
+		if !found {
+			l = rate.NewLimiter(r.cfg.Rate, r.cfg.Burst)
+			if !strings.HasPrefix(k, store.IdentityPrefix) {
+				l = rate.NewLimiter(AddrFactor*r.cfg.Rate, AddrFactor*r.cfg.Burst)
+			}
+			r.limiters.Add(k, l)
+		}
+		r.mu.Unlock()
+		if !l.AllowN(r.cfg.Now(), 1) {
+			ok = false
+			break
+		}
 	}
-	r.mu.Unlock()
-	if l.AllowN(r.cfg.Now(), 1) {
+	if ok {
 		return true
 	}
 	r.mu.Lock()

@@ -65,7 +65,7 @@ func startNodeAs(t testing.TB, id *keys.Identity, root string, opts ...nodeOpt) 
 		p.Close()
 		t.Fatal(err)
 	}
-	if err := p.SetMeta(context.Background(), func(m *mesh.Meta) { SetMetaAddr(m, r.Addr()) }); err != nil {
+	if err := p.SetMeta(context.Background(), func(m *mesh.Meta) { r.Announce(m, r.Addr()) }); err != nil {
 		t.Fatal(err)
 	}
 	n := &node{peer: p, relay: r, root: root}

@@ -1,13 +1,19 @@
 package relay
 
-import "net/netip"
+import (
+	"net/netip"
+	"strings"
 
-// A source is what the relay charges a request's rate and store quotas to: the address the
-// sending connection comes from, as a string (it is kept in held records). It is an interim
-// key until peers have identity keys (SPEC section 7 keys quotas on identities): unlike the
-// peer id in the hello, a holder of the mesh key cannot choose it freely, but every peer on
-// one machine shares 127.0.0.1 (so the limits are sized for a machine's peers together, see
-// Config.Rate and Config.SourceHeldBytes), and hosts behind one NAT share their address.
+	"github.com/paf-mesh/paf-mesh/internal/keys"
+	"github.com/paf-mesh/paf-mesh/relay/store"
+)
+
+// A source is what the relay charges a request's rate and store quotas to (SPEC section 7:
+// quotas and rates are keyed on identities): the sending identity, which the transport's
+// handshake proved (a peer id carries its fingerprint), and the address the connection comes
+// from, as one string of store.ChargeKeys (it is kept in held records). Each key has its own
+// token bucket and store quota; an address gets AddrFactor identities' worth, because
+// identities cost an insider nothing to make while addresses do.
 
 // selfSource is this peer's own requests: local deliveries (not rate-limited) and messages
 // it stores with itself as one of the holders.
@@ -32,4 +38,21 @@ func sourceOf(addr netip.Addr) string {
 	}
 	p, _ := addr.Prefix(64)
 	return p.String()
+}
+
+// chargeOf is what a request from peer from, connected from addr, is charged to: its
+// identity and its address.
+func chargeOf(from string, addr netip.Addr) string {
+	fp, _ := keys.PeerIDFingerprint(from) // the handshake proved it
+	return store.IdentityPrefix + fp + " " + sourceOf(addr)
+}
+
+// authorCharge is charge with the identity of m's author in place of the requester's: a
+// stored message is charged to whoever wrote it, also when a holder copies it to another.
+func authorCharge(m *Message, charge string) string {
+	signer := m.Signer()
+	if signer == "" || charge == selfSource {
+		return charge
+	}
+	return store.IdentityPrefix + signer + " " + charge[strings.LastIndexByte(charge, ' ')+1:]
 }

@@ -131,6 +131,11 @@ func xprocStartNode(log *slog.Logger, root string, lifted bool, wrap func(wire.H
 	mc := mesh.DefaultLocalConfig()
 	mc.Logger = log
 	mc.Memberlist.SecretKey = k.Gossip
+	// The identity of the state dir, as a real peer's: a receiver restarted on it is the same
+	// user, and is handed what was sealed to it.
+	if mc.Identity, err = keys.LoadIdentity(root); err != nil {
+		return nil, err
+	}
 	p, err := mesh.New(mc)
 	if err != nil {
 		return nil, err
@@ -150,7 +155,7 @@ func xprocStartNode(log *slog.Logger, root string, lifted bool, wrap func(wire.H
 		return nil, err
 	}
 	n := &xprocNode{peer: p, relay: r}
-	if err := p.SetMeta(context.Background(), func(m *mesh.Meta) { SetMetaAddr(m, r.Addr()) }); err != nil {
+	if err := p.SetMeta(context.Background(), func(m *mesh.Meta) { r.Announce(m, r.Addr()) }); err != nil {
 		n.close()
 		return nil, err
 	}

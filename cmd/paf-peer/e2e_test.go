@@ -240,7 +240,9 @@ func TestE2EServeRestartAfterCrash(t *testing.T) {
 	oldID := bob.peerID()
 	bob.kill(t)
 
-	bob2 := m.serve("bob2", "--name", "bob")
+	// The same user's restarted session: the same state dir, so the same identity (what was
+	// stored for bob meanwhile is sealed to it).
+	bob2 := m.serve("bob", "--name", "bob")
 	if _, errOut, code := runCLI(t, m.env("a"), "send", "--as", "a", "bob", "sent while bob was down"); code != 0 {
 		t.Fatalf("send to bob while it restarts: exit %d\n%s", code, errOut)
 	}
@@ -257,7 +259,7 @@ func TestE2EServeRestartAfterCrash(t *testing.T) {
 	}
 	var out string
 	testutil.WaitFor(t, meshDeadline, "the message sent meanwhile to reach bob", func() bool {
-		o, errOut, code := runCLI(t, m.env("bob2"), "check", "--as", "bob", "--json")
+		o, errOut, code := runCLI(t, m.env("bob"), "check", "--as", "bob", "--json")
 		if code != 0 {
 			t.Fatalf("check --as bob: exit %d\n%s", code, errOut)
 		}

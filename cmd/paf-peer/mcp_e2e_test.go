@@ -348,7 +348,7 @@ func TestE2EMCPRegisterAfterCrash(t *testing.T) {
 	if _, d := a.ok("paf_send", map[string]any{"to": "bob", "message": "are you back?"}); d["status"] != "stored" {
 		t.Fatalf("send to bob after its peer was killed: %v, want stored", d)
 	}
-	b := m.mcp("b")
+	b := m.mcp("old") // the same user's new session: the same state dir and identity
 	txt, d := b.ok("paf_register", map[string]any{"name": "bob"})
 	if d["name"] != "bob" && !strings.Contains(txt, "Registered as bob") {
 		t.Fatalf("paf_register bob after its old session crashed:\n%s", txt)

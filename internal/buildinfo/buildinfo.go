@@ -9,8 +9,10 @@ import (
 	"strings"
 )
 
-// Dev is the version of a build that records none (a plain `go build` or
-// `go run` in a checkout, or -buildvcs=false).
+// Dev is the version of a build that records none: `go run`, a build with
+// -buildvcs=false, or a build in a git worktree (the go command finds no
+// repository there, golang/go#58218). A `go build` in a git clone records a
+// pseudo-version and the commit.
 const Dev = "0.1.0-dev"
 
 // Version is the module version if the build has one, else Dev.

@@ -49,6 +49,8 @@ type Identity struct {
 	static      *ecdh.PrivateKey
 	cert        []byte
 	fingerprint string
+	seal        *ecdh.PrivateKey // opens stored messages sealed to this identity (seal.go)
+	card        []byte           // Card
 }
 
 // LoadIdentity loads dir/identity, creating it (32 random bytes, mode 0600, atomically, so
@@ -101,6 +103,9 @@ func IdentityFromSeed(seed []byte) (*Identity, error) {
 	id.fingerprint = Fingerprint(id.public)
 	id.cert = append(append(make([]byte, 0, certificateLen), id.public...),
 		id.Sign(certDomain, static.PublicKey().Bytes())...)
+	if err := id.deriveSealKey(seed); err != nil {
+		return nil, err
+	}
 	return id, nil
 }
 
@@ -176,14 +181,20 @@ func (id *Identity) NewPeerID() string {
 	return id.fingerprint + "-" + hex.EncodeToString(b[:])
 }
 
+// ValidFingerprint reports whether fp has the form of a fingerprint.
+func ValidFingerprint(fp string) bool {
+	if len(fp) != FingerprintLen {
+		return false
+	}
+	_, err := fpEncoding.DecodeString(fp)
+	return err == nil
+}
+
 // PeerIDFingerprint returns the fingerprint a peer id is bound to, and false for an id that is
 // not bound to any (not of the form NewPeerID makes).
 func PeerIDFingerprint(peerID string) (string, bool) {
 	fp, suffix, ok := strings.Cut(peerID, "-")
-	if !ok || len(fp) != FingerprintLen || len(suffix) != 2*peerIDSuffixLen {
-		return "", false
-	}
-	if _, err := fpEncoding.DecodeString(fp); err != nil {
+	if !ok || !ValidFingerprint(fp) || len(suffix) != 2*peerIDSuffixLen {
 		return "", false
 	}
 	if _, err := hex.DecodeString(suffix); err != nil || strings.ToLower(suffix) != suffix {

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"strings"
+
 	"github.com/paf-mesh/paf-mesh/relay/wire"
 
 	"encoding/json"
@@ -52,8 +54,10 @@ type HeldRecord struct {
 	Msg      wire.Message `json:"m"`
 	StoredAt time.Time    `json:"at"`
 	Expires  time.Time    `json:"exp"`
-	// Src is who the holder charges the message to (the sending connection's address, see
-	// relay's source); empty in records written before quotas per source existed.
+	// Src is who the holder charges the message to: one or more keys separated by spaces
+	// (ChargeKeys), the sending identity ("id:" and its fingerprint) and the sending
+	// connection's address (see relay's source); a single address in records written before
+	// identities, empty in records written before quotas per source existed.
 	Src string `json:"src,omitempty"`
 }
 
@@ -64,8 +68,11 @@ type HeldLimits struct {
 	// NameBytes and NameMessages bound what is held for one recipient name.
 	NameBytes    int64
 	NameMessages int
-	// SourceBytes bounds what is held on behalf of one source (HeldRecord.Src).
-	SourceBytes int64
+	// SenderBytes bounds what is held on behalf of one sending identity (a charge key with
+	// IdentityPrefix), AddrBytes on behalf of one sending address (any other charge key; see
+	// HeldRecord.Src).
+	SenderBytes int64
+	AddrBytes   int64
 }
 
 // heldMeta is the part of a record that usage needs, decoded without keeping the body.
@@ -137,12 +144,25 @@ func (h *Held) recount() error {
 	return nil
 }
 
+// IdentityPrefix starts the charge key of a sending identity: "id:" and its fingerprint.
+const IdentityPrefix = "id:"
+
+// ChargeKeys splits a record's Src into the keys it is charged to.
+func ChargeKeys(src string) []string {
+	if src == "" {
+		return []string{""}
+	}
+	return strings.Fields(src)
+}
+
 func (u *heldUsage) add(name, src string, size int64) {
 	n := u.names[name]
 	n.msgs++
 	n.bytes += size
 	u.names[name] = n
-	u.sources[src] += size
+	for _, k := range ChargeKeys(src) {
+		u.sources[k] += size
+	}
 	u.bytes += size
 }
 
@@ -155,8 +175,10 @@ func (u *heldUsage) remove(name, src string, size int64) {
 	} else {
 		u.names[name] = n
 	}
-	if u.sources[src] -= size; u.sources[src] <= 0 {
-		delete(u.sources, src)
+	for _, k := range ChargeKeys(src) {
+		if u.sources[k] -= size; u.sources[k] <= 0 {
+			delete(u.sources, k)
+		}
 	}
 	u.bytes -= size
 }
@@ -205,7 +227,12 @@ func (h *Held) Put(m *wire.Message, ttl time.Duration, src string, lim HeldLimit
 // held, so the usage cannot change before the record is added.
 func (h *Held) checkLimits(name, src string, size int64, lim HeldLimits) error {
 	h.mu.Lock()
-	n, fromSrc, total := h.usage.names[name], h.usage.sources[src], h.usage.bytes
+	n, total := h.usage.names[name], h.usage.bytes
+	keys := ChargeKeys(src)
+	used := make([]int64, len(keys))
+	for i, k := range keys {
+		used[i] = h.usage.sources[k]
+	}
 	h.mu.Unlock()
 	switch {
 	case lim.NameMessages > 0 && n.msgs >= lim.NameMessages:
@@ -214,10 +241,19 @@ func (h *Held) checkLimits(name, src string, size int64, lim HeldLimits) error {
 	case lim.NameBytes > 0 && n.bytes+size > lim.NameBytes:
 		return fmt.Errorf("%w: the messages waiting for %q here take %d bytes, and this one (%d) would pass the %d this holder keeps for one name; send again after %s has come online and read them, or send a shorter message",
 			ErrQuota, name, n.bytes, size, lim.NameBytes, name)
-	case lim.SourceBytes > 0 && fromSrc+size > lim.SourceBytes:
-		return fmt.Errorf("%w: the stored messages sent from %s take %d bytes here, and this one (%d) would pass the %d this holder keeps for one sending address; send again after their recipients have come online and collected them (or they expired)",
-			ErrQuota, srcLabel(src), fromSrc, size, lim.SourceBytes)
-	case lim.Bytes > 0 && total+size > lim.Bytes:
+	}
+	for i, k := range keys {
+		if fp, ok := strings.CutPrefix(k, IdentityPrefix); ok {
+			if lim.SenderBytes > 0 && used[i]+size > lim.SenderBytes {
+				return fmt.Errorf("%w: the stored messages sent by identity %s take %d bytes here, and this one (%d) would pass the %d this holder keeps for one sender; send again after their recipients have come online and collected them (or they expired)",
+					ErrQuota, fp, used[i], size, lim.SenderBytes)
+			}
+		} else if lim.AddrBytes > 0 && used[i]+size > lim.AddrBytes {
+			return fmt.Errorf("%w: the stored messages sent from %s take %d bytes here, and this one (%d) would pass the %d this holder keeps for one sending address; send again after their recipients have come online and collected them (or they expired)",
+				ErrQuota, srcLabel(k), used[i], size, lim.AddrBytes)
+		}
+	}
+	if lim.Bytes > 0 && total+size > lim.Bytes {
 		return fmt.Errorf("%w: this holder already keeps %d bytes for offline names, and this message (%d) would pass its total of %d; send again later, or when %s is online",
 			ErrQuota, total, size, lim.Bytes, name)
 	}
@@ -234,7 +270,7 @@ func srcLabel(src string) string {
 // HeldUsage is what a Held keeps, in record bytes.
 type HeldUsage struct {
 	Bytes int64 // everything
-	// Names and Sources: by recipient name, and by source (HeldRecord.Src).
+	// Names and Sources: by recipient name, and by charge key (ChargeKeys of HeldRecord.Src).
 	Names   map[string]int64
 	Sources map[string]int64
 }

@@ -62,12 +62,20 @@ func TestHeldLimitsAtTheEdge(t *testing.T) {
 			other:      &put{"n1", "192.0.2.1"},
 			wantInText: "3 messages are already waiting",
 		},
-		"bytes per source": {
-			lim:        func(s int64) HeldLimits { return HeldLimits{SourceBytes: 3*size + s} },
+		"bytes per address": {
+			lim:        func(s int64) HeldLimits { return HeldLimits{AddrBytes: 3*size + s} },
 			fill:       [3]put{{"n0", "192.0.2.1"}, {"n1", "192.0.2.1"}, {"n2", "192.0.2.1"}},
 			next:       put{"n3", "192.0.2.1"},
 			other:      &put{"n3", "192.0.2.2"},
 			wantInText: "for one sending address",
+		},
+		// Identity keys of the addresses' length, so that every record is the same size.
+		"bytes per sender": {
+			lim:        func(s int64) HeldLimits { return HeldLimits{SenderBytes: 3*size + s, AddrBytes: 3*size + s} },
+			fill:       [3]put{{"n0", "id:aaaaaa"}, {"n1", "id:aaaaaa"}, {"n2", "id:aaaaaa"}},
+			next:       put{"n3", "id:aaaaaa"},
+			other:      &put{"n3", "id:bbbbbb"},
+			wantInText: "for one sender",
 		},
 		"bytes in total": {
 			lim:        func(s int64) HeldLimits { return HeldLimits{Bytes: 3*size + s} },
@@ -143,5 +151,29 @@ func TestHeldLimitsAtTheEdge(t *testing.T) {
 				t.Fatalf("the third, one past a limit of %+v: %v, want ErrQuota", lim, err)
 			}
 		})
+	}
+}
+
+// A record charged to an identity and an address counts against both, and dropping it frees
+// both.
+func TestHeldChargesEveryKey(t *testing.T) {
+	h, err := OpenHeld(t.TempDir(), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	m := quotaMsg(1, "n0")
+	if _, err := h.Put(m, time.Hour, "id:aaaaaa 192.0.2.1", HeldLimits{}); err != nil {
+		t.Fatal(err)
+	}
+	u := h.Usage()
+	if u.Sources["id:aaaaaa"] != u.Bytes || u.Sources["192.0.2.1"] != u.Bytes || u.Bytes == 0 {
+		t.Fatalf("usage %+v: want the record charged to both keys", u)
+	}
+	if err := h.Drop("n0", []string{m.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if u := h.Usage(); len(u.Sources) != 0 || u.Bytes != 0 {
+		t.Fatalf("usage after the drop %+v, want nothing", u)
 	}
 }

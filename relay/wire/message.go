@@ -68,6 +68,12 @@ type Message struct {
 	SenderKey Raw
 	Sig       Raw
 
+	// SealedTo and Sealed: a stored message sealed to its recipient's identity (SealMessage):
+	// the fingerprint of that identity, and the body encrypted to it, which holders keep and
+	// cannot read. Body is then empty. The signature covers the sealed form.
+	SealedTo string `json:",omitempty"`
+	Sealed   Raw    `json:",omitempty"`
+
 	// Set by the receiving peer, never sent.
 	File string // where a large body was saved; Body is then a preview
 	// Stamp is the requesting peer's clock when this request left it (ReqDeliver, ReqStore),
@@ -99,6 +105,7 @@ const (
 	flagBroadcast = 1 << 0
 	flagReplica   = 1 << 1 // from a holder, not the author: a copy to another holder (reqStore) or a handover (reqDeliver)
 	flagStamped   = 1 << 2 // 8 bytes of the requester's clock (unix ms) follow sent-at: Message.Stamp
+	flagSealed    = 1 << 3 // the body is sealed (Message.Sealed); its recipient's fingerprint follows the signature
 )
 
 // MessageVersion is the first byte of every message-layer request body. Version 2 added the
@@ -128,13 +135,21 @@ func AppendMessage(dst []byte, m *Message) []byte {
 // AppendMessageAs encodes m as request type typ (ReqDeliver or ReqStore); replica marks a
 // copy from a holder rather than from the author.
 func AppendMessageAs(dst []byte, typ byte, m *Message, replica bool) []byte {
-	return append(appendMessageHead(dst, typ, m, replica, time.Time{}), m.Body...)
+	return append(appendMessageHead(dst, typ, m, replica, time.Time{}), m.payload()...)
+}
+
+// payload is what goes on the wire as m's body: Body, or Sealed for a sealed message.
+func (m *Message) payload() string {
+	if m.SealedTo != "" {
+		return string(m.Sealed)
+	}
+	return m.Body
 }
 
 // AppendMessageStamped is AppendMessageAs carrying stamp, the requesting peer's clock now,
 // which the receiver decodes into Message.Stamp (a zero stamp is not sent).
 func AppendMessageStamped(dst []byte, typ byte, m *Message, replica bool, stamp time.Time) []byte {
-	return append(appendMessageHead(dst, typ, m, replica, stamp), m.Body...)
+	return append(appendMessageHead(dst, typ, m, replica, stamp), m.payload()...)
 }
 
 // MessageParts is the encoding of m in two parts, its body last and not copied: a transport
@@ -146,7 +161,8 @@ func MessageParts(typ byte, m *Message, replica bool) (head, body []byte) {
 // MessagePartsStamped is MessageParts carrying stamp (see AppendMessageStamped).
 func MessagePartsStamped(typ byte, m *Message, replica bool, stamp time.Time) (head, body []byte) {
 	head = appendMessageHead(make([]byte, 0, 136), typ, m, replica, stamp)
-	return head, unsafe.Slice(unsafe.StringData(m.Body), len(m.Body)) // read, never written
+	p := m.payload()
+	return head, unsafe.Slice(unsafe.StringData(p), len(p)) // read, never written
 }
 
 // appendMessageHead is AppendMessageAs up to the body, which comes last.
@@ -161,6 +177,9 @@ func appendMessageHead(dst []byte, typ byte, m *Message, replica bool, stamp tim
 	if replica {
 		flags |= flagReplica
 	}
+	if m.SealedTo != "" {
+		flags |= flagSealed
+	}
 	dst = append(dst, MessageVersion, typ, flags, byte(m.Kind))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(m.SentAt.UnixMilli()))
 	if !stamp.IsZero() {
@@ -172,7 +191,10 @@ func appendMessageHead(dst []byte, typ byte, m *Message, replica bool, stamp tim
 	}
 	dst = append(append(dst, byte(len(m.SenderKey))), m.SenderKey...)
 	dst = append(append(dst, byte(len(m.Sig))), m.Sig...)
-	return binary.BigEndian.AppendUint32(dst, uint32(len(m.Body)))
+	if m.SealedTo != "" {
+		dst = append(append(dst, byte(len(m.SealedTo))), m.SealedTo...)
+	}
+	return binary.BigEndian.AppendUint32(dst, uint32(len(m.payload())))
 }
 
 // DecodeMessage decodes and validates a ReqDeliver message from another peer. Every
@@ -190,13 +212,16 @@ func DecodeMessageAs(b []byte, typ byte, maxBody int) (*Message, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	m.Body = string(body)
+	if m.SealedTo == "" {
+		m.Body = string(body)
+	}
 	return m, replica, nil
 }
 
 // DecodeMessageRef is DecodeMessageAs leaving the body in b: m.Body is empty
 // and body, validated, aliases b. A receiver that only stores the body copies
-// it once, into the stored form.
+// it once, into the stored form. A sealed message's body is copied into m.Sealed, and body
+// is nil.
 func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte, replica bool, err error) {
 	if len(b) < 12 {
 		return nil, nil, false, fmt.Errorf("%w: %d bytes is too short", ErrBadMessage, len(b))
@@ -210,7 +235,7 @@ func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 	}
 	m = &Message{Broadcast: b[2]&flagBroadcast != 0, Kind: Kind(b[3])}
 	replica = b[2]&flagReplica != 0
-	if b[2]&^(flagBroadcast|flagReplica|flagStamped) != 0 {
+	if b[2]&^(flagBroadcast|flagReplica|flagStamped|flagSealed) != 0 {
 		return nil, nil, false, fmt.Errorf("%w: unknown flags %#x", ErrBadMessage, b[2])
 	}
 	if m.Kind < KindMessage || m.Kind > KindSystem {
@@ -266,6 +291,21 @@ func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 			return nil, nil, false, fmt.Errorf("%w: a key without a signature, or a signature without a key", ErrBadMessage)
 		}
 	}
+	sealed := b[2]&flagSealed != 0
+	if sealed {
+		if version < 2 || m.Sig == "" {
+			return nil, nil, false, fmt.Errorf("%w: a sealed message must be signed", ErrBadMessage)
+		}
+		if len(b)-off < 1 || int(b[off]) != keys.FingerprintLen || len(b)-off-1 < keys.FingerprintLen {
+			return nil, nil, false, fmt.Errorf("%w: a sealed message without its recipient's fingerprint", ErrBadMessage)
+		}
+		m.SealedTo = string(b[off+1 : off+1+keys.FingerprintLen])
+		off += 1 + keys.FingerprintLen
+		if !keys.ValidFingerprint(m.SealedTo) {
+			return nil, nil, false, fmt.Errorf("%w: a sealed message with a bad fingerprint", ErrBadMessage)
+		}
+		maxBody += keys.SealOverhead
+	}
 	if len(b)-off < 4 {
 		return nil, nil, false, fmt.Errorf("%w: truncated", ErrBadMessage)
 	}
@@ -281,8 +321,17 @@ func DecodeMessageRef(b []byte, typ byte, maxBody int) (m *Message, body []byte,
 		*f = fields[at[i][0]-start : at[i][1]-start]
 	}
 	body = b[off+4:]
+	if sealed {
+		if len(body) < keys.SealOverhead {
+			return nil, nil, false, fmt.Errorf("%w: a sealed body of %d bytes", ErrBadMessage, len(body))
+		}
+		m.Sealed = Raw(body)
+	}
 	if err := m.Validate(); err != nil {
 		return nil, nil, false, err
+	}
+	if sealed {
+		return m, nil, replica, nil
 	}
 	if !utf8.Valid(body) {
 		return nil, nil, false, fmt.Errorf("%w: body is not valid UTF-8", ErrBadMessage)
@@ -315,6 +364,9 @@ func (m *Message) Validate() error {
 	}
 	if !utf8.ValidString(m.Body) {
 		return fmt.Errorf("%w: body is not valid UTF-8", ErrBadMessage)
+	}
+	if (m.SealedTo == "") != (m.Sealed == "") || m.SealedTo != "" && m.Body != "" {
+		return fmt.Errorf("%w: a sealed message must have a recipient, a sealed body and no body", ErrBadMessage)
 	}
 	return nil
 }
@@ -377,8 +429,16 @@ func signedBytes(m *Message, body []byte) []byte {
 	if m.Broadcast {
 		flags = flagBroadcast
 	}
+	if m.SealedTo != "" {
+		flags |= flagSealed
+	}
 	b = append(b, byte(m.Kind), flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.SentAt.UnixMilli()))
+	if m.SealedTo != "" {
+		// What the holders keep: the sealed body, to this recipient.
+		b = append(append(b, byte(len(m.SealedTo))), m.SealedTo...)
+		body = []byte(m.Sealed)
+	}
 	sum := sha256.Sum256(body)
 	return append(b, sum[:]...)
 }

@@ -19,6 +19,17 @@ func FuzzDecodeMessage(f *testing.F) {
 	SignMessage(&signed, keys.NewIdentity())
 	f.Add(AppendMessage(nil, &signed))
 	f.Add(appendV1(good))
+	bob := keys.NewIdentity()
+	card, err := keys.ParseCard(bob.Card())
+	if err != nil {
+		f.Fatal(err)
+	}
+	sealed, err := SealMessage(good, card, keys.NewIdentity())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(AppendMessageAs(nil, ReqStore, sealed, true))
+	f.Add(AppendMessage(nil, sealed))
 	f.Add(AppendMessage(nil, &Message{ID: "x", From: "a", To: "b", Kind: KindMessage}))
 	bad := AppendMessage(nil, good)
 	bad[len(bad)-1] = 0xff // invalid UTF-8 in the body
