@@ -4,7 +4,7 @@ package mesh
 
 import "time"
 
-// checkGone asks Config.Gone about every live member and fails those it names. The answers
+// checkGone asks Config.Gone about every live member of this host and fails those it names. The answers
 // are read without p.mu (Gone reads files); a member that changed meanwhile is judged by its
 // state when the answer comes. Callers serialise it (the discovery goroutine, and Discover
 // under discoverMu), as Config.Gone's contract requires.
@@ -15,7 +15,10 @@ func (p *Peer) checkGone() {
 	p.mu.Lock()
 	ids := make([]string, 0, len(p.members))
 	for id, m := range p.members {
-		if id != p.id && (m.State == MemberAlive || m.State == MemberSuspect) {
+		// Peers of other hosts (a LAN mesh) have no entry here: not asked, so that a secure
+		// peer's round (every 500 ms) does not look up each of them. The host is only this
+		// filter, never the proof.
+		if id != p.id && (m.State == MemberAlive || m.State == MemberSuspect) && m.Meta.Host == p.self.Host {
 			ids = append(ids, id)
 		}
 	}

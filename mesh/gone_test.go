@@ -14,8 +14,9 @@ import (
 // goneOracle is a Config.Gone whose answers the test sets, as the run dir gives them to a real
 // peer: a peer that died on this machine.
 type goneOracle struct {
-	mu   sync.Mutex
-	gone map[string]bool
+	mu    sync.Mutex
+	gone  map[string]bool
+	asked map[string]int
 }
 
 func (o *goneOracle) set(id string) {
@@ -30,7 +31,17 @@ func (o *goneOracle) set(id string) {
 func (o *goneOracle) ask(id string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.asked == nil {
+		o.asked = map[string]int{}
+	}
+	o.asked[id]++
 	return o.gone[id]
+}
+
+func (o *goneOracle) times(id string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.asked[id]
 }
 
 func stateOf(p *mesh.Peer, id string) mesh.MemberState {
@@ -186,5 +197,36 @@ func TestNamesHintPullsAMissedClaim(t *testing.T) {
 	}
 	if got := ownerID(hinted, "zed"); got != "" {
 		t.Fatalf("the hint's name zed is owned by %q in the hinted peer's view; a hint is never trusted", got)
+	}
+}
+
+// Only members of this peer's host are asked: a peer of another host (a LAN mesh) has no
+// run-dir entry here, and is never failed by it, even by an oracle that would say so.
+func TestGoneAsksOnlyThisHost(t *testing.T) {
+	var oracle goneOracle
+	ps := cluster(t, 3, func(i int, c *mesh.Config) {
+		c.Meta.Host = "here"
+		if i == 2 {
+			c.Meta.Host = "elsewhere"
+		}
+		if i == 0 {
+			c.Gone = oracle.ask
+			c.Discover = func() []string { return nil }
+			c.DiscoverInterval = time.Hour
+		}
+	})
+	testutil.WaitFor(t, 10*time.Second, "all three to see each other", func() bool {
+		return allSee(ps, func(p *mesh.Peer) bool { return aliveCount(p) == 3 })
+	})
+	oracle.set(ps[2].ID()) // would fail it, if asked
+	ps[0].Discover()
+	if oracle.times(ps[1].ID()) == 0 {
+		t.Fatal("the oracle was not asked about the peer of this host")
+	}
+	if n := oracle.times(ps[2].ID()); n != 0 {
+		t.Fatalf("the oracle was asked %d times about the peer of another host", n)
+	}
+	if s := stateOf(ps[0], ps[2].ID()); s != mesh.MemberAlive {
+		t.Fatalf("the peer of another host is %v; want alive", s)
 	}
 }
