@@ -162,10 +162,10 @@ type Config struct {
 	// whose owner's lock is free (discovery.Local.Gone). It must say true only on proof, for a
 	// peer it names is failed in this peer's view at once and for good, even while memberlist
 	// still reports it alive: its name is reserved for NameGrace, during which a restarted
-	// session of the same identity may take it back. It is asked about every live member
-	// after each discovery round and, without the round's delay, on every DiscoverWake; never
-	// with the peer's lock held, never concurrently with itself. It may block briefly (it
-	// reads files).
+	// session of the same identity may take it back. It is asked about every live member of
+	// this host (Meta.Host, a filter only) after each discovery round and on a DiscoverWake
+	// (at once, or within 200 ms of the last check); never with the peer's lock held, never
+	// concurrently with itself. It may block briefly (it reads files).
 	Gone func(id string) bool
 
 	// Memberlist is the gossip configuration; nil is DefaultLocalConfig's.

@@ -69,7 +69,9 @@ func wakeDelay() time.Duration {
 }
 
 // Discover runs one discovery round now: it asks Config.Discover for
-// addresses and joins those of peers not known yet. New does not discover by
+// addresses and joins those of peers not known yet, then fails the peers
+// Config.Gone proves stopped and pulls from those whose run-dir name
+// (Config.Names) our view does not show. New does not discover by
 // itself before its first DiscoverInterval; a caller that wants to see the
 // mesh at once (to check a name before claiming it) calls Discover after New.
 func (p *Peer) Discover() {
