@@ -111,7 +111,7 @@ func (l *Local) Candidates(ctx context.Context) ([]Candidate, error) {
 		if l.Self != "" && e.ID == l.Self {
 			continue
 		}
-		out = append(out, Candidate{ID: e.ID, Addr: e.Addr, Source: SourceLocal})
+		out = append(out, Candidate{ID: e.ID, Addr: e.Addr, Source: SourceLocal, Name: e.Name})
 	}
 	return out, nil
 }
@@ -131,6 +131,8 @@ func (l *Local) Entries() ([]Entry, error) {
 		case strings.HasPrefix(name, "."):
 			if strings.HasSuffix(name, tmpSuffix) {
 				l.sweepTemp(name)
+			} else if strings.HasSuffix(name, goneSuffix) {
+				l.sweepGone(name)
 			}
 		case strings.HasSuffix(name, entrySuffix):
 			if e, ok := l.readEntry(name, seen); ok {
@@ -223,7 +225,7 @@ func (l *Local) inspect(path, name string, seen map[fileKey]struct{}) (Entry, en
 	// Between the check above and the removal a new peer could rename a fresh entry into place;
 	// that takes a peer reusing the dead one's ID at that instant, and would only delay its
 	// discovery until it next rewrites its entry.
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := l.bury(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		l.log.Debug("discovery: cannot remove stale entry", "path", path, "err", err)
 		return Entry{}, entrySkip
 	}

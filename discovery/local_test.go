@@ -105,7 +105,7 @@ func TestLocalSeesLiveEntries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Candidate{{ID: "peer-b", Addr: "127.0.0.1:2", Source: SourceLocal}}
+	want := []Candidate{{ID: "peer-b", Addr: "127.0.0.1:2", Source: SourceLocal, Name: "n-peer-b"}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Candidates = %+v, want %+v", got, want)
 	}

@@ -17,6 +17,9 @@ type Candidate struct {
 	ID     string // peer id when known ("" for static seeds)
 	Addr   string // host:port of the peer's memberlist (gossip) endpoint
 	Source string // SourceLocal, SourceStatic or SourceMDNS
+	// Name is the name the peer's run-dir entry says it holds (SourceLocal only;
+	// informational, a hint never trusted for ownership).
+	Name string
 }
 
 // Source yields candidates. Candidates must return promptly (it is polled every second or so)

@@ -44,7 +44,9 @@ func (p *Peer) Claim(ctx context.Context, name string) error {
 	p.recomputeLocked(now)
 	p.mu.Unlock()
 	p.broadcastForwards(bcast)
-	return p.announce(ctx)
+	err = p.announce(ctx)
+	p.spreadClaim()
+	return err
 }
 
 // ClaimWhenReleased is Claim for a peer that starts under a name a process
@@ -155,7 +157,9 @@ func (p *Peer) Rename(ctx context.Context, newName string) error {
 	p.recomputeLocked(now)
 	p.mu.Unlock()
 	p.broadcastForwards(bcast)
-	return p.announce(ctx)
+	err = p.announce(ctx)
+	p.spreadClaim()
+	return err
 }
 
 // takenLocked returns ErrNameTaken, with the holder's details, when a peer

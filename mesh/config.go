@@ -77,6 +77,22 @@ const (
 	lanSuspicionMult = 2
 )
 
+// localPushPullInterval: the local preset's push/pull (the whole state both ways with a
+// random peer: the most expensive of memberlist's timers) runs every 30 s rather than 10: it is
+// anti-entropy for the forwarding table and for updates gossip missed, and between the peers
+// of one machine the run dir now tells of starts (DiscoverWake), deaths (Gone) and claims
+// (Names) without it. The probe interval stays 1 s: probes are what finds a peer that hangs
+// without dying, or one with no entry (a brief shell command); 2 s would have saved another
+// tenth of an idle peer's CPU for twice the detection time (issue 18, A/B in the same minutes).
+const localPushPullInterval = 30 * time.Second
+
+// localCompression: memberlist compresses every gossip packet and push/pull
+// state with LZW by default. Over loopback bandwidth is free and the
+// compression is not: it was 14% of the CPU of 20 `paf-peer mcp` processes
+// starting together (perf, issue 18), each packet paying a fresh LZW table.
+// Peers still read compressed messages from peers that send them.
+const localCompression = false
+
 // Config configures a Peer. Start from DefaultLocalConfig or DefaultLANConfig;
 // New gives a zero field the value of DefaultLocalConfig (see the Default
 // constants), and a nil Config is DefaultLocalConfig.
@@ -140,6 +156,25 @@ type Config struct {
 	// is ignored from then on.
 	DiscoverWake <-chan struct{}
 
+	// Names, when set, tells the names that peers of this machine say they hold (their run-dir
+	// entries), by peer id. It is a hint, never trusted for ownership: a known live peer whose
+	// entry names another name than this peer's view shows it holding is pulled from (a
+	// push/pull, as a join does) in the discovery round, which heals a claim that gossip did
+	// not bring here; the pulled state is judged as any gossip is. Asked once per round, never
+	// concurrently with itself; it may block briefly (it reads files).
+	Names func() map[string]string
+
+	// Gone, when set, says whether the peer with this id is known to have stopped, by a proof
+	// that comes sooner than failure detection: for a peer of this machine, its run-dir entry
+	// whose owner's lock is free (discovery.Local.Gone). It must say true only on proof, for a
+	// peer it names is failed in this peer's view at once and for good, even while memberlist
+	// still reports it alive: its name is reserved for NameGrace, during which a restarted
+	// session of the same identity may take it back. It is asked about every live member of
+	// this host (Meta.Host, a filter only) after each discovery round and on a DiscoverWake
+	// (at once, or within 200 ms of the last check); never with the peer's lock held, never
+	// concurrently with itself. It may block briefly (it reads files).
+	Gone func(id string) bool
+
 	// Memberlist is the gossip configuration; nil is DefaultLocalConfig's.
 	// Name, Delegate, Events, Logger and LogOutput are set by New; the rest
 	// is taken as given. SecretKey (or Keyring) turns on gossip encryption.
@@ -157,6 +192,8 @@ func DefaultLocalConfig() *Config {
 	ml := memberlist.DefaultLocalConfig()
 	tune(ml)
 	ml.SuspicionMult = localSuspicionMult
+	ml.EnableCompression = localCompression
+	ml.PushPullInterval = localPushPullInterval
 	ml.BindAddr = "127.0.0.1"
 	ml.BindPort = 0
 	ml.AdvertisePort = 0

@@ -107,6 +107,9 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	if m.State == MemberLeft {
 		return // it said it was leaving; already handled
 	}
+	if p.gone.Contains(n.Name) && m.State == MemberDead && !m.Meta.Leaving {
+		return // failed already (Config.Gone): its grace period runs from then
+	}
 	now := p.now()
 	m.Since = now
 	ev := EventPeerFailed
@@ -135,6 +138,11 @@ func (d *delegate) update(n *memberlist.Node, ev EventType) {
 		// one has a new id. Anything more about it is a repeat of the goodbye or a replay of
 		// its old gossip (memberlist, which forgets a departed node after
 		// GossipToTheDeadTime, takes a replayed "alive" as news).
+		return
+	}
+	if p.gone.Contains(n.Name) && (err != nil || !meta.Leaving) {
+		// Proved stopped (Config.Gone): what memberlist says of it now is its old gossip, until
+		// its own probes find it dead too. Only its goodbye, sent before it stopped, counts.
 		return
 	}
 	if m == nil {

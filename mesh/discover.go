@@ -13,7 +13,15 @@ func (p *Peer) discoverLoop() {
 	t := time.NewTicker(p.cfg.DiscoverInterval)
 	defer t.Stop()
 	wake := p.cfg.DiscoverWake
-	var soon <-chan time.Time // a round after a wake, once armed
+	var soon <-chan time.Time     // a round after a wake, once armed
+	var goneSoon <-chan time.Time // a deferred checkGone, once armed
+	var lastGone time.Time
+	gone := func() {
+		p.discoverMu.Lock()
+		p.checkGone()
+		p.discoverMu.Unlock()
+		lastGone = time.Now()
+	}
 	for {
 		select {
 		case <-p.stop:
@@ -25,15 +33,32 @@ func (p *Peer) discoverLoop() {
 				wake = nil // the watch ended: the timer alone from now on
 				continue
 			}
+			// A peer of this machine that died is failed at once (its name is reserved, and
+			// a restarted session can take it back); joining waits for the round.
+			switch wait := goneEvery - time.Since(lastGone); {
+			case goneSoon != nil: // armed already
+			case wait <= 0:
+				gone()
+			default:
+				goneSoon = time.After(wait)
+			}
 			if soon == nil {
 				soon = time.After(wakeDelay())
 			}
+		case <-goneSoon:
+			goneSoon = nil
+			gone()
 		case <-soon:
 			soon = nil
 			p.Discover()
 		}
 	}
 }
+
+// goneEvery spaces out the checks a wake triggers (Config.Gone, a few file operations per
+// member): 50 sessions starting together woke each peer about a hundred times, and checking
+// every member on each wake was a tenth of their CPU. A death is still seen within goneEvery.
+const goneEvery = 200 * time.Millisecond
 
 // wakeDelay is how long a round waits after a wake: 0.5-1 s, at random. A new peer joins the
 // ones it finds itself, and gossip tells the rest within about a second; had every peer joined
@@ -44,7 +69,9 @@ func wakeDelay() time.Duration {
 }
 
 // Discover runs one discovery round now: it asks Config.Discover for
-// addresses and joins those of peers not known yet. New does not discover by
+// addresses and joins those of peers not known yet, then fails the peers
+// Config.Gone proves stopped and pulls from those whose run-dir name
+// (Config.Names) our view does not show. New does not discover by
 // itself before its first DiscoverInterval; a caller that wants to see the
 // mesh at once (to check a name before claiming it) calls Discover after New.
 func (p *Peer) Discover() {
@@ -53,22 +80,18 @@ func (p *Peer) Discover() {
 	}
 	p.discoverMu.Lock()
 	defer p.discoverMu.Unlock()
-	known := map[string]bool{p.Addr(): true}
-	p.mu.Lock()
-	for _, m := range p.members {
-		if m.State == MemberAlive || m.State == MemberSuspect {
-			known[m.Addr] = true
-		}
-	}
-	p.mu.Unlock()
 	now := time.Now()
 	for _, addr := range p.cfg.Discover() {
-		if known[addr] {
-			continue
-		}
+		// Asked again before each join: a join is a push/pull of the whole state, so the first
+		// one usually teaches us every other address found (20 peers starting together each
+		// spent up to a second in sequential joins of peers they already knew; issue 18).
 		p.mu.Lock()
+		known := addr == p.addr || p.knowsAddrLocked(addr)
 		b := p.failing[addr]
 		p.mu.Unlock()
+		if known {
+			continue
+		}
 		if b != nil && now.Before(b.next) {
 			continue // failed recently: a dead address must not stall every round
 		}
@@ -102,6 +125,53 @@ func (p *Peer) Discover() {
 			p.log.Info("reached peer", "addr", addr)
 		}
 	}
+	// After the joins, which taught us the members: a peer that starts after another died
+	// (its restarted session) must not take the dead one for alive, as memberlist still does.
+	p.checkGone()
+	p.pullStale()
+}
+
+// pullStale pulls, with a push/pull, from each live peer whose run-dir entry (Config.Names)
+// names another name than our view shows it holding: gossip lost its claim on the way here.
+// At 20 sessions starting together that happened in about 1 run of 10, and the name then
+// reached the peer that missed it only with the next periodic push/pull, 10-18 s later
+// (issue 18). A claim is in the entry as soon as its session has made it, and its rewrite
+// wakes every peer of the machine (DiscoverWake).
+func (p *Peer) pullStale() {
+	if p.cfg.Names == nil {
+		return
+	}
+	var addrs []string
+	for id, name := range p.cfg.Names() {
+		p.mu.Lock()
+		m := p.members[id]
+		if id != p.id && m != nil && m.State == MemberAlive && !m.Meta.Leaving && m.Meta.Name != name && m.Addr != "" {
+			addrs = append(addrs, m.Addr)
+		}
+		p.mu.Unlock()
+	}
+	for _, addr := range addrs {
+		select {
+		case <-p.stop:
+			return
+		default:
+		}
+		if _, err := p.ml.Join([]string{addr}); err != nil {
+			p.log.Debug("pull a peer's state", "addr", addr, "err", err)
+		} else {
+			p.log.Debug("pulled the state of a peer whose claim gossip had not brought", "addr", addr)
+		}
+	}
+}
+
+// knowsAddrLocked reports whether a live (or suspect) member has gossip address addr.
+func (p *Peer) knowsAddrLocked(addr string) bool {
+	for _, m := range p.members {
+		if m.Addr == addr && (m.State == MemberAlive || m.State == MemberSuspect) {
+			return true
+		}
+	}
+	return false
 }
 
 // backoff spaces out join attempts to an address that failed.

@@ -138,6 +138,9 @@ type Peer struct {
 	// departed remembers the ids of peers that said goodbye, past Retain, so that replayed
 	// gossip of one does not bring it back (delegate.update).
 	departed *lru.Cache[string, struct{}]
+	// gone remembers the ids of peers that Config.Gone proved stopped (gone.go): failed for
+	// good in this peer's view, whatever memberlist still says of them.
+	gone *lru.Cache[string, struct{}]
 	// insider: never give our name up (tests only, ForceClaim: a peer whose code an attacker
 	// changed).
 	insider bool
@@ -173,6 +176,7 @@ func New(cfg *Config) (*Peer, error) {
 		stop:      make(chan struct{}),
 	}
 	p.departed, _ = lru.New[string, struct{}](maxDeparted) // fails only for a size <= 0
+	p.gone, _ = lru.New[string, struct{}](maxDeparted)
 	p.self = c.Meta.clone()
 	p.self.Name, p.self.ClaimedAt, p.self.Leaving = "", 0, false
 	if err := p.self.check(); err != nil {

@@ -19,7 +19,7 @@ import (
 // logger discarded), started, joined, polled and torn down exactly as the
 // product benchmarks do it. Beside BenchmarkConvergence,
 // BenchmarkNamePropagation and BenchmarkFailureDetection, they show what
-// paf's preset (RetransmitMult 4, PushPullInterval 10 s, GossipInterval
+// paf's preset (RetransmitMult 4, PushPullInterval 30 s (LAN: 10 s), GossipInterval
 // 100 ms over the stock 2, 15 s and 100 ms) and its name logic cost or gain.
 //
 // A stock node carries the least a measurement needs: its metadata is a

@@ -131,6 +131,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	mc.Memberlist.SecretKey = n.keys.Gossip
 	mc.Meta = mesh.Meta{Secure: s.Secure(), Version: s.Version, Transient: s.Brief}
 	mcpserver.SetMetaDescription(&mc.Meta, s.Description)
+	var localNames atomic.Pointer[map[string]string] // the run-dir names of the last Discover
 	mc.Discover = func() []string {
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -143,17 +144,33 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 			log.Debug("discovery", "err", err)
 		}
 		addrs := make([]string, 0, len(cands))
+		names := make(map[string]string)
 		for _, c := range cands {
 			addrs = append(addrs, c.Addr)
+			if c.Source == discovery.SourceLocal && c.ID != "" {
+				names[c.ID] = c.Name
+			}
 		}
+		localNames.Store(&names)
 		return addrs
 	}
+	// A peer of this machine that died (its run-dir entry no longer held) is failed at once,
+	// not after failure detection: a restarted session takes its name back within a second.
+	mc.Gone = n.local.Gone
 	if !s.Brief && !s.Secure() {
 		// Same machine only (open mode): read the run dir when it changes, not every
 		// second. In secure mode mDNS answers still need the LAN preset's polling.
 		n.watchStop = make(chan struct{})
 		if wake, werr := n.local.Watch(n.watchStop); werr == nil {
 			mc.DiscoverWake, mc.DiscoverInterval = wake, mesh.WatchedDiscoverInterval
+			// The names read by the same round's Discover (mesh asks Names right after it):
+			// the run dir is read once per round.
+			mc.Names = func() map[string]string {
+				if m := localNames.Load(); m != nil {
+					return *m
+				}
+				return nil
+			}
 		} else {
 			log.Debug("run dir not watched; reading it every second", "err", werr)
 		}

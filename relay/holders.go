@@ -729,26 +729,43 @@ func noticeID(prefix, id string) string {
 // Collect waits until no live holder keeps messages for name (they hand them
 // over as soon as the name is online), or ctx ends. A brief peer (`paf-peer
 // check --as NAME`) calls it before reading the inbox.
+//
+// It asks the live peers all at once (at most collectParallel in flight):
+// asking them in turn made a session starting among 19 others wait for 19
+// sequential handshakes (0.3-0.9 s under load; issue 18).
 func (r *Relay) Collect(ctx context.Context, name string) error {
 	req := appendNameList(nil, wire.ReqCount, name, nil)
 	for {
 		pending := 0
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, collectParallel)
 		for _, m := range r.dir.Members() {
 			if m.Meta.Transient || MetaAddr(m.Meta) == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
 				continue
 			}
 			if m.ID == r.dir.ID() {
-				pending += r.heldFor(name, r.cfg.Identity.Fingerprint())
+				n := r.heldFor(name, r.cfg.Identity.Fingerprint())
+				mu.Lock()
+				pending += n
+				mu.Unlock()
 				continue
 			}
-			cctx, cancel := context.WithTimeout(ctx, time.Second)
-			resp, err := r.tr.Request(cctx, m.ID, MetaAddr(m.Meta), req)
-			cancel()
-			if err == nil {
-				n, _ := strconv.Atoi(string(resp))
-				pending += n
-			}
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				cctx, cancel := context.WithTimeout(ctx, time.Second)
+				resp, err := r.tr.Request(cctx, m.ID, MetaAddr(m.Meta), req)
+				cancel()
+				if err == nil {
+					n, _ := strconv.Atoi(string(resp))
+					mu.Lock()
+					pending += n
+					mu.Unlock()
+				}
+			})
 		}
+		wg.Wait()
 		if pending == 0 {
 			return nil
 		}
@@ -759,3 +776,6 @@ func (r *Relay) Collect(ctx context.Context, name string) error {
 		}
 	}
 }
+
+// collectParallel bounds the count requests Collect has in flight.
+const collectParallel = 8

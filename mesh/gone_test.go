@@ -1,0 +1,232 @@
+package mesh_test
+
+import (
+	"maps"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
+	"github.com/paf-mesh/paf-mesh/mesh"
+	"github.com/paf-mesh/paf-mesh/mesh/meshtest"
+)
+
+// goneOracle is a Config.Gone whose answers the test sets, as the run dir gives them to a real
+// peer: a peer that died on this machine.
+type goneOracle struct {
+	mu    sync.Mutex
+	gone  map[string]bool
+	asked map[string]int
+}
+
+func (o *goneOracle) set(id string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.gone == nil {
+		o.gone = map[string]bool{}
+	}
+	o.gone[id] = true
+}
+
+func (o *goneOracle) ask(id string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.asked == nil {
+		o.asked = map[string]int{}
+	}
+	o.asked[id]++
+	return o.gone[id]
+}
+
+func (o *goneOracle) times(id string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.asked[id]
+}
+
+func stateOf(p *mesh.Peer, id string) mesh.MemberState {
+	m, ok := p.Member(id)
+	if !ok {
+		return -1
+	}
+	return m.State
+}
+
+// A peer proved stopped (Config.Gone, told by a DiscoverWake) is failed at once in the view of
+// the peer that asks, and stays failed although memberlist, which has not noticed anything
+// (the peer is in fact still running here), keeps reporting it alive and even brings news of
+// it; a peer the oracle does not name stays alive.
+func TestGoneFailsAtOnceAndForGood(t *testing.T) {
+	var oracle goneOracle
+	wake := make(chan struct{}, 1)
+	ps := cluster(t, 3, func(i int, c *mesh.Config) {
+		if i == 0 {
+			c.Gone = oracle.ask
+			c.DiscoverWake = wake
+			c.DiscoverInterval = time.Hour // the wake alone
+			c.Discover = func() []string { return nil }
+		}
+	})
+	watcher, live, stopped := ps[0], ps[1], ps[2]
+	if err := stopped.Claim(bg, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "all three to see each other and carol's claim", func() bool {
+		return allSee(ps, func(p *mesh.Peer) bool { return aliveCount(p) == 3 && ownerID(p, "carol") == stopped.ID() })
+	})
+	events := make(chan mesh.Event, 64)
+	defer watcher.Subscribe(events)()
+
+	oracle.set(stopped.ID())
+	wake <- struct{}{}
+	testutil.WaitFor(t, 5*time.Second, "the watcher to fail the stopped peer", func() bool {
+		return stateOf(watcher, stopped.ID()) == mesh.MemberDead
+	})
+	waitForEvents(t, events, map[mesh.EventType]bool{mesh.EventPeerFailed: false}, stopped.ID())
+	if s := stateOf(watcher, live.ID()); s != mesh.MemberAlive {
+		t.Fatalf("the live peer, which the oracle does not name, is %v in the watcher's view", s)
+	}
+	if s := stateOf(live, stopped.ID()); s != mesh.MemberAlive {
+		t.Fatalf("a peer without the oracle sees the stopped peer %v; want alive (memberlist's view)", s)
+	}
+
+	// News of the "stopped" peer from memberlist (a metadata update, merged by a push/pull,
+	// which delivers it before Join returns) does not bring it back in the watcher's view; the
+	// same news reaches the peer without the oracle.
+	if err := stopped.SetMeta(bg, func(m *mesh.Meta) { m.SetTag("x", "1") }); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*mesh.Peer{live, watcher} {
+		if _, err := p.Join(stopped.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, _ := live.Member(stopped.ID()); m.Meta.Tag("x") != "1" || m.State != mesh.MemberAlive {
+		t.Fatalf("the peer without the oracle sees %v with tag x=%q after the push/pull; want alive, 1", m.State, m.Meta.Tag("x"))
+	}
+	m, _ := watcher.Member(stopped.ID())
+	if m.State != mesh.MemberDead || m.Meta.Tag("x") != "" {
+		t.Fatalf("after memberlist's news, the watcher sees the stopped peer %v with tag x=%q; want dead, unchanged", m.State, m.Meta.Tag("x"))
+	}
+}
+
+// A peer that starts after another died learns of the death in the Discover call that joins
+// it to the mesh, before it claims anything: the others' memberlist still reports the dead
+// peer alive, and without the oracle the newcomer would too.
+func TestGoneSeenByNewcomerAtDiscover(t *testing.T) {
+	var oracle goneOracle
+	ps := cluster(t, 2, nil)
+	if err := ps[1].Claim(bg, "dora"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "both to see dora's claim", func() bool {
+		return allSee(ps, func(p *mesh.Peer) bool { return ownerID(p, "dora") == ps[1].ID() })
+	})
+	oracle.set(ps[1].ID())
+	c := meshtest.Config(t)
+	c.Gone = oracle.ask
+	c.Discover = func() []string { return []string{ps[0].Addr()} }
+	c.DiscoverInterval = time.Hour
+	newcomer := newPeer(t, c)
+	newcomer.Discover()
+	if s := stateOf(newcomer, ps[1].ID()); s != mesh.MemberDead {
+		t.Fatalf("right after Discover the newcomer sees the dead peer %v; want dead", s)
+	}
+	if s := stateOf(newcomer, ps[0].ID()); s != mesh.MemberAlive {
+		t.Fatalf("right after Discover the newcomer sees the live peer %v; want alive", s)
+	}
+	// Its name is reserved (for NameGrace), not held by a live peer.
+	if m, ok := newcomer.Owner("dora"); !ok || m.State != mesh.MemberDead {
+		t.Fatalf("dora's owner in the newcomer's view: %+v, %v; want the dead peer, reserved", m, ok)
+	}
+}
+
+// A claim that gossip did not bring (here: the claimant does not gossip at all, and nothing
+// pulls periodically) is pulled from the claimant when its run-dir entry (Config.Names) names
+// it; the entry is a hint only: what is pulled is the claimant's own state, not the entry's
+// word. A peer without the hint keeps its stale view through the same discovery round.
+func TestNamesHintPullsAMissedClaim(t *testing.T) {
+	var hint sync.Mutex
+	names := map[string]string{}
+	quiet := func(c *mesh.Config) {
+		c.Memberlist.GossipNodes = 0           // no gossip
+		c.Memberlist.PushPullInterval = 0      // no periodic push/pull
+		c.Memberlist.ProbeInterval = time.Hour // no probes to carry broadcasts either
+	}
+	ps := cluster(t, 3, func(i int, c *mesh.Config) {
+		quiet(c)
+		if i == 1 {
+			c.Discover = func() []string { return nil }
+			c.DiscoverInterval = time.Hour
+			c.Names = func() map[string]string {
+				hint.Lock()
+				defer hint.Unlock()
+				return maps.Clone(names)
+			}
+		}
+		if i == 2 {
+			c.Discover = func() []string { return nil }
+			c.DiscoverInterval = time.Hour
+		}
+	})
+	claimant, hinted, plain := ps[0], ps[1], ps[2]
+	// Without gossip, only push/pulls spread membership: make every pair exchange state.
+	if _, err := hinted.Join(plain.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if !allSee(ps, func(p *mesh.Peer) bool { return aliveCount(p) == 3 }) {
+		t.Fatal("the three peers do not all know each other after the joins")
+	}
+	if err := claimant.Claim(bg, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	hinted.Discover()
+	plain.Discover()
+	for _, p := range []*mesh.Peer{hinted, plain} {
+		if got := ownerID(p, "bob"); got != "" {
+			t.Fatalf("without a hint, bob's owner is %q in a peer's view; the setup lets claims travel", got)
+		}
+	}
+
+	hint.Lock()
+	names[claimant.ID()] = "zed" // a wrong hint: pulled, but not believed
+	hint.Unlock()
+	hinted.Discover()
+	if got := ownerID(hinted, "bob"); got != claimant.ID() {
+		t.Fatalf("after the pull, bob's owner in the hinted peer's view is %q, want the claimant", got)
+	}
+	if got := ownerID(hinted, "zed"); got != "" {
+		t.Fatalf("the hint's name zed is owned by %q in the hinted peer's view; a hint is never trusted", got)
+	}
+}
+
+// Only members of this peer's host are asked: a peer of another host (a LAN mesh) has no
+// run-dir entry here, and is never failed by it, even by an oracle that would say so.
+func TestGoneAsksOnlyThisHost(t *testing.T) {
+	var oracle goneOracle
+	ps := cluster(t, 3, func(i int, c *mesh.Config) {
+		c.Meta.Host = "here"
+		if i == 2 {
+			c.Meta.Host = "elsewhere"
+		}
+		if i == 0 {
+			c.Gone = oracle.ask
+			c.Discover = func() []string { return nil }
+			c.DiscoverInterval = time.Hour
+		}
+	})
+	testutil.WaitFor(t, 10*time.Second, "all three to see each other", func() bool {
+		return allSee(ps, func(p *mesh.Peer) bool { return aliveCount(p) == 3 })
+	})
+	oracle.set(ps[2].ID()) // would fail it, if asked
+	ps[0].Discover()
+	if oracle.times(ps[1].ID()) == 0 {
+		t.Fatal("the oracle was not asked about the peer of this host")
+	}
+	if n := oracle.times(ps[2].ID()); n != 0 {
+		t.Fatalf("the oracle was asked %d times about the peer of another host", n)
+	}
+	if s := stateOf(ps[0], ps[2].ID()); s != mesh.MemberAlive {
+		t.Fatalf("the peer of another host is %v; want alive", s)
+	}
+}
