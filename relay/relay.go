@@ -498,7 +498,8 @@ func (r *Relay) deliverAs(ctx context.Context, owner mesh.Member, m *Message, ha
 }
 
 // HandleRequest implements Handler: a message from another peer. Its rate and store quotas
-// are charged to src (sourceOf), not to the peer id from, which the sender chooses.
+// are charged to the identity the handshake proved for from and to its address src
+// (chargeOf), never to a name or id the sender merely states.
 func (r *Relay) HandleRequest(from string, src netip.Addr, body []byte, respond func([]byte, error)) {
 	source := chargeOf(from, src)
 	if len(body) >= 2 {
