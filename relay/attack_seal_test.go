@@ -167,3 +167,40 @@ func TestSealBookSharedAndPersisted(t *testing.T) {
 		t.Fatalf("a later peer of the same state dir does not know bob's card: %v %v", c, ok)
 	}
 }
+
+// A sealed message that expires undelivered is reported to its sender as sealed, with no
+// quotation of a body the holder cannot read.
+func TestSealedExpiryNotice(t *testing.T) {
+	ns := startHolders(t, []string{"a", ""}, func(c *Config) {
+		c.StoreTTL = 300 * time.Millisecond
+		c.ExpiryInterval = 50 * time.Millisecond
+	})
+	bobKey := keys.NewIdentity()
+	bob := recipientAs(t, ns, bobKey, "bob")
+	testutil.WaitFor(t, 10*time.Second, "the sender to learn bob's card", func() bool {
+		_, ok := ns[0].relay.seals.lookup("bob")
+		return ok
+	})
+	bob.close()
+	testutil.WaitFor(t, 10*time.Second, "bob to be offline", func() bool {
+		r, _ := ns[0].peer.Resolve("bob")
+		return !r.Online
+	})
+	res, err := ns[0].relay.Send(ctx, Outgoing{From: "a", To: "bob", Body: "sealed-expiry-marker"})
+	if err != nil || res.Status != StatusStored || res.Reason != "" {
+		t.Fatalf("send: %+v %v", res, err)
+	}
+	var notice Message
+	testutil.WaitFor(t, 10*time.Second, "the sender to be told of the expiry", func() bool {
+		msgs, _ := ns[0].relay.Check("a")
+		for _, m := range msgs {
+			if m.Kind == KindSystem && strings.Contains(m.Body, "expired") {
+				notice = m
+			}
+		}
+		return notice.ID != ""
+	})
+	if !strings.Contains(notice.Body, "sealed to its recipient") || strings.Contains(notice.Body, `""`) {
+		t.Fatalf("notice %q: want it to say the message is sealed", notice.Body)
+	}
+}
