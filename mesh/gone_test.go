@@ -11,15 +11,15 @@ import (
 	"github.com/paf-mesh/paf-mesh/mesh/meshtest"
 )
 
-// goneOracle is a Config.Gone whose answers the test sets, as the run dir gives them to a real
-// peer: a peer that died on this machine.
-type goneOracle struct {
+// idOracle is a Config.Gone whose answers the test sets, as the run dir gives them to a real
+// peer (a peer that died on this machine); with confirm, a ConfirmClaim likewise.
+type idOracle struct {
 	mu    sync.Mutex
 	gone  map[string]bool
 	asked map[string]int
 }
 
-func (o *goneOracle) set(id string) {
+func (o *idOracle) set(id string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.gone == nil {
@@ -28,7 +28,7 @@ func (o *goneOracle) set(id string) {
 	o.gone[id] = true
 }
 
-func (o *goneOracle) ask(id string) bool {
+func (o *idOracle) ask(id string) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.asked == nil {
@@ -38,7 +38,7 @@ func (o *goneOracle) ask(id string) bool {
 	return o.gone[id]
 }
 
-func (o *goneOracle) times(id string) int {
+func (o *idOracle) times(id string) int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.asked[id]
@@ -57,7 +57,7 @@ func stateOf(p *mesh.Peer, id string) mesh.MemberState {
 // (the peer is in fact still running here), keeps reporting it alive and even brings news of
 // it; a peer the oracle does not name stays alive.
 func TestGoneFailsAtOnceAndForGood(t *testing.T) {
-	var oracle goneOracle
+	var oracle idOracle
 	wake := make(chan struct{}, 1)
 	ps := cluster(t, 3, func(i int, c *mesh.Config) {
 		if i == 0 {
@@ -114,7 +114,7 @@ func TestGoneFailsAtOnceAndForGood(t *testing.T) {
 // it to the mesh, before it claims anything: the others' memberlist still reports the dead
 // peer alive, and without the oracle the newcomer would too.
 func TestGoneSeenByNewcomerAtDiscover(t *testing.T) {
-	var oracle goneOracle
+	var oracle idOracle
 	ps := cluster(t, 2, nil)
 	if err := ps[1].Claim(bg, "dora"); err != nil {
 		t.Fatal(err)
@@ -203,7 +203,7 @@ func TestNamesHintPullsAMissedClaim(t *testing.T) {
 // Only members of this peer's host are asked: a peer of another host (a LAN mesh) has no
 // run-dir entry here, and is never failed by it, even by an oracle that would say so.
 func TestGoneAsksOnlyThisHost(t *testing.T) {
-	var oracle goneOracle
+	var oracle idOracle
 	ps := cluster(t, 3, func(i int, c *mesh.Config) {
 		c.Meta.Host = "here"
 		if i == 2 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,27 +13,9 @@ import (
 	"github.com/paf-mesh/paf-mesh/mesh/meshtest"
 )
 
-// provenSet is a ConfirmClaim that proves exactly the peer ids added to it, as the relay's
+// confirm is a ConfirmClaim that proves exactly the peer ids set in o, as the relay's
 // handshake proves a live peer of an identity and nothing else.
-type provenSet struct {
-	mu  sync.Mutex
-	ids map[string]bool
-}
-
-func (s *provenSet) add(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ids == nil {
-		s.ids = map[string]bool{}
-	}
-	s.ids[id] = true
-}
-
-func (s *provenSet) confirm(_ context.Context, m mesh.Member) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ids[m.ID]
-}
+func (o *idOracle) confirm(_ context.Context, m mesh.Member) bool { return o.ask(m.ID) }
 
 // Security II: a name reserved for a failed peer (its grace period) is taken only by the same
 // identity (SPEC section 7). Before, a claimant of another identity announcing an earlier
@@ -42,7 +23,7 @@ func (s *provenSet) confirm(_ context.Context, m mesh.Member) bool {
 // not have it back until the grace had passed.
 func TestReservedNameTakenOnlyBySameIdentity(t *testing.T) {
 	ctx := t.Context()
-	var proven provenSet
+	var proven idOracle
 	conf := func(id *keys.Identity) *mesh.Config {
 		c := meshtest.Config(t)
 		c.NameGrace = time.Hour // the reservation outlasts the test
@@ -82,7 +63,7 @@ func TestReservedNameTakenOnlyBySameIdentity(t *testing.T) {
 	})
 
 	// Mallory (proven live, of another identity) announces a claim of "alice" made long before.
-	proven.add(mallory.ID())
+	proven.set(mallory.ID())
 	if err := mesh.ForceClaim(ctx, mallory, "alice", time.UnixMilli(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +97,7 @@ func TestReservedNameTakenOnlyBySameIdentity(t *testing.T) {
 	}
 
 	// The restarted session takes it back at once, and proves itself live.
-	proven.add(restarted.ID())
+	proven.set(restarted.ID())
 	if err := restarted.Claim(ctx, "alice"); err != nil {
 		t.Fatalf("the same identity could not take its reserved name back: %v", err)
 	}
