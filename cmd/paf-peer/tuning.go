@@ -27,7 +27,7 @@ func (t *tuneFlags) register(fs *flagSet, conversations bool) {
 	fs.StringVar(&t.forwardTTL, "forward-ttl", "", fmt.Sprintf("how long an old name forwards after a rename, e.g. %[1]s (env PAF_FORWARD_TTL; default %[1]s)", units.DurationText(node.DefaultForwardTTL)))
 	fs.StringVar(&t.storeTTL, "store-ttl", "", fmt.Sprintf("how long a message for an offline name is kept, e.g. %[1]s (env PAF_STORE_TTL; default %[1]s)", units.DurationText(node.DefaultStoreTTL)))
 	fs.StringVar(&t.replicas, "replicas", "", fmt.Sprintf("how many peers keep each message for an offline name (env PAF_REPLICAS; default %d)", node.DefaultReplicas))
-	fs.StringVar(&t.rate, "rate", "", fmt.Sprintf("messages per second accepted from one address (all peers of a machine share one), bursts of twice that (env PAF_RATE; default %d)", node.DefaultRate))
+	fs.StringVar(&t.rate, "rate", "", fmt.Sprintf("messages per second accepted from one sending identity (all of a user's peers on a machine share one; an address gets 4 times that), bursts of twice that (env PAF_RATE; default %d)", node.DefaultRate))
 	if conversations {
 		fs.StringVar(&t.idle, "conversation-idle", "", fmt.Sprintf("end a conversation quiet for this long, e.g. %[1]s (env PAF_CONVERSATION_IDLE; default %[1]s)", units.DurationText(node.DefaultConversationIdle)))
 	}

@@ -253,7 +253,7 @@ func Rows() []RowSpec {
 		brokerTputRow("relay-throughput-vs-jetstream", "  ↳ vs NATS JetStream publish, stored in the page cache before the ack (default sync)",
 			"JetStream", "JetStream, default sync", NATSJetStream, "no NATS JetStream default-sync baseline", relayTput),
 		{
-			Key: "relay-throughput-lifted", Title: "  ↳ extra row, LIMIT LIFTED: the receiver's per-source rate limit off (default 1,000 msg/s, burst 2,000)",
+			Key: "relay-throughput-lifted", Title: "  ↳ extra row, LIMIT LIFTED: the receiver's rate limit off (default 1,000 msg/s per sending identity, burst 2,000)",
 			Target:       "≥ 50,000 msg/s",
 			Measured:     []M{m(PkgRelay, "BenchmarkXProcRelayThroughput/1KiB-rate-lifted", "msgs/s", "", "msgs/s")},
 			BaselineName: "JetStream, sync always",
