@@ -93,10 +93,18 @@ type benchCluster struct {
 // other failure it closes what it started and fails the benchmark.
 func startPeers(b *testing.B, n int, join bool) *benchCluster {
 	b.Helper()
+	return startPeersWith(b, n, join, func(*Config) {})
+}
+
+// startPeersWith is startPeers with each peer's config changed by tune first.
+func startPeersWith(b *testing.B, n int, join bool, tune func(*Config)) *benchCluster {
+	b.Helper()
 	c := &benchCluster{peers: make([]*Peer, 0, n)}
 	c.firstNew = time.Now()
 	for i := range n {
-		p, err := New(benchConfig())
+		cfg := benchConfig()
+		tune(cfg)
+		p, err := New(cfg)
 		if err != nil {
 			c.close()
 			b.Fatalf("New peer %d of %d: %v", i, n, err)
@@ -554,6 +562,11 @@ const deathTimeout = 90 * time.Second
 // first peer's probe fails (it lists the victim as suspect), then memberlist's
 // suspicion timeout until a first peer declares it dead, then the gossip of
 // that verdict to the rest.
+//
+// It probes every second, as the LAN preset and the stock baseline (memberlist's local
+// config) do: the local preset probes every localProbeInterval, since a crash on one machine
+// is proven by the run dir at once (Config.Gone, measured by the crash-reclaim row) and
+// probes only find hung peers there.
 func BenchmarkFailureDetection(b *testing.B) {
 	for _, n := range failureSizes() {
 		b.Run(fmt.Sprintf("peers-%d", n), func(b *testing.B) {
@@ -561,7 +574,7 @@ func BenchmarkFailureDetection(b *testing.B) {
 			var took, detect, suspect, spread []time.Duration
 			for range b.N {
 				func() {
-					c := startPeers(b, n, true)
+					c := startPeersWith(b, n, true, func(c *Config) { c.Memberlist.ProbeInterval = time.Second })
 					defer c.close()
 					c.settle(b)
 					ds, err := killAll(c.peers, (*Peer).ID, (*Peer).crash, func(p *Peer, id string) MemberState {

@@ -315,6 +315,7 @@ func (p *Peer) applyForwardLocked(f Forward, now time.Time) bool {
 		return false
 	}
 	p.dirty = true
+	p.retickLocked()
 	if f.To != "" {
 		p.emitLocked(Event{Type: EventNameRenamed, PeerID: f.Origin, Name: f.From, To: f.To})
 	}

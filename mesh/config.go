@@ -58,15 +58,12 @@ const (
 	// table too; every 10 s is cheap at our scale (tens of peers) and bounds
 	// how long a missed broadcast can keep two peers apart.
 	pushPullInterval = 10 * time.Second
-	// gossipInterval: names travel in node meta, so an update must reach
-	// every peer fast.
-	gossipInterval = 100 * time.Millisecond
 	// localSuspicionMult: a peer is suspected for SuspicionMult *
 	// log10(peers) probe intervals before it is declared dead: with
-	// memberlist's local 3, a hard-killed peer took 8.3-9.4 s to be seen
-	// dead by all of 100 peers (SPEC: 8 s). 2 gives 4 s at 100 peers and 2 s
-	// up to 10. A peer only stalled, not dead, refutes when it runs again
-	// and keeps its name (NameGrace).
+	// memberlist's local 3 (and 1 s probes), a hard-killed peer took 8.3-9.4 s
+	// to be seen dead by all of 100 peers. 2 gives 2 probe intervals up to 10
+	// peers, 4 at 100 (localProbeInterval). A peer only stalled, not dead,
+	// refutes when it runs again and keeps its name (NameGrace).
 	localSuspicionMult = 2
 	// lanSuspicionMult: memberlist's LAN 4 kept a SIGKILLed peer alive in the others' view for
 	// 6.7-7.2 s on a 5-host LAN (BenchmarkLANFailureDetection; SPEC: 5 s); 3 gave a median of
@@ -81,10 +78,18 @@ const (
 // random peer: the most expensive of memberlist's timers) runs every 30 s rather than 10: it is
 // anti-entropy for the forwarding table and for updates gossip missed, and between the peers
 // of one machine the run dir now tells of starts (DiscoverWake), deaths (Gone) and claims
-// (Names) without it. The probe interval stays 1 s: probes are what finds a peer that hangs
-// without dying, or one with no entry (a brief shell command); 2 s would have saved another
-// tenth of an idle peer's CPU for twice the detection time (issue 18, A/B in the same minutes).
+// (Names) without it.
 const localPushPullInterval = 30 * time.Second
+
+// localProbeInterval: the local preset probes a random peer every 3 s, memberlist's local
+// preset every second. On one machine a crash is proven by the run dir at once (Config.Gone:
+// the entry's lock is free), so probes only find a peer that hangs without dying, or one with
+// no entry (a brief shell command): in about 10-15 s (a probe round, then SuspicionMult probe
+// intervals) instead of 3-5 s. With gossip bursts (burst.go) the probes were most of an idle
+// peer's CPU: 20 idle sessions, A/B in the same minutes (issue 18), 0.15-0.16 % of a core each
+// at 1 s, 0.12 % at 2 s, 0.10 % at 3 s. The LAN preset keeps memberlist's 1 s: there a crash
+// has no other witness.
+const localProbeInterval = 3 * time.Second
 
 // localCompression: memberlist compresses every gossip packet and push/pull
 // state with LZW by default. Over loopback bandwidth is free and the
@@ -175,6 +180,12 @@ type Config struct {
 	// concurrently with itself. It may block briefly (it reads files).
 	Gone func(id string) bool
 
+	// BurstGossip is how often a peer with news gossips, for a second after the last news
+	// (burst.go); Memberlist.GossipInterval is its pace otherwise. A BurstGossip no shorter
+	// than that turns bursts off: memberlist's own ticker is as fast. Zero:
+	// DefaultBurstGossip.
+	BurstGossip time.Duration
+
 	// Memberlist is the gossip configuration; nil is DefaultLocalConfig's.
 	// Name, Delegate, Events, Logger and LogOutput are set by New; the rest
 	// is taken as given. SecretKey (or Keyring) turns on gossip encryption.
@@ -194,6 +205,7 @@ func DefaultLocalConfig() *Config {
 	ml.SuspicionMult = localSuspicionMult
 	ml.EnableCompression = localCompression
 	ml.PushPullInterval = localPushPullInterval
+	ml.ProbeInterval = localProbeInterval
 	ml.BindAddr = "127.0.0.1"
 	ml.BindPort = 0
 	ml.AdvertisePort = 0
@@ -227,7 +239,9 @@ func DefaultLANConfig() *Config {
 func tune(ml *memberlist.Config) {
 	ml.RetransmitMult = retransmitMult
 	ml.PushPullInterval = pushPullInterval
-	ml.GossipInterval = gossipInterval
+	// Names travel in node meta, so an update must reach every peer fast: a peer with news
+	// gossips every BurstGossip (burst.go); memberlist's own ticker is only the idle pace.
+	ml.GossipInterval = idleGossipInterval
 }
 
 // withDefaults returns a copy of c (nil: DefaultLocalConfig) with its zero
@@ -256,6 +270,9 @@ func (c *Config) withDefaults() Config {
 	out.Retain = max(out.Retain, out.NameGrace)
 	if out.DiscoverInterval <= 0 {
 		out.DiscoverInterval = def.DiscoverInterval
+	}
+	if out.BurstGossip <= 0 {
+		out.BurstGossip = DefaultBurstGossip
 	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)

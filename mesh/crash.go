@@ -14,6 +14,8 @@ func CrashForTest(p *Peer) {
 	p.closeOnce.Do(func() {
 		close(p.stop)
 		p.wg.Wait()
+		close(p.burstStop)
+		p.burstWG.Wait()
 		p.closeErr = p.ml.Shutdown()
 	})
 }

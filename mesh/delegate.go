@@ -110,11 +110,15 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	if p.gone.Contains(n.Name) && m.State == MemberDead && !m.Meta.Leaving {
 		return // failed already (Config.Gone): its grace period runs from then
 	}
+	p.news() // memberlist gossips the death on
 	now := p.now()
 	m.Since = now
 	ev := EventPeerFailed
 	m.State = MemberDead
-	if m.Meta.Leaving {
+	// A goodbye is its Leaving metadata or memberlist's own leave (a death it announced of
+	// itself): whichever comes first, as gossip may bring the leave before the metadata. A
+	// forged leave is no easier than forged metadata.
+	if m.Meta.Leaving || n.State == memberlist.StateLeft {
 		m.State, ev = MemberLeft, EventPeerLeft
 		p.departed.Add(n.Name, struct{}{})
 	}
@@ -169,6 +173,7 @@ func (d *delegate) update(n *memberlist.Node, ev EventType) {
 		m.State, m.Since, ev = MemberLeft, now, EventPeerLeft
 		p.departed.Add(n.Name, struct{}{})
 	}
+	p.news() // memberlist gossips what it learnt on
 	p.emitLocked(Event{Type: ev, PeerID: n.Name})
 	p.recomputeLocked(now)
 }

@@ -78,3 +78,6 @@ func ReplayAlive(p *Peer, id string, meta Meta, addr *net.TCPAddr) {
 
 // MergeState hands p a push/pull state as if another peer had sent it.
 func MergeState(p *Peer, b []byte) { (&delegate{p: p}).MergeRemoteState(b, false) }
+
+// BurstsOn says whether p gossips in bursts (burst.go), for mesh_test.
+func BurstsOn(p *Peer) bool { return p.burst != nil }

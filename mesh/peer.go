@@ -147,6 +147,10 @@ type Peer struct {
 	discoverMu sync.Mutex // one discovery round at a time
 
 	kick      chan struct{} // wake the loop to re-announce our metadata
+	retick    chan struct{} // wake the loop to tick often again (retickLocked)
+	burst     chan struct{} // news for burstLoop; nil when memberlist's own pace is as fast
+	burstStop chan struct{} // closed by Close once our goodbye is out
+	burstWG   sync.WaitGroup
 	stop      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -172,7 +176,12 @@ func New(cfg *Config) (*Peer, error) {
 		firstSeen: make(map[string]time.Time),
 		claimants: make(map[string]*claimVerdict),
 		kick:      make(chan struct{}, 1),
+		retick:    make(chan struct{}, 1),
+		burstStop: make(chan struct{}),
 		stop:      make(chan struct{}),
+	}
+	if c.BurstGossip < ml.GossipInterval {
+		p.burst = make(chan struct{}, 1)
 	}
 	p.departed, _ = lru.New[string, struct{}](maxDeparted) // fails only for a size <= 0
 	p.gone, _ = lru.New[string, struct{}](maxDeparted)
@@ -211,6 +220,10 @@ func New(cfg *Config) (*Peer, error) {
 
 	p.wg.Add(1)
 	go p.loop()
+	if p.burst != nil {
+		p.burstWG.Add(1)
+		go p.burstLoop()
+	}
 	if c.Discover != nil {
 		p.wg.Add(1)
 		go p.discoverLoop()
@@ -257,12 +270,16 @@ func (p *Peer) Close() error {
 		p.mu.Lock()
 		p.self.Leaving = true
 		p.mu.Unlock()
+		p.news()
 		if err := p.ml.UpdateNode(500 * time.Millisecond); err != nil {
 			p.log.Debug("announce leaving", "err", err)
 		}
+		p.news()
 		if err := p.ml.Leave(time.Second); err != nil {
 			p.log.Debug("leave", "err", err)
 		}
+		close(p.burstStop)
+		p.burstWG.Wait()
 		p.closeErr = p.ml.Shutdown()
 		p.mu.Lock()
 		snap := p.snapshotLocked()
@@ -288,6 +305,9 @@ func (p *Peer) Subscribe(ch chan<- Event) (cancel func()) {
 }
 
 func (p *Peer) emitLocked(evs ...Event) {
+	if len(evs) > 0 {
+		p.retickLocked()
+	}
 	for _, e := range evs {
 		p.log.Debug("event", "event", e.String())
 		for ch := range p.subs {
@@ -466,6 +486,7 @@ func (p *Peer) announce(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = max(time.Until(dl), time.Millisecond)
 	}
+	p.news()
 	if err := p.ml.UpdateNode(timeout); err != nil {
 		// The update is queued either way; a timeout only means no peer has
 		// acknowledged it yet (for example, we are alone).
@@ -479,6 +500,7 @@ func (p *Peer) broadcastForwards(fs []Forward) {
 	for _, f := range fs {
 		if b, err := encodeBroadcast(msgForward, f); err == nil {
 			p.queue.QueueBroadcast(&forwardBroadcast{from: f.From, msg: b})
+			p.news()
 		}
 	}
 }
@@ -578,13 +600,16 @@ func (p *Peer) recomputeLocked(now time.Time) {
 
 // loop runs the peer's housekeeping: name grace periods, forward expiry,
 // retention, persistence, and re-announcing after a lost claim.
+//
+// Every tick wakes an otherwise idle process, so it ticks every tickBusy only while something
+// waits on time (a failed, departed or suspect peer: grace periods, retention, refutation;
+// forwards not yet persisted) and every tickIdle otherwise: forwards expire in hours. An event
+// (a peer failing, a name changing hands, a forward learnt) wakes it at once to look again.
 func (p *Peer) loop() {
 	defer p.wg.Done()
-	// Every tick wakes an otherwise idle process (SPEC: an idle peer uses
-	// at most 0.5% of a core); half a second is precise enough for grace
-	// periods of seconds and forwards of hours.
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTimer(tickBusy)
 	defer t.Stop()
+	next := tickBusy
 	for {
 		select {
 		case <-p.stop:
@@ -593,13 +618,51 @@ func (p *Peer) loop() {
 			if err := p.announce(context.Background()); err != nil && !errors.Is(err, ErrClosed) {
 				p.log.Warn("re-announce", "err", err)
 			}
+		case <-p.retick:
+			if next != tickBusy {
+				next = tickBusy
+				t.Reset(tickBusy)
+			}
 		case <-t.C:
-			p.tick()
+			next = tickIdle
+			if p.tick() {
+				next = tickBusy
+			}
+			t.Reset(next)
 		}
 	}
 }
 
-func (p *Peer) tick() {
+// How often the housekeeping loop ticks (see loop): half a second is precise enough for grace
+// periods of seconds.
+const (
+	tickBusy = 500 * time.Millisecond
+	tickIdle = 10 * time.Second
+)
+
+// busyLocked says whether anything waits on time: see loop.
+func (p *Peer) busyLocked() bool {
+	if p.dirty {
+		return true
+	}
+	for _, m := range p.members {
+		if m.State != MemberAlive {
+			return true
+		}
+	}
+	return false
+}
+
+// retickLocked wakes the housekeeping loop to tick every tickBusy again.
+func (p *Peer) retickLocked() {
+	select {
+	case p.retick <- struct{}{}:
+	default:
+	}
+}
+
+// tick does the housekeeping and says whether the next tick should come soon (busyLocked).
+func (p *Peer) tick() bool {
 	now := p.now()
 	p.mu.Lock()
 	for _, f := range p.forwards.expire(now) {
@@ -623,8 +686,10 @@ func (p *Peer) tick() {
 	}
 	p.recomputeLocked(now)
 	snap := p.snapshotLocked()
+	busy := p.busyLocked()
 	p.mu.Unlock()
 	p.persist(snap)
+	return busy
 }
 
 // maxSuspicion bounds how long memberlist keeps a peer suspect before it is
@@ -655,6 +720,7 @@ func (p *Peer) observeLog(_ slog.Level, line string) {
 	id := line[len(pre) : len(line)-len(post)]
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.news() // memberlist gossips the suspicion
 	if m := p.members[id]; m != nil && m.State == MemberAlive {
 		m.State, m.Since = MemberSuspect, p.now()
 		p.emitLocked(Event{Type: EventPeerSuspect, PeerID: id})

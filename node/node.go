@@ -424,9 +424,12 @@ func removeStaleSockets(local *discovery.Local) {
 // becomes an orphan when its peer's process lets go of its lock, a moment
 // after the peer left the mesh (or, for a crash, at once): peers that stop
 // while others start (a total restart) free theirs after the new ones looked
-// at start. So a peer looks often for adoptBurst after its start and after
-// each peer it sees leave or fail, and otherwise once a minute, in case it
-// missed one. A look is a directory read and a lock attempt per slot.
+// at start. So a peer looks soon after its start and after each peer it sees
+// leave or fail (after adoptEvery, then twice as long after each look, for
+// adoptBurst: 0.25, 0.75, 1.75, 3.75 s ... 31.75 s; every 250 ms for the whole
+// burst was a quarter of an idle peer's wake-ups, issue 18), and otherwise once
+// a minute, in case it missed one. A look is a directory read and a lock
+// attempt per slot.
 const (
 	adoptIdle  = time.Minute
 	adoptEvery = 250 * time.Millisecond
@@ -473,23 +476,23 @@ func (n *Node) watch(ctx context.Context) {
 	defer close(n.done)
 	adopt := time.NewTicker(adoptIdle)
 	defer adopt.Stop()
-	// soon ticks every adoptEvery until burstEnd; nil when no burst is on.
-	var soon *time.Ticker
+	// soon fires after wait, which doubles from adoptEvery after each look until adoptBurst
+	// has passed since the burst began; soonC is nil when no burst is on.
+	soon := time.NewTimer(time.Hour)
+	soon.Stop()
+	defer soon.Stop()
 	var soonC <-chan time.Time
-	burstEnd := time.Now().Add(adoptBurst)
+	var burstEnd time.Time
+	wait := adoptEvery
 	burst := func() {
-		burstEnd = time.Now().Add(adoptBurst)
-		if soon == nil && n.slot != nil {
-			soon = time.NewTicker(adoptEvery)
-			soonC = soon.C
+		if n.slot == nil {
+			return
 		}
+		burstEnd, wait = time.Now().Add(adoptBurst), adoptEvery
+		soon.Reset(wait)
+		soonC = soon.C
 	}
 	burst()
-	defer func() {
-		if soon != nil {
-			soon.Stop()
-		}
-	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -501,9 +504,11 @@ func (n *Node) watch(ctx context.Context) {
 		case <-soonC:
 			n.adoptOrphans()
 			if time.Now().After(burstEnd) {
-				soon.Stop()
-				soon, soonC = nil, nil
+				soonC = nil
+				break
 			}
+			wait *= 2
+			soon.Reset(wait)
 		case e := <-n.events:
 			if e.Type == mesh.EventPeerLeft || e.Type == mesh.EventPeerFailed {
 				burst()

@@ -357,10 +357,14 @@ func (r *Relay) kickHolding() {
 	}
 }
 
-// holdLoop hands over, re-replicates and expires held messages.
+// holdLoop hands over, re-replicates and expires held messages. It ticks every HoldInterval
+// while it holds messages (a handover waits its stagger in ticks) and every ExpiryInterval
+// otherwise: with nothing held, only an event (a claim, a join, a store, an adoption) gives it
+// work, and each wakes it at once. An idle peer then sleeps (issue 18: each wake-up of an idle
+// process costs).
 func (r *Relay) holdLoop() {
 	defer r.wg.Done()
-	t := time.NewTicker(r.cfg.HoldInterval)
+	t := time.NewTimer(r.cfg.HoldInterval)
 	defer t.Stop()
 	// A claim, rename or membership change is worth acting on at once: a
 	// recipient that just came online should not wait for the next tick.
@@ -391,7 +395,14 @@ func (r *Relay) holdLoop() {
 		viewChanged := view != lastView
 		lastView = view
 		now := r.cfg.Now()
-		for _, name := range r.held.Names() {
+		names := r.held.Names()
+		t.Stop()
+		if len(names) > 0 {
+			t.Reset(r.cfg.HoldInterval)
+		} else {
+			t.Reset(max(r.cfg.ExpiryInterval, r.cfg.HoldInterval))
+		}
+		for _, name := range names {
 			route, err := r.dir.Resolve(name)
 			if err != nil {
 				continue

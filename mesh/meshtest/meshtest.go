@@ -22,8 +22,11 @@ const (
 	ProbeTimeout  = 400 * time.Millisecond
 	// SuspicionMult is 3, not the local preset's 2: with these short probes
 	// 2 would give a peer starved by -race only 1 s to refute.
-	SuspicionMult    = 3
-	GossipInterval   = 50 * time.Millisecond
+	SuspicionMult = 3
+	// GossipInterval is memberlist's idle pace; BurstGossip the pace of a peer with news, as
+	// in the presets (mesh/burst.go), so that every test runs the bursts.
+	GossipInterval   = 500 * time.Millisecond
+	BurstGossip      = 50 * time.Millisecond
 	PushPullInterval = 2 * time.Second
 	TCPTimeout       = 2 * time.Second
 	// NameGrace frees a crashed peer's name quickly, so that tests of
@@ -50,6 +53,7 @@ func Config(t testing.TB) *mesh.Config {
 	ml.ProbeTimeout = ProbeTimeout
 	ml.SuspicionMult = SuspicionMult
 	ml.GossipInterval = GossipInterval
+	c.BurstGossip = BurstGossip
 	ml.PushPullInterval = PushPullInterval
 	ml.TCPTimeout = TCPTimeout
 	return c

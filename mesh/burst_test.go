@@ -1,0 +1,68 @@
+package mesh_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/paf-mesh/paf-mesh/internal/testutil"
+	. "github.com/paf-mesh/paf-mesh/mesh"
+)
+
+// noTimers leaves a peer only its gossip bursts to spread news: memberlist's own gossip and
+// probe tickers fire once an hour and push/pull never runs after the join. What reaches the
+// other peers then went in a burst's pings (or their acks).
+func noTimers(_ int, c *Config) {
+	c.Memberlist.GossipInterval = time.Hour
+	c.Memberlist.ProbeInterval = time.Hour
+	c.Memberlist.PushPullInterval = 0
+	c.BurstGossip = 20 * time.Millisecond
+}
+
+// TestBurstsCarryNews: a claim, a rename's forward and a goodbye reach every peer with
+// memberlist's tickers out of the way, so the bursts alone carry them, hop by hop (each peer
+// that learns news bursts too). Without bursts nothing here would arrive within the hour.
+func TestBurstsCarryNews(t *testing.T) {
+	ps := cluster(t, 6, noTimers)
+	testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 6 })
+	})
+	testutil.Must(t, ps[4].Claim(bg, "bursty"))
+	testutil.WaitFor(t, 10*time.Second, "every peer to see the claim", func() bool {
+		return allSee(ps, func(p *Peer) bool { return ownerID(p, "bursty") == ps[4].ID() })
+	})
+	testutil.Must(t, ps[4].Rename(bg, "calmer"))
+	testutil.WaitFor(t, 10*time.Second, "every peer to see the rename and its forward", func() bool {
+		return allSee(ps, func(p *Peer) bool {
+			return ownerID(p, "calmer") == ps[4].ID() && ownerID(p, "bursty") == "" && len(p.Forwards()) == 1
+		})
+	})
+	id := ps[4].ID()
+	testutil.Must(t, ps[4].Close())
+	testutil.WaitFor(t, 10*time.Second, "every other peer to see the goodbye", func() bool {
+		return allSee(append(ps[:4:4], ps[5]), func(p *Peer) bool {
+			m, ok := p.Member(id)
+			return ok && m.State == MemberLeft
+		})
+	})
+}
+
+// TestNoBurstsWhenMemberlistIsFaster: a BurstGossip no shorter than memberlist's own
+// interval turns bursts off, and memberlist's ticker spreads a claim as before.
+func TestNoBurstsWhenMemberlistIsFaster(t *testing.T) {
+	ps := cluster(t, 4, func(_ int, c *Config) {
+		c.Memberlist.GossipInterval = 30 * time.Millisecond
+		c.BurstGossip = 30 * time.Millisecond
+	})
+	for _, p := range ps {
+		if BurstsOn(p) {
+			t.Fatalf("bursts on with BurstGossip == GossipInterval")
+		}
+	}
+	testutil.WaitFor(t, 10*time.Second, "convergence", func() bool {
+		return allSee(ps, func(p *Peer) bool { return aliveCount(p) == 4 })
+	})
+	testutil.Must(t, ps[1].Claim(bg, "ticker"))
+	testutil.WaitFor(t, 10*time.Second, "every peer to see the claim", func() bool {
+		return allSee(ps, func(p *Peer) bool { return ownerID(p, "ticker") == ps[1].ID() })
+	})
+}
