@@ -95,6 +95,18 @@ type sealBook struct {
 type sealEntry struct {
 	Card keys.Raw  `json:"card"`
 	Seen time.Time `json:"seen"`
+
+	// encoded is Card as TagCard announces it, when this peer recorded it from a sighting:
+	// observe compares every member's tag with it at every round.
+	encoded string
+}
+
+// tag is Card as TagCard announces it.
+func (e sealEntry) tag() string {
+	if e.encoded != "" {
+		return e.encoded
+	}
+	return base64.RawStdEncoding.EncodeToString([]byte(e.Card))
 }
 
 func newSealBook(root string, ttl time.Duration, now func() time.Time, log *slog.Logger) *sealBook {
@@ -117,14 +129,14 @@ func (b *sealBook) observe(members []mesh.Member) {
 			continue
 		}
 		e, had := b.entries[m.Meta.Name]
-		if had && now.Sub(e.Seen) < sealRefresh && m.Meta.Tag(TagCard) == base64.RawStdEncoding.EncodeToString([]byte(e.Card)) {
+		if had && now.Sub(e.Seen) < sealRefresh && m.Meta.Tag(TagCard) == e.tag() {
 			continue // known: checked when it was recorded
 		}
 		c, ok := cardOf(m)
 		if !ok {
 			continue
 		}
-		b.entries[m.Meta.Name] = sealEntry{Card: keys.Raw(c.Bytes()), Seen: now}
+		b.entries[m.Meta.Name] = sealEntry{Card: keys.Raw(c.Bytes()), Seen: now, encoded: m.Meta.Tag(TagCard)}
 		b.dirty = true
 	}
 	if b.dirty && time.Since(b.saved) >= sealSaveEvery {
@@ -224,6 +236,9 @@ func readSeals(path string) (map[string]sealEntry, error) {
 func mergeSeals(into, from map[string]sealEntry) {
 	for name, e := range from {
 		if cur, ok := into[name]; !ok || e.Seen.After(cur.Seen) {
+			if ok && cur.Card == e.Card {
+				e.encoded = cur.encoded
+			}
 			into[name] = e
 		}
 	}
