@@ -3,8 +3,9 @@ package mesh
 // Security I #3: memberlist's TCP listener accepts any number of connections and reads up to
 // 20 MB from each (its maxPushStateBytes) before it can tell, by decrypting, that the sender
 // has no key: 100 connections took a peer from 17 MB to 1.05 GB, and ~12k idle ones got it
-// declared failed. guardedTransport wraps memberlist's own NetTransport and puts every inbound
-// stream connection under a guard before memberlist sees it.
+// declared failed. guardedTransport wraps netTransport (memberlist's NetTransport but for its
+// packet buffers, transport.go) and puts every inbound stream connection under a guard
+// before memberlist sees it.
 //
 // Lock order: the connlimit.Limiter's lock only; connections are closed after it is released.
 
@@ -194,15 +195,16 @@ func (c *guardedConn) SetDeadline(t time.Time) error      { return c.Conn.SetDea
 func (c *guardedConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.clamp(t)) }
 func (c *guardedConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.clamp(t)) }
 
-// guardedTransport is memberlist's NetTransport with its inbound streams under a guard.
-// Packets (UDP) and outbound streams are NetTransport's own.
+// guardedTransport is netTransport (memberlist's NetTransport but for its packet buffers,
+// transport.go) with its inbound streams under a guard. Packets (UDP) and outbound streams
+// are netTransport's own.
 type guardedTransport struct {
-	*memberlist.NetTransport
+	*netTransport
 	guard *guard
 
 	streams   chan net.Conn // what memberlist reads: guarded streams
 	stop      chan struct{} // closed by Shutdown: memberlist no longer reads streams
-	innerDone chan struct{} // closed once NetTransport has stopped accepting
+	innerDone chan struct{} // closed once netTransport has stopped accepting
 	wg        sync.WaitGroup
 	once      sync.Once
 }
@@ -213,15 +215,17 @@ var _ memberlist.NodeAwareTransport = (*guardedTransport)(nil)
 // turned out to be taken for UDP) and, when the port was dynamic, writes the one chosen back
 // into ml.BindPort and ml.AdvertisePort, as memberlist does for its own transport.
 func newGuardedTransport(ml *memberlist.Config, lim guardLimits, logger *log.Logger, slogger *slog.Logger) (*guardedTransport, error) {
-	nc := &memberlist.NetTransportConfig{BindAddrs: []string{ml.BindAddr}, BindPort: ml.BindPort, Logger: logger, MetricLabels: ml.MetricLabels}
 	tries := 1
 	if ml.BindPort == 0 {
 		tries = 10
 	}
-	var nt *memberlist.NetTransport
+	if logger == nil {
+		logger = log.New(io.Discard, "", 0)
+	}
+	var nt *netTransport
 	var err error
 	for range tries {
-		if nt, err = memberlist.NewNetTransport(nc); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		if nt, err = newNetTransport(ml.BindAddr, ml.BindPort, logger); err == nil || !strings.Contains(err.Error(), "address already in use") {
 			break
 		}
 	}
@@ -229,11 +233,11 @@ func newGuardedTransport(ml *memberlist.Config, lim guardLimits, logger *log.Log
 		return nil, err
 	}
 	if ml.BindPort == 0 {
-		ml.BindPort = nt.GetAutoBindPort()
+		ml.BindPort = nt.port()
 		ml.AdvertisePort = ml.BindPort
 	}
 	t := &guardedTransport{
-		NetTransport: nt,
+		netTransport: nt,
 		guard:        newGuard(lim, slogger),
 		streams:      make(chan net.Conn),
 		stop:         make(chan struct{}),
@@ -244,14 +248,14 @@ func newGuardedTransport(ml *memberlist.Config, lim guardLimits, logger *log.Log
 	return t, nil
 }
 
-// pump hands NetTransport's accepted streams to memberlist under the guard. After Shutdown it
-// keeps draining (and closing) them until NetTransport has stopped, which its Shutdown waits
+// pump hands netTransport's accepted streams to memberlist under the guard. After Shutdown it
+// keeps draining (and closing) them until netTransport has stopped, which its Shutdown waits
 // for.
 func (t *guardedTransport) pump() {
 	defer t.wg.Done()
 	for {
 		select {
-		case c := <-t.NetTransport.StreamCh():
+		case c := <-t.netTransport.StreamCh():
 			select {
 			case <-t.stop:
 				_ = c.Close()
@@ -285,13 +289,13 @@ func (t *guardedTransport) IngestStream(c net.Conn) error {
 	}
 }
 
-// Shutdown stops NetTransport and the pump; it may be called more than once (memberlist
+// Shutdown stops netTransport and the pump; it may be called more than once (memberlist
 // calls it, and New does when memberlist fails to start).
 func (t *guardedTransport) Shutdown() error {
 	var err error
 	t.once.Do(func() {
 		close(t.stop)
-		err = t.NetTransport.Shutdown()
+		err = t.netTransport.Shutdown()
 		close(t.innerDone)
 		t.wg.Wait()
 	})

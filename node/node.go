@@ -187,12 +187,7 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	rc.Rate, rc.Burst = rate.Limit(s.Rate), int(2*s.Rate)
 	rc.Now = s.Clock
 	if n.slot != nil {
-		rc.HolderDir = n.slot.Dir()
-		rc.OnHeldChange = func(msgs, names int) {
-			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			_ = n.peer.SetMeta(sctx, func(m *mesh.Meta) { relay.SetMetaHeld(m, msgs, names) })
-		}
+		rc.HolderDir = n.slot.Dir() // the relay announces what it holds itself (relay.Announce)
 	}
 	if n.relay, err = relay.New(rc); err != nil {
 		return nil, err

@@ -145,9 +145,6 @@ type Config struct {
 	HoldInterval    time.Duration
 	HandoverStagger time.Duration
 	ExpiryInterval  time.Duration
-	// OnHeldChange, when set, is called (from the holding goroutine) when
-	// the number of messages held changes, to announce it in the mesh.
-	OnHeldChange func(msgs, names int)
 	// Logger receives the relay's and its transport's logs; default: discard.
 	Logger *slog.Logger
 	// Now is the clock of ids, send times, request stamps (the clock-skew check), rate limits

@@ -52,10 +52,7 @@ func holdersFor(name string, members []mesh.Member, n int) []mesh.Member {
 	}
 	var cands []scored
 	for _, m := range members {
-		if m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect {
-			continue
-		}
-		if m.Meta.Transient || m.Meta.Leaving || MetaAddr(m.Meta) == "" {
+		if !mayHold(m) {
 			continue
 		}
 		h := fnv.New64a()
@@ -75,6 +72,13 @@ func holdersFor(name string, members []mesh.Member, n int) []mesh.Member {
 		out = append(out, cands[i].m)
 	}
 	return out
+}
+
+// mayHold reports whether m may be chosen to hold messages: live (or suspect), with a
+// relay, neither transient nor leaving.
+func mayHold(m mesh.Member) bool {
+	return (m.State == mesh.MemberAlive || m.State == mesh.MemberSuspect) &&
+		!m.Meta.Transient && !m.Meta.Leaving && MetaAddr(m.Meta) != ""
 }
 
 // store asks the holders of m.To to keep m and returns how many confirmed.
@@ -428,13 +432,7 @@ func (r *Relay) holdLoop() {
 			lastExpiry = now
 			r.expire()
 		}
-		if r.cfg.OnHeldChange != nil {
-			msgs, names := r.held.Totals()
-			if msgs != r.lastHeld[0] || names != r.lastHeld[1] {
-				r.lastHeld = [2]int{msgs, names}
-				r.cfg.OnHeldChange(msgs, names)
-			}
-		}
+		r.announceHeld()
 	}
 }
 
@@ -458,11 +456,14 @@ func handoverRank(name string, route mesh.Route, members []mesh.Member, self str
 	return replicas
 }
 
-// holderView identifies the set of peers that may hold, to notice changes.
+// holderView identifies the set of peers that may hold, to notice changes. (Not ranked:
+// holdLoop computes it every round, a hash per member when ranked.)
 func holderView(members []mesh.Member) string {
 	var ids []string
-	for _, h := range holdersFor("", members, len(members)) {
-		ids = append(ids, h.ID)
+	for _, m := range members {
+		if mayHold(m) {
+			ids = append(ids, m.ID)
+		}
 	}
 	sort.Strings(ids)
 	return strings.Join(ids, ",")
@@ -738,30 +739,31 @@ func noticeID(prefix, id string) string {
 }
 
 // Collect waits until no live holder keeps messages for name (they hand them
-// over as soon as the name is online), or ctx ends. A brief peer (`paf-peer
-// check --as NAME`) calls it before reading the inbox.
+// over as soon as the name is online), or ctx ends. A session calls it right after
+// taking its name, and a brief peer (`paf-peer check --as NAME`) before reading the
+// inbox, so that their first look at the inbox shows what was kept for them.
 //
-// It asks the live peers all at once (at most collectParallel in flight):
-// asking them in turn made a session starting among 19 others wait for 19
-// sequential handshakes (0.3-0.9 s under load; issue 18).
+// It asks only the peers that may keep something for name (collectFrom): those whose
+// metadata says they hold messages (TagHeld, which each holder announces itself, see
+// announceHeld) and the name's holders in this peer's view. Asking every live peer was a
+// Noise handshake with each, for every session that starts: 50 sessions starting together
+// made 1,225 of them (a tenth of their CPU), to learn that nobody held anything (issue 18).
+//
+// What a stale hint can cost: a peer that began to keep messages for name moments ago
+// (its new TagHeld has not reached this peer yet) and that is not among the name's holders
+// here (a copy left from an older membership) is not waited for, so that first look may
+// miss its messages. None is lost or shown twice: that holder hands them over as soon as it
+// sees the name online (holdLoop), as it does for every message stored after Collect
+// returns, and drops its copy only on the recipient's acknowledgement; they show at the
+// next check. The peers asked are asked all at once (at most collectParallel in flight).
 func (r *Relay) Collect(ctx context.Context, name string) error {
 	req := appendNameList(nil, wire.ReqCount, name, nil)
 	for {
-		pending := 0
+		pending := r.heldFor(name, r.cfg.Identity.Fingerprint())
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, collectParallel)
-		for _, m := range r.dir.Members() {
-			if m.Meta.Transient || MetaAddr(m.Meta) == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
-				continue
-			}
-			if m.ID == r.dir.ID() {
-				n := r.heldFor(name, r.cfg.Identity.Fingerprint())
-				mu.Lock()
-				pending += n
-				mu.Unlock()
-				continue
-			}
+		for _, m := range collectFrom(name, r.dir.Members(), r.dir.ID(), r.cfg.Replicas) {
 			sem <- struct{}{}
 			wg.Go(func() {
 				defer func() { <-sem }()
@@ -786,6 +788,29 @@ func (r *Relay) Collect(ctx context.Context, name string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// collectFrom is the peers other than self that Collect asks about name: of the live ones
+// with a relay that may hold (not transient), those that announce holding messages
+// (MetaHeld) and those that rank among name's replicas holders without self, as a sender
+// ranked them before this peer was there (holdersFor). The holders are asked whatever they
+// announce: a message stored on them a moment ago is waited for even before their
+// announcement arrives, at the cost of replicas requests, whatever the size of the mesh.
+func collectFrom(name string, members []mesh.Member, self string, replicas int) []mesh.Member {
+	var others []mesh.Member
+	for _, m := range members {
+		if m.ID == self || m.Meta.Transient || MetaAddr(m.Meta) == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
+			continue
+		}
+		others = append(others, m)
+	}
+	ask := holdersFor(name, others, replicas)
+	for _, m := range others {
+		if held, _ := MetaHeld(m.Meta); held > 0 && !slices.ContainsFunc(ask, func(h mesh.Member) bool { return h.ID == m.ID }) {
+			ask = append(ask, m)
+		}
+	}
+	return ask
 }
 
 // collectParallel bounds the count requests Collect has in flight.

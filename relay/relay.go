@@ -85,7 +85,7 @@ type Relay struct {
 	// told remembers the notices of kept messages sent (tellKept).
 	told     *lru.Cache[string, struct{}]
 	holdKick chan struct{}
-	lastHeld [2]int // last totals reported to OnHeldChange
+	lastHeld [2]int // the totals announceHeld last announced; holdLoop's alone
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -249,6 +249,7 @@ func (r *Relay) Close() error {
 	r.mu.Unlock()
 	close(r.stop)
 	r.wg.Wait()
+	r.seals.flush() // the sightings held back (sealSaveEvery)
 	err := errors.Join(r.tr.Close(), r.closeOutbox())
 	if r.held != nil {
 		err = errors.Join(err, r.held.Close())

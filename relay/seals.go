@@ -29,10 +29,16 @@ import (
 // TagCard is the mesh tag with the peer identity's sealing card, base64 (no padding).
 const TagCard = "k"
 
-// Announce sets the tags a relay announces: its address and its identity's sealing card.
+// Announce sets the tags a relay announces: its address, its identity's sealing card and,
+// for a holder, how many messages it holds (a peer restarted on a slot with held messages
+// says so in its first metadata; holdLoop announces later changes).
 func (r *Relay) Announce(m *mesh.Meta, addr string) {
 	SetMetaAddr(m, addr)
 	m.SetTag(TagCard, base64.RawStdEncoding.EncodeToString(r.cfg.Identity.Card()))
+	if r.held != nil {
+		msgs, names := r.held.Totals()
+		SetMetaHeld(m, msgs, names)
+	}
 }
 
 // cardOf is the sealing card m announces, if it announces a valid one of its own identity.
@@ -61,6 +67,17 @@ const sealFile = "seals.json"
 // sealRefresh is how stale a book entry may grow before a sighting is written again.
 const sealRefresh = time.Hour
 
+// sealSaveEvery spaces out the book's writes. Each write reads, merges and rewrites the
+// whole file with an fsync; written at every sighting, 50 sessions starting together made
+// each peer write it about 50 times in a few seconds (a twentieth of their CPU; issue 18).
+// A sighting waits at most this long (plus a hold round) for its write; Relay.Close writes
+// what is left. What a crash in between loses is those sightings of this peer: names held
+// by peers alive at that moment, which the other peers of this user record in the same
+// file, and which this peer learns again when it next sees them. Until some peer of this
+// user records it, a message to such a name after its holder left is stored unsealed, and
+// send's result says so (notSealed).
+const sealSaveEvery = 2 * time.Second
+
 // sealBook remembers, per name, the card of the identity last seen holding it, and when.
 type sealBook struct {
 	path string
@@ -71,11 +88,25 @@ type sealBook struct {
 	mu      sync.Mutex
 	entries map[string]sealEntry
 	modTime time.Time // of the file when last read or written
+	dirty   bool      // entries has sightings the file may not have
+	saved   time.Time // when this peer last wrote the file (real clock)
 }
 
 type sealEntry struct {
 	Card keys.Raw  `json:"card"`
 	Seen time.Time `json:"seen"`
+
+	// encoded is Card as TagCard announces it, when this peer recorded it from a sighting:
+	// observe compares every member's tag with it at every round.
+	encoded string
+}
+
+// tag is Card as TagCard announces it.
+func (e sealEntry) tag() string {
+	if e.encoded != "" {
+		return e.encoded
+	}
+	return base64.RawStdEncoding.EncodeToString([]byte(e.Card))
 }
 
 func newSealBook(root string, ttl time.Duration, now func() time.Time, log *slog.Logger) *sealBook {
@@ -87,28 +118,37 @@ func newSealBook(root string, ttl time.Duration, now func() time.Time, log *slog
 }
 
 // observe records the cards of the peers in members that hold a name, and writes the book if
-// that taught it something.
+// it knows something the file may not and its last write is sealSaveEvery old. holdLoop calls
+// it every round, which writes a sighting held back.
 func (b *sealBook) observe(members []mesh.Member) {
 	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	changed := false
 	for _, m := range members {
 		if m.Meta.Name == "" || (m.State != mesh.MemberAlive && m.State != mesh.MemberSuspect) {
 			continue
 		}
 		e, had := b.entries[m.Meta.Name]
-		if had && now.Sub(e.Seen) < sealRefresh && m.Meta.Tag(TagCard) == base64.RawStdEncoding.EncodeToString([]byte(e.Card)) {
+		if had && now.Sub(e.Seen) < sealRefresh && m.Meta.Tag(TagCard) == e.tag() {
 			continue // known: checked when it was recorded
 		}
 		c, ok := cardOf(m)
 		if !ok {
 			continue
 		}
-		b.entries[m.Meta.Name] = sealEntry{Card: keys.Raw(c.Bytes()), Seen: now}
-		changed = true
+		b.entries[m.Meta.Name] = sealEntry{Card: keys.Raw(c.Bytes()), Seen: now, encoded: m.Meta.Tag(TagCard)}
+		b.dirty = true
 	}
-	if changed {
+	if b.dirty && time.Since(b.saved) >= sealSaveEvery {
+		b.saveLocked()
+	}
+}
+
+// flush writes the book now if it knows something the file may not (Relay.Close).
+func (b *sealBook) flush() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.dirty {
 		b.saveLocked()
 	}
 }
@@ -147,6 +187,9 @@ func (b *sealBook) reloadLocked() {
 // file atomically. Peers of one user on one machine share it: a write that loses a race with
 // another only loses that peer's latest sightings, which it writes again at its next.
 func (b *sealBook) saveLocked() {
+	// Written or not, the next write waits its turn: a file that cannot be written is not
+	// tried (and warned about) at every round.
+	b.dirty, b.saved = false, time.Now()
 	if disk, err := readSeals(b.path); err == nil {
 		mergeSeals(b.entries, disk)
 	}
@@ -193,6 +236,9 @@ func readSeals(path string) (map[string]sealEntry, error) {
 func mergeSeals(into, from map[string]sealEntry) {
 	for name, e := range from {
 		if cur, ok := into[name]; !ok || e.Seen.After(cur.Seen) {
+			if ok && cur.Card == e.Card {
+				e.encoded = cur.encoded
+			}
 			into[name] = e
 		}
 	}
