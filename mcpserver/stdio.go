@@ -292,6 +292,9 @@ func (s *Server) serveStdio(ctx context.Context, in io.Reader, out io.Writer) er
 	ctx, cancel := context.WithCancel(s.mcp.WithContext(ctx, c.sess))
 	defer cancel()
 
+	in, unpoll := pollable(in)
+	defer unpoll()
+
 	stopNotes := make(chan struct{})
 	notesDone := make(chan struct{})
 	go func() {
