@@ -1,7 +1,6 @@
 package mcpserver
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -353,17 +352,4 @@ func jsonType(v any) string {
 		return "object"
 	}
 	return "value"
-}
-
-// logWriter feeds mcp-go's error log lines into slog.
-type logWriter struct{ log *slog.Logger }
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	sc := bufio.NewScanner(strings.NewReader(string(p)))
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" {
-			w.log.Warn("mcp: " + line)
-		}
-	}
-	return len(p), nil
 }
