@@ -54,8 +54,12 @@ type Config struct {
 	// state nobody could see. A quarter of a second is below what a person or
 	// an agent listing sessions notices.
 	PresenceInterval time.Duration
-	// Workers is how many tool calls run at once. Blocking tools hold one
-	// each while they wait, so this is more than mcp-go's default of 5.
+	// Workers is how many requests that may block (tool calls, resource
+	// reads) ServeStdio runs at once on goroutines of their own, plus 100
+	// (mcp-go queued 100 behind its workers); past that the reading
+	// goroutine serves a request itself before it reads the next. Blocking
+	// tools hold one each while they wait, so this is more than mcp-go's
+	// default of 5.
 	Workers int
 	// MaxLine bounds one line of input of ServeStdio (one JSON-RPC
 	// message): default MaxLine, room for the largest paf_send. A longer
