@@ -58,7 +58,10 @@ type Server struct {
 	presenceSettling atomic.Bool
 	pushKick         chan struct{}
 	clientReady      chan struct{} // closed once the client finished initializing
-	readyOnce        sync.Once
+	// joined is set once the Backend's Ready returned nil, so that each
+	// call does not make a timer to ask again (ready).
+	joined    atomic.Bool
+	readyOnce sync.Once
 
 	wg sync.WaitGroup
 }
