@@ -59,14 +59,8 @@ func (s *Server) pushLoop(ctx context.Context) {
 
 // pushNew pushes the unread messages not pushed yet.
 func (s *Server) pushNew(name string) {
-	// takeMu: a take (paf_check, paf_listen) between this Peek and the
-	// bookkeeping below would leave ids in s.pushed that are no longer
-	// unread, told to subscribers as a second resources/updated for the
-	// one read that take tells of itself.
-	s.takeMu.Lock()
 	msgs, err := s.b.Peek(name)
 	if err != nil {
-		s.takeMu.Unlock()
 		s.log.Debug("push: read inbox", "err", err)
 		return
 	}
@@ -106,7 +100,6 @@ func (s *Server) pushNew(name string) {
 		s.bumpLocked()
 	}
 	s.mu.Unlock()
-	s.takeMu.Unlock()
 	if ended {
 		s.kickPresence()
 	}

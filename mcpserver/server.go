@@ -30,8 +30,7 @@ const instructions = `paf lets this session talk with other AI agent sessions (C
 // Lock order: takeMu, then mu. Neither is held while calling the Backend's
 // blocking methods or sending notifications, except that takeMu is held
 // across Peek and Ack so that two concurrent waits never return the same
-// message, and by pushNew across its Peek and bookkeeping (Peek and Ack
-// return promptly).
+// message.
 type Server struct {
 	cfg Config
 	log *slog.Logger
