@@ -49,6 +49,7 @@ type Server struct {
 	stopListen chan struct{}   // closed by paf_end_session without id
 	changed    chan struct{}   // closed at every change of the state above
 	pushed     map[string]bool // ids of unread messages already pushed
+	taking     map[string]bool // ids a take is marking read (not "gone" to pushNew)
 	subscribed map[string]bool // resource URIs the client subscribed to
 	seen       map[string]activitySeen
 
@@ -83,6 +84,7 @@ func New(cfg Config) *Server {
 		stopListen:   make(chan struct{}),
 		changed:      make(chan struct{}),
 		pushed:       map[string]bool{},
+		taking:       map[string]bool{},
 		subscribed:   map[string]bool{},
 		seen:         map[string]activitySeen{},
 		presenceKick: make(chan struct{}, 1),
