@@ -17,7 +17,8 @@ import (
 type Backend interface {
 	// Ready blocks until the peer has joined the mesh and can serve (nil),
 	// ctx ends (ctx.Err()), or the peer failed to start (that error, for
-	// good: the server reports it to the model).
+	// good: the server reports it to the model). Once it has returned nil
+	// it returns nil for ever (the server stops asking).
 	Ready(ctx context.Context) error
 
 	// Name is the name this peer holds, "" for none.

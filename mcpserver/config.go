@@ -54,9 +54,17 @@ type Config struct {
 	// state nobody could see. A quarter of a second is below what a person or
 	// an agent listing sessions notices.
 	PresenceInterval time.Duration
-	// Workers is how many tool calls run at once. Blocking tools hold one
-	// each while they wait, so this is more than mcp-go's default of 5.
+	// Workers is how many requests that may block (tool calls, resource
+	// reads) ServeStdio runs at once on goroutines of their own, plus 100
+	// (mcp-go queued 100 behind its workers); past that the reading
+	// goroutine serves a request itself before it reads the next. Blocking
+	// tools hold one each while they wait, so this is more than mcp-go's
+	// default of 5.
 	Workers int
+	// MaxLine bounds one line of input of ServeStdio (one JSON-RPC
+	// message): default MaxLine, room for the largest paf_send. A longer
+	// line is read to its end, dropped and answered with an error.
+	MaxLine int
 	// MaxConversations bounds the conversations remembered, so that a peer
 	// opening thousands of them cannot grow this process without limit.
 	// Ended ones are forgotten first.
@@ -79,6 +87,7 @@ func DefaultConfig() Config {
 		Workers:          32,
 		PresenceInterval: 250 * time.Millisecond,
 		MaxConversations: 256,
+		MaxLine:          MaxLine,
 	}
 }
 
@@ -112,6 +121,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Workers <= 0 {
 		c.Workers = d.Workers
+	}
+	if c.MaxLine <= 0 {
+		c.MaxLine = d.MaxLine
 	}
 	if c.MaxConversations <= 0 {
 		c.MaxConversations = d.MaxConversations

@@ -30,8 +30,8 @@ func testConfig(t *testing.T) Config {
 }
 
 // session is one agent session: a Server over a fake peer, driven through
-// mcp-go's client (in process: mcp-go keeps one stdio session per process,
-// and these tests run several sessions at once).
+// mcp-go's client in process (ServeStdio's own tests, over pipes, are in
+// stdio_loop_test.go).
 type session struct {
 	t *testing.T
 	s *Server

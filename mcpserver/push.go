@@ -90,7 +90,7 @@ func (s *Server) pushNew(name string) {
 	}
 	gone := false
 	for id := range s.pushed {
-		if !unread[id] {
+		if !unread[id] && !s.taking[id] {
 			delete(s.pushed, id)
 			gone = true
 		}

@@ -1,13 +1,11 @@
 package mcpserver
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"sort"
 	"strings"
@@ -51,6 +49,7 @@ type Server struct {
 	stopListen chan struct{}   // closed by paf_end_session without id
 	changed    chan struct{}   // closed at every change of the state above
 	pushed     map[string]bool // ids of unread messages already pushed
+	taking     map[string]bool // ids a take is marking read (not "gone" to pushNew)
 	subscribed map[string]bool // resource URIs the client subscribed to
 	seen       map[string]activitySeen
 
@@ -60,7 +59,10 @@ type Server struct {
 	presenceSettling atomic.Bool
 	pushKick         chan struct{}
 	clientReady      chan struct{} // closed once the client finished initializing
-	readyOnce        sync.Once
+	// joined is set once the Backend's Ready returned nil, so that each
+	// call does not make a timer to ask again (ready).
+	joined    atomic.Bool
+	readyOnce sync.Once
 
 	wg sync.WaitGroup
 }
@@ -82,6 +84,7 @@ func New(cfg Config) *Server {
 		stopListen:   make(chan struct{}),
 		changed:      make(chan struct{}),
 		pushed:       map[string]bool{},
+		taking:       map[string]bool{},
 		subscribed:   map[string]bool{},
 		seen:         map[string]activitySeen{},
 		presenceKick: make(chan struct{}, 1),
@@ -129,18 +132,15 @@ func (s *Server) clientInitialized() {
 }
 
 // ServeStdio serves the MCP protocol on in and out (one JSON-RPC message per
-// line) until in ends or ctx is cancelled, then ends this session's open
-// conversations (telling the other sides) and stops. mcp-go keeps one stdio
-// session per process, so a process runs at most one ServeStdio at a time.
+// line, see stdio.go) until in ends or ctx is cancelled, then ends this
+// session's open conversations (telling the other sides) and stops. A Server
+// runs at most one ServeStdio at a time.
 func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
 	if s.b == nil {
 		return ErrNoBackend
 	}
 	bg, stop := s.start(ctx)
-	stdio := server.NewStdioServer(s.mcp)
-	server.WithErrorLogger(log.New(&logWriter{s.log}, "", 0))(stdio)
-	server.WithWorkerPoolSize(s.cfg.Workers)(stdio)
-	err := stdio.Listen(bg, in, out)
+	err := s.serveStdio(bg, in, out)
 	s.endAll(context.WithoutCancel(ctx), "the other session closed")
 	stop()
 	if errors.Is(err, context.Canceled) {
@@ -205,25 +205,24 @@ func kick(ch chan struct{}) {
 
 // checkToolName answers a call of a tool that does not exist with the list
 // of those that do (mcp-go's own answer names only the missing one).
-func (s *Server) checkToolName(_ context.Context, _ any, message any) error {
-	raw, ok := message.(json.RawMessage)
+func (s *Server) checkToolName(ctx context.Context, _ any, message any) error {
+	r, ok := ctx.Value(routeKey{}).(route) // decoded by the stdio loop
 	if !ok {
-		return nil
+		raw, ok := message.(json.RawMessage)
+		if !ok {
+			return nil
+		}
+		var req envelope
+		if json.Unmarshal(raw, &req) != nil {
+			return nil
+		}
+		r = route{method: req.Method, tool: req.Params.Name}
 	}
-	var req struct {
-		Method string `json:"method"`
-		Params struct {
-			Name *string `json:"name"`
-		} `json:"params"`
-	}
-	if json.Unmarshal(raw, &req) != nil || req.Method != string(mcp.MethodToolsCall) || req.Params.Name == nil {
-		return nil
-	}
-	if s.tools[*req.Params.Name] {
+	if r.method != string(mcp.MethodToolsCall) || r.tool == nil || s.tools[*r.tool] {
 		return nil
 	}
 	return fmt.Errorf("unknown tool %q: this server's tools are %s; call tools/list for their parameters",
-		clip(*req.Params.Name, 64), strings.Join(toolNames, ", "))
+		clip(*r.tool, 64), strings.Join(toolNames, ", "))
 }
 
 // explainValidation rewrites the results of calls that mcp-go refused
@@ -358,17 +357,4 @@ func jsonType(v any) string {
 		return "object"
 	}
 	return "value"
-}
-
-// logWriter feeds mcp-go's error log lines into slog.
-type logWriter struct{ log *slog.Logger }
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	sc := bufio.NewScanner(strings.NewReader(string(p)))
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" {
-			w.log.Warn("mcp: " + line)
-		}
-	}
-	return len(p), nil
 }

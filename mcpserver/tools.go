@@ -271,11 +271,15 @@ func (s *Server) unread() int {
 
 // ready waits, at most Config.JoinWait, for the peer to be up.
 func (s *Server) ready(ctx context.Context) error {
+	if s.joined.Load() {
+		return nil // Ready returns nil for ever once it has (Backend)
+	}
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.JoinWait)
 	defer cancel()
 	err := s.b.Ready(wctx)
 	switch {
 	case err == nil:
+		s.joined.Store(true)
 		return nil
 	case ctx.Err() != nil:
 		return ctx.Err()

@@ -57,6 +57,14 @@ func (s *Server) take(ctx context.Context, name string, pick picker, accept func
 	for i, it := range items {
 		ids[i] = it.m.ID
 	}
+	// Between the Ack and the deletes from s.pushed below, pushNew would
+	// see these ids pushed and no longer unread, and tell subscribers of a
+	// change this take tells of itself: two resources/updated for one read.
+	s.mu.Lock()
+	for _, id := range ids {
+		s.taking[id] = true
+	}
+	s.mu.Unlock()
 	if _, err := s.b.Ack(name, ids); err != nil {
 		// Shown but not marked read: they will be shown again, which is
 		// better than losing them.
@@ -69,6 +77,7 @@ func (s *Server) take(ctx context.Context, name string, pick picker, accept func
 		items[i].cl = s.classifyLocked(&items[i].m, forwards)
 		items[i].conv = s.applyLocked(&items[i].m, items[i].cl)
 		delete(s.pushed, items[i].m.ID)
+		delete(s.taking, items[i].m.ID)
 	}
 	s.bumpLocked()
 	sub := s.subscribed[inboxURI]

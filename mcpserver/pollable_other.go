@@ -1,0 +1,8 @@
+//go:build !unix
+
+package mcpserver
+
+import "io"
+
+// pollable is a no-op where the stdin pipe cannot join Go's poller.
+func pollable(in io.Reader) (io.Reader, func()) { return in, func() {} }

@@ -1,0 +1,401 @@
+package mcpserver
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// The stdio transport of ServeStdio. mcp-go's own StdioServer parsed every
+// line five times before its MCPServer parsed it again (a full validation,
+// three tries as a response to a server request, the method), started a
+// goroutine per line to read it and passed each tool call through a worker
+// queue: about a fifth of a session's CPU on the question -> answer path of
+// SPEC section 10, and two goroutine hand-offs per call. This loop decodes a
+// line's envelope once, answers the requests that never block on the reading
+// goroutine, starts one goroutine for each of the others (a paf_listen may
+// block for minutes) and writes each message with one write.
+
+// MaxLine is the default bound of one input line (Config.MaxLine): a
+// paf_send of the largest body --max-body allows (16 MiB), JSON-escaped at
+// worst six bytes for one (\u003c), plus room for the envelope. mcp-go's
+// stdio reader had no bound at all.
+const MaxLine = 6*(16<<20) + 1<<20
+
+// notificationQueue is how many notifications may wait for the writer, as
+// mcp-go's stdio session: past it mcp-go drops them (push.go and progress
+// treat a notification as a hint that the next one repeats).
+const notificationQueue = 100
+
+// backlog is how many requests past Config.Workers may run at once before the
+// reading goroutine runs a request itself (and so stops reading until it is
+// done): mcp-go queued 100 tool calls behind its workers before it did so.
+const backlog = 100
+
+// stdioSession is the one client of a stdio transport, as mcp-go sees it.
+type stdioSession struct {
+	notes       chan mcp.JSONRPCNotification
+	initialized atomic.Bool
+	level       atomic.Value // mcp.LoggingLevel
+	info        atomic.Value // mcp.Implementation
+	caps        atomic.Value // mcp.ClientCapabilities
+	version     atomic.Value // string
+}
+
+var (
+	_ server.ClientSession              = (*stdioSession)(nil)
+	_ server.SessionWithLogging         = (*stdioSession)(nil)
+	_ server.SessionWithClientInfo      = (*stdioSession)(nil)
+	_ server.SessionWithProtocolVersion = (*stdioSession)(nil)
+)
+
+func (s *stdioSession) SessionID() string { return "stdio" }
+
+func (s *stdioSession) NotificationChannel() chan<- mcp.JSONRPCNotification { return s.notes }
+
+func (s *stdioSession) Initialize() {
+	s.level.Store(mcp.LoggingLevelError)
+	s.initialized.Store(true)
+}
+
+func (s *stdioSession) Initialized() bool { return s.initialized.Load() }
+
+func (s *stdioSession) SetLogLevel(level mcp.LoggingLevel) { s.level.Store(level) }
+
+func (s *stdioSession) GetLogLevel() mcp.LoggingLevel {
+	if l, ok := s.level.Load().(mcp.LoggingLevel); ok {
+		return l
+	}
+	return mcp.LoggingLevelError
+}
+
+func (s *stdioSession) GetClientInfo() mcp.Implementation {
+	v, _ := s.info.Load().(mcp.Implementation)
+	return v
+}
+
+func (s *stdioSession) SetClientInfo(v mcp.Implementation) { s.info.Store(v) }
+
+func (s *stdioSession) GetClientCapabilities() mcp.ClientCapabilities {
+	v, _ := s.caps.Load().(mcp.ClientCapabilities)
+	return v
+}
+
+func (s *stdioSession) SetClientCapabilities(v mcp.ClientCapabilities) { s.caps.Store(v) }
+
+func (s *stdioSession) ProtocolVersion() string {
+	v, _ := s.version.Load().(string)
+	return v
+}
+
+// SetProtocolVersion is how mcp-go records the negotiated version
+// (its unexported sessionProtocolVersionSetter).
+func (s *stdioSession) SetProtocolVersion(v string) { s.version.Store(v) }
+
+// envelope is what the loop needs of a line to route it; mcp-go's
+// HandleMessage decodes the rest.
+type envelope struct {
+	ID     json.RawMessage `json:"id"`
+	Method string          `json:"method"`
+	Result json.RawMessage `json:"result"`
+	Error  json.RawMessage `json:"error"`
+	Params struct {
+		Name *string `json:"name"`
+	} `json:"params"`
+}
+
+func (e *envelope) hasID() bool { return len(e.ID) > 0 && string(e.ID) != "null" }
+
+// isResponse: a line with a result or an error and no method answers a
+// request of the server's. This server sends none (no sampling, elicitation,
+// roots or ping requests), so such a line is a client's mistake.
+func (e *envelope) isResponse() bool { return e.Method == "" && (e.Result != nil || e.Error != nil) }
+
+// inlineMethods are the requests answered on the reading goroutine: this
+// server answers them from memory without waiting for anything. Every other
+// request (tools/call, resources/read, which waits for the peer to join,
+// subscriptions/listen, unknown methods) runs on its own goroutine.
+var inlineMethods = map[string]bool{
+	string(mcp.MethodInitialize):             true,
+	string(mcp.MethodPing):                   true,
+	string(mcp.MethodToolsList):              true,
+	string(mcp.MethodResourcesList):          true,
+	string(mcp.MethodResourcesTemplatesList): true,
+	string(mcp.MethodResourcesSubscribe):     true,
+	string(mcp.MethodResourcesUnsubscribe):   true,
+	string(mcp.MethodPromptsList):            true,
+	string(mcp.MethodPromptsGet):             true,
+	string(mcp.MethodSetLogLevel):            true,
+}
+
+// routeKey carries a request's decoded method and tool name to
+// checkToolName, so that it does not decode the request again.
+type routeKey struct{}
+
+type route struct {
+	method string
+	tool   *string
+}
+
+// stdioConn is one ServeStdio: the session, the output and the requests in
+// flight.
+type stdioConn struct {
+	s       *Server
+	sess    *stdioSession
+	out     io.Writer
+	writeMu sync.Mutex
+	slots   chan struct{} // one per request running on its own goroutine
+	reqs    sync.WaitGroup
+
+	// closeMu is read-held by the reading goroutine while it dispatches a
+	// line, so that once closed is set no request starts (reqs.Add never
+	// races reqs.Wait).
+	closeMu sync.RWMutex
+	closed  bool
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// write sends one JSON-RPC message as one line, in one write.
+func (c *stdioConn) write(msg any) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	// Encode is json.Marshal plus the newline.
+	if err := json.NewEncoder(buf).Encode(msg); err != nil {
+		c.s.log.Error("mcp: encode a message for the client", "err", err)
+		return
+	}
+	c.writeMu.Lock()
+	_, err := c.out.Write(buf.Bytes())
+	c.writeMu.Unlock()
+	if err != nil {
+		c.s.log.Warn("mcp: write to the client", "err", err)
+	}
+}
+
+// writeNotes writes the notifications mcp-go queues for the client until
+// stop is closed, then those still queued.
+func (c *stdioConn) writeNotes(stop <-chan struct{}) {
+	for {
+		select {
+		case n := <-c.sess.notes:
+			c.write(n)
+		case <-stop:
+			for {
+				select {
+				case n := <-c.sess.notes:
+					c.write(n)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// errorResponse is a JSON-RPC error as mcp-go's transports write it.
+func errorResponse(id any, code int, msg string) mcp.JSONRPCMessage {
+	return mcp.JSONRPCError{JSONRPC: mcp.JSONRPC_VERSION, ID: mcp.NewRequestId(id), Error: mcp.NewJSONRPCErrorDetails(code, msg, nil)}
+}
+
+// handle runs one message through mcp-go and writes its answer, if any.
+// A panic becomes an internal error answer (for a request) as in mcp-go's
+// stdio server, so that it does not end the process.
+func (c *stdioConn) handle(ctx context.Context, id json.RawMessage, line []byte) {
+	var resp mcp.JSONRPCMessage
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				c.s.log.Error("mcp: panic serving a message", "panic", r)
+				if len(id) > 0 && string(id) != "null" {
+					var v any
+					_ = json.Unmarshal(id, &v)
+					resp = errorResponse(v, mcp.INTERNAL_ERROR, fmt.Sprintf("internal panic: %v", r))
+				}
+			}
+		}()
+		resp = c.s.mcp.HandleMessage(ctx, line)
+	}()
+	if resp != nil {
+		c.write(resp)
+	}
+}
+
+// dispatch routes one input line.
+func (c *stdioConn) dispatch(ctx context.Context, line []byte) {
+	var e envelope
+	if err := json.Unmarshal(line, &e); err != nil {
+		if !json.Valid(line) {
+			c.write(errorResponse(nil, mcp.PARSE_ERROR, "Parse error"))
+			return
+		}
+		// JSON, but not the shape of a message (an array, a number for a
+		// method...): mcp-go answers it, at once.
+		c.handle(ctx, nil, line)
+		return
+	}
+	switch {
+	case e.isResponse():
+		c.s.log.Debug("mcp: dropped a response to a request this server never sent", "id", clip(string(e.ID), 64))
+		return
+	case !e.hasID():
+		// Notifications are served in order and at once: notifications/cancelled
+		// must reach the call it cancels while that call runs.
+		c.handle(ctx, nil, line)
+		return
+	}
+	ctx = context.WithValue(ctx, routeKey{}, route{method: e.Method, tool: e.Params.Name})
+	if inlineMethods[e.Method] {
+		c.handle(ctx, e.ID, line)
+		return
+	}
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		c.s.log.Warn("mcp: too many requests at once; serving this one before reading more", "limit", cap(c.slots))
+		c.handle(ctx, e.ID, line)
+		return
+	}
+	c.reqs.Add(1)
+	go func() {
+		defer func() {
+			<-c.slots
+			c.reqs.Done()
+		}()
+		c.handle(ctx, e.ID, line)
+	}()
+}
+
+// serveStdio serves the session on in and out until in ends or ctx is
+// cancelled; requests still running are then cancelled and waited for.
+func (s *Server) serveStdio(ctx context.Context, in io.Reader, out io.Writer) error {
+	c := &stdioConn{
+		s:     s,
+		sess:  &stdioSession{notes: make(chan mcp.JSONRPCNotification, notificationQueue)},
+		out:   out,
+		slots: make(chan struct{}, s.cfg.Workers+backlog),
+	}
+	if err := s.mcp.RegisterSession(ctx, c.sess); err != nil {
+		return fmt.Errorf("register the stdio session: %w", err)
+	}
+	defer s.mcp.UnregisterSession(context.WithoutCancel(ctx), c.sess.SessionID())
+	ctx, cancel := context.WithCancel(s.mcp.WithContext(ctx, c.sess))
+	defer cancel()
+
+	in, unpoll := pollable(in)
+	defer unpoll()
+
+	stopNotes := make(chan struct{})
+	notesDone := make(chan struct{})
+	go func() {
+		defer close(notesDone)
+		c.writeNotes(stopNotes)
+	}()
+
+	// The reading goroutine dispatches each line itself. It is left blocked
+	// in Read if ctx ends first (as mcp-go's was): nothing can unblock a
+	// read of a pipe but its writer, and the process is ending then.
+	readDone := make(chan error, 1)
+	go func() {
+		lr := newLineReader(in, s.cfg.MaxLine)
+		for {
+			line, err := lr.next()
+			if errors.Is(err, errLineTooLong) {
+				c.write(errorResponse(nil, mcp.INVALID_REQUEST, fmt.Sprintf(
+					"message too long: a line of input is at most %d bytes; this one was not read (send a smaller message, e.g. a shorter paf_send body)", s.cfg.MaxLine)))
+				continue
+			}
+			if err != nil {
+				readDone <- err
+				return
+			}
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			c.closeMu.RLock()
+			if c.closed {
+				c.closeMu.RUnlock()
+				readDone <- ctx.Err()
+				return
+			}
+			c.dispatch(ctx, line)
+			c.closeMu.RUnlock()
+		}
+	}()
+	var err error
+	select {
+	case err = <-readDone:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	cancel() // first: a request served by the reading goroutine returns
+	c.closeMu.Lock()
+	c.closed = true
+	c.closeMu.Unlock()
+	c.reqs.Wait()
+	close(stopNotes)
+	<-notesDone
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+var errLineTooLong = errors.New("line too long")
+
+// lineReader reads newline-delimited lines of at most max bytes (the newline
+// not counted).
+type lineReader struct {
+	r   *bufio.Reader
+	max int
+}
+
+func newLineReader(r io.Reader, max int) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+}
+
+// next returns the next line without its newline, in a new slice the caller
+// keeps. A line longer than max is read to its end and dropped: next returns
+// errLineTooLong and the reader is ready for the line after it. At the end of
+// the input, an unterminated last line is dropped (a client that ends in the
+// middle of a message sent no message) and io.EOF returned.
+func (lr *lineReader) next() ([]byte, error) {
+	var line []byte
+	tooLong := false
+	for {
+		frag, err := lr.r.ReadSlice('\n')
+		if !tooLong {
+			n := len(frag)
+			if err == nil {
+				n-- // the newline
+			}
+			if len(line)+n > lr.max {
+				tooLong, line = true, nil
+			} else if line == nil && err == nil {
+				return append(make([]byte, 0, len(frag)-1), frag[:len(frag)-1]...), nil
+			} else {
+				line = append(line, frag[:n]...)
+			}
+		}
+		switch {
+		case err == nil && tooLong:
+			return nil, errLineTooLong
+		case err == nil:
+			return line, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		default:
+			return nil, err
+		}
+	}
+}
