@@ -115,10 +115,7 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	m.Since = now
 	ev := EventPeerFailed
 	m.State = MemberDead
-	// A goodbye is its Leaving metadata or memberlist's own leave (a death it announced of
-	// itself): whichever comes first, as gossip may bring the leave before the metadata. A
-	// forged leave is no easier than forged metadata.
-	if m.Meta.Leaving || n.State == memberlist.StateLeft {
+	if m.Meta.Leaving {
 		m.State, ev = MemberLeft, EventPeerLeft
 		p.departed.Add(n.Name, struct{}{})
 	}
