@@ -33,9 +33,10 @@ race: test
 # too, several times slower). CI runs them once more without -race. The run fails if any of
 # them did not run (a rename would otherwise drop it silently).
 NORACE_TESTS ?= TestCodecDoesNotAllocate TestThousandInOrder
+NORACE_PKGS ?= ./relay/wire ./node
 test-norace:
 	@set -e; re="^($$(echo $(NORACE_TESTS) | tr ' ' '|'))$$"; \
-	$(GO) test -count=1 -p 1 -timeout 15m -run "$$re" -v $(PKGS) > .norace.out 2>&1 || { cat .norace.out; rm -f .norace.out; exit 1; }; \
+	$(GO) test -count=1 -p 1 -timeout 15m -run "$$re" -v $(NORACE_PKGS) > .norace.out 2>&1 || { cat .norace.out; rm -f .norace.out; exit 1; }; \
 	grep -E '^(--- |ok )' .norace.out; \
 	for t in $(NORACE_TESTS); do grep -q "^--- PASS: $$t " .norace.out || { echo "test-norace: $$t did not run"; rm -f .norace.out; exit 1; }; done; \
 	rm -f .norace.out
@@ -46,11 +47,14 @@ test-norace:
 # exceeded" when the deadline fires while a worker is busy (golang/go#75804,
 # fixed in go1.27), which made CI red under load with no failing input. A count
 # has no deadline to race; a loaded machine only runs it more slowly.
+# The targets are found by reading the test files (`go test -list` compiled every
+# package's tests once more, a minute of CI); bench/ is its own module, fuzzed
+# with `make -C bench -f ../Makefile fuzz`.
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "== $$pkg $$t"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg > .fuzz.out 2>&1 || { cat .fuzz.out; rm -f .fuzz.out; exit 1; }; \
+	@set -e; for dir in $$(grep -rl --include='*_test.go' --exclude-dir=bench --exclude-dir=node_modules '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for t in $$(grep -h -o '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | sed 's/^func //' | sort -u); do \
+	    echo "== $$dir $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$dir > .fuzz.out 2>&1 || { cat .fuzz.out; rm -f .fuzz.out; exit 1; }; \
 	    tail -2 .fuzz.out; \
 	  done; \
 	done; rm -f .fuzz.out
