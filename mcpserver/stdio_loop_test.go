@@ -334,6 +334,15 @@ func TestLineReader(t *testing.T) {
 	lr := newLineReader(nil, max)
 	// A buffer smaller than a line with its newline, filled a byte at a time.
 	lr.r = bufio.NewReaderSize(&oneByteReader{strings.NewReader(in)}, 16)
+	got := readLines(t, lr)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("lines %q, want %q", got, want)
+	}
+}
+
+// readLines reads lr to its end: each line, "<long>" for each line too long.
+func readLines(t *testing.T, lr *lineReader) []string {
+	t.Helper()
 	var got []string
 	for {
 		l, err := lr.next()
@@ -342,15 +351,12 @@ func TestLineReader(t *testing.T) {
 			continue
 		}
 		if errors.Is(err, io.EOF) {
-			break
+			return got
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, string(l))
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("lines %q, want %q", got, want)
 	}
 }
 
@@ -385,21 +391,7 @@ func FuzzLineReader(f *testing.F) {
 		}
 		lr := newLineReader(nil, max)
 		lr.r = bufio.NewReaderSize(&oneByteReader{strings.NewReader(string(in))}, 16)
-		var got []string
-		for {
-			l, err := lr.next()
-			if errors.Is(err, errLineTooLong) {
-				got = append(got, "<long>")
-				continue
-			}
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, string(l))
-		}
+		got := readLines(t, lr)
 		if len(got) != len(want) {
 			t.Fatalf("%d lines, want %d", len(got), len(want))
 		}
