@@ -362,10 +362,10 @@ func (r *Relay) kickHolding() {
 }
 
 // holdLoop hands over, re-replicates and expires held messages. It ticks every HoldInterval
-// while it holds messages (a handover waits its stagger in ticks) and every ExpiryInterval
-// otherwise: with nothing held, only an event (a claim, a join, a store, an adoption) gives it
-// work, and each wakes it at once. An idle peer then sleeps (issue 18: each wake-up of an idle
-// process costs).
+// while it holds messages (a handover waits its stagger in ticks), after sealSaveEvery while
+// the seal book holds back a sighting, and every ExpiryInterval otherwise: with nothing held,
+// only an event (a claim, a join, a store, an adoption) gives it work, and each wakes it at
+// once. An idle peer then sleeps (issue 18: each wake-up of an idle process costs).
 func (r *Relay) holdLoop() {
 	defer r.wg.Done()
 	t := time.NewTimer(r.cfg.HoldInterval)
@@ -400,12 +400,14 @@ func (r *Relay) holdLoop() {
 		lastView = view
 		now := r.cfg.Now()
 		names := r.held.Names()
-		t.Stop()
+		next := max(r.cfg.ExpiryInterval, r.cfg.HoldInterval)
 		if len(names) > 0 {
-			t.Reset(r.cfg.HoldInterval)
-		} else {
-			t.Reset(max(r.cfg.ExpiryInterval, r.cfg.HoldInterval))
+			next = r.cfg.HoldInterval
+		} else if r.seals.pending() {
+			next = sealSaveEvery // the sighting observe held back is written next round
 		}
+		t.Stop()
+		t.Reset(next)
 		for _, name := range names {
 			route, err := r.dir.Resolve(name)
 			if err != nil {

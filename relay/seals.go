@@ -144,6 +144,14 @@ func (b *sealBook) observe(members []mesh.Member) {
 	}
 }
 
+// pending says whether the book knows something the file may not: holdLoop then comes back
+// within sealSaveEvery to write it.
+func (b *sealBook) pending() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dirty
+}
+
 // flush writes the book now if it knows something the file may not (Relay.Close).
 func (b *sealBook) flush() {
 	b.mu.Lock()

@@ -91,3 +91,19 @@ func TestSealBookWrittenOnClose(t *testing.T) {
 		t.Fatalf("carol's sighting is not on disk after Close: %q", got)
 	}
 }
+
+// A running relay writes a sighting its book held back without any event, Close or message
+// held: holdLoop, which otherwise sleeps ExpiryInterval (a minute) while it holds nothing,
+// comes back after sealSaveEvery for it.
+func TestSealBookHeldBackWrittenByHoldLoop(t *testing.T) {
+	root := t.TempDir()
+	n := startNode(t, root, holder(filepath.Join(root, "slot"))) // a holder runs holdLoop
+	alice, _ := holding("alice")
+	n.relay.seals.observe([]mesh.Member{alice}) // written at once
+	carol, carolID := holding("carol")
+	n.relay.seals.observe([]mesh.Member{carol}) // held back: the last write was just now
+	n.relay.kickHolding()                       // a round now, too soon to write it
+	testutil.WaitFor(t, 20*time.Second, "holdLoop to write the held-back sighting", func() bool {
+		return onDisk(t, root, "carol") == carolID.Fingerprint()
+	})
+}
