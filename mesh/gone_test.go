@@ -174,9 +174,10 @@ func TestNamesHintPullsAMissedClaim(t *testing.T) {
 	if _, err := hinted.Join(plain.Addr()); err != nil {
 		t.Fatal(err)
 	}
-	if !allSee(ps, func(p *mesh.Peer) bool { return aliveCount(p) == 3 }) {
-		t.Fatal("the three peers do not all know each other after the joins")
-	}
+	// The joined peer merges the joiner's state on its own goroutine, maybe after Join returns.
+	testutil.WaitFor(t, 10*time.Second, "the three peers to know each other after the joins", func() bool {
+		return allSee(ps, func(p *mesh.Peer) bool { return aliveCount(p) == 3 })
+	})
 	if err := claimant.Claim(bg, "bob"); err != nil {
 		t.Fatal(err)
 	}
