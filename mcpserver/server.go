@@ -50,6 +50,9 @@ type Server struct {
 	stopListen chan struct{}   // closed by paf_end_session without id
 	changed    chan struct{}   // closed at every change of the state above
 	pushed     map[string]bool // ids of unread messages already pushed
+	// pushAfter are messages a tool returned before they were pushed: pushed
+	// by pushLoop once the result is written (pushNew), at most maxPushAfter.
+	pushAfter  []pushItem
 	taking     map[string]bool // ids a take is marking read (not "gone" to pushNew)
 	subscribed map[string]bool // resource URIs the client subscribed to
 	seen       map[string]activitySeen

@@ -170,7 +170,9 @@ func (f *inflight) cancel(params json.RawMessage) {
 // callTool runs call and writes its answer. ctx is cancelled by
 // notifications/cancelled for the call's id (serve registers it).
 func (c *stdioConn) callTool(ctx context.Context, call toolCall) {
-	res, panicked := c.runTool(ctx, call)
+	gate := &pushGate{}
+	defer c.s.release(gate) // after the result is written
+	res, panicked := c.runTool(context.WithValue(ctx, pushGateKey{}, gate), call)
 	if panicked != nil {
 		c.s.log.Error("mcp: panic in a tool handler", "tool", call.name, "panic", panicked)
 		var id any
