@@ -19,7 +19,11 @@
 //     whose request was not cancelled; a cancelled or timed-out wait loses
 //     nothing. Each arriving message is also pushed once as a
 //     notifications/claude/channel notification, and stays unread until a
-//     tool returns it.
+//     tool returns it; a message a tool returns before it was pushed (a
+//     waiting paf_listen takes what arrives) is pushed after that result.
+//   - Over stdio, tool calls of this server's tools are decoded, checked and
+//     answered by the server's own loop (toolcall.go), with the answers
+//     mcp-go gives; every other request goes to mcp-go.
 //   - Every tool result is readable text plus structuredContent, and says how
 //     many messages are waiting unread. A mistake the model can fix is a
 //     result with IsError and a sentence saying what to do, never a crash.

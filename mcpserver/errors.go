@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/mark3labs/mcp-go/mcp"
-
 	"github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/relay"
 )
@@ -76,9 +74,7 @@ func trimPkg(err error) string {
 }
 
 // errorResult is the IsError result of a failed tool call.
-func errorResult(tool string, err error) *mcp.CallToolResult {
+func errorResult(tool string, err error) toolResult {
 	text := explain(tool, err)
-	r := mcp.NewToolResultError(text)
-	r.StructuredContent = map[string]any{"error": text}
-	return r
+	return toolResult{text: text, data: map[string]any{"error": text}, isError: true}
 }

@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -57,8 +58,70 @@ func (s *Server) pushLoop(ctx context.Context) {
 	}
 }
 
-// pushNew pushes the unread messages not pushed yet.
+// maxPushAfter bounds Server.pushAfter, for a server whose pushLoop does not
+// run (served by a transport that never started it): past it a message a
+// tool returned is not pushed, as mcp-go drops notifications past its queue.
+const maxPushAfter = notificationQueue
+
+// pushItem is a message a tool returned before it was pushed. held: the
+// result that returned it is not written yet (pushGate).
+type pushItem struct {
+	m    relay.Message
+	held bool
+}
+
+// pushGateKey keys a *pushGate in the context of a tool call the stdio loop
+// serves itself: the messages the call returns are pushed only once its
+// result is written (release), so that the client reads the result first.
+// Without one (mcp-go's transports) they are pushed once pushLoop next runs.
+type pushGateKey struct{}
+
+type pushGate struct{ ids []string } // used by the call's own goroutine only
+
+// release lets pushLoop push what the call behind g returned.
+func (s *Server) release(g *pushGate) {
+	if len(g.ids) == 0 {
+		return
+	}
+	s.mu.Lock()
+	for i := range s.pushAfter {
+		if slices.Contains(g.ids, s.pushAfter[i].m.ID) {
+			s.pushAfter[i].held = false
+		}
+	}
+	s.mu.Unlock()
+	kick(s.pushKick)
+}
+
+// pushNew pushes the messages a tool returned before they were pushed, then
+// the unread messages not pushed yet. While a paf_listen waits it leaves the
+// unread ones to it: paf_listen takes everything that arrives, and its
+// result is what its agent waits for, so the notifications follow it
+// (pushAfter) instead of going before it, with a read of the inbox, on the
+// question -> answer path of SPEC section 10 (both ways). A paf_listen that
+// returns without them (cancelled, stopped, or within the opening grace)
+// kicks pushLoop as it leaves.
 func (s *Server) pushNew(name string) {
+	s.mu.Lock()
+	var after []relay.Message
+	held := s.pushAfter[:0]
+	for _, it := range s.pushAfter {
+		if it.held {
+			held = append(held, it)
+		} else {
+			after = append(after, it.m)
+		}
+	}
+	clear(s.pushAfter[len(held):])
+	s.pushAfter = held
+	listening := s.listening > 0
+	s.mu.Unlock()
+	for _, m := range after {
+		s.mcp.SendNotificationToAllClients(channelMethod, channelParams(m))
+	}
+	if listening {
+		return
+	}
 	msgs, err := s.b.Peek(name)
 	if err != nil {
 		s.log.Debug("push: read inbox", "err", err)
@@ -72,7 +135,9 @@ func (s *Server) pushNew(name string) {
 	unread := make(map[string]bool, len(msgs))
 	for _, m := range msgs {
 		unread[m.ID] = true
-		if s.pushed[m.ID] {
+		// A tool took it since it was read above: it is in pushAfter,
+		// pushed next time.
+		if s.pushed[m.ID] || slices.ContainsFunc(s.pushAfter, func(a pushItem) bool { return a.m.ID == m.ID }) {
 			continue
 		}
 		s.pushed[m.ID] = true

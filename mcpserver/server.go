@@ -37,7 +37,8 @@ type Server struct {
 	b   Backend
 	mcp *server.MCPServer
 
-	tools map[string]bool // tool names, to answer unknown ones helpfully
+	tools  map[string]bool       // tool names, to answer unknown ones helpfully
+	direct map[string]directTool // the tools, as the stdio transport calls them
 
 	takeMu sync.Mutex
 
@@ -49,6 +50,9 @@ type Server struct {
 	stopListen chan struct{}   // closed by paf_end_session without id
 	changed    chan struct{}   // closed at every change of the state above
 	pushed     map[string]bool // ids of unread messages already pushed
+	// pushAfter are messages a tool returned before they were pushed: pushed
+	// by pushLoop once the result is written (pushNew), at most maxPushAfter.
+	pushAfter  []pushItem
 	taking     map[string]bool // ids a take is marking read (not "gone" to pushNew)
 	subscribed map[string]bool // resource URIs the client subscribed to
 	seen       map[string]activitySeen
@@ -80,6 +84,7 @@ func New(cfg Config) *Server {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, b: cfg.Backend,
 		tools:        map[string]bool{},
+		direct:       map[string]directTool{},
 		convs:        map[string]*conversation{},
 		stopListen:   make(chan struct{}),
 		changed:      make(chan struct{}),
@@ -212,7 +217,12 @@ func (s *Server) checkToolName(ctx context.Context, _ any, message any) error {
 		if !ok {
 			return nil
 		}
-		var req envelope
+		var req struct {
+			Method string `json:"method"`
+			Params struct {
+				Name *string `json:"name"`
+			} `json:"params"`
+		}
 		if json.Unmarshal(raw, &req) != nil {
 			return nil
 		}
@@ -272,10 +282,13 @@ func (s *Server) unknownArgs(tool string, req mcp.CallToolRequest) *mcp.CallTool
 		return nil
 	}
 	sort.Strings(unknown)
-	text := argErrorText(tool, "Invalid arguments: "+strings.Join(unknown, "; "))
-	res := mcp.NewToolResultError(text)
-	res.StructuredContent = map[string]any{"error": text}
-	return res
+	return argError(tool, "Invalid arguments: "+strings.Join(unknown, "; ")).mcpResult()
+}
+
+// argError is the result of a call whose arguments do not fit the tool.
+func argError(tool, what string) toolResult {
+	text := argErrorText(tool, what)
+	return toolResult{text: text, data: map[string]any{"error": text}, isError: true}
 }
 
 // argProblems lists, in words, how args break schema: missing required

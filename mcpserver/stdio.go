@@ -104,13 +104,12 @@ func (s *stdioSession) SetProtocolVersion(v string) { s.version.Store(v) }
 // envelope is what the loop needs of a line to route it; mcp-go's
 // HandleMessage decodes the rest.
 type envelope struct {
-	ID     json.RawMessage `json:"id"`
-	Method string          `json:"method"`
-	Result json.RawMessage `json:"result"`
-	Error  json.RawMessage `json:"error"`
-	Params struct {
-		Name *string `json:"name"`
-	} `json:"params"`
+	JSONRPC json.RawMessage `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Method  string          `json:"method"`
+	Result  json.RawMessage `json:"result"`
+	Error   json.RawMessage `json:"error"`
+	Params  json.RawMessage `json:"params"`
 }
 
 func (e *envelope) hasID() bool { return len(e.ID) > 0 && string(e.ID) != "null" }
@@ -155,6 +154,7 @@ type stdioConn struct {
 	writeMu sync.Mutex
 	slots   chan struct{} // one per request running on its own goroutine
 	reqs    sync.WaitGroup
+	calls   inflight // the tool calls served by callTool
 
 	// closeMu is read-held by the reading goroutine while it dispatches a
 	// line, so that once closed is set no request starts (reqs.Add never
@@ -175,8 +175,13 @@ func (c *stdioConn) write(msg any) {
 		c.s.log.Error("mcp: encode a message for the client", "err", err)
 		return
 	}
+	c.writeBytes(buf.Bytes())
+}
+
+// writeBytes writes b, one or more whole lines, in one write.
+func (c *stdioConn) writeBytes(b []byte) {
 	c.writeMu.Lock()
-	_, err := c.out.Write(buf.Bytes())
+	_, err := c.out.Write(b)
 	c.writeMu.Unlock()
 	if err != nil {
 		c.s.log.Warn("mcp: write to the client", "err", err)
@@ -251,19 +256,40 @@ func (c *stdioConn) dispatch(ctx context.Context, line []byte) {
 	case !e.hasID():
 		// Notifications are served in order and at once: notifications/cancelled
 		// must reach the call it cancels while that call runs.
+		if e.Method == string(mcp.MethodNotificationCancelled) {
+			c.calls.cancel(e.Params)
+		}
 		c.handle(ctx, nil, line)
 		return
 	}
-	ctx = context.WithValue(ctx, routeKey{}, route{method: e.Method, tool: e.Params.Name})
+	call, direct := c.s.directCall(&e)
+	if direct || e.Method != string(mcp.MethodToolsCall) {
+		// A tools/call left to mcp-go is decoded again by checkToolName, as
+		// mcp-go decodes it (keys in any case).
+		ctx = context.WithValue(ctx, routeKey{}, route{method: e.Method, tool: &call.name})
+	}
 	if inlineMethods[e.Method] {
 		c.handle(ctx, e.ID, line)
 		return
+	}
+	serve := func(ctx context.Context) { c.handle(ctx, e.ID, line) }
+	if direct {
+		// Registered before the next line is read, so that a
+		// notifications/cancelled right behind the call finds it.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		forget := c.calls.add(call.key, cancel)
+		serve = func(ctx context.Context) {
+			defer forget()
+			defer cancel()
+			c.callTool(ctx, call)
+		}
 	}
 	select {
 	case c.slots <- struct{}{}:
 	default:
 		c.s.log.Warn("mcp: too many requests at once; serving this one before reading more", "limit", cap(c.slots))
-		c.handle(ctx, e.ID, line)
+		serve(ctx)
 		return
 	}
 	c.reqs.Add(1)
@@ -272,7 +298,7 @@ func (c *stdioConn) dispatch(ctx context.Context, line []byte) {
 			<-c.slots
 			c.reqs.Done()
 		}()
-		c.handle(ctx, e.ID, line)
+		serve(ctx)
 	}()
 }
 

@@ -152,6 +152,8 @@ func TestStdioLoopClient(t *testing.T) {
 // test, for what a well-behaved client never sends.
 type rawStdio struct {
 	t     *testing.T
+	s     *Server
+	fm    *fakeMesh
 	in    *io.PipeWriter
 	lines chan string
 	done  chan error
@@ -164,7 +166,7 @@ func startRaw(t *testing.T, cfg Config) *rawStdio {
 	s := New(cfg)
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	r := &rawStdio{t: t, in: inW, lines: make(chan string, 100), done: make(chan error, 1)}
+	r := &rawStdio{t: t, s: s, fm: fm, in: inW, lines: make(chan string, 100), done: make(chan error, 1)}
 	go func() {
 		r.done <- s.ServeStdio(context.Background(), inR, outW)
 		outW.Close()

@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -109,9 +110,10 @@ const (
 )
 
 func (s *Server) addTools() {
-	add := func(t mcp.Tool, h server.ToolHandlerFunc) {
+	add := func(t mcp.Tool, h toolHandlers) {
 		s.tools[t.Name] = true
-		s.mcp.AddTool(t, h)
+		s.direct[t.Name] = directTool{schema: t.InputSchema, run: h.direct}
+		s.mcp.AddTool(t, h.mcp)
 	}
 	// Parameters are described only where the name and the tool's description
 	// leave something out; the rules of each are in the error a bad value gets.
@@ -197,45 +199,87 @@ type reply struct {
 	next string
 }
 
+// toolResult is a tool call's result as this server makes it: text content,
+// structuredContent, and whether it is an error. The stdio transport encodes
+// it itself (toolcall.go); other transports get it as an mcp.CallToolResult.
+type toolResult struct {
+	text    string
+	data    map[string]any
+	isError bool
+}
+
+// mcpResult is r as mcp-go's result type, for mcp-go's own transports.
+func (r toolResult) mcpResult() *mcp.CallToolResult {
+	res := mcp.NewToolResultText(r.text)
+	res.IsError = r.isError
+	if r.data != nil {
+		res.StructuredContent = r.data
+	}
+	return res
+}
+
+// toolHandlers are the two entries of one tool: mcp's, registered with mcp-go
+// (which validates the arguments against the input schema and binds them),
+// and direct, which the stdio transport calls with the arguments it checked
+// itself against the same schema (directTool). Both run the same handler.
+type toolHandlers struct {
+	mcp    server.ToolHandlerFunc
+	direct func(ctx context.Context, req mcp.CallToolRequest, args json.RawMessage) toolResult
+}
+
 // handle wraps a typed handler: it waits (bounded) for the peer to be up,
 // runs fn, and completes the result with the notices and the unread line
 // every result carries.
-func handle[T any](s *Server, tool string, fn func(context.Context, mcp.CallToolRequest, T) (*reply, error)) server.ToolHandlerFunc {
-	return mcp.NewTypedToolHandler(func(ctx context.Context, req mcp.CallToolRequest, args T) (*mcp.CallToolResult, error) {
+func handle[T any](s *Server, tool string, fn func(context.Context, mcp.CallToolRequest, T) (*reply, error)) toolHandlers {
+	run := func(ctx context.Context, req mcp.CallToolRequest, args T) toolResult {
 		ctx = context.WithValue(ctx, callStartKey{}, time.Now())
-		if res := s.unknownArgs(tool, req); res != nil {
-			return res, nil
-		}
 		if err := s.ready(ctx); err != nil {
-			return errorResult(tool, err), nil
+			return errorResult(tool, err)
 		}
 		r, err := fn(ctx, req, args)
 		if err != nil {
 			res := errorResult(tool, err)
-			s.complete(res, res.StructuredContent.(map[string]any))
-			return res, nil
+			s.complete(&res)
+			return res
 		}
-		res := mcp.NewToolResultText(r.text)
 		if r.data == nil {
 			r.data = map[string]any{}
 		}
 		if r.next != "" {
 			r.data["next"] = r.next
 		}
-		s.complete(res, r.data)
-		res.StructuredContent = r.data
-		return res, nil
-	})
+		res := toolResult{text: r.text, data: r.data}
+		s.complete(&res)
+		return res
+	}
+	return toolHandlers{
+		mcp: mcp.NewTypedToolHandler(func(ctx context.Context, req mcp.CallToolRequest, args T) (*mcp.CallToolResult, error) {
+			if res := s.unknownArgs(tool, req); res != nil {
+				return res, nil
+			}
+			return run(ctx, req, args).mcpResult(), nil
+		}),
+		direct: func(ctx context.Context, req mcp.CallToolRequest, raw json.RawMessage) toolResult {
+			var args T
+			if len(raw) > 0 && string(raw) != "null" {
+				if err := json.Unmarshal(raw, &args); err != nil {
+					// directTool checked raw against the schema: not reached
+					// unless the two disagree. Worded as mcp-go's binding error.
+					return argError(tool, "failed to bind arguments: "+err.Error())
+				}
+			}
+			return run(ctx, req, args)
+		},
+	}
 }
 
 // complete appends the pending notices and the unread line.
-func (s *Server) complete(res *mcp.CallToolResult, data map[string]any) {
+func (s *Server) complete(res *toolResult) {
 	s.mu.Lock()
 	notices := s.notices
 	s.notices = nil
 	s.mu.Unlock()
 	unread := s.unread()
-	tc := res.Content[0].(mcp.TextContent)
 	var extra []string
 	for _, n := range notices {
 		extra = append(extra, "Notice: "+n)
@@ -244,9 +288,9 @@ func (s *Server) complete(res *mcp.CallToolResult, data map[string]any) {
 		extra = append(extra, l)
 	}
 	if len(extra) > 0 {
-		tc.Text = strings.TrimRight(tc.Text, "\n") + "\n\n" + strings.Join(extra, "\n")
-		res.Content[0] = tc
+		res.text = strings.TrimRight(res.text, "\n") + "\n\n" + strings.Join(extra, "\n")
 	}
+	data := res.data
 	data["unread"] = unread
 	if _, ok := data["next"]; !ok && unread > 0 {
 		data["next"] = unreadLine(unread)

@@ -70,12 +70,22 @@ func (s *Server) take(ctx context.Context, name string, pick picker, accept func
 		// better than losing them.
 		s.log.Warn("mark messages read", "name", name, "count", len(ids), "err", err)
 	}
+	gate, _ := ctx.Value(pushGateKey{}).(*pushGate)
 	s.mu.Lock()
+	unpushed := false
 	for i := range items {
 		// Classify again in order: an opening earlier in the batch makes
 		// the messages after it part of its conversation.
 		items[i].cl = s.classifyLocked(&items[i].m, forwards)
 		items[i].conv = s.applyLocked(&items[i].m, items[i].cl)
+		if !s.pushed[items[i].m.ID] && len(s.pushAfter) < maxPushAfter {
+			// Not pushed yet: pushed after the result (pushNew).
+			s.pushAfter = append(s.pushAfter, pushItem{m: items[i].m, held: gate != nil})
+			if gate != nil {
+				gate.ids = append(gate.ids, items[i].m.ID)
+			}
+			unpushed = true
+		}
 		delete(s.pushed, items[i].m.ID)
 		delete(s.taking, items[i].m.ID)
 	}
@@ -83,6 +93,9 @@ func (s *Server) take(ctx context.Context, name string, pick picker, accept func
 	sub := s.subscribed[inboxURI]
 	s.mu.Unlock()
 	s.kickPresence()
+	if unpushed && gate == nil {
+		kick(s.pushKick)
+	}
 	if sub {
 		// Told here: pushLoop, which tells of arrivals, sees nothing gone once the taken
 		// ids have left s.pushed above (it used to be kicked for this, and told nothing).
@@ -187,6 +200,7 @@ func (s *Server) wait(ctx context.Context, req mcp.CallToolRequest, w waitSpec) 
 			s.listening--
 			s.mu.Unlock()
 			s.kickPresence()
+			kick(s.pushKick) // what it left unread is pushed now (pushNew)
 		}()
 	}
 	var graceUntil time.Time

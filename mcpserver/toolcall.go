@@ -1,0 +1,238 @@
+package mcpserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// The stdio loop serves tools/call requests for this server's own tools
+// itself: it decodes the request once, checks the arguments against the
+// tool's input schema with argProblems (the words mcp-go's refusals are
+// rewritten into, see explainValidation), runs the same handler mcp-go would
+// run, and encodes the result once. Through mcp-go a call was decoded five
+// more times (MCPServer.HandleMessage, its protocol and _meta probes, the
+// request, the typed arguments), validated by a general JSON Schema
+// validator, and its result built as maps and encoded twice (the result's
+// MarshalJSON, then re-scanned by the response's encoder): about a quarter
+// of a session's CPU on the question -> answer path of SPEC section 10.
+//
+// The answers are those mcp-go gives (the tests compare the two for the same
+// requests). Whatever the loop does not recognise as an ordinary call of one
+// of its tools goes to mcp-go as before: another jsonrpc version, an id that
+// is neither a string nor a number, params with any key besides name,
+// arguments and _meta, a _meta that does not decode or asks for the
+// 2026-07-28 protocol (whose results mcp-go decorates), an unknown tool.
+
+// directTool is one of this server's tools as the stdio loop calls it.
+type directTool struct {
+	schema mcp.ToolInputSchema
+	run    func(ctx context.Context, req mcp.CallToolRequest, args json.RawMessage) toolResult
+}
+
+// toolCall is a tools/call request the stdio loop serves itself.
+type toolCall struct {
+	id   json.RawMessage // as sent: a JSON string or number
+	key  string          // its key among the calls in flight (callKey)
+	name string
+	args json.RawMessage // nil when absent
+	// argv is args decoded as mcp-go decodes them (for argProblems).
+	argv any
+	meta *mcp.Meta
+	tool directTool
+}
+
+// directCall says whether the request e is a tools/call that the stdio
+// loop serves itself, and returns it.
+func (s *Server) directCall(e *envelope) (call toolCall, ok bool) {
+	if e.Method != string(mcp.MethodToolsCall) || string(e.JSONRPC) != `"2.0"` ||
+		e.Result != nil || e.Error != nil || !idIsStringOrNumber(e.ID) {
+		return call, false
+	}
+	call, ok = s.callParams(e.Params)
+	call.id, call.key = e.ID, callKey(e.ID)
+	return call, ok
+}
+
+// callParams decodes the params of a tools/call request; ok says whether it
+// is an ordinary call of one of this server's tools, which the loop may
+// serve itself.
+func (s *Server) callParams(raw json.RawMessage) (call toolCall, ok bool) {
+	var params map[string]json.RawMessage
+	if json.Unmarshal(raw, &params) != nil || params == nil {
+		return call, false
+	}
+	named := false
+	for k, v := range params {
+		switch k {
+		case "name":
+			if string(v) == "null" || json.Unmarshal(v, &call.name) != nil {
+				return call, false
+			}
+			named = true
+		case "arguments":
+			call.args = v
+		case "_meta":
+			if string(v) == "null" {
+				continue
+			}
+			var m mcp.Meta
+			if json.Unmarshal(v, &m) != nil || mcp.IsModernProtocol(m.ProtocolVersion()) {
+				return call, false
+			}
+			call.meta = &m
+		default:
+			return call, false
+		}
+	}
+	call.tool = s.direct[call.name]
+	if !named || call.tool.run == nil {
+		return call, false
+	}
+	// Arguments that do not decode (a number out of range) make mcp-go
+	// refuse the whole request: left to it.
+	if call.args != nil && json.Unmarshal(call.args, &call.argv) != nil {
+		return call, false
+	}
+	return call, true
+}
+
+// idIsStringOrNumber: the ids the loop answers itself (JSON-RPC allows only
+// these and null; mcp-go answers the others).
+func idIsStringOrNumber(id json.RawMessage) bool {
+	if len(id) == 0 {
+		return false
+	}
+	c := id[0]
+	return c == '"' || c == '-' || (c >= '0' && c <= '9')
+}
+
+// callKey identifies a request id among the calls in flight, as
+// notifications/cancelled names it: by value, so that 7 and 7.0 are one id.
+func callKey(id json.RawMessage) string {
+	var v any
+	if json.Unmarshal(id, &v) != nil {
+		return ""
+	}
+	return fmt.Sprintf("%T:%v", v, v)
+}
+
+// inflight is the tool calls the loop runs, by callKey, for
+// notifications/cancelled.
+type inflight struct {
+	mu    sync.Mutex
+	calls map[string]*context.CancelFunc
+}
+
+// add records cancel under key; the returned func forgets it again (unless a
+// later call with the same id replaced it).
+func (f *inflight) add(key string, cancel context.CancelFunc) func() {
+	p := &cancel
+	f.mu.Lock()
+	if f.calls == nil {
+		f.calls = map[string]*context.CancelFunc{}
+	}
+	f.calls[key] = p
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		if f.calls[key] == p {
+			delete(f.calls, key)
+		}
+		f.mu.Unlock()
+	}
+}
+
+// cancel cancels the call whose id is the requestId of a
+// notifications/cancelled's params, if the loop runs it.
+func (f *inflight) cancel(params json.RawMessage) {
+	var p struct {
+		RequestID json.RawMessage `json:"requestId"`
+	}
+	if json.Unmarshal(params, &p) != nil || len(p.RequestID) == 0 {
+		return
+	}
+	key := callKey(p.RequestID)
+	f.mu.Lock()
+	c := f.calls[key]
+	delete(f.calls, key)
+	f.mu.Unlock()
+	if c != nil {
+		(*c)()
+	}
+}
+
+// callTool runs call and writes its answer. ctx is cancelled by
+// notifications/cancelled for the call's id (serve registers it).
+func (c *stdioConn) callTool(ctx context.Context, call toolCall) {
+	gate := &pushGate{}
+	defer c.s.release(gate) // after the result is written
+	res, panicked := c.runTool(context.WithValue(ctx, pushGateKey{}, gate), call)
+	if panicked != nil {
+		c.s.log.Error("mcp: panic in a tool handler", "tool", call.name, "panic", panicked)
+		var id any
+		_ = json.Unmarshal(call.id, &id)
+		// As mcp-go's WithRecovery answers.
+		c.write(errorResponse(id, mcp.INTERNAL_ERROR, fmt.Sprintf("panic recovered in %s tool handler: %v", call.name, panicked)))
+		return
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	if err := appendResponse(buf, call.id, res); err != nil {
+		c.s.log.Error("mcp: encode a tool result", "tool", call.name, "err", err)
+		var id any
+		_ = json.Unmarshal(call.id, &id)
+		c.write(errorResponse(id, mcp.INTERNAL_ERROR, "could not encode the result of "+call.name))
+		return
+	}
+	c.writeBytes(buf.Bytes())
+}
+
+func (c *stdioConn) runTool(ctx context.Context, call toolCall) (res toolResult, panicked any) {
+	defer func() { panicked = recover() }()
+	if problems := argProblems(call.tool.schema, call.argv); len(problems) > 0 {
+		return argError(call.name, "Invalid arguments: "+strings.Join(problems, "; ")), nil
+	}
+	var req mcp.CallToolRequest
+	req.Method = string(mcp.MethodToolsCall)
+	req.Params.Name = call.name
+	req.Params.Meta = call.meta
+	req.Params.RawArguments = call.args
+	return call.tool.run(ctx, req, call.args), nil
+}
+
+// appendResponse writes the JSON-RPC response carrying r, as mcp-go encodes
+// an mcp.CallToolResult (keys in the order of its map: content, isError,
+// structuredContent), and a newline.
+func appendResponse(buf *bytes.Buffer, id json.RawMessage, r toolResult) error {
+	buf.WriteString(`{"jsonrpc":"2.0","id":`)
+	buf.Write(id)
+	buf.WriteString(`,"result":{"content":[{"type":"text","text":`)
+	enc := json.NewEncoder(buf)
+	if err := enc.Encode(r.text); err != nil {
+		return err
+	}
+	trimNewline(buf)
+	buf.WriteString(`}]`)
+	if r.isError {
+		buf.WriteString(`,"isError":true`)
+	}
+	if r.data != nil {
+		buf.WriteString(`,"structuredContent":`)
+		if err := enc.Encode(r.data); err != nil {
+			return err
+		}
+		trimNewline(buf)
+	}
+	buf.WriteString("}}\n")
+	return nil
+}
+
+// trimNewline drops the newline json.Encoder ends each value with.
+func trimNewline(buf *bytes.Buffer) { buf.Truncate(buf.Len() - 1) }
