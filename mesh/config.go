@@ -160,6 +160,15 @@ type Config struct {
 	// receives (a change to the run dir), besides the timer. A closed channel
 	// is ignored from then on.
 	DiscoverWake <-chan struct{}
+	// WakeGone, when set with DiscoverWake and Gone, tells after a wake which peers it may be
+	// about: the ids it returns, or every member of this host when it says all. The wake then
+	// asks Gone about those ids alone (a wake that names none, a peer that started or
+	// rewrote its entry, asks nothing); the discovery round that follows, and every other,
+	// still asks about every member. The run-dir watch names the entries their owners closed
+	// (discovery.Watcher.Closed): 50 sessions starting together woke each peer about a hundred
+	// times, each wake asking about every member (issue 18). Nil: every wake asks about
+	// every member of this host, at most every 200 ms.
+	WakeGone func() (ids []string, all bool)
 
 	// Names, when set, tells the names that peers of this machine say they hold (their run-dir
 	// entries), by peer id. It is a hint, never trusted for ownership: a known live peer whose
@@ -175,9 +184,10 @@ type Config struct {
 	// peer it names is failed in this peer's view at once and for good, even while memberlist
 	// still reports it alive: its name is reserved for NameGrace, during which a restarted
 	// session of the same identity may take it back. It is asked about every live member of
-	// this host (Meta.Host, a filter only) after each discovery round and on a DiscoverWake
-	// (at once, or within 200 ms of the last check); never with the peer's lock held, never
-	// concurrently with itself. It may block briefly (it reads files).
+	// this host (Meta.Host, a filter only) after each discovery round, and on a DiscoverWake
+	// about those WakeGone names (without WakeGone: about every one, at once or within
+	// 200 ms of the last check); never with the peer's lock held, never concurrently with
+	// itself. It may block briefly (it reads files).
 	Gone func(id string) bool
 
 	// BurstGossip is how often a peer with news gossips, for a second after the last news

@@ -35,12 +35,25 @@ func (p *Peer) discoverLoop() {
 			}
 			// A peer of this machine that died is failed at once (its name is reserved, and
 			// a restarted session can take it back); joining waits for the round.
-			switch wait := goneEvery - time.Since(lastGone); {
-			case goneSoon != nil: // armed already
-			case wait <= 0:
-				gone()
-			default:
-				goneSoon = time.After(wait)
+			var ids []string
+			all := p.cfg.WakeGone == nil
+			if !all {
+				ids, all = p.cfg.WakeGone()
+			}
+			if !all {
+				if len(ids) > 0 {
+					p.discoverMu.Lock()
+					p.checkGoneOf(ids)
+					p.discoverMu.Unlock()
+				}
+			} else {
+				switch wait := goneEvery - time.Since(lastGone); {
+				case goneSoon != nil: // armed already
+				case wait <= 0:
+					gone()
+				default:
+					goneSoon = time.After(wait)
+				}
 			}
 			if soon == nil {
 				soon = time.After(wakeDelay())
@@ -55,8 +68,8 @@ func (p *Peer) discoverLoop() {
 	}
 }
 
-// goneEvery spaces out the checks a wake triggers (Config.Gone, a few file operations per
-// member): 50 sessions starting together woke each peer about a hundred times, and checking
+// goneEvery spaces out the checks of every member a wake triggers without Config.WakeGone
+// (Config.Gone, a few file operations per member): 50 sessions starting together woke each peer about a hundred times, and checking
 // every member on each wake was a tenth of their CPU. A death is still seen within goneEvery.
 const goneEvery = 200 * time.Millisecond
 
