@@ -63,7 +63,9 @@ func (p *Peer) discoverLoop() {
 			gone()
 		case <-soon:
 			soon = nil
-			p.Discover()
+			// With WakeGone the wakes checked the peers that may have stopped already: this
+			// round joins and pulls, and the timer's rounds check every member.
+			p.discover(p.cfg.WakeGone == nil)
 		}
 	}
 }
@@ -87,7 +89,10 @@ func wakeDelay() time.Duration {
 // (Config.Names) our view does not show. New does not discover by
 // itself before its first DiscoverInterval; a caller that wants to see the
 // mesh at once (to check a name before claiming it) calls Discover after New.
-func (p *Peer) Discover() {
+func (p *Peer) Discover() { p.discover(true) }
+
+// discover is Discover, which asks Config.Gone about every member only with checkAll.
+func (p *Peer) discover(checkAll bool) {
 	if p.cfg.Discover == nil {
 		return
 	}
@@ -140,7 +145,9 @@ func (p *Peer) Discover() {
 	}
 	// After the joins, which taught us the members: a peer that starts after another died
 	// (its restarted session) must not take the dead one for alive, as memberlist still does.
-	p.checkGone()
+	if checkAll {
+		p.checkGone()
+	}
 	p.pullStale()
 }
 

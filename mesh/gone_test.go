@@ -112,14 +112,11 @@ func TestGoneFailsAtOnceAndForGood(t *testing.T) {
 }
 
 // With Config.WakeGone a wake asks Gone about the ids it names alone: a wake that names none
-// (a peer started) asks nothing, one that names a peer asks about that one, and one that says
-// all asks about every member. The discovery rounds the wakes arm ask about every member:
-// their asks are told apart (between the round's Discover and its Names) and answered "alive",
-// so that only the wakes' own checks count here (TestGoneSeenByNewcomerAtDiscover covers the
-// rounds').
+// (a peer started) asks nothing, nor does the discovery round it arms; one that names a peer
+// asks about that one, and one that says all asks about every member.
 func TestWakeGoneAsksAboutNamedPeersOnly(t *testing.T) {
 	var oracle idOracle
-	var inRound atomic.Bool
+	var rounds atomic.Int32
 	wake := make(chan struct{})
 	type answer struct {
 		ids []string
@@ -128,9 +125,10 @@ func TestWakeGoneAsksAboutNamedPeersOnly(t *testing.T) {
 	answers := make(chan answer, 1)
 	ps := cluster(t, 3, func(i int, c *mesh.Config) {
 		if i == 0 {
-			c.Gone = func(id string) bool { return !inRound.Load() && oracle.ask(id) }
-			c.Discover = func() []string { inRound.Store(true); return nil }
-			c.Names = func() map[string]string { inRound.Store(false); return nil }
+			c.Gone = oracle.ask
+			c.Discover = func() []string { return nil }
+			// Asked at the end of each round, after its checks of Gone.
+			c.Names = func() map[string]string { rounds.Add(1); return nil }
 			c.DiscoverWake = wake
 			c.DiscoverInterval = time.Hour // the wakes alone
 			c.WakeGone = func() ([]string, bool) {
@@ -163,13 +161,17 @@ func TestWakeGoneAsksAboutNamedPeersOnly(t *testing.T) {
 		}
 	}
 
-	tell(answer{})                                   // a start: nobody to ask about
-	tell(answer{ids: []string{live.ID(), "nobody"}}) // the wake is unbuffered: the first was handled
+	r0 := rounds.Load()
+	tell(answer{}) // a start: nobody to ask about
+	testutil.WaitFor(t, 5*time.Second, "the discovery round the wake arms", func() bool {
+		return rounds.Load() > r0
+	})
+	tell(answer{ids: []string{live.ID(), "nobody"}})
 	testutil.WaitFor(t, 5*time.Second, "the watcher to ask about the named live peer", func() bool {
 		return oracle.times(live.ID()) == 1
 	})
 	if n := oracle.times(stopped.ID()); n != 0 {
-		t.Fatalf("Gone was asked %d times about a peer no wake named", n)
+		t.Fatalf("Gone was asked %d times about a peer no wake named (by a wake or its round)", n)
 	}
 	if n := oracle.times("nobody"); n != 0 {
 		t.Fatalf("Gone was asked %d times about an id that is no member", n)
