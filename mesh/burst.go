@@ -6,7 +6,7 @@ package mesh
 // tick wakes the process even when there is nothing to send. At 100 ms that was 40 % of an idle
 // `paf-peer mcp`'s CPU (20 idle sessions, A/B in the same minutes, issue 18: 0.49-0.53 % of a
 // core each against 0.28-0.32 % at 1 s). So the presets set memberlist's ticker to
-// idleGossipInterval, and a peer with news gossips every Config.BurstGossip for burstGossipFor
+// idleGossipInterval (the local preset: localGossipInterval), and a peer with news gossips every Config.BurstGossip for burstGossipFor
 // after the last news: each round pings GossipNodes random live peers with memberlist's public
 // Ping, and memberlist piggybacks its pending broadcasts on a ping exactly as on a gossip
 // packet (and the peer answers with an ack that carries its own). News is what queues a
@@ -30,8 +30,9 @@ const (
 	// DefaultBurstGossip is Config.BurstGossip's default: memberlist's own local pace, which
 	// the presets used for every tick before.
 	DefaultBurstGossip = 100 * time.Millisecond
-	// idleGossipInterval is memberlist's ticker in both presets: what reaches a peer without
-	// news (see above) waits at most this, or the next probe.
+	// idleGossipInterval is memberlist's ticker in the LAN preset (the local one uses
+	// localGossipInterval): what reaches a peer without news (see above) waits at most this,
+	// or the next probe.
 	idleGossipInterval = time.Second
 	// burstGossipFor is how long a burst lasts after the last news: ten rounds of
 	// GossipNodes pings, more than the retransmissions memberlist gives one broadcast at a

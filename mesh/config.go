@@ -91,6 +91,14 @@ const localPushPullInterval = 30 * time.Second
 // has no other witness.
 const localProbeInterval = 3 * time.Second
 
+// localGossipInterval: the local preset's idle gossip pace (memberlist's ticker; a peer with
+// news gossips in bursts, burst.go). What it alone carries is what reaches a peer without any
+// delegate hearing of it, a suspicion about a third peer learnt from another, and on one
+// machine a suspicion only ever concerns a peer that hangs, found in 10-15 s (above); every
+// probe packet carries it too. Each tick wakes an idle process: with the ticker at 1 s it was
+// a third of an idle session's wake-ups (issue 18, a runtime trace of a session among 20).
+const localGossipInterval = localProbeInterval
+
 // localCompression: memberlist compresses every gossip packet and push/pull
 // state with LZW by default. Over loopback bandwidth is free and the
 // compression is not: it was 14% of the CPU of 20 `paf-peer mcp` processes
@@ -217,6 +225,7 @@ func DefaultLocalConfig() *Config {
 	ml.EnableCompression = localCompression
 	ml.PushPullInterval = localPushPullInterval
 	ml.ProbeInterval = localProbeInterval
+	ml.GossipInterval = localGossipInterval
 	ml.BindAddr = "127.0.0.1"
 	ml.BindPort = 0
 	ml.AdvertisePort = 0

@@ -157,7 +157,8 @@ type Config struct {
 	ClockWindow time.Duration
 	// OutboxRetry is the first wait before a queued message is tried again (it doubles up to
 	// 30 s); OutboxAdopt is how often this peer looks for outboxes left by peers that are
-	// gone. Defaults DefaultOutboxRetry and DefaultOutboxAdopt.
+	// gone when no departure told it (a peer failing or leaving wakes the look at once).
+	// Defaults DefaultOutboxRetry and DefaultOutboxAdopt.
 	OutboxRetry time.Duration
 	OutboxAdopt time.Duration
 

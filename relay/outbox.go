@@ -45,8 +45,16 @@ const (
 	// up to maxOutboxBackoff. Short, since the common causes (a lost acknowledgement, a peer
 	// restarting) pass in a second.
 	DefaultOutboxRetry = 500 * time.Millisecond
-	// DefaultOutboxAdopt is how often a peer looks for outboxes left by peers that are gone.
-	DefaultOutboxAdopt = 5 * time.Second
+	// DefaultOutboxAdopt is how often a peer looks for outboxes left by peers that are gone
+	// when nothing told it of a departure: a heal only. A peer that fails or leaves wakes the
+	// look at once, and again every adoptGonePoll for adoptGoneFor after it (outboxLoop), so
+	// an idle peer does not wake for it every few seconds (issue 18).
+	DefaultOutboxAdopt = time.Minute
+	// adoptGonePoll and adoptGoneFor: after a departure the outbox look runs every
+	// adoptGonePoll for adoptGoneFor, since a peer that says goodbye (or that memberlist
+	// declares dead first) may release its outbox's lock a moment later.
+	adoptGonePoll = time.Second
+	adoptGoneFor  = 10 * time.Second
 	// maxOutboxBackoff bounds the wait between two tries: a partition or a wrong clock can
 	// last long, and the message should go soon after it ends.
 	maxOutboxBackoff = 30 * time.Second
@@ -336,7 +344,7 @@ func (r *Relay) outboxLoop() {
 	defer r.dir.Subscribe(events)()
 	t := time.NewTimer(0)
 	defer t.Stop()
-	var lastAdopt time.Time
+	var lastAdopt, goneUntil time.Time
 	for {
 		select {
 		case <-r.stop:
@@ -344,18 +352,26 @@ func (r *Relay) outboxLoop() {
 		case <-t.C:
 		case <-r.outbox.kick:
 		case e := <-events:
-			if e.Type == mesh.EventPeerJoined || e.Type == mesh.EventNameClaimed || e.Type == mesh.EventNameRenamed {
+			switch e.Type {
+			case mesh.EventPeerJoined, mesh.EventNameClaimed, mesh.EventNameRenamed:
 				r.outbox.mu.Lock()
 				clear(r.outbox.next)
 				r.outbox.mu.Unlock()
+			case mesh.EventPeerFailed, mesh.EventPeerLeft:
+				// It may have been a peer of this state dir with messages queued.
+				lastAdopt, goneUntil = time.Time{}, time.Now().Add(adoptGoneFor)
 			}
 		}
-		if time.Since(lastAdopt) >= r.cfg.OutboxAdopt {
+		every := r.cfg.OutboxAdopt
+		if time.Now().Before(goneUntil) {
+			every = min(every, adoptGonePoll)
+		}
+		if time.Since(lastAdopt) >= every {
 			lastAdopt = time.Now()
 			r.adoptOutboxes()
 		}
 		wait := r.retryDue(ctx)
-		t.Reset(min(wait, r.cfg.OutboxAdopt))
+		t.Reset(min(wait, every-time.Since(lastAdopt)))
 	}
 }
 

@@ -340,3 +340,45 @@ func TestHandoffLeavesOutboxForHolder(t *testing.T) {
 		t.Fatalf("the taken-over outbox file is still there: %v", err)
 	}
 }
+
+// A peer that leaves an outbox behind and says goodbye wakes the holders of its state dir:
+// the holder here never looks on its own timer (an hour) after its start, so only the
+// departure can make it take the outbox over.
+func TestOutboxAdoptedOnDeparture(t *testing.T) {
+	f := &faults{}
+	root := t.TempDir()
+	ns := meshWith(t, []string{"bob"}, [][]nodeOpt{{f.opt()}})
+	bob := ns[0]
+	holder := startNode(t, root, fastRetry, func(c *Config) {
+		c.HolderDir = filepath.Join(root, "slot")
+		c.HandoverStagger = 10 * time.Millisecond
+		c.OutboxAdopt = time.Hour
+	})
+	alice := startNode(t, root, fastRetry)
+	for _, n := range []*node{holder, alice} {
+		if _, err := n.peer.Join(bob.peer.Addr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := alice.peer.Claim(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 30*time.Second, "the holder to know alice", func() bool {
+		r, _ := holder.peer.Resolve("alice")
+		return r.Online
+	})
+	f.setCut(true)
+	res, err := alice.relay.Send(ctx, Outgoing{From: "alice", To: "bob", Body: "left behind"})
+	if err != nil || res.Status != StatusQueued {
+		t.Fatalf("send across a cut link: %+v, %v; want queued", res, err)
+	}
+	if h := alice.relay.Handoff(ctx); h.Left != 1 {
+		t.Fatalf("handoff across a cut link: %+v; want 1 left in a file", h)
+	}
+	alice.close()
+	f.setCut(false)
+	got := collect(t, holder, bob, "bob", 1)
+	if !slices.Equal(got, []string{"left behind"}) {
+		t.Fatalf("shown %q; want the left-behind message once, taken over on alice's departure", got)
+	}
+}

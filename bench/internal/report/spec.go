@@ -425,13 +425,15 @@ func Rows() []RowSpec {
 			Judge:    func(v Values) (string, string) { return verdict(v.M("") <= 4096), "" },
 		},
 		{
-			Key: "floors", Title: "physical floors of this machine (no target): loopback TCP round trip, 1 KiB, paced; the disk's 1 KiB write+fdatasync",
+			Key: "floors", Title: "physical floors of this machine (no target): loopback TCP round trip, 1 KiB, paced; the disk's 1 KiB write+fdatasync; a message's ed25519 signature (sign, verify)",
 			Target: "—",
 			Measured: []M{
 				m(PkgRelay, "BenchmarkXProcRawTCP/1KiB-paced-500us", "p50-rtt-us", "loopback RTT p50", "us"),
 				opt(m(PkgRelay, "BenchmarkXProcRawTCP/1KiB-paced-500us", "p99-rtt-us", "p99", "us")),
 				m(PkgProcs, ProcsFsync, "p50-ms", "fdatasync p50", "ms"),
 				opt(m(PkgProcs, ProcsFsync, "p99-ms", "p99", "ms")),
+				opt(m(PkgRelay, "BenchmarkSignVerify/1KiB", "sign-us", "sign", "us")),
+				opt(m(PkgRelay, "BenchmarkSignVerify/1KiB", "verify-us", "verify", "us")),
 			},
 			Judge: func(Values) (string, string) { return Floor, "" },
 		},
