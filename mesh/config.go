@@ -195,8 +195,9 @@ type Config struct {
 	// session of the same identity may take it back. It is asked about every live member of
 	// this host (Meta.Host, a filter only) after each discovery round (with WakeGone, only
 	// the timer's and Peer.Discover's), and on a DiscoverWake about those WakeGone names
-	// (without WakeGone: about every one, at once or within 200 ms of the last check); never with the peer's lock held, never concurrently with
-	// itself. It may block briefly (it reads files).
+	// (without WakeGone: about every one, at once or within 200 ms of the last check); never
+	// with the peer's lock held, never concurrently with itself. It may block briefly (it
+	// reads files).
 	Gone func(id string) bool
 
 	// BurstGossip is how often a peer with news gossips, for a second after the last news

@@ -71,8 +71,9 @@ func (p *Peer) discoverLoop() {
 }
 
 // goneEvery spaces out the checks of every member a wake triggers without Config.WakeGone
-// (Config.Gone, a few file operations per member): 50 sessions starting together woke each peer about a hundred times, and checking
-// every member on each wake was a tenth of their CPU. A death is still seen within goneEvery.
+// (Config.Gone, a few file operations per member): 50 sessions starting together woke each
+// peer about a hundred times, and checking every member on each wake was a tenth of their
+// CPU. A death is still seen within goneEvery.
 const goneEvery = 200 * time.Millisecond
 
 // wakeDelay is how long a round waits after a wake: 0.5-1 s, at random. A new peer joins the

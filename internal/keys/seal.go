@@ -88,11 +88,12 @@ func ParseCard(b []byte) (SealCard, error) {
 const maxCheckedCards = 256
 
 // checkedCards remembers the cards ParseCard has checked, by their bytes. The sessions of one
-// user share one identity, so a peer meets the same card in every member's metadata: 50
-// sessions starting together verified it 49 times each, an Ed25519 verification each (1.4 %
-// of their CPU; issue 18). Whether a card verifies depends on its bytes alone, so the
-// remembered result is the result; only cards that verified are kept, and the set is emptied
-// when full.
+// user share one state dir, so one identity, and a peer meets the same card in every member's
+// metadata: the seal book verified it once per member, an Ed25519 verification each (at 50
+// sessions starting together, 49 per peer were 1.4 % of their CPU; issue 18, perf of the
+// bench, whose sessions each have a state dir and so an identity of their own, which this
+// does not help). Whether a card verifies depends on its bytes alone, so the remembered
+// result is the result; only cards that verified are kept, and the set is emptied when full.
 var checkedCards = cardSet{m: map[string]SealCard{}}
 
 type cardSet struct {
