@@ -1,12 +1,14 @@
 package discovery
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 )
@@ -46,6 +48,12 @@ func TestDeadProcessEntryIsRemoved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stop := make(chan struct{})
+	defer close(stop)
+	w, err := l.Watch(stop)
+	if err != nil && !errors.Is(err, ErrWatchUnsupported) {
+		t.Fatal(err)
+	}
 	es, err := l.Entries()
 	if err != nil || len(es) != 1 || es[0].ID != "child" || es[0].PID != cmd.Process.Pid {
 		t.Fatalf("Entries = %+v, %v; want the child's entry with its pid", es, err)
@@ -55,6 +63,11 @@ func TestDeadProcessEntryIsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait() // "signal: killed" is expected
+	if w != nil {
+		// The kernel closed the dead owner's descriptor: the watch names its entry, so the
+		// peers that watch the run dir check that peer (and no other).
+		waitClosed(t, w, "child")
+	}
 	path := filepath.Join(dir, "child.json")
 	if _, err := os.Stat(path); err != nil {
 		t.Fatalf("a killed peer's file should still be there before a scan: %v", err)
@@ -64,5 +77,27 @@ func TestDeadProcessEntryIsRemoved(t *testing.T) {
 	}
 	if exists(path) {
 		t.Fatal("the dead peer's entry was not removed")
+	}
+}
+
+// waitClosed waits (up to 10 s) for the watch to name id among the closed entries; the wake
+// that tells of it may come after the one the caller waited for (the kernel's events of one
+// change can come in two reads).
+func waitClosed(t *testing.T, w *Watcher, id string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		ids, all := w.Closed()
+		if all {
+			t.Fatalf("Closed said all (an overflow?) while waiting for %s", id)
+		}
+		if slices.Contains(ids, id) {
+			return
+		}
+		select {
+		case <-w.C:
+		case <-deadline:
+			t.Fatalf("the watch did not name %s's entry as closed within 10 s", id)
+		}
 	}
 }

@@ -19,12 +19,14 @@ import (
 // never wakes the next one.
 const watchMask = unix.IN_MOVED_TO | unix.IN_CLOSE_WRITE | unix.IN_DELETE
 
-// Watch tells of changes to the directory's entries: a value on the returned channel (a
+// Watch tells of changes to the directory's entries: a value on the Watcher's channel (a
 // buffer of one, so changes that come together are told once) whenever a peer advertises,
-// updates or withdraws its entry, or exits, crashed or not. It lets a peer read the directory
-// when something changed rather than on a timer. The watch ends, and the channel is closed,
-// when stop is closed. Linux only (inotify); elsewhere it returns [ErrWatchUnsupported].
-func (l *Local) Watch(stop <-chan struct{}) (<-chan struct{}, error) {
+// updates or withdraws its entry, or exits, crashed or not, and which entries their owners
+// closed ([Watcher.Closed]). It lets a peer read the directory when something changed rather
+// than on a timer, and check only the peers that may have stopped. The watch ends, and the
+// channel is closed, when stop is closed. Linux only (inotify); elsewhere it returns
+// [ErrWatchUnsupported].
+func (l *Local) Watch(stop <-chan struct{}) (*Watcher, error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: watch %s: %w", l.dir, err)
@@ -36,6 +38,7 @@ func (l *Local) Watch(stop <-chan struct{}) (<-chan struct{}, error) {
 	// Non-blocking, so the runtime's poller waits for it and Close ends a pending Read.
 	f := os.NewFile(uintptr(fd), "inotify:"+l.dir)
 	out := make(chan struct{}, 1)
+	w := &Watcher{C: out, closed: map[string]struct{}{}}
 	var once sync.Once
 	closeFile := func() { once.Do(func() { f.Close() }) }
 	go func() {
@@ -54,7 +57,9 @@ func (l *Local) Watch(stop <-chan struct{}) (<-chan struct{}, error) {
 				}
 				return
 			}
-			if entryEvent(buf[:n]) {
+			wake, closed, overflow := entryEvents(buf[:n])
+			w.record(closed, overflow)
+			if wake {
 				select {
 				case out <- struct{}{}:
 				default: // one is pending: the reader will see this change too
@@ -62,22 +67,33 @@ func (l *Local) Watch(stop <-chan struct{}) (<-chan struct{}, error) {
 			}
 		}
 	}()
-	return out, nil
+	return w, nil
 }
 
-// entryEvent reports whether any inotify event in buf names an entry (not a temp file).
-func entryEvent(buf []byte) bool {
+// entryEvents reads the inotify events in buf: wake says whether any names an entry (not a
+// temp file), closed lists the IDs of the entries closed after writing (IN_CLOSE_WRITE: their
+// owners' descriptors), and overflow says the kernel dropped events (then any entry may have
+// changed). A truncated event ends the reading.
+func entryEvents(buf []byte) (wake bool, closed []string, overflow bool) {
 	for len(buf) >= unix.SizeofInotifyEvent {
 		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[0]))
 		end := unix.SizeofInotifyEvent + int(ev.Len)
 		if end > len(buf) {
-			return false
+			break
 		}
 		name := string(bytes.TrimRight(buf[unix.SizeofInotifyEvent:end], "\x00"))
-		if ev.Mask&unix.IN_Q_OVERFLOW != 0 || (strings.HasSuffix(name, entrySuffix) && !strings.HasPrefix(name, ".")) {
-			return true
-		}
 		buf = buf[end:]
+		if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+			wake, overflow = true, true
+			continue
+		}
+		if !strings.HasSuffix(name, entrySuffix) || strings.HasPrefix(name, ".") {
+			continue
+		}
+		wake = true
+		if ev.Mask&unix.IN_CLOSE_WRITE != 0 {
+			closed = append(closed, strings.TrimSuffix(name, entrySuffix))
+		}
 	}
-	return false
+	return wake, closed, overflow
 }

@@ -2,6 +2,8 @@ package discovery
 
 import (
 	"encoding/binary"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -36,13 +38,18 @@ func TestWatchTellsOfEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := make(chan struct{})
-	ch, err := l.Watch(stop)
+	w, err := l.Watch(stop)
 	if err != nil {
 		t.Fatal(err)
 	}
+	ch := w.C
 	drain(ch) // NewLocal's probe file
 	a := advertise(t, other, testEntry("b", 7001))
 	waitWake(t, ch, "advertise")
+	// A start closes no entry: the readers have no peer to check.
+	if ids, all := w.Closed(); len(ids) != 0 || all {
+		t.Fatalf("after an advertise Closed = %q, %v; want none", ids, all)
+	}
 	drain(ch)
 	e := testEntry("b", 7002)
 	if err := a.Update(e); err != nil {
@@ -50,10 +57,12 @@ func TestWatchTellsOfEntries(t *testing.T) {
 	}
 	waitWake(t, ch, "update")
 	drain(ch)
+	w.Closed() // the update's old file may be named: a check of a live peer, which says alive
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
 	waitWake(t, ch, "close")
+	waitClosed(t, w, "b")
 	close(stop)
 	deadline := time.After(10 * time.Second)
 	for {
@@ -86,22 +95,63 @@ func TestEntryEvent(t *testing.T) {
 		binary.NativeEndian.PutUint32(b[12:], uint32(len(padded)))
 		return append(b, padded...)
 	}
+	cat := func(bs ...[]byte) []byte { return slices.Concat(bs...) }
 	for name, tc := range map[string]struct {
-		buf  []byte
-		want bool
+		buf            []byte
+		wake, overflow bool
+		closed         []string
 	}{
-		"entry":              {ev(unix.IN_MOVED_TO, "abc.json"), true},
-		"temp file":          {ev(unix.IN_CLOSE_WRITE, ".abc.123.tmp"), false},
-		"probe then entry":   {append(ev(unix.IN_DELETE, ".probe.1.tmp"), ev(unix.IN_CLOSE_WRITE, "abc.json")...), true},
-		"socket":             {ev(unix.IN_DELETE, "abc.sock"), false},
-		"overflow":           {ev(unix.IN_Q_OVERFLOW, ""), true},
-		"truncated":          {ev(unix.IN_MOVED_TO, "abc.json")[:unix.SizeofInotifyEvent+2], false},
-		"shorter than event": {make([]byte, 3), false},
+		"entry moved in":     {buf: ev(unix.IN_MOVED_TO, "abc.json"), wake: true},
+		"entry deleted":      {buf: ev(unix.IN_DELETE, "abc.json"), wake: true},
+		"entry closed":       {buf: ev(unix.IN_CLOSE_WRITE, "abc.json"), wake: true, closed: []string{"abc"}},
+		"temp file":          {buf: ev(unix.IN_CLOSE_WRITE, ".abc.123.tmp")},
+		"probe then entry":   {buf: cat(ev(unix.IN_DELETE, ".probe.1.tmp"), ev(unix.IN_CLOSE_WRITE, "abc.json")), wake: true, closed: []string{"abc"}},
+		"two closed":         {buf: cat(ev(unix.IN_CLOSE_WRITE, "a.json"), ev(unix.IN_MOVED_TO, "b.json"), ev(unix.IN_CLOSE_WRITE, "c.json")), wake: true, closed: []string{"a", "c"}},
+		"socket":             {buf: ev(unix.IN_DELETE, "abc.sock")},
+		"overflow":           {buf: ev(unix.IN_Q_OVERFLOW, ""), wake: true, overflow: true},
+		"truncated":          {buf: ev(unix.IN_MOVED_TO, "abc.json")[:unix.SizeofInotifyEvent+2]},
+		"entry then cut":     {buf: cat(ev(unix.IN_CLOSE_WRITE, "a.json"), ev(unix.IN_CLOSE_WRITE, "b.json")[:unix.SizeofInotifyEvent+2]), wake: true, closed: []string{"a"}},
+		"shorter than event": {buf: make([]byte, 3)},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got := entryEvent(tc.buf); got != tc.want {
-				t.Errorf("entryEvent = %v, want %v", got, tc.want)
+			wake, closed, overflow := entryEvents(tc.buf)
+			if wake != tc.wake || overflow != tc.overflow || !slices.Equal(closed, tc.closed) {
+				t.Errorf("entryEvents = %v, %q, %v; want %v, %q, %v", wake, closed, overflow, tc.wake, tc.closed, tc.overflow)
 			}
 		})
+	}
+}
+
+// TestWatcherClosed: Closed hands each ID once, and says all after an overflow or past
+// maxClosed IDs (then it names none it could not keep, and the next call starts afresh).
+func TestWatcherClosed(t *testing.T) {
+	w := &Watcher{closed: map[string]struct{}{}}
+	w.record([]string{"a", "b", "a"}, false)
+	ids, all := w.Closed()
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"a", "b"}) || all {
+		t.Fatalf("Closed = %q, %v; want [a b], false", ids, all)
+	}
+	if ids, all := w.Closed(); len(ids) != 0 || all {
+		t.Fatalf("second Closed = %q, %v; want nothing", ids, all)
+	}
+	w.record(nil, true)
+	if _, all := w.Closed(); !all {
+		t.Fatal("after an overflow Closed did not say all")
+	}
+	if _, all := w.Closed(); all {
+		t.Fatal("all stayed set after it was told")
+	}
+	many := make([]string, maxClosed)
+	for i := range many {
+		many[i] = fmt.Sprint("p", i)
+	}
+	w.record(many, false)
+	if ids, all := w.Closed(); len(ids) != maxClosed || all {
+		t.Fatalf("at maxClosed IDs Closed = %d IDs, %v; want %d, false", len(ids), all, maxClosed)
+	}
+	w.record(append(many, "one-more"), false)
+	if ids, all := w.Closed(); len(ids) != maxClosed || !all {
+		t.Fatalf("past maxClosed IDs Closed = %d IDs, %v; want %d, true", len(ids), all, maxClosed)
 	}
 }

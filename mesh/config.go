@@ -168,6 +168,16 @@ type Config struct {
 	// receives (a change to the run dir), besides the timer. A closed channel
 	// is ignored from then on.
 	DiscoverWake <-chan struct{}
+	// WakeGone, when set with DiscoverWake and Gone, tells after a wake which peers it may be
+	// about: the ids it returns, or every member of this host when it says all. The wake then
+	// asks Gone about those ids alone (a wake that names none, a peer that started or
+	// rewrote its entry, asks nothing), and so does the discovery round the wake arms; the
+	// rounds of the timer (DiscoverInterval) and Peer.Discover still ask about every member.
+	// The run-dir watch names the entries their owners closed (discovery.Watcher.Closed): 50
+	// sessions starting together woke each peer about a hundred times, each wake and each
+	// round asking about every member (issue 18). Nil: every wake and every round asks about
+	// every member of this host, a wake at most every 200 ms.
+	WakeGone func() (ids []string, all bool)
 
 	// Names, when set, tells the names that peers of this machine say they hold (their run-dir
 	// entries), by peer id. It is a hint, never trusted for ownership: a known live peer whose
@@ -183,9 +193,11 @@ type Config struct {
 	// peer it names is failed in this peer's view at once and for good, even while memberlist
 	// still reports it alive: its name is reserved for NameGrace, during which a restarted
 	// session of the same identity may take it back. It is asked about every live member of
-	// this host (Meta.Host, a filter only) after each discovery round and on a DiscoverWake
-	// (at once, or within 200 ms of the last check); never with the peer's lock held, never
-	// concurrently with itself. It may block briefly (it reads files).
+	// this host (Meta.Host, a filter only) after each discovery round (with WakeGone, only
+	// the timer's and Peer.Discover's), and on a DiscoverWake about those WakeGone names
+	// (without WakeGone: about every one, at once or within 200 ms of the last check); never
+	// with the peer's lock held, never concurrently with itself. It may block briefly (it
+	// reads files).
 	Gone func(id string) bool
 
 	// BurstGossip is how often a peer with news gossips, for a second after the last news

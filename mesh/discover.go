@@ -35,12 +35,25 @@ func (p *Peer) discoverLoop() {
 			}
 			// A peer of this machine that died is failed at once (its name is reserved, and
 			// a restarted session can take it back); joining waits for the round.
-			switch wait := goneEvery - time.Since(lastGone); {
-			case goneSoon != nil: // armed already
-			case wait <= 0:
-				gone()
-			default:
-				goneSoon = time.After(wait)
+			var ids []string
+			all := p.cfg.WakeGone == nil
+			if !all {
+				ids, all = p.cfg.WakeGone()
+			}
+			if !all {
+				if len(ids) > 0 {
+					p.discoverMu.Lock()
+					p.checkGoneOf(ids)
+					p.discoverMu.Unlock()
+				}
+			} else {
+				switch wait := goneEvery - time.Since(lastGone); {
+				case goneSoon != nil: // armed already
+				case wait <= 0:
+					gone()
+				default:
+					goneSoon = time.After(wait)
+				}
 			}
 			if soon == nil {
 				soon = time.After(wakeDelay())
@@ -50,14 +63,17 @@ func (p *Peer) discoverLoop() {
 			gone()
 		case <-soon:
 			soon = nil
-			p.Discover()
+			// With WakeGone the wakes checked the peers that may have stopped already: this
+			// round joins and pulls, and the timer's rounds check every member.
+			p.discover(p.cfg.WakeGone == nil)
 		}
 	}
 }
 
-// goneEvery spaces out the checks a wake triggers (Config.Gone, a few file operations per
-// member): 50 sessions starting together woke each peer about a hundred times, and checking
-// every member on each wake was a tenth of their CPU. A death is still seen within goneEvery.
+// goneEvery spaces out the checks of every member a wake triggers without Config.WakeGone
+// (Config.Gone, a few file operations per member): 50 sessions starting together woke each
+// peer about a hundred times, and checking every member on each wake was a tenth of their
+// CPU. A death is still seen within goneEvery.
 const goneEvery = 200 * time.Millisecond
 
 // wakeDelay is how long a round waits after a wake: 0.5-1 s, at random. A new peer joins the
@@ -74,7 +90,10 @@ func wakeDelay() time.Duration {
 // (Config.Names) our view does not show. New does not discover by
 // itself before its first DiscoverInterval; a caller that wants to see the
 // mesh at once (to check a name before claiming it) calls Discover after New.
-func (p *Peer) Discover() {
+func (p *Peer) Discover() { p.discover(true) }
+
+// discover is Discover, which asks Config.Gone about every member only with checkAll.
+func (p *Peer) discover(checkAll bool) {
 	if p.cfg.Discover == nil {
 		return
 	}
@@ -127,7 +146,9 @@ func (p *Peer) Discover() {
 	}
 	// After the joins, which taught us the members: a peer that starts after another died
 	// (its restarted session) must not take the dead one for alive, as memberlist still does.
-	p.checkGone()
+	if checkAll {
+		p.checkGone()
+	}
 	p.pullStale()
 }
 

@@ -8,18 +8,34 @@ import "time"
 // are read without p.mu (Gone reads files); a member that changed meanwhile is judged by its
 // state when the answer comes. Callers serialise it (the discovery goroutine, and Discover
 // under discoverMu), as Config.Gone's contract requires.
-func (p *Peer) checkGone() {
+func (p *Peer) checkGone() { p.checkGoneOf(nil) }
+
+// checkGoneOf is checkGone for the members among only alone (nil: every member), serialised
+// the same way.
+func (p *Peer) checkGoneOf(only []string) {
 	if p.cfg.Gone == nil {
 		return
 	}
+	// Peers of other hosts (a LAN mesh) have no entry here: not asked, so that a secure
+	// peer's round (every 500 ms) does not look up each of them. The host is only this
+	// filter, never the proof.
+	ask := func(id string, m *Member) bool {
+		return id != p.id && (m.State == MemberAlive || m.State == MemberSuspect) && m.Meta.Host == p.self.Host
+	}
 	p.mu.Lock()
-	ids := make([]string, 0, len(p.members))
-	for id, m := range p.members {
-		// Peers of other hosts (a LAN mesh) have no entry here: not asked, so that a secure
-		// peer's round (every 500 ms) does not look up each of them. The host is only this
-		// filter, never the proof.
-		if id != p.id && (m.State == MemberAlive || m.State == MemberSuspect) && m.Meta.Host == p.self.Host {
-			ids = append(ids, id)
+	var ids []string
+	if only == nil {
+		ids = make([]string, 0, len(p.members))
+		for id, m := range p.members {
+			if ask(id, m) {
+				ids = append(ids, id)
+			}
+		}
+	} else {
+		for _, id := range only {
+			if m := p.members[id]; m != nil && ask(id, m) {
+				ids = append(ids, id)
+			}
 		}
 	}
 	p.mu.Unlock()

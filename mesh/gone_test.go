@@ -3,6 +3,7 @@ package mesh_test
 import (
 	"maps"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,6 +108,92 @@ func TestGoneFailsAtOnceAndForGood(t *testing.T) {
 	m, _ := watcher.Member(stopped.ID())
 	if m.State != mesh.MemberDead || m.Meta.Tag("x") != "" {
 		t.Fatalf("after memberlist's news, the watcher sees the stopped peer %v with tag x=%q; want dead, unchanged", m.State, m.Meta.Tag("x"))
+	}
+}
+
+// With Config.WakeGone a wake asks Gone about the ids it names alone: a wake that names none
+// (a peer started) asks nothing, nor does the discovery round it arms; one that names a peer
+// asks about that one, and one that says all asks about every member.
+func TestWakeGoneAsksAboutNamedPeersOnly(t *testing.T) {
+	var oracle idOracle
+	var rounds atomic.Int32
+	wake := make(chan struct{})
+	type answer struct {
+		ids []string
+		all bool
+	}
+	answers := make(chan answer, 1)
+	ps := cluster(t, 3, func(i int, c *mesh.Config) {
+		if i == 0 {
+			c.Gone = oracle.ask
+			c.Discover = func() []string { return nil }
+			// Asked at the end of each round, after its checks of Gone.
+			c.Names = func() map[string]string { rounds.Add(1); return nil }
+			c.DiscoverWake = wake
+			c.DiscoverInterval = time.Hour // the wakes alone
+			c.WakeGone = func() ([]string, bool) {
+				select {
+				case a := <-answers:
+					return a.ids, a.all
+				default:
+					t.Error("a wake asked WakeGone twice")
+					return nil, false
+				}
+			}
+		}
+	})
+	watcher, live, stopped := ps[0], ps[1], ps[2]
+	testutil.WaitFor(t, 10*time.Second, "all three to see each other", func() bool {
+		return allSee(ps, func(p *mesh.Peer) bool { return aliveCount(p) == 3 })
+	})
+	oracle.set(stopped.ID())
+	tell := func(a answer) {
+		t.Helper()
+		select {
+		case answers <- a:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the last wake did not ask WakeGone within 5 s")
+		}
+		select {
+		case wake <- struct{}{}:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the discovery loop did not take a wake within 5 s")
+		}
+	}
+
+	r0 := rounds.Load()
+	tell(answer{}) // a start: nobody to ask about
+	testutil.WaitFor(t, 5*time.Second, "the discovery round the wake arms", func() bool {
+		return rounds.Load() > r0
+	})
+	tell(answer{ids: []string{live.ID(), "nobody"}})
+	testutil.WaitFor(t, 5*time.Second, "the watcher to ask about the named live peer", func() bool {
+		return oracle.times(live.ID()) == 1
+	})
+	if n := oracle.times(stopped.ID()); n != 0 {
+		t.Fatalf("Gone was asked %d times about a peer no wake named (by a wake or its round)", n)
+	}
+	if n := oracle.times("nobody"); n != 0 {
+		t.Fatalf("Gone was asked %d times about an id that is no member", n)
+	}
+	if s := stateOf(watcher, stopped.ID()); s != mesh.MemberAlive {
+		t.Fatalf("the stopped peer, which no wake named, is %v in the watcher's view; want alive until named", s)
+	}
+
+	tell(answer{ids: []string{stopped.ID()}})
+	testutil.WaitFor(t, 5*time.Second, "the watcher to fail the named stopped peer", func() bool {
+		return stateOf(watcher, stopped.ID()) == mesh.MemberDead
+	})
+	if n := oracle.times(live.ID()); n != 1 {
+		t.Fatalf("Gone was asked %d times about the live peer; want 1 (only the wake that named it)", n)
+	}
+
+	tell(answer{all: true}) // the watch could not tell: every live member of this host
+	testutil.WaitFor(t, 5*time.Second, "a wake that says all to ask about the live peer", func() bool {
+		return oracle.times(live.ID()) == 2
+	})
+	if s := stateOf(watcher, live.ID()); s != mesh.MemberAlive {
+		t.Fatalf("the live peer is %v in the watcher's view; want alive", s)
 	}
 }
 

@@ -161,8 +161,10 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 		// Same machine only (open mode): read the run dir when it changes, not every
 		// second. In secure mode mDNS answers still need the LAN preset's polling.
 		n.watchStop = make(chan struct{})
-		if wake, werr := n.local.Watch(n.watchStop); werr == nil {
-			mc.DiscoverWake, mc.DiscoverInterval = wake, mesh.WatchedDiscoverInterval
+		if w, werr := n.local.Watch(n.watchStop); werr == nil {
+			mc.DiscoverWake, mc.DiscoverInterval = w.C, mesh.WatchedDiscoverInterval
+			// A wake checks the peers whose entries were closed (an exit, a crash), not all.
+			mc.WakeGone = w.Closed
 			// The names read by the same round's Discover (mesh asks Names right after it):
 			// the run dir is read once per round.
 			mc.Names = func() map[string]string {

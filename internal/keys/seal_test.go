@@ -69,6 +69,44 @@ func TestParseCardRefusesForgeries(t *testing.T) {
 	}
 }
 
+// ParseCard remembers the cards it checked (the sessions of one user announce one card): a
+// card met again parses to the same, a forgery met after its genuine card is still refused,
+// and the memory stays bounded past maxCheckedCards.
+func TestParseCardRemembersCheckedCards(t *testing.T) {
+	bob, eve := NewIdentity(), NewIdentity()
+	first, err := ParseCard(bob.Card())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := ParseCard(bytes.Clone(bob.Card()))
+	if err != nil || again.Fingerprint != first.Fingerprint || !bytes.Equal(again.Bytes(), first.Bytes()) || again.seal == nil || !again.seal.Equal(first.seal) {
+		t.Fatalf("the card parsed again = %+v, %v; want %+v", again, err, first)
+	}
+	spliced := append(append([]byte{}, bob.Card()[:32]...), eve.Card()[32:]...)
+	if _, err := ParseCard(spliced); err == nil {
+		t.Fatal("a spliced card was accepted after the genuine one was remembered")
+	}
+	flipped := bytes.Clone(bob.Card())
+	flipped[len(flipped)-1] ^= 1
+	if _, err := ParseCard(flipped); err == nil {
+		t.Fatal("a card with a flipped signature bit was accepted after the genuine one was remembered")
+	}
+	for range maxCheckedCards + 1 {
+		if _, err := ParseCard(NewIdentity().Card()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkedCards.mu.Lock()
+	n := len(checkedCards.m)
+	checkedCards.mu.Unlock()
+	if n > maxCheckedCards {
+		t.Fatalf("%d cards remembered; want at most %d", n, maxCheckedCards)
+	}
+	if c, err := ParseCard(bob.Card()); err != nil || c.Fingerprint != first.Fingerprint {
+		t.Fatalf("bob's card after the set was emptied: %+v, %v", c, err)
+	}
+}
+
 func FuzzParseCard(f *testing.F) {
 	f.Add(NewIdentity().Card())
 	f.Add([]byte{})

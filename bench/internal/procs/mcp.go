@@ -228,18 +228,46 @@ func (p *mcpPeer) tool(ctx context.Context, name string, args map[string]any) (m
 }
 
 // sessions returns the names paf_list_sessions lists.
+//
+// It decodes the names alone (typed, not into maps): the scenarios that poll it (AllSeeAll,
+// 50 sessions every 50 ms) compete for the same CPUs as the peers they measure.
 func (p *mcpPeer) sessions(ctx context.Context) ([]string, error) {
-	res, err := p.tool(ctx, "paf_list_sessions", nil)
+	const name = "paf_list_sessions"
+	ch, err := p.toolCall(name, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", p.name, name, err)
+	}
+	raw, err := p.wait(ctx, "tools/call "+name, ch)
 	if err != nil {
 		return nil, err
 	}
-	list, _ := res["sessions"].([]any)
-	names := make([]string, 0, len(list))
-	for _, s := range list {
-		if m, ok := s.(map[string]any); ok {
-			if n, ok := m["name"].(string); ok && n != "" {
-				names = append(names, n)
-			}
+	var res struct {
+		IsError    bool `json:"isError"`
+		Structured struct {
+			Sessions []struct {
+				Name string `json:"name"`
+			} `json:"sessions"`
+		} `json:"structuredContent"`
+		Content json.RawMessage `json:"content"` // the same list as text: read on an error only
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", p.name, name, err)
+	}
+	if res.IsError {
+		var content []struct {
+			Text string `json:"text"`
+		}
+		_ = json.Unmarshal(res.Content, &content)
+		text := ""
+		if len(content) > 0 {
+			text = content[0].Text
+		}
+		return nil, fmt.Errorf("%s: %s: error result: %s", p.name, name, text)
+	}
+	names := make([]string, 0, len(res.Structured.Sessions))
+	for _, s := range res.Structured.Sessions {
+		if s.Name != "" {
+			names = append(names, s.Name)
 		}
 	}
 	return names, nil
