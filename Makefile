@@ -75,6 +75,7 @@ lint:
 	$(GO) vet $(PKGS)
 	GOOS=darwin $(GO) vet $(PKGS)   # macOS must keep building (no /proc, no fdatasync there)
 	$(GO) run $(STATICCHECK) $(PKGS)
+	cd bench && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...   # the benchmark module too
 
 # The real `goreleaser check` of .goreleaser.yaml (Linux and macOS, amd64 and arm64 builds),
 # without building a release; then the pinned GoReleaser's JSON schema, written again into

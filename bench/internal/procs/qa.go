@@ -220,12 +220,12 @@ func (p *pafPair) round(ctx context.Context) (total, send time.Duration, err err
 		return 0, 0, err
 	}
 	if got != "answer-to-"+tag {
-		return 0, 0, fmt.Errorf("A got %q, want the answer to %s", got, tag)
+		return 0, 0, fmt.Errorf("session A got %q, want the answer to %s", got, tag)
 	}
 	select {
 	case err := <-p.answers:
 		if err != nil {
-			return 0, 0, fmt.Errorf("B: %w", err)
+			return 0, 0, fmt.Errorf("session B: %w", err)
 		}
 	case <-ctx.Done():
 		return 0, 0, ctx.Err()
@@ -406,7 +406,7 @@ func newDiskProbe(dir string) (*diskProbe, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Write(make([]byte, diskProbeSize)); err == nil {
+	if _, err = f.Write(make([]byte, diskProbeSize)); err == nil {
 		err = f.Sync()
 	}
 	if err != nil {
