@@ -30,7 +30,7 @@ func (r *Relay) MoveInbox(old, new string) error {
 	errs := make(chan error, len(ms))
 	for i := range ms {
 		m := ms[i]
-		dst.Add(&m, nil, func(err error) { errs <- err })
+		dst.Add(&m, nil, false, func(err error) { errs <- err })
 	}
 	ids := make([]string, len(ms))
 	for i := range ms {

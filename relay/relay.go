@@ -547,6 +547,12 @@ func (r *Relay) HandleRequest(from string, src netip.Addr, body []byte, respond 
 	})
 }
 
+// refuseAuthor counts and logs a message refused because its author cannot be verified.
+func (r *Relay) refuseAuthor(fromPeer string, m *Message, err error) {
+	r.refused()
+	r.log.Warn("refusing a message whose author cannot be verified", "peer", fromPeer, "from", m.From, "id", m.ID, "err", err)
+}
+
 func (r *Relay) refused() {
 	r.mu.Lock()
 	r.stats.Refused++
@@ -566,9 +572,19 @@ func (r *Relay) accept(fromPeer, source string, m *Message, body []byte, handove
 		done(errRateLimited)
 		return
 	}
-	if err := r.checkAuthor(fromPeer, m, body, handover); err != nil {
-		r.refused()
-		r.log.Warn("refusing a message whose author cannot be verified", "peer", fromPeer, "from", m.From, "id", m.ID, "err", err)
+	// A message sent by its author: the handshake proved the sending peer's identity, which
+	// must be the signer's; the signature itself is verified by the inbox while it writes the
+	// message (Inbox.Add with verify), and the sender hears "delivered" only if it holds.
+	// A handover or a sealed message is verified first.
+	later := !handover && m.SealedTo == ""
+	var err error
+	if later {
+		err = r.checkSigner(fromPeer, m, m.Signer(), false)
+	} else {
+		err = r.checkAuthor(fromPeer, m, body, handover)
+	}
+	if err != nil {
+		r.refuseAuthor(fromPeer, m, err)
 		done(err)
 		return
 	}
@@ -593,12 +609,15 @@ func (r *Relay) accept(fromPeer, source string, m *Message, body []byte, handove
 		done(err)
 		return
 	}
-	ib.Add(m, body, func(err error) {
+	ib.Add(m, body, later, func(err error) {
 		switch {
 		case err == nil:
 			r.mu.Lock()
 			r.stats.Received++
 			r.mu.Unlock()
+		case errors.Is(err, wire.ErrBadSignature) || errors.Is(err, wire.ErrUnsigned):
+			err = decodeRefusal(err)
+			r.refuseAuthor(fromPeer, m, err)
 		case !isInboxClosed(err):
 			// A full or failing disk: the sender hears of it, and so must
 			// whoever runs this peer.

@@ -406,6 +406,41 @@ func TestSenderMustHoldItsName(t *testing.T) {
 	}
 }
 
+// The peer that holds a name, over its own authenticated connection, still cannot deliver a
+// message its signature does not cover: the recipient's inbox verifies the signature beside
+// the write (Inbox.Add with verify) and refuses it, unshown and uncounted as received, and the
+// sender hears why.
+func TestDirectMessageSignatureVerified(t *testing.T) {
+	ns := meshOf(t, "alice", "bob")
+	route, _ := ns[0].peer.Resolve("bob")
+	alice := ns[0].peer.Identity()
+	for name, body := range map[string]string{"1 KiB": strings.Repeat("a", 1<<10), "a large body, in its own file": strings.Repeat("b", 64<<10)} {
+		t.Run(name, func(t *testing.T) {
+			m := &Message{ID: ulid.Make().String(), From: "alice", To: "bob", Kind: KindMessage, Body: body, SentAt: time.Now().Truncate(time.Millisecond)}
+			wire.SignMessage(m, alice)
+			m.Body = "not what alice signed"
+			refused := ns[1].relay.Stats().Refused
+			_, err := ns[0].relay.tr.Request(ctx, route.Owner.ID, MetaAddr(route.Owner.Meta), wire.AppendMessageAs(nil, wire.ReqDeliver, m, false))
+			var re *wire.RemoteError
+			if !errors.As(err, &re) || re.Code != wire.CodeMalformed {
+				t.Fatalf("a message its signature does not cover: %v, want a refusal with %v", err, wire.CodeMalformed)
+			}
+			if ns[1].relay.Unread("bob") != 0 {
+				t.Fatalf("the altered message arrived")
+			}
+			if ns[1].relay.Stats().Refused <= refused {
+				t.Errorf("refusal not counted")
+			}
+		})
+	}
+	if res, err := ns[0].relay.Send(ctx, Outgoing{From: "alice", To: "bob", Body: "the real alice"}); err != nil || res.Status != "delivered" {
+		t.Fatalf("alice after the altered message: %+v %v", res, err)
+	}
+	if ns[1].relay.Unread("bob") != 1 {
+		t.Fatalf("unread %d, want 1", ns[1].relay.Unread("bob"))
+	}
+}
+
 func TestRateLimitPerSendingPeer(t *testing.T) {
 	a := startNode(t, "")
 	b := startNode(t, "", func(c *Config) { c.Rate, c.Burst = rate.Every(time.Hour), 5 })

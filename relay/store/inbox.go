@@ -121,6 +121,10 @@ type pendingMsg struct {
 	rec  []byte      // the stored form (appendStored), or nil if encoding failed
 	err  error       // why it could not be encoded
 	done func(error) // called once the message is durable (or refused)
+	// verified, when not nil, receives the result of the message's signature verification,
+	// which runs beside the write (Add with verify): the record is a recChecked, exposed and
+	// acknowledged only once it says nil.
+	verified chan error
 }
 
 // msgRef locates an unread message's record in the log.
@@ -226,10 +230,18 @@ func (ib *Inbox) load(logPath string) error {
 	var adds []msgRef
 	for _, r := range recs {
 		switch r.payload[0] {
-		case recAdd, recMsg:
+		case recAdd, recMsg, recChecked:
 			m, err := decodeLogMessage(r.payload)
 			if err != nil {
 				return fmt.Errorf("the log %s holds a corrupt record at byte %d: %w", log.path, r.off, err)
+			}
+			if r.payload[0] == recChecked {
+				if _, err := wire.VerifySignature(&m, nil); err != nil {
+					// Written while its signature was being checked, and the check
+					// failed (or the process died before it could say so): its sender
+					// was never told it was delivered, and nobody was shown it.
+					continue
+				}
 			}
 			if _, dup := ib.newIDs[m.ID]; dup {
 				continue
@@ -324,7 +336,15 @@ func (ib *Inbox) moveLegacy(tx *bbolt.Tx) error {
 //
 // body, when not nil, is the message's body instead of m.Body: a received
 // message's, which aliases a read buffer and is copied before add returns.
-func (ib *Inbox) Add(m *wire.Message, body []byte, done func(error)) {
+//
+// verify asks Add to verify m's signature (wire.VerifySignature; the caller has
+// checked everything else about its author): a message that does not verify is
+// refused (done gets the error) and never shown. The verification runs on the
+// caller's goroutine once m is queued, while the writer writes and syncs it: on a
+// lone message the disk's sync and the signature check overlap instead of
+// adding up. A message whose body goes to a file of its own is verified first.
+// Add returns once the verification is done either way.
+func (ib *Inbox) Add(m *wire.Message, body []byte, verify bool, done func(error)) {
 	p := pendingMsg{id: m.ID, done: done}
 	rec := *m
 	if body != nil {
@@ -333,6 +353,15 @@ func (ib *Inbox) Add(m *wire.Message, body []byte, done func(error)) {
 		rec.Body = unsafe.String(unsafe.SliceData(body), len(body))
 	}
 	if len(rec.Body) > ib.largeBody {
+		if verify {
+			// The log's record does not hold this body, so load could not verify
+			// it again (recChecked): verified before anything is written.
+			if _, err := wire.VerifySignature(m, body); err != nil {
+				done(err)
+				return
+			}
+			verify = false
+		}
 		// A retry of a message already stored rewrites the same file.
 		p.err = ib.saveLarge(&rec)
 	}
@@ -350,12 +379,19 @@ func (ib *Inbox) Add(m *wire.Message, body []byte, done func(error)) {
 		done(ErrInboxClosed)
 		return
 	}
+	if verify && p.err == nil {
+		p.verified = make(chan error, 1)
+	}
 	ib.pending = append(ib.pending, p)
 	select { // under mu: close closes wake under mu too
 	case ib.wake <- struct{}{}:
 	default:
 	}
 	ib.mu.Unlock()
+	if p.verified != nil {
+		_, err := wire.VerifySignature(m, body)
+		p.verified <- err
+	}
 }
 
 // ErrInboxClosed: the inbox was closed (its name moved to another inbox or process) before

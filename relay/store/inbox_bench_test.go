@@ -40,7 +40,7 @@ func BenchmarkInboxThroughput(b *testing.B) {
 			wg.Add(1)
 			m := &wire.Message{ID: ulid.Make().String(), From: "alice", To: "bob", Kind: wire.KindMessage, Body: body, SentAt: time.Now()}
 			start := time.Now()
-			ib.Add(m, nil, func(err error) {
+			ib.Add(m, nil, false, func(err error) {
 				if err != nil {
 					b.Error(err)
 				}

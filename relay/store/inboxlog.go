@@ -76,6 +76,12 @@ const (
 	recAdd  = 'A'
 	recMsg  = 'M' // a message: appendStored
 	recRead = 'R'
+	// recChecked is a message (as recMsg) written while its signature was still being
+	// verified, beside the write (Inbox.Add with verify): it counts only once verified. The
+	// writer exposes and acknowledges it only after the verification succeeded, and load
+	// verifies it again, so that a crash between the write and a failed verification never
+	// shows a message whose signature does not hold.
+	recChecked = 'C'
 )
 
 var (

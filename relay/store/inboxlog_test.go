@@ -56,7 +56,7 @@ func tidiedWhenQuiet(t *testing.T, what string, done func() bool) {
 // addSync adds m to ib and returns the result its sender would get.
 func addSync(ib *Inbox, m *wire.Message) error {
 	errc := make(chan error, 1)
-	ib.Add(m, nil, func(err error) { errc <- err })
+	ib.Add(m, nil, false, func(err error) { errc <- err })
 	return <-errc
 }
 
@@ -70,9 +70,13 @@ func testMessage(i int) *wire.Message {
 // jsonAdd is a message as logs written before recMsg hold it (recAdd, JSON).
 type jsonAdd struct{ *wire.Message }
 
+// checkedAdd is a message written while its signature was being verified (recChecked).
+type checkedAdd struct{ *wire.Message }
+
 // writeLog writes the log of name under root as a process that died would
 // have left it: the records of recs (a *wire.Message is an add record, a jsonAdd
-// one in the older JSON form, a []string a read record), then tail.
+// one in the older JSON form, a checkedAdd one written while its signature was being
+// verified, a []string a read record), then tail.
 func writeLog(t *testing.T, root, name string, recs []any, tail []byte) {
 	t.Helper()
 	buf := append([]byte(nil), logMagic...)
@@ -87,6 +91,9 @@ func writeLog(t *testing.T, root, name string, recs []any, tail []byte) {
 		case *wire.Message:
 			typ = recMsg
 			b, err = appendStored(nil, r)
+		case checkedAdd:
+			typ = recChecked
+			b, err = appendStored(nil, r.Message)
 		case jsonAdd:
 			typ = recAdd
 			b, err = json.Marshal(r.Message)

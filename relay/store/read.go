@@ -81,10 +81,10 @@ func inSendOrder(msgs []wire.Message) {
 }
 
 // decodeLogMessage decodes the message of a log record's payload (its type
-// byte first): recMsg, or recAdd as older versions wrote it.
+// byte first): recMsg or recChecked, or recAdd as older versions wrote it.
 func decodeLogMessage(payload []byte) (wire.Message, error) {
 	switch payload[0] {
-	case recMsg:
+	case recMsg, recChecked:
 		return decodeStored(payload[1:])
 	case recAdd:
 		var m wire.Message

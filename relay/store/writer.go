@@ -79,7 +79,9 @@ func (ib *Inbox) commit(batch []pendingMsg) {
 		}
 	}()
 	var added []msgRef
-	inBatch := make(map[string]bool, len(batch))
+	var addedAt []int                           // the batch index of each of added
+	inBatch := make(map[string]int, len(batch)) // id -> batch index of its first copy
+	sameAs := map[int]int{}                     // a copy -> its first copy in this batch
 	check := func(tx *bbolt.Tx) error {
 		var s *bbolt.Bucket
 		if tx != nil {
@@ -90,13 +92,22 @@ func (ib *Inbox) commit(batch []pendingMsg) {
 				results[i] = p.err
 				continue
 			}
-			if ib.inMemory(p.id) || inBatch[p.id] || (s != nil && ib.mayBeSeen(p.id) && s.Get([]byte(p.id)) != nil) {
+			if first, ok := inBatch[p.id]; ok {
+				sameAs[i] = first // answered as its first copy is
+				continue
+			}
+			if ib.inMemory(p.id) || (s != nil && ib.mayBeSeen(p.id) && s.Get([]byte(p.id)) != nil) {
 				continue // a retry of a message we have: acknowledge again
 			}
-			inBatch[p.id] = true
+			inBatch[p.id] = i
+			typ := byte(recMsg)
+			if p.verified != nil {
+				typ = recChecked
+			}
 			start := len(buf)
-			buf = appendLogRecord(buf, ib.log.gen, recMsg, p.rec)
+			buf = appendLogRecord(buf, ib.log.gen, typ, p.rec)
 			added = append(added, msgRef{id: p.id, off: int64(start), n: len(buf) - start})
+			addedAt = append(addedAt, i)
 		}
 		return nil
 	}
@@ -116,6 +127,25 @@ func (ib *Inbox) commit(batch []pendingMsg) {
 			p.done(err)
 		}
 		return
+	}
+	// Messages whose signatures were checked beside the write count only if
+	// they verified: one that did not stays in the log as a dead recChecked
+	// record (load checks it again), is neither shown nor remembered as
+	// received, and its sender hears why.
+	kept := added[:0]
+	for k, r := range added {
+		i := addedAt[k]
+		if c := batch[i].verified; c != nil {
+			if err := <-c; err != nil {
+				results[i] = err
+				continue
+			}
+		}
+		kept = append(kept, r)
+	}
+	added = kept
+	for i, first := range sameAs {
+		results[i] = results[first]
 	}
 	arrived := ib.now().UnixMilli()
 	ib.mu.Lock()
