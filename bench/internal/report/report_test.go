@@ -337,18 +337,28 @@ func TestBuildRow(t *testing.T) {
 			benches: []Bench{
 				ok(PkgProcs, ProcsQA, "p50-rtt-ms", 1.1, "p99-rtt-ms", 5.0),
 				ok(PkgProcs, ProcsHub, "p50-rtt-ms", 0.2),
-				ok(PkgProcs, ProcsFsync, "p50-ms", 0.3, "p99-ms", 10.0),
+				ok(PkgProcs, ProcsFsync, "p50-ms", 0.3, "p99-ms", 10.0, "paced-p50-ms", 0.4, "paced-p99-ms", 12.0, "pace-ms", 1.1),
 			},
-			verdict: Met, note: "5.50× the hub alone", ratios: 1, measuredLen: 2, baselines: 4,
+			// 1.1 ≤ 1.5 × (0.2 + 2 × 0.4); with the back-to-back sync it would be 1.38×.
+			verdict: Met, note: "5.50× the hub alone; 1.38× hub + 2 × fdatasync back to back", ratios: 1, measuredLen: 2, baselines: 6,
 		},
 		"question and answer missed": {
 			row: "qa",
 			benches: []Bench{
 				ok(PkgProcs, ProcsQA, "p50-rtt-ms", 2.6),
 				ok(PkgProcs, ProcsHub, "p50-rtt-ms", 0.2),
-				ok(PkgProcs, ProcsFsync, "p50-ms", 0.3),
+				ok(PkgProcs, ProcsFsync, "paced-p50-ms", 0.3),
 			},
 			verdict: Missed, note: "13.0× the hub alone", ratios: 1, measuredLen: 1, baselines: 3,
+		},
+		"question and answer judged on the paced sync only": {
+			row: "qa",
+			benches: []Bench{
+				ok(PkgProcs, ProcsQA, "p50-rtt-ms", 1.1),
+				ok(PkgProcs, ProcsHub, "p50-rtt-ms", 0.2),
+				ok(PkgProcs, ProcsFsync, "p50-ms", 0.3), // a results file from before the paced samples
+			},
+			verdict: Missing, note: "no hub or fdatasync baseline", measuredLen: 1, baselines: 2,
 		},
 		"question and answer without the disk baseline": {
 			row:     "qa",

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // This file is the contract between the runner and the product's benchmarks: which
@@ -194,15 +195,21 @@ func Rows() []RowSpec {
 				m(PkgProcs, ProcsQA, "p50-rtt-ms", "p50", "ms"),
 				opt(m(PkgProcs, ProcsQA, "p99-rtt-ms", "p99", "ms")),
 			},
-			BaselineName: "non-durable Python hub round trip + the disk's 1 KiB write+fdatasync",
+			// The disk's sync paced like the round trip (one per round, as each session
+			// makes): on this VM a sync after an idle spell costs more than one right after
+			// another, and the path's syncs come after idle spells. The back-to-back figure is
+			// shown beside it, and the note gives the ratio with it too.
+			BaselineName: "non-durable Python hub round trip + the disk's 1 KiB write+fdatasync, paced like the round trip (back to back shown too)",
 			Baseline: []M{
 				m(PkgProcs, ProcsHub, "p50-rtt-ms", "hub p50", "ms"),
-				m(PkgProcs, ProcsFsync, "p50-ms", "fdatasync p50", "ms"),
-				opt(m(PkgProcs, ProcsFsync, "p99-ms", "fdatasync p99", "ms")),
+				m(PkgProcs, ProcsFsync, "paced-p50-ms", "fdatasync paced p50", "ms"),
+				opt(m(PkgProcs, ProcsFsync, "pace-ms", "one per", "ms")),
+				opt(m(PkgProcs, ProcsFsync, "p50-ms", "fdatasync back to back p50", "ms")),
+				opt(m(PkgProcs, ProcsFsync, "paced-p99-ms", "fdatasync paced p99", "ms")),
 			},
-			Derived: []Derived{{Label: "p50", Name: "hub + 2 × fdatasync p50", Show: "ms", F: func(v Values) (float64, bool) {
+			Derived: []Derived{{Label: "p50", Name: "hub + 2 × fdatasync paced p50", Show: "ms", F: func(v Values) (float64, bool) {
 				h, ok1 := v.B("hub p50")
-				f, ok2 := v.B("fdatasync p50")
+				f, ok2 := v.B("fdatasync paced p50")
 				return h + 2*f, ok1 && ok2
 			}}},
 			Ratios: []string{"p50"},
@@ -211,11 +218,14 @@ func Rows() []RowSpec {
 				if !ok {
 					return Missing, "no hub or fdatasync baseline"
 				}
-				note := ""
+				var notes []string
 				if h, ok := v.B("hub p50"); ok && h > 0 {
-					note = fmt.Sprintf("%s× the hub alone", num(v.M("p50")/h))
+					notes = append(notes, fmt.Sprintf("%s× the hub alone", num(v.M("p50")/h)))
+					if f, ok := v.B("fdatasync back to back p50"); ok {
+						notes = append(notes, fmt.Sprintf("%s× hub + 2 × fdatasync back to back", num(v.M("p50")/(h+2*f))))
+					}
 				}
-				return verdict(r <= 1.5), note
+				return verdict(r <= 1.5), strings.Join(notes, "; ")
 			},
 		},
 		{
@@ -425,13 +435,15 @@ func Rows() []RowSpec {
 			Judge:    func(v Values) (string, string) { return verdict(v.M("") <= 4096), "" },
 		},
 		{
-			Key: "floors", Title: "physical floors of this machine (no target): loopback TCP round trip, 1 KiB, paced; the disk's 1 KiB write+fdatasync; a message's ed25519 signature (sign, verify)",
+			Key: "floors", Title: "physical floors of this machine (no target): loopback TCP round trip, 1 KiB, paced; the disk's 1 KiB write+fdatasync, back to back and paced like the question → answer; a message's ed25519 signature (sign, verify)",
 			Target: "—",
 			Measured: []M{
 				m(PkgRelay, "BenchmarkXProcRawTCP/1KiB-paced-500us", "p50-rtt-us", "loopback RTT p50", "us"),
 				opt(m(PkgRelay, "BenchmarkXProcRawTCP/1KiB-paced-500us", "p99-rtt-us", "p99", "us")),
-				m(PkgProcs, ProcsFsync, "p50-ms", "fdatasync p50", "ms"),
+				m(PkgProcs, ProcsFsync, "p50-ms", "fdatasync back to back p50", "ms"),
 				opt(m(PkgProcs, ProcsFsync, "p99-ms", "p99", "ms")),
+				opt(m(PkgProcs, ProcsFsync, "paced-p50-ms", "fdatasync paced like the question → answer p50", "ms")),
+				opt(m(PkgProcs, ProcsFsync, "paced-p99-ms", "paced p99", "ms")),
 				opt(m(PkgRelay, "BenchmarkSignVerify/1KiB", "sign-us", "sign", "us")),
 				opt(m(PkgRelay, "BenchmarkSignVerify/1KiB", "verify-us", "verify", "us")),
 			},
