@@ -16,11 +16,15 @@ func (ib *Inbox) writer() {
 	defer close(ib.done)
 	defer ib.idle.Stop()
 	for {
+		ib.mu.Lock()
+		ib.parked = true
+		ib.mu.Unlock()
 		select {
 		case _, open := <-ib.wake:
 			ib.mu.Lock()
 			batch := ib.pending
 			ib.pending = nil
+			ib.parked = false
 			ib.mu.Unlock()
 			ib.logMu.Lock()
 			if len(batch) > 0 {
@@ -49,6 +53,9 @@ func (ib *Inbox) writer() {
 		case <-ib.idle.C:
 			// An error leaves everything in the log, which is as
 			// durable; the next tidy tries again.
+			ib.mu.Lock()
+			ib.parked = false
+			ib.mu.Unlock()
 			ib.logMu.Lock()
 			_ = ib.tidy()
 			ib.logMu.Unlock()
