@@ -632,11 +632,12 @@ func TestInboxCopiesIDsBesideWriter(t *testing.T) {
 			for i := 1; i <= 4; i++ { // the fourth commit starts the copy, which waits for release
 				testutil.Must(t, addSync(ib, testMessage(i)))
 			}
-			var copying bool
-			testutil.Must(t, ib.withLog(func() { copying = ib.copying != nil }))
-			if !copying {
-				t.Fatal("no copy started after maxNewIDs ids")
-			}
+			// The writer starts the copy after it has acknowledged the batch.
+			testutil.WaitFor(t, 5*time.Second, "a copy to start after maxNewIDs ids", func() bool {
+				var copying bool
+				testutil.Must(t, ib.withLog(func() { copying = ib.copying != nil }))
+				return copying
+			})
 			// While the copy is held: new messages are acknowledged, and retries
 			// of the ids in the copy and of new ones are recognised.
 			added := make(chan error, 1)

@@ -26,9 +26,16 @@ func (ib *Inbox) writer() {
 			ib.pending = nil
 			ib.parked = false
 			ib.mu.Unlock()
+			if len(batch) > 0 {
+				ib.logMu.Lock()
+				tell := ib.commit(batch)
+				ib.logMu.Unlock()
+				// Told without logMu: a listener woken here marks what it takes
+				// read at once (markRead), not once the writer is done below.
+				tell()
+			}
 			ib.logMu.Lock()
 			if len(batch) > 0 {
-				ib.commit(batch)
 				ib.idle.Reset(tidyAfter)
 				_ = ib.log.growAhead() // if it fails, the next write grows the file itself
 			}
@@ -63,9 +70,11 @@ func (ib *Inbox) writer() {
 	}
 }
 
-// commit writes a batch of arriving messages to the log, then acknowledges
-// each one (or reports why it could not be stored).
-func (ib *Inbox) commit(batch []pendingMsg) {
+// commit (under logMu) writes a batch of arriving messages to the log and
+// returns tell, which the writer calls without logMu: it counts the messages
+// stored (waking whoever waits for them), then acknowledges each one (or
+// reports why it could not be stored).
+func (ib *Inbox) commit(batch []pendingMsg) (tell func()) {
 	results := make([]error, len(batch))
 	size := 0
 	for _, p := range batch {
@@ -130,10 +139,11 @@ func (ib *Inbox) commit(batch []pendingMsg) {
 	}
 	if err != nil {
 		err = fmt.Errorf("relay: store in inbox of %q: %w", ib.name, err)
-		for _, p := range batch {
-			p.done(err)
+		return func() {
+			for _, p := range batch {
+				p.done(err)
+			}
 		}
-		return
 	}
 	// Messages whose signatures were checked beside the write count only if
 	// they verified: one that did not stays in the log as a dead recChecked
@@ -160,23 +170,26 @@ func (ib *Inbox) commit(batch []pendingMsg) {
 		r.off += at
 		ib.refs = append(ib.refs, r)
 	}
+	ib.unread += len(added) // with refs: a reader that takes them counts them off
 	ib.mu.Unlock()
 	for _, r := range added {
 		ib.liveBytes += int64(r.n)
 		ib.newIDs[r.id] = arrived
 	}
-	// Counted (and waiters woken) before the senders hear: a sender told
-	// "delivered" can rely on the recipient seeing the message.
-	if len(added) > 0 {
-		ib.changeUnread(len(added))
+	return func() {
+		// Waiters woken before the senders hear: a sender told "delivered"
+		// can rely on the recipient seeing the message.
+		if len(added) > 0 {
+			ib.changeUnread(0)
+		}
+		for i, p := range batch {
+			p.done(results[i])
+		}
+		// The answers are queued on their connections, whose writer goroutines
+		// were woken: let them run before this goroutine starts the next commit,
+		// which would otherwise hold the processor until its sync blocks.
+		runtime.Gosched()
 	}
-	for i, p := range batch {
-		p.done(results[i])
-	}
-	// The answers are queued on their connections, whose writer goroutines
-	// were woken: let them run before this goroutine starts the next commit,
-	// which would otherwise hold the processor until its sync blocks.
-	runtime.Gosched()
 }
 
 // mayBeSeen reports whether id may be in bbolt's seen ids: it is not a
@@ -284,7 +297,8 @@ func (ib *Inbox) inMemory(id string) bool {
 	return false
 }
 
-// changeUnread adds delta to the unread count and tells whoever waits.
+// changeUnread adds delta (which may be 0) to the unread count and tells
+// whoever waits.
 func (ib *Inbox) changeUnread(delta int) {
 	ib.mu.Lock()
 	ib.unread += delta
