@@ -532,7 +532,7 @@ func BenchmarkXProcTransportThroughput(b *testing.B) {
 //     the mean commit time, the ceiling of an inbox that receives batches of 64.
 func BenchmarkFsyncBaseline(b *testing.B) {
 	val := xprocText(1 << 10)
-	measure := func(b *testing.B, samples int, op func(i int) error) {
+	measure := func(b *testing.B, samples int, op func(i int) error, pace ...time.Duration) {
 		for i := range xprocWarmup {
 			if err := op(i); err != nil {
 				b.Fatal(err)
@@ -541,6 +541,9 @@ func BenchmarkFsyncBaseline(b *testing.B) {
 		ds := make([]time.Duration, 0, b.N*samples)
 		b.ResetTimer()
 		for i := range b.N * samples {
+			for _, d := range pace {
+				xprocPause(d)
+			}
 			start := time.Now()
 			if err := op(xprocWarmup + i); err != nil {
 				b.Fatal(err)
@@ -580,6 +583,30 @@ func BenchmarkFsyncBaseline(b *testing.B) {
 			}
 			return f.Sync()
 		})
+	})
+	// What the inbox log does for a lone message: a 1 KiB overwrite of space written and
+	// synced before, then fdatasync; paced 500 µs like the relay's paced runs, so that the
+	// disk and the machine are idle before each sync as they are before a lone message's
+	// (the relay latency rows' floor; on this VM a sync after an idle spell costs more).
+	b.Run("overwrite-fdatasync-1KiB-paced-500us", func(b *testing.B) {
+		const size = 8 << 20
+		f, err := os.Create(filepath.Join(b.TempDir(), "log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { f.Close() })
+		if _, err := f.Write(make([]byte, size)); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		measure(b, testutil.BenchCount(2000, 300), func(i int) error {
+			if _, err := f.WriteAt(val, int64(i*len(val))%(size-int64(len(val)))); err != nil {
+				return err
+			}
+			return xprocFdatasync(f)
+		}, 500*time.Microsecond)
 	})
 	for _, fill := range []float64{0.5, 1.0} {
 		b.Run(fmt.Sprintf("bbolt-batch-64x1KiB-fill%.0f", fill*100), func(b *testing.B) {

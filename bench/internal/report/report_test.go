@@ -145,6 +145,15 @@ func TestBuildRow(t *testing.T) {
 			row: "relay-latency", benches: []Bench{relay1K(10, 501), raw1K},
 			verdict: Missed, ratios: 2, measuredLen: 2, baselines: 2,
 		},
+		"relay latency beside its floor": {
+			row: "relay-latency",
+			benches: []Bench{relay1K(60, 140), raw1K,
+				ok(PkgRelay, "BenchmarkFsyncBaseline/overwrite-fdatasync-1KiB-paced-500us", "p50-commit-us", 20.0, "p99-commit-us", 90.0),
+				ok(PkgRelay, "BenchmarkSignVerify/1KiB", "sign-us", 10.0, "verify-us", 20.0)},
+			// floor 10 + 20 + 10 = 40 µs = 4× raw; 60 / 40 = 1.5
+			verdict: Missed, note: "floor: raw one-way + fdatasync paced + sign = 40.0 µs = 4.00× raw; measured 1.50× that floor",
+			ratios: 2, measuredLen: 2, baselines: 4,
+		},
 		"relay latency without its baseline": {
 			row: "relay-latency", benches: []Bench{relay1K(40, 140)},
 			verdict: Missing, note: "no raw TCP baseline", measuredLen: 2, baselines: 0,
