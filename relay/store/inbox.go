@@ -384,7 +384,7 @@ func (ib *Inbox) Add(m *wire.Message, body []byte, verify bool, done func(error)
 	if verify && p.err == nil {
 		p.verified = make(chan error, 1)
 	}
-	lone := ib.parked && len(ib.pending) == 0
+	lone := ib.parked && len(ib.pending) == 0 && runtime.GOMAXPROCS(0) > 1
 	ib.pending = append(ib.pending, p)
 	select { // under mu: close closes wake under mu too
 	case ib.wake <- struct{}{}:
@@ -398,7 +398,9 @@ func (ib *Inbox) Add(m *wire.Message, body []byte, verify bool, done func(error)
 			// verification. Yield it the processor, so that it starts the write now
 			// and this goroutine goes on, and verifies, on another processor (measured:
 			// the write of a lone message started ~70 µs earlier). In a burst the
-			// writer is busy and nothing is gained by yielding.
+			// writer is busy and nothing is gained by yielding; with one processor
+			// (paf-peer mcp) the writer's sync would keep it until sysmon takes it
+			// back, and the verification would wait for the sync instead.
 			runtime.Gosched()
 		}
 		_, err := wire.VerifySignature(m, body)

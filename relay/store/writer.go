@@ -177,8 +177,13 @@ func (ib *Inbox) commit(batch []pendingMsg) (tell func()) {
 		ib.newIDs[r.id] = arrived
 	}
 	return func() {
-		// Waiters woken before the senders hear: a sender told "delivered"
-		// can rely on the recipient seeing the message.
+		// The messages are counted and readable already (refs, unread, above),
+		// so a sender told "delivered" can rely on the recipient seeing them.
+		// Waiters are woken first, the senders answered after: answering last
+		// puts the acknowledgement first on this processor (the goroutine woken
+		// last runs next), and an agent waiting for its send's result is the
+		// one whose next call (its own paf_listen) must be ready for the answer
+		// (measured: the other order made the question -> answer slower).
 		if len(added) > 0 {
 			ib.changeUnread(0)
 		}
@@ -186,8 +191,9 @@ func (ib *Inbox) commit(batch []pendingMsg) (tell func()) {
 			p.done(results[i])
 		}
 		// The answers are queued on their connections, whose writer goroutines
-		// were woken: let them run before this goroutine starts the next commit,
-		// which would otherwise hold the processor until its sync blocks.
+		// were woken, and so may be listeners: let them run before this
+		// goroutine starts the next commit, which would otherwise hold the
+		// processor until its sync blocks.
 		runtime.Gosched()
 	}
 }
