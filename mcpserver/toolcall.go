@@ -171,7 +171,7 @@ func (f *inflight) cancel(params json.RawMessage) {
 // notifications/cancelled for the call's id (serve registers it).
 func (c *stdioConn) callTool(ctx context.Context, call toolCall) {
 	gate := &pushGate{}
-	defer c.s.release(gate) // after the result is written
+	defer c.s.release(gate) // after the result is written (a no-op after takeHeld)
 	res, panicked := c.runTool(context.WithValue(ctx, pushGateKey{}, gate), call)
 	if panicked != nil {
 		c.s.log.Error("mcp: panic in a tool handler", "tool", call.name, "panic", panicked)
@@ -190,6 +190,17 @@ func (c *stdioConn) callTool(ctx context.Context, call toolCall) {
 		_ = json.Unmarshal(call.id, &id)
 		c.write(errorResponse(id, mcp.INTERNAL_ERROR, "could not encode the result of "+call.name))
 		return
+	}
+	// The messages the result returns that were not pushed yet are pushed
+	// now, behind it and in the same write, as mcp-go sends notifications:
+	// to an initialized session only.
+	if held := c.s.takeHeld(gate); len(held) > 0 && c.sess.Initialized() {
+		enc := json.NewEncoder(buf)
+		for i := range held {
+			if err := enc.Encode(newChannelNote(&held[i])); err != nil {
+				c.s.log.Error("mcp: encode a channel notification", "err", err)
+			}
+		}
 	}
 	c.writeBytes(buf.Bytes())
 }
