@@ -252,6 +252,10 @@ func (c *stdioConn) handle(ctx context.Context, id json.RawMessage, line []byte)
 
 // dispatch routes one input line.
 func (c *stdioConn) dispatch(ctx context.Context, line []byte) {
+	if call, ok := c.s.plainCall(line); ok {
+		c.serveCall(ctx, call)
+		return
+	}
 	var e envelope
 	if err := json.Unmarshal(line, &e); err != nil {
 		if !json.Valid(line) {
@@ -286,19 +290,29 @@ func (c *stdioConn) dispatch(ctx context.Context, line []byte) {
 		c.handle(ctx, e.ID, line)
 		return
 	}
-	serve := func(ctx context.Context) { c.handle(ctx, e.ID, line) }
 	if direct {
-		// Registered before the next line is read, so that a
-		// notifications/cancelled right behind the call finds it.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		forget := c.calls.add(call.key, cancel)
-		serve = func(ctx context.Context) {
-			defer forget()
-			defer cancel()
-			c.callTool(ctx, call)
-		}
+		c.serveCall(ctx, call)
+		return
 	}
+	c.serve(ctx, func(ctx context.Context) { c.handle(ctx, e.ID, line) })
+}
+
+// serveCall runs a tool call the loop serves itself (callTool).
+func (c *stdioConn) serveCall(ctx context.Context, call toolCall) {
+	// Registered before the next line is read, so that a
+	// notifications/cancelled right behind the call finds it.
+	ctx, cancel := context.WithCancel(ctx)
+	forget := c.calls.add(call.key, cancel)
+	c.serve(ctx, func(ctx context.Context) {
+		defer forget()
+		defer cancel()
+		c.callTool(ctx, call)
+	})
+}
+
+// serve runs a request on a worker, or on the reading goroutine when too
+// many run already.
+func (c *stdioConn) serve(ctx context.Context, serve func(context.Context)) {
 	select {
 	case c.slots <- struct{}{}:
 	default:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
 )
@@ -29,10 +30,13 @@ import (
 // arguments and _meta, a _meta that does not decode or asks for the
 // 2026-07-28 protocol (whose results mcp-go decorates), an unknown tool.
 
-// directTool is one of this server's tools as the stdio loop calls it.
+// directTool is one of this server's tools as the stdio loop calls it:
+// with its arguments as JSON (run), or as raw members (runFields, for a call
+// read by plainCall).
 type directTool struct {
-	schema mcp.ToolInputSchema
-	run    func(ctx context.Context, req mcp.CallToolRequest, args json.RawMessage) toolResult
+	schema    mcp.ToolInputSchema
+	run       func(ctx context.Context, req mcp.CallToolRequest, args json.RawMessage) toolResult
+	runFields func(ctx context.Context, req mcp.CallToolRequest, fields map[string]json.RawMessage) toolResult
 }
 
 // toolCall is a tools/call request the stdio loop serves itself.
@@ -43,8 +47,132 @@ type toolCall struct {
 	args json.RawMessage // nil when absent
 	// argv is args decoded as mcp-go decodes them (for argProblems).
 	argv any
-	meta *mcp.Meta
-	tool directTool
+	// plain: read by plainCall, which leaves argv nil and sets fields (the
+	// arguments' members, raw) and types (their JSON types) instead.
+	plain  bool
+	fields map[string]json.RawMessage
+	types  map[string]string
+	meta   *mcp.Meta
+	tool   directTool
+}
+
+// plainCall reads line as a tools/call of one of this server's tools when it
+// has the plain shape every client sends: one validating pass (json.Valid),
+// then the members found without decoding (members.go), the arguments' string
+// values taken as they are when they hold no escapes. It says no, and the
+// line takes the general way (dispatch's envelope, then directCall), for
+// anything else: a key besides jsonrpc, id, method and params (or in params
+// besides name, arguments and _meta), a key written with escapes or another
+// case, a key twice, an argument that is an object or an array or a number
+// beyond a float64, the things directCall leaves to mcp-go. What it accepts
+// is served as directCall would serve it (FuzzPlainCall).
+func (s *Server) plainCall(line []byte) (call toolCall, ok bool) {
+	if !json.Valid(line) {
+		return call, false
+	}
+	var params []byte
+	var seen [4]bool
+	ok = eachMember(line, func(k, v []byte) bool {
+		i := -1
+		switch string(k) {
+		case "jsonrpc":
+			i = 0
+			if string(v) != `"2.0"` {
+				return false
+			}
+		case "id":
+			i = 1
+			if !idIsStringOrNumber(v) {
+				return false
+			}
+			call.id = v
+		case "method":
+			i = 2
+			if string(v) != `"tools/call"` {
+				return false
+			}
+		case "params":
+			i = 3
+			params = v
+		default:
+			return false
+		}
+		if seen[i] {
+			return false
+		}
+		seen[i] = true
+		return true
+	})
+	if !ok || seen != [4]bool{true, true, true, true} {
+		return call, false
+	}
+	var args []byte
+	var pseen [3]bool
+	ok = eachMember(params, func(k, v []byte) bool {
+		i := -1
+		switch string(k) {
+		case "name":
+			i = 0
+			name, ok := plainString(v)
+			if !ok {
+				return false
+			}
+			call.name = name
+		case "arguments":
+			i = 1
+			if string(v) != "null" {
+				args = v
+			}
+		case "_meta":
+			i = 2
+			if string(v) != "null" {
+				var m mcp.Meta
+				if json.Unmarshal(v, &m) != nil || mcp.IsModernProtocol(m.ProtocolVersion()) {
+					return false
+				}
+				call.meta = &m
+			}
+		default:
+			return false
+		}
+		if pseen[i] {
+			return false
+		}
+		pseen[i] = true
+		return true
+	})
+	if !ok || !pseen[0] {
+		return call, false
+	}
+	call.tool = s.direct[call.name]
+	if call.tool.runFields == nil {
+		return call, false
+	}
+	call.fields, call.types = map[string]json.RawMessage{}, map[string]string{}
+	if args != nil {
+		ok = eachMember(args, func(k, v []byte) bool {
+			if bytes.IndexByte(k, '\\') >= 0 || !utf8.Valid(k) {
+				return false // decoded, the key would differ from its bytes
+			}
+			key := string(k)
+			if _, twice := call.fields[key]; twice {
+				return false
+			}
+			t, ok := scalarType(v)
+			if !ok {
+				return false
+			}
+			call.fields[key], call.types[key] = v, t
+			return true
+		})
+		if !ok {
+			return call, false
+		}
+	}
+	call.args = args
+	call.key = callKey(call.id)
+	call.plain = true
+	return call, true
 }
 
 // directCall says whether the request e is a tools/call that the stdio
@@ -207,7 +335,13 @@ func (c *stdioConn) callTool(ctx context.Context, call toolCall) {
 
 func (c *stdioConn) runTool(ctx context.Context, call toolCall) (res toolResult, panicked any) {
 	defer func() { panicked = recover() }()
-	if problems := argProblems(call.tool.schema, call.argv); len(problems) > 0 {
+	var problems []string
+	if call.plain {
+		problems = typeProblems(call.tool.schema, call.types)
+	} else {
+		problems = argProblems(call.tool.schema, call.argv)
+	}
+	if len(problems) > 0 {
 		return argError(call.name, "Invalid arguments: "+strings.Join(problems, "; ")), nil
 	}
 	var req mcp.CallToolRequest
@@ -215,6 +349,9 @@ func (c *stdioConn) runTool(ctx context.Context, call toolCall) (res toolResult,
 	req.Params.Name = call.name
 	req.Params.Meta = call.meta
 	req.Params.RawArguments = call.args
+	if call.plain {
+		return call.tool.runFields(ctx, req, call.fields), nil
+	}
 	return call.tool.run(ctx, req, call.args), nil
 }
 
