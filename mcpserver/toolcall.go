@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -243,11 +244,35 @@ func idIsStringOrNumber(id json.RawMessage) bool {
 // callKey identifies a request id among the calls in flight, as
 // notifications/cancelled names it: by value, so that 7 and 7.0 are one id.
 func callKey(id json.RawMessage) string {
+	// The usual ids without decoding them: what fmt prints of the string,
+	// or of the float64, encoding/json decodes.
+	if s, ok := plainString(id); ok {
+		return "string:" + s
+	}
+	if plainNumber(id) {
+		if x, err := strconv.ParseFloat(string(id), 64); err == nil {
+			return "float64:" + strconv.FormatFloat(x, 'g', -1, 64)
+		}
+	}
 	var v any
 	if json.Unmarshal(id, &v) != nil {
 		return ""
 	}
 	return fmt.Sprintf("%T:%v", v, v)
+}
+
+// plainNumber: b is made of the characters of a JSON number only (a valid
+// JSON number, as every id the loop sees has passed a JSON decoder).
+func plainNumber(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if (c < '0' || c > '9') && c != '-' && c != '+' && c != '.' && c != 'e' && c != 'E' {
+			return false
+		}
+	}
+	return true
 }
 
 // inflight is the tool calls the loop runs, by callKey, for
