@@ -3,8 +3,8 @@ package mcpserver
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -113,7 +113,7 @@ func FuzzPlainCall(f *testing.F) {
 		toolLine("2", `{"name":"paf_check","arguments":{}}`),
 		` {"id":3 ,"method":"tools/call","jsonrpc":"2.0","params":{"arguments":{"message":"\ud800"},"name":"paf_broadcast"}} `,
 		toolLine("4", `{"name":"paf_respond","arguments":{"message":"\\","conversation_id":"\"\\\""}}`),
-		toolLine("5", `{"name":"paf_send","arguments":{"to":"x","message":"` + "\xff\xfe" + `"}}`),
+		toolLine("5", `{"name":"paf_send","arguments":{"to":"x","message":"`+"\xff\xfe"+`"}}`),
 	} {
 		f.Add(l)
 	}
