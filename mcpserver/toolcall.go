@@ -59,7 +59,7 @@ type toolCall struct {
 
 // plainCall reads line as a tools/call of one of this server's tools when it
 // has the plain shape every client sends: one validating pass (json.Valid),
-// then the members found without decoding (members.go), the arguments' string
+// and the members found without decoding (members.go), the arguments' string
 // values taken as they are when they hold no escapes. It says no, and the
 // line takes the general way (dispatch's envelope, then directCall), for
 // anything else: a key besides jsonrpc, id, method and params (or in params
@@ -68,9 +68,6 @@ type toolCall struct {
 // beyond a float64, the things directCall leaves to mcp-go. What it accepts
 // is served as directCall would serve it (FuzzPlainCall).
 func (s *Server) plainCall(line []byte) (call toolCall, ok bool) {
-	if !json.Valid(line) {
-		return call, false
-	}
 	var params []byte
 	var seen [4]bool
 	ok = eachMember(line, func(k, v []byte) bool {
@@ -104,7 +101,9 @@ func (s *Server) plainCall(line []byte) (call toolCall, ok bool) {
 		seen[i] = true
 		return true
 	})
-	if !ok || seen != [4]bool{true, true, true, true} {
+	// Validated only now, so that the other methods, which the general way
+	// decodes, are not scanned once more for nothing.
+	if !ok || seen != [4]bool{true, true, true, true} || !json.Valid(line) {
 		return call, false
 	}
 	var args []byte
