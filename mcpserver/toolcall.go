@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/paf-mesh/paf-mesh/relay"
 )
 
 // The stdio loop serves tools/call requests for this server's own tools
@@ -344,9 +346,11 @@ func (c *stdioConn) callTool(ctx context.Context, call toolCall) {
 		return
 	}
 	// The messages the result returns that were not pushed yet are pushed
-	// now, behind it and in the same write, as mcp-go sends notifications:
-	// to an initialized session only.
-	if held := c.s.takeHeld(gate); len(held) > 0 && c.sess.Initialized() {
+	// now, behind it and in the same write. Before the client is ready
+	// (notifications/initialized) they are left to pushLoop (release), which
+	// pushes nothing before then; mcp-go sends no notification to a session
+	// that is not initialized.
+	if held := c.takeHeldIfReady(gate); len(held) > 0 {
 		enc := json.NewEncoder(buf)
 		for i := range held {
 			if err := enc.Encode(newChannelNote(&held[i])); err != nil {
@@ -355,6 +359,18 @@ func (c *stdioConn) callTool(ctx context.Context, call toolCall) {
 		}
 	}
 	c.writeBytes(buf.Bytes())
+}
+
+func (c *stdioConn) takeHeldIfReady(g *pushGate) []relay.Message {
+	select {
+	case <-c.s.clientReady:
+	default:
+		return nil
+	}
+	if !c.sess.Initialized() {
+		return nil
+	}
+	return c.s.takeHeld(g)
 }
 
 func (c *stdioConn) runTool(ctx context.Context, call toolCall) (res toolResult, panicked any) {
