@@ -229,3 +229,44 @@ func TestChannelNoteAsMCPGo(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitReadsInboxOnlyWhenUnread runs in a synctest bubble: a paf_listen
+// that waits reads the inbox (Peek) neither when it starts with nothing
+// unread nor when it is woken by another change of the session, only once
+// a message is there; and pushLoop does not read it for nothing either.
+func TestWaitReadsInboxOnlyWhenUnread(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fm := newFakeMesh()
+		ss := startSession(t, fm.peer(), testConfig(t))
+		ss.ok("paf_register", map[string]any{"name": "me"})
+		synctest.Wait()
+		peeks := func() int {
+			fm.mu.Lock()
+			defer fm.mu.Unlock()
+			return ss.p.peeks
+		}
+		before := peeks()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		listen := mcptest.Async(ctx, ss.c, "paf_listen", map[string]any{"timeout_seconds": 600}, nil)
+		synctest.Wait()
+		for range 3 {
+			ss.s.mu.Lock()
+			ss.s.bumpLocked() // wakes the waiting listen
+			ss.s.mu.Unlock()
+			synctest.Wait()
+		}
+		if n := peeks() - before; n != 0 {
+			t.Fatalf("%d reads of an empty inbox while paf_listen waits, want 0", n)
+		}
+		fm.inject(relay.Message{From: "alice", To: "me", Kind: relay.KindMessage, Body: "hi"})
+		res := await(t, listen, time.Minute)
+		if ms := messages(t, mcptest.Structured(t, res)); len(ms) != 1 {
+			t.Fatalf("paf_listen: %s", mcptest.Text(res))
+		}
+		synctest.Wait()
+		if n := peeks() - before; n != 1 {
+			t.Fatalf("%d reads of the inbox for one message, want 1", n)
+		}
+	})
+}
