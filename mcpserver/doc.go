@@ -20,10 +20,13 @@
 //     nothing. Each arriving message is also pushed once as a
 //     notifications/claude/channel notification, and stays unread until a
 //     tool returns it; a message a tool returns before it was pushed (a
-//     waiting paf_listen takes what arrives) is pushed after that result.
+//     waiting paf_listen takes what arrives) is pushed after that result
+//     (over stdio, right behind it in the same write).
 //   - Over stdio, tool calls of this server's tools are decoded, checked and
-//     answered by the server's own loop (toolcall.go), with the answers
-//     mcp-go gives; every other request goes to mcp-go.
+//     answered by the server's own loop (toolcall.go; a plain line is read
+//     in one validating pass, members.go), with the answers mcp-go gives;
+//     every other request goes to mcp-go. Each message is written with one
+//     write.
 //   - Every tool result is readable text plus structuredContent, and says how
 //     many messages are waiting unread. A mistake the model can fix is a
 //     result with IsError and a sentence saying what to do, never a crash.

@@ -49,6 +49,8 @@ type fakePeer struct {
 	claimDeadlines []time.Time
 	// activitySets counts SetActivity calls (announcements).
 	activitySets int
+	// peeks counts Peek calls (reads of the inbox).
+	peeks int
 }
 
 var _ Backend = (*fakePeer)(nil)
@@ -316,6 +318,7 @@ func (p *fakePeer) Peek(name string) ([]relay.Message, error) {
 	if err := p.own(name); err != nil {
 		return nil, err
 	}
+	p.peeks++
 	return append([]relay.Message(nil), p.fm.inboxLocked(name).msgs...), nil
 }
 

@@ -43,10 +43,10 @@ func (s *Server) pushLoop(ctx context.Context) {
 	for {
 		var changed <-chan struct{}
 		if name := s.b.Name(); name != "" {
-			_, ch, err := s.b.InboxState(name)
+			unread, ch, err := s.b.InboxState(name)
 			if err == nil {
 				changed = ch
-				s.pushNew(name)
+				s.pushNew(name, unread)
 			}
 		}
 		select {
@@ -93,6 +93,31 @@ func (s *Server) release(g *pushGate) {
 	kick(s.pushKick)
 }
 
+// takeHeld removes from pushAfter the messages the call behind g returned,
+// and returns them, oldest first: the stdio loop pushes them itself right
+// behind the call's result, in the same write (callTool), instead of waking
+// pushLoop for them. release is then a no-op for g.
+func (s *Server) takeHeld(g *pushGate) []relay.Message {
+	if len(g.ids) == 0 {
+		return nil
+	}
+	var out []relay.Message
+	s.mu.Lock()
+	kept := s.pushAfter[:0]
+	for _, it := range s.pushAfter {
+		if it.held && slices.Contains(g.ids, it.m.ID) {
+			out = append(out, it.m)
+		} else {
+			kept = append(kept, it)
+		}
+	}
+	clear(s.pushAfter[len(kept):])
+	s.pushAfter = kept
+	s.mu.Unlock()
+	g.ids = nil
+	return out
+}
+
 // pushNew pushes the messages a tool returned before they were pushed, then
 // the unread messages not pushed yet. While a paf_listen waits it leaves the
 // unread ones to it: paf_listen takes everything that arrives, and its
@@ -100,8 +125,10 @@ func (s *Server) release(g *pushGate) {
 // (pushAfter) instead of going before it, with a read of the inbox, on the
 // question -> answer path of SPEC section 10 (both ways). A paf_listen that
 // returns without them (cancelled, stopped, or within the opening grace)
-// kicks pushLoop as it leaves.
-func (s *Server) pushNew(name string) {
+// kicks pushLoop as it leaves. unread is the inbox's count at the moment
+// pushLoop took the channel it waits on next: with none unread the inbox is
+// not read (a change after that wakes pushLoop again).
+func (s *Server) pushNew(name string, unread int) {
 	s.mu.Lock()
 	var after []relay.Message
 	held := s.pushAfter[:0]
@@ -122,19 +149,22 @@ func (s *Server) pushNew(name string) {
 	if listening {
 		return
 	}
-	msgs, err := s.b.Peek(name)
-	if err != nil {
-		s.log.Debug("push: read inbox", "err", err)
-		return
+	var msgs []relay.Message
+	if unread > 0 {
+		var err error
+		if msgs, err = s.b.Peek(name); err != nil {
+			s.log.Debug("push: read inbox", "err", err)
+			return
+		}
 	}
 	var fresh []relay.Message
 	forwards := s.b.Forwards()
 	ended := false
 	s.mu.Lock()
 	now := s.cfg.Now()
-	unread := make(map[string]bool, len(msgs))
+	isUnread := make(map[string]bool, len(msgs))
 	for _, m := range msgs {
-		unread[m.ID] = true
+		isUnread[m.ID] = true
 		// A tool took it since it was read above: it is in pushAfter,
 		// pushed next time.
 		if s.pushed[m.ID] || slices.ContainsFunc(s.pushAfter, func(a pushItem) bool { return a.m.ID == m.ID }) {
@@ -155,7 +185,7 @@ func (s *Server) pushNew(name string) {
 	}
 	gone := false
 	for id := range s.pushed {
-		if !unread[id] && !s.taking[id] {
+		if !isUnread[id] && !s.taking[id] {
 			delete(s.pushed, id)
 			gone = true
 		}
@@ -174,6 +204,44 @@ func (s *Server) pushNew(name string) {
 	if sub && (len(fresh) > 0 || gone) {
 		s.resourceUpdated(inboxURI)
 	}
+}
+
+// channelNote is the notifications/claude/channel notification for m, as
+// mcp-go encodes it from channelParams (its params are a map, encoded with
+// sorted keys: the fields below are in that order), for the stdio loop to
+// encode without building the maps (callTool).
+type channelNote struct {
+	JSONRPC string `json:"jsonrpc"`
+	Method  string `json:"method"`
+	Params  struct {
+		Content string      `json:"content"`
+		Meta    channelMeta `json:"meta"`
+	} `json:"params"`
+}
+
+type channelMeta struct {
+	Broadcast      string `json:"broadcast,omitempty"`
+	ConversationID string `json:"conversation_id,omitempty"`
+	File           string `json:"file,omitempty"`
+	ForwardedFrom  string `json:"forwarded_from,omitempty"`
+	From           string `json:"from"`
+	Intent         string `json:"intent,omitempty"`
+	Kind           string `json:"kind"`
+	MessageID      string `json:"message_id"`
+	SentAt         string `json:"sent_at"`
+}
+
+func newChannelNote(m *relay.Message) *channelNote {
+	n := &channelNote{JSONRPC: mcp.JSONRPC_VERSION, Method: channelMethod}
+	n.Params.Content = m.Body
+	n.Params.Meta = channelMeta{
+		ConversationID: m.ConversationID, File: m.File, ForwardedFrom: m.ForwardedFrom,
+		From: m.From, Intent: m.Intent, Kind: m.Kind.String(), MessageID: m.ID, SentAt: stamp(m.SentAt),
+	}
+	if m.Broadcast {
+		n.Params.Meta.Broadcast = "true"
+	}
+	return n
 }
 
 // channelParams is the notifications/claude/channel payload for m: the

@@ -312,14 +312,24 @@ func argProblems(schema mcp.ToolInputSchema, raw any) []string {
 	default:
 		return []string{"the arguments must be a JSON object"}
 	}
+	types := make(map[string]string, len(args))
+	for k, v := range args {
+		types[k] = jsonType(v)
+	}
+	return typeProblems(schema, types)
+}
+
+// typeProblems is argProblems for arguments given as the JSON type of each
+// (jsonType).
+func typeProblems(schema mcp.ToolInputSchema, types map[string]string) []string {
 	var out []string
 	for _, name := range schema.Required {
-		if _, ok := args[name]; !ok {
+		if _, ok := types[name]; !ok {
 			out = append(out, fmt.Sprintf("%s is required", name))
 		}
 	}
-	names := make([]string, 0, len(args))
-	for k := range args {
+	names := make([]string, 0, len(types))
+	for k := range types {
 		names = append(names, k)
 	}
 	sort.Strings(names)
@@ -330,7 +340,7 @@ func argProblems(schema mcp.ToolInputSchema, raw any) []string {
 			continue
 		}
 		want, _ := prop["type"].(string)
-		if got := jsonType(args[k]); want != "" && got != want && !(want == "number" && got == "integer") {
+		if got := types[k]; want != "" && got != want && !(want == "number" && got == "integer") {
 			out = append(out, fmt.Sprintf("%s must be %s, not %s", k, typeWord(want), typeWord(got)))
 		}
 	}

@@ -22,8 +22,8 @@ import (
 // queue: about a fifth of a session's CPU on the question -> answer path of
 // SPEC section 10, and two goroutine hand-offs per call. This loop decodes a
 // line's envelope once, answers the requests that never block on the reading
-// goroutine, starts one goroutine for each of the others (a paf_listen may
-// block for minutes) and writes each message with one write.
+// goroutine, hands each of the others to a worker goroutine of its own (a
+// paf_listen may block for minutes) and writes each message with one write.
 
 // MaxLine is the default bound of one input line (Config.MaxLine): a
 // paf_send of the largest body --max-body allows (16 MiB), JSON-escaped at
@@ -40,6 +40,15 @@ const notificationQueue = 100
 // reading goroutine runs a request itself (and so stops reading until it is
 // done): mcp-go queued 100 tool calls behind its workers before it did so.
 const backlog = 100
+
+// idleWorkers is how many goroutines that served a request wait for the next
+// one rather than end. A goroutine started for each call began with the
+// smallest stack and grew it, copying it three or four times, on every call
+// (through the relay's send and inbox: 4 % of a session's CPU on the
+// question -> answer path of SPEC section 10); a waiting worker keeps the
+// stack it grew. An agent makes one or two calls at a time (a blocked
+// paf_listen and the call beside it), so a few suffice.
+const idleWorkers = 4
 
 // stdioSession is the one client of a stdio transport, as mcp-go sees it.
 type stdioSession struct {
@@ -154,6 +163,11 @@ type stdioConn struct {
 	writeMu sync.Mutex
 	slots   chan struct{} // one per request running on its own goroutine
 	reqs    sync.WaitGroup
+	// work hands a request to an idle worker (worker); idle counts them.
+	work    chan func()
+	idle    atomic.Int32
+	stop    chan struct{} // closed once no request runs: the workers end
+	workers sync.WaitGroup
 	calls   inflight // the tool calls served by callTool
 
 	// closeMu is read-held by the reading goroutine while it dispatches a
@@ -238,6 +252,10 @@ func (c *stdioConn) handle(ctx context.Context, id json.RawMessage, line []byte)
 
 // dispatch routes one input line.
 func (c *stdioConn) dispatch(ctx context.Context, line []byte) {
+	if call, ok := c.s.plainCall(line); ok {
+		c.serveCall(ctx, call)
+		return
+	}
 	var e envelope
 	if err := json.Unmarshal(line, &e); err != nil {
 		if !json.Valid(line) {
@@ -272,19 +290,29 @@ func (c *stdioConn) dispatch(ctx context.Context, line []byte) {
 		c.handle(ctx, e.ID, line)
 		return
 	}
-	serve := func(ctx context.Context) { c.handle(ctx, e.ID, line) }
 	if direct {
-		// Registered before the next line is read, so that a
-		// notifications/cancelled right behind the call finds it.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
-		forget := c.calls.add(call.key, cancel)
-		serve = func(ctx context.Context) {
-			defer forget()
-			defer cancel()
-			c.callTool(ctx, call)
-		}
+		c.serveCall(ctx, call)
+		return
 	}
+	c.serve(ctx, func(ctx context.Context) { c.handle(ctx, e.ID, line) })
+}
+
+// serveCall runs a tool call the loop serves itself (callTool).
+func (c *stdioConn) serveCall(ctx context.Context, call toolCall) {
+	// Registered before the next line is read, so that a
+	// notifications/cancelled right behind the call finds it.
+	ctx, cancel := context.WithCancel(ctx)
+	forget := c.calls.add(call.key, cancel)
+	c.serve(ctx, func(ctx context.Context) {
+		defer forget()
+		defer cancel()
+		c.callTool(ctx, call)
+	})
+}
+
+// serve runs a request on a worker, or on the reading goroutine when too
+// many run already.
+func (c *stdioConn) serve(ctx context.Context, serve func(context.Context)) {
 	select {
 	case c.slots <- struct{}{}:
 	default:
@@ -293,24 +321,61 @@ func (c *stdioConn) dispatch(ctx context.Context, line []byte) {
 		return
 	}
 	c.reqs.Add(1)
-	go func() {
+	job := func() {
 		defer func() {
 			<-c.slots
 			c.reqs.Done()
 		}()
 		serve(ctx)
-	}()
+	}
+	select {
+	case c.work <- job: // an idle worker takes it
+	default:
+		c.workers.Add(1)
+		go c.worker(job)
+	}
+}
+
+// worker runs job, then the requests dispatch hands it while it is one of
+// the idleWorkers waiting, until the connection ends.
+func (c *stdioConn) worker(job func()) {
+	defer c.workers.Done()
+	for {
+		job()
+		if c.idle.Add(1) > idleWorkers {
+			c.idle.Add(-1)
+			return
+		}
+		select {
+		case job = <-c.work:
+			c.idle.Add(-1)
+		case <-c.stop:
+			c.idle.Add(-1)
+			return
+		}
+	}
+}
+
+func newStdioConn(s *Server, sess *stdioSession, out io.Writer, slots int) *stdioConn {
+	return &stdioConn{
+		s: s, sess: sess, out: out,
+		slots: make(chan struct{}, slots),
+		work:  make(chan func()),
+		stop:  make(chan struct{}),
+	}
+}
+
+// endWorkers ends the idle workers and waits for them; call it once no
+// request runs (reqs.Wait).
+func (c *stdioConn) endWorkers() {
+	close(c.stop)
+	c.workers.Wait()
 }
 
 // serveStdio serves the session on in and out until in ends or ctx is
 // cancelled; requests still running are then cancelled and waited for.
 func (s *Server) serveStdio(ctx context.Context, in io.Reader, out io.Writer) error {
-	c := &stdioConn{
-		s:     s,
-		sess:  &stdioSession{notes: make(chan mcp.JSONRPCNotification, notificationQueue)},
-		out:   out,
-		slots: make(chan struct{}, s.cfg.Workers+backlog),
-	}
+	c := newStdioConn(s, &stdioSession{notes: make(chan mcp.JSONRPCNotification, notificationQueue)}, out, s.cfg.Workers+backlog)
 	if err := s.mcp.RegisterSession(ctx, c.sess); err != nil {
 		return fmt.Errorf("register the stdio session: %w", err)
 	}
@@ -369,6 +434,7 @@ func (s *Server) serveStdio(ctx context.Context, in io.Reader, out io.Writer) er
 	c.closed = true
 	c.closeMu.Unlock()
 	c.reqs.Wait()
+	c.endWorkers()
 	close(stopNotes)
 	<-notesDone
 	if errors.Is(err, io.EOF) {

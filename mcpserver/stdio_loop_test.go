@@ -464,3 +464,39 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestWorkersReused: calls one after another are served by one worker, which
+// keeps the stack it grew, not by a goroutine each; after a burst at most
+// idleWorkers stay, and none once the connection ends.
+func TestWorkersReused(t *testing.T) {
+	s := twinServer(t)
+	sess := &stdioSession{notes: make(chan mcp.JSONRPCNotification, notificationQueue)}
+	var out syncBuffer
+	c := newStdioConn(s, sess, &out, 64)
+	ctx, cancel := context.WithCancel(s.mcp.WithContext(context.Background(), sess))
+	idle := func(want int32) {
+		t.Helper()
+		testutil.WaitForEvery(t, waitPoll, 5*time.Second, fmt.Sprintf("%d idle workers", want), func() bool { return c.idle.Load() == want })
+	}
+	for i := range 5 {
+		c.dispatch(ctx, []byte(toolLine(fmt.Sprint(i), `{"name":"paf_check","arguments":{}}`)))
+		c.reqs.Wait()
+		idle(1)
+	}
+	// A burst of blocked calls takes a worker each; once they end, the
+	// workers past idleWorkers end too.
+	for i := range 3 * idleWorkers {
+		c.dispatch(ctx, []byte(toolLine(fmt.Sprint(100+i), `{"name":"paf_listen","arguments":{"timeout_seconds":600}}`)))
+	}
+	idle(0)
+	cancel()
+	c.reqs.Wait()
+	idle(idleWorkers)
+	c.endWorkers()
+	if n := c.idle.Load(); n != 0 {
+		t.Fatalf("%d workers idle after endWorkers", n)
+	}
+	if got := strings.Count(out.String(), "\n"); got != 5+3*idleWorkers {
+		t.Fatalf("%d answers, want %d", got, 5+3*idleWorkers)
+	}
+}

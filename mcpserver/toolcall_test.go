@@ -49,10 +49,11 @@ func answer(tb testing.TB, s *Server, line string, direct bool) string {
 		cancel()
 	}
 	var out syncBuffer
-	c := &stdioConn{s: s, sess: sess, out: &out, slots: make(chan struct{}, 4)}
+	c := newStdioConn(s, sess, &out, 4)
 	if direct {
 		c.dispatch(ctx, []byte(line))
 		c.reqs.Wait()
+		c.endWorkers()
 	} else {
 		c.handle(ctx, nil, []byte(line))
 	}

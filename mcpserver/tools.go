@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"time"
 
@@ -112,7 +113,7 @@ const (
 func (s *Server) addTools() {
 	add := func(t mcp.Tool, h toolHandlers) {
 		s.tools[t.Name] = true
-		s.direct[t.Name] = directTool{schema: t.InputSchema, run: h.direct}
+		s.direct[t.Name] = directTool{schema: t.InputSchema, run: h.direct, runFields: h.fields}
 		s.mcp.AddTool(t, h.mcp)
 	}
 	// Parameters are described only where the name and the tool's description
@@ -225,12 +226,14 @@ func (r toolResult) mcpResult() *mcp.CallToolResult {
 type toolHandlers struct {
 	mcp    server.ToolHandlerFunc
 	direct func(ctx context.Context, req mcp.CallToolRequest, args json.RawMessage) toolResult
+	fields func(ctx context.Context, req mcp.CallToolRequest, fields map[string]json.RawMessage) toolResult
 }
 
 // handle wraps a typed handler: it waits (bounded) for the peer to be up,
 // runs fn, and completes the result with the notices and the unread line
 // every result carries.
 func handle[T any](s *Server, tool string, fn func(context.Context, mcp.CallToolRequest, T) (*reply, error)) toolHandlers {
+	names := jsonNames(reflect.TypeFor[T]())
 	run := func(ctx context.Context, req mcp.CallToolRequest, args T) toolResult {
 		ctx = context.WithValue(ctx, callStartKey{}, time.Now())
 		if err := s.ready(ctx); err != nil {
@@ -270,7 +273,48 @@ func handle[T any](s *Server, tool string, fn func(context.Context, mcp.CallTool
 			}
 			return run(ctx, req, args)
 		},
+		fields: func(ctx context.Context, req mcp.CallToolRequest, fields map[string]json.RawMessage) toolResult {
+			var args T
+			if err := bindFields(&args, names, fields); err != nil {
+				return argError(tool, "failed to bind arguments: "+err.Error())
+			}
+			return run(ctx, req, args)
+		},
 	}
+}
+
+// jsonNames is the JSON name of each field of the struct type t, by index.
+func jsonNames(t reflect.Type) []string {
+	names := make([]string, t.NumField())
+	for i := range names {
+		names[i], _, _ = strings.Cut(t.Field(i).Tag.Get("json"), ",")
+	}
+	return names
+}
+
+// bindFields sets the fields of *dst (a struct whose field i is named
+// names[i] in JSON) from raw JSON values, as json.Unmarshal of the object
+// holding them would: the checked arguments of a call read by plainCall,
+// whose keys match the names exactly.
+func bindFields(dst any, names []string, fields map[string]json.RawMessage) error {
+	v := reflect.ValueOf(dst).Elem()
+	for i, name := range names {
+		raw, ok := fields[name]
+		if !ok {
+			continue
+		}
+		p := v.Field(i).Addr().Interface()
+		var err error
+		if sp, isString := p.(*string); isString {
+			err = setString(sp, raw)
+		} else {
+			err = json.Unmarshal(raw, p)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // complete appends the pending notices and the unread line.

@@ -211,7 +211,7 @@ func (s *Server) wait(ctx context.Context, req mcp.CallToolRequest, w waitSpec) 
 			return nil, userErrorf("This session has no name (it was lost or released): paf_register one, then call %s again.", w.tool)
 		}
 		// Take the channels before looking, so no change is missed.
-		_, inboxChanged, err := s.b.InboxState(name)
+		unread, inboxChanged, err := s.b.InboxState(name)
 		if err != nil {
 			return nil, err
 		}
@@ -230,9 +230,14 @@ func (s *Server) wait(ctx context.Context, req mcp.CallToolRequest, w waitSpec) 
 			}
 			return !now.Before(graceUntil)
 		}
-		items, err := s.take(ctx, name, w.pick, accept)
-		if err != nil && ctx.Err() == nil {
-			return nil, err
+		// With nothing unread there is nothing to take (a listen that
+		// starts before the question arrives; a wake for another change):
+		// an arrival after InboxState closes inboxChanged.
+		var items []shown
+		if unread > 0 {
+			if items, err = s.take(ctx, name, w.pick, accept); err != nil && ctx.Err() == nil {
+				return nil, err
+			}
 		}
 		if len(items) > 0 {
 			r := s.messagesReply(items)

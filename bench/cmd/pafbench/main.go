@@ -54,6 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		compare = fs.String("compare", "", "compare with this earlier JSON report (with a second argument NEW.json: compare the two, run nothing)")
 		verbose = fs.Bool("v", false, "stream the benchmark processes' output to stderr")
 		repo    = fs.String("repo", "", "the product's repo root (default: found from the working directory)")
+		bin     = fs.String("bin", "", "run the multi-process scenarios with this prebuilt paf-peer instead of building ./cmd/paf-peer (A/B runs)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: pafbench [flags]\n       pafbench --compare OLD.json NEW.json\nflags:")
@@ -90,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		suffix = "-quick"
 	}
 	cfg := runner.Config{
-		Repo: root, Quick: *quick, Only: *only, Compare: *compare, Verbose: *verbose,
+		Repo: root, Bin: *bin, Quick: *quick, Only: *only, Compare: *compare, Verbose: *verbose,
 		Stdout: stdout, Stderr: stderr,
 		JSON:     outPath(*jsonOut, *only == "", filepath.Join(root, "bench", "results"+suffix+".json")),
 		Markdown: outPath(*mdOut, full, filepath.Join(root, "bench", "results.md")),

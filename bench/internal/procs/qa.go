@@ -44,6 +44,9 @@ func runQA(ctx context.Context, cfg Config) []Result {
 	defer w.close()
 
 	var qa, sendCalls, hub, disk, paced, paces []time.Duration
+	// CPU of each session's process (every thread) over the timed rounds alone.
+	var cpuA, cpuB int64
+	cpuOK := true
 	qaRes, hubRes, diskRes := Result{Name: QA}, Result{Name: Hub}, Result{Name: Fsync}
 
 	pair, err := newPafPair(ctx, cfg, w)
@@ -76,6 +79,10 @@ func runQA(ctx context.Context, cfg Config) []Result {
 		if b == qaBlocks-1 {
 			n = rounds - n*(qaBlocks-1)
 		}
+		var before [2]procSample
+		if qaRes.Err == nil {
+			before, cpuOK = pair.cpu(cpuOK)
+		}
 		for range n {
 			if qaRes.Err != nil {
 				break
@@ -86,6 +93,12 @@ func runQA(ctx context.Context, cfg Config) []Result {
 				break
 			}
 			qa, sendCalls = append(qa, d), append(sendCalls, s)
+		}
+		if qaRes.Err == nil {
+			var after [2]procSample
+			after, cpuOK = pair.cpu(cpuOK)
+			cpuA += after[0].cpuNS - before[0].cpuNS
+			cpuB += after[1].cpuNS - before[1].cpuNS
 		}
 		for range n {
 			if hubRes.Err != nil {
@@ -144,6 +157,11 @@ func runQA(ctx context.Context, cfg Config) []Result {
 		qaRes.Metrics = []Metric{
 			{ms(pct(qa, 50)), "p50-rtt-ms"}, {ms(pct(qa, 99)), "p99-rtt-ms"},
 			{ms(pct(sendCalls, 50)), "p50-send-ms"}, {float64(len(qa)), "rounds"},
+		}
+		if cpuOK && len(qa) > 0 {
+			qaRes.Metrics = append(qaRes.Metrics,
+				Metric{float64(cpuA) / 1e3 / float64(len(qa)), "cpu-us-per-round-a"},
+				Metric{float64(cpuB) / 1e3 / float64(len(qa)), "cpu-us-per-round-b"})
 		}
 	}
 	if hubRes.Err == nil {
@@ -208,6 +226,17 @@ func (p *pafPair) serve(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// cpu samples both processes' CPU time; ok stays false once a sample failed (no /proc).
+func (p *pafPair) cpu(ok bool) (s [2]procSample, stillOK bool) {
+	if !ok {
+		return s, false
+	}
+	var errA, errB error
+	s[0], errA = sampleProc(p.a.pid())
+	s[1], errB = sampleProc(p.b.pid())
+	return s, errA == nil && errB == nil
 }
 
 // firstTag returns the tag (first word) of the first message of a listen result.

@@ -16,7 +16,8 @@ import (
 )
 
 // runProcs runs the scenarios with the real binary in separate processes (package procs)
-// that refs name, after building paf-peer (plain, never -race) into binDir. Each scenario is
+// that refs name, after building paf-peer (plain, never -race) into binDir (or with
+// Config.Bin, a prebuilt one). Each scenario is
 // recorded as a benchmark of the package "procs". It returns the processes (one per
 // scenario) and whether all succeeded.
 func (r *run) runProcs(ctx context.Context, binDir string, refs []report.Ref) ([]report.Process, bool) {
@@ -29,16 +30,21 @@ func (r *run) runProcs(ctx context.Context, binDir string, refs []report.Ref) ([
 	if len(names) == 0 {
 		return nil, true
 	}
-	bin := filepath.Join(binDir, "paf-peer")
-	cmd := exec.CommandContext(ctx, r.cfg.Go, "build", "-o", bin, "./cmd/paf-peer")
-	cmd.Dir = r.cfg.Repo
-	if out, err := cmd.CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("go build ./cmd/paf-peer: %v: %s", err, strings.TrimSpace(string(out)))
-		fmt.Fprintf(r.cfg.Stderr, "pafbench: %s\n", msg)
-		for _, n := range names {
-			r.results.Add(report.Bench{Ref: report.Ref{Pkg: report.PkgProcs, Name: n}, Status: report.StatusFailed, Reason: msg})
+	bin := r.cfg.Bin
+	if bin == "" {
+		bin = filepath.Join(binDir, "paf-peer")
+		cmd := exec.CommandContext(ctx, r.cfg.Go, "build", "-o", bin, "./cmd/paf-peer")
+		cmd.Dir = r.cfg.Repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			msg := fmt.Sprintf("go build ./cmd/paf-peer: %v: %s", err, strings.TrimSpace(string(out)))
+			fmt.Fprintf(r.cfg.Stderr, "pafbench: %s\n", msg)
+			for _, n := range names {
+				r.results.Add(report.Bench{Ref: report.Ref{Pkg: report.PkgProcs, Name: n}, Status: report.StatusFailed, Reason: msg})
+			}
+			return []report.Process{{Pkg: report.PkgProcs, Bench: "build", ExitCode: -1, Error: msg}}, false
 		}
-		return []report.Process{{Pkg: report.PkgProcs, Bench: "build", ExitCode: -1, Error: msg}}, false
+	} else {
+		r.progress("multi-process scenarios run the prebuilt %s (--bin)", bin)
 	}
 	exe := r.cfg.Exe
 	if exe == "" {

@@ -32,6 +32,9 @@ type Config struct {
 	Verbose bool
 	// Go is the go command. Default "go".
 	Go string
+	// Bin, when set, is a prebuilt paf-peer binary that the multi-process scenarios run
+	// instead of building ./cmd/paf-peer of Repo: for A/B runs of two builds, alternated.
+	Bin string
 	// Exe is the executable re-executed as the NATS publisher (natsbase.Config.Exe).
 	// Default: this process's executable.
 	Exe string
