@@ -471,9 +471,9 @@ func (p *Peer) SetMeta(ctx context.Context, update func(*Meta)) error {
 	return nil
 }
 
-// announce re-advertises our metadata and waits (bounded by ctx and one
-// second) for the update to leave this peer, so a claim is on its way to the
-// mesh when Claim returns.
+// announce re-advertises our metadata and waits (bounded by ctx and
+// Config.AnnounceWait) for the update to have been gossiped, so a claim is on
+// its way to the mesh when Claim returns.
 func (p *Peer) announce(ctx context.Context) error {
 	select {
 	case <-p.stop:
@@ -482,7 +482,7 @@ func (p *Peer) announce(ctx context.Context) error {
 	}
 	p.announceMu.Lock()
 	defer p.announceMu.Unlock()
-	timeout := time.Second
+	timeout := p.cfg.AnnounceWait
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = max(time.Until(dl), time.Millisecond)
 	}

@@ -131,6 +131,12 @@ func New(ctx context.Context, cfg Config) (_ *Node, err error) {
 	mc.Memberlist.SecretKey = n.keys.Gossip
 	mc.Meta = mesh.Meta{Secure: s.Secure(), Version: s.Version, Transient: s.Brief}
 	mcpserver.SetMetaDescription(&mc.Meta, s.Description)
+	if !s.Brief {
+		// A session gossips on after its claim returns: its start need not wait for every
+		// retransmission of the claim (mesh.Config.AnnounceWait). A brief peer exits soon
+		// after, so its claim must have left first: it keeps the default.
+		mc.AnnounceWait = time.Millisecond
+	}
 	var localNames atomic.Pointer[map[string]string] // the run-dir names of the last Discover
 	mc.Discover = func() []string {
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
