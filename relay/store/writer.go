@@ -71,9 +71,9 @@ func (ib *Inbox) writer() {
 }
 
 // commit (under logMu) writes a batch of arriving messages to the log and
-// returns tell, which the writer calls without logMu: it counts the messages
-// stored (waking whoever waits for them), then acknowledges each one (or
-// reports why it could not be stored).
+// makes the stored ones readable and counted (refs, unread). It returns tell,
+// which the writer calls without logMu: it wakes whoever waits for messages,
+// then acknowledges each one (or reports why it could not be stored).
 func (ib *Inbox) commit(batch []pendingMsg) (tell func()) {
 	results := make([]error, len(batch))
 	size := 0
