@@ -27,6 +27,7 @@ package relay
 
 import (
 	"github.com/paf-mesh/paf-mesh/relay/wire"
+	"runtime"
 
 	"bufio"
 	"context"
@@ -406,7 +407,8 @@ func BenchmarkXProcRelayThroughput(b *testing.B) {
 			if err := xprocRun(tc.workers, tc.workers, send); err != nil { // warm up
 				b.Fatal(err)
 			}
-			child.report(b)
+			rxCPU0 := child.report(b).CPUNS
+			txCPU0 := xprocCPUTime()
 			before := n.relay.Stats().Delivered
 			b.ResetTimer()
 			for range b.N {
@@ -415,11 +417,13 @@ func BenchmarkXProcRelayThroughput(b *testing.B) {
 				}
 			}
 			b.StopTimer()
+			txCPU := xprocCPUTime() - txCPU0
 			total := b.N * tc.msgs
 			if got := n.relay.Stats().Delivered - before; got != uint64(total) {
 				b.Fatalf("%d messages acknowledged, want %d", got, total)
 			}
 			rep := child.report(b)
+			rxCPU := time.Duration(rep.CPUNS - rxCPU0)
 			// The receiver's handler also sees (and times) the attempts its rate limit
 			// refuses: with refusals, its timings mix both, so they are not reported.
 			if n := refused.Load(); len(rep.Wire) < total || (n == 0 && len(rep.Wire) != total) {
@@ -430,6 +434,15 @@ func BenchmarkXProcRelayThroughput(b *testing.B) {
 			b.ReportMetric(float64(total)/secs, "msgs/s")
 			b.ReportMetric(float64(total)*float64(tc.size)/secs/1e6, "MB/s")
 			b.ReportMetric(float64(refused.Load())/float64(b.N), "refused/op")
+			if txCPU > 0 && rxCPU > 0 {
+				// Where the rate's ceiling is: the CPU both processes spend per message
+				// (the sender's includes this benchmark's senders), and the cores there are.
+				per := func(d time.Duration) float64 { return xprocUS(d) / float64(total) }
+				b.ReportMetric(per(txCPU+rxCPU), "cpu-us-per-msg")
+				b.ReportMetric(per(txCPU), "tx-cpu-us-per-msg")
+				b.ReportMetric(per(rxCPU), "rx-cpu-us-per-msg")
+				b.ReportMetric(float64(runtime.NumCPU()), "cpus")
+			}
 			if refused.Load() == 0 {
 				xprocReportPcts(b, "deliver", xprocDurations(rep.Wire), 1)
 				xprocReportPcts(b, "durable", xprocDurations(rep.Answered), 1)

@@ -217,7 +217,9 @@ func xprocCommands(in io.Reader, out io.Writer, h *xprocStampHandler) error {
 	for sc.Scan() {
 		switch cmd := sc.Text(); cmd {
 		case "report":
-			b, err := json.Marshal(h.take())
+			rep := h.take()
+			rep.CPUNS = int64(xprocCPUTime())
+			b, err := json.Marshal(rep)
 			if err != nil {
 				return err
 			}
@@ -233,10 +235,13 @@ func xprocCommands(in io.Reader, out io.Writer, h *xprocStampHandler) error {
 
 // xprocReport is what a child measured: nanoseconds from the sender's stamp (taken just before
 // the sender's call) to the moment the receiver's handler saw the request (Wire), and to the
-// moment it answered it (Answered: for a relay, after the inbox commit).
+// moment it answered it (Answered: for a relay, after the inbox commit); and its CPU time.
 type xprocReport struct {
 	Wire     []int64 `json:"wire"`
 	Answered []int64 `json:"answered"`
+	// CPUNS is the CPU time the child had used when it reported (user and system, every
+	// thread; 0 where unknown).
+	CPUNS int64 `json:"cpu_ns"`
 }
 
 // xprocStampHandler times requests whose body (or, with messages, whose message body) starts

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,6 +124,19 @@ func pafMesh(ctx context.Context, cfg Config, n int, idle bool, res, idleRes, py
 		{ms(lastSeen.Sub(last)), "ms/after-last-start"},
 		{ms(lastSeen.Sub(first)), "ms/after-first-start"},
 		{ms(last.Sub(first)), "ms/starting"},
+	}
+	// The CPU the sessions had used by then (every thread of each; sampled just after, so a
+	// little more): with the cores' time since the first start, it says whether the row is
+	// CPU-bound.
+	var used []float64
+	for _, p := range peers {
+		if s, err := sampleProc(p.pid()); err == nil {
+			used = append(used, float64(s.cpuNS)/1e6)
+		}
+	}
+	if len(used) == n {
+		res.Metrics = append(res.Metrics, Metric{sum(used), "cpu-ms/all"}, Metric{median(used), "cpu-ms/median"},
+			Metric{float64(runtime.NumCPU()), "cpus"})
 	}
 
 	// A claim seen by all: peer 0 renames itself.

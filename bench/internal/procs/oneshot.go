@@ -105,14 +105,14 @@ type errNotDelivered struct{ status string }
 func (e errNotDelivered) Error() string { return "paf-peer send said " + e.status + ", not delivered" }
 
 // runMCPStart times exec of `paf-peer mcp` until the initialize result (each in a fresh state
-// and run dir, then closed), interleaved with exec to exit of `paf-peer version`; and the size
-// of the tools/list result as compact JSON.
+// and run dir, then closed), interleaved with exec to exit of `paf-peer version`; the CPU the
+// process had used by then; and the size of the tools/list result as compact JSON.
 func runMCPStart(ctx context.Context, cfg Config) []Result {
 	res := Result{Name: MCPStart}
 	n := count(cfg, 30, 6)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	var inits, versions []time.Duration
+	var inits, versions, cpus []time.Duration
 	toolsList := 0
 	for i := range n {
 		w, err := newWorld()
@@ -129,6 +129,9 @@ func runMCPStart(ctx context.Context, cfg Config) []Result {
 		if err == nil {
 			err = p.initialize(ctx)
 			inits = append(inits, time.Since(p.start))
+			if s, serr := sampleProc(p.pid()); err == nil && serr == nil {
+				cpus = append(cpus, time.Duration(s.cpuNS))
+			}
 			if err == nil && i == 0 {
 				var raw json.RawMessage
 				if raw, err = p.call(ctx, "tools/list", nil); err == nil {
@@ -148,6 +151,10 @@ func runMCPStart(ctx context.Context, cfg Config) []Result {
 	res.Metrics = []Metric{
 		{ms(pct(inits, 50)), "init-p50-ms"}, {ms(pct(inits, 90)), "init-p90-ms"},
 		{ms(pct(versions, 50)), "version-p50-ms"}, {float64(toolsList), "tools-list-bytes"},
+	}
+	if len(cpus) > 0 {
+		// The CPU a lone session's start costs, to its initialize result (every thread).
+		res.Metrics = append(res.Metrics, Metric{ms(pct(cpus, 50)), "init-cpu-p50-ms"})
 	}
 	return []Result{res}
 }

@@ -397,6 +397,30 @@ func TestBuildRow(t *testing.T) {
 			},
 			verdict: Met, ratios: 1, measuredLen: 1, baselines: 1,
 		},
+		"50 separate processes, CPU-bound": {
+			row: "mesh-50",
+			benches: []Bench{
+				ok(PkgProcs, ProcsAllSee50, "ms/after-last-start", 4000.0, "ms/starting", 1000.0, "ms/after-first-start", 5000.0,
+					"cpu-ms/all", 9000.0, "cpu-ms/median", 180.0, "cpus", 2.0),
+				ok(PkgProcs, ProcsStockAllSee50, "ms/after-last-start", 40000.0),
+				ok(PkgProcs, ProcsMCPStart, "init-cpu-p50-ms", 30.0),
+			},
+			// 9 s of CPU in the 2 cores' 10 s since the first start
+			verdict: Missed, note: "the 50 sessions had used 9.00 s of CPU by then (180 ms each, median): 90 % of the 2 cores' time since the first start, 5.00 s; a lone session's start to its initialize result uses 30.0 ms",
+			ratios: 1, measuredLen: 6, baselines: 2,
+		},
+		"lifted throughput beside its CPU ceiling": {
+			row: "relay-throughput-lifted",
+			benches: []Bench{
+				ok(PkgRelay, "BenchmarkXProcRelayThroughput/1KiB-rate-lifted", "msgs/s", 10000.0, "cpu-us-per-msg", 160.0,
+					"rx-cpu-us-per-msg", 100.0, "cpus", 2.0),
+				ok(PkgNATS, NATSJetStreamSyncAlways, NATSMsgsUnit, 5000.0),
+				ok(PkgRelay, "BenchmarkSignVerify/1KiB", "sign-us", 10.0, "verify-us", 30.0),
+			},
+			// 2 cores / 160 µs = 12,500 msg/s, 80 % of it; 2 / 40 µs = 50,000
+			verdict: Missed, note: "CPU-bound: 160 µs of CPU per message (both processes) caps 2 cores at 12,500 msg/s; measured 80 % of that; the signature alone (sign 10.0 + verify 30.0 µs) caps them at 50,000 msg/s",
+			ratios: 1, measuredLen: 4, baselines: 3,
+		},
 		"optional metric absent is not missing": {
 			row: "names",
 			benches: []Bench{

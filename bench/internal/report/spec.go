@@ -264,12 +264,24 @@ func Rows() []RowSpec {
 			"JetStream", "JetStream, default sync", NATSJetStream, "no NATS JetStream default-sync baseline", relayTput),
 		{
 			Key: "relay-throughput-lifted", Title: "  ↳ extra row, LIMIT LIFTED: the receiver's rate limit off (default 1,000 msg/s per sending identity, burst 2,000)",
-			Target:       "≥ 50,000 msg/s",
-			Measured:     []M{m(PkgRelay, "BenchmarkXProcRelayThroughput/1KiB-rate-lifted", "msgs/s", "", "msgs/s")},
+			Target: "≥ 50,000 msg/s",
+			Measured: []M{
+				m(PkgRelay, relayLifted, "msgs/s", "", "msgs/s"),
+				opt(m(PkgRelay, relayLifted, "cpu-us-per-msg", "CPU per message, both processes", "us")),
+				opt(m(PkgRelay, relayLifted, "rx-cpu-us-per-msg", "receiver's", "us")),
+				opt(m(PkgRelay, relayLifted, "cpus", "cores", "")),
+			},
 			BaselineName: "JetStream, sync always",
-			Baseline:     []M{m(PkgNATS, NATSJetStreamSyncAlways, NATSMsgsUnit, "", "msgs/s")},
-			Ratios:       []string{""},
-			Judge:        func(v Values) (string, string) { return verdict(v.M("") >= 50000), "" },
+			Baseline: []M{
+				m(PkgNATS, NATSJetStreamSyncAlways, NATSMsgsUnit, "", "msgs/s"),
+				// The CPU floor under a signed message (the note): its signature made and checked.
+				opt(m(PkgRelay, "BenchmarkSignVerify/1KiB", "sign-us", "sign", "us")),
+				opt(m(PkgRelay, "BenchmarkSignVerify/1KiB", "verify-us", "verify", "us")),
+			},
+			Ratios: []string{""},
+			Judge: func(v Values) (string, string) {
+				return verdict(v.M("") >= 50000), cpuCapNote(v)
+			},
 		},
 		allSeeRow("mesh-20", 20, 1000, ProcsAllSee20, ProcsStockAllSee20),
 		allSeeRow("mesh-50", 50, 2000, ProcsAllSee50, ProcsStockAllSee50),
@@ -453,6 +465,33 @@ func Rows() []RowSpec {
 	}
 }
 
+// relayLifted is the relay's throughput benchmark with the receiver's rate limit off.
+const relayLifted = "BenchmarkXProcRelayThroughput/1KiB-rate-lifted"
+
+// cpuCapNote says where the lifted throughput's ceiling is, from the CPU both processes spent
+// per message and the cores there are: the rate the machine would carry with its cores all
+// busy, and the rate the signatures alone (made and checked, same run) would allow, nothing
+// else costing anything.
+func cpuCapNote(v Values) string {
+	per, cores := v.M("CPU per message, both processes"), v.M("cores")
+	if per <= 0 || cores <= 0 {
+		return ""
+	}
+	capRate := cores * 1e6 / per
+	note := fmt.Sprintf("CPU-bound: %s µs of CPU per message (both processes) caps %d cores at %s msg/s; measured %s of that",
+		num(per), int(cores), num(capRate), pctOf(v.M(""), capRate))
+	sign, ok1 := v.B("sign")
+	verify, ok2 := v.B("verify")
+	if ok1 && ok2 && sign+verify > 0 {
+		note += fmt.Sprintf("; the signature alone (sign %s + verify %s µs) caps them at %s msg/s",
+			num(sign), num(verify), num(cores*1e6/(sign+verify)))
+	}
+	return note
+}
+
+// pctOf formats part as a percentage of whole.
+func pctOf(part, whole float64) string { return fmt.Sprintf("%.0f %%", 100*part/whole) }
+
 // relayPacedSync is the relay's benchmark of the disk work of a lone message (a 1 KiB overwrite
 // and fdatasync), paced like the relay latency rows.
 const relayPacedSync = "BenchmarkFsyncBaseline/overwrite-fdatasync-1KiB-paced-500us"
@@ -509,15 +548,39 @@ func allSeeRow(key string, n int, targetMS float64, paf, stock string) RowSpec {
 		Measured: []M{
 			m(PkgProcs, paf, "ms/after-last-start", "", "ms"),
 			opt(m(PkgProcs, paf, "ms/starting", "starting them took", "ms")),
+			opt(m(PkgProcs, paf, "ms/after-first-start", "after the first start", "ms")),
+			opt(m(PkgProcs, paf, "cpu-ms/all", "CPU of all sessions by then", "ms")),
+			opt(m(PkgProcs, paf, "cpu-ms/median", "per session, median", "ms")),
+			opt(m(PkgProcs, paf, "cpus", "cores", "")),
 		},
 		BaselineName: "stock memberlist, same layout, not capped",
 		Baseline: []M{
 			m(PkgProcs, stock, "ms/after-last-start", "", "ms"),
 			opt(m(PkgProcs, stock, "ms/starting", "starting them took", "ms")),
+			// What one session's start costs alone (the note).
+			opt(m(PkgProcs, ProcsMCPStart, "init-cpu-p50-ms", "a lone session's CPU to its initialize result", "ms")),
 		},
 		Ratios: []string{""},
-		Judge:  func(v Values) (string, string) { return verdict(v.M("") <= targetMS), "" },
+		Judge: func(v Values) (string, string) {
+			return verdict(v.M("") <= targetMS), startsCPUNote(v, n)
+		},
 	}
+}
+
+// startsCPUNote says whether n sessions starting together were bound by the CPU: how much of
+// the cores' time since the first start their CPU by then fills.
+func startsCPUNote(v Values, n int) string {
+	all, cores, since := v.M("CPU of all sessions by then"), v.M("cores"), v.M("after the first start")
+	if all <= 0 || cores <= 0 || since <= 0 {
+		return ""
+	}
+	note := fmt.Sprintf("the %d sessions had used %s of CPU by then (%s each, median): %s of the %d cores' time since the first start, %s",
+		n, FormatValue(Value{Value: all, Unit: "ms"}), FormatValue(Value{Value: v.M("per session, median"), Unit: "ms"}),
+		pctOf(all, cores*since), int(cores), FormatValue(Value{Value: since, Unit: "ms"}))
+	if lone, ok := v.B("a lone session's CPU to its initialize result"); ok {
+		note += fmt.Sprintf("; a lone session's start to its initialize result uses %s", FormatValue(Value{Value: lone, Unit: "ms"}))
+	}
+	return note
 }
 
 // Names of the multi-process scenarios (package procs), as recorded.
