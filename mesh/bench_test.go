@@ -563,8 +563,8 @@ const deathTimeout = 90 * time.Second
 // suspicion timeout until a first peer declares it dead, then the gossip of
 // that verdict to the rest.
 //
-// It probes every second, as the LAN preset and the stock baseline (memberlist's local
-// config) do: the local preset probes every localProbeInterval, since a crash on one machine
+// It probes every second, as the stock baseline (memberlist's local config) does (the LAN
+// preset probes every lanProbeInterval); the local preset probes every localProbeInterval, since a crash on one machine
 // is proven by the run dir at once (Config.Gone, measured by the crash-reclaim row) and
 // probes only find hung peers there.
 func BenchmarkFailureDetection(b *testing.B) {
