@@ -249,8 +249,16 @@ func Rows() []RowSpec {
 			Target: "≥ 50,000 msg/s", Measured: relayTput, BaselineName: "transport alone",
 			Baseline: []M{m(PkgRelay, "BenchmarkXProcTransportThroughput/1KiB-goroutines-64", "msgs/s", "", "msgs/s")},
 			Ratios:   []string{""},
-			Judge:    func(v Values) (string, string) { return verdict(v.M("") >= 50000), "" },
-			Rounds:   edgeRounds,
+			Judge: func(v Values) (string, string) {
+				// By design: the 64 senders of one peer are one sending identity, and the
+				// receiver admits 1,000 msg/s of each (burst 2,000); the lifted row below
+				// measures the relay itself.
+				if v.M("") >= 50000 {
+					return Met, ""
+				}
+				return Missed, "the receiver's default rate limit is the ceiling: 1,000 msg/s per sending identity (burst 2,000), and the 64 senders are one identity"
+			},
+			Rounds: edgeRounds,
 		},
 		// A NATS request-reply is acknowledged before anything is stored; the relay's only
 		// once the recipient's inbox log is fdatasync'd (group-committed per batch). The
