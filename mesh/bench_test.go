@@ -563,10 +563,10 @@ const deathTimeout = 90 * time.Second
 // suspicion timeout until a first peer declares it dead, then the gossip of
 // that verdict to the rest.
 //
-// It probes every second, as the stock baseline (memberlist's local config) does (the LAN
-// preset probes every lanProbeInterval); the local preset probes every localProbeInterval, since a crash on one machine
-// is proven by the run dir at once (Config.Gone, measured by the crash-reclaim row) and
-// probes only find hung peers there.
+// It probes every second, as the stock baseline (memberlist's local config) does; the LAN
+// preset probes every lanProbeInterval, the local one every localProbeInterval, since a
+// crash on one machine is proven by the run dir at once (Config.Gone, measured by the
+// crash-reclaim row) and probes only find hung peers there.
 func BenchmarkFailureDetection(b *testing.B) {
 	for _, n := range failureSizes() {
 		b.Run(fmt.Sprintf("peers-%d", n), func(b *testing.B) {

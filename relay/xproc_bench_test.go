@@ -27,7 +27,6 @@ package relay
 
 import (
 	"github.com/paf-mesh/paf-mesh/relay/wire"
-	"runtime"
 
 	"bufio"
 	"context"
@@ -38,6 +37,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
