@@ -99,6 +99,9 @@ type Stats struct {
 	// RefusedClaims counts claims of our name that this peer did not yield to: a claim time
 	// it cannot have observed, or a claimant that could not prove it is live (ConfirmClaim).
 	RefusedClaims uint64
+	// StalePulls counts the push/pulls of a peer whose run-dir name our view had not shown
+	// for a second: a claim gossip lost on its way here (pullStale).
+	StalePulls uint64
 }
 
 // Peer is one member of the mesh. Its methods are safe for concurrent use.
@@ -126,6 +129,12 @@ type Peer struct {
 	subs     map[chan<- Event]struct{}
 	stats    Stats
 	failing  map[string]*backoff // discovery addresses that failed: when to try again
+	// stale: the members whose run-dir name our view did not show at the last discovery
+	// round, and since when (pullStale). Guarded by discoverMu.
+	stale map[string]staleName
+	// recheck hands discoverLoop the wait pullStale returned to a Discover of another
+	// goroutine, so that the loop looks again when it ends.
+	recheck chan time.Duration
 	// firstSeen is when this peer first learnt of each member; claimants, what
 	// ConfirmClaim said of a member that ranked before our own claim (true:
 	// proven; false: refused), and nil entries while it is being asked.
@@ -173,6 +182,8 @@ func New(cfg *Config) (*Peer, error) {
 		forwards:  make(forwardTable),
 		subs:      make(map[chan<- Event]struct{}),
 		failing:   make(map[string]*backoff),
+		stale:     make(map[string]staleName),
+		recheck:   make(chan time.Duration, 1),
 		firstSeen: make(map[string]time.Time),
 		claimants: make(map[string]*claimVerdict),
 		kick:      make(chan struct{}, 1),
