@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -45,6 +46,34 @@ type Local struct {
 
 	mu     sync.Mutex
 	warned map[fileKey]struct{} // corrupt files already logged; guarded by mu
+	// decoded remembers, by file name, the last entry read from each live peer's file and
+	// which file it was; guarded by mu. A peer replaces its entry with a new file at every
+	// update (rename), so a file seen again is the same entry: a round then checks that its
+	// owner lives (the lock) without reading and decoding it again. Every round read and
+	// decoded every entry: when one of 50 sessions started, each of the others read the 50
+	// entries, a third of their CPU in the seconds after (issue 18).
+	decoded map[string]decodedEntry
+}
+
+// decodedEntry is an entry as read from one file.
+type decodedEntry struct {
+	file  fileID
+	entry Entry
+}
+
+// fileID tells one file from another: the same name, inode, size and modification time is
+// the same file, unchanged.
+type fileID struct {
+	dev, ino    uint64
+	size, mtime int64
+}
+
+func fileIDOf(fi fs.FileInfo) (fileID, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino), size: fi.Size(), mtime: fi.ModTime().UnixNano()}, true
 }
 
 // fileKey identifies one version of one file, so a corrupt file is logged once but a
@@ -86,7 +115,7 @@ func NewLocal(dir string, logger *slog.Logger) (*Local, error) {
 	if fixed {
 		logger.Warn("discovery: run dir was writable by other users; made it private (0700)", "dir", dir)
 	}
-	return &Local{dir: dir, log: logger, warned: make(map[fileKey]struct{})}, nil
+	return &Local{dir: dir, log: logger, warned: make(map[fileKey]struct{}), decoded: make(map[string]decodedEntry)}, nil
 }
 
 func unusableDir(dir string, err error) error {
@@ -125,7 +154,9 @@ func (l *Local) Entries() ([]Entry, error) {
 	}
 	var out []Entry
 	seen := make(map[fileKey]struct{})
+	names := make(map[string]bool, len(des))
 	for _, de := range des {
+		names[de.Name()] = true
 		name := de.Name()
 		switch {
 		case strings.HasPrefix(name, "."):
@@ -140,7 +171,7 @@ func (l *Local) Entries() ([]Entry, error) {
 			}
 		}
 	}
-	l.forget(seen)
+	l.forget(seen, names)
 	return out, nil // ReadDir sorts by file name, and the name is the ID.
 }
 
@@ -199,7 +230,21 @@ func (l *Local) inspect(path, name string, seen map[fileKey]struct{}) (Entry, en
 		l.log.Debug("discovery: cannot lock entry", "path", path, "err", err)
 		return Entry{}, entrySkip
 	}
+	id, known := fileIDOf(fi)
+	if !free && known {
+		l.mu.Lock()
+		d, ok := l.decoded[name]
+		l.mu.Unlock()
+		if ok && d.file == id {
+			return d.entry, entryLive
+		}
+	}
 	e, derr := readEntryFile(f, strings.TrimSuffix(name, entrySuffix))
+	if !free && derr == nil && known {
+		l.mu.Lock()
+		l.decoded[name] = decodedEntry{file: id, entry: e}
+		l.mu.Unlock()
+	}
 	if !free {
 		if derr != nil {
 			key := fileKey{name: name, mtime: fi.ModTime().UnixNano(), size: fi.Size()}
@@ -286,15 +331,21 @@ func (l *Local) warnOnce(key fileKey, path string, err error) {
 	l.log.Warn("discovery: skipping unreadable entry", "path", path, "err", err)
 }
 
-// forget drops the memory of corrupt files that are gone, so the set does not grow forever.
+// forget drops the memory of corrupt files that are gone, and of the entries of files not
+// in the directory (names) any more, so neither grows forever.
 // It keeps keys added by a concurrent scan for files this scan did not see only until the next
 // scan, which at worst logs such a file a second time.
-func (l *Local) forget(seen map[fileKey]struct{}) {
+func (l *Local) forget(seen map[fileKey]struct{}, names map[string]bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for k := range l.warned {
 		if _, ok := seen[k]; !ok {
 			delete(l.warned, k)
+		}
+	}
+	for name := range l.decoded {
+		if !names[name] {
+			delete(l.decoded, name)
 		}
 	}
 }

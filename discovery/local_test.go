@@ -479,3 +479,54 @@ func TestEntriesNeverMissesUpdatingPeer(t *testing.T) {
 		t.Fatalf("dir holds %q after updates, want only busy.json", names)
 	}
 }
+
+// A round reads an entry's file once: seen again (same name, inode, size and time), the entry
+// decoded before is returned after its owner's lock is checked, without reading the file. A
+// peer's update is a new file, read at once; a withdrawn entry is forgotten.
+func TestEntriesReadEachFileOnce(t *testing.T) {
+	l := newTestLocal(t)
+	a := advertise(t, l, testEntry("p", 1))
+	if es, err := l.Entries(); err != nil || len(es) != 1 || es[0].Name != "n-p" {
+		t.Fatalf("Entries = %+v, %v", es, err)
+	}
+	// Change the file's bytes in place, keeping its size and time: this is no update a peer
+	// makes, and shows the file is not read again.
+	fi, err := os.Stat(a.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(a.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(a.Path(), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte(strings.Replace(string(data), `"n-p"`, `"x-p"`, 1)), 0); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Must(t, f.Close())
+	testutil.Must(t, os.Chtimes(a.Path(), fi.ModTime(), fi.ModTime()))
+	if es, err := l.Entries(); err != nil || len(es) != 1 || es[0].Name != "n-p" {
+		t.Fatalf("Entries of the unchanged file = %+v, %v; want the entry decoded before (n-p)", es, err)
+	}
+
+	e := testEntry("", 1)
+	e.Name = "renamed"
+	testutil.Must(t, a.Update(e))
+	if es, err := l.Entries(); err != nil || len(es) != 1 || es[0].Name != "renamed" {
+		t.Fatalf("Entries after an update = %+v, %v; want the new name", es, err)
+	}
+
+	testutil.Must(t, a.Close())
+	if es, err := l.Entries(); err != nil || len(es) != 0 {
+		t.Fatalf("Entries after the advert closed = %+v, %v; want none", es, err)
+	}
+	l.mu.Lock()
+	n := len(l.decoded)
+	l.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d decoded entries remembered after the only one was withdrawn", n)
+	}
+}

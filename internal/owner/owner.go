@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -12,7 +13,11 @@ import (
 var ErrNotOwned = errors.New("not owned by this user")
 
 // Me is the effective user id of this process.
-func Me() uint32 { return uint32(os.Geteuid()) }
+func Me() uint32 { return me() }
+
+// me is the effective uid, asked once: this program never changes it, and discovery checks
+// the owner of every run-dir entry at every round (a geteuid each, issue 18).
+var me = sync.OnceValue(func() uint32 { return uint32(os.Geteuid()) })
 
 // UID returns the owner of the file fi describes.
 func UID(fi fs.FileInfo) (uint32, bool) {
