@@ -36,7 +36,7 @@ func main() {
 	if natsbase.IsChild() { // re-executed as the NATS baseline's publisher
 		os.Exit(natsbase.ChildMain())
 	}
-	if name := os.Getenv(procs.StockChildEnv); name != "" { // re-executed as a stock memberlist node
+	if name := os.Getenv(procs.StockChildEnv); name != "" { // a stock memberlist node, when cmd/pafstock could not be built
 		os.Exit(procs.StockChild(name, os.Stdin, os.Stdout))
 	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

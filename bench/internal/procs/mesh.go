@@ -2,6 +2,7 @@ package procs
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -33,13 +34,13 @@ func runMesh(ctx context.Context, cfg Config, n int, idle bool) []Result {
 	}
 	names := []string{all, stock}
 	if idle {
-		names = append(names, Idle20, IdlePython)
+		names = append(names, Idle20, IdlePython, IdleStock20)
 	}
 	results := map[string]*Result{}
 	for _, nm := range names {
 		results[nm] = &Result{Name: nm}
 	}
-	pafMesh(ctx, cfg, n, idle, results[all], results[Idle20], results[IdlePython])
+	pafMesh(ctx, cfg, n, idle, results[all], results[Idle20], results[IdlePython], results[IdleStock20])
 	stockMesh(ctx, cfg, n, results[stock])
 	out := make([]Result, 0, len(names))
 	for _, nm := range names {
@@ -50,7 +51,7 @@ func runMesh(ctx context.Context, cfg Config, n int, idle bool) []Result {
 
 const pollEvery = 50 * time.Millisecond
 
-func pafMesh(ctx context.Context, cfg Config, n int, idle bool, res, idleRes, pyRes *Result) {
+func pafMesh(ctx context.Context, cfg Config, n int, idle bool, res, idleRes, pyRes, stockRes *Result) {
 	fail := func(err error) {
 		res.Err = err
 		if idleRes != nil {
@@ -179,12 +180,19 @@ func pafMesh(ctx context.Context, cfg Config, n int, idle bool, res, idleRes, py
 		return
 	}
 
-	// Idle: settle, then a window.
+	// Idle: settle, then a window. The stock nodes of its second baseline start now and converge while the
+	// peers settle, so that all are measured in the same window.
 	py, _, err := startHub(cfg)
 	if err != nil {
 		pyRes.Err = err
 	} else {
 		defer func() { _ = py.Process.Kill(); _ = py.Wait() }()
+	}
+	stockIdle, err := startIdleStock(cfg, n)
+	defer func() { stopStock(stockIdle) }()
+	if err != nil {
+		stockRes.Err = err
+		stockIdle = nil
 	}
 	settle := time.Duration(count(cfg, 10, 3)) * time.Second
 	window := time.Duration(count(cfg, 60, 10)) * time.Second
@@ -200,6 +208,9 @@ func pafMesh(ctx context.Context, cfg Config, n int, idle bool, res, idleRes, py
 	if py != nil {
 		pids = append(pids, py.Process.Pid)
 	}
+	for _, nd := range stockIdle {
+		pids = append(pids, nd.cmd.Process.Pid)
+	}
 	before := make([]procSample, len(pids))
 	for i, pid := range pids {
 		if before[i], err = sampleProc(pid); err != nil {
@@ -212,7 +223,7 @@ func pafMesh(ctx context.Context, cfg Config, n int, idle bool, res, idleRes, py
 	case <-ctx.Done():
 		return
 	}
-	var cpu, rss []float64
+	var cpu, rss, stockCPU []float64
 	var pyCPU, pyRSS float64
 	for i, pid := range pids {
 		after, err := sampleProc(pid)
@@ -222,11 +233,17 @@ func pafMesh(ctx context.Context, cfg Config, n int, idle bool, res, idleRes, py
 		}
 		c := 100 * float64(after.cpuNS-before[i].cpuNS) / float64(after.at.Sub(before[i].at).Nanoseconds())
 		r := float64(after.rssKB) / 1024
-		if py != nil && i == len(pids)-1 {
+		switch {
+		case i < len(peers):
+			cpu, rss = append(cpu, c), append(rss, r)
+		case py != nil && i == len(peers):
 			pyCPU, pyRSS = c, r
-			continue
+		default:
+			stockCPU = append(stockCPU, c)
 		}
-		cpu, rss = append(cpu, c), append(rss, r)
+	}
+	if len(stockIdle) > 0 {
+		stockRes.Metrics = []Metric{{median(stockCPU), "cpu-median-%"}, {slices.Max(stockCPU), "cpu-max-%"}}
 	}
 	idleRes.Metrics = []Metric{
 		{median(cpu), "cpu-median-%"}, {slices.Max(cpu), "cpu-max-%"}, {sum(cpu), "cpu-total-%"},
@@ -337,21 +354,7 @@ type stockNode struct {
 
 func stockMesh(ctx context.Context, cfg Config, n int, res *Result) {
 	var nodes []*stockNode
-	defer func() {
-		for _, nd := range nodes {
-			nd.stdin.Close()
-		}
-		for _, nd := range nodes {
-			done := make(chan struct{})
-			go func() { _ = nd.cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(stopTimeout):
-				_ = nd.cmd.Process.Kill()
-				<-done
-			}
-		}
-	}()
+	defer func() { stopStock(nodes) }()
 	var addrs []string
 	for i := range n {
 		nd, err := startStock(cfg, fmt.Sprintf("stock-%02d", i), addrs, n)
@@ -430,9 +433,28 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-func startStock(cfg Config, name string, join []string, n int) (*stockNode, error) {
-	cmd := exec.Command(cfg.Exe)
+// stopStock ends the stock nodes: end of input makes each leave and exit; one that takes
+// longer than stopTimeout is killed.
+func stopStock(nodes []*stockNode) {
+	for _, nd := range nodes {
+		nd.stdin.Close()
+	}
+	for _, nd := range nodes {
+		done := make(chan struct{})
+		go func() { _ = nd.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(stopTimeout):
+			_ = nd.cmd.Process.Kill()
+			<-done
+		}
+	}
+}
+
+func startStock(cfg Config, name string, join []string, n int, env ...string) (*stockNode, error) {
+	cmd := exec.Command(cmp.Or(cfg.Stock, cfg.Exe))
 	cmd.Env = append(os.Environ(), StockChildEnv+"="+name, stockJoinEnv+"="+strings.Join(join, ","))
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -20,7 +20,10 @@ var hubPy []byte
 type Config struct {
 	// Bin is the paf-peer binary to measure (built without -race).
 	Bin string
-	// Exe is re-executed with StockChildEnv set as each stock memberlist node.
+	// Stock is the program run, with StockChildEnv set, as each stock memberlist node
+	// (cmd/pafstock); "" re-executes Exe instead.
+	Stock string
+	// Exe is re-executed with StockChildEnv set as each stock memberlist node when Stock is "".
 	Exe string
 	// Python is the python3 to run the hub baseline with ("" : looked up on PATH).
 	Python string
@@ -61,13 +64,14 @@ const (
 	StockAllSee50 = "StockAllSeeAll/peers-50"
 	Idle20        = "Idle/peers-20"
 	IdlePython    = "IdlePython"
+	IdleStock20   = "IdleStock/stock-20"
 	OneShot       = "OneShotSend"
 	MCPStart      = "MCPStart"
 	CrashReclaim  = "CrashReclaim"
 )
 
 // All lists every scenario name, in the order Run runs them.
-var All = []string{QA, Hub, Fsync, FsyncCount, AllSee20, StockAllSee20, Idle20, IdlePython, AllSee50, StockAllSee50, OneShot, MCPStart, CrashReclaim}
+var All = []string{QA, Hub, Fsync, FsyncCount, AllSee20, StockAllSee20, Idle20, IdlePython, IdleStock20, AllSee50, StockAllSee50, OneShot, MCPStart, CrashReclaim}
 
 // Run runs the scenarios that produce any of names and returns their results (one per name
 // asked for, in All's order).
@@ -93,7 +97,7 @@ func Run(ctx context.Context, cfg Config, names []string) []Result {
 	steps := []step{
 		{[]string{QA, Hub, Fsync}, runQA},
 		{[]string{FsyncCount}, runFsyncCount},
-		{[]string{AllSee20, StockAllSee20, Idle20, IdlePython}, func(ctx context.Context, c Config) []Result { return runMesh(ctx, c, 20, true) }},
+		{[]string{AllSee20, StockAllSee20, Idle20, IdlePython, IdleStock20}, func(ctx context.Context, c Config) []Result { return runMesh(ctx, c, 20, true) }},
 		{[]string{AllSee50, StockAllSee50}, func(ctx context.Context, c Config) []Result { return runMesh(ctx, c, 50, false) }},
 		{[]string{OneShot}, runOneShot},
 		{[]string{MCPStart}, runMCPStart},

@@ -2,8 +2,12 @@ package procs
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,6 +89,41 @@ func TestAllListsEveryScenario(t *testing.T) {
 	for _, n := range []string{QA, Hub, Fsync, FsyncCount, AllSee20, AllSee50, StockAllSee20, StockAllSee50, Idle20, IdlePython, OneShot, MCPStart, CrashReclaim} {
 		if !slices.Contains(All, n) {
 			t.Errorf("All lacks %s", n)
+		}
+	}
+}
+
+// The idle row's stock baseline runs memberlist at the local preset's intervals: the constants here
+// must say what mesh/config.go says (the benchmark module does not import the product's).
+func TestIdleStockIntervals(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join("..", "..", "..", "mesh", "config.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	consts := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^\s*(?:const\s+)?(local\w+Interval)\s*=\s*(.+?)\s*$`).FindAllStringSubmatch(string(src), -1) {
+		consts[m[1]] = m[2]
+	}
+	for name, want := range map[string]time.Duration{
+		"localProbeInterval":    idleStockProbe,
+		"localGossipInterval":   idleStockGossip,
+		"localPushPullInterval": idleStockPushPull,
+	} {
+		expr, ok := consts[name]
+		for i := 0; ok && i < 3; i++ { // a constant defined as another one
+			if next, isName := consts[expr]; isName {
+				expr = next
+			}
+		}
+		if !ok {
+			t.Fatalf("mesh/config.go defines no %s (found %v)", name, consts)
+		}
+		d, err := time.ParseDuration(strings.NewReplacer("*time.Second", "s", "*time.Millisecond", "ms").Replace(strings.ReplaceAll(expr, " ", "")))
+		if err != nil {
+			t.Fatalf("%s = %s: cannot read it as a duration: %v", name, expr, err)
+		}
+		if d != want {
+			t.Errorf("mesh/config.go's %s is %s; the idle row's stock baseline uses %s", name, d, want)
 		}
 	}
 }

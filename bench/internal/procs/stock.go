@@ -8,13 +8,20 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
 
-// StockChildEnv, when set in the runner's environment, makes it a stock memberlist node (the
-// baseline of the membership rows) instead of the runner: see StockChild.
+// StockChildEnv names the stock memberlist node cmd/pafstock runs (the baseline of the
+// membership rows and the idle row): see StockChild. Set in the runner's own environment, it
+// makes the runner one instead (when cmd/pafstock could not be built).
 const StockChildEnv = "PAFBENCH_STOCK_CHILD"
+
+// stockIntervalsEnv, when set, gives a stock node memberlist's probe, gossip and push/pull
+// intervals ("PROBE,GOSSIP,PUSHPULL", Go durations): the idle row's baseline runs stock memberlist
+// at the intervals of paf's local preset.
+const stockIntervalsEnv = "PAFBENCH_STOCK_INTERVALS"
 
 // stockJoinEnv holds the gossip addresses of the nodes started before this one, comma
 // separated: what the run dir gives a new paf peer.
@@ -46,6 +53,22 @@ func StockChild(name string, in io.Reader, out io.Writer) int {
 	cfg.BindAddr, cfg.BindPort, cfg.AdvertisePort = "127.0.0.1", 0, 0
 	cfg.Delegate, cfg.Events = d, ev
 	cfg.Logger = log.New(io.Discard, "", 0)
+	if v := os.Getenv(stockIntervalsEnv); v != "" {
+		var ds []time.Duration
+		for _, f := range strings.Split(v, ",") {
+			d, err := time.ParseDuration(f)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "stock memberlist: %s=%q: %v\n", stockIntervalsEnv, v, err)
+				return 1
+			}
+			ds = append(ds, d)
+		}
+		if len(ds) != 3 {
+			fmt.Fprintf(os.Stderr, "stock memberlist: %s=%q: want PROBE,GOSSIP,PUSHPULL\n", stockIntervalsEnv, v)
+			return 1
+		}
+		cfg.ProbeInterval, cfg.GossipInterval, cfg.PushPullInterval = ds[0], ds[1], ds[2]
+	}
 	ml, err := memberlist.Create(cfg)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "stock memberlist: %v\n", err)

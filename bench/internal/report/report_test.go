@@ -342,6 +342,16 @@ func TestBuildRow(t *testing.T) {
 			benches: []Bench{ok(PkgProcs, ProcsIdle20, "cpu-median-%", 0.55, "rss-median-MB", 21.0)},
 			verdict: Missed, measuredLen: 2, baselines: 0,
 		},
+		"idle beside stock memberlist at the same intervals": {
+			row: "idle-20",
+			benches: []Bench{
+				ok(PkgProcs, ProcsIdle20, "cpu-median-%", 0.12, "rss-median-MB", 20.0),
+				ok(PkgProcs, ProcsIdlePython, "cpu-%", 0.0, "rss-MB", 21.0),
+				ok(PkgProcs, ProcsIdleStock20, "cpu-median-%", 0.08),
+			},
+			verdict: Missed, note: "1.50× stock memberlist alone at the same intervals (0.08% of a core)",
+			ratios: 1, measuredLen: 2, baselines: 3,
+		},
 		"question and answer against hub + 2 fdatasync": {
 			row: "qa",
 			benches: []Bench{

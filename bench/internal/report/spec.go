@@ -307,10 +307,11 @@ func Rows() []RowSpec {
 			Baseline: []M{
 				m(PkgProcs, ProcsIdlePython, "cpu-%", "CPU median", "%"),
 				m(PkgProcs, ProcsIdlePython, "rss-MB", "RSS median", "MB"),
+				opt(m(PkgProcs, ProcsIdleStock20, "cpu-median-%", idleStockLabel, "%")),
 			},
 			Ratios: []string{"RSS median"},
 			Judge: func(v Values) (string, string) {
-				return verdict(v.M("CPU median") <= 0.1 && v.M("RSS median") <= 30), ""
+				return verdict(v.M("CPU median") <= 0.1 && v.M("RSS median") <= 30), idleStockNote(v)
 			},
 		},
 		{
@@ -591,6 +592,20 @@ func startsCPUNote(v Values, n int) string {
 	return note
 }
 
+// idleStockLabel names the idle row's second baseline: 20 stock memberlist processes (one
+// processor each, as `paf-peer mcp`) at the local preset's intervals, measured in the same
+// window: what the same failure detection costs memberlist alone.
+const idleStockLabel = "20 stock memberlist processes at the local preset's intervals (probe 3 s, gossip 3 s, push/pull 30 s), CPU median"
+
+// idleStockNote compares the idle peers' CPU with stock memberlist's at the same intervals.
+func idleStockNote(v Values) string {
+	stock, ok := v.B(idleStockLabel)
+	if !ok || stock <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s× stock memberlist alone at the same intervals (%s%% of a core)", num(v.M("CPU median")/stock), num(stock))
+}
+
 // Names of the multi-process scenarios (package procs), as recorded.
 const (
 	ProcsQA            = "QuestionAnswer/1KiB"
@@ -603,6 +618,7 @@ const (
 	ProcsStockAllSee50 = "StockAllSeeAll/peers-50"
 	ProcsIdle20        = "Idle/peers-20"
 	ProcsIdlePython    = "IdlePython"
+	ProcsIdleStock20   = "IdleStock/stock-20"
 	ProcsOneShot       = "OneShotSend"
 	ProcsMCPStart      = "MCPStart"
 	ProcsCrashReclaim  = "CrashReclaim"

@@ -50,9 +50,17 @@ func (r *run) runProcs(ctx context.Context, binDir string, refs []report.Ref) ([
 	if exe == "" {
 		exe, _ = os.Executable()
 	}
+	// The stock memberlist nodes run as a program of their own, which links nothing else.
+	stock := filepath.Join(binDir, "pafstock")
+	build := exec.CommandContext(ctx, r.cfg.Go, "build", "-o", stock, "./cmd/pafstock")
+	build.Dir = filepath.Join(r.cfg.Repo, "bench")
+	if out, err := build.CombinedOutput(); err != nil {
+		r.progress("go build ./cmd/pafstock: %v: %s; the stock nodes run as this program instead", err, strings.TrimSpace(string(out)))
+		stock = ""
+	}
 	r.progress("running the multi-process scenarios: %s", strings.Join(names, ", "))
 	start := time.Now()
-	cfg := procs.Config{Bin: bin, Exe: exe, Quick: r.cfg.Quick, Log: r.progress}
+	cfg := procs.Config{Bin: bin, Exe: exe, Stock: stock, Quick: r.cfg.Quick, Log: r.progress}
 	var ps []report.Process
 	ok := true
 	for _, res := range procs.Run(ctx, cfg, names) {
