@@ -81,3 +81,16 @@ func MergeState(p *Peer, b []byte) { (&delegate{p: p}).MergeRemoteState(b, false
 
 // BurstsOn says whether p gossips in bursts (burst.go), for mesh_test.
 func BurstsOn(p *Peer) bool { return p.burst != nil }
+
+// NextTick is how long p's housekeeping loop would wait now before its next tick.
+func NextTick(p *Peer) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nextTickLocked(p.now())
+}
+
+// Housekeeping intervals, for mesh_test.
+const (
+	TickBusy = tickBusy
+	TickIdle = tickIdle
+)

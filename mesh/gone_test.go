@@ -340,3 +340,55 @@ func TestGoneAsksOnlyThisHost(t *testing.T) {
 		t.Fatalf("the peer of another host is %v; want alive", s)
 	}
 }
+
+// The housekeeping loop wakes when something is due, not every half second while a failed or
+// departed peer is remembered: a failed peer's name is due when its grace ends, and both are
+// forgotten when their retention ends (30 s on one machine), which is past the idle interval.
+func TestHousekeepingWakesWhenDue(t *testing.T) {
+	var oracle idOracle
+	wake := make(chan struct{}, 1)
+	ps := cluster(t, 3, func(i int, c *mesh.Config) {
+		c.NameGrace = 3 * time.Second
+		c.Retain = 30 * time.Second
+		if i == 0 {
+			c.Gone = oracle.ask
+			c.DiscoverWake = wake
+			c.DiscoverInterval = time.Hour
+			c.Discover = func() []string { return nil }
+		}
+	})
+	watcher, crashed, leaver := ps[0], ps[1], ps[2]
+	testutil.Must(t, crashed.Claim(bg, "carol"))
+	testutil.WaitFor(t, 10*time.Second, "all three to see each other and carol's claim", func() bool {
+		return allSee(ps, func(p *mesh.Peer) bool { return aliveCount(p) == 3 && ownerID(p, "carol") == crashed.ID() })
+	})
+	// (Within a tick of a change the state may wait to be persisted: then the next is soon.)
+	testutil.WaitFor(t, 5*time.Second, "the next tick to be the idle interval away with every peer alive", func() bool {
+		return mesh.NextTick(watcher) == mesh.TickIdle
+	})
+
+	testutil.Must(t, leaver.Close())
+	testutil.WaitFor(t, 10*time.Second, "the watcher to see the leaver leave", func() bool {
+		return stateOf(watcher, leaver.ID()) == mesh.MemberLeft
+	})
+	// Nothing is due before the idle interval: the departed peer is forgotten in 30 s.
+	testutil.WaitFor(t, 5*time.Second, "the next tick to be the idle interval away with a departed peer remembered", func() bool {
+		return mesh.NextTick(watcher) == mesh.TickIdle
+	})
+
+	oracle.set(crashed.ID())
+	wake <- struct{}{}
+	testutil.WaitFor(t, 5*time.Second, "the watcher to fail the crashed peer", func() bool {
+		return stateOf(watcher, crashed.ID()) == mesh.MemberDead
+	})
+	m, _ := watcher.Member(crashed.ID())
+	end := m.Since.Add(3 * time.Second) // carol's grace ends
+	hi := time.Until(end) + 50*time.Millisecond
+	d := mesh.NextTick(watcher)
+	if lo := time.Until(end); d < lo || d > hi {
+		t.Fatalf("with carol reserved for her failed peer the next tick is in %v; want when her grace ends, in %v to %v", d, lo, hi)
+	}
+	testutil.WaitFor(t, 10*time.Second, "carol's grace to end in the watcher's view", func() bool {
+		return ownerID(watcher, "carol") == ""
+	})
+}

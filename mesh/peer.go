@@ -612,15 +612,16 @@ func (p *Peer) recomputeLocked(now time.Time) {
 // loop runs the peer's housekeeping: name grace periods, forward expiry,
 // retention, persistence, and re-announcing after a lost claim.
 //
-// Every tick wakes an otherwise idle process, so it ticks every tickBusy only while something
-// waits on time (a failed, departed or suspect peer: grace periods, retention, refutation;
-// forwards not yet persisted) and every tickIdle otherwise: forwards expire in hours. An event
-// (a peer failing, a name changing hands, a forward learnt) wakes it at once to look again.
+// Every tick wakes an otherwise idle process, so the loop ticks when something is due
+// (nextTickLocked): a failed peer's name grace ends, a departed or failed peer's retention
+// ends, a suspicion outlasts memberlist's longest; within tickBusy while forwards wait to be
+// persisted; every tickIdle otherwise (forwards expire in hours). An event (a peer failing,
+// a name changing hands, a forward learnt) wakes it at once to look again.
 func (p *Peer) loop() {
 	defer p.wg.Done()
 	t := time.NewTimer(tickBusy)
 	defer t.Stop()
-	next := tickBusy
+	due := time.Now().Add(tickBusy)
 	for {
 		select {
 		case <-p.stop:
@@ -630,38 +631,58 @@ func (p *Peer) loop() {
 				p.log.Warn("re-announce", "err", err)
 			}
 		case <-p.retick:
-			if next != tickBusy {
-				next = tickBusy
+			// Something changed: tick soon, then as the state says.
+			if soon := time.Now().Add(tickBusy); soon.Before(due) {
+				due = soon
 				t.Reset(tickBusy)
 			}
 		case <-t.C:
-			next = tickIdle
-			if p.tick() {
-				next = tickBusy
-			}
+			next := p.tick()
+			due = time.Now().Add(next)
 			t.Reset(next)
 		}
 	}
 }
 
-// How often the housekeeping loop ticks (see loop): half a second is precise enough for grace
-// periods of seconds.
+// How often the housekeeping loop ticks at most while forwards wait to be persisted, and at
+// least (see loop).
 const (
 	tickBusy = 500 * time.Millisecond
 	tickIdle = 10 * time.Second
 )
 
-// busyLocked says whether anything waits on time: see loop.
-func (p *Peer) busyLocked() bool {
+// tickSlack is how long after a deadline the loop ticks, so that the state has passed it.
+const tickSlack = 5 * time.Millisecond
+
+// nextTickLocked says how long until the housekeeping has something to do (see loop). A
+// departed peer's retention (Config.Retain, 30 s on one machine) used to keep it ticking
+// every tickBusy for the whole time: 60 wake-ups of every peer after each departure, where
+// two things are due (the name grace's end and the retention's).
+func (p *Peer) nextTickLocked(now time.Time) time.Duration {
+	next := tickIdle
 	if p.dirty {
-		return true
+		next = tickBusy
 	}
-	for _, m := range p.members {
-		if m.State != MemberAlive {
-			return true
+	due := func(at time.Time) {
+		if d := at.Sub(now) + tickSlack; d < next {
+			next = max(d, tickSlack)
 		}
 	}
-	return false
+	refuted := p.maxSuspicion()
+	for _, m := range p.members {
+		switch m.State {
+		case MemberSuspect:
+			due(m.Since.Add(refuted))
+		case MemberDead:
+			if m.Meta.Name != "" && now.Sub(m.Since) < p.cfg.NameGrace {
+				due(m.Since.Add(p.cfg.NameGrace))
+			}
+			due(m.Since.Add(p.cfg.Retain))
+		case MemberLeft:
+			due(m.Since.Add(p.cfg.Retain))
+		}
+	}
+	return next
 }
 
 // retickLocked wakes the housekeeping loop to tick every tickBusy again.
@@ -672,8 +693,8 @@ func (p *Peer) retickLocked() {
 	}
 }
 
-// tick does the housekeeping and says whether the next tick should come soon (busyLocked).
-func (p *Peer) tick() bool {
+// tick does the housekeeping and says when the next is due (nextTickLocked).
+func (p *Peer) tick() time.Duration {
 	now := p.now()
 	p.mu.Lock()
 	for _, f := range p.forwards.expire(now) {
@@ -697,10 +718,10 @@ func (p *Peer) tick() bool {
 	}
 	p.recomputeLocked(now)
 	snap := p.snapshotLocked()
-	busy := p.busyLocked()
+	next := p.nextTickLocked(now)
 	p.mu.Unlock()
 	p.persist(snap)
-	return busy
+	return next
 }
 
 // maxSuspicion bounds how long memberlist keeps a peer suspect before it is
