@@ -47,13 +47,17 @@ const (
 	DefaultOutboxRetry = 500 * time.Millisecond
 	// DefaultOutboxAdopt is how often a peer looks for outboxes left by peers that are gone
 	// when nothing told it of a departure: a heal only. A peer that fails or leaves wakes the
-	// look at once, and again every adoptGonePoll for adoptGoneFor after it (outboxLoop), so
-	// an idle peer does not wake for it every few seconds (issue 18).
+	// look at once, and again after adoptGonePoll, twice as long after each look, for
+	// adoptGoneFor after it (outboxLoop), so an idle peer does not wake for it every few
+	// seconds (issue 18).
 	DefaultOutboxAdopt = time.Minute
-	// adoptGonePoll and adoptGoneFor: after a departure the outbox look runs every
-	// adoptGonePoll for adoptGoneFor, since a peer that says goodbye (or that memberlist
-	// declares dead first) may release its outbox's lock a moment later.
-	adoptGonePoll = time.Second
+	// adoptGonePoll and adoptGoneFor: after a departure the outbox look runs at once and
+	// then 0.5, 1.5, 3.5 and 7.5 s after it, since a peer that says goodbye (or that
+	// memberlist declares dead first) may release its outbox's lock a moment later. It ran
+	// every second for 10 s: strace of one of 20 sessions after another closed showed those
+	// ten looks and five of the node's for state slots (which doubles its waits too) as the
+	// only file system work of the 20 s after the departure.
+	adoptGonePoll = 500 * time.Millisecond
 	adoptGoneFor  = 10 * time.Second
 	// maxOutboxBackoff bounds the wait between two tries: a partition or a wrong clock can
 	// last long, and the message should go soon after it ends.
@@ -345,6 +349,7 @@ func (r *Relay) outboxLoop() {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	var lastAdopt, goneUntil time.Time
+	gonePoll := adoptGonePoll // the wait after the last look, while goneUntil lasts
 	for {
 		select {
 		case <-r.stop:
@@ -359,19 +364,25 @@ func (r *Relay) outboxLoop() {
 				r.outbox.mu.Unlock()
 			case mesh.EventPeerFailed, mesh.EventPeerLeft:
 				// It may have been a peer of this state dir with messages queued.
-				lastAdopt, goneUntil = time.Time{}, time.Now().Add(adoptGoneFor)
+				// A look at once (lastAdopt is zero), which doubles gonePoll to adoptGonePoll.
+				lastAdopt, goneUntil, gonePoll = time.Time{}, time.Now().Add(adoptGoneFor), adoptGonePoll/2
 			}
 		}
-		every := r.cfg.OutboxAdopt
-		if time.Now().Before(goneUntil) {
-			every = min(every, adoptGonePoll)
+		every := func() time.Duration {
+			if time.Now().Before(goneUntil) {
+				return min(r.cfg.OutboxAdopt, gonePoll)
+			}
+			return r.cfg.OutboxAdopt
 		}
-		if time.Since(lastAdopt) >= every {
+		if e := every(); time.Since(lastAdopt) >= e {
 			lastAdopt = time.Now()
 			r.adoptOutboxes()
+			if e == gonePoll {
+				gonePoll *= 2
+			}
 		}
 		wait := r.retryDue(ctx)
-		t.Reset(min(wait, every-time.Since(lastAdopt)))
+		t.Reset(min(wait, every()-time.Since(lastAdopt)))
 	}
 }
 
