@@ -51,37 +51,32 @@ type Local struct {
 	// update (rename), so a file seen again is the same entry: a round then checks that its
 	// owner lives (the lock) without reading and decoding it again. Every round read and
 	// decoded every entry: when one of 50 sessions started, each of the others read the 50
-	// entries, a third of their CPU in the seconds after (issue 18).
+	// entries, and reading and decoding them was 40 % of the round (issue 18).
 	decoded map[string]decodedEntry
 }
 
-// decodedEntry is an entry as read from one file.
+// decodedEntry is an entry as read from one version of its file.
 type decodedEntry struct {
-	file  fileID
+	file  fileKey
 	entry Entry
 }
 
-// fileID tells one file from another: the same name, inode, size and modification time is
-// the same file, unchanged.
-type fileID struct {
-	dev, ino    uint64
-	size, mtime int64
-}
-
-func fileIDOf(fi fs.FileInfo) (fileID, bool) {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fileID{}, false
-	}
-	return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino), size: fi.Size(), mtime: fi.ModTime().UnixNano()}, true
-}
-
-// fileKey identifies one version of one file, so a corrupt file is logged once but a
-// replacement that is corrupt again is logged again.
+// fileKey identifies one version of one file (its name, device, inode, size and
+// modification time), so a corrupt file is logged once but a replacement that is corrupt
+// again is logged again, and an entry is decoded once per version.
 type fileKey struct {
-	name  string
-	mtime int64
-	size  int64
+	name     string
+	dev, ino uint64
+	mtime    int64
+	size     int64
+}
+
+func keyOf(name string, fi fs.FileInfo) fileKey {
+	k := fileKey{name: name, mtime: fi.ModTime().UnixNano(), size: fi.Size()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		k.dev, k.ino = uint64(st.Dev), uint64(st.Ino)
+	}
+	return k
 }
 
 // NewLocal opens the rendezvous directory dir, creating it (mode 0700) if needed, and checks
@@ -156,8 +151,8 @@ func (l *Local) Entries() ([]Entry, error) {
 	seen := make(map[fileKey]struct{})
 	names := make(map[string]bool, len(des))
 	for _, de := range des {
-		names[de.Name()] = true
 		name := de.Name()
+		names[name] = true
 		switch {
 		case strings.HasPrefix(name, "."):
 			if strings.HasSuffix(name, tmpSuffix) {
@@ -215,10 +210,10 @@ func (l *Local) inspect(path, name string, seen map[fileKey]struct{}) (Entry, en
 		l.log.Debug("discovery: skipping entry that is not a regular file", "path", path, "err", err)
 		return Entry{}, entrySkip
 	}
+	key := keyOf(name, fi)
 	if err := owner.Check(path, fi); err != nil {
 		// Planted by another user (root could have, or the dir was shared before it was made
 		// private): never trusted, never deleted by us.
-		key := fileKey{name: name, mtime: fi.ModTime().UnixNano(), size: fi.Size()}
 		seen[key] = struct{}{}
 		l.warnOnce(key, path, err)
 		return Entry{}, entrySkip
@@ -230,30 +225,26 @@ func (l *Local) inspect(path, name string, seen map[fileKey]struct{}) (Entry, en
 		l.log.Debug("discovery: cannot lock entry", "path", path, "err", err)
 		return Entry{}, entrySkip
 	}
-	id, known := fileIDOf(fi)
-	if !free && known {
+	if !free {
+		// Its owner lives. The version of the file decoded before, if this is it.
 		l.mu.Lock()
 		d, ok := l.decoded[name]
 		l.mu.Unlock()
-		if ok && d.file == id {
+		if ok && d.file == key {
 			return d.entry, entryLive
 		}
-	}
-	e, derr := readEntryFile(f, strings.TrimSuffix(name, entrySuffix))
-	if !free && derr == nil && known {
-		l.mu.Lock()
-		l.decoded[name] = decodedEntry{file: id, entry: e}
-		l.mu.Unlock()
-	}
-	if !free {
-		if derr != nil {
-			key := fileKey{name: name, mtime: fi.ModTime().UnixNano(), size: fi.Size()}
+		e, err := readEntryFile(f, strings.TrimSuffix(name, entrySuffix))
+		if err != nil {
 			seen[key] = struct{}{}
-			l.warnOnce(key, path, derr)
+			l.warnOnce(key, path, err)
 			return Entry{}, entrySkip
 		}
+		l.mu.Lock()
+		l.decoded[name] = decodedEntry{file: key, entry: e}
+		l.mu.Unlock()
 		return e, entryLive
 	}
+	e, derr := readEntryFile(f, strings.TrimSuffix(name, entrySuffix))
 	// Nobody holds the owner's lock: the peer is gone. Delete only the file we examined; if the
 	// path was replaced meanwhile (an Update, or a new peer with this ID), look at the new one.
 	same, err := sameFile(f, path)
