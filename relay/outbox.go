@@ -348,8 +348,17 @@ func (r *Relay) outboxLoop() {
 	defer r.dir.Subscribe(events)()
 	t := time.NewTimer(0)
 	defer t.Stop()
-	var lastAdopt, goneUntil time.Time
-	gonePoll := adoptGonePoll // the wait after the last look, while goneUntil lasts
+	// The outbox look runs every OutboxAdopt after the last one, and after a departure at
+	// goneNext: at once, then after goneWait, doubling, until goneUntil.
+	var lastAdopt, goneNext, goneUntil time.Time
+	var goneWait time.Duration
+	nextLook := func() time.Time {
+		at := lastAdopt.Add(r.cfg.OutboxAdopt)
+		if goneNext.Before(goneUntil) && goneNext.Before(at) {
+			at = goneNext
+		}
+		return at
+	}
 	for {
 		select {
 		case <-r.stop:
@@ -364,25 +373,19 @@ func (r *Relay) outboxLoop() {
 				r.outbox.mu.Unlock()
 			case mesh.EventPeerFailed, mesh.EventPeerLeft:
 				// It may have been a peer of this state dir with messages queued.
-				// A look at once (lastAdopt is zero), which doubles gonePoll to adoptGonePoll.
-				lastAdopt, goneUntil, gonePoll = time.Time{}, time.Now().Add(adoptGoneFor), adoptGonePoll/2
+				now := time.Now()
+				goneNext, goneUntil, goneWait = now, now.Add(adoptGoneFor), adoptGonePoll
 			}
 		}
-		every := func() time.Duration {
-			if time.Now().Before(goneUntil) {
-				return min(r.cfg.OutboxAdopt, gonePoll)
-			}
-			return r.cfg.OutboxAdopt
-		}
-		if e := every(); time.Since(lastAdopt) >= e {
-			lastAdopt = time.Now()
+		if now := time.Now(); !now.Before(nextLook()) {
+			lastAdopt = now
 			r.adoptOutboxes()
-			if e == gonePoll {
-				gonePoll *= 2
+			if now.Before(goneUntil) {
+				goneNext, goneWait = now.Add(goneWait), 2*goneWait
 			}
 		}
 		wait := r.retryDue(ctx)
-		t.Reset(min(wait, every()-time.Since(lastAdopt)))
+		t.Reset(min(wait, time.Until(nextLook())))
 	}
 }
 
