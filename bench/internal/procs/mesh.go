@@ -52,10 +52,11 @@ func runMesh(ctx context.Context, cfg Config, n int, idle bool) []Result {
 const pollEvery = 50 * time.Millisecond
 
 func pafMesh(ctx context.Context, cfg Config, n int, idle bool, res, idleRes, pyRes, stockRes *Result) {
-	fail := func(err error) {
-		res.Err = err
-		if idleRes != nil {
-			idleRes.Err = err
+	fail := func(err error) { // the idle window needs the peers: its baselines fail with them
+		for _, r := range []*Result{res, idleRes, pyRes, stockRes} {
+			if r != nil {
+				r.Err = err
+			}
 		}
 	}
 	w, err := newWorld()
@@ -180,8 +181,8 @@ func pafMesh(ctx context.Context, cfg Config, n int, idle bool, res, idleRes, py
 		return
 	}
 
-	// Idle: settle, then a window. The stock nodes of its second baseline start now and converge while the
-	// peers settle, so that all are measured in the same window.
+	// Idle: settle, then a window. The stock nodes of its second baseline start now and
+	// converge while the peers settle, so that all are measured in the same window.
 	py, _, err := startHub(cfg)
 	if err != nil {
 		pyRes.Err = err
