@@ -685,7 +685,7 @@ func (p *Peer) nextTickLocked(now time.Time) time.Duration {
 	return next
 }
 
-// retickLocked wakes the housekeeping loop to tick every tickBusy again.
+// retickLocked wakes the housekeeping loop to tick within tickBusy, and then when due.
 func (p *Peer) retickLocked() {
 	select {
 	case p.retick <- struct{}{}:
