@@ -112,6 +112,20 @@ const localProbeInterval = 3 * time.Second
 // a third of an idle session's wake-ups (issue 18, a runtime trace of a session among 20).
 const localGossipInterval = localProbeInterval
 
+// localUDPBufferSize: the local preset's gossip packets hold up to 8 KiB of piggybacked
+// broadcasts, memberlist's presets 1,400 bytes (an Ethernet MTU; the LAN preset keeps it).
+// Loopback has a 64 KiB MTU, and a packet is read whole whatever its size (maxPacket). Names
+// travel in node metadata, so a claim is an "alive" broadcast of up to ~600 bytes: at 1,400
+// bytes a packet carried two or three, and while 50 sessions started together their claims
+// queued behind each other. 50 sessions starting together (issue 18, 4 pairs in the same
+// minutes): the last one seen by all 1.9-2.6 s after the last start at 1,400 bytes, 1.1-1.5 s
+// at 8-32 KiB, with less CPU. Not more than 8 KiB: memberlist piggybacks on a ping or an ack
+// in one compound message whose count is a byte (makeCompoundMessage), so a packet must never
+// hold more than 255 broadcasts. The smallest, a suspect or dead message, is about 33 bytes
+// with a two-byte length even for one-letter peer ids (ours have 33 letters, and it is ~100),
+// so 8 KiB holds at most about 235.
+const localUDPBufferSize = 8 << 10
+
 // localCompression: memberlist compresses every gossip packet and push/pull
 // state with LZW by default. Over loopback bandwidth is free and the
 // compression is not: it was 14% of the CPU of 20 `paf-peer mcp` processes
@@ -250,6 +264,7 @@ func DefaultLocalConfig() *Config {
 	ml.PushPullInterval = localPushPullInterval
 	ml.ProbeInterval = localProbeInterval
 	ml.GossipInterval = localGossipInterval
+	ml.UDPBufferSize = localUDPBufferSize
 	ml.BindAddr = "127.0.0.1"
 	ml.BindPort = 0
 	ml.AdvertisePort = 0

@@ -94,3 +94,6 @@ const (
 	TickBusy = tickBusy
 	TickIdle = tickIdle
 )
+
+// LocalUDPBufferSize is the local preset's gossip packet size.
+const LocalUDPBufferSize = localUDPBufferSize

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/paf-mesh/paf-mesh/internal/testutil"
 	. "github.com/paf-mesh/paf-mesh/mesh"
 	"github.com/paf-mesh/paf-mesh/mesh/meshtest"
@@ -685,5 +687,22 @@ func TestNewFillsDefaults(t *testing.T) {
 	testutil.Must(t, p.Claim(bg, "sparse"))
 	if p.ID() == "" || p.Self().Meta.Host == "" || ownerID(p, "sparse") != p.ID() {
 		t.Fatalf("peer from a sparse config: id %q, host %q, owner %q", p.ID(), p.Self().Meta.Host, ownerID(p, "sparse"))
+	}
+}
+
+// TestLocalPacketSize: the local preset's gossip packets are larger than an Ethernet MTU (see
+// localUDPBufferSize), the LAN preset's are memberlist's, and no packet can hold more
+// broadcasts than memberlist's compound message counts in its one-byte count: the smallest
+// broadcast, a suspect message about and from one-letter peer ids, is 33 bytes with its length.
+func TestLocalPacketSize(t *testing.T) {
+	if got := DefaultLocalConfig().Memberlist.UDPBufferSize; got != LocalUDPBufferSize {
+		t.Errorf("local preset: UDPBufferSize %d, want %d", got, LocalUDPBufferSize)
+	}
+	if got, want := DefaultLANConfig().Memberlist.UDPBufferSize, memberlist.DefaultLANConfig().UDPBufferSize; got != want {
+		t.Errorf("LAN preset: UDPBufferSize %d, want memberlist's %d (an Ethernet MTU)", got, want)
+	}
+	const smallestBroadcast = 33
+	if n := LocalUDPBufferSize / smallestBroadcast; n > 255 {
+		t.Errorf("a %d-byte packet could hold %d broadcasts; memberlist's compound message counts at most 255", LocalUDPBufferSize, n)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
+	"github.com/oasisprotocol/curve25519-voi/primitives/ed25519/extra/cache"
 )
 
 // IdentityFile is the name of the identity key file inside the state directory.
@@ -147,8 +148,21 @@ func Verify(pub ed25519.PublicKey, domain string, msg, sig []byte) bool {
 	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
 		return false
 	}
-	return voi.VerifyWithOptions(voi.PublicKey(pub), signedBytes(domain, msg), sig, voiOptions)
+	return verifier.VerifyWithOptions(voi.PublicKey(pub), signedBytes(domain, msg), sig, voiOptions)
 }
+
+// verifier checks signatures with the expanded form (the point decompressed, and negated, once;
+// a square root each time otherwise) of the last verifyCacheKeys public keys it saw, kept in an
+// LRU cache: a relay
+// verifies every message it receives, and a user's messages come from a handful of
+// identities. Measured on this project's reference machine (go test -bench of a 1 KiB
+// message): 36-43 µs a signature against 46-50 µs unexpanded. A key seen once costs its
+// expansion, which is the work an unexpanded verification does anyway, and one allocation.
+var verifier = cache.NewVerifier(cache.NewLRUCache(verifyCacheKeys))
+
+// verifyCacheKeys bounds verifier's cache: an expanded key is 216 bytes, and a peer sees
+// one identity per user of its mesh (a card per member, a signature per message).
+const verifyCacheKeys = 256
 
 func signedBytes(domain string, msg []byte) []byte {
 	b := make([]byte, 0, len(signPrefix)+len(domain)+1+len(msg))
