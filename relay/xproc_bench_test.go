@@ -621,6 +621,22 @@ func BenchmarkFsyncBaseline(b *testing.B) {
 			return xprocFdatasync(f)
 		}, 500*time.Microsecond)
 	})
+	// What the inbox does first for a body over LargeBody (store.saveLarge): a new file, the
+	// body written, fsync, close; 64 KiB, paced 500 µs like the relay's 64 KiB paced run, a
+	// new file each time in one directory as the inbox's files/ (the 64 KiB latency row's
+	// floor).
+	b.Run("newfile-64KiB-fsync-paced-500us", func(b *testing.B) {
+		dir := b.TempDir()
+		body := xprocText(64 << 10)
+		measure(b, testutil.BenchCount(1000, 100), func(i int) error {
+			f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("body-%d.md", i)), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			if err != nil {
+				return err
+			}
+			_, werr := f.Write(body)
+			return errors.Join(werr, f.Sync(), f.Close())
+		}, 500*time.Microsecond)
+	})
 	for _, fill := range []float64{0.5, 1.0} {
 		b.Run(fmt.Sprintf("bbolt-batch-64x1KiB-fill%.0f", fill*100), func(b *testing.B) {
 			const batch = 64

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/paf-mesh/paf-mesh/internal/keys"
@@ -122,6 +123,57 @@ func TestInboxVerifiesALargeBodyFirst(t *testing.T) {
 	got, err := ib.Take()
 	if err != nil || len(got) != 1 || got[0].ID != m.ID {
 		t.Fatalf("take: %v %v", ids(got), err)
+	}
+}
+
+// The file of a large body is written while its signature is verified, but only when the file
+// is new: a forged copy of a saved message (its sender and id, another body) neither replaces
+// nor removes the saved body, not even while genuine retries of it arrive at the same time.
+func TestInboxForgedLargeCopyKeepsTheSavedBody(t *testing.T) {
+	id := keys.NewIdentity()
+	root := t.TempDir()
+	ib := openTestInbox(t, root)
+	defer ib.Close()
+	big := strings.Repeat("b", ib.largeBody+1)
+	m := signedMessage(id, 1, big)
+	fake := *m
+	fake.Body = strings.Repeat("f", ib.largeBody+1)
+	// Forgeries and genuine copies together; the first to arrive may be either.
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for i := range errs {
+		wg.Go(func() {
+			if i%2 == 0 {
+				errs[i] = addVerified(ib, &fake)
+			} else {
+				errs[i] = addVerified(ib, m)
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i%2 == 0 && !errors.Is(err, wire.ErrBadSignature) {
+			t.Errorf("forgery %d: %v, want ErrBadSignature", i, err)
+		}
+		if i%2 == 1 && err != nil {
+			t.Errorf("genuine copy %d: %v", i, err)
+		}
+	}
+	// And a forgery after it was saved.
+	if err := addVerified(ib, &fake); !errors.Is(err, wire.ErrBadSignature) {
+		t.Fatalf("a forgery of a saved message: %v, want ErrBadSignature", err)
+	}
+	got, err := ib.Take()
+	if err != nil || len(got) != 1 || got[0].ID != m.ID || got[0].File == "" {
+		t.Fatalf("take: %v %v, want %s once, saved to a file", ids(got), err, m.ID)
+	}
+	b, err := os.ReadFile(got[0].File)
+	testutil.Must(t, err)
+	if string(b) != big {
+		t.Fatalf("the saved body is %.20q… (%d bytes), want the signed one", b, len(b))
+	}
+	if files := listFiles(t, ib.filesDir); len(files) != 1 {
+		t.Fatalf("files %v, want the one saved body", files)
 	}
 }
 

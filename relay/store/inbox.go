@@ -46,6 +46,11 @@ type Inbox struct {
 	previewLen int
 	now        func() time.Time
 
+	// saving holds the files of large bodies being saved (saveLarge, lockFile),
+	// each with a channel closed when its save ends.
+	savingMu sync.Mutex
+	saving   map[string]chan struct{}
+
 	// fileMu is held by the writer while it empties or replaces the log,
 	// and by readers outside the writer (peek) while they read it.
 	fileMu sync.RWMutex
@@ -186,6 +191,7 @@ func OpenInbox(cfg Config, name string) (*Inbox, error) {
 	}
 	ib := &Inbox{
 		name: name, db: db, largeBody: cfg.LargeBody, previewLen: cfg.PreviewLen, now: cfg.Now,
+		saving:   make(map[string]chan struct{}),
 		filesDir: filepath.Join(root, "files", name),
 		changed:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
@@ -355,17 +361,24 @@ func (ib *Inbox) Add(m *wire.Message, body []byte, verify bool, done func(error)
 		rec.Body = unsafe.String(unsafe.SliceData(body), len(body))
 	}
 	if len(rec.Body) > ib.largeBody {
+		var check func() error
+		var bad error
 		if verify {
 			// The log's record does not hold this body, so load could not verify
-			// it again (recChecked): verified before anything is written.
-			if _, err := wire.VerifySignature(m, body); err != nil {
-				done(err)
-				return
+			// it again (recChecked): verified before the record is written, beside
+			// the file's write.
+			check = func() error {
+				_, bad = wire.VerifySignature(m, body)
+				return bad
 			}
 			verify = false
 		}
 		// A retry of a message already stored rewrites the same file.
-		p.err = ib.saveLarge(&rec)
+		p.err = ib.saveLarge(&rec, check)
+		if bad != nil {
+			done(bad)
+			return
+		}
 	}
 	if p.err == nil {
 		p.buf = recPool.Get().(*[]byte)

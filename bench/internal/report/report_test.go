@@ -154,6 +154,19 @@ func TestBuildRow(t *testing.T) {
 			verdict: Missed, note: "floor: raw one-way + fdatasync paced + sign = 40.0 µs = 4.00× raw; measured 1.50× that floor",
 			ratios: 2, measuredLen: 2, baselines: 4,
 		},
+		"64 KiB relay latency beside its floor, its file included": {
+			row: "relay-latency-64k",
+			benches: []Bench{
+				ok(PkgRelay, "BenchmarkXProcRelaySend/64KiB-paced-500us", "p50-durable-us", 1000.0, "p99-durable-us", 1500.0),
+				ok(PkgRelay, "BenchmarkXProcRawTCP/64KiB-paced-500us", "p50-oneway-us", 50.0, "p99-oneway-us", 100.0),
+				ok(PkgRelay, "BenchmarkFsyncBaseline/overwrite-fdatasync-1KiB-paced-500us", "p50-commit-us", 200.0, "p99-commit-us", 900.0),
+				ok(PkgRelay, "BenchmarkSignVerify/64KiB", "sign-us", 150.0, "verify-us", 170.0),
+				ok(PkgRelay, "BenchmarkSignVerify/1KiB", "sign-us", 10.0, "verify-us", 20.0),
+				ok(PkgRelay, "BenchmarkFsyncBaseline/newfile-64KiB-fsync-paced-500us", "p50-commit-us", 400.0, "p99-commit-us", 2000.0)},
+			// floor 50 + 400 + 200 + 150 = 800 µs = 16× raw; 1000 / 800 = 1.25 (the 1 KiB signature is not read)
+			verdict: Missed, note: "floor: raw one-way + new file + fsync paced + fdatasync paced + sign = 800 µs = 16.0× raw; measured 1.25× that floor",
+			ratios: 2, measuredLen: 2, baselines: 5,
+		},
 		"relay latency without its baseline": {
 			row: "relay-latency", benches: []Bench{relay1K(40, 140)},
 			verdict: Missing, note: "no raw TCP baseline", measuredLen: 2, baselines: 0,
