@@ -117,9 +117,9 @@ const localGossipInterval = localProbeInterval
 // Loopback has a 64 KiB MTU, and a packet is read whole whatever its size (maxPacket). Names
 // travel in node metadata, so a claim is an "alive" broadcast of up to ~600 bytes: at 1,400
 // bytes a packet carried two or three, and while 50 sessions started together their claims
-// queued behind each other. 50 sessions starting together (issue 18, 4 pairs in the same
-// minutes): the last one seen by all 1.9-2.6 s after the last start at 1,400 bytes, 1.1-1.5 s
-// at 8-32 KiB, with less CPU. Not more than 8 KiB: memberlist piggybacks on a ping or an ack
+// queued behind each other. 50 sessions starting together (issue 18, runs interleaved in the
+// same minutes; BENCHMARKS.md, Session 14): the last one seen by all 1.7-2.6 s after the last
+// start at 1,400 bytes (10 runs), 1.1-1.4 s at 8 KiB (4 runs), with less CPU. Not more than 8 KiB: memberlist piggybacks on a ping or an ack
 // in one compound message whose count is a byte (makeCompoundMessage), so a packet must never
 // hold more than 255 broadcasts. The smallest, a suspect or dead message, is about 33 bytes
 // with a two-byte length even for one-letter peer ids (ours have 33 letters, and it is ~100),

@@ -153,10 +153,9 @@ func Verify(pub ed25519.PublicKey, domain string, msg, sig []byte) bool {
 
 // verifier checks signatures with the expanded form (the point decompressed, and negated, once;
 // a square root each time otherwise) of the last verifyCacheKeys public keys it saw, kept in an
-// LRU cache: a relay
-// verifies every message it receives, and a user's messages come from a handful of
-// identities. Measured on this project's reference machine (go test -bench of a 1 KiB
-// message): 36-43 µs a signature against 46-50 µs unexpanded. A key seen once costs its
+// LRU cache: a relay verifies every message it receives, and a user's messages come from a
+// handful of identities. Measured on this project's reference machine (go test -bench of a
+// 1 KiB message): 36-43 µs a signature against 46-50 µs unexpanded. A key seen once costs its
 // expansion, which is the work an unexpanded verification does anyway, and one allocation.
 var verifier = cache.NewVerifier(cache.NewLRUCache(verifyCacheKeys))
 
