@@ -107,11 +107,7 @@ func TestInboxLoadVerifiesCheckedRecords(t *testing.T) {
 // A large body goes to a file of its own, which the log's record does not hold: its
 // signature is verified before anything is written, and a forged one leaves no file.
 func TestInboxVerifiesALargeBodyFirst(t *testing.T) {
-	id := keys.NewIdentity()
-	root := t.TempDir()
-	ib := openTestInbox(t, root)
-	defer ib.Close()
-	big := strings.Repeat("b", ib.largeBody+1)
+	id, ib, big := largeBodyInbox(t)
 	if err := addVerified(ib, forged(signedMessage(id, 1, big))); !errors.Is(err, wire.ErrBadSignature) {
 		t.Fatalf("a forged large message: %v, want ErrBadSignature", err)
 	}
@@ -130,11 +126,7 @@ func TestInboxVerifiesALargeBodyFirst(t *testing.T) {
 // is new: a forged copy of a saved message (its sender and id, another body) neither replaces
 // nor removes the saved body, not even while genuine retries of it arrive at the same time.
 func TestInboxForgedLargeCopyKeepsTheSavedBody(t *testing.T) {
-	id := keys.NewIdentity()
-	root := t.TempDir()
-	ib := openTestInbox(t, root)
-	defer ib.Close()
-	big := strings.Repeat("b", ib.largeBody+1)
+	id, ib, big := largeBodyInbox(t)
 	m := signedMessage(id, 1, big)
 	fake := *m
 	fake.Body = strings.Repeat("f", ib.largeBody+1)
@@ -175,6 +167,15 @@ func TestInboxForgedLargeCopyKeepsTheSavedBody(t *testing.T) {
 	if files := listFiles(t, ib.filesDir); len(files) != 1 {
 		t.Fatalf("files %v, want the one saved body", files)
 	}
+}
+
+// largeBodyInbox opens an inbox (closed at the end of the test), an identity to sign with,
+// and a body one byte over the inbox's LargeBody.
+func largeBodyInbox(t *testing.T) (*keys.Identity, *Inbox, string) {
+	t.Helper()
+	ib := openTestInbox(t, t.TempDir())
+	t.Cleanup(func() { ib.Close() })
+	return keys.NewIdentity(), ib, strings.Repeat("b", ib.largeBody+1)
 }
 
 // listFiles lists the names in dir (none if it does not exist).

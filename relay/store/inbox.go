@@ -350,7 +350,8 @@ func (ib *Inbox) moveLegacy(tx *bbolt.Tx) error {
 // refused (done gets the error) and never shown. The verification runs on the
 // caller's goroutine once m is queued, while the writer writes and syncs it: on a
 // lone message the disk's sync and the signature check overlap instead of
-// adding up. A message whose body goes to a file of its own is verified first.
+// adding up. A message whose body goes to a file of its own is verified while the
+// file is written, and before its record is (saveLarge).
 // Add returns once the verification is done either way.
 func (ib *Inbox) Add(m *wire.Message, body []byte, verify bool, done func(error)) {
 	p := pendingMsg{id: m.ID, done: done}
@@ -362,23 +363,19 @@ func (ib *Inbox) Add(m *wire.Message, body []byte, verify bool, done func(error)
 	}
 	if len(rec.Body) > ib.largeBody {
 		var check func() error
-		var bad error
 		if verify {
 			// The log's record does not hold this body, so load could not verify
 			// it again (recChecked): verified before the record is written, beside
-			// the file's write.
+			// the file's write. A body that does not verify fails the message with
+			// its error (p.err), as a file that cannot be written does.
 			check = func() error {
-				_, bad = wire.VerifySignature(m, body)
-				return bad
+				_, err := wire.VerifySignature(m, body)
+				return err
 			}
 			verify = false
 		}
 		// A retry of a message already stored rewrites the same file.
 		p.err = ib.saveLarge(&rec, check)
-		if bad != nil {
-			done(bad)
-			return
-		}
 	}
 	if p.err == nil {
 		p.buf = recPool.Get().(*[]byte)
