@@ -179,21 +179,27 @@ func (ib *Inbox) commit(batch []pendingMsg) (tell func()) {
 	return func() {
 		// The messages are counted and readable already (refs, unread, above),
 		// so a sender told "delivered" can rely on the recipient seeing them.
-		// Waiters are woken first, the senders answered after: answering last
-		// puts the acknowledgement first on this processor (the goroutine woken
-		// last runs next), and an agent waiting for its send's result is the
-		// one whose next call (its own paf_listen) must be ready for the answer
-		// (measured: the other order made the question -> answer slower).
+		//
+		// Waiters first: a paf_listen woken here is what its agent waits for,
+		// while the sender's acknowledgement has time to spare (its agent's
+		// next call, a paf_listen for the answer, waits for the round trip of
+		// an agent). Yielding the processor lets the woken listener read,
+		// mark read and write its result before the acknowledgements' TCP
+		// writes (10-80 µs each on a busy machine) take it: with one
+		// processor (paf-peer mcp) it would otherwise run after them.
+		// Measured, question -> answer, both orders interleaved in one run:
+		// p50 3-5 % lower, 39 and 51 of 60 blocks faster.
 		if len(added) > 0 {
 			ib.changeUnread(0)
+			runtime.Gosched()
 		}
 		for i, p := range batch {
 			p.done(results[i])
 		}
 		// The answers are queued on their connections, whose writer goroutines
-		// were woken, and so may be listeners: let them run before this
-		// goroutine starts the next commit, which would otherwise hold the
-		// processor until its sync blocks.
+		// were woken: let them run before this goroutine starts the next
+		// commit, which would otherwise hold the processor until its sync
+		// blocks.
 		runtime.Gosched()
 	}
 }
