@@ -34,6 +34,13 @@ type mcpPeer struct {
 	waiting map[int]chan rpcResponse
 	readErr error
 
+	// direct: no goroutine reads stdout; a caller waiting for a response reads it itself
+	// (readUntil), as the hub baseline's client does, and as a client on one event loop
+	// does: no hand-off from a reader goroutine to the caller's.
+	direct bool
+	out    *bufio.Reader // direct only: stdout, read under readMu
+	readMu sync.Mutex
+
 	stderr *tailBuffer
 	done   chan struct{} // closed once the process has exited and been reaped
 }
@@ -46,9 +53,15 @@ type rpcResponse struct {
 	} `json:"error"`
 }
 
-// startMCP starts `bin mcp args...` with env; it does not initialize it.
+// startMCP starts `bin mcp args...` with env; it does not initialize it. A goroutine reads
+// its stdout and hands each response to the caller waiting for it.
 func startMCP(bin string, env []string, name string, args ...string) (*mcpPeer, error) {
-	p := &mcpPeer{name: name, waiting: map[int]chan rpcResponse{}, stderr: newTailBuffer(16 << 10), done: make(chan struct{})}
+	return startMCPMode(false, bin, env, name, args...)
+}
+
+// startMCPMode is startMCP; direct: the callers read stdout themselves (mcpPeer.direct).
+func startMCPMode(direct bool, bin string, env []string, name string, args ...string) (*mcpPeer, error) {
+	p := &mcpPeer{name: name, waiting: map[int]chan rpcResponse{}, stderr: newTailBuffer(16 << 10), done: make(chan struct{}), direct: direct}
 	p.cmd = exec.Command(bin, append([]string{"mcp"}, args...)...)
 	p.cmd.Env = env
 	p.cmd.Stderr = p.stderr
@@ -65,6 +78,10 @@ func startMCP(bin string, env []string, name string, args ...string) (*mcpPeer, 
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start paf-peer mcp (%s): %w", name, err)
 	}
+	if direct {
+		p.out = bufio.NewReaderSize(out, 1<<20)
+		return p, nil
+	}
 	go p.read(out)
 	return p, nil
 }
@@ -73,32 +90,38 @@ func startMCP(bin string, env []string, name string, args ...string) (*mcpPeer, 
 func (p *mcpPeer) read(out io.Reader) {
 	br := bufio.NewReaderSize(out, 1<<20)
 	var err error
-	for {
-		var line []byte
-		line, err = br.ReadBytes('\n')
-		if len(line) > 0 {
-			var msg struct {
-				ID *int `json:"id"`
-				rpcResponse
-			}
-			if jerr := json.Unmarshal(line, &msg); jerr != nil {
-				err = fmt.Errorf("not JSON on stdout (%v): %.200q", jerr, line)
-				break
-			}
-			if msg.ID != nil {
-				p.mu.Lock()
-				ch := p.waiting[*msg.ID]
-				delete(p.waiting, *msg.ID)
-				p.mu.Unlock()
-				if ch != nil {
-					ch <- msg.rpcResponse
-				}
-			}
+	for err == nil {
+		err = p.readLine(br)
+	}
+	p.finish(err)
+}
+
+// readLine reads one line of stdout and hands a response to whoever waits for it.
+func (p *mcpPeer) readLine(br *bufio.Reader) error {
+	line, err := br.ReadBytes('\n')
+	if len(line) > 0 {
+		var msg struct {
+			ID *int `json:"id"`
+			rpcResponse
 		}
-		if err != nil {
-			break
+		if jerr := json.Unmarshal(line, &msg); jerr != nil {
+			return fmt.Errorf("not JSON on stdout (%v): %.200q", jerr, line)
+		}
+		if msg.ID != nil {
+			p.mu.Lock()
+			ch := p.waiting[*msg.ID]
+			delete(p.waiting, *msg.ID)
+			p.mu.Unlock()
+			if ch != nil {
+				ch <- msg.rpcResponse
+			}
 		}
 	}
+	return err
+}
+
+// finish reaps the process once its stdout ended with err, and fails every waiting call.
+func (p *mcpPeer) finish(err error) {
 	_ = p.cmd.Wait()
 	p.mu.Lock()
 	if err == io.EOF {
@@ -111,6 +134,24 @@ func (p *mcpPeer) read(out io.Reader) {
 	}
 	p.mu.Unlock()
 	close(p.done)
+}
+
+// readUntil (direct) reads stdout until ch holds its response, or stdout ended. Another
+// caller's response read on the way is handed to it, as read does.
+func (p *mcpPeer) readUntil(ch chan rpcResponse) {
+	p.readMu.Lock()
+	defer p.readMu.Unlock()
+	for len(ch) == 0 {
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+		if err := p.readLine(p.out); err != nil {
+			p.finish(err)
+			return
+		}
+	}
 }
 
 // send writes one request (id > 0) or notification (id 0) and returns the channel its
@@ -146,6 +187,11 @@ func (p *mcpPeer) send(method string, params any) (chan rpcResponse, error) {
 
 // wait waits for the response on ch and returns its result.
 func (p *mcpPeer) wait(ctx context.Context, method string, ch chan rpcResponse) (json.RawMessage, error) {
+	if p.direct {
+		// ctx cannot stop the read: close (stdin closed, the process killed past
+		// stopTimeout) ends it.
+		p.readUntil(ch)
+	}
 	select {
 	case r, ok := <-ch:
 		if !ok {
@@ -280,6 +326,22 @@ func (p *mcpPeer) pid() int { return p.cmd.Process.Pid }
 // within stopTimeout is killed, by its PID.
 func (p *mcpPeer) close() {
 	p.in.Close()
+	if p.direct {
+		go func() { // read what is left, up to the end, and reap
+			p.readMu.Lock()
+			defer p.readMu.Unlock()
+			select {
+			case <-p.done:
+				return
+			default:
+			}
+			var err error
+			for err == nil {
+				err = p.readLine(p.out)
+			}
+			p.finish(err)
+		}()
+	}
 	select {
 	case <-p.done:
 	case <-time.After(stopTimeout):

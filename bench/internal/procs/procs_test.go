@@ -2,6 +2,7 @@ package procs
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,5 +126,82 @@ func TestIdleStockIntervals(t *testing.T) {
 		if d != want {
 			t.Errorf("mesh/config.go's %s is %s; the idle row's stock baseline uses %s", name, d, want)
 		}
+	}
+}
+
+// TestDirectPeer: callers of a direct peer read its stdout themselves; each gets its own
+// response when they wait at once and the server answers out of order, with notifications
+// between; a call after the process ended fails instead of hanging.
+func TestDirectPeer(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3")
+	}
+	// A server that holds "hold" requests and answers everything held, newest first, each
+	// behind a notification, when a request that is not "hold" comes.
+	script := filepath.Join(t.TempDir(), "fake")
+	src := "#!" + py + `
+import json, sys
+held = []
+for line in sys.stdin:
+    m = json.loads(line)
+    if "id" not in m:
+        continue
+    held.append(m)
+    if m["method"] == "hold":
+        continue
+    for r in reversed(held):
+        print(json.dumps({"jsonrpc": "2.0", "method": "notifications/x", "params": {}}))
+        print(json.dumps({"jsonrpc": "2.0", "id": r["id"], "result": {"method": r["method"]}}))
+    held = []
+    sys.stdout.flush()
+`
+	if err := os.WriteFile(script, []byte(src), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := startMCPMode(true, script, nil, "fake")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	method := func(raw []byte, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ Method string }
+		if err := json.Unmarshal(raw, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Method
+	}
+	for range 3 {
+		held, err := p.send("hold", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan string, 1)
+		go func() {
+			raw, err := p.wait(ctx, "hold", held)
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			got <- method(raw, nil)
+		}()
+		if m := method(p.call(ctx, "go", nil)); m != "go" {
+			t.Errorf("the second call got the result of %q", m)
+		}
+		if m := <-got; m != "hold" {
+			t.Errorf("the held call got %q", m)
+		}
+	}
+
+	p.close()
+	if _, err := p.call(ctx, "go", nil); err == nil {
+		t.Error("a call after the process ended succeeded")
 	}
 }

@@ -49,7 +49,7 @@ func runQA(ctx context.Context, cfg Config) []Result {
 	cpuOK := true
 	qaRes, hubRes, diskRes := Result{Name: QA}, Result{Name: Hub}, Result{Name: Fsync}
 
-	pair, err := newPafPair(ctx, cfg, w)
+	pair, err := newPafPair(ctx, cfg, w, true)
 	if err != nil {
 		qaRes.Err = err
 	}
@@ -185,8 +185,10 @@ type pafPair struct {
 	stopped atomic.Bool
 }
 
-func newPafPair(ctx context.Context, cfg Config, w *world) (*pafPair, error) {
-	peers, err := startPeers(ctx, cfg, w, "qa-a", "qa-b")
+// newPafPair starts the two sessions; direct: the agents read their sessions' stdout
+// themselves (mcpPeer.direct), as the hub's clients do.
+func newPafPair(ctx context.Context, cfg Config, w *world, direct bool) (*pafPair, error) {
+	peers, err := startPeersMode(ctx, cfg, w, direct, "qa-a", "qa-b")
 	if err != nil {
 		return nil, err
 	}
