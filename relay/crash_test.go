@@ -129,7 +129,9 @@ func TestReceiverSIGKILLedDuringStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	spawn := func() *xprocChild {
-		c, _ := xprocSpawn(t, "crashrx", xprocStateEnv+"="+rxState, crashJoinEnv+"="+n.peer.Addr())
+		// One processor, as paf-peer mcp runs with: the receiver's inbox
+		// syncs through Linux AIO (store's datasyncer), the path users meet.
+		c, _ := xprocSpawn(t, "crashrx", xprocStateEnv+"="+rxState, crashJoinEnv+"="+n.peer.Addr(), "GOMAXPROCS=1")
 		return c
 	}
 	child := spawn()

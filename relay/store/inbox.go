@@ -41,6 +41,7 @@ type Inbox struct {
 	name       string
 	db         *bbolt.DB
 	log        *inboxLog
+	syncer     *datasyncer // the log's, set once: Add asks it whether syncs leave the processor free
 	filesDir   string
 	largeBody  int
 	previewLen int
@@ -232,7 +233,7 @@ func (ib *Inbox) load(logPath string) error {
 	if err != nil {
 		return err
 	}
-	ib.log = log
+	ib.log, ib.syncer = log, log.syncer
 	at := ib.now().UnixMilli()
 	read := make(map[string]bool)
 	var adds []msgRef
@@ -394,7 +395,7 @@ func (ib *Inbox) Add(m *wire.Message, body []byte, verify bool, done func(error)
 	if verify && p.err == nil {
 		p.verified = make(chan error, 1)
 	}
-	lone := ib.parked && len(ib.pending) == 0 && runtime.GOMAXPROCS(0) > 1
+	lone := ib.parked && len(ib.pending) == 0 && (runtime.GOMAXPROCS(0) > 1 || ib.syncer.async())
 	ib.pending = append(ib.pending, p)
 	select { // under mu: close closes wake under mu too
 	case ib.wake <- struct{}{}:
@@ -407,10 +408,12 @@ func (ib *Inbox) Add(m *wire.Message, body []byte, verify bool, done func(error)
 			// which no other processor takes at once: it would wait for this
 			// verification. Yield it the processor, so that it starts the write now
 			// and this goroutine goes on, and verifies, on another processor (measured:
-			// the write of a lone message started ~70 µs earlier). In a burst the
-			// writer is busy and nothing is gained by yielding; with one processor
-			// (paf-peer mcp) the writer's sync would keep it until sysmon takes it
-			// back, and the verification would wait for the sync instead.
+			// the write of a lone message started ~70 µs earlier), or on this one
+			// while the writer waits for the disk in the poller (datasyncer: Linux
+			// AIO). In a burst the writer is busy and nothing is gained by yielding.
+			// With one processor and a plain fdatasync the sync would keep the
+			// processor until sysmon takes it back, and the verification would wait
+			// for the sync instead: no yield then.
 			runtime.Gosched()
 		}
 		_, err := wire.VerifySignature(m, body)

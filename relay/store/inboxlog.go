@@ -52,7 +52,8 @@ type inboxLog struct {
 	alloc int64 // bytes of the file, written (zeros past size)
 	// dirty: records were appended without a sync since the last one (see
 	// writeLazy); the next write, growAhead or syncLazy makes them durable.
-	dirty bool
+	dirty  bool
+	syncer *datasyncer // makes the records durable (fdatasync, or AIO on Linux)
 }
 
 const (
@@ -109,7 +110,7 @@ func openInboxLog(path string) (*inboxLog, []logRecord, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("relay: read inbox log %s: %w", path, err)
 	}
-	l := &inboxLog{f: f, path: path, gen: 1, size: fileHeaderLen, alloc: int64(len(data))}
+	l := &inboxLog{f: f, path: path, gen: 1, size: fileHeaderLen, alloc: int64(len(data)), syncer: newDatasyncer()}
 	if len(data) == 0 {
 		if err := l.writeHeader(); err != nil {
 			f.Close()
@@ -195,7 +196,7 @@ func (l *inboxLog) syncLazy() error {
 	if !l.dirty {
 		return nil
 	}
-	if err := fdatasync(l.f); err != nil {
+	if err := l.syncer.datasync(l.f); err != nil {
 		return fmt.Errorf("relay: sync inbox log %s: %w", l.path, err)
 	}
 	l.dirty = false
@@ -209,7 +210,7 @@ func (l *inboxLog) append(buf []byte, sync bool) (int64, error) {
 	}
 	_, err := l.f.WriteAt(buf, at)
 	if err == nil && sync {
-		err = fdatasync(l.f)
+		err = l.syncer.datasync(l.f)
 	}
 	if err != nil {
 		// Nobody is told these records are stored: zero them, so that a
@@ -252,7 +253,7 @@ func (l *inboxLog) growAhead() error {
 	if err := l.reserve(l.size + allocAhead + allocStep); err != nil {
 		return err
 	}
-	if err := fdatasync(l.f); err != nil {
+	if err := l.syncer.datasync(l.f); err != nil {
 		return fmt.Errorf("relay: sync inbox log %s: %w", l.path, err)
 	}
 	l.dirty = false
@@ -299,7 +300,7 @@ func (l *inboxLog) replace(recs []byte) error {
 	if err != nil {
 		return fmt.Errorf("relay: rewrite inbox log %s: %w", l.path, err)
 	}
-	nl := &inboxLog{f: f, path: l.path, gen: l.gen, size: fileHeaderLen}
+	nl := &inboxLog{f: f, path: l.path, gen: l.gen, size: fileHeaderLen, syncer: l.syncer}
 	err = nl.writeHeader()
 	if err == nil {
 		_, err = f.WriteAt(recs, fileHeaderLen)
@@ -329,4 +330,7 @@ func (l *inboxLog) replace(recs []byte) error {
 	return nil
 }
 
-func (l *inboxLog) close() error { return l.f.Close() }
+func (l *inboxLog) close() error {
+	l.syncer.close()
+	return l.f.Close()
+}

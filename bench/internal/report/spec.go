@@ -229,7 +229,7 @@ func Rows() []RowSpec {
 			},
 		},
 		{
-			Key: "qa-fsyncs", Title: "durable writes on the question → answer path (fsync + fdatasync of both processes, strace)",
+			Key: "qa-fsyncs", Title: "durable writes on the question → answer path (fsync, fdatasync and AIO fdatasync of both processes, strace)",
 			Target: "≤ 2 per question → answer, none for reading",
 			Measured: []M{
 				m(PkgProcs, ProcsFsyncCount, "fsyncs/round-trip", "", "per round trip"),
