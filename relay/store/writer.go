@@ -191,7 +191,9 @@ func (ib *Inbox) commit(batch []pendingMsg) (tell func()) {
 		// p50 3-5 % lower, 39 and 51 of 60 blocks faster.
 		if len(added) > 0 {
 			ib.changeUnread(0)
-			runtime.Gosched()
+			if runtime.GOMAXPROCS(0) == 1 {
+				runtime.Gosched()
+			}
 		}
 		for i, p := range batch {
 			p.done(results[i])
