@@ -87,8 +87,10 @@ func startMCPMode(direct bool, bin string, env []string, name string, args ...st
 }
 
 // read dispatches the responses on the process's stdout until it closes.
-func (p *mcpPeer) read(out io.Reader) {
-	br := bufio.NewReaderSize(out, 1<<20)
+func (p *mcpPeer) read(out io.Reader) { p.drain(bufio.NewReaderSize(out, 1<<20)) }
+
+// drain reads br to its end, handing responses to whoever waits, then reaps the process.
+func (p *mcpPeer) drain(br *bufio.Reader) {
 	var err error
 	for err == nil {
 		err = p.readLine(br)
@@ -331,15 +333,10 @@ func (p *mcpPeer) close() {
 			p.readMu.Lock()
 			defer p.readMu.Unlock()
 			select {
-			case <-p.done:
-				return
+			case <-p.done: // a caller's read met the end already
 			default:
+				p.drain(p.out)
 			}
-			var err error
-			for err == nil {
-				err = p.readLine(p.out)
-			}
-			p.finish(err)
 		}()
 	}
 	select {
