@@ -40,25 +40,28 @@ type datasyncer struct {
 }
 
 // The kernel's struct iocb and struct io_event (linux/aio_abi.h), little
-// endian (aio_key before aio_rw_flags).
+// endian (aio_key before aio_rw_flags); the blank fields are the ones an
+// fdatasync leaves zero: aio_data, aio_key, aio_rw_flags, aio_reqprio,
+// aio_buf, aio_nbytes, aio_offset, aio_reserved2.
 type aioCB struct {
-	data     uint64
-	key      uint32
-	rwFlags  uint32
-	opcode   uint16
-	reqprio  int16
-	fildes   uint32
-	buf      uint64
-	nbytes   uint64
-	offset   int64
-	reserved uint64
-	flags    uint32
-	resfd    uint32
+	_      uint64
+	_      uint32
+	_      uint32
+	opcode uint16
+	_      int16
+	fildes uint32
+	_      uint64
+	_      uint64
+	_      int64
+	_      uint64
+	flags  uint32
+	resfd  uint32
 }
 
 type aioEvent struct {
-	data, obj uint64
-	res, res2 int64
+	_, _ uint64 // data, obj
+	res  int64
+	_    int64 // res2
 }
 
 const (

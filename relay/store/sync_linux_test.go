@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -74,4 +75,31 @@ func TestDatasyncerUsesAIO(t *testing.T) {
 		t.Fatalf("a sync after close (fdatasync): %v", err)
 	}
 	s.close() // twice: no effect
+}
+
+// TestAIOLayout: the control block and the event are the kernel's sizes (64 and 32 bytes),
+// with the fields it reads where it reads them.
+func TestAIOLayout(t *testing.T) {
+	var cb aioCB
+	var ev aioEvent
+	if s := unsafe.Sizeof(cb); s != 64 {
+		t.Errorf("struct iocb: %d bytes, want 64", s)
+	}
+	if s := unsafe.Sizeof(ev); s != 32 {
+		t.Errorf("struct io_event: %d bytes, want 32", s)
+	}
+	for _, f := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"aio_lio_opcode", unsafe.Offsetof(cb.opcode), 16},
+		{"aio_fildes", unsafe.Offsetof(cb.fildes), 20},
+		{"aio_flags", unsafe.Offsetof(cb.flags), 56},
+		{"aio_resfd", unsafe.Offsetof(cb.resfd), 60},
+		{"res", unsafe.Offsetof(ev.res), 16},
+	} {
+		if f.got != f.want {
+			t.Errorf("%s at byte %d, want %d", f.name, f.got, f.want)
+		}
+	}
 }

@@ -159,14 +159,9 @@ func (w *world) env(who string) []string {
 	}
 }
 
-// startPeers starts `paf-peer mcp --name NAME` for each name and initializes each.
-func startPeers(ctx context.Context, cfg Config, w *world, names ...string) ([]*mcpPeer, error) {
-	return startPeersMode(ctx, cfg, w, false, names...)
-}
-
-// startPeersMode is startPeers; direct: each peer's callers read its stdout themselves
-// (mcpPeer.direct).
-func startPeersMode(ctx context.Context, cfg Config, w *world, direct bool, names ...string) ([]*mcpPeer, error) {
+// startPeers starts `paf-peer mcp --name NAME` for each name and initializes each; direct:
+// each peer's callers read its stdout themselves (mcpPeer.direct).
+func startPeers(ctx context.Context, cfg Config, w *world, direct bool, names ...string) ([]*mcpPeer, error) {
 	var peers []*mcpPeer
 	for _, n := range names {
 		p, err := startMCPMode(direct, cfg.Bin, w.env(n), n, "--name", n)

@@ -188,7 +188,7 @@ type pafPair struct {
 // newPafPair starts the two sessions; direct: the agents read their sessions' stdout
 // themselves (mcpPeer.direct), as the hub's clients do.
 func newPafPair(ctx context.Context, cfg Config, w *world, direct bool) (*pafPair, error) {
-	peers, err := startPeersMode(ctx, cfg, w, direct, "qa-a", "qa-b")
+	peers, err := startPeers(ctx, cfg, w, direct, "qa-a", "qa-b")
 	if err != nil {
 		return nil, err
 	}
