@@ -190,9 +190,11 @@ func (p *mcpPeer) send(method string, params any) (chan rpcResponse, error) {
 // wait waits for the response on ch and returns its result.
 func (p *mcpPeer) wait(ctx context.Context, method string, ch chan rpcResponse) (json.RawMessage, error) {
 	if p.direct {
-		// ctx cannot stop the read: close (stdin closed, the process killed past
-		// stopTimeout) ends it.
+		// A read cannot be interrupted: once ctx ends, the process is killed (by
+		// its PID), which ends the read with its stdout; the call then fails.
+		stop := context.AfterFunc(ctx, func() { _ = p.cmd.Process.Kill() })
 		p.readUntil(ch)
+		stop()
 	}
 	select {
 	case r, ok := <-ch:

@@ -200,6 +200,13 @@ for line in sys.stdin:
 		}
 	}
 
+	// A call whose context ends while it waits fails (its process is killed) instead of
+	// hanging: "hold" is never answered.
+	short, cancelShort := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancelShort()
+	if _, err := p.call(short, "hold", nil); err == nil {
+		t.Error("a call past its context succeeded")
+	}
 	p.close()
 	if _, err := p.call(ctx, "go", nil); err == nil {
 		t.Error("a call after the process ended succeeded")
