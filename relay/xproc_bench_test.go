@@ -61,6 +61,9 @@ type xprocSize struct {
 	// that both processes go idle between messages as they do between relay sends, which
 	// each wait about half a millisecond for the receiver's fsync.
 	pace time.Duration
+	// oneProc runs the receiver with one processor (GOMAXPROCS=1), as paf-peer mcp runs
+	// a session: its inbox then syncs through Linux AIO (store's datasyncer).
+	oneProc bool
 }
 
 // xprocSizes are the latency runs: 1 KiB with 20,000 / 2,000 round trips (full / quick) or
@@ -89,8 +92,12 @@ func xprocRelayPacedSizes() []xprocSize {
 	return []xprocSize{
 		{name: "1KiB" + xprocPaced, n: 1 << 10, sends: testutil.BenchCount(4000, 400), pace: 500 * time.Microsecond},
 		{name: "64KiB" + xprocPaced, n: 64 << 10, sends: testutil.BenchCount(1000, 100), pace: 500 * time.Microsecond},
+		{name: "1KiB" + xprocPaced + xprocOneProc, n: 1 << 10, sends: testutil.BenchCount(4000, 400), pace: 500 * time.Microsecond, oneProc: true},
 	}
 }
+
+// xprocOneProc suffixes the name of a run whose receiver has one processor, as a session's.
+const xprocOneProc = "-one-processor"
 
 // xprocPaced suffixes the name of a paced run.
 const xprocPaced = "-paced-500us"
@@ -243,7 +250,11 @@ func BenchmarkXProcRelaySend(b *testing.B) {
 		b.Run(sz.name, func(b *testing.B) {
 			// Paced runs (the SPEC rows) keep the receiver's default rate limit; back-to-back
 			// runs send faster than it allows, so they lift it.
-			n, child := xprocRelayPair(b, sz.pace == 0)
+			var env []string
+			if sz.oneProc {
+				env = append(env, "GOMAXPROCS=1")
+			}
+			n, child := xprocRelayPair(b, sz.pace == 0, env...)
 			ctx, cancel := context.WithTimeout(context.Background(), xprocRunTimeout)
 			defer cancel()
 			buf := xprocText(sz.n)

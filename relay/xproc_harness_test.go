@@ -152,11 +152,12 @@ func (c *xprocChild) report(tb testing.TB) xprocReport {
 // this peer holds bench-tx), with the child's timings so far discarded.
 //
 // lifted turns the receiver's per-source rate limit off; otherwise it has the default
-// (DefaultRate, DefaultBurst).
-func xprocRelayPair(tb testing.TB, lifted bool) (*xprocNode, *xprocChild) {
+// (DefaultRate, DefaultBurst). childEnv is added to the child's environment (GOMAXPROCS=1: a
+// receiver with one processor, as a session runs).
+func xprocRelayPair(tb testing.TB, lifted bool, childEnv ...string) (*xprocNode, *xprocChild) {
 	tb.Helper()
 	rxState := tb.TempDir() // before the child, so removed after it exits
-	env := []string{xprocStateEnv + "=" + rxState}
+	env := append([]string{xprocStateEnv + "=" + rxState}, childEnv...)
 	if lifted {
 		env = append(env, xprocRateLiftedEnv+"=1")
 	}

@@ -182,6 +182,13 @@ func Rows() []RowSpec {
 		m(PkgRelay, "BenchmarkXProcRelaySend/1KiB-paced-500us", "p50-durable-us", "p50", "us"),
 		m(PkgRelay, "BenchmarkXProcRelaySend/1KiB-paced-500us", "p99-durable-us", "p99", "us"),
 	}
+	// The same with the receiver on one processor, as paf-peer mcp runs a session (its inbox
+	// then syncs through Linux AIO): what a session meets; the rows above run both processes
+	// with the machine's processors.
+	relay1KPacedOneProc := []M{
+		m(PkgRelay, "BenchmarkXProcRelaySend/1KiB-paced-500us-one-processor", "p50-durable-us", "p50", "us"),
+		m(PkgRelay, "BenchmarkXProcRelaySend/1KiB-paced-500us-one-processor", "p99-durable-us", "p99", "us"),
+	}
 	relay64KPaced := []M{
 		m(PkgRelay, "BenchmarkXProcRelaySend/64KiB-paced-500us", "p50-durable-us", "p50", "us"),
 		m(PkgRelay, "BenchmarkXProcRelaySend/64KiB-paced-500us", "p99-durable-us", "p99", "us"),
@@ -237,6 +244,7 @@ func Rows() []RowSpec {
 			Judge: func(v Values) (string, string) { return verdict(v.M("") <= 2), "" },
 		},
 		relayLatencyRow("relay-latency", "1 KiB", relay1KPaced, "BenchmarkXProcRawTCP/1KiB-paced-500us", "BenchmarkSignVerify/1KiB", ""),
+		relayLatencyRow("relay-latency-one-processor", "1 KiB, the receiver on one processor as `paf-peer mcp` runs a session (the row above: two)", relay1KPacedOneProc, "BenchmarkXProcRawTCP/1KiB-paced-500us", "BenchmarkSignVerify/1KiB", ""),
 		relayLatencyRow("relay-latency-64k", "64 KiB", relay64KPaced, "BenchmarkXProcRawTCP/64KiB-paced-500us", "BenchmarkSignVerify/64KiB", relayLargeFile),
 		natsLatencyRow("relay-latency-vs-nats", "NATS", "1 KiB", relay1KPaced, NATSOneWay1K),
 		withRounds(natsLatencyRow("relay-latency-64k-vs-nats", "NATS", "64 KiB", relay64KPaced, NATSOneWay64K), edgeRounds),
