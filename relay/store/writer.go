@@ -186,7 +186,9 @@ func (ib *Inbox) commit(batch []pendingMsg) (tell func()) {
 		// an agent). Yielding the processor lets the woken listener read,
 		// mark read and write its result before the acknowledgements' TCP
 		// writes (10-80 µs each on a busy machine) take it: with one
-		// processor (paf-peer mcp) it would otherwise run after them.
+		// processor (paf-peer mcp) it would otherwise run after them. With
+		// more, the woken listener runs on another processor at once, and
+		// the acknowledgements are not held back for it.
 		// Measured, question -> answer, both orders interleaved in one run:
 		// p50 3-5 % lower, 39 and 51 of 60 blocks faster.
 		if len(added) > 0 {
