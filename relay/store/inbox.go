@@ -38,10 +38,12 @@ import (
 // acknowledgement waits for the copy. Arrival order is kept, so messages from
 // one sender, which arrive in send order, stay in send order.
 type Inbox struct {
-	name       string
-	db         *bbolt.DB
-	log        *inboxLog
-	syncer     *datasyncer // the log's, set once: Add asks it whether syncs leave the processor free
+	name string
+	db   *bbolt.DB
+	log  *inboxLog
+	// syncer is the log's, kept here at load: Add asks it whether syncs leave the
+	// processor free, without logMu, and a compaction replaces *log's fields under it.
+	syncer     *datasyncer
 	filesDir   string
 	largeBody  int
 	previewLen int

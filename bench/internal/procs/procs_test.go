@@ -186,11 +186,15 @@ for line in sys.stdin:
 		got := make(chan string, 1)
 		go func() {
 			raw, err := p.wait(ctx, "hold", held)
+			var r struct{ Method string }
+			if err == nil {
+				err = json.Unmarshal(raw, &r)
+			}
 			if err != nil {
 				got <- err.Error()
 				return
 			}
-			got <- method(raw, nil)
+			got <- r.Method // t.Fatal only on the test's goroutine
 		}()
 		if m := method(p.call(ctx, "go", nil)); m != "go" {
 			t.Errorf("the second call got the result of %q", m)
