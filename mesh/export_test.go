@@ -97,3 +97,14 @@ const (
 
 // LocalUDPBufferSize is the local preset's gossip packet size.
 const LocalUDPBufferSize = localUDPBufferSize
+
+// CheckUpdatesLocked makes p report to fail every UpdateNode that runs while announceMu is
+// free (its caller does not hold it). Call before p is used by other goroutines.
+func CheckUpdatesLocked(p *Peer, fail func()) {
+	p.beforeUpdate = func() {
+		if p.announceMu.TryLock() {
+			p.announceMu.Unlock()
+			fail()
+		}
+	}
+}

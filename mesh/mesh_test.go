@@ -627,6 +627,36 @@ func TestConcurrentMetadataUpdates(t *testing.T) {
 	})
 }
 
+// Every metadata update runs under announceMu, Close's leaving one included:
+// memberlist's UpdateNode must not run twice at once (-race found Close's
+// beside a relay's held-count announce, in a relay test where every holder
+// left at once). Updates racing Close end with ErrClosed or succeed; none
+// hangs.
+func TestCloseWhileAnnouncing(t *testing.T) {
+	for run := range 5 {
+		ps := cluster(t, 2, nil)
+		a := ps[0]
+		CheckUpdatesLocked(a, func() { t.Error("UpdateNode ran without announceMu held") })
+		var wg sync.WaitGroup
+		for g := range 3 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					err := a.SetMeta(context.Background(), func(m *Meta) { m.SetTag("k", strconv.Itoa(run*1000+g*100+i)) })
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		testutil.Must(t, a.Close())
+		wg.Wait()
+	}
+}
+
 // Tags set by one peer reach the others as they were set; a bad tag or
 // metadata that cannot fit is refused and changes nothing; an empty value
 // removes a tag.

@@ -116,9 +116,12 @@ type Peer struct {
 	queue    *memberlist.TransmitLimitedQueue
 	now      func() time.Time
 
-	// announceMu serialises our metadata updates: memberlist's UpdateNode
-	// reads our node's state outside its lock and must not run twice at once.
+	// announceMu serialises our metadata updates, Close's leaving one
+	// included: memberlist's UpdateNode reads our node's state outside its
+	// lock and must not run twice at once.
 	announceMu sync.Mutex
+	// beforeUpdate, when set (tests only), runs before every UpdateNode.
+	beforeUpdate func()
 
 	mu       sync.Mutex
 	self     Meta
@@ -281,8 +284,14 @@ func (p *Peer) Close() error {
 		p.mu.Lock()
 		p.self.Leaving = true
 		p.mu.Unlock()
+		// Under announceMu to the end: an announce already past its check of stop
+		// (a relay's held count, presence) may still be in UpdateNode, and
+		// memberlist's UpdateNode, Leave and Shutdown must not run beside it.
+		// announce checks stop again once it holds the lock.
+		p.announceMu.Lock()
+		defer p.announceMu.Unlock()
 		p.news()
-		if err := p.ml.UpdateNode(500 * time.Millisecond); err != nil {
+		if err := p.updateNode(500 * time.Millisecond); err != nil {
 			p.log.Debug("announce leaving", "err", err)
 		}
 		p.news()
@@ -486,24 +495,33 @@ func (p *Peer) SetMeta(ctx context.Context, update func(*Meta)) error {
 // Config.AnnounceWait) for the update to have been gossiped, so a claim is on
 // its way to the mesh when Claim returns.
 func (p *Peer) announce(ctx context.Context) error {
+	p.announceMu.Lock()
+	defer p.announceMu.Unlock()
 	select {
-	case <-p.stop:
+	case <-p.stop: // checked under announceMu: Close announces leaving under it
 		return ErrClosed
 	default:
 	}
-	p.announceMu.Lock()
-	defer p.announceMu.Unlock()
 	timeout := p.cfg.AnnounceWait
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = max(time.Until(dl), time.Millisecond)
 	}
 	p.news()
-	if err := p.ml.UpdateNode(timeout); err != nil {
+	if err := p.updateNode(timeout); err != nil {
 		// The update is queued either way; a timeout only means no peer has
 		// acknowledged it yet (for example, we are alone).
 		p.log.Debug("metadata update not yet gossiped", "err", err)
 	}
 	return ctx.Err()
+}
+
+// updateNode has memberlist announce our metadata and waits up to timeout
+// for it to be gossiped. The caller holds announceMu.
+func (p *Peer) updateNode(timeout time.Duration) error {
+	if p.beforeUpdate != nil {
+		p.beforeUpdate()
+	}
+	return p.ml.UpdateNode(timeout)
 }
 
 // broadcastForwards queues forwards for gossip to every peer.
