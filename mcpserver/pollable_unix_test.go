@@ -66,3 +66,52 @@ func isNonblock(fd int) (bool, error) {
 	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 	return fl&unix.O_NONBLOCK != 0, err
 }
+
+// The client's stdout, a blocking pipe, is written through the poller with
+// raw writes while the session runs (non-blocking), a result larger than the
+// pipe holds included, and is blocking again after. When it is the same pipe
+// as stderr it is left alone: the log's writes must stay blocking.
+func TestStdioOutPipe(t *testing.T) {
+	for _, asStderr := range []bool{false, true} {
+		fm := newFakeMesh()
+		cfg := testConfig(t)
+		cfg.Backend = fm.peer()
+		s := New(cfg)
+		var fds [2]int
+		if err := unix.Pipe(fds[:]); err != nil {
+			t.Fatal(err)
+		}
+		outR, outW := os.NewFile(uintptr(fds[0]), "out"), os.NewFile(uintptr(fds[1]), "out-w")
+		inR, inW := io.Pipe()
+		if asStderr {
+			saved := os.Stderr
+			os.Stderr = outW
+			defer func() { os.Stderr = saved }()
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.ServeStdio(context.Background(), inR, outW) }()
+		lines := bufio.NewReaderSize(outR, 1<<20)
+		// A ping with an id over 100 KB long: its response does not fit the pipe.
+		id := `"` + strings.Repeat("i", 100<<10) + `"`
+		if _, err := io.WriteString(inW, `{"jsonrpc":"2.0","id":`+id+`,"method":"ping"}`+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		line, err := lines.ReadString('\n')
+		if err != nil || !strings.Contains(line, id) {
+			t.Fatalf("stderr %v: the ping's response (%d bytes): %v", asStderr, len(line), err)
+		}
+		nb, err := isNonblock(fds[1])
+		if err != nil || nb == asStderr {
+			t.Fatalf("stderr %v: stdout non-blocking while serving: %v (%v)", asStderr, nb, err)
+		}
+		inW.Close()
+		if err := <-done; err != nil {
+			t.Fatalf("ServeStdio: %v", err)
+		}
+		if nb, err := isNonblock(fds[1]); err != nil || nb {
+			t.Fatalf("stdout left non-blocking: %v %v", nb, err)
+		}
+		outR.Close()
+		outW.Close()
+	}
+}

@@ -375,6 +375,8 @@ func (c *stdioConn) endWorkers() {
 // serveStdio serves the session on in and out until in ends or ctx is
 // cancelled; requests still running are then cancelled and waited for.
 func (s *Server) serveStdio(ctx context.Context, in io.Reader, out io.Writer) error {
+	out, unpollOut := pollableOut(out)
+	defer unpollOut()
 	c := newStdioConn(s, &stdioSession{notes: make(chan mcp.JSONRPCNotification, notificationQueue)}, out, s.cfg.Workers+backlog)
 	if err := s.mcp.RegisterSession(ctx, c.sess); err != nil {
 		return fmt.Errorf("register the stdio session: %w", err)

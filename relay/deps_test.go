@@ -11,8 +11,8 @@ import (
 func TestPackageDependencies(t *testing.T) {
 	const mod = "github.com/paf-mesh/paf-mesh/"
 	allowed := map[string][]string{
-		"relay/wire":  {"mesh", "internal/statedir", "internal/connlimit", "internal/keys", "relay/wire"},
-		"relay/store": {"mesh", "internal/statedir", "internal/connlimit", "internal/keys", "relay/wire", "relay/store"},
+		"relay/wire":  {"mesh", "internal/statedir", "internal/connlimit", "internal/keys", "internal/rawio", "relay/wire"},
+		"relay/store": {"mesh", "internal/statedir", "internal/connlimit", "internal/keys", "internal/rawio", "relay/wire", "relay/store"},
 	}
 	for pkg, ok := range allowed {
 		t.Run(pkg, func(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/paf-mesh/paf-mesh/internal/rawio"
 )
 
 // An inboxLog is the file that holds an inbox's unread messages: an
@@ -208,7 +210,9 @@ func (l *inboxLog) append(buf []byte, sync bool) (int64, error) {
 	if err := l.reserve(at + int64(len(buf))); err != nil {
 		return 0, err
 	}
-	_, err := l.f.WriteAt(buf, at)
+	// A raw write when it is small (rawio: it does not wake the runtime's
+	// sysmon, which an ordinary system call did at every message).
+	_, err := rawio.WriteAt(l.f, buf, at)
 	if err == nil && sync {
 		err = l.syncer.datasync(l.f)
 	}
@@ -263,7 +267,7 @@ func (l *inboxLog) growAhead() error {
 // read returns n bytes at off.
 func (l *inboxLog) read(off int64, n int) ([]byte, error) {
 	b := make([]byte, n)
-	if _, err := l.f.ReadAt(b, off); err != nil {
+	if _, err := rawio.ReadAt(l.f, b, off); err != nil {
 		return nil, fmt.Errorf("relay: read inbox log %s: %w", l.path, err)
 	}
 	return b, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/flynn/noise"
 
 	"github.com/paf-mesh/paf-mesh/internal/keys"
+	"github.com/paf-mesh/paf-mesh/internal/rawio"
 )
 
 // The handshake is Noise_XXpsk0_25519_ChaChaPoly_BLAKE2s (noiseprotocol.org, revision 34),
@@ -277,6 +278,7 @@ func writeRecord(nc net.Conn, msg []byte) error {
 // registered or running). Errors wrap ErrUnreachable, ErrPeerMismatch or ErrClosed; a refused
 // answer is also counted. The handshake is bounded by HandshakeTimeout and aborted by Close.
 func (t *Transport) clientHandshake(nc net.Conn, id, addr string) (*conn, error) {
+	nc = rawio.WrapConn(nc) // raw reads and writes: see rawio
 	stop := context.AfterFunc(t.ctx, func() { nc.Close() })
 	defer stop()
 	_ = nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
@@ -357,6 +359,7 @@ func (t *Transport) clientHandshake(nc net.Conn, id, addr string) (*conn, error)
 // from nc without buffering, so nothing past them is read before they authenticate; the
 // connection's buffered reader is made afterwards.
 func (t *Transport) serverHandshake(nc net.Conn, authenticated func()) (*conn, error) {
+	nc = rawio.WrapConn(nc) // raw reads and writes: see rawio
 	_ = nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	readMsg := func(minLen, maxLen int, what string) ([]byte, error) {
 		rec, _, err := readSized(nc, make([]byte, 0, lenPrefixLen+maxLen), minLen, maxLen)

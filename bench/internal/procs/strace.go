@@ -13,13 +13,17 @@ import (
 )
 
 // runFsyncCount counts the durable writes of the question-and-answer round trip: strace
-// (-f -c -e trace=fsync,fdatasync,io_submit) attached to both `paf-peer mcp` processes,
+// (-f -c -e trace=fsync,fdatasync,io_submit,nanosleep,futex) attached to both `paf-peer mcp` processes,
 // every thread, during rounds back to back after a warm-up. Counted: every fsync and
 // fdatasync either process makes in that window, whatever for, and every io_submit: on
 // Linux the inbox log hands its fdatasync to the kernel with AIO (one io_submit of
 // IOCB_CMD_FDSYNC per sync, relay/store datasyncer), the only AIO the product submits. Not counted: what the inbox does once it has
 // been quiet for half a second (it copies the ids it received into its bbolt file and
 // empties its log), which is off the path of any message and once per quiet spell.
+//
+// Beside them, the Go runtime's own waits: nanosleep is the monitor thread's (sysmon's)
+// polling sleep, which an ordinary system call after an idle spell sets going (see
+// internal/rawio), and futex its and the scheduler's thread wake-ups.
 func runFsyncCount(ctx context.Context, cfg Config) []Result {
 	res := Result{Name: FsyncCount}
 	st := lookPath(cfg.Strace, "strace")
@@ -46,7 +50,7 @@ func runFsyncCount(ctx context.Context, cfg Config) []Result {
 		}
 	}
 	out := filepath.Join(w.root, "strace.out")
-	cmd := exec.Command(st, "-f", "-c", "-e", "trace=fsync,fdatasync,io_submit", "-o", out,
+	cmd := exec.Command(st, "-f", "-c", "-e", "trace=fsync,fdatasync,io_submit,nanosleep,futex", "-o", out,
 		"-p", strconv.Itoa(pair.a.pid()), "-p", strconv.Itoa(pair.b.pid()))
 	errs := newTailBuffer(64 << 10)
 	cmd.Stderr = errs
@@ -100,6 +104,8 @@ func runFsyncCount(ctx context.Context, cfg Config) []Result {
 		{float64(calls["fdatasync"]) / float64(rounds), "fdatasyncs/round-trip"},
 		{float64(calls["io_submit"]) / float64(rounds), "aio-fdatasyncs/round-trip"},
 		{float64(calls["fsync"]) / float64(rounds), "fsync-calls/round-trip"},
+		{float64(calls["nanosleep"]) / float64(rounds), "runtime-sleeps/round-trip"},
+		{float64(calls["futex"]) / float64(rounds), "futex/round-trip"},
 		{float64(rounds), "rounds"},
 	}
 	return []Result{res}

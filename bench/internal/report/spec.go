@@ -240,6 +240,8 @@ func Rows() []RowSpec {
 			Target: "≤ 2 per question → answer, none for reading",
 			Measured: []M{
 				m(PkgProcs, ProcsFsyncCount, "fsyncs/round-trip", "", "per round trip"),
+				opt(m(PkgProcs, ProcsFsyncCount, "runtime-sleeps/round-trip", "Go runtime monitor sleeps (nanosleep), both processes", "per round trip")),
+				opt(m(PkgProcs, ProcsFsyncCount, "futex/round-trip", "futex calls, both processes", "per round trip")),
 			},
 			Judge: func(v Values) (string, string) { return verdict(v.M("") <= 2), "" },
 		},
