@@ -18,16 +18,8 @@ import (
 // read through the poller, cancelling the context ends the session and its
 // reading goroutine (goleak checks), and the pipe is blocking again after.
 func TestStdioLoopOSPipe(t *testing.T) {
-	fm := newFakeMesh()
-	cfg := testConfig(t)
-	cfg.Backend = fm.peer()
-	s := New(cfg)
-	// A blocking pipe, as a client's stdin is (os.Pipe's are non-blocking).
-	var fds [2]int
-	if err := unix.Pipe(fds[:]); err != nil {
-		t.Fatal(err)
-	}
-	inR, inW := os.NewFile(uintptr(fds[0]), "in"), os.NewFile(uintptr(fds[1]), "in-w")
+	s := pipeServer(t)
+	inR, inW, fds := blockingPipe(t, "in")
 	defer inR.Close()
 	defer inW.Close()
 	outR, outW := io.Pipe()
@@ -73,15 +65,8 @@ func isNonblock(fd int) (bool, error) {
 // as stderr it is left alone: the log's writes must stay blocking.
 func TestStdioOutPipe(t *testing.T) {
 	for _, asStderr := range []bool{false, true} {
-		fm := newFakeMesh()
-		cfg := testConfig(t)
-		cfg.Backend = fm.peer()
-		s := New(cfg)
-		var fds [2]int
-		if err := unix.Pipe(fds[:]); err != nil {
-			t.Fatal(err)
-		}
-		outR, outW := os.NewFile(uintptr(fds[0]), "out"), os.NewFile(uintptr(fds[1]), "out-w")
+		s := pipeServer(t)
+		outR, outW, fds := blockingPipe(t, "out")
 		inR, inW := io.Pipe()
 		if asStderr {
 			saved := os.Stderr
@@ -114,4 +99,21 @@ func TestStdioOutPipe(t *testing.T) {
 		outR.Close()
 		outW.Close()
 	}
+}
+
+// pipeServer is a Server on a fake mesh, for the stdio tests over OS pipes.
+func pipeServer(t *testing.T) *Server {
+	cfg := testConfig(t)
+	cfg.Backend = newFakeMesh().peer()
+	return New(cfg)
+}
+
+// blockingPipe is a blocking pipe, as a client's stdin and stdout are
+// (os.Pipe's are non-blocking), and its descriptors.
+func blockingPipe(t *testing.T, name string) (r, w *os.File, fds [2]int) {
+	t.Helper()
+	if err := unix.Pipe(fds[:]); err != nil {
+		t.Fatal(err)
+	}
+	return os.NewFile(uintptr(fds[0]), name), os.NewFile(uintptr(fds[1]), name+"-w"), fds
 }

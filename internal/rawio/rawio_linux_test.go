@@ -46,6 +46,17 @@ func pair(t *testing.T) (net.Conn, net.Conn) {
 	return wa, wd
 }
 
+// writeThenClose writes b to w in a goroutine, closes c, and sends the write's error.
+func writeThenClose(w io.Writer, c io.Closer, b []byte) <-chan error {
+	werr := make(chan error, 1)
+	go func() {
+		_, err := w.Write(b)
+		c.Close()
+		werr <- err
+	}()
+	return werr
+}
+
 // More than the socket buffers hold goes through in full: the writer waits in
 // the poller while they are full (EAGAIN), the reader while they are empty;
 // the reader then sees io.EOF itself, as net.Conn returns it.
@@ -53,12 +64,7 @@ func TestConnStream(t *testing.T) {
 	a, d := pair(t)
 	want := make([]byte, 8<<20)
 	rand.Read(want)
-	werr := make(chan error, 1)
-	go func() {
-		_, err := d.Write(want)
-		d.Close()
-		werr <- err
-	}()
+	werr := writeThenClose(d, d, want)
 	got, err := io.ReadAll(a)
 	if err != nil {
 		t.Fatal(err)
@@ -137,12 +143,7 @@ func TestFilePipe(t *testing.T) {
 	}
 	want := make([]byte, 1<<20) // 16 times a pipe's default buffer
 	rand.Read(want)
-	werr := make(chan error, 1)
-	go func() {
-		_, err := ww.Write(want)
-		w.Close()
-		werr <- err
-	}()
+	werr := writeThenClose(ww, w, want)
 	got, err := io.ReadAll(rr)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("read %d bytes (%v), want the %d written", len(got), err, len(want))
