@@ -127,6 +127,15 @@ func (s *datasyncer) datasync(f *os.File) error {
 		cb := &aioCB{opcode: iocbCmdFdsync, fildes: uint32(fd), flags: iocbFlagResfd, resfd: uint32(s.efd)}
 		for {
 			_, _, serr = unix.RawSyscall(unix.SYS_IO_SUBMIT, s.ctx, 1, uintptr(unsafe.Pointer(&cb)))
+			if serr == 0 {
+				// The kernel runs the sync in a worker thread queued on this
+				// CPU, which the scheduler lets wait while this thread goes on
+				// (it checks the message's signature next): perf sched showed
+				// the worker waiting up to 77 µs for its CPU. Yield it the CPU,
+				// so the disk starts now and the check runs while it writes
+				// (interleaved A/B: round p50 -1 to -5 %, 172 of 220 blocks).
+				unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+			}
 			if serr != unix.EINTR {
 				return
 			}
