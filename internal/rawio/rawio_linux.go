@@ -13,6 +13,11 @@ import (
 
 const supported = true
 
+// is64 says whether a file offset fits one system-call argument: pread64,
+// pwrite64 and preadv2 take it in two on 32-bit systems, which the raw calls
+// below do not do (ReadAt and WriteAt then make the ordinary call).
+const is64 = unsafe.Sizeof(uintptr(0)) == 8
+
 // nonblocking reports whether f's descriptor is non-blocking.
 func nonblocking(f *os.File) bool {
 	rc, err := f.SyscallConn()
@@ -94,7 +99,7 @@ func write(rc syscall.RawConn, p []byte) (n int, err error) {
 // From the page cache it is one raw preadv2 with RWF_NOWAIT; whatever would
 // wait for the disk (or a kernel without RWF_NOWAIT) takes the ordinary call.
 func ReadAt(f *os.File, p []byte, off int64) (int, error) {
-	if len(p) == 0 || off < 0 {
+	if len(p) == 0 || off < 0 || !is64 {
 		return f.ReadAt(p, off)
 	}
 	var n int
@@ -135,7 +140,7 @@ var rawWritesFrom atomic.Int64
 // WriteAt writes all of p to the regular file f at off, as f.WriteAt does.
 // See the package comment for when it is a raw call and what that risks.
 func WriteAt(f *os.File, p []byte, off int64) (int, error) {
-	if len(p) == 0 || len(p) > maxRawWrite || off < 0 || !rawWritesOn() {
+	if len(p) == 0 || len(p) > maxRawWrite || off < 0 || !is64 || !rawWritesOn() {
 		return f.WriteAt(p, off)
 	}
 	var n int
